@@ -1,0 +1,21 @@
+//! The common crate of the Watchkeeper functions.
+//!
+//! Each module is one concern, used by at least two functions:
+//! - [`config`]: typed configuration from environment variables, validated at init.
+//! - [`aws`]: the one `SdkConfig` every client is built from.
+//! - [`notify`]: notifications and their channels (SNS, SES email, chat webhook), sent once per key.
+//! - [`state`]: JSON documents and claims in S3 with conditional writes.
+//! - [`secret`]: a redacting wrapper for passwords, tokens and URLs with credentials.
+//! - [`telemetry`]: JSON logs and CloudWatch EMF metrics.
+//! - [`error`]: errors that say whether a retry could help.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod notify;
+pub mod secret;
+pub mod state;
+pub mod telemetry;
+
+#[cfg(feature = "testing")]
+pub mod testing;

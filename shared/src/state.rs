@@ -1,0 +1,354 @@
+//! Small JSON documents in S3, written with conditional requests.
+//!
+//! Two uses, one mechanism:
+//! - **Claims** make work happen once: `claim(key)` creates `<namespace>/claims/<key>` with
+//!   `If-None-Match: *`; S3 lets exactly one concurrent writer win. The winner does the work, then
+//!   `complete`s the claim (kept, so later duplicates see it) or `release`s it on failure (deleted,
+//!   so the retry can claim again). A claim left pending by a crash or a timeout can be taken over
+//!   once its lease has run out, so nothing is lost.
+//! - **Documents** carry state between runs (`<namespace>/docs/<key>`): `load` returns the ETag,
+//!   `update` writes with `If-Match: <etag>`, and a concurrent writer makes it fail with
+//!   [`StateError::Conflict`], so the caller re-reads and re-applies ([`StateStore::modify`] does
+//!   that loop).
+//!
+//! Keys are namespaced per function, so one bucket serves the suite, and claims sit under one
+//! prefix a lifecycle rule can expire.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::{AwsError, Retryable};
+
+/// How long a pending claim protects its holder. Past it, the holder is presumed dead (a Lambda
+/// runs 15 minutes at most) and a retry may take the claim over.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// How often [`StateStore::modify`] re-reads and re-applies after a conflict before giving up.
+pub const MODIFY_ATTEMPTS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Another writer changed the document (or claimed the key) since it was read.
+    #[error("state {key}: changed by a concurrent writer")]
+    Conflict { key: String },
+    #[error("state {key}: stored document is not valid: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("state key {key:?} is not usable: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("state {key}: {source}")]
+    Aws { key: String, source: AwsError },
+}
+
+impl Retryable for StateError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            StateError::Conflict { .. } => true,
+            StateError::Corrupt { .. } | StateError::InvalidKey { .. } => false,
+            StateError::Aws { source, .. } => source.is_retryable(),
+        }
+    }
+}
+
+/// The outcome of [`StateStore::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller holds the claim and must `complete` or `release` it.
+    Claimed,
+    /// Someone else holds it or has already done the work.
+    AlreadyClaimed,
+}
+
+/// A document and the ETag it was read with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub etag: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ClaimRecord {
+    claimed_at: DateTime<Utc>,
+    done: bool,
+}
+
+/// The S3-backed store of one function.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    s3: Client,
+    bucket: String,
+    namespace: String,
+}
+
+enum Precondition<'a> {
+    Absent,
+    Matches(&'a str),
+    None,
+}
+
+impl StateStore {
+    /// `namespace` is the function's name; every key lives below it.
+    pub fn new(s3: Client, bucket: impl Into<String>, namespace: impl Into<String>) -> Self {
+        Self { s3, bucket: bucket.into(), namespace: namespace.into() }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Claims `key` so that exactly one caller does the work it stands for.
+    pub async fn claim(&self, key: &str) -> Result<Claim, StateError> {
+        let object = self.object_key("claims", key)?;
+        let fresh = ClaimRecord { claimed_at: Utc::now(), done: false };
+        match self.put(&object, &fresh, Precondition::Absent).await {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(StateError::Conflict { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        // Someone holds it. Take it over only if it is pending and its lease ran out.
+        let Some(existing) = self.get::<ClaimRecord>(&object).await? else {
+            // Released between our write and our read: try once more from the start.
+            return match self.put(&object, &fresh, Precondition::Absent).await {
+                Ok(_) => Ok(Claim::Claimed),
+                Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
+                Err(other) => Err(other),
+            };
+        };
+        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
+        let expired = !existing.value.done && existing.value.claimed_at + lease < Utc::now();
+        if !expired {
+            return Ok(Claim::AlreadyClaimed);
+        }
+        tracing::warn!(key, claimed_at = %existing.value.claimed_at, "taking over an expired claim");
+        match self.put(&object, &fresh, Precondition::Matches(&existing.etag)).await {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Marks a claim as done: later claims of the key answer `AlreadyClaimed` for good.
+    pub async fn complete(&self, key: &str) -> Result<(), StateError> {
+        let object = self.object_key("claims", key)?;
+        let record = ClaimRecord { claimed_at: Utc::now(), done: true };
+        self.put(&object, &record, Precondition::None).await.map(|_| ())
+    }
+
+    /// Gives a claim up so that a retry can claim it again. Releasing an absent claim is fine.
+    pub async fn release(&self, key: &str) -> Result<(), StateError> {
+        let object = self.object_key("claims", key)?;
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&object)
+            .send()
+            .await
+            .map_err(|e| aws_error(&object, AwsError::from_sdk("s3:DeleteObject", &e)))?;
+        Ok(())
+    }
+
+    /// The document at `key` with its ETag, or `None` if there is none yet.
+    pub async fn load<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, StateError> {
+        let object = self.object_key("docs", key)?;
+        self.get(&object).await
+    }
+
+    /// Writes a new document; [`StateError::Conflict`] if one exists. Returns the new ETag.
+    pub async fn create<T: Serialize>(&self, key: &str, value: &T) -> Result<String, StateError> {
+        let object = self.object_key("docs", key)?;
+        self.put(&object, value, Precondition::Absent).await
+    }
+
+    /// Replaces the document read with `etag`; [`StateError::Conflict`] if it changed (or was
+    /// deleted) since. Returns the new ETag.
+    pub async fn update<T: Serialize>(&self, key: &str, etag: &str, value: &T) -> Result<String, StateError> {
+        let object = self.object_key("docs", key)?;
+        self.put(&object, value, Precondition::Matches(etag)).await
+    }
+
+    /// Read-modify-write with optimistic concurrency: `change` gets the current document (or
+    /// `None`) and returns the new one; on a conflict the document is re-read and `change` runs
+    /// again, so concurrent writers never lose each other's updates.
+    pub async fn modify<T, F>(&self, key: &str, mut change: F) -> Result<T, StateError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        for attempt in 1..=MODIFY_ATTEMPTS {
+            let current = self.load::<T>(key).await?;
+            let (etag, value) = match current {
+                Some(Versioned { value, etag }) => (Some(etag), Some(value)),
+                None => (None, None),
+            };
+            let next = change(value);
+            let written = match &etag {
+                Some(etag) => self.update(key, etag, &next).await,
+                None => self.create(key, &next).await,
+            };
+            match written {
+                Ok(_) => return Ok(next),
+                Err(StateError::Conflict { .. }) if attempt < MODIFY_ATTEMPTS => {
+                    tracing::debug!(key, attempt, "state conflict, re-reading");
+                    // Spread competing writers apart a little.
+                    tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StateError::Conflict { key: key.to_string() })
+    }
+
+    fn object_key(&self, kind: &str, key: &str) -> Result<String, StateError> {
+        validate_key(key)?;
+        Ok(format!("{}/{kind}/{key}", self.namespace))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, object: &str) -> Result<Option<Versioned<T>>, StateError> {
+        let answer = self.s3.get_object().bucket(&self.bucket).key(object).send().await;
+        let output = match answer {
+            Ok(output) => output,
+            Err(err) => {
+                let err = AwsError::from_sdk("s3:GetObject", &err);
+                return if err.is_code("NoSuchKey") || err.status == Some(404) {
+                    Ok(None)
+                } else {
+                    Err(aws_error(object, err))
+                };
+            }
+        };
+        let etag = output.e_tag().unwrap_or_default().to_string();
+        let bytes = output.body.collect().await.map_err(|_| StateError::Aws {
+            key: object.to_string(),
+            source: AwsError {
+                operation: "s3:GetObject",
+                code: "ResponseError".into(),
+                message: "body could not be read".into(),
+                status: None,
+                retryable: true,
+            },
+        })?;
+        let value = serde_json::from_slice(&bytes.into_bytes())
+            .map_err(|e| StateError::Corrupt { key: object.to_string(), reason: e.to_string() })?;
+        Ok(Some(Versioned { value, etag }))
+    }
+
+    async fn put<T: Serialize>(&self, object: &str, value: &T, condition: Precondition<'_>) -> Result<String, StateError> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| StateError::Corrupt { key: object.to_string(), reason: e.to_string() })?;
+        let mut request = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        request = match condition {
+            Precondition::Absent => request.if_none_match("*"),
+            Precondition::Matches(etag) => request.if_match(etag),
+            Precondition::None => request,
+        };
+        match request.send().await {
+            Ok(output) => Ok(output.e_tag().unwrap_or_default().to_string()),
+            Err(err) => {
+                let err = AwsError::from_sdk("s3:PutObject", &err);
+                // 412: the precondition failed. 409: another conditional write to the key is in
+                // flight. 404 on If-Match: the document was deleted since it was read.
+                let lost_race = matches!(err.status, Some(412 | 409))
+                    || err.is_code("PreconditionFailed")
+                    || err.is_code("ConditionalRequestConflict")
+                    || (matches!(condition, Precondition::Matches(_)) && err.status == Some(404));
+                if lost_race {
+                    Err(StateError::Conflict { key: object.to_string() })
+                } else {
+                    Err(aws_error(object, err))
+                }
+            }
+        }
+    }
+}
+
+fn aws_error(object: &str, source: AwsError) -> StateError {
+    StateError::Aws { key: object.to_string(), source }
+}
+
+/// Keys are built from event ids, names and timestamps; anything else is a bug or an attack.
+fn validate_key(key: &str) -> Result<(), StateError> {
+    let invalid = |reason| Err(StateError::InvalidKey { key: key.chars().take(80).collect(), reason });
+    if key.is_empty() {
+        return invalid("empty");
+    }
+    if key.len() > 512 {
+        return invalid("longer than 512 bytes");
+    }
+    if key.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        return invalid("empty, '.' or '..' path segment");
+    }
+    if !key.bytes().all(is_key_byte) {
+        return invalid("only letters, digits and - _ . = + / are allowed");
+    }
+    Ok(())
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+' | b'/')
+}
+
+/// Turns any text (an event id, an ARN, a service name) into one safe key segment: unsafe bytes
+/// become `-`, and long inputs are cut and suffixed with a hash of the whole so that distinct
+/// inputs stay distinct.
+pub fn key_segment(raw: &str) -> String {
+    const MAX: usize = 120;
+    let mut safe: String = raw
+        .bytes()
+        .map(|b| if is_key_byte(b) && b != b'/' { b as char } else { '-' })
+        .collect();
+    if safe.is_empty() || safe == "." || safe == ".." {
+        safe = format!("k{safe}");
+    }
+    let changed = safe.len() != raw.len() || safe.as_bytes() != raw.as_bytes();
+    if safe.len() > MAX || changed {
+        safe.truncate(MAX.min(safe.len()));
+        safe.push('-');
+        safe.push_str(&format!("{:016x}", fnv1a(raw.as_bytes())));
+    }
+    safe
+}
+
+/// FNV-1a: a stable, dependency-free hash, good enough to keep sanitized keys apart.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(validate_key("events/abc-123").is_ok());
+        for bad in ["", "a//b", "../x", "a b", "x/./y", &"k".repeat(600)] {
+            assert!(validate_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn segments_keep_plain_ids_and_separate_the_rest() {
+        assert_eq!(key_segment("0f3a-12_b.c"), "0f3a-12_b.c");
+        let a = key_segment("arn:aws:ecs:us-east-1:1:service/c/a");
+        let b = key_segment("arn:aws:ecs:us-east-1:1:service/c-a");
+        assert_ne!(a, b);
+        assert!(validate_key(&a).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_makes_a_valid_segment(raw in ".{0,400}") {
+            let segment = key_segment(&raw);
+            prop_assert!(validate_key(&segment).is_ok(), "{segment}");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Structured JSON logs and CloudWatch Embedded Metric Format (EMF) lines.
+//!
+//! Logs: one JSON object per line on stdout, fields at the top level, and the Lambda request id
+//! from the span `lambda_runtime` opens around each invocation. Level from `AWS_LAMBDA_LOG_LEVEL`
+//! (set by Lambda's advanced logging controls) or `RUST_LOG`, default `info`.
+//!
+//! Metrics: CloudWatch turns any stdout line shaped as EMF into metrics, with no API call and no
+//! extra permission. A [`Metrics`] set is rendered as one such line per invocation.
+
+use std::io::Write;
+
+use serde_json::{Map, Value, json};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON log subscriber. Call once, first thing in `main`.
+pub fn init_logging() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_string())
+        .to_ascii_lowercase();
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // try_init: a second call (several tests in one process) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+/// A CloudWatch unit for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Percent,
+    None,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Percent => "Percent",
+            Unit::None => "None",
+        }
+    }
+}
+
+/// The metrics of one invocation, in one namespace, with one set of dimensions.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    namespace: String,
+    dimensions: Vec<(String, String)>,
+    values: Vec<(String, Unit, Vec<f64>)>,
+}
+
+/// EMF accepts at most 100 values per metric in one line.
+const MAX_VALUES_PER_METRIC: usize = 100;
+
+impl Metrics {
+    /// `Watchkeeper` namespace with a `Function` dimension.
+    pub fn for_function(function: &str) -> Self {
+        Self::new("Watchkeeper").dimension("Function", function)
+    }
+
+    pub fn new(namespace: &str) -> Self {
+        Self { namespace: namespace.to_string(), dimensions: Vec::new(), values: Vec::new() }
+    }
+
+    pub fn dimension(mut self, name: &str, value: &str) -> Self {
+        self.dimensions.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Records one value; several values of one metric become a distribution in CloudWatch.
+    pub fn record(&mut self, name: &str, unit: Unit, value: f64) {
+        match self.values.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, _, values)) => values.push(value),
+            None => self.values.push((name.to_string(), unit, vec![value])),
+        }
+    }
+
+    pub fn count(&mut self, name: &str, value: u64) {
+        self.record(name, Unit::Count, value as f64);
+    }
+
+    pub fn millis(&mut self, name: &str, value: f64) {
+        self.record(name, Unit::Milliseconds, value);
+    }
+
+    /// The EMF line, timestamped `now_ms` (milliseconds since the epoch). Metrics with more values
+    /// than EMF allows keep a representative spread: every n-th value.
+    pub fn render(&self, now_ms: i64) -> String {
+        let mut root = Map::new();
+        let definitions: Vec<Value> = self
+            .values
+            .iter()
+            .map(|(name, unit, _)| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
+        let dimension_names: Vec<&str> = self.dimensions.iter().map(|(n, _)| n.as_str()).collect();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": now_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": self.namespace,
+                    "Dimensions": [dimension_names],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        for (name, value) in &self.dimensions {
+            root.insert(name.clone(), Value::String(value.clone()));
+        }
+        for (name, _, values) in &self.values {
+            let value = match values.as_slice() {
+                [single] => json!(single),
+                many => {
+                    let step = many.len().div_ceil(MAX_VALUES_PER_METRIC);
+                    Value::Array(many.iter().step_by(step).map(|v| json!(v)).collect())
+                }
+            };
+            root.insert(name.clone(), value);
+        }
+        Value::Object(root).to_string()
+    }
+
+    /// Prints the EMF line to stdout, where the Lambda log agent picks it up.
+    pub fn emit(&self) {
+        if self.values.is_empty() {
+            return;
+        }
+        let line = self.render(chrono::Utc::now().timestamp_millis());
+        let mut out = std::io::stdout().lock();
+        // A metric line that cannot be written is not worth failing an invocation for.
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_valid_emf() {
+        let mut m = Metrics::for_function("health-sweeper");
+        m.count("Healthy", 2);
+        m.millis("ProbeLatency", 1.5);
+        m.millis("ProbeLatency", 2.5);
+        let line: Value = serde_json::from_str(&m.render(1_700_000_000_000)).unwrap();
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Watchkeeper");
+        assert_eq!(directive["Dimensions"], json!([["Function"]]));
+        assert_eq!(directive["Metrics"][0], json!({"Name": "Healthy", "Unit": "Count"}));
+        assert_eq!(directive["Metrics"][1], json!({"Name": "ProbeLatency", "Unit": "Milliseconds"}));
+        assert_eq!(line["Function"], "health-sweeper");
+        assert_eq!(line["Healthy"], json!(2.0));
+        assert_eq!(line["ProbeLatency"], json!([1.5, 2.5]));
+    }
+
+    #[test]
+    fn caps_values_per_metric() {
+        let mut m = Metrics::new("X");
+        for i in 0..1000 {
+            m.millis("Latency", i as f64);
+        }
+        let line: Value = serde_json::from_str(&m.render(0)).unwrap();
+        assert!(line["Latency"].as_array().unwrap().len() <= MAX_VALUES_PER_METRIC);
+    }
+}

@@ -1,0 +1,29 @@
+//! The test harness: real stand-ins for what the functions talk to, started per test on free
+//! loopback ports and stopped when dropped.
+//!
+//! - [`moto::Moto`]: the AWS emulator (moto in server mode), reached through `AWS_ENDPOINT_URL`.
+//! - [`postgres::Postgres`], [`mariadb::MariaDb`]: throwaway database servers with password auth.
+//! - [`lambda::LambdaRuntime`]: a built function binary served by the Lambda Runtime API emulator
+//!   of cargo-lambda, invoked with fixtures from `events/`.
+//! - [`http::HttpServer`]: loopback HTTP servers that answer, fail, hang, or record what they got.
+//!
+//! Nothing here talks to any address outside 127.0.0.0/8. Tools that are missing give an error
+//! saying what to install (`bash tests/setup.sh` installs all of them), never a hang.
+
+pub mod http;
+pub mod lambda;
+pub mod mail;
+pub mod mariadb;
+pub mod moto;
+pub mod paths;
+pub mod postgres;
+pub mod process;
+
+/// Harness failures are reported, not handled: a boxed error with a readable message.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Builds a harness error from a message.
+pub fn fail<T>(message: impl Into<String>) -> Result<T> {
+    Err(message.into().into())
+}

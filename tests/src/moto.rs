@@ -1,0 +1,185 @@
+//! The AWS emulator: moto in server mode on a free loopback port, one per test (moto keeps all
+//! state in its process, so tests that share nothing can run in parallel).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use crate::mail::SentEmail;
+use crate::paths::{cached_tool, free_port};
+use crate::process::{spawn_logged, tail, wait_for_port};
+use crate::{Result, fail};
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
+
+pub struct Moto {
+    endpoint: String,
+    http: reqwest::Client,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+    _child: Child,
+}
+
+impl Moto {
+    /// Starts moto and waits until it answers. Fails with a clear message if moto is not installed.
+    pub async fn start() -> Result<Self> {
+        let server = cached_tool("venv-moto/bin/moto_server", "moto (PyPI moto[server])")?;
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("moto.log");
+        let mut last_error = None;
+        // The free port can be taken between the check and moto's bind; try a few.
+        for _ in 0..3 {
+            let port = free_port()?;
+            let mut command = Command::new(&server);
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            let mut child = spawn_logged(command, &log)?;
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            match wait_for_port(addr, &mut child, Duration::from_secs(60), "moto_server", &log).await {
+                Ok(()) => {
+                    let moto = Self {
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        http: reqwest::Client::new(),
+                        log,
+                        _dir: dir,
+                        _child: child,
+                    };
+                    return Ok(moto);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| "moto did not start".into()))
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The environment a function needs to use this emulator: endpoint, region, fake keys, no SDK
+    /// retries (a failure should show at once), and no instance metadata look-ups.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_MAX_ATTEMPTS", "1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// An SDK config pointing at this emulator, for seeding resources and reading results.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_sns::config::Credentials::new("testing", "testing", None, None, "harness"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await
+    }
+
+    /// An S3 client (path-style, as the functions use against an emulator).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        watchkeeper_shared::aws::s3_client(&self.sdk_config().await)
+    }
+
+    /// Every email the emulator accepted, decoded.
+    pub async fn sent_emails(&self) -> Result<Vec<SentEmail>> {
+        let data = self.model_data().await?;
+        let mut emails = Vec::new();
+        let ses = &data["ses"];
+        for raw in ses["RawMessage"].as_array().into_iter().flatten() {
+            let text = raw["raw_data"].as_str().unwrap_or_default();
+            emails.push(SentEmail::from_mime(text)?);
+        }
+        for simple in ses["Message"].as_array().into_iter().flatten() {
+            emails.push(SentEmail::from_simple(simple));
+        }
+        Ok(emails)
+    }
+
+    /// moto's whole model state (`/moto-api/data.json`).
+    pub async fn model_data(&self) -> Result<Value> {
+        let answer = self.http.get(format!("{}/moto-api/data.json", self.endpoint)).send().await?;
+        if !answer.status().is_success() {
+            return fail(format!("moto data.json answered {}: {}", answer.status(), tail(&self.log)));
+        }
+        Ok(serde_json::from_slice(&answer.bytes().await?)?)
+    }
+
+    /// Posts to a moto control endpoint (`/moto-api/...`).
+    pub async fn control(&self, path: &str, body: &Value) -> Result<()> {
+        let answer = self.http.post(format!("{}{path}", self.endpoint)).header("content-type", "application/json").body(body.to_string()).send().await?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            fail(format!("moto {path} answered {}", answer.status()))
+        }
+    }
+
+    /// Creates an SQS queue subscribed to `topic_arn` and returns its URL; messages arrive in the
+    /// SNS JSON envelope (subject, message, attributes), as an email/HTTP subscriber sees them.
+    pub async fn subscribe_queue(&self, topic_arn: &str, name: &str) -> Result<String> {
+        let config = self.sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let sns = aws_sdk_sns::Client::new(&config);
+        let url = sqs.create_queue().queue_name(name).send().await?.queue_url.unwrap_or_default();
+        let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
+        sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(arn).send().await?;
+        Ok(url)
+    }
+
+    /// Drains a subscribed queue: the SNS envelopes delivered so far.
+    pub async fn received_notifications(&self, queue_url: &str) -> Result<Vec<SnsEnvelope>> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let mut out = Vec::new();
+        loop {
+            let batch = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await?;
+            let messages = batch.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(out);
+            }
+            for message in messages {
+                let body: Value = serde_json::from_str(message.body().unwrap_or("{}"))?;
+                out.push(SnsEnvelope::from_json(&body));
+                if let Some(handle) = message.receipt_handle() {
+                    sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await?;
+                }
+            }
+        }
+    }
+}
+
+/// An SNS message as a subscriber receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnsEnvelope {
+    pub subject: String,
+    pub message: String,
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl SnsEnvelope {
+    fn from_json(body: &Value) -> Self {
+        let attributes = body["MessageAttributes"]
+            .as_object()
+            .map(|attrs| {
+                attrs.iter().map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_string())).collect()
+            })
+            .unwrap_or_default();
+        Self {
+            subject: body["Subject"].as_str().unwrap_or_default().to_string(),
+            message: body["Message"].as_str().unwrap_or_default().to_string(),
+            attributes,
+        }
+    }
+}

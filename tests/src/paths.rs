@@ -1,0 +1,92 @@
+//! Where things are: the workspace, the tool cache, built binaries, fixtures; and free ports.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use crate::{Result, fail};
+
+/// The workspace root (the folder with the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The cache folder holding the Python tool environments: `WATCHKEEPER_CACHE`, or `.cache` in
+/// the workspace (git-ignored).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("WATCHKEEPER_CACHE").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".cache"))
+}
+
+/// A tool installed by `tests/setup.sh` into the cache, or a clear error saying so.
+pub fn cached_tool(relative: &str, what: &str) -> Result<PathBuf> {
+    let path = cache_dir().join(relative);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        fail(format!(
+            "{what} is not installed (looked for {}). Run `bash tests/setup.sh` to install it, \
+             or set WATCHKEEPER_CACHE to the folder where it was installed.",
+            path.display()
+        ))
+    }
+}
+
+/// A system program from the first of `candidates` that exists, or a clear error naming the
+/// Debian package to install.
+pub fn system_tool(candidates: &[&str], package: &str) -> Result<PathBuf> {
+    for candidate in candidates {
+        let path = Path::new(candidate);
+        if path.is_absolute() {
+            if path.is_file() {
+                return Ok(path.to_path_buf());
+            }
+        } else if let Some(found) = find_on_path(candidate) {
+            return Ok(found);
+        }
+    }
+    fail(format!(
+        "{} not found. Install it with `apt-get install -y {package}` (or run `bash tests/setup.sh`).",
+        candidates.join(" / ")
+    ))
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
+        .unwrap_or(None)
+}
+
+/// The target folder cargo builds into: `CARGO_TARGET_DIR`, or `target` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// A function binary built by `cargo build --workspace --bins` (the test and demo scripts do it
+/// before anything runs; a test run holds cargo's build lock, so it cannot build by itself).
+pub fn function_binary(name: &str) -> Result<PathBuf> {
+    let path = target_dir().join("debug").join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        fail(format!(
+            "function binary {} is not built. Run `cargo build --workspace --bins` first (tests/test.sh does).",
+            path.display()
+        ))
+    }
+}
+
+/// A fixture from `events/`.
+pub fn event_path(name: &str) -> PathBuf {
+    workspace_root().join("events").join(name)
+}
+
+pub fn read_event(name: &str) -> Result<serde_json::Value> {
+    let path = event_path(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
