@@ -14,6 +14,7 @@
 //! Keys are namespaced per function, so one bucket serves the suite, and claims sit under one
 //! prefix a lifecycle rule can expire.
 
+use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -89,6 +90,63 @@ enum Precondition<'a> {
     None,
 }
 
+/// The port functions keep state through. [`StateStore`] is the S3 implementation; the
+/// `testing` feature has an in-memory one with the same semantics for unit tests.
+pub trait Store: Send + Sync {
+    /// Claims `key` so that exactly one caller does the work it stands for.
+    fn claim(&self, key: &str) -> impl Future<Output = Result<Claim, StateError>> + Send;
+
+    /// Marks a claim as done: later claims of the key answer `AlreadyClaimed` for good.
+    fn complete(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    /// Gives a claim up so that a retry can claim it again. Releasing an absent claim is fine.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    /// The document at `key` with its ETag, or `None` if there is none yet.
+    fn load<T: DeserializeOwned + Send>(&self, key: &str) -> impl Future<Output = Result<Option<Versioned<T>>, StateError>> + Send;
+
+    /// Writes a new document; [`StateError::Conflict`] if one exists. Returns the new ETag.
+    fn create<T: Serialize + Sync>(&self, key: &str, value: &T) -> impl Future<Output = Result<String, StateError>> + Send;
+
+    /// Replaces the document read with `etag`; [`StateError::Conflict`] if it changed (or was
+    /// deleted) since. Returns the new ETag.
+    fn update<T: Serialize + Sync>(&self, key: &str, etag: &str, value: &T) -> impl Future<Output = Result<String, StateError>> + Send;
+
+    /// Read-modify-write with optimistic concurrency: `change` gets the current document (or
+    /// `None`) and returns the new one; on a conflict the document is re-read and `change` runs
+    /// again, so concurrent writers never lose each other's updates.
+    fn modify<T, F>(&self, key: &str, mut change: F) -> impl Future<Output = Result<T, StateError>> + Send
+    where
+        T: Serialize + DeserializeOwned + Send + Sync,
+        F: FnMut(Option<T>) -> T + Send,
+    {
+        async move {
+            for attempt in 1..=MODIFY_ATTEMPTS {
+                let current = self.load::<T>(key).await?;
+                let (etag, value) = match current {
+                    Some(Versioned { value, etag }) => (Some(etag), Some(value)),
+                    None => (None, None),
+                };
+                let next = change(value);
+                let written = match &etag {
+                    Some(etag) => self.update(key, etag, &next).await,
+                    None => self.create(key, &next).await,
+                };
+                match written {
+                    Ok(_) => return Ok(next),
+                    Err(StateError::Conflict { .. }) if attempt < MODIFY_ATTEMPTS => {
+                        tracing::debug!(key, attempt, "state conflict, re-reading");
+                        // Spread competing writers apart a little.
+                        tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            Err(StateError::Conflict { key: key.to_string() })
+        }
+    }
+}
+
 impl StateStore {
     /// `namespace` is the function's name; every key lives below it.
     pub fn new(s3: Client, bucket: impl Into<String>, namespace: impl Into<String>) -> Self {
@@ -98,109 +156,6 @@ impl StateStore {
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
-
-    /// Claims `key` so that exactly one caller does the work it stands for.
-    pub async fn claim(&self, key: &str) -> Result<Claim, StateError> {
-        let object = self.object_key("claims", key)?;
-        let fresh = ClaimRecord { claimed_at: Utc::now(), done: false };
-        match self.put(&object, &fresh, Precondition::Absent).await {
-            Ok(_) => return Ok(Claim::Claimed),
-            Err(StateError::Conflict { .. }) => {}
-            Err(other) => return Err(other),
-        }
-        // Someone holds it. Take it over only if it is pending and its lease ran out.
-        let Some(existing) = self.get::<ClaimRecord>(&object).await? else {
-            // Released between our write and our read: try once more from the start.
-            return match self.put(&object, &fresh, Precondition::Absent).await {
-                Ok(_) => Ok(Claim::Claimed),
-                Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
-                Err(other) => Err(other),
-            };
-        };
-        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
-        let expired = !existing.value.done && existing.value.claimed_at + lease < Utc::now();
-        if !expired {
-            return Ok(Claim::AlreadyClaimed);
-        }
-        tracing::warn!(key, claimed_at = %existing.value.claimed_at, "taking over an expired claim");
-        match self.put(&object, &fresh, Precondition::Matches(&existing.etag)).await {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Marks a claim as done: later claims of the key answer `AlreadyClaimed` for good.
-    pub async fn complete(&self, key: &str) -> Result<(), StateError> {
-        let object = self.object_key("claims", key)?;
-        let record = ClaimRecord { claimed_at: Utc::now(), done: true };
-        self.put(&object, &record, Precondition::None).await.map(|_| ())
-    }
-
-    /// Gives a claim up so that a retry can claim it again. Releasing an absent claim is fine.
-    pub async fn release(&self, key: &str) -> Result<(), StateError> {
-        let object = self.object_key("claims", key)?;
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&object)
-            .send()
-            .await
-            .map_err(|e| aws_error(&object, AwsError::from_sdk("s3:DeleteObject", &e)))?;
-        Ok(())
-    }
-
-    /// The document at `key` with its ETag, or `None` if there is none yet.
-    pub async fn load<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, StateError> {
-        let object = self.object_key("docs", key)?;
-        self.get(&object).await
-    }
-
-    /// Writes a new document; [`StateError::Conflict`] if one exists. Returns the new ETag.
-    pub async fn create<T: Serialize>(&self, key: &str, value: &T) -> Result<String, StateError> {
-        let object = self.object_key("docs", key)?;
-        self.put(&object, value, Precondition::Absent).await
-    }
-
-    /// Replaces the document read with `etag`; [`StateError::Conflict`] if it changed (or was
-    /// deleted) since. Returns the new ETag.
-    pub async fn update<T: Serialize>(&self, key: &str, etag: &str, value: &T) -> Result<String, StateError> {
-        let object = self.object_key("docs", key)?;
-        self.put(&object, value, Precondition::Matches(etag)).await
-    }
-
-    /// Read-modify-write with optimistic concurrency: `change` gets the current document (or
-    /// `None`) and returns the new one; on a conflict the document is re-read and `change` runs
-    /// again, so concurrent writers never lose each other's updates.
-    pub async fn modify<T, F>(&self, key: &str, mut change: F) -> Result<T, StateError>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnMut(Option<T>) -> T,
-    {
-        for attempt in 1..=MODIFY_ATTEMPTS {
-            let current = self.load::<T>(key).await?;
-            let (etag, value) = match current {
-                Some(Versioned { value, etag }) => (Some(etag), Some(value)),
-                None => (None, None),
-            };
-            let next = change(value);
-            let written = match &etag {
-                Some(etag) => self.update(key, etag, &next).await,
-                None => self.create(key, &next).await,
-            };
-            match written {
-                Ok(_) => return Ok(next),
-                Err(StateError::Conflict { .. }) if attempt < MODIFY_ATTEMPTS => {
-                    tracing::debug!(key, attempt, "state conflict, re-reading");
-                    // Spread competing writers apart a little.
-                    tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        Err(StateError::Conflict { key: key.to_string() })
-    }
-
     fn object_key(&self, kind: &str, key: &str) -> Result<String, StateError> {
         validate_key(key)?;
         Ok(format!("{}/{kind}/{key}", self.namespace))
@@ -270,12 +225,85 @@ impl StateStore {
     }
 }
 
+
+impl Store for StateStore {
+    /// Claims `key` so that exactly one caller does the work it stands for.
+    async fn claim(&self, key: &str) -> Result<Claim, StateError> {
+        let object = self.object_key("claims", key)?;
+        let fresh = ClaimRecord { claimed_at: Utc::now(), done: false };
+        match self.put(&object, &fresh, Precondition::Absent).await {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(StateError::Conflict { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        // Someone holds it. Take it over only if it is pending and its lease ran out.
+        let Some(existing) = self.get::<ClaimRecord>(&object).await? else {
+            // Released between our write and our read: try once more from the start.
+            return match self.put(&object, &fresh, Precondition::Absent).await {
+                Ok(_) => Ok(Claim::Claimed),
+                Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
+                Err(other) => Err(other),
+            };
+        };
+        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
+        let expired = !existing.value.done && existing.value.claimed_at + lease < Utc::now();
+        if !expired {
+            return Ok(Claim::AlreadyClaimed);
+        }
+        tracing::warn!(key, claimed_at = %existing.value.claimed_at, "taking over an expired claim");
+        match self.put(&object, &fresh, Precondition::Matches(&existing.etag)).await {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Marks a claim as done: later claims of the key answer `AlreadyClaimed` for good.
+    async fn complete(&self, key: &str) -> Result<(), StateError> {
+        let object = self.object_key("claims", key)?;
+        let record = ClaimRecord { claimed_at: Utc::now(), done: true };
+        self.put(&object, &record, Precondition::None).await.map(|_| ())
+    }
+
+    /// Gives a claim up so that a retry can claim it again. Releasing an absent claim is fine.
+    async fn release(&self, key: &str) -> Result<(), StateError> {
+        let object = self.object_key("claims", key)?;
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&object)
+            .send()
+            .await
+            .map_err(|e| aws_error(&object, AwsError::from_sdk("s3:DeleteObject", &e)))?;
+        Ok(())
+    }
+
+    /// The document at `key` with its ETag, or `None` if there is none yet.
+    async fn load<T: DeserializeOwned + Send>(&self, key: &str) -> Result<Option<Versioned<T>>, StateError> {
+        let object = self.object_key("docs", key)?;
+        self.get(&object).await
+    }
+
+    /// Writes a new document; [`StateError::Conflict`] if one exists. Returns the new ETag.
+    async fn create<T: Serialize + Sync>(&self, key: &str, value: &T) -> Result<String, StateError> {
+        let object = self.object_key("docs", key)?;
+        self.put(&object, value, Precondition::Absent).await
+    }
+
+    /// Replaces the document read with `etag`; [`StateError::Conflict`] if it changed (or was
+    /// deleted) since. Returns the new ETag.
+    async fn update<T: Serialize + Sync>(&self, key: &str, etag: &str, value: &T) -> Result<String, StateError> {
+        let object = self.object_key("docs", key)?;
+        self.put(&object, value, Precondition::Matches(etag)).await
+    }
+}
+
 fn aws_error(object: &str, source: AwsError) -> StateError {
     StateError::Aws { key: object.to_string(), source }
 }
 
 /// Keys are built from event ids, names and timestamps; anything else is a bug or an attack.
-fn validate_key(key: &str) -> Result<(), StateError> {
+pub(crate) fn validate_key(key: &str) -> Result<(), StateError> {
     let invalid = |reason| Err(StateError::InvalidKey { key: key.chars().take(80).collect(), reason });
     if key.is_empty() {
         return invalid("empty");

@@ -24,7 +24,7 @@ use aws_config::SdkConfig;
 
 use crate::config::{ConfigError, Vars};
 use crate::error::{AwsError, Retryable};
-use crate::state::{Claim, StateError, StateStore, key_segment};
+use crate::state::{Claim, StateError, StateStore, Store, key_segment};
 
 mod email;
 mod sns;
@@ -396,15 +396,22 @@ impl Channel {
 
 /// Sends to every configured channel, once per key and channel.
 #[derive(Debug, Clone)]
-pub struct Notifier {
+pub struct Notifier<S = StateStore> {
     channels: Vec<Channel>,
-    claims: StateStore,
+    claims: S,
 }
 
-impl Notifier {
-    pub fn new(channels: Vec<Channel>, claims: StateStore) -> Self {
+impl<S: Store> Notifier<S> {
+    pub fn new(channels: Vec<Channel>, claims: S) -> Self {
         Self { channels, claims }
     }
+
+    pub fn channel_names(&self) -> Vec<&'static str> {
+        self.channels.iter().map(Channel::name).collect()
+    }
+}
+
+impl Notifier<StateStore> {
 
     /// Builds the configured channels from one SDK config; reads the webhook URL once, here.
     pub async fn connect(config: &NotifyConfig, sdk: &SdkConfig, claims: StateStore) -> Result<Self, NotifyError> {
@@ -421,13 +428,9 @@ impl Notifier {
         }
         Ok(Self::new(channels, claims))
     }
-
-    pub fn channel_names(&self) -> Vec<&'static str> {
-        self.channels.iter().map(Channel::name).collect()
-    }
 }
 
-impl Notify for Notifier {
+impl<S: Store> Notify for Notifier<S> {
     async fn send_once(&self, key: &str, notification: &Notification) -> Result<Delivery, NotifyError> {
         let mut delivery = Delivery::default();
         let mut failures = Vec::new();

@@ -1,0 +1,32 @@
+//! Lambda entry point: configuration, clients and keys once at init; then one handler call per
+//! event.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::notify::Notifier;
+use watchkeeper_shared::state::StateStore;
+use watchkeeper_shared::{aws, telemetry};
+
+use deploy_notifier::config::{Config, UrlAuth};
+use deploy_notifier::handler::App;
+use deploy_notifier::signing_key;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init_logging();
+    let vars = Vars::from_env();
+    let config = Config::from_vars(&vars)?;
+    let sdk = aws::load_sdk_config(&vars).await?;
+    let state = StateStore::new(aws::s3_client(&sdk), config.state_bucket.clone(), "deploy-notifier");
+    let notifier = Notifier::connect(&config.notify, &sdk, state.clone()).await?;
+    let signing_key = match &config.auth {
+        UrlAuth::Hmac { secret_arn } => {
+            Some(signing_key::load(&aws_sdk_secretsmanager::Client::new(&sdk), secret_arn).await?)
+        }
+        UrlAuth::Iam => None,
+    };
+    tracing::info!(channels = ?notifier.channel_names(), "deploy-notifier ready");
+    let app = App::new(config, notifier, state, signing_key);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| app.handle(event.payload))).await
+}

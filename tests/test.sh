@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: set-up, then every test (unit, integration against the emulator and the real
+# databases, end to end through the Lambda runtime emulator).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash tests/setup.sh
+echo "[test] building every function binary (the end-to-end tests run them)"
+cargo build --workspace --bins --locked
+echo "[test] running all tests"
+cargo test --workspace --locked --no-fail-fast
