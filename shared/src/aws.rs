@@ -24,7 +24,10 @@ pub async fn load_sdk_config(vars: &Vars) -> Result<SdkConfig, ConfigError> {
         .connect_timeout(vars.millis(CONNECT_TIMEOUT_VAR, Duration::from_secs(3))?)
         .operation_attempt_timeout(vars.millis(ATTEMPT_TIMEOUT_VAR, Duration::from_secs(10))?)
         .build();
-    let config = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
     if config.region().is_none() {
         return Err(ConfigError::new("AWS_REGION", "is required but not set"));
     }

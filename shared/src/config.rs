@@ -19,7 +19,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(variable: &str, problem: impl Into<String>) -> Self {
-        Self { variable: variable.to_string(), problem: problem.into() }
+        Self {
+            variable: variable.to_string(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -42,7 +45,9 @@ impl Vars {
         Self::from_pairs(std::env::vars())
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         let values = pairs
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
@@ -57,17 +62,26 @@ impl Vars {
     }
 
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {
-        self.optional(name).ok_or_else(|| ConfigError::new(name, "is required but not set"))
+        self.optional(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
     }
 
     /// Parses a value; `what` says what was expected ("a whole number of seconds").
     pub fn parse<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, ConfigError> {
         self.optional(name)
-            .map(|v| v.parse::<T>().map_err(|_| ConfigError::new(name, format!("must be {what}"))))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| ConfigError::new(name, format!("must be {what}")))
+            })
             .transpose()
     }
 
-    pub fn parse_or<T: FromStr>(&self, name: &str, what: &str, default: T) -> Result<T, ConfigError> {
+    pub fn parse_or<T: FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+        default: T,
+    ) -> Result<T, ConfigError> {
         Ok(self.parse(name, what)?.unwrap_or(default))
     }
 
@@ -86,13 +100,22 @@ impl Vars {
     /// A comma-separated list; blanks between commas are skipped.
     pub fn list(&self, name: &str) -> Vec<String> {
         self.optional(name)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// A duration given in whole seconds.
     pub fn seconds(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
-        Ok(self.parse::<u64>(name, "a whole number of seconds")?.map(Duration::from_secs).unwrap_or(default))
+        Ok(self
+            .parse::<u64>(name, "a whole number of seconds")?
+            .map(Duration::from_secs)
+            .unwrap_or(default))
     }
 
     /// A duration given in whole milliseconds.
@@ -111,17 +134,23 @@ impl Vars {
     }
 
     pub fn optional_arn(&self, name: &str, service: &str) -> Result<Option<String>, ConfigError> {
-        self.optional(name).map(|v| check_arn(name, &v, service).map(|()| v)).transpose()
+        self.optional(name)
+            .map(|v| check_arn(name, &v, service).map(|()| v))
+            .transpose()
     }
 }
 
 fn check_arn(name: &str, value: &str, service: &str) -> Result<(), ConfigError> {
     let parts: Vec<&str> = value.splitn(6, ':').collect();
-    let well_formed = parts.len() == 6 && parts[0] == "arn" && parts[2] == service && !parts[5].is_empty();
+    let well_formed =
+        parts.len() == 6 && parts[0] == "arn" && parts[2] == service && !parts[5].is_empty();
     if well_formed {
         Ok(())
     } else {
-        Err(ConfigError::new(name, format!("must be an ARN of the form arn:aws:{service}:<region>:<account>:<resource>")))
+        Err(ConfigError::new(
+            name,
+            format!("must be an ARN of the form arn:aws:{service}:<region>:<account>:<resource>"),
+        ))
     }
 }
 
@@ -137,13 +166,20 @@ mod tests {
     fn missing_and_empty_values_name_the_variable() {
         let v = vars(&[("EMPTY", "  ")]);
         let err = v.required("EMPTY").unwrap_err();
-        assert_eq!(err.to_string(), "configuration variable EMPTY: is required but not set");
+        assert_eq!(
+            err.to_string(),
+            "configuration variable EMPTY: is required but not set"
+        );
         assert_eq!(v.required("NOPE").unwrap_err().variable, "NOPE");
     }
 
     #[test]
     fn malformed_values_are_rejected_without_echoing_them() {
-        let v = vars(&[("N", "s3cr3t-ish"), ("F", "maybe"), ("A", "arn:aws:sqs:us-east-1:1:q")]);
+        let v = vars(&[
+            ("N", "s3cr3t-ish"),
+            ("F", "maybe"),
+            ("A", "arn:aws:sqs:us-east-1:1:q"),
+        ]);
         let err = v.parse::<u32>("N", "a whole number").unwrap_err();
         assert!(!err.to_string().contains("s3cr3t"));
         assert_eq!(err.variable, "N");
@@ -160,8 +196,14 @@ mod tests {
             ("TOPIC", "arn:aws:sns:us-east-1:123456789012:alerts"),
         ]);
         assert_eq!(v.list("LIST"), ["a", "b", "c"]);
-        assert_eq!(v.seconds("SECS", Duration::ZERO).unwrap(), Duration::from_secs(30));
-        assert_eq!(v.seconds("UNSET", Duration::from_secs(5)).unwrap(), Duration::from_secs(5));
+        assert_eq!(
+            v.seconds("SECS", Duration::ZERO).unwrap(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            v.seconds("UNSET", Duration::from_secs(5)).unwrap(),
+            Duration::from_secs(5)
+        );
         assert!(v.flag("ON", false).unwrap());
         assert!(v.arn("TOPIC", "sns").is_ok());
         assert_eq!(v.optional_arn("UNSET", "sns").unwrap(), None);

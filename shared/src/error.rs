@@ -17,7 +17,11 @@ pub trait Retryable {
 
     /// `Retryable` or `Permanent`, the prefix of the error type reported to Lambda.
     fn retry_class(&self) -> &'static str {
-        if self.is_retryable() { "Retryable" } else { "Permanent" }
+        if self.is_retryable() {
+            "Retryable"
+        } else {
+            "Permanent"
+        }
     }
 }
 
@@ -70,9 +74,8 @@ impl AwsError {
                 let status = service.raw().status().as_u16();
                 let code = inner.code().unwrap_or("Unknown").to_string();
                 let message = inner.message().unwrap_or("").to_string();
-                let retryable = status >= 500
-                    || status == 429
-                    || RETRYABLE_CODES.contains(&code.as_str());
+                let retryable =
+                    status >= 500 || status == 429 || RETRYABLE_CODES.contains(&code.as_str());
                 (code, message, Some(status), retryable)
             }
             SdkError::TimeoutError(_) => ("Timeout".into(), "no answer in time".into(), None, true),
@@ -92,12 +95,26 @@ impl AwsError {
                 Some(response.raw().status().as_u16()),
                 true,
             ),
-            SdkError::ConstructionFailure(_) => {
-                ("ConstructionFailure".into(), "request could not be built".into(), None, false)
-            }
-            _ => ("Unknown".into(), "unclassified SDK error".into(), None, true),
+            SdkError::ConstructionFailure(_) => (
+                "ConstructionFailure".into(),
+                "request could not be built".into(),
+                None,
+                false,
+            ),
+            _ => (
+                "Unknown".into(),
+                "unclassified SDK error".into(),
+                None,
+                true,
+            ),
         };
-        Self { operation, code, message, status, retryable }
+        Self {
+            operation,
+            code,
+            message,
+            status,
+            retryable,
+        }
     }
 
     /// True when the service answered with this error code.
@@ -114,7 +131,10 @@ impl Retryable for AwsError {
 
 /// Builds the diagnostic Lambda records for a failed invocation: `Retryable.<Kind>` or
 /// `Permanent.<Kind>` as the error type, the error's Display (never its Debug) as the message.
-pub fn diagnostic<E: Retryable + std::fmt::Display>(kind: &str, err: &E) -> lambda_runtime::Diagnostic {
+pub fn diagnostic<E: Retryable + std::fmt::Display>(
+    kind: &str,
+    err: &E,
+) -> lambda_runtime::Diagnostic {
     lambda_runtime::Diagnostic {
         error_type: format!("{}.{kind}", err.retry_class()),
         error_message: err.to_string(),

@@ -103,19 +103,35 @@ pub trait Store: Send + Sync {
     fn release(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
 
     /// The document at `key` with its ETag, or `None` if there is none yet.
-    fn load<T: DeserializeOwned + Send>(&self, key: &str) -> impl Future<Output = Result<Option<Versioned<T>>, StateError>> + Send;
+    fn load<T: DeserializeOwned + Send>(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Versioned<T>>, StateError>> + Send;
 
     /// Writes a new document; [`StateError::Conflict`] if one exists. Returns the new ETag.
-    fn create<T: Serialize + Sync>(&self, key: &str, value: &T) -> impl Future<Output = Result<String, StateError>> + Send;
+    fn create<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> impl Future<Output = Result<String, StateError>> + Send;
 
     /// Replaces the document read with `etag`; [`StateError::Conflict`] if it changed (or was
     /// deleted) since. Returns the new ETag.
-    fn update<T: Serialize + Sync>(&self, key: &str, etag: &str, value: &T) -> impl Future<Output = Result<String, StateError>> + Send;
+    fn update<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        etag: &str,
+        value: &T,
+    ) -> impl Future<Output = Result<String, StateError>> + Send;
 
     /// Read-modify-write with optimistic concurrency: `change` gets the current document (or
     /// `None`) and returns the new one; on a conflict the document is re-read and `change` runs
     /// again, so concurrent writers never lose each other's updates.
-    fn modify<T, F>(&self, key: &str, mut change: F) -> impl Future<Output = Result<T, StateError>> + Send
+    fn modify<T, F>(
+        &self,
+        key: &str,
+        mut change: F,
+    ) -> impl Future<Output = Result<T, StateError>> + Send
     where
         T: Serialize + DeserializeOwned + Send + Sync,
         F: FnMut(Option<T>) -> T + Send,
@@ -142,7 +158,9 @@ pub trait Store: Send + Sync {
                     Err(other) => return Err(other),
                 }
             }
-            Err(StateError::Conflict { key: key.to_string() })
+            Err(StateError::Conflict {
+                key: key.to_string(),
+            })
         }
     }
 }
@@ -150,7 +168,11 @@ pub trait Store: Send + Sync {
 impl StateStore {
     /// `namespace` is the function's name; every key lives below it.
     pub fn new(s3: Client, bucket: impl Into<String>, namespace: impl Into<String>) -> Self {
-        Self { s3, bucket: bucket.into(), namespace: namespace.into() }
+        Self {
+            s3,
+            bucket: bucket.into(),
+            namespace: namespace.into(),
+        }
     }
 
     pub fn bucket(&self) -> &str {
@@ -161,8 +183,17 @@ impl StateStore {
         Ok(format!("{}/{kind}/{key}", self.namespace))
     }
 
-    async fn get<T: DeserializeOwned>(&self, object: &str) -> Result<Option<Versioned<T>>, StateError> {
-        let answer = self.s3.get_object().bucket(&self.bucket).key(object).send().await;
+    async fn get<T: DeserializeOwned>(
+        &self,
+        object: &str,
+    ) -> Result<Option<Versioned<T>>, StateError> {
+        let answer = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .send()
+            .await;
         let output = match answer {
             Ok(output) => output,
             Err(err) => {
@@ -185,14 +216,24 @@ impl StateStore {
                 retryable: true,
             },
         })?;
-        let value = serde_json::from_slice(&bytes.into_bytes())
-            .map_err(|e| StateError::Corrupt { key: object.to_string(), reason: e.to_string() })?;
+        let value =
+            serde_json::from_slice(&bytes.into_bytes()).map_err(|e| StateError::Corrupt {
+                key: object.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(Some(Versioned { value, etag }))
     }
 
-    async fn put<T: Serialize>(&self, object: &str, value: &T, condition: Precondition<'_>) -> Result<String, StateError> {
-        let body = serde_json::to_vec(value)
-            .map_err(|e| StateError::Corrupt { key: object.to_string(), reason: e.to_string() })?;
+    async fn put<T: Serialize>(
+        &self,
+        object: &str,
+        value: &T,
+        condition: Precondition<'_>,
+    ) -> Result<String, StateError> {
+        let body = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
+            key: object.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut request = self
             .s3
             .put_object()
@@ -216,7 +257,9 @@ impl StateStore {
                     || err.is_code("ConditionalRequestConflict")
                     || (matches!(condition, Precondition::Matches(_)) && err.status == Some(404));
                 if lost_race {
-                    Err(StateError::Conflict { key: object.to_string() })
+                    Err(StateError::Conflict {
+                        key: object.to_string(),
+                    })
                 } else {
                     Err(aws_error(object, err))
                 }
@@ -225,12 +268,14 @@ impl StateStore {
     }
 }
 
-
 impl Store for StateStore {
     /// Claims `key` so that exactly one caller does the work it stands for.
     async fn claim(&self, key: &str) -> Result<Claim, StateError> {
         let object = self.object_key("claims", key)?;
-        let fresh = ClaimRecord { claimed_at: Utc::now(), done: false };
+        let fresh = ClaimRecord {
+            claimed_at: Utc::now(),
+            done: false,
+        };
         match self.put(&object, &fresh, Precondition::Absent).await {
             Ok(_) => return Ok(Claim::Claimed),
             Err(StateError::Conflict { .. }) => {}
@@ -251,7 +296,10 @@ impl Store for StateStore {
             return Ok(Claim::AlreadyClaimed);
         }
         tracing::warn!(key, claimed_at = %existing.value.claimed_at, "taking over an expired claim");
-        match self.put(&object, &fresh, Precondition::Matches(&existing.etag)).await {
+        match self
+            .put(&object, &fresh, Precondition::Matches(&existing.etag))
+            .await
+        {
             Ok(_) => Ok(Claim::Claimed),
             Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
             Err(other) => Err(other),
@@ -261,8 +309,13 @@ impl Store for StateStore {
     /// Marks a claim as done: later claims of the key answer `AlreadyClaimed` for good.
     async fn complete(&self, key: &str) -> Result<(), StateError> {
         let object = self.object_key("claims", key)?;
-        let record = ClaimRecord { claimed_at: Utc::now(), done: true };
-        self.put(&object, &record, Precondition::None).await.map(|_| ())
+        let record = ClaimRecord {
+            claimed_at: Utc::now(),
+            done: true,
+        };
+        self.put(&object, &record, Precondition::None)
+            .await
+            .map(|_| ())
     }
 
     /// Gives a claim up so that a retry can claim it again. Releasing an absent claim is fine.
@@ -279,39 +332,62 @@ impl Store for StateStore {
     }
 
     /// The document at `key` with its ETag, or `None` if there is none yet.
-    async fn load<T: DeserializeOwned + Send>(&self, key: &str) -> Result<Option<Versioned<T>>, StateError> {
+    async fn load<T: DeserializeOwned + Send>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, StateError> {
         let object = self.object_key("docs", key)?;
         self.get(&object).await
     }
 
     /// Writes a new document; [`StateError::Conflict`] if one exists. Returns the new ETag.
-    async fn create<T: Serialize + Sync>(&self, key: &str, value: &T) -> Result<String, StateError> {
+    async fn create<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<String, StateError> {
         let object = self.object_key("docs", key)?;
         self.put(&object, value, Precondition::Absent).await
     }
 
     /// Replaces the document read with `etag`; [`StateError::Conflict`] if it changed (or was
     /// deleted) since. Returns the new ETag.
-    async fn update<T: Serialize + Sync>(&self, key: &str, etag: &str, value: &T) -> Result<String, StateError> {
+    async fn update<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        etag: &str,
+        value: &T,
+    ) -> Result<String, StateError> {
         let object = self.object_key("docs", key)?;
         self.put(&object, value, Precondition::Matches(etag)).await
     }
 }
 
 fn aws_error(object: &str, source: AwsError) -> StateError {
-    StateError::Aws { key: object.to_string(), source }
+    StateError::Aws {
+        key: object.to_string(),
+        source,
+    }
 }
 
 /// Keys are built from event ids, names and timestamps; anything else is a bug or an attack.
 pub(crate) fn validate_key(key: &str) -> Result<(), StateError> {
-    let invalid = |reason| Err(StateError::InvalidKey { key: key.chars().take(80).collect(), reason });
+    let invalid = |reason| {
+        Err(StateError::InvalidKey {
+            key: key.chars().take(80).collect(),
+            reason,
+        })
+    };
     if key.is_empty() {
         return invalid("empty");
     }
     if key.len() > 512 {
         return invalid("longer than 512 bytes");
     }
-    if key.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+    if key
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
         return invalid("empty, '.' or '..' path segment");
     }
     if !key.bytes().all(is_key_byte) {
@@ -331,7 +407,13 @@ pub fn key_segment(raw: &str) -> String {
     const MAX: usize = 120;
     let mut safe: String = raw
         .bytes()
-        .map(|b| if is_key_byte(b) && b != b'/' { b as char } else { '-' })
+        .map(|b| {
+            if is_key_byte(b) && b != b'/' {
+                b as char
+            } else {
+                '-'
+            }
+        })
         .collect();
     if safe.is_empty() || safe == "." || safe == ".." {
         safe = format!("k{safe}");
@@ -347,7 +429,9 @@ pub fn key_segment(raw: &str) -> String {
 
 /// FNV-1a: a stable, dependency-free hash, good enough to keep sanitized keys apart.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

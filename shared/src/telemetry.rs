@@ -12,24 +12,45 @@ use std::io::Write;
 use serde_json::{Map, Value, json};
 use tracing_subscriber::EnvFilter;
 
-/// Installs the JSON log subscriber. Call once, first thing in `main`.
-pub fn init_logging() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_string())
-        .to_ascii_lowercase();
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    // try_init: a second call (several tests in one process) keeps the first subscriber.
+/// Installs the JSON log subscriber. Call once, first thing in `main`, with the function's crate
+/// name (`env!("CARGO_CRATE_NAME")`).
+///
+/// The level applies to the function, this crate and the Lambda runtime; every other crate (the
+/// AWS SDK, hyper, rustls) logs warnings only, because at debug level they log request details
+/// nobody needs in CloudWatch. `RUST_LOG`, when set, replaces all of this.
+pub fn init_logging(function_crate: &str) {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(function_crate))
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false)
         .with_writer(std::io::stdout)
+        // try_init: a second call (several tests in one process) keeps the first subscriber.
         .try_init();
+}
+
+fn log_filter(function_crate: &str) -> EnvFilter {
+    if let Ok(explicit) = std::env::var("RUST_LOG") {
+        if let Ok(filter) = EnvFilter::try_new(explicit) {
+            return filter;
+        }
+    }
+    let level = match std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .map(|l| l.to_ascii_lowercase())
+        .as_deref()
+    {
+        Ok("trace") => "trace",
+        Ok("debug") => "debug",
+        Ok("warn") => "warn",
+        Ok("error" | "fatal") => "error",
+        _ => "info",
+    };
+    EnvFilter::new(format!(
+        "warn,{function_crate}={level},watchkeeper_shared={level},lambda_runtime={level}"
+    ))
 }
 
 /// A CloudWatch unit for a metric.
@@ -70,7 +91,11 @@ impl Metrics {
     }
 
     pub fn new(namespace: &str) -> Self {
-        Self { namespace: namespace.to_string(), dimensions: Vec::new(), values: Vec::new() }
+        Self {
+            namespace: namespace.to_string(),
+            dimensions: Vec::new(),
+            values: Vec::new(),
+        }
     }
 
     pub fn dimension(mut self, name: &str, value: &str) -> Self {
@@ -158,8 +183,14 @@ mod tests {
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Watchkeeper");
         assert_eq!(directive["Dimensions"], json!([["Function"]]));
-        assert_eq!(directive["Metrics"][0], json!({"Name": "Healthy", "Unit": "Count"}));
-        assert_eq!(directive["Metrics"][1], json!({"Name": "ProbeLatency", "Unit": "Milliseconds"}));
+        assert_eq!(
+            directive["Metrics"][0],
+            json!({"Name": "Healthy", "Unit": "Count"})
+        );
+        assert_eq!(
+            directive["Metrics"][1],
+            json!({"Name": "ProbeLatency", "Unit": "Milliseconds"})
+        );
         assert_eq!(line["Function"], "health-sweeper");
         assert_eq!(line["Healthy"], json!(2.0));
         assert_eq!(line["ProbeLatency"], json!([1.5, 2.5]));

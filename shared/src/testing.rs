@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::notify::{ChannelError, Delivery, Notification, NotifyError, Notify};
+use crate::notify::{ChannelError, Delivery, Notification, Notify, NotifyError};
 use crate::state::{Claim, StateError, Store, Versioned, validate_key};
 
 /// Records what would have been sent, once per key like the real notifier. `fail_next` makes the
@@ -24,20 +24,43 @@ impl RecordingNotifier {
     }
 
     pub fn notifications(&self) -> Vec<Notification> {
-        self.sent.lock().unwrap().iter().map(|(_, n)| n.clone()).collect()
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n.clone())
+            .collect()
     }
 }
 
 impl Notify for RecordingNotifier {
-    async fn send_once(&self, key: &str, notification: &Notification) -> Result<Delivery, NotifyError> {
+    async fn send_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+    ) -> Result<Delivery, NotifyError> {
         if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
-            return Err(ChannelError { channel: "test", message: "injected failure".into(), retryable: true }.into());
+            return Err(ChannelError {
+                channel: "test",
+                message: "injected failure".into(),
+                retryable: true,
+            }
+            .into());
         }
         if !self.keys.lock().unwrap().insert(key.to_string()) {
-            return Ok(Delivery { sent: vec![], already_sent: vec!["test"] });
+            return Ok(Delivery {
+                sent: vec![],
+                already_sent: vec!["test"],
+            });
         }
-        self.sent.lock().unwrap().push((key.to_string(), notification.clone()));
-        Ok(Delivery { sent: vec!["test"], already_sent: vec![] })
+        self.sent
+            .lock()
+            .unwrap()
+            .push((key.to_string(), notification.clone()));
+        Ok(Delivery {
+            sent: vec!["test"],
+            already_sent: vec![],
+        })
     }
 }
 
@@ -86,30 +109,57 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn load<T: DeserializeOwned + Send>(&self, key: &str) -> Result<Option<Versioned<T>>, StateError> {
+    async fn load<T: DeserializeOwned + Send>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, StateError> {
         validate_key(key)?;
         let docs = self.docs.lock().unwrap();
-        let Some((etag, bytes)) = docs.get(key) else { return Ok(None) };
-        let value = serde_json::from_slice(bytes)
-            .map_err(|e| StateError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
-        Ok(Some(Versioned { value, etag: etag.clone() }))
+        let Some((etag, bytes)) = docs.get(key) else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some(Versioned {
+            value,
+            etag: etag.clone(),
+        }))
     }
 
-    async fn create<T: Serialize + Sync>(&self, key: &str, value: &T) -> Result<String, StateError> {
+    async fn create<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<String, StateError> {
         validate_key(key)?;
-        let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
+        let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
         let etag = self.next_etag();
         let mut docs = self.docs.lock().unwrap();
         if docs.contains_key(key) {
-            return Err(StateError::Conflict { key: key.to_string() });
+            return Err(StateError::Conflict {
+                key: key.to_string(),
+            });
         }
         docs.insert(key.to_string(), (etag.clone(), bytes));
         Ok(etag)
     }
 
-    async fn update<T: Serialize + Sync>(&self, key: &str, etag: &str, value: &T) -> Result<String, StateError> {
+    async fn update<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        etag: &str,
+        value: &T,
+    ) -> Result<String, StateError> {
         validate_key(key)?;
-        let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
+        let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
         let new_etag = self.next_etag();
         let mut docs = self.docs.lock().unwrap();
         match docs.get(key) {
@@ -117,7 +167,9 @@ impl Store for MemoryStore {
                 docs.insert(key.to_string(), (new_etag.clone(), bytes));
                 Ok(new_etag)
             }
-            _ => Err(StateError::Conflict { key: key.to_string() }),
+            _ => Err(StateError::Conflict {
+                key: key.to_string(),
+            }),
         }
     }
 }

@@ -32,7 +32,10 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -59,7 +62,10 @@ impl HttpServer {
         assert!(ip.is_loopback(), "test servers live on loopback only");
         let listener = TcpListener::bind((ip, 0)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { behaviour: Mutex::new(behaviour), requests: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(behaviour),
+            requests: Mutex::new(Vec::new()),
+        });
         let task = tokio::spawn(serve(listener, shared.clone()));
         Ok(Self { addr, shared, task })
     }
@@ -77,11 +83,19 @@ impl HttpServer {
     }
 
     pub fn set_behaviour(&self, behaviour: Behaviour) {
-        *self.shared.behaviour.lock().unwrap_or_else(|e| e.into_inner()) = behaviour;
+        *self
+            .shared
+            .behaviour
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = behaviour;
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -114,13 +128,27 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
-    let Some(request) = read_request(&mut stream).await else { return };
-    shared.requests.lock().unwrap_or_else(|e| e.into_inner()).push(request);
-    let behaviour = shared.behaviour.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(request) = read_request(&mut stream).await else {
+        return;
+    };
+    shared
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(request);
+    let behaviour = shared
+        .behaviour
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     match behaviour {
         Behaviour::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
         Behaviour::Status(code) => {
-            let location = if (300..400).contains(&code) { "Location: /elsewhere\r\n" } else { "" };
+            let location = if (300..400).contains(&code) {
+                "Location: /elsewhere\r\n"
+            } else {
+                ""
+            };
             let body = format!("{{\"status\":{code}}}");
             let answer = format!(
                 "HTTP/1.1 {code} Test\r\nContent-Type: application/json\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -157,7 +185,11 @@ async fn read_request(stream: &mut TcpStream) -> Option<RecordedRequest> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let length: usize = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = buffer[head_end + 4..].to_vec();
     while body.len() < length {
         let n = stream.read(&mut chunk).await.ok()?;
@@ -166,5 +198,10 @@ async fn read_request(stream: &mut TcpStream) -> Option<RecordedRequest> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(RecordedRequest { method, path, headers, body })
+    Some(RecordedRequest {
+        method,
+        path,
+        headers,
+        body,
+    })
 }

@@ -45,7 +45,10 @@ impl LambdaRuntime {
     /// from this process's environment but PATH and HOME).
     pub async fn start(name: &str, env: &[(String, String)]) -> Result<Self> {
         let binary = function_binary(name)?;
-        let cargo_lambda = cached_tool("venv-lambda/bin/cargo-lambda", "cargo-lambda (PyPI cargo-lambda)")?;
+        let cargo_lambda = cached_tool(
+            "venv-lambda/bin/cargo-lambda",
+            "cargo-lambda (PyPI cargo-lambda)",
+        )?;
         let dir = tempfile::tempdir()?;
         let watch_log = dir.path().join("runtime-api.log");
         let function_log = dir.path().join("function.log");
@@ -53,11 +56,26 @@ impl LambdaRuntime {
         let port = free_port()?;
         let mut watch = Command::new(&cargo_lambda);
         watch
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
             .current_dir(workspace_root());
         let mut watch = spawn_logged(watch, &watch_log)?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        wait_for_port(addr, &mut watch, Duration::from_secs(60), "cargo lambda watch", &watch_log).await?;
+        wait_for_port(
+            addr,
+            &mut watch,
+            Duration::from_secs(60),
+            "cargo lambda watch",
+            &watch_log,
+        )
+        .await?;
 
         let mut function = Command::new(&binary);
         function.env_clear();
@@ -67,14 +85,24 @@ impl LambdaRuntime {
             }
         }
         function
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_LOG_LEVEL", "debug")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let function = spawn_logged(function, &function_log)?;
-        Ok(Self { port, cargo_lambda, function_log, dir, _watch: watch, _function: function })
+        Ok(Self {
+            port,
+            cargo_lambda,
+            function_log,
+            dir,
+            _watch: watch,
+            _function: function,
+        })
     }
 
     /// Invokes the function with a JSON event.
@@ -88,21 +116,41 @@ impl LambdaRuntime {
     pub async fn invoke_file(&self, event: &Path) -> Result<Invocation> {
         let mut command = Command::new(&self.cargo_lambda);
         command
-            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P", &self.port.to_string(), "--color", "never"])
+            .args([
+                "lambda",
+                "invoke",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "--color",
+                "never",
+            ])
             .arg("--data-file")
             .arg(event)
             .current_dir(workspace_root())
             .kill_on_drop(true);
         let output = match tokio::time::timeout(INVOKE_LIMIT, command.output()).await {
             Ok(output) => output?,
-            Err(_) => return fail(format!("invocation did not finish within {INVOKE_LIMIT:?}; function log:\n{}", self.logs())),
+            Err(_) => {
+                return fail(format!(
+                    "invocation did not finish within {INVOKE_LIMIT:?}; function log:\n{}",
+                    self.logs()
+                ));
+            }
         };
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         if output.status.success() {
-            Ok(Invocation { ok: true, output: stdout })
+            Ok(Invocation {
+                ok: true,
+                output: stdout,
+            })
         } else {
-            Ok(Invocation { ok: false, output: format!("{stdout}{stderr}") })
+            Ok(Invocation {
+                ok: false,
+                output: format!("{stdout}{stderr}"),
+            })
         }
     }
 
@@ -113,6 +161,9 @@ impl LambdaRuntime {
 
     /// The function's log lines that parse as JSON.
     pub fn json_logs(&self) -> Vec<Value> {
-        self.logs().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 }

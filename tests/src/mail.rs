@@ -20,21 +20,38 @@ pub struct SentEmail {
 impl SentEmail {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Parses the multipart/alternative messages the suite sends (base64 text and HTML parts).
     pub fn from_mime(raw: &str) -> Result<Self> {
         let (head, body) = split_head(raw);
         let headers = parse_headers(head);
-        let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         let content_type = get("content-type");
-        let Some(boundary) = content_type.split("boundary=").nth(1).map(|b| b.trim_matches('"').to_string()) else {
+        let Some(boundary) = content_type
+            .split("boundary=")
+            .nth(1)
+            .map(|b| b.trim_matches('"').to_string())
+        else {
             return fail(format!("email without multipart boundary: {content_type}"));
         };
         let mut email = SentEmail {
             from: get("from"),
-            to: get("to").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            to: get("to")
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             subject: decode_encoded_word(&get("subject")),
             headers: headers.clone(),
             ..Default::default()
@@ -42,9 +59,15 @@ impl SentEmail {
         for part in body.split(&format!("--{boundary}")) {
             let (part_head, part_body) = split_head(part.trim_start_matches("\r\n"));
             let part_headers = parse_headers(part_head);
-            let part_type = part_headers.iter().find(|(n, _)| n == "content-type").map(|(_, v)| v.as_str()).unwrap_or("");
+            let part_type = part_headers
+                .iter()
+                .find(|(n, _)| n == "content-type")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
             let compact: String = part_body.chars().filter(|c| !c.is_whitespace()).collect();
-            let decoded = STANDARD.decode(compact.as_bytes()).map(|b| String::from_utf8_lossy(&b).into_owned());
+            let decoded = STANDARD
+                .decode(compact.as_bytes())
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
             if part_type.starts_with("text/plain") {
                 email.text = decoded?;
             } else if part_type.starts_with("text/html") {
@@ -60,7 +83,12 @@ impl SentEmail {
             from: message["source"].as_str().unwrap_or_default().to_string(),
             to: message["destinations"]["ToAddresses"]
                 .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default(),
             subject: message["subject"].as_str().unwrap_or_default().to_string(),
             html: message["body"].as_str().unwrap_or_default().to_string(),
@@ -70,7 +98,9 @@ impl SentEmail {
 }
 
 fn split_head(raw: &str) -> (&str, &str) {
-    raw.split_once("\r\n\r\n").or_else(|| raw.split_once("\n\n")).unwrap_or((raw, ""))
+    raw.split_once("\r\n\r\n")
+        .or_else(|| raw.split_once("\n\n"))
+        .unwrap_or((raw, ""))
 }
 
 fn parse_headers(head: &str) -> Vec<(String, String)> {
@@ -81,7 +111,10 @@ fn parse_headers(head: &str) -> Vec<(String, String)> {
 }
 
 fn decode_encoded_word(value: &str) -> String {
-    match value.strip_prefix("=?UTF-8?B?").and_then(|v| v.strip_suffix("?=")) {
+    match value
+        .strip_prefix("=?UTF-8?B?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
         Some(encoded) => STANDARD
             .decode(encoded)
             .map(|b| String::from_utf8_lossy(&b).into_owned())

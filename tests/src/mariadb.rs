@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use crate::Result;
 use crate::paths::{free_port, system_tool};
 use crate::postgres::is_root;
 use crate::process::{run, spawn_logged, wait_for_port};
-use crate::Result;
 
 pub const ROOT: &str = "root";
 
@@ -30,8 +30,23 @@ pub struct MariaDb {
 
 impl MariaDb {
     pub async fn start(options: MariaDbOptions) -> Result<Self> {
-        let server = system_tool(&["/usr/sbin/mariadbd", "mariadbd", "/usr/sbin/mysqld", "mysqld"], "mariadb-server")?;
-        let install = system_tool(&["/usr/bin/mariadb-install-db", "mariadb-install-db", "mysql_install_db"], "mariadb-server")?;
+        let server = system_tool(
+            &[
+                "/usr/sbin/mariadbd",
+                "mariadbd",
+                "/usr/sbin/mysqld",
+                "mysqld",
+            ],
+            "mariadb-server",
+        )?;
+        let install = system_tool(
+            &[
+                "/usr/bin/mariadb-install-db",
+                "mariadb-install-db",
+                "mysql_install_db",
+            ],
+            "mariadb-server",
+        )?;
         let client = system_tool(&["/usr/bin/mariadb", "mariadb", "mysql"], "mariadb-client")?;
         let root = is_root().await;
         let dir = tempfile::Builder::new().prefix("wk-maria-").tempdir()?;
@@ -59,10 +74,20 @@ impl MariaDb {
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--port={port}"))
             .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.path().join("mysqld.pid").display()))
-            .args(["--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-buffer-pool-size=16M"]);
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mysqld.pid").display()
+            ))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--innodb-buffer-pool-size=16M",
+            ]);
         if options.general_log {
-            command.arg("--general-log=1").arg(format!("--general-log-file={}", dir.path().join("general.log").display()));
+            command.arg("--general-log=1").arg(format!(
+                "--general-log-file={}",
+                dir.path().join("general.log").display()
+            ));
         }
         if root {
             command.arg("--user=mysql");
@@ -81,14 +106,24 @@ impl MariaDb {
 
         let password = format!("maria-root-{}", std::process::id());
         let mut setup = Command::new(&client);
-        setup.arg("--no-defaults").arg(format!("--socket={}", socket.display())).args(["-u", "root", "-e"]).arg(format!(
-            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
+        setup
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", socket.display()))
+            .args(["-u", "root", "-e"])
+            .arg(format!(
+                "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
              ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{password}'; \
              GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
              ALTER USER 'root'@'localhost' IDENTIFIED BY '{password}';"
-        ));
+            ));
         run(setup, "mariadb root password").await?;
-        Ok(Self { port, password, client, dir, _server: child })
+        Ok(Self {
+            port,
+            password,
+            client,
+            dir,
+            _server: child,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -113,12 +148,24 @@ impl MariaDb {
         let mut client = Command::new(&self.client);
         client
             .arg("--no-defaults")
-            .args(["-h", "127.0.0.1", "-P", &self.port.to_string(), "--protocol=TCP", "-u", user, "-N", "-B"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "--protocol=TCP",
+                "-u",
+                user,
+                "-N",
+                "-B",
+            ])
             .arg("--connect-timeout=5")
             .arg("-e")
             .arg(sql)
             .env("MYSQL_PWD", password);
-        run(client, "mariadb client").await.map(|out| out.trim().to_string())
+        run(client, "mariadb client")
+            .await
+            .map(|out| out.trim().to_string())
     }
 
     pub async fn can_login(&self, user: &str, password: &str) -> bool {

@@ -39,7 +39,15 @@ impl Moto {
             command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
             let mut child = spawn_logged(command, &log)?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            match wait_for_port(addr, &mut child, Duration::from_secs(60), "moto_server", &log).await {
+            match wait_for_port(
+                addr,
+                &mut child,
+                Duration::from_secs(60),
+                "moto_server",
+                &log,
+            )
+            .await
+            {
                 Ok(()) => {
                     let moto = Self {
                         endpoint: format!("http://127.0.0.1:{port}"),
@@ -82,7 +90,9 @@ impl Moto {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_sns::config::Credentials::new("testing", "testing", None, None, "harness"))
+            .credentials_provider(aws_sdk_sns::config::Credentials::new(
+                "testing", "testing", None, None, "harness",
+            ))
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .load()
             .await
@@ -110,16 +120,30 @@ impl Moto {
 
     /// moto's whole model state (`/moto-api/data.json`).
     pub async fn model_data(&self) -> Result<Value> {
-        let answer = self.http.get(format!("{}/moto-api/data.json", self.endpoint)).send().await?;
+        let answer = self
+            .http
+            .get(format!("{}/moto-api/data.json", self.endpoint))
+            .send()
+            .await?;
         if !answer.status().is_success() {
-            return fail(format!("moto data.json answered {}: {}", answer.status(), tail(&self.log)));
+            return fail(format!(
+                "moto data.json answered {}: {}",
+                answer.status(),
+                tail(&self.log)
+            ));
         }
         Ok(serde_json::from_slice(&answer.bytes().await?)?)
     }
 
     /// Posts to a moto control endpoint (`/moto-api/...`).
     pub async fn control(&self, path: &str, body: &Value) -> Result<()> {
-        let answer = self.http.post(format!("{}{path}", self.endpoint)).header("content-type", "application/json").body(body.to_string()).send().await?;
+        let answer = self
+            .http
+            .post(format!("{}{path}", self.endpoint))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?;
         if answer.status().is_success() {
             Ok(())
         } else {
@@ -133,9 +157,20 @@ impl Moto {
         let config = self.sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&config);
         let sns = aws_sdk_sns::Client::new(&config);
-        let url = sqs.create_queue().queue_name(name).send().await?.queue_url.unwrap_or_default();
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await?
+            .queue_url
+            .unwrap_or_default();
         let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
-        sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(arn).send().await?;
+        sns.subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(arn)
+            .send()
+            .await?;
         Ok(url)
     }
 
@@ -144,7 +179,12 @@ impl Moto {
         let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
         let mut out = Vec::new();
         loop {
-            let batch = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await?;
+            let batch = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await?;
             let messages = batch.messages.unwrap_or_default();
             if messages.is_empty() {
                 return Ok(out);
@@ -153,7 +193,11 @@ impl Moto {
                 let body: Value = serde_json::from_str(message.body().unwrap_or("{}"))?;
                 out.push(SnsEnvelope::from_json(&body));
                 if let Some(handle) = message.receipt_handle() {
-                    sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await?;
+                    sqs.delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
                 }
             }
         }
@@ -173,7 +217,15 @@ impl SnsEnvelope {
         let attributes = body["MessageAttributes"]
             .as_object()
             .map(|attrs| {
-                attrs.iter().map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_string())).collect()
+                attrs
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v["Value"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
             })
             .unwrap_or_default();
         Self {

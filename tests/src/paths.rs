@@ -7,13 +7,18 @@ use crate::{Result, fail};
 
 /// The workspace root (the folder with the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The cache folder holding the Python tool environments: `WATCHKEEPER_CACHE`, or `.cache` in
 /// the workspace (git-ignored).
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("WATCHKEEPER_CACHE").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".cache"))
+    std::env::var_os("WATCHKEEPER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".cache"))
 }
 
 /// A tool installed by `tests/setup.sh` into the cache, or a clear error saying so.
@@ -51,13 +56,19 @@ pub fn system_tool(candidates: &[&str], package: &str) -> Result<PathBuf> {
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
         .unwrap_or(None)
 }
 
 /// The target folder cargo builds into: `CARGO_TARGET_DIR`, or `target` in the workspace.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// A function binary built by `cargo build --workspace --bins` (the test and demo scripts do it

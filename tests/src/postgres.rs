@@ -37,12 +37,23 @@ impl Postgres {
         let initdb = system_tool(&[&format!("{BIN}/initdb"), "initdb"], "postgresql-15")?;
         let pg_ctl = system_tool(&[&format!("{BIN}/pg_ctl"), "pg_ctl"], "postgresql-15")?;
         let psql = system_tool(&["psql"], "postgresql-client-15")?;
-        let run_as = if is_root().await { Some("postgres") } else { None };
+        let run_as = if is_root().await {
+            Some("postgres")
+        } else {
+            None
+        };
         let dir = tempfile::Builder::new().prefix("wk-pg-").tempdir()?;
         let password = format!("pg-super-{}", std::process::id());
         std::fs::write(dir.path().join("pwfile"), &password)?;
         if let Some(user) = run_as {
-            run(command(&["chown", "-R", user, &dir.path().display().to_string()], None), "chown").await?;
+            run(
+                command(
+                    &["chown", "-R", user, &dir.path().display().to_string()],
+                    None,
+                ),
+                "chown",
+            )
+            .await?;
         }
         let data = dir.path().join("data");
         let data_arg = data.display().to_string();
@@ -81,9 +92,25 @@ impl Postgres {
             }
             let key_path = dir.path().join("server.key");
             if let Some(user) = run_as {
-                run(command(&["chown", user, &key_path.display().to_string(), &dir.path().join("server.crt").display().to_string()], None), "chown").await?;
+                run(
+                    command(
+                        &[
+                            "chown",
+                            user,
+                            &key_path.display().to_string(),
+                            &dir.path().join("server.crt").display().to_string(),
+                        ],
+                        None,
+                    ),
+                    "chown",
+                )
+                .await?;
             }
-            run(command(&["chmod", "600", &key_path.display().to_string()], None), "chmod").await?;
+            run(
+                command(&["chmod", "600", &key_path.display().to_string()], None),
+                "chmod",
+            )
+            .await?;
             settings.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
                 dir.path().join("server.crt").display(),
@@ -92,14 +119,36 @@ impl Postgres {
         }
         let log = dir.path().join("server.log").display().to_string();
         let started = run(
-            command(&[&pg_ctl.display().to_string(), "-D", &data_arg, "-l", &log, "-w", "-t", "60", "-o", &settings, "start"], run_as),
+            command(
+                &[
+                    &pg_ctl.display().to_string(),
+                    "-D",
+                    &data_arg,
+                    "-l",
+                    &log,
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    &settings,
+                    "start",
+                ],
+                run_as,
+            ),
             "pg_ctl start",
         )
         .await;
         if let Err(e) = started {
             return fail(format!("{e}\nserver log:\n{}", tail(Path::new(&log))));
         }
-        Ok(Self { port, password, dir, pg_ctl, psql, run_as })
+        Ok(Self {
+            port,
+            password,
+            dir,
+            pg_ctl,
+            psql,
+            run_as,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -125,19 +174,36 @@ impl Postgres {
     }
 
     /// Runs SQL as `user` with `password` over TCP; fails if the login fails.
-    pub async fn sql_as(&self, user: &str, password: &str, database: &str, sql: &str) -> Result<String> {
+    pub async fn sql_as(
+        &self,
+        user: &str,
+        password: &str,
+        database: &str,
+        sql: &str,
+    ) -> Result<String> {
         let mut psql = Command::new(&self.psql);
-        psql.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", user, "-d", database])
-            .args(["-v", "ON_ERROR_STOP=1", "-X", "-A", "-t", "-c", sql])
-            .env("PGPASSWORD", password)
-            .env("PGCONNECT_TIMEOUT", "5")
-            .env("PGSSLMODE", "prefer");
+        psql.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            user,
+            "-d",
+            database,
+        ])
+        .args(["-v", "ON_ERROR_STOP=1", "-X", "-A", "-t", "-c", sql])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .env("PGSSLMODE", "prefer");
         run(psql, "psql").await.map(|out| out.trim().to_string())
     }
 
     /// True when `user` can log in with `password`.
     pub async fn can_login(&self, user: &str, password: &str) -> bool {
-        self.sql_as(user, password, "postgres", "SELECT 1").await.is_ok()
+        self.sql_as(user, password, "postgres", "SELECT 1")
+            .await
+            .is_ok()
     }
 }
 
@@ -145,7 +211,14 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data").display().to_string();
         let pg_ctl = self.pg_ctl.display().to_string();
-        let args = [pg_ctl.as_str(), "-D", data.as_str(), "-m", "immediate", "stop"];
+        let args = [
+            pg_ctl.as_str(),
+            "-D",
+            data.as_str(),
+            "-m",
+            "immediate",
+            "stop",
+        ];
         let mut stop = match self.run_as {
             Some(user) => {
                 let mut c = std::process::Command::new("runuser");
@@ -158,7 +231,10 @@ impl Drop for Postgres {
                 c
             }
         };
-        let _ = stop.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+        let _ = stop
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 

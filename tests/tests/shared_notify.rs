@@ -2,30 +2,48 @@
 
 use harness::http::{Behaviour, HttpServer};
 use harness::moto::Moto;
-use watchkeeper_shared::notify::{
-    ChatFormat, Channel, EmailChannel, EmailConfig, Notification, Notifier, Notify, NotifyConfig, Severity, SnsChannel,
-    WebhookChannel, WebhookConfig,
-};
 use watchkeeper_shared::error::Retryable;
+use watchkeeper_shared::notify::{
+    Channel, ChatFormat, EmailChannel, EmailConfig, Notification, Notifier, Notify, NotifyConfig,
+    Severity, SnsChannel, WebhookChannel, WebhookConfig,
+};
 use watchkeeper_shared::secret::SecretUrl;
 use watchkeeper_shared::state::StateStore;
 
 const SENDER: &str = "alerts@example.com";
 
 fn sample() -> Notification {
-    Notification::new("deploy-notifier", Severity::Critical, "[prod] api deployment FAILED (main)", "Service: api\nCluster: main\nReason: circuit breaker <rolled back>")
-        .with_resource("api")
-        .with_link("Open service", "https://console.aws.amazon.com/ecs/v2/clusters/main/services/api")
+    Notification::new(
+        "deploy-notifier",
+        Severity::Critical,
+        "[prod] api deployment FAILED (main)",
+        "Service: api\nCluster: main\nReason: circuit breaker <rolled back>",
+    )
+    .with_resource("api")
+    .with_link(
+        "Open service",
+        "https://console.aws.amazon.com/ecs/v2/clusters/main/services/api",
+    )
 }
 
 async fn topic(moto: &Moto) -> String {
     let sns = aws_sdk_sns::Client::new(&moto.sdk_config().await);
-    sns.create_topic().name("wk-alerts").send().await.unwrap().topic_arn.unwrap()
+    sns.create_topic()
+        .name("wk-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap()
 }
 
 async fn verified_sender(moto: &Moto, address: &str) {
     let ses = aws_sdk_sesv2::Client::new(&moto.sdk_config().await);
-    ses.create_email_identity().email_identity(address).send().await.unwrap();
+    ses.create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn state(moto: &Moto) -> StateStore {
@@ -40,14 +58,23 @@ async fn sns_message_reaches_a_subscribed_queue_with_attributes() {
     let topic = topic(&moto).await;
     let queue = moto.subscribe_queue(&topic, "inbox").await.unwrap();
     let channel = SnsChannel::new(aws_sdk_sns::Client::new(&moto.sdk_config().await), topic);
-    channel.send(&sample().with_attribute("environment", "prod")).await.unwrap();
+    channel
+        .send(&sample().with_attribute("environment", "prod"))
+        .await
+        .unwrap();
 
     let received = moto.received_notifications(&queue).await.unwrap();
     assert_eq!(received.len(), 1);
     let message = &received[0];
     assert_eq!(message.subject, "[prod] api deployment FAILED (main)");
-    assert!(message.message.contains("Reason: circuit breaker <rolled back>"));
-    assert!(message.message.contains("Open service: https://console.aws.amazon.com/ecs/v2/clusters/main/services/api"));
+    assert!(
+        message
+            .message
+            .contains("Reason: circuit breaker <rolled back>")
+    );
+    assert!(message.message.contains(
+        "Open service: https://console.aws.amazon.com/ecs/v2/clusters/main/services/api"
+    ));
     assert_eq!(message.attributes["severity"], "CRITICAL");
     assert_eq!(message.attributes["source"], "deploy-notifier");
     assert_eq!(message.attributes["resource"], "api");
@@ -58,10 +85,19 @@ async fn sns_message_reaches_a_subscribed_queue_with_attributes() {
 async fn email_is_readable_with_subject_text_and_html() {
     let moto = Moto::start().await.unwrap();
     verified_sender(&moto, SENDER).await;
-    let config = EmailConfig { from: SENDER.into(), to: vec!["ops@example.com".into(), "lead@example.com".into()] };
+    let config = EmailConfig {
+        from: SENDER.into(),
+        to: vec!["ops@example.com".into(), "lead@example.com".into()],
+    };
     let channel = EmailChannel::new(aws_sdk_sesv2::Client::new(&moto.sdk_config().await), config);
     let n = sample().with_resource("api");
-    channel.send(&Notification { subject: "[prod] Despliegue de api: señal ✓".into(), ..n }).await.unwrap();
+    channel
+        .send(&Notification {
+            subject: "[prod] Despliegue de api: señal ✓".into(),
+            ..n
+        })
+        .await
+        .unwrap();
 
     let emails = moto.sent_emails().await.unwrap();
     assert_eq!(emails.len(), 1);
@@ -70,14 +106,21 @@ async fn email_is_readable_with_subject_text_and_html() {
     assert_eq!(email.to, ["ops@example.com", "lead@example.com"]);
     assert!(email.text.contains("Reason: circuit breaker <rolled back>"));
     assert!(email.html.contains("circuit breaker &lt;rolled back&gt;"));
-    assert!(email.html.contains("href=\"https://console.aws.amazon.com/ecs/v2/clusters/main/services/api\""));
+    assert!(
+        email
+            .html
+            .contains("href=\"https://console.aws.amazon.com/ecs/v2/clusters/main/services/api\"")
+    );
     assert_eq!(email.header("X-Watchkeeper-Severity"), Some("CRITICAL"));
 }
 
 #[tokio::test]
 async fn unverified_sender_is_a_permanent_error() {
     let moto = Moto::start().await.unwrap();
-    let config = EmailConfig { from: "nobody@example.org".into(), to: vec!["ops@example.com".into()] };
+    let config = EmailConfig {
+        from: "nobody@example.org".into(),
+        to: vec!["ops@example.com".into()],
+    };
     let channel = EmailChannel::new(aws_sdk_sesv2::Client::new(&moto.sdk_config().await), config);
     let err = channel.send(&sample()).await.unwrap_err();
     assert!(!err.retryable, "{err}");
@@ -88,34 +131,59 @@ async fn unverified_sender_is_a_permanent_error() {
 async fn webhook_posts_slack_and_teams_shapes_to_a_loopback_receiver() {
     let receiver = HttpServer::local(Behaviour::Status(200)).await.unwrap();
     for format in [ChatFormat::Slack, ChatFormat::Teams] {
-        let channel = WebhookChannel::new(SecretUrl::new(receiver.url("/hooks/T000/B000/secret-token")), format).unwrap();
+        let channel = WebhookChannel::new(
+            SecretUrl::new(receiver.url("/hooks/T000/B000/secret-token")),
+            format,
+        )
+        .unwrap();
         channel.send(&sample()).await.unwrap();
     }
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests.iter().all(|r| r.method == "POST" && r.header("content-type") == Some("application/json")));
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "POST" && r.header("content-type") == Some("application/json"))
+    );
     let slack = requests[0].json();
-    assert_eq!(slack["text"], "[CRITICAL] [prod] api deployment FAILED (main)");
+    assert_eq!(
+        slack["text"],
+        "[CRITICAL] [prod] api deployment FAILED (main)"
+    );
     assert_eq!(slack["blocks"][0]["type"], "header");
     assert_eq!(slack["blocks"][1]["text"]["type"], "mrkdwn");
     let teams = requests[1].json();
     assert_eq!(teams["type"], "message");
-    assert_eq!(teams["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(
+        teams["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
     assert_eq!(teams["attachments"][0]["content"]["type"], "AdaptiveCard");
-    assert_eq!(teams["attachments"][0]["content"]["actions"][0]["url"], "https://console.aws.amazon.com/ecs/v2/clusters/main/services/api");
+    assert_eq!(
+        teams["attachments"][0]["content"]["actions"][0]["url"],
+        "https://console.aws.amazon.com/ecs/v2/clusters/main/services/api"
+    );
 }
 
 #[tokio::test]
 async fn webhook_failures_are_classified_and_never_show_the_url() {
     let receiver = HttpServer::local(Behaviour::Status(503)).await.unwrap();
-    let channel = WebhookChannel::new(SecretUrl::new(receiver.url("/hooks/secret-token")), ChatFormat::Slack).unwrap();
+    let channel = WebhookChannel::new(
+        SecretUrl::new(receiver.url("/hooks/secret-token")),
+        ChatFormat::Slack,
+    )
+    .unwrap();
     let err = channel.send(&sample()).await.unwrap_err();
     assert!(err.retryable);
     receiver.set_behaviour(Behaviour::Status(404));
     let err = channel.send(&sample()).await.unwrap_err();
     assert!(!err.retryable);
     let refused = harness::http::refusing_addr().unwrap();
-    let channel = WebhookChannel::new(SecretUrl::new(format!("http://{refused}/hooks/secret-token")), ChatFormat::Slack).unwrap();
+    let channel = WebhookChannel::new(
+        SecretUrl::new(format!("http://{refused}/hooks/secret-token")),
+        ChatFormat::Slack,
+    )
+    .unwrap();
     let err = channel.send(&sample()).await.unwrap_err();
     assert!(err.retryable);
     for shown in [err.to_string(), format!("{err:?}")] {
@@ -137,7 +205,15 @@ async fn webhook_url_is_read_from_secrets_manager() {
         .unwrap()
         .arn
         .unwrap();
-    let channel = WebhookChannel::from_secret(&secrets, &WebhookConfig { secret_arn: arn, format: ChatFormat::Slack }).await.unwrap();
+    let channel = WebhookChannel::from_secret(
+        &secrets,
+        &WebhookConfig {
+            secret_arn: arn,
+            format: ChatFormat::Slack,
+        },
+    )
+    .await
+    .unwrap();
     assert!(!format!("{channel:?}").contains("secret-token"));
     channel.send(&sample()).await.unwrap();
     assert_eq!(receiver.requests()[0].path, "/hook/secret-token");
@@ -155,12 +231,17 @@ async fn notifier_sends_once_per_key_and_retries_only_failed_channels() {
         ("NOTIFY_EMAIL_TO", "ops@example.com"),
     ]))
     .unwrap();
-    let notifier = Notifier::connect(&notify_config, &config, state(&moto).await).await.unwrap();
+    let notifier = Notifier::connect(&notify_config, &config, state(&moto).await)
+        .await
+        .unwrap();
     assert_eq!(notifier.channel_names(), ["sns", "email"]);
 
     // The sender is not verified yet: SNS delivers, email fails, the error says so.
     let err = notifier.send_once("event-1", &sample()).await.unwrap_err();
-    assert!(!err.is_retryable(), "an unverified sender needs a person: {err}");
+    assert!(
+        !err.is_retryable(),
+        "an unverified sender needs a person: {err}"
+    );
     assert!(err.to_string().contains("email"), "{err}");
     assert_eq!(moto.received_notifications(&queue).await.unwrap().len(), 1);
 
@@ -179,6 +260,8 @@ async fn notifier_sends_once_per_key_and_retries_only_failed_channels() {
 #[tokio::test]
 async fn channel_enum_names() {
     let receiver = HttpServer::local(Behaviour::Status(200)).await.unwrap();
-    let channel = Channel::Webhook(WebhookChannel::new(SecretUrl::new(receiver.url("/h")), ChatFormat::Slack).unwrap());
+    let channel = Channel::Webhook(
+        WebhookChannel::new(SecretUrl::new(receiver.url("/h")), ChatFormat::Slack).unwrap(),
+    );
     assert_eq!(channel.name(), "webhook");
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use harness::moto::Moto;
 use serde::{Deserialize, Serialize};
-use watchkeeper_shared::state::{Claim, StateError, StateStore};
+use watchkeeper_shared::state::{Claim, StateError, StateStore, Store};
 
 async fn store(moto: &Moto) -> StateStore {
     let s3 = moto.s3().await;
@@ -52,7 +52,14 @@ async fn claims_complete_release_and_namespace() {
     assert_eq!(store.claim("a").await.unwrap(), Claim::AlreadyClaimed);
     store.release("never-claimed").await.unwrap();
 
-    let objects = moto.s3().await.list_objects_v2().bucket("wk-state").send().await.unwrap();
+    let objects = moto
+        .s3()
+        .await
+        .list_objects_v2()
+        .bucket("wk-state")
+        .send()
+        .await
+        .unwrap();
     let keys: Vec<_> = objects.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["test-fn/claims/a"]);
 }
@@ -62,15 +69,38 @@ async fn stale_etag_update_is_a_conflict() {
     let moto = Moto::start().await.unwrap();
     let store = store(&moto).await;
     assert!(store.load::<Counter>("sweep").await.unwrap().is_none());
-    let first = store.create("sweep", &Counter { values: vec![1] }).await.unwrap();
-    assert!(matches!(store.create("sweep", &Counter::default()).await, Err(StateError::Conflict { .. })));
+    let first = store
+        .create("sweep", &Counter { values: vec![1] })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create("sweep", &Counter::default()).await,
+        Err(StateError::Conflict { .. })
+    ));
     let loaded = store.load::<Counter>("sweep").await.unwrap().unwrap();
     assert_eq!(loaded.value.values, [1]);
     assert_eq!(loaded.etag, first);
-    store.update("sweep", &first, &Counter { values: vec![1, 2] }).await.unwrap();
-    let stale = store.update("sweep", &first, &Counter { values: vec![9] }).await;
-    assert!(matches!(stale, Err(StateError::Conflict { .. })), "{stale:?}");
-    assert_eq!(store.load::<Counter>("sweep").await.unwrap().unwrap().value.values, [1, 2]);
+    store
+        .update("sweep", &first, &Counter { values: vec![1, 2] })
+        .await
+        .unwrap();
+    let stale = store
+        .update("sweep", &first, &Counter { values: vec![9] })
+        .await;
+    assert!(
+        matches!(stale, Err(StateError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(
+        store
+            .load::<Counter>("sweep")
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .values,
+        [1, 2]
+    );
 }
 
 #[tokio::test]
@@ -95,7 +125,13 @@ async fn concurrent_modifications_are_all_kept() {
     for writer in writers {
         writer.await.unwrap();
     }
-    let mut values = store.load::<Counter>("shared-doc").await.unwrap().unwrap().value.values;
+    let mut values = store
+        .load::<Counter>("shared-doc")
+        .await
+        .unwrap()
+        .unwrap()
+        .value
+        .values;
     values.sort();
     assert_eq!(values, [0, 1, 2, 3, 4, 5]);
 }

@@ -51,24 +51,36 @@ pub fn verify_signature(
     now: i64,
     window_seconds: i64,
 ) -> Result<VerifiedSignature, SignatureError> {
-    let timestamp = timestamp.ok_or(SignatureError::Missing(TIMESTAMP_HEADER))?.trim();
-    let signature = signature.ok_or(SignatureError::Missing(SIGNATURE_HEADER))?.trim();
-    let sent_at: i64 = timestamp.parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let timestamp = timestamp
+        .ok_or(SignatureError::Missing(TIMESTAMP_HEADER))?
+        .trim();
+    let signature = signature
+        .ok_or(SignatureError::Missing(SIGNATURE_HEADER))?
+        .trim();
+    let sent_at: i64 = timestamp
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     if now.abs_diff(sent_at) > window_seconds.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
-    let hex_digits = signature.strip_prefix("sha256=").ok_or(SignatureError::BadFormat)?;
+    let hex_digits = signature
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::BadFormat)?;
     let given = hex::decode(hex_digits).map_err(|_| SignatureError::BadFormat)?;
     if given.len() != 32 {
         return Err(SignatureError::BadFormat);
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.expose()).map_err(|_| SignatureError::Mismatch)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.expose()).map_err(|_| SignatureError::Mismatch)?;
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
     // verify_slice compares in constant time.
-    mac.verify_slice(&given).map_err(|_| SignatureError::Mismatch)?;
-    Ok(VerifiedSignature { digest: hex::encode(&Sha256::digest(&given)[..16]) })
+    mac.verify_slice(&given)
+        .map_err(|_| SignatureError::Mismatch)?;
+    Ok(VerifiedSignature {
+        digest: hex::encode(&Sha256::digest(&given)[..16]),
+    })
 }
 
 /// Signs like a CI job would (used by tests, the demo and documentation examples).
@@ -109,20 +121,24 @@ const MAX_OUTPUTS: usize = 100;
 
 /// Parses and checks the body; the error is the 400 reason.
 pub fn parse_report(body: &[u8]) -> Result<ApplyReport, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     let Value::Object(fields) = value else {
         return Err("body must be a JSON object".into());
     };
     let text = |name: &str| -> Result<Option<String>, String> {
         match fields.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.chars().count() > MAX_FIELD_CHARS => Err(format!("\"{name}\" is longer than {MAX_FIELD_CHARS} characters")),
+            Some(Value::String(s)) if s.chars().count() > MAX_FIELD_CHARS => Err(format!(
+                "\"{name}\" is longer than {MAX_FIELD_CHARS} characters"
+            )),
             Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
             Some(Value::Number(n)) if name == "id" => Ok(Some(n.to_string())),
             Some(_) => Err(format!("\"{name}\" must be a string")),
         }
     };
-    let required = |name: &str| text(name)?.ok_or_else(|| format!("missing required field \"{name}\""));
+    let required =
+        |name: &str| text(name)?.ok_or_else(|| format!("missing required field \"{name}\""));
     let status = match required("status")?.to_ascii_lowercase().as_str() {
         "success" | "succeeded" => ApplyStatus::Success,
         "failure" | "failed" => ApplyStatus::Failure,
@@ -161,7 +177,9 @@ fn outputs(value: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
     for (name, value) in map {
         let terraform_shape = value.as_object().filter(|o| o.contains_key("value"));
         let rendered = match terraform_shape {
-            Some(o) if o.get("sensitive").and_then(Value::as_bool) == Some(true) => "(sensitive)".to_string(),
+            Some(o) if o.get("sensitive").and_then(Value::as_bool) == Some(true) => {
+                "(sensitive)".to_string()
+            }
             Some(o) => render_value(o.get("value").unwrap_or(&Value::Null)),
             None => render_value(value),
         };
@@ -194,12 +212,18 @@ pub fn report_notification(report: &ApplyReport) -> Notification {
         ApplyStatus::Success => ("SUCCEEDED", Severity::Info),
         ApplyStatus::Failure => ("FAILED", Severity::Critical),
     };
-    let short_commit = report.commit.as_deref().map(|c| c.chars().take(7).collect::<String>());
+    let short_commit = report
+        .commit
+        .as_deref()
+        .map(|c| c.chars().take(7).collect::<String>());
     let subject = format!(
         "{}{} terraform apply {word}{}",
         env_prefix(Some(&report.environment)),
         report.project,
-        short_commit.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
+        short_commit
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default()
     );
     let mut text = String::new();
     let mut row = |label: &str, value: &str| {
@@ -251,22 +275,63 @@ mod tests {
         let good = sign(b"test-signing-key", NOW, body);
         let ts = NOW.to_string();
         assert!(verify_signature(&key(), Some(&ts), Some(&good), body, NOW + 10, 300).is_ok());
-        assert_eq!(verify_signature(&key(), None, Some(&good), body, NOW, 300), Err(SignatureError::Missing(TIMESTAMP_HEADER)));
-        assert_eq!(verify_signature(&key(), Some(&ts), None, body, NOW, 300), Err(SignatureError::Missing(SIGNATURE_HEADER)));
-        assert_eq!(verify_signature(&key(), Some(&ts), Some(&good), body, NOW + 301, 300), Err(SignatureError::Stale));
-        assert_eq!(verify_signature(&key(), Some(&ts), Some(&good), body, NOW - 301, 300), Err(SignatureError::Stale));
-        assert_eq!(verify_signature(&key(), Some(&ts), Some(&good), b"{}", NOW, 300), Err(SignatureError::Mismatch));
-        assert_eq!(verify_signature(&key(), Some("x"), Some(&good), body, NOW, 300), Err(SignatureError::BadTimestamp));
-        assert_eq!(verify_signature(&key(), Some(&ts), Some("md5=00"), body, NOW, 300), Err(SignatureError::BadFormat));
+        assert_eq!(
+            verify_signature(&key(), None, Some(&good), body, NOW, 300),
+            Err(SignatureError::Missing(TIMESTAMP_HEADER))
+        );
+        assert_eq!(
+            verify_signature(&key(), Some(&ts), None, body, NOW, 300),
+            Err(SignatureError::Missing(SIGNATURE_HEADER))
+        );
+        assert_eq!(
+            verify_signature(&key(), Some(&ts), Some(&good), body, NOW + 301, 300),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify_signature(&key(), Some(&ts), Some(&good), body, NOW - 301, 300),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify_signature(&key(), Some(&ts), Some(&good), b"{}", NOW, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(&key(), Some("x"), Some(&good), body, NOW, 300),
+            Err(SignatureError::BadTimestamp)
+        );
+        assert_eq!(
+            verify_signature(&key(), Some(&ts), Some("md5=00"), body, NOW, 300),
+            Err(SignatureError::BadFormat)
+        );
         let other_key = sign(b"other", NOW, body);
-        assert_eq!(verify_signature(&key(), Some(&ts), Some(&other_key), body, NOW, 300), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_signature(&key(), Some(&ts), Some(&other_key), body, NOW, 300),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn signing_matches_the_readme_openssl_recipe() {
+        // printf '%s.%s' 1790000000 '{"project":"p"}' | openssl dgst -sha256 -hmac test-signing-key
+        assert_eq!(
+            sign(b"test-signing-key", 1_790_000_000, br#"{"project":"p"}"#),
+            "sha256=219b1ef05191608aa58b45bae73d91fc671ecec17e3d22e6fd273f1e0f2e0a82"
+        );
     }
 
     #[test]
     fn the_digest_does_not_reveal_the_signature() {
         let body = b"{}";
         let signature = sign(b"test-signing-key", NOW, body);
-        let verified = verify_signature(&key(), Some(&NOW.to_string()), Some(&signature), body, NOW, 300).unwrap();
+        let verified = verify_signature(
+            &key(),
+            Some(&NOW.to_string()),
+            Some(&signature),
+            body,
+            NOW,
+            300,
+        )
+        .unwrap();
         assert!(!signature.contains(&verified.digest));
         assert_eq!(verified.digest.len(), 32);
     }
@@ -282,20 +347,50 @@ mod tests {
         assert_eq!(report.outputs["db_password"], "(sensitive)");
         assert_eq!(report.outputs["ports"], "[80,443]");
         let n = report_notification(&report);
-        assert_eq!(n.subject, "[prod] despachos terraform apply SUCCEEDED (0123456)");
+        assert_eq!(
+            n.subject,
+            "[prod] despachos terraform apply SUCCEEDED (0123456)"
+        );
         assert!(!n.text.contains("hunter2"));
-        assert!(n.links.iter().any(|l| l.url == "http://des-alb-1.us-east-1.elb.amazonaws.com"));
+        assert!(
+            n.links
+                .iter()
+                .any(|l| l.url == "http://des-alb-1.us-east-1.elb.amazonaws.com")
+        );
         assert!(n.links.iter().any(|l| l.label == "CI run"));
     }
 
     #[test]
     fn bad_reports_say_what_is_wrong() {
-        assert!(parse_report(b"not json").unwrap_err().contains("not valid JSON"));
-        assert_eq!(parse_report(b"[]").unwrap_err(), "body must be a JSON object");
-        assert_eq!(parse_report(br#"{"environment":"p","status":"success"}"#).unwrap_err(), "missing required field \"project\"");
-        assert!(parse_report(br#"{"project":"p","environment":"p","status":"maybe"}"#).unwrap_err().contains("status"));
-        assert!(parse_report(br#"{"project":1,"environment":"p","status":"success"}"#).unwrap_err().contains("must be a string"));
-        assert!(parse_report(br#"{"project":"p","environment":"p","status":"success","run_url":"javascript:x"}"#).is_err());
+        assert!(
+            parse_report(b"not json")
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        assert_eq!(
+            parse_report(b"[]").unwrap_err(),
+            "body must be a JSON object"
+        );
+        assert_eq!(
+            parse_report(br#"{"environment":"p","status":"success"}"#).unwrap_err(),
+            "missing required field \"project\""
+        );
+        assert!(
+            parse_report(br#"{"project":"p","environment":"p","status":"maybe"}"#)
+                .unwrap_err()
+                .contains("status")
+        );
+        assert!(
+            parse_report(br#"{"project":1,"environment":"p","status":"success"}"#)
+                .unwrap_err()
+                .contains("must be a string")
+        );
+        assert!(
+            parse_report(
+                br#"{"project":"p","environment":"p","status":"success","run_url":"javascript:x"}"#
+            )
+            .is_err()
+        );
     }
 
     proptest! {

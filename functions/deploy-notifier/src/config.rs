@@ -34,18 +34,31 @@ pub struct Config {
 
 impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
-        let auth = match vars.optional("CI_AUTH").map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("hmac") => UrlAuth::Hmac { secret_arn: vars.arn("CI_SIGNING_SECRET_ARN", "secretsmanager")? },
+        let auth = match vars
+            .optional("CI_AUTH")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("hmac") => UrlAuth::Hmac {
+                secret_arn: vars.arn("CI_SIGNING_SECRET_ARN", "secretsmanager")?,
+            },
             Some("iam") => UrlAuth::Iam,
             Some(_) => return Err(ConfigError::new("CI_AUTH", "must be hmac or iam")),
         };
         let max_body_bytes = vars.parse_or("CI_MAX_BODY_BYTES", "a number of bytes", 64 * 1024)?;
         if !(256..=6 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(ConfigError::new("CI_MAX_BODY_BYTES", "must be between 256 and 6291456 (the Lambda payload limit)"));
+            return Err(ConfigError::new(
+                "CI_MAX_BODY_BYTES",
+                "must be between 256 and 6291456 (the Lambda payload limit)",
+            ));
         }
-        let signature_window = vars.seconds("CI_SIGNATURE_WINDOW_SECONDS", Duration::from_secs(300))?;
+        let signature_window =
+            vars.seconds("CI_SIGNATURE_WINDOW_SECONDS", Duration::from_secs(300))?;
         if signature_window.is_zero() || signature_window > Duration::from_secs(3600) {
-            return Err(ConfigError::new("CI_SIGNATURE_WINDOW_SECONDS", "must be between 1 and 3600"));
+            return Err(ConfigError::new(
+                "CI_SIGNATURE_WINDOW_SECONDS",
+                "must be between 1 and 3600",
+            ));
         }
         Ok(Self {
             state_bucket: vars.required("STATE_BUCKET")?,
@@ -63,13 +76,21 @@ impl Config {
 mod tests {
     use super::*;
 
-    const TOPIC: (&str, &str) = ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts");
+    const TOPIC: (&str, &str) = (
+        "NOTIFY_SNS_TOPIC_ARN",
+        "arn:aws:sns:us-east-1:123456789012:alerts",
+    );
 
     #[test]
     fn hmac_needs_its_secret() {
         let err = Config::from_vars(&Vars::from_pairs([TOPIC, ("STATE_BUCKET", "b")])).unwrap_err();
         assert_eq!(err.variable, "CI_SIGNING_SECRET_ARN");
-        let config = Config::from_vars(&Vars::from_pairs([TOPIC, ("STATE_BUCKET", "b"), ("CI_AUTH", "IAM")])).unwrap();
+        let config = Config::from_vars(&Vars::from_pairs([
+            TOPIC,
+            ("STATE_BUCKET", "b"),
+            ("CI_AUTH", "IAM"),
+        ]))
+        .unwrap();
         assert_eq!(config.auth, UrlAuth::Iam);
         assert_eq!(config.max_body_bytes, 65536);
         assert!(!config.notify_in_progress);
@@ -78,10 +99,25 @@ mod tests {
     #[test]
     fn bounds_are_checked() {
         let base = [TOPIC, ("STATE_BUCKET", "b"), ("CI_AUTH", "iam")];
-        let with = |k: &'static str, v: &'static str| Config::from_vars(&Vars::from_pairs(base.into_iter().chain([(k, v)])));
-        assert_eq!(with("CI_MAX_BODY_BYTES", "10").unwrap_err().variable, "CI_MAX_BODY_BYTES");
-        assert_eq!(with("CI_SIGNATURE_WINDOW_SECONDS", "0").unwrap_err().variable, "CI_SIGNATURE_WINDOW_SECONDS");
+        let with = |k: &'static str, v: &'static str| {
+            Config::from_vars(&Vars::from_pairs(base.into_iter().chain([(k, v)])))
+        };
+        assert_eq!(
+            with("CI_MAX_BODY_BYTES", "10").unwrap_err().variable,
+            "CI_MAX_BODY_BYTES"
+        );
+        assert_eq!(
+            with("CI_SIGNATURE_WINDOW_SECONDS", "0")
+                .unwrap_err()
+                .variable,
+            "CI_SIGNATURE_WINDOW_SECONDS"
+        );
         assert_eq!(with("CI_AUTH", "none").unwrap_err().variable, "CI_AUTH");
-        assert_eq!(with("DEPLOY_NOTIFY_IN_PROGRESS", "sometimes").unwrap_err().variable, "DEPLOY_NOTIFY_IN_PROGRESS");
+        assert_eq!(
+            with("DEPLOY_NOTIFY_IN_PROGRESS", "sometimes")
+                .unwrap_err()
+                .variable,
+            "DEPLOY_NOTIFY_IN_PROGRESS"
+        );
     }
 }

@@ -53,20 +53,34 @@ pub struct UrlRequest {
 
 impl UrlRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 pub fn classify(payload: Value) -> Result<Invocation, DeployError> {
     let Value::Object(object) = payload else {
-        return Err(DeployError::Malformed(format!("expected a JSON object, got {}", kind_of(&payload))));
+        return Err(DeployError::Malformed(format!(
+            "expected a JSON object, got {}",
+            kind_of(&payload)
+        )));
     };
-    if object.get("requestContext").and_then(|c| c.get("http")).is_some() {
+    if object
+        .get("requestContext")
+        .and_then(|c| c.get("http"))
+        .is_some()
+    {
         return Ok(Invocation::FunctionUrl(url_request(&object)));
     }
     if let Some(records) = object.get("Records").and_then(Value::as_array) {
         if records.iter().any(|r| r.get("Sns").is_some()) {
-            return records.iter().map(sns_record).collect::<Result<_, _>>().map(Invocation::Sns);
+            return records
+                .iter()
+                .map(sns_record)
+                .collect::<Result<_, _>>()
+                .map(Invocation::Sns);
         }
     }
     if object.contains_key("detail-type") && object.contains_key("source") {
@@ -79,9 +93,9 @@ pub fn classify(payload: Value) -> Result<Invocation, DeployError> {
 pub fn envelope(value: &Value) -> Result<Envelope, DeployError> {
     let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
     let required = |name: &str| {
-        text(name)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| DeployError::Malformed(format!("EventBridge event without a \"{name}\" string")))
+        text(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            DeployError::Malformed(format!("EventBridge event without a \"{name}\" string"))
+        })
     };
     Ok(Envelope {
         id: required("id")?,
@@ -93,20 +107,29 @@ pub fn envelope(value: &Value) -> Result<Envelope, DeployError> {
         resources: value
             .get("resources")
             .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
         detail: value.get("detail").cloned().unwrap_or(Value::Null),
     })
 }
 
 fn sns_record(record: &Value) -> Result<SnsRecord, DeployError> {
-    let sns = record.get("Sns").ok_or_else(|| DeployError::Malformed("SNS record without \"Sns\"".into()))?;
+    let sns = record
+        .get("Sns")
+        .ok_or_else(|| DeployError::Malformed("SNS record without \"Sns\"".into()))?;
     let text = |name: &str| sns.get(name).and_then(Value::as_str).map(str::to_string);
     Ok(SnsRecord {
-        message_id: text("MessageId").ok_or_else(|| DeployError::Malformed("SNS record without a MessageId".into()))?,
+        message_id: text("MessageId")
+            .ok_or_else(|| DeployError::Malformed("SNS record without a MessageId".into()))?,
         topic_arn: text("TopicArn").unwrap_or_default(),
         subject: text("Subject").filter(|s| !s.is_empty()),
-        message: text("Message").ok_or_else(|| DeployError::Malformed("SNS record without a Message".into()))?,
+        message: text("Message")
+            .ok_or_else(|| DeployError::Malformed("SNS record without a Message".into()))?,
     })
 }
 
@@ -123,7 +146,11 @@ fn url_request(object: &Map<String, Value>) -> UrlRequest {
         .and_then(Value::as_object)
         .map(|h| {
             h.iter()
-                .filter_map(|(name, value)| value.as_str().map(|v| (name.to_ascii_lowercase(), v.to_string())))
+                .filter_map(|(name, value)| {
+                    value
+                        .as_str()
+                        .map(|v| (name.to_ascii_lowercase(), v.to_string()))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -136,9 +163,19 @@ fn url_request(object: &Map<String, Value>) -> UrlRequest {
     UrlRequest {
         method,
         headers,
-        body: object.get("body").and_then(Value::as_str).map(str::to_string),
-        is_base64_encoded: object.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false),
-        request_id: context.and_then(|c| c.get("requestId")).and_then(Value::as_str).unwrap_or("").to_string(),
+        body: object
+            .get("body")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        is_base64_encoded: object
+            .get("isBase64Encoded")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        request_id: context
+            .and_then(|c| c.get("requestId"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         iam_caller,
     }
 }
@@ -162,19 +199,35 @@ mod tests {
     #[test]
     fn shapes_are_told_apart() {
         let url = json!({"version": "2.0", "requestContext": {"http": {"method": "post"}, "requestId": "r1"}, "headers": {"X-Watchkeeper-Timestamp": "1"}, "body": "{}"});
-        let Ok(Invocation::FunctionUrl(request)) = classify(url) else { panic!("not a URL request") };
+        let Ok(Invocation::FunctionUrl(request)) = classify(url) else {
+            panic!("not a URL request")
+        };
         assert_eq!(request.method, "POST");
         assert_eq!(request.header("x-watchkeeper-timestamp"), Some("1"));
 
         let sns = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "m1", "TopicArn": "t", "Message": "hello"}}]});
-        assert!(matches!(classify(sns), Ok(Invocation::Sns(records)) if records[0].message == "hello"));
+        assert!(
+            matches!(classify(sns), Ok(Invocation::Sns(records)) if records[0].message == "hello")
+        );
 
         let eb = json!({"id": "e1", "detail-type": "X", "source": "aws.ecs", "detail": {}});
         assert!(matches!(classify(eb), Ok(Invocation::EventBridge(e)) if e.id == "e1"));
 
-        assert!(matches!(classify(json!({"hello": 1})), Ok(Invocation::Unknown(_))));
-        assert!(matches!(classify(json!([1, 2])), Err(DeployError::Malformed(_))));
-        assert!(matches!(classify(json!({"id": 5, "detail-type": "X", "source": "s"})), Err(DeployError::Malformed(_))));
-        assert!(matches!(classify(json!({"Records": [{"Sns": {"MessageId": "m"}}]})), Err(DeployError::Malformed(_))));
+        assert!(matches!(
+            classify(json!({"hello": 1})),
+            Ok(Invocation::Unknown(_))
+        ));
+        assert!(matches!(
+            classify(json!([1, 2])),
+            Err(DeployError::Malformed(_))
+        ));
+        assert!(matches!(
+            classify(json!({"id": 5, "detail-type": "X", "source": "s"})),
+            Err(DeployError::Malformed(_))
+        ));
+        assert!(matches!(
+            classify(json!({"Records": [{"Sns": {"MessageId": "m"}}]})),
+            Err(DeployError::Malformed(_))
+        ));
     }
 }

@@ -32,15 +32,27 @@ pub struct App<N, S> {
 }
 
 impl<N: Notify, S: Store> App<N, S> {
-    pub fn new(config: Config, notifier: N, state: S, signing_key: Option<Secret<Vec<u8>>>) -> Self {
-        Self { config, notifier, state, signing_key }
+    pub fn new(
+        config: Config,
+        notifier: N,
+        state: S,
+        signing_key: Option<Secret<Vec<u8>>>,
+    ) -> Self {
+        Self {
+            config,
+            notifier,
+            state,
+            signing_key,
+        }
     }
 
     /// Handles one invocation. Errors are for Lambda to retry or dead-letter; a Function URL
     /// request always gets an HTTP answer instead.
     pub async fn handle(&self, payload: Value) -> Result<Value, DeployError> {
         match classify(payload)? {
-            Invocation::FunctionUrl(request) => Ok(self.handle_url(&request, Utc::now().timestamp()).await),
+            Invocation::FunctionUrl(request) => {
+                Ok(self.handle_url(&request, Utc::now().timestamp()).await)
+            }
             Invocation::EventBridge(event) => self.handle_event(&event).await,
             Invocation::Sns(records) => self.handle_sns(&records).await,
             Invocation::Unknown(object) => self.handle_unknown(&object).await,
@@ -54,10 +66,12 @@ impl<N: Notify, S: Store> App<N, S> {
         let mut first_error = None;
         for record in records {
             let outcome = match serde_json::from_str::<Value>(&record.message) {
-                Ok(inner @ Value::Object(_)) if inner.get("detail-type").is_some() => match envelope(&inner) {
-                    Ok(event) => self.handle_event(&event).await,
-                    Err(e) => Err(e),
-                },
+                Ok(inner @ Value::Object(_)) if inner.get("detail-type").is_some() => {
+                    match envelope(&inner) {
+                        Ok(event) => self.handle_event(&event).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 _ => self.handle_sns_text(record).await,
             };
             match outcome {
@@ -83,36 +97,56 @@ impl<N: Notify, S: Store> App<N, S> {
                 return Ok(json!({"outcome": "ignored", "event": event.id, "reason": reason}));
             }
             Interpreted::Unknown => generic_event_notice(event, env),
-            Interpreted::Ecs(EcsEvent::ServiceAction(action)) => ecs::service_action_notification(&action, env, &event.id),
-            Interpreted::Ecs(EcsEvent::TaskStopped(task)) => ecs::task_stopped_notification(&task, env, &event.id),
+            Interpreted::Ecs(EcsEvent::ServiceAction(action)) => {
+                ecs::service_action_notification(&action, env, &event.id)
+            }
+            Interpreted::Ecs(EcsEvent::TaskStopped(task)) => {
+                ecs::task_stopped_notification(&task, env, &event.id)
+            }
             Interpreted::Ecs(EcsEvent::Deployment(change)) => {
                 let key = format!("deployments/{}", key_segment(&change.deployment_id));
                 let started_at = match change.status {
                     DeploymentStatus::InProgress => {
                         self.remember_start(&key, change.updated_at).await?;
                         if !self.config.notify_in_progress && !change.is_rollback() {
-                            return Ok(json!({"outcome": "recorded", "event": event.id, "deployment": change.deployment_id}));
+                            return Ok(
+                                json!({"outcome": "recorded", "event": event.id, "deployment": change.deployment_id}),
+                            );
                         }
                         None
                     }
-                    _ => self.state.load::<DeploymentStart>(&key).await?.map(|v| v.value.started_at),
+                    _ => self
+                        .state
+                        .load::<DeploymentStart>(&key)
+                        .await?
+                        .map(|v| v.value.started_at),
                 };
                 ecs::deployment_notification(&change, started_at, env, &event.id)
             }
         };
-        self.send(&format!("event/{}", event.id), &notification).await
+        self.send(&format!("event/{}", event.id), &notification)
+            .await
     }
 
     /// Keeps the first IN_PROGRESS time of a deployment; a duplicate keeps the original.
     async fn remember_start(&self, key: &str, at: DateTime<Utc>) -> Result<(), StateError> {
-        match self.state.create(key, &DeploymentStart { started_at: at }).await {
+        match self
+            .state
+            .create(key, &DeploymentStart { started_at: at })
+            .await
+        {
             Ok(_) | Err(StateError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     async fn handle_sns_text(&self, record: &SnsRecord) -> Result<Value, DeployError> {
-        let topic = record.topic_arn.rsplit(':').next().unwrap_or("").to_string();
+        let topic = record
+            .topic_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
         let subject = format!(
             "{}SNS message on {topic}: {}",
             env_prefix(self.config.environment.as_deref()),
@@ -137,7 +171,10 @@ impl<N: Notify, S: Store> App<N, S> {
              Top-level keys: {}\nPayload digest: {id}\n\nCheck the EventBridge rules and SNS subscriptions that target this function.",
             keys.join(", ")
         );
-        let subject = format!("{}Unrecognised event reached deploy-notifier", env_prefix(self.config.environment.as_deref()));
+        let subject = format!(
+            "{}Unrecognised event reached deploy-notifier",
+            env_prefix(self.config.environment.as_deref())
+        );
         let n = Notification::new(SOURCE, Severity::Warning, subject, text);
         self.send(&format!("unknown/{}", &id[..32]), &n).await
     }
@@ -173,7 +210,10 @@ impl<N: Notify, S: Store> App<N, S> {
                         return respond(401, json!({"error": reason.to_string()}));
                     }
                 };
-                (format!("ci/{}", verified.digest), Some(format!("replay/{}", verified.digest)))
+                (
+                    format!("ci/{}", verified.digest),
+                    Some(format!("replay/{}", verified.digest)),
+                )
             }
             (UrlAuth::Hmac { .. }, None) => {
                 tracing::error!("CI_AUTH=hmac but no signing key loaded");
@@ -213,7 +253,10 @@ impl<N: Notify, S: Store> App<N, S> {
                         tracing::warn!(error = %e, "could not mark the replay claim done; it still blocks replays while pending");
                     }
                 }
-                respond(202, json!({"status": "accepted", "subject": notification.subject_line(), "sent": delivery.sent, "already_sent": delivery.already_sent}))
+                respond(
+                    202,
+                    json!({"status": "accepted", "subject": notification.subject_line(), "sent": delivery.sent, "already_sent": delivery.already_sent}),
+                )
             }
             Err(e) => {
                 // Nothing lost: free the signature so the sender's retry is accepted.
@@ -232,22 +275,46 @@ impl<N: Notify, S: Store> App<N, S> {
     fn body(&self, request: &UrlRequest) -> Result<Vec<u8>, Value> {
         let limit = self.config.max_body_bytes;
         let raw = request.body.as_deref().unwrap_or("");
-        let too_large = || respond(413, json!({"error": format!("body larger than {limit} bytes")}));
+        let too_large = || {
+            respond(
+                413,
+                json!({"error": format!("body larger than {limit} bytes")}),
+            )
+        };
         if !request.is_base64_encoded {
-            return if raw.len() > limit { Err(too_large()) } else { Ok(raw.as_bytes().to_vec()) };
+            return if raw.len() > limit {
+                Err(too_large())
+            } else {
+                Ok(raw.as_bytes().to_vec())
+            };
         }
         // Check before decoding: base64 is 4 characters for every 3 bytes.
         if raw.len() / 4 * 3 > limit + 3 {
             return Err(too_large());
         }
-        let bytes = STANDARD.decode(raw.trim()).map_err(|_| respond(400, json!({"error": "body is not valid base64"})))?;
-        if bytes.len() > limit { Err(too_large()) } else { Ok(bytes) }
+        let bytes = STANDARD
+            .decode(raw.trim())
+            .map_err(|_| respond(400, json!({"error": "body is not valid base64"})))?;
+        if bytes.len() > limit {
+            Err(too_large())
+        } else {
+            Ok(bytes)
+        }
     }
 }
 
 fn generic_event_notice(event: &Envelope, env: Option<&str>) -> Notification {
-    let detail_keys: Vec<&str> = event.detail.as_object().map(|d| d.keys().map(String::as_str).take(20).collect()).unwrap_or_default();
-    let subject = format!("{}{} from {}", env_prefix(env), event.detail_type, event.source);
+    let detail_keys: Vec<&str> = event
+        .detail
+        .as_object()
+        .map(|d| d.keys().map(String::as_str).take(20).collect())
+        .unwrap_or_default();
+    let subject = format!(
+        "{}{} from {}",
+        env_prefix(env),
+        event.detail_type,
+        event.source
+    );
     let text = format!(
         "An event this function does not interpret was received; it is reported rather than dropped.\n\n\
          Type:      {}\nSource:    {}\nEvent id:  {}\nTime:      {}\nAccount:   {}\nRegion:    {}\nResources: {}\nDetail fields: {}",
@@ -257,7 +324,11 @@ fn generic_event_notice(event: &Envelope, env: Option<&str>) -> Notification {
         event.time,
         event.account,
         event.region,
-        if event.resources.is_empty() { "(none)".to_string() } else { event.resources.join(", ") },
+        if event.resources.is_empty() {
+            "(none)".to_string()
+        } else {
+            event.resources.join(", ")
+        },
         detail_keys.join(", ")
     );
     Notification::new(SOURCE, Severity::Warning, subject, text)
@@ -266,12 +337,19 @@ fn generic_event_notice(event: &Envelope, env: Option<&str>) -> Notification {
 }
 
 fn outcome(key: &str, n: &Notification, delivery: &Delivery) -> Value {
-    let outcome = if delivery.sent.is_empty() { "duplicate" } else { "notified" };
+    let outcome = if delivery.sent.is_empty() {
+        "duplicate"
+    } else {
+        "notified"
+    };
     json!({"outcome": outcome, "key": key, "subject": n.subject_line(), "severity": n.severity, "sent": delivery.sent, "already_sent": delivery.already_sent})
 }
 
 fn unavailable(err: &(impl std::fmt::Display + Retryable)) -> Value {
-    respond(503, json!({"error": "notification could not be delivered; retry later", "retryable": err.is_retryable()}))
+    respond(
+        503,
+        json!({"error": "notification could not be delivered; retry later", "retryable": err.is_retryable()}),
+    )
 }
 
 /// A Function URL response (payload format 2.0) with a JSON body.
@@ -294,15 +372,26 @@ mod tests {
 
     fn app(notify_in_progress: bool) -> App<RecordingNotifier, MemoryStore> {
         let mut config = Config::from_vars(&Vars::from_pairs([
-            ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts"),
+            (
+                "NOTIFY_SNS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:alerts",
+            ),
             ("STATE_BUCKET", "b"),
-            ("CI_SIGNING_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-AbCdEf"),
+            (
+                "CI_SIGNING_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-AbCdEf",
+            ),
             ("DEPLOY_ENVIRONMENT", "prod"),
         ]))
         .unwrap();
         config.notify_in_progress = notify_in_progress;
         config.signature_window = Duration::from_secs(300);
-        App::new(config, RecordingNotifier::default(), MemoryStore::default(), Some(Secret::new(KEY.to_vec())))
+        App::new(
+            config,
+            RecordingNotifier::default(),
+            MemoryStore::default(),
+            Some(Secret::new(KEY.to_vec())),
+        )
     }
 
     fn deployment(id: &str, name: &str, at: &str, reason: &str) -> Value {
@@ -323,10 +412,25 @@ mod tests {
     #[tokio::test]
     async fn deployment_duration_spans_in_progress_to_completed() {
         let app = app(false);
-        let started = app.handle(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", "")).await.unwrap();
+        let started = app
+            .handle(deployment(
+                "e1",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "2026-11-20T12:00:00Z",
+                "",
+            ))
+            .await
+            .unwrap();
         assert_eq!(started["outcome"], "recorded");
         assert!(app.notifier.notifications().is_empty());
-        app.handle(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:12Z", "done")).await.unwrap();
+        app.handle(deployment(
+            "e2",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "2026-11-20T12:04:12Z",
+            "done",
+        ))
+        .await
+        .unwrap();
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 1);
         assert!(sent[0].text.contains("4m 12s"), "{}", sent[0].text);
@@ -335,7 +439,14 @@ mod tests {
     #[tokio::test]
     async fn rollback_in_progress_is_notified_even_when_starts_are_not() {
         let app = app(false);
-        app.handle(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0")).await.unwrap();
+        app.handle(deployment(
+            "e1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:00:00Z",
+            "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0",
+        ))
+        .await
+        .unwrap();
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].severity, Severity::Critical);
@@ -344,7 +455,12 @@ mod tests {
     #[tokio::test]
     async fn duplicates_send_once_and_failures_surface() {
         let app = app(true);
-        let event = deployment("e1", "SERVICE_DEPLOYMENT_FAILED", "2026-11-20T12:00:00Z", "tasks failed");
+        let event = deployment(
+            "e1",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "2026-11-20T12:00:00Z",
+            "tasks failed",
+        );
         app.notifier.fail_next();
         let err = app.handle(event.clone()).await.unwrap_err();
         assert!(err.is_retryable());
@@ -366,21 +482,57 @@ mod tests {
             Ok(Invocation::FunctionUrl(r)) => r,
             other => panic!("{other:?}"),
         };
-        assert_eq!(status(&app.handle_url(&request(url(body, signed.clone(), "GET")), now).await), 405);
-        assert_eq!(status(&app.handle_url(&request(url(body, json!({}), "POST")), now).await), 401);
-        assert_eq!(status(&app.handle_url(&request(url(body, headers(now, "sha256=00"), "POST")), now).await), 401);
-        assert_eq!(status(&app.handle_url(&request(url(body, signed.clone(), "POST")), now + 600).await), 401);
+        assert_eq!(
+            status(
+                &app.handle_url(&request(url(body, signed.clone(), "GET")), now)
+                    .await
+            ),
+            405
+        );
+        assert_eq!(
+            status(
+                &app.handle_url(&request(url(body, json!({}), "POST")), now)
+                    .await
+            ),
+            401
+        );
+        assert_eq!(
+            status(
+                &app.handle_url(&request(url(body, headers(now, "sha256=00"), "POST")), now)
+                    .await
+            ),
+            401
+        );
+        assert_eq!(
+            status(
+                &app.handle_url(&request(url(body, signed.clone(), "POST")), now + 600)
+                    .await
+            ),
+            401
+        );
         let big = "x".repeat(70_000);
-        assert_eq!(status(&app.handle_url(&request(url(&big, signed.clone(), "POST")), now).await), 413);
+        assert_eq!(
+            status(
+                &app.handle_url(&request(url(&big, signed.clone(), "POST")), now)
+                    .await
+            ),
+            413
+        );
         let bad = "{\"project\": 1}";
         let bad_signed = headers(now, &ci::sign(KEY, now, bad.as_bytes()));
-        let answer = app.handle_url(&request(url(bad, bad_signed, "POST")), now).await;
+        let answer = app
+            .handle_url(&request(url(bad, bad_signed, "POST")), now)
+            .await;
         assert_eq!(status(&answer), 400);
         assert!(answer["body"].as_str().unwrap().contains("\"error\""));
 
-        let accepted = app.handle_url(&request(url(body, signed.clone(), "POST")), now).await;
+        let accepted = app
+            .handle_url(&request(url(body, signed.clone(), "POST")), now)
+            .await;
         assert_eq!(status(&accepted), 202, "{accepted}");
-        let replayed = app.handle_url(&request(url(body, signed, "POST")), now).await;
+        let replayed = app
+            .handle_url(&request(url(body, signed, "POST")), now)
+            .await;
         assert_eq!(status(&replayed), 401);
         assert!(replayed["body"].as_str().unwrap().contains("replay"));
         assert_eq!(app.notifier.notifications().len(), 1);
@@ -392,7 +544,9 @@ mod tests {
         let now = 1_790_000_000;
         let body = r#"{"project":"p","environment":"dev","status":"failure"}"#;
         let headers = json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": ci::sign(KEY, now, body.as_bytes())});
-        let Ok(Invocation::FunctionUrl(request)) = classify(url(body, headers, "POST")) else { panic!() };
+        let Ok(Invocation::FunctionUrl(request)) = classify(url(body, headers, "POST")) else {
+            panic!()
+        };
         app.notifier.fail_next();
         assert_eq!(status(&app.handle_url(&request, now).await), 503);
         assert_eq!(status(&app.handle_url(&request, now).await), 202);
@@ -426,10 +580,23 @@ mod tests {
                 prop_oneof![
                     proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
                     proptest::collection::btree_map(
-                        prop_oneof![Just("id".to_string()), Just("detail-type".to_string()), Just("source".to_string()), Just("detail".to_string()),
-                                    Just("Records".to_string()), Just("Sns".to_string()), Just("Message".to_string()), Just("MessageId".to_string()),
-                                    Just("requestContext".to_string()), Just("http".to_string()), Just("body".to_string()), Just("resources".to_string()),
-                                    Just("eventName".to_string()), Just("lastStatus".to_string()), ".{0,8}".prop_map(String::from)],
+                        prop_oneof![
+                            Just("id".to_string()),
+                            Just("detail-type".to_string()),
+                            Just("source".to_string()),
+                            Just("detail".to_string()),
+                            Just("Records".to_string()),
+                            Just("Sns".to_string()),
+                            Just("Message".to_string()),
+                            Just("MessageId".to_string()),
+                            Just("requestContext".to_string()),
+                            Just("http".to_string()),
+                            Just("body".to_string()),
+                            Just("resources".to_string()),
+                            Just("eventName".to_string()),
+                            Just("lastStatus".to_string()),
+                            ".{0,8}".prop_map(String::from)
+                        ],
                         inner,
                         0..6
                     )

@@ -14,11 +14,15 @@ use deploy_notifier::signing_key;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init_logging();
+    telemetry::init_logging(env!("CARGO_CRATE_NAME"));
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
     let sdk = aws::load_sdk_config(&vars).await?;
-    let state = StateStore::new(aws::s3_client(&sdk), config.state_bucket.clone(), "deploy-notifier");
+    let state = StateStore::new(
+        aws::s3_client(&sdk),
+        config.state_bucket.clone(),
+        "deploy-notifier",
+    );
     let notifier = Notifier::connect(&config.notify, &sdk, state.clone()).await?;
     let signing_key = match &config.auth {
         UrlAuth::Hmac { secret_arn } => {
@@ -28,5 +32,8 @@ async fn main() -> Result<(), Error> {
     };
     tracing::info!(channels = ?notifier.channel_names(), "deploy-notifier ready");
     let app = App::new(config, notifier, state, signing_key);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| app.handle(event.payload))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        app.handle(event.payload)
+    }))
+    .await
 }

@@ -21,7 +21,10 @@ impl Retryable for SigningKeyError {
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// Reads the key: the secret's string value as is, or JSON `{"key": "..."}`.
-pub async fn load(client: &aws_sdk_secretsmanager::Client, secret_arn: &str) -> Result<Secret<Vec<u8>>, SigningKeyError> {
+pub async fn load(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_arn: &str,
+) -> Result<Secret<Vec<u8>>, SigningKeyError> {
     let answer = client
         .get_secret_value()
         .secret_id(secret_arn)
@@ -29,7 +32,9 @@ pub async fn load(client: &aws_sdk_secretsmanager::Client, secret_arn: &str) -> 
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("secretsmanager:GetSecretValue", &e))?;
-    let raw = answer.secret_string().ok_or(SigningKeyError::Invalid("secret has no string value"))?;
+    let raw = answer
+        .secret_string()
+        .ok_or(SigningKeyError::Invalid("secret has no string value"))?;
     parse(raw)
 }
 
@@ -39,7 +44,9 @@ pub fn parse(raw: &str) -> Result<Secret<Vec<u8>>, SigningKeyError> {
         serde_json::from_str::<serde_json::Value>(raw)
             .ok()
             .and_then(|v| v.get("key").and_then(|k| k.as_str()).map(str::to_string))
-            .ok_or(SigningKeyError::Invalid("JSON secret without a \"key\" string"))?
+            .ok_or(SigningKeyError::Invalid(
+                "JSON secret without a \"key\" string",
+            ))?
     } else {
         raw.to_string()
     };
@@ -57,7 +64,13 @@ mod tests {
     fn keys_are_plain_or_json_and_long_enough() {
         let long = "k".repeat(40);
         assert_eq!(parse(&long).unwrap().expose().len(), 40);
-        assert_eq!(parse(&format!("{{\"key\": \"{long}\"}}")).unwrap().expose().len(), 40);
+        assert_eq!(
+            parse(&format!("{{\"key\": \"{long}\"}}"))
+                .unwrap()
+                .expose()
+                .len(),
+            40
+        );
         assert!(parse("short").is_err());
         assert!(parse("{\"nokey\": 1}").is_err());
     }

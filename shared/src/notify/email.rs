@@ -33,7 +33,11 @@ impl EmailChannel {
         self.client
             .send_email()
             .from_email_address(&self.config.from)
-            .destination(Destination::builder().set_to_addresses(Some(self.config.to.clone())).build())
+            .destination(
+                Destination::builder()
+                    .set_to_addresses(Some(self.config.to.clone()))
+                    .build(),
+            )
             .content(EmailContent::builder().raw(raw).build())
             .send()
             .await
@@ -44,9 +48,13 @@ impl EmailChannel {
 
 /// A boundary that cannot occur in base64 bodies (it contains `=_`), stable for one notification.
 fn boundary_for(n: &Notification) -> String {
-    let digest = n.subject.bytes().chain(n.text.bytes()).fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let digest = n
+        .subject
+        .bytes()
+        .chain(n.text.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     format!("=_watchkeeper_{digest:016x}")
 }
 
@@ -54,16 +62,31 @@ fn boundary_for(n: &Notification) -> String {
 /// for any content and line length).
 pub fn render_mime(config: &EmailConfig, n: &Notification, boundary: &str) -> Vec<u8> {
     // One line (no header injection), and short enough for any mail system's line limits.
-    let subject: String = n.subject.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
+    let subject: String = n
+        .subject
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(200)
+        .collect();
     let mut out = String::new();
     out.push_str(&format!("From: {}\r\n", config.from));
     out.push_str(&format!("To: {}\r\n", config.to.join(", ")));
     out.push_str(&format!("Subject: {}\r\n", encode_header(&subject)));
     out.push_str("MIME-Version: 1.0\r\n");
     out.push_str(&format!("X-Watchkeeper-Severity: {}\r\n", n.severity));
-    out.push_str(&format!("X-Watchkeeper-Source: {}\r\n", encode_header(&n.source)));
-    out.push_str(&format!("Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"));
-    for (content_type, body) in [("text/plain", n.text_with_links()), ("text/html", n.html_body())] {
+    out.push_str(&format!(
+        "X-Watchkeeper-Source: {}\r\n",
+        encode_header(&n.source)
+    ));
+    out.push_str(&format!(
+        "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
+    ));
+    for (content_type, body) in [
+        ("text/plain", n.text_with_links()),
+        ("text/html", n.html_body()),
+    ] {
         out.push_str(&format!("--{boundary}\r\n"));
         out.push_str(&format!("Content-Type: {content_type}; charset=UTF-8\r\n"));
         out.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
@@ -96,8 +119,16 @@ mod tests {
 
     #[test]
     fn mime_has_both_parts_and_encoded_subject() {
-        let config = EmailConfig { from: "alerts@example.com".into(), to: vec!["a@example.com".into(), "b@example.com".into()] };
-        let n = Notification::new("budget-alerter", Severity::Warning, "Presupuesto al 50%\r\nBcc: evil@example.com", "cuerpo ñ");
+        let config = EmailConfig {
+            from: "alerts@example.com".into(),
+            to: vec!["a@example.com".into(), "b@example.com".into()],
+        };
+        let n = Notification::new(
+            "budget-alerter",
+            Severity::Warning,
+            "Presupuesto al 50%\r\nBcc: evil@example.com",
+            "cuerpo ñ",
+        );
         let mime = String::from_utf8(render_mime(&config, &n, "=_b")).unwrap();
         assert!(mime.contains("To: a@example.com, b@example.com\r\n"));
         // Header injection through the subject is impossible: newlines are folded away.
@@ -107,6 +138,9 @@ mod tests {
         assert!(mime.contains("Content-Type: text/html; charset=UTF-8"));
         assert!(mime.contains(&STANDARD.encode("cuerpo ñ".as_bytes())));
         assert!(mime.ends_with("--=_b--\r\n"));
-        assert_eq!(encode_header("Señal"), format!("=?UTF-8?B?{}?=", STANDARD.encode("Señal")));
+        assert_eq!(
+            encode_header("Señal"),
+            format!("=?UTF-8?B?{}?=", STANDARD.encode("Señal"))
+        );
     }
 }

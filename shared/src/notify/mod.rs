@@ -37,7 +37,9 @@ pub use webhook::{WEBHOOK_TIMEOUT, WebhookChannel, slack_payload, teams_payload}
 /// SNS subjects must be under 100 characters, ASCII, with no line breaks.
 pub const MAX_SUBJECT_CHARS: usize = 99;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
     Info,
@@ -96,7 +98,12 @@ pub struct Notification {
 }
 
 impl Notification {
-    pub fn new(source: &str, severity: Severity, subject: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn new(
+        source: &str,
+        severity: Severity,
+        subject: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Self {
         Self {
             severity,
             subject: subject.into(),
@@ -115,7 +122,10 @@ impl Notification {
     }
 
     pub fn with_link(mut self, label: impl Into<String>, url: impl Into<String>) -> Self {
-        self.links.push(Link { label: label.into(), url: url.into() });
+        self.links.push(Link {
+            label: label.into(),
+            url: url.into(),
+        });
         self
     }
 
@@ -134,12 +144,22 @@ impl Notification {
         let cleaned: String = self
             .subject
             .chars()
-            .map(|c| if c.is_control() { ' ' } else { fold_to_ascii(c) })
+            .map(|c| {
+                if c.is_control() {
+                    ' '
+                } else {
+                    fold_to_ascii(c)
+                }
+            })
             .collect::<String>()
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        let cleaned = if cleaned.is_empty() { format!("[{}] {}", self.severity, self.source) } else { cleaned };
+        let cleaned = if cleaned.is_empty() {
+            format!("[{}] {}", self.severity, self.source)
+        } else {
+            cleaned
+        };
         if cleaned.chars().count() <= MAX_SUBJECT_CHARS {
             cleaned
         } else {
@@ -245,11 +265,19 @@ pub struct ChannelError {
 
 impl ChannelError {
     pub(crate) fn from_aws(channel: &'static str, err: AwsError) -> Self {
-        Self { channel, retryable: err.is_retryable(), message: err.to_string() }
+        Self {
+            channel,
+            retryable: err.is_retryable(),
+            message: err.to_string(),
+        }
     }
 
     pub(crate) fn permanent(channel: &'static str, message: impl Into<String>) -> Self {
-        Self { channel, message: message.into(), retryable: false }
+        Self {
+            channel,
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -263,7 +291,11 @@ pub enum NotifyError {
 }
 
 fn join_errors(errors: &[ChannelError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Retryable for NotifyError {
@@ -293,7 +325,11 @@ pub struct Delivery {
 pub trait Notify: Send + Sync {
     /// Sends `notification` once per `key`: a second call with the same key sends nothing to the
     /// channels that already delivered.
-    fn send_once(&self, key: &str, notification: &Notification) -> impl Future<Output = Result<Delivery, NotifyError>> + Send;
+    fn send_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+    ) -> impl Future<Output = Result<Delivery, NotifyError>> + Send;
 }
 
 /// Chat payload shapes.
@@ -327,26 +363,53 @@ pub struct WebhookConfig {
 impl NotifyConfig {
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         let sns_topic_arn = vars.optional_arn("NOTIFY_SNS_TOPIC_ARN", "sns")?;
-        let email = match (vars.optional("NOTIFY_EMAIL_FROM"), vars.list("NOTIFY_EMAIL_TO")) {
+        let email = match (
+            vars.optional("NOTIFY_EMAIL_FROM"),
+            vars.list("NOTIFY_EMAIL_TO"),
+        ) {
             (None, to) if to.is_empty() => None,
             (Some(from), to) if !to.is_empty() => {
-                for (name, address) in std::iter::once(("NOTIFY_EMAIL_FROM", &from)).chain(to.iter().map(|a| ("NOTIFY_EMAIL_TO", a))) {
+                for (name, address) in std::iter::once(("NOTIFY_EMAIL_FROM", &from))
+                    .chain(to.iter().map(|a| ("NOTIFY_EMAIL_TO", a)))
+                {
                     if !looks_like_email(address) {
-                        return Err(ConfigError::new(name, "must hold email addresses (name@domain)"));
+                        return Err(ConfigError::new(
+                            name,
+                            "must hold email addresses (name@domain)",
+                        ));
                     }
                 }
                 Some(EmailConfig { from, to })
             }
-            (None, _) => return Err(ConfigError::new("NOTIFY_EMAIL_FROM", "is required when NOTIFY_EMAIL_TO is set")),
-            (Some(_), _) => return Err(ConfigError::new("NOTIFY_EMAIL_TO", "is required when NOTIFY_EMAIL_FROM is set")),
+            (None, _) => {
+                return Err(ConfigError::new(
+                    "NOTIFY_EMAIL_FROM",
+                    "is required when NOTIFY_EMAIL_TO is set",
+                ));
+            }
+            (Some(_), _) => {
+                return Err(ConfigError::new(
+                    "NOTIFY_EMAIL_TO",
+                    "is required when NOTIFY_EMAIL_FROM is set",
+                ));
+            }
         };
         let webhook = match vars.optional_arn("NOTIFY_WEBHOOK_SECRET_ARN", "secretsmanager")? {
             None => None,
             Some(secret_arn) => {
-                let format = match vars.optional("NOTIFY_WEBHOOK_FORMAT").map(|f| f.to_ascii_lowercase()).as_deref() {
+                let format = match vars
+                    .optional("NOTIFY_WEBHOOK_FORMAT")
+                    .map(|f| f.to_ascii_lowercase())
+                    .as_deref()
+                {
                     None | Some("slack") => ChatFormat::Slack,
                     Some("teams") => ChatFormat::Teams,
-                    Some(_) => return Err(ConfigError::new("NOTIFY_WEBHOOK_FORMAT", "must be slack or teams")),
+                    Some(_) => {
+                        return Err(ConfigError::new(
+                            "NOTIFY_WEBHOOK_FORMAT",
+                            "must be slack or teams",
+                        ));
+                    }
                 };
                 Some(WebhookConfig { secret_arn, format })
             }
@@ -357,13 +420,19 @@ impl NotifyConfig {
                 "no notification channel configured: set NOTIFY_SNS_TOPIC_ARN, NOTIFY_EMAIL_FROM + NOTIFY_EMAIL_TO, or NOTIFY_WEBHOOK_SECRET_ARN",
             ));
         }
-        Ok(Self { sns_topic_arn, email, webhook })
+        Ok(Self {
+            sns_topic_arn,
+            email,
+            webhook,
+        })
     }
 }
 
 fn looks_like_email(address: &str) -> bool {
     match address.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace),
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace)
+        }
         None => false,
     }
 }
@@ -412,29 +481,50 @@ impl<S: Store> Notifier<S> {
 }
 
 impl Notifier<StateStore> {
-
     /// Builds the configured channels from one SDK config; reads the webhook URL once, here.
-    pub async fn connect(config: &NotifyConfig, sdk: &SdkConfig, claims: StateStore) -> Result<Self, NotifyError> {
+    pub async fn connect(
+        config: &NotifyConfig,
+        sdk: &SdkConfig,
+        claims: StateStore,
+    ) -> Result<Self, NotifyError> {
         let mut channels = Vec::new();
         if let Some(topic) = &config.sns_topic_arn {
-            channels.push(Channel::Sns(SnsChannel::new(aws_sdk_sns::Client::new(sdk), topic.clone())));
+            channels.push(Channel::Sns(SnsChannel::new(
+                aws_sdk_sns::Client::new(sdk),
+                topic.clone(),
+            )));
         }
         if let Some(email) = &config.email {
-            channels.push(Channel::Email(EmailChannel::new(aws_sdk_sesv2::Client::new(sdk), email.clone())));
+            channels.push(Channel::Email(EmailChannel::new(
+                aws_sdk_sesv2::Client::new(sdk),
+                email.clone(),
+            )));
         }
         if let Some(webhook) = &config.webhook {
             let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-            channels.push(Channel::Webhook(WebhookChannel::from_secret(&secrets, webhook).await?));
+            channels.push(Channel::Webhook(
+                WebhookChannel::from_secret(&secrets, webhook).await?,
+            ));
         }
         Ok(Self::new(channels, claims))
     }
 }
 
 impl<S: Store> Notify for Notifier<S> {
-    async fn send_once(&self, key: &str, notification: &Notification) -> Result<Delivery, NotifyError> {
+    async fn send_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+    ) -> Result<Delivery, NotifyError> {
         let mut delivery = Delivery::default();
         let mut failures = Vec::new();
-        let key = key_segment(key);
+        // Each path segment made safe on its own, so keys keep their hierarchy (`event/<id>`).
+        let key = key
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(key_segment)
+            .collect::<Vec<_>>()
+            .join("/");
         for channel in &self.channels {
             let claim_key = format!("notify/{key}/{}", channel.name());
             if self.claims.claim(&claim_key).await? == Claim::AlreadyClaimed {
@@ -469,28 +559,48 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> Notification {
-        Notification::new("deploy-notifier", Severity::Critical, "[prod] api deployment FAILED", "Service: api\nReason: <boom> & more")
-            .with_resource("api")
-            .with_link("Open service", "https://console.aws.amazon.com/ecs/v2/clusters/c/services/api")
+        Notification::new(
+            "deploy-notifier",
+            Severity::Critical,
+            "[prod] api deployment FAILED",
+            "Service: api\nReason: <boom> & more",
+        )
+        .with_resource("api")
+        .with_link(
+            "Open service",
+            "https://console.aws.amazon.com/ecs/v2/clusters/c/services/api",
+        )
     }
 
     #[test]
     fn subjects_fit_sns() {
-        let long = Notification::new("x", Severity::Info, format!("Despliegue número {}\nsegunda línea", "x".repeat(200)), "");
+        let long = Notification::new(
+            "x",
+            Severity::Info,
+            format!("Despliegue número {}\nsegunda línea", "x".repeat(200)),
+            "",
+        );
         let line = long.subject_line();
         assert!(line.chars().count() <= MAX_SUBJECT_CHARS);
         assert!(line.is_ascii());
         assert!(!line.contains('\n'));
         assert!(line.starts_with("Despliegue numero xxx"));
-        assert_eq!(Notification::new("src", Severity::Warning, " \n ", "").subject_line(), "[WARNING] src");
+        assert_eq!(
+            Notification::new("src", Severity::Warning, " \n ", "").subject_line(),
+            "[WARNING] src"
+        );
     }
 
     #[test]
     fn html_is_escaped_and_links_kept() {
         let html = sample().html_body();
         assert!(html.contains("&lt;boom&gt; &amp; more"));
-        assert!(html.contains("href=\"https://console.aws.amazon.com/ecs/v2/clusters/c/services/api\""));
-        assert!(sample().text_with_links().ends_with("Open service: https://console.aws.amazon.com/ecs/v2/clusters/c/services/api\n"));
+        assert!(
+            html.contains("href=\"https://console.aws.amazon.com/ecs/v2/clusters/c/services/api\"")
+        );
+        assert!(sample().text_with_links().ends_with(
+            "Open service: https://console.aws.amazon.com/ecs/v2/clusters/c/services/api\n"
+        ));
     }
 
     #[test]
@@ -498,11 +608,17 @@ mod tests {
         let slack = slack_payload(&sample());
         assert_eq!(slack["text"], "[CRITICAL] [prod] api deployment FAILED");
         assert_eq!(slack["blocks"][0]["type"], "header");
-        assert_eq!(slack["blocks"][3]["elements"][0]["url"], "https://console.aws.amazon.com/ecs/v2/clusters/c/services/api");
+        assert_eq!(
+            slack["blocks"][3]["elements"][0]["url"],
+            "https://console.aws.amazon.com/ecs/v2/clusters/c/services/api"
+        );
         let teams = teams_payload(&sample());
         assert_eq!(teams["type"], "message");
         let card = &teams["attachments"][0];
-        assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
         assert_eq!(card["content"]["type"], "AdaptiveCard");
         assert_eq!(card["content"]["body"][0]["color"], "Attention");
         assert_eq!(card["content"]["actions"][0]["type"], "Action.OpenUrl");
@@ -512,7 +628,9 @@ mod tests {
     fn config_requires_a_channel_and_complete_email_settings() {
         let err = NotifyConfig::from_vars(&Vars::from_pairs([("X", "1")])).unwrap_err();
         assert_eq!(err.variable, "NOTIFY_SNS_TOPIC_ARN");
-        let err = NotifyConfig::from_vars(&Vars::from_pairs([("NOTIFY_EMAIL_TO", "ops@example.com")])).unwrap_err();
+        let err =
+            NotifyConfig::from_vars(&Vars::from_pairs([("NOTIFY_EMAIL_TO", "ops@example.com")]))
+                .unwrap_err();
         assert_eq!(err.variable, "NOTIFY_EMAIL_FROM");
         let err = NotifyConfig::from_vars(&Vars::from_pairs([
             ("NOTIFY_EMAIL_FROM", "alerts@example.com"),
@@ -521,8 +639,14 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.variable, "NOTIFY_EMAIL_TO");
         let config = NotifyConfig::from_vars(&Vars::from_pairs([
-            ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts"),
-            ("NOTIFY_WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf"),
+            (
+                "NOTIFY_SNS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:alerts",
+            ),
+            (
+                "NOTIFY_WEBHOOK_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf",
+            ),
             ("NOTIFY_WEBHOOK_FORMAT", "Teams"),
         ]))
         .unwrap();
@@ -532,9 +656,25 @@ mod tests {
 
     #[test]
     fn webhook_urls_must_be_https_unless_loopback() {
-        assert!(WebhookChannel::new(SecretUrl::new("https://hooks.slack.com/services/x"), ChatFormat::Slack).is_ok());
-        assert!(WebhookChannel::new(SecretUrl::new("http://127.0.0.1:8080/hook"), ChatFormat::Slack).is_ok());
-        let err = WebhookChannel::new(SecretUrl::new("http://hooks.example.com/secret-token"), ChatFormat::Slack).unwrap_err();
+        assert!(
+            WebhookChannel::new(
+                SecretUrl::new("https://hooks.slack.com/services/x"),
+                ChatFormat::Slack
+            )
+            .is_ok()
+        );
+        assert!(
+            WebhookChannel::new(
+                SecretUrl::new("http://127.0.0.1:8080/hook"),
+                ChatFormat::Slack
+            )
+            .is_ok()
+        );
+        let err = WebhookChannel::new(
+            SecretUrl::new("http://hooks.example.com/secret-token"),
+            ChatFormat::Slack,
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains("secret-token"), "{err}");
     }
 

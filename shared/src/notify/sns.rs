@@ -48,4 +48,3 @@ impl SnsChannel {
             .map_err(|e| ChannelError::from_aws("sns", AwsError::from_sdk("sns:Publish", &e)))
     }
 }
-

@@ -31,7 +31,9 @@ impl WebhookChannel {
             // A webhook that redirects is misconfigured; following it could send the payload elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ChannelError::permanent("webhook", format!("client: {}", e.without_url())))?;
+            .map_err(|e| {
+                ChannelError::permanent("webhook", format!("client: {}", e.without_url()))
+            })?;
         Ok(Self { http, url, format })
     }
 
@@ -46,16 +48,28 @@ impl WebhookChannel {
             .version_stage("AWSCURRENT")
             .send()
             .await
-            .map_err(|e| ChannelError::from_aws("webhook", AwsError::from_sdk("secretsmanager:GetSecretValue", &e)))?;
+            .map_err(|e| {
+                ChannelError::from_aws(
+                    "webhook",
+                    AwsError::from_sdk("secretsmanager:GetSecretValue", &e),
+                )
+            })?;
         let raw = answer
             .secret_string()
-            .ok_or_else(|| ChannelError::permanent("webhook", "webhook secret has no string value"))?
+            .ok_or_else(|| {
+                ChannelError::permanent("webhook", "webhook secret has no string value")
+            })?
             .trim();
         let url = if raw.starts_with('{') {
             serde_json::from_str::<Value>(raw)
                 .ok()
                 .and_then(|v| v.get("url").and_then(Value::as_str).map(str::to_string))
-                .ok_or_else(|| ChannelError::permanent("webhook", "webhook secret is JSON without a \"url\" string"))?
+                .ok_or_else(|| {
+                    ChannelError::permanent(
+                        "webhook",
+                        "webhook secret is JSON without a \"url\" string",
+                    )
+                })?
         } else {
             raw.to_string()
         };
@@ -87,7 +101,11 @@ impl WebhookChannel {
                 } else {
                     "request failed"
                 };
-                ChannelError { channel: "webhook", message: format!("{} {what}", self.url), retryable: true }
+                ChannelError {
+                    channel: "webhook",
+                    message: format!("{} {what}", self.url),
+                    retryable: true,
+                }
             })?;
         let status = answer.status().as_u16();
         if answer.status().is_success() {
@@ -103,11 +121,19 @@ impl WebhookChannel {
 
 fn check_webhook_url(url: &SecretUrl) -> Result<(), ChannelError> {
     let raw = url.expose();
-    let loopback = ["http://127.", "http://localhost:", "http://localhost/", "http://[::1]"];
+    let loopback = [
+        "http://127.",
+        "http://localhost:",
+        "http://localhost/",
+        "http://[::1]",
+    ];
     if raw.starts_with("https://") || loopback.iter().any(|p| raw.starts_with(p)) {
         Ok(())
     } else {
-        Err(ChannelError::permanent("webhook", format!("webhook URL {url} must use https")))
+        Err(ChannelError::permanent(
+            "webhook",
+            format!("webhook URL {url} must use https"),
+        ))
     }
 }
 
@@ -137,8 +163,11 @@ pub fn teams_payload(n: &Notification) -> Value {
         Severity::Warning => "Warning",
         Severity::Critical => "Attention",
     };
-    let actions: Vec<Value> =
-        n.links.iter().map(|l| json!({"type": "Action.OpenUrl", "title": l.label, "url": l.url})).collect();
+    let actions: Vec<Value> = n
+        .links
+        .iter()
+        .map(|l| json!({"type": "Action.OpenUrl", "title": l.label, "url": l.url}))
+        .collect();
     json!({
         "type": "message",
         "attachments": [{
@@ -168,4 +197,3 @@ fn truncate(text: &str, max_chars: usize) -> String {
         cut
     }
 }
-

@@ -1,1 +1,170 @@
-fn main() {}
+//! The demo: every function that exists, run through the Lambda runtime emulator on the
+//! `events/` fixtures against the local stand-ins, and what came out of it, printed readably.
+//! Everything it starts is stopped when it ends, on failure and on Ctrl-C too.
+
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+
+use harness::deploy::{self, DeployNotifier, Setup};
+use harness::http::{Behaviour, HttpServer};
+use harness::mail::SentEmail;
+use harness::moto::SnsEnvelope;
+use harness::postgres::{PgOptions, Postgres, SUPERUSER};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tokio::select! {
+        result = run() => match result {
+            Ok(()) => {
+                println!("\nDemo finished; everything it started has been stopped.");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("\nDemo failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\nInterrupted; stopping everything the demo started.");
+            ExitCode::from(130)
+        }
+    }
+}
+
+fn heading(title: &str) {
+    println!(
+        "\n== {title} {}",
+        "=".repeat(70usize.saturating_sub(title.len()))
+    );
+}
+
+async fn run() -> harness::Result<()> {
+    heading("Local stand-ins");
+    let pg = Postgres::start(PgOptions::default()).await?;
+    let version = pg.sql("postgres", "SHOW server_version").await?;
+    let auth = pg.sql("postgres", "SHOW password_encryption").await?;
+    println!(
+        "PostgreSQL {version} on {} (password_encryption = {auth}); a wrong password is refused: {}",
+        pg.addr(),
+        !pg.can_login(SUPERUSER, "wrong").await
+    );
+    let backends = [
+        (
+            "backend-a",
+            Ipv4Addr::new(127, 0, 0, 11),
+            Behaviour::Status(200),
+        ),
+        (
+            "backend-b",
+            Ipv4Addr::new(127, 0, 0, 12),
+            Behaviour::Status(302),
+        ),
+        (
+            "backend-c",
+            Ipv4Addr::new(127, 0, 0, 13),
+            Behaviour::Status(503),
+        ),
+    ];
+    let mut servers = Vec::new();
+    for (name, ip, behaviour) in backends {
+        let server = HttpServer::start(ip, behaviour.clone()).await?;
+        println!("{name} on {} answers {behaviour:?}", server.addr());
+        servers.push(server);
+    }
+
+    heading("deploy-notifier");
+    let world = DeployNotifier::start(Setup::default()).await?;
+    println!(
+        "AWS emulator at {}; state bucket, SNS topic, SES sender and secrets seeded",
+        world.moto.endpoint()
+    );
+    for fixture in [
+        "ecs-deployment-in-progress.json",
+        "ecs-deployment-completed.json",
+        "ecs-deployment-completed.json",
+        "ecs-deployment-failed-rollback.json",
+        "ecs-service-action-steady-state.json",
+        "ecs-task-stopped-essential-exit.json",
+    ] {
+        let answer = world.invoke_fixture(fixture).await?;
+        let outcome = answer.json();
+        println!(
+            "invoke {fixture:<42} -> {} {}",
+            outcome["outcome"]
+                .as_str()
+                .unwrap_or(if answer.ok { "ok" } else { "error" }),
+            outcome["subject"]
+                .as_str()
+                .or(outcome["reason"].as_str())
+                .unwrap_or("")
+        );
+    }
+    let signed = deploy::signed_ci_event()?;
+    let answer = world.runtime.invoke(&signed).await?;
+    let (status, body) = deploy::url_answer(&answer);
+    println!("POST  ci-apply-finished.json, signed now              -> HTTP {status} {body}");
+    let answer = world.runtime.invoke(&signed).await?;
+    let (status, body) = deploy::url_answer(&answer);
+    println!("POST  the same request again (a replay)               -> HTTP {status} {body}");
+    let mut resent = harness::paths::read_event("ci-apply-finished.json")?;
+    deploy::sign_request(&mut resent, deploy::SIGNING_KEY, deploy::now() - 1);
+    let answer = world.runtime.invoke(&resent).await?;
+    let (status, body) = deploy::url_answer(&answer);
+    println!(
+        "POST  same run id, new signature (a CI retry)         -> HTTP {status} sent={} (already delivered)",
+        body["sent"]
+    );
+    let answer = world.invoke_fixture("function-url-get.json").await?;
+    let (status, body) = deploy::url_answer(&answer);
+    println!("GET   function-url-get.json                         -> HTTP {status} {body}");
+
+    print_emails(&world.moto.sent_emails().await?);
+    print_messages(&world.moto.received_notifications(&world.queue_url).await?);
+    let posts = world.webhook.requests();
+    println!("\nChat webhook posts: {}", posts.len());
+    for post in posts {
+        println!("  - {}", post.json()["text"].as_str().unwrap_or(""));
+    }
+    Ok(())
+}
+
+fn print_emails(emails: &[SentEmail]) {
+    println!("\nEmails sent (SES): {}", emails.len());
+    for email in emails {
+        println!("  - To {}: {}", email.to.join(", "), email.subject);
+    }
+    if let Some(email) = emails.iter().find(|e| e.subject.contains("COMPLETED")) {
+        println!("\n  The deployment email, as text:");
+        for line in email.text.lines() {
+            println!("  | {line}");
+        }
+    }
+}
+
+fn print_messages(messages: &[SnsEnvelope]) {
+    println!(
+        "\nSNS messages (read from a subscribed SQS queue): {}",
+        messages.len()
+    );
+    for message in messages {
+        println!(
+            "  - [{}] {} (source={}, resource={})",
+            message
+                .attributes
+                .get("severity")
+                .map(String::as_str)
+                .unwrap_or("?"),
+            message.subject,
+            message
+                .attributes
+                .get("source")
+                .map(String::as_str)
+                .unwrap_or("?"),
+            message
+                .attributes
+                .get("resource")
+                .map(String::as_str)
+                .unwrap_or("-"),
+        );
+    }
+}
