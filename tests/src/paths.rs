@@ -96,8 +96,25 @@ pub fn read_event(name: &str) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port on 127.0.0.1 that is free now and that no other caller in this process has been given.
+///
+/// Asking the kernel for port 0 is not enough: servers started in parallel by one test binary
+/// can be handed the same port once the first probe socket is closed, and then one server's
+/// client talks to the other's server. Ports come from a per-process sequence instead, below the
+/// kernel's ephemeral range (so outgoing connections do not take them), starting at a place that
+/// depends on the process id (so the demo and a test run rarely meet).
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, (std::process::id().wrapping_mul(7919)) % SPAN, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let port = (FIRST + offset) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    fail("no free loopback port")
 }

@@ -1,0 +1,205 @@
+//! The sweeper's configuration, read from the environment once at init.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use watchkeeper_shared::config::{ConfigError, Vars};
+use watchkeeper_shared::notify::NotifyConfig;
+
+use crate::health::{Rules, Target};
+
+/// An IPv4 network, `a.b.c.d/n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    base: u32,
+    mask: u32,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (ip, bits) = text.trim().split_once('/')?;
+        let ip: Ipv4Addr = ip.parse().ok()?;
+        let bits: u32 = bits.parse().ok()?;
+        if bits > 32 {
+            return None;
+        }
+        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        Some(Self { base: u32::from(ip) & mask, mask })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => u32::from(v4) & self.mask == self.base,
+            IpAddr::V6(_) => false,
+        }
+    }
+}
+
+/// Private networks: where backends in a VPC live. Link-local (the instance metadata service) and
+/// public addresses are never probed.
+pub const DEFAULT_ALLOWED_NETWORKS: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_bucket: String,
+    pub notify: NotifyConfig,
+    /// `SWEEP_PROJECT`: discover EC2 instances tagged `Project=<this>` (unset: no discovery).
+    pub project: Option<String>,
+    /// `SWEEP_ROLE`: ... and `Role=<this>` (default `backend`).
+    pub role: String,
+    /// `SWEEP_STATIC_TARGETS`: `name=ip:port` or `ip:port`, comma-separated.
+    pub static_targets: Vec<Target>,
+    /// `SWEEP_PORT` (default 8080) and `SWEEP_PATH` (default `/despachos/reporte`).
+    pub port: u16,
+    pub path: String,
+    /// `SWEEP_HEALTHY_CODES` (default `200,302`).
+    pub healthy_codes: Vec<u16>,
+    /// `SWEEP_TIMEOUT_MS` (default 2000): one probe, connection included.
+    pub probe_timeout: Duration,
+    /// `SWEEP_CONCURRENCY` (default 256): probes in flight at once.
+    pub concurrency: usize,
+    /// `SWEEP_DEADLINE_MS` (default 40000): the whole sweep; also kept 5 s below the Lambda's
+    /// remaining time.
+    pub deadline: Duration,
+    /// `SWEEP_HEALTHY_THRESHOLD` (2), `SWEEP_UNHEALTHY_THRESHOLD` (3), `SWEEP_QUORUM` (majority),
+    /// `SWEEP_REMINDER_HOURS` (0 = no reminders).
+    pub rules: Rules,
+    /// `SWEEP_MAINTENANCE`: silence alerts, keep sweeping.
+    pub maintenance: bool,
+    /// `SWEEP_ALLOWED_NETWORKS`: targets must be inside these (default: private networks).
+    pub allowed: Vec<Network>,
+    /// `SWEEP_SYSTEM_NAME`: what the alerts call the system (default: the project, or `backends`).
+    pub system_name: String,
+}
+
+impl Config {
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let allowed_text = vars.optional("SWEEP_ALLOWED_NETWORKS").unwrap_or_else(|| DEFAULT_ALLOWED_NETWORKS.to_string());
+        let allowed = allowed_text
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|n| Network::parse(n).ok_or_else(|| ConfigError::new("SWEEP_ALLOWED_NETWORKS", "must be IPv4 networks like 10.0.0.0/8, comma-separated")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let port = vars.parse_or("SWEEP_PORT", "a TCP port", 8080u16)?;
+        if port == 0 {
+            return Err(ConfigError::new("SWEEP_PORT", "must be a TCP port (1-65535)"));
+        }
+        let path = vars.optional("SWEEP_PATH").unwrap_or_else(|| "/despachos/reporte".into());
+        if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains('#') {
+            return Err(ConfigError::new("SWEEP_PATH", "must be a URL path starting with /"));
+        }
+        let healthy_codes = match vars.optional("SWEEP_HEALTHY_CODES") {
+            None => vec![200, 302],
+            Some(_) => vars
+                .list("SWEEP_HEALTHY_CODES")
+                .iter()
+                .map(|c| c.parse::<u16>().ok().filter(|c| (100..600).contains(c)))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ConfigError::new("SWEEP_HEALTHY_CODES", "must be HTTP status codes, comma-separated"))?,
+        };
+        let static_targets = vars
+            .list("SWEEP_STATIC_TARGETS")
+            .iter()
+            .map(|entry| parse_static(entry, &allowed))
+            .collect::<Result<Vec<_>, _>>()?;
+        let project = vars.optional("SWEEP_PROJECT");
+        if project.is_none() && static_targets.is_empty() {
+            return Err(ConfigError::new("SWEEP_PROJECT", "nothing to sweep: set SWEEP_PROJECT (EC2 discovery) or SWEEP_STATIC_TARGETS"));
+        }
+        let positive = |name: &str, default: u32| -> Result<u32, ConfigError> {
+            let value = vars.parse_or(name, "a whole number of at least 1", default)?;
+            if value == 0 { Err(ConfigError::new(name, "must be at least 1")) } else { Ok(value) }
+        };
+        let reminder_hours = vars.parse_or("SWEEP_REMINDER_HOURS", "a whole number of hours", 0u32)?;
+        let concurrency = positive("SWEEP_CONCURRENCY", 256)? as usize;
+        let probe_timeout = vars.millis("SWEEP_TIMEOUT_MS", Duration::from_secs(2))?;
+        if probe_timeout.is_zero() {
+            return Err(ConfigError::new("SWEEP_TIMEOUT_MS", "must be at least 1"));
+        }
+        Ok(Self {
+            state_bucket: vars.required("STATE_BUCKET")?,
+            notify: NotifyConfig::from_vars(vars)?,
+            system_name: vars.optional("SWEEP_SYSTEM_NAME").or_else(|| project.clone()).unwrap_or_else(|| "backends".into()),
+            project,
+            role: vars.optional("SWEEP_ROLE").unwrap_or_else(|| "backend".into()),
+            static_targets,
+            port,
+            path,
+            healthy_codes,
+            probe_timeout,
+            concurrency,
+            deadline: vars.millis("SWEEP_DEADLINE_MS", Duration::from_secs(40))?,
+            rules: Rules {
+                healthy_threshold: positive("SWEEP_HEALTHY_THRESHOLD", 2)?,
+                unhealthy_threshold: positive("SWEEP_UNHEALTHY_THRESHOLD", 3)?,
+                quorum: vars.parse::<usize>("SWEEP_QUORUM", "a whole number of targets")?,
+                reminder: (reminder_hours > 0).then(|| chrono::Duration::hours(i64::from(reminder_hours))),
+            },
+            maintenance: vars.flag("SWEEP_MAINTENANCE", false)?,
+            allowed,
+        })
+    }
+
+    pub fn is_allowed(&self, addr: &SocketAddr) -> bool {
+        self.allowed.iter().any(|n| n.contains(addr.ip()))
+    }
+}
+
+fn parse_static(entry: &str, allowed: &[Network]) -> Result<Target, ConfigError> {
+    const VAR: &str = "SWEEP_STATIC_TARGETS";
+    let (name, address) = match entry.split_once('=') {
+        Some((name, address)) => (name.trim().to_string(), address.trim()),
+        None => (entry.trim().to_string(), entry.trim()),
+    };
+    let addr: SocketAddr = address.parse().map_err(|_| ConfigError::new(VAR, "entries must be name=ip:port or ip:port"))?;
+    if !allowed.iter().any(|n| n.contains(addr.ip())) {
+        return Err(ConfigError::new(VAR, "a static target is outside SWEEP_ALLOWED_NETWORKS"));
+    }
+    Ok(Target { id: format!("static:{addr}"), name, addr })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(extra: &[(&'static str, &'static str)]) -> Vars {
+        let base = [("STATE_BUCKET", "b"), ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:des-backend-alerts")];
+        Vars::from_pairs(base.iter().chain(extra).copied())
+    }
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let config = Config::from_vars(&vars(&[("SWEEP_PROJECT", "des")])).unwrap();
+        assert_eq!((config.port, config.path.as_str()), (8080, "/despachos/reporte"));
+        assert_eq!(config.healthy_codes, [200, 302]);
+        assert_eq!((config.rules.healthy_threshold, config.rules.unhealthy_threshold), (2, 3));
+        assert_eq!(config.system_name, "des");
+        assert!(config.is_allowed(&"10.0.1.5:8080".parse().unwrap()));
+        assert!(!config.is_allowed(&"169.254.169.254:80".parse().unwrap()), "never the metadata service");
+        assert!(!config.is_allowed(&"8.8.8.8:80".parse().unwrap()));
+    }
+
+    #[test]
+    fn static_targets_must_be_inside_the_allowed_networks() {
+        let ok = Config::from_vars(&vars(&[("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/8"), ("SWEEP_STATIC_TARGETS", "a=127.0.0.2:80, 127.0.0.3:81")])).unwrap();
+        assert_eq!(ok.static_targets[0].name, "a");
+        assert_eq!(ok.static_targets[1].name, "127.0.0.3:81");
+        let err = Config::from_vars(&vars(&[("SWEEP_STATIC_TARGETS", "203.0.113.5:80")])).unwrap_err();
+        assert_eq!(err.variable, "SWEEP_STATIC_TARGETS");
+        let err = Config::from_vars(&vars(&[])).unwrap_err();
+        assert_eq!(err.variable, "SWEEP_PROJECT");
+        for (name, value) in [("SWEEP_PATH", "nope"), ("SWEEP_HEALTHY_CODES", "200,abc"), ("SWEEP_UNHEALTHY_THRESHOLD", "0"), ("SWEEP_ALLOWED_NETWORKS", "10.0.0.0/99")] {
+            let err = Config::from_vars(&vars(&[("SWEEP_PROJECT", "des"), (name, value)])).unwrap_err();
+            assert_eq!(err.variable, name);
+        }
+    }
+
+    #[test]
+    fn networks_match_by_prefix() {
+        let n = Network::parse("172.16.0.0/12").unwrap();
+        assert!(n.contains("172.31.255.1".parse().unwrap()));
+        assert!(!n.contains("172.32.0.1".parse().unwrap()));
+        assert!(Network::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(Network::parse("1.2.3.4").is_none());
+    }
+}

@@ -1,0 +1,9 @@
+//! health-sweeper: every minute, discover the backends, probe them all, and alert only when the
+//! system's state changes.
+
+pub mod alert;
+pub mod config;
+pub mod discovery;
+pub mod handler;
+pub mod health;
+pub mod probe;

@@ -1,0 +1,46 @@
+//! Lambda entry point: configuration, AWS clients and the HTTP client once at init; one sweep per
+//! scheduled event. The event's content is ignored: nothing in it can add a target.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::notify::Notifier;
+use watchkeeper_shared::state::StateStore;
+use watchkeeper_shared::{aws, telemetry};
+
+use health_sweeper::config::Config;
+use health_sweeper::discovery::{Discovery, Ec2Discovery, NoDiscovery};
+use health_sweeper::handler::App;
+use health_sweeper::probe::Prober;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init_logging(env!("CARGO_CRATE_NAME"));
+    let vars = Vars::from_env();
+    let config = Config::from_vars(&vars)?;
+    let sdk = aws::load_sdk_config(&vars).await?;
+    let state = StateStore::new(aws::s3_client(&sdk), config.state_bucket.clone(), "health-sweeper");
+    let notifier = Notifier::connect(&config.notify, &sdk, state.clone()).await?;
+    let discovery = match &config.project {
+        Some(project) => Discovery::Ec2(Ec2Discovery::new(aws_sdk_ec2::Client::new(&sdk), project.clone(), config.role.clone(), config.port)),
+        None => Discovery::None(NoDiscovery),
+    };
+    let prober = Prober::new(config.path.clone(), config.healthy_codes.clone(), config.probe_timeout, config.concurrency)?;
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    tracing::info!(channels = ?notifier.channel_names(), static_targets = config.static_targets.len(), discovery = config.project.is_some(), "health-sweeper ready");
+    let app = App::new(config, discovery, prober, notifier, state, region);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let remaining = remaining(event.context.deadline);
+        let app = &app;
+        async move { app.sweep(&event.context.request_id, remaining).await }
+    }))
+    .await
+}
+
+/// Time left before the Lambda's deadline (milliseconds since the epoch).
+fn remaining(deadline_ms: u64) -> Option<Duration> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    deadline_ms.checked_sub(now).map(Duration::from_millis)
+}
