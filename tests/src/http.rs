@@ -12,7 +12,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::Result;
 
 /// How a server answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
     /// Answers with this status code (302 carries a `Location`).
     Status(u16),
@@ -57,10 +57,18 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// `ip` must be a loopback address (127.0.0.0/8).
+    /// A server on `ip` and a port of the kernel's choosing. `ip` must be a loopback address.
     pub async fn start(ip: Ipv4Addr, behaviour: Behaviour) -> Result<Self> {
-        assert!(ip.is_loopback(), "test servers live on loopback only");
-        let listener = TcpListener::bind((ip, 0)).await?;
+        Self::bind(SocketAddr::from((ip, 0)), behaviour).await
+    }
+
+    /// A server on exactly `addr`, which must be on loopback (127.0.0.0/8).
+    pub async fn bind(addr: SocketAddr, behaviour: Behaviour) -> Result<Self> {
+        assert!(
+            addr.ip().is_loopback(),
+            "test servers live on loopback only"
+        );
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),

@@ -19,6 +19,7 @@ pub mod moto;
 pub mod paths;
 pub mod postgres;
 pub mod process;
+pub mod sweep;
 
 /// Harness failures are reported, not handled: a boxed error with a readable message.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -19,15 +19,38 @@ pub struct ProbeSummary {
     pub unhealthy_threshold: u32,
 }
 
-pub fn notification(system: &str, alert: &Alert, probe: &ProbeSummary, console: Option<String>) -> Notification {
+pub fn notification(
+    system: &str,
+    alert: &Alert,
+    probe: &ProbeSummary,
+    console: Option<String>,
+) -> Notification {
     let (up, total) = (alert.up, alert.total);
     let (severity, headline) = match (alert.kind, alert.state) {
-        (AlertKind::Down, _) if total == 0 => (Severity::Critical, "System down: no backends discovered".to_string()),
-        (AlertKind::Down, _) => (Severity::Critical, format!("System down: 0 of {total} backends up")),
-        (AlertKind::Degraded, _) => (Severity::Warning, format!("System degraded: only {up} of {total} backends up")),
-        (AlertKind::Recovered, _) => (Severity::Info, format!("System recovered: {up} of {total} backends up again")),
-        (AlertKind::Reminder, SystemState::Down) => (Severity::Critical, format!("Still down: 0 of {total} backends up")),
-        (AlertKind::Reminder, _) => (Severity::Warning, format!("Still degraded: {up} of {total} backends up")),
+        (AlertKind::Down, _) if total == 0 => (
+            Severity::Critical,
+            "System down: no backends discovered".to_string(),
+        ),
+        (AlertKind::Down, _) => (
+            Severity::Critical,
+            format!("System down: 0 of {total} backends up"),
+        ),
+        (AlertKind::Degraded, _) => (
+            Severity::Warning,
+            format!("System degraded: only {up} of {total} backends up"),
+        ),
+        (AlertKind::Recovered, _) => (
+            Severity::Info,
+            format!("System recovered: {up} of {total} backends up again"),
+        ),
+        (AlertKind::Reminder, SystemState::Down) => (
+            Severity::Critical,
+            format!("Still down: 0 of {total} backends up"),
+        ),
+        (AlertKind::Reminder, _) => (
+            Severity::Warning,
+            format!("Still degraded: {up} of {total} backends up"),
+        ),
     };
     let mut text = String::new();
     let _ = writeln!(text, "{headline}.\n");
@@ -45,7 +68,12 @@ pub fn notification(system: &str, alert: &Alert, probe: &ProbeSummary, console: 
         probe.unhealthy_threshold,
         probe.healthy_threshold
     );
-    let _ = writeln!(text, "Alert #{} at {}.", alert.seq, alert.at.format("%Y-%m-%d %H:%M:%S UTC"));
+    let _ = writeln!(
+        text,
+        "Alert #{} at {}.",
+        alert.seq,
+        alert.at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     let mut n = Notification::new(SOURCE, severity, format!("[{system}] {headline}"), text)
         .with_resource(system.to_string())
         .with_attribute("state", alert.state.as_str());

@@ -23,8 +23,15 @@ impl Network {
         if bits > 32 {
             return None;
         }
-        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-        Some(Self { base: u32::from(ip) & mask, mask })
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
+        Some(Self {
+            base: u32::from(ip) & mask,
+            mask,
+        })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -74,19 +81,36 @@ pub struct Config {
 
 impl Config {
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
-        let allowed_text = vars.optional("SWEEP_ALLOWED_NETWORKS").unwrap_or_else(|| DEFAULT_ALLOWED_NETWORKS.to_string());
+        let allowed_text = vars
+            .optional("SWEEP_ALLOWED_NETWORKS")
+            .unwrap_or_else(|| DEFAULT_ALLOWED_NETWORKS.to_string());
         let allowed = allowed_text
             .split(',')
             .filter(|s| !s.trim().is_empty())
-            .map(|n| Network::parse(n).ok_or_else(|| ConfigError::new("SWEEP_ALLOWED_NETWORKS", "must be IPv4 networks like 10.0.0.0/8, comma-separated")))
+            .map(|n| {
+                Network::parse(n).ok_or_else(|| {
+                    ConfigError::new(
+                        "SWEEP_ALLOWED_NETWORKS",
+                        "must be IPv4 networks like 10.0.0.0/8, comma-separated",
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let port = vars.parse_or("SWEEP_PORT", "a TCP port", 8080u16)?;
         if port == 0 {
-            return Err(ConfigError::new("SWEEP_PORT", "must be a TCP port (1-65535)"));
+            return Err(ConfigError::new(
+                "SWEEP_PORT",
+                "must be a TCP port (1-65535)",
+            ));
         }
-        let path = vars.optional("SWEEP_PATH").unwrap_or_else(|| "/despachos/reporte".into());
+        let path = vars
+            .optional("SWEEP_PATH")
+            .unwrap_or_else(|| "/despachos/reporte".into());
         if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains('#') {
-            return Err(ConfigError::new("SWEEP_PATH", "must be a URL path starting with /"));
+            return Err(ConfigError::new(
+                "SWEEP_PATH",
+                "must be a URL path starting with /",
+            ));
         }
         let healthy_codes = match vars.optional("SWEEP_HEALTHY_CODES") {
             None => vec![200, 302],
@@ -95,7 +119,12 @@ impl Config {
                 .iter()
                 .map(|c| c.parse::<u16>().ok().filter(|c| (100..600).contains(c)))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ConfigError::new("SWEEP_HEALTHY_CODES", "must be HTTP status codes, comma-separated"))?,
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "SWEEP_HEALTHY_CODES",
+                        "must be HTTP status codes, comma-separated",
+                    )
+                })?,
         };
         let static_targets = vars
             .list("SWEEP_STATIC_TARGETS")
@@ -104,13 +133,21 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let project = vars.optional("SWEEP_PROJECT");
         if project.is_none() && static_targets.is_empty() {
-            return Err(ConfigError::new("SWEEP_PROJECT", "nothing to sweep: set SWEEP_PROJECT (EC2 discovery) or SWEEP_STATIC_TARGETS"));
+            return Err(ConfigError::new(
+                "SWEEP_PROJECT",
+                "nothing to sweep: set SWEEP_PROJECT (EC2 discovery) or SWEEP_STATIC_TARGETS",
+            ));
         }
         let positive = |name: &str, default: u32| -> Result<u32, ConfigError> {
             let value = vars.parse_or(name, "a whole number of at least 1", default)?;
-            if value == 0 { Err(ConfigError::new(name, "must be at least 1")) } else { Ok(value) }
+            if value == 0 {
+                Err(ConfigError::new(name, "must be at least 1"))
+            } else {
+                Ok(value)
+            }
         };
-        let reminder_hours = vars.parse_or("SWEEP_REMINDER_HOURS", "a whole number of hours", 0u32)?;
+        let reminder_hours =
+            vars.parse_or("SWEEP_REMINDER_HOURS", "a whole number of hours", 0u32)?;
         let concurrency = positive("SWEEP_CONCURRENCY", 256)? as usize;
         let probe_timeout = vars.millis("SWEEP_TIMEOUT_MS", Duration::from_secs(2))?;
         if probe_timeout.is_zero() {
@@ -119,9 +156,14 @@ impl Config {
         Ok(Self {
             state_bucket: vars.required("STATE_BUCKET")?,
             notify: NotifyConfig::from_vars(vars)?,
-            system_name: vars.optional("SWEEP_SYSTEM_NAME").or_else(|| project.clone()).unwrap_or_else(|| "backends".into()),
+            system_name: vars
+                .optional("SWEEP_SYSTEM_NAME")
+                .or_else(|| project.clone())
+                .unwrap_or_else(|| "backends".into()),
             project,
-            role: vars.optional("SWEEP_ROLE").unwrap_or_else(|| "backend".into()),
+            role: vars
+                .optional("SWEEP_ROLE")
+                .unwrap_or_else(|| "backend".into()),
             static_targets,
             port,
             path,
@@ -133,7 +175,8 @@ impl Config {
                 healthy_threshold: positive("SWEEP_HEALTHY_THRESHOLD", 2)?,
                 unhealthy_threshold: positive("SWEEP_UNHEALTHY_THRESHOLD", 3)?,
                 quorum: vars.parse::<usize>("SWEEP_QUORUM", "a whole number of targets")?,
-                reminder: (reminder_hours > 0).then(|| chrono::Duration::hours(i64::from(reminder_hours))),
+                reminder: (reminder_hours > 0)
+                    .then(|| chrono::Duration::hours(i64::from(reminder_hours))),
             },
             maintenance: vars.flag("SWEEP_MAINTENANCE", false)?,
             allowed,
@@ -151,11 +194,20 @@ fn parse_static(entry: &str, allowed: &[Network]) -> Result<Target, ConfigError>
         Some((name, address)) => (name.trim().to_string(), address.trim()),
         None => (entry.trim().to_string(), entry.trim()),
     };
-    let addr: SocketAddr = address.parse().map_err(|_| ConfigError::new(VAR, "entries must be name=ip:port or ip:port"))?;
+    let addr: SocketAddr = address
+        .parse()
+        .map_err(|_| ConfigError::new(VAR, "entries must be name=ip:port or ip:port"))?;
     if !allowed.iter().any(|n| n.contains(addr.ip())) {
-        return Err(ConfigError::new(VAR, "a static target is outside SWEEP_ALLOWED_NETWORKS"));
+        return Err(ConfigError::new(
+            VAR,
+            "a static target is outside SWEEP_ALLOWED_NETWORKS",
+        ));
     }
-    Ok(Target { id: format!("static:{addr}"), name, addr })
+    Ok(Target {
+        id: format!("static:{addr}"),
+        name,
+        addr,
+    })
 }
 
 #[cfg(test)]
@@ -163,33 +215,62 @@ mod tests {
     use super::*;
 
     fn vars(extra: &[(&'static str, &'static str)]) -> Vars {
-        let base = [("STATE_BUCKET", "b"), ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:des-backend-alerts")];
+        let base = [
+            ("STATE_BUCKET", "b"),
+            (
+                "NOTIFY_SNS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:des-backend-alerts",
+            ),
+        ];
         Vars::from_pairs(base.iter().chain(extra).copied())
     }
 
     #[test]
     fn defaults_follow_the_seed() {
         let config = Config::from_vars(&vars(&[("SWEEP_PROJECT", "des")])).unwrap();
-        assert_eq!((config.port, config.path.as_str()), (8080, "/despachos/reporte"));
+        assert_eq!(
+            (config.port, config.path.as_str()),
+            (8080, "/despachos/reporte")
+        );
         assert_eq!(config.healthy_codes, [200, 302]);
-        assert_eq!((config.rules.healthy_threshold, config.rules.unhealthy_threshold), (2, 3));
+        assert_eq!(
+            (
+                config.rules.healthy_threshold,
+                config.rules.unhealthy_threshold
+            ),
+            (2, 3)
+        );
         assert_eq!(config.system_name, "des");
         assert!(config.is_allowed(&"10.0.1.5:8080".parse().unwrap()));
-        assert!(!config.is_allowed(&"169.254.169.254:80".parse().unwrap()), "never the metadata service");
+        assert!(
+            !config.is_allowed(&"169.254.169.254:80".parse().unwrap()),
+            "never the metadata service"
+        );
         assert!(!config.is_allowed(&"8.8.8.8:80".parse().unwrap()));
     }
 
     #[test]
     fn static_targets_must_be_inside_the_allowed_networks() {
-        let ok = Config::from_vars(&vars(&[("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/8"), ("SWEEP_STATIC_TARGETS", "a=127.0.0.2:80, 127.0.0.3:81")])).unwrap();
+        let ok = Config::from_vars(&vars(&[
+            ("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/8"),
+            ("SWEEP_STATIC_TARGETS", "a=127.0.0.2:80, 127.0.0.3:81"),
+        ]))
+        .unwrap();
         assert_eq!(ok.static_targets[0].name, "a");
         assert_eq!(ok.static_targets[1].name, "127.0.0.3:81");
-        let err = Config::from_vars(&vars(&[("SWEEP_STATIC_TARGETS", "203.0.113.5:80")])).unwrap_err();
+        let err =
+            Config::from_vars(&vars(&[("SWEEP_STATIC_TARGETS", "203.0.113.5:80")])).unwrap_err();
         assert_eq!(err.variable, "SWEEP_STATIC_TARGETS");
         let err = Config::from_vars(&vars(&[])).unwrap_err();
         assert_eq!(err.variable, "SWEEP_PROJECT");
-        for (name, value) in [("SWEEP_PATH", "nope"), ("SWEEP_HEALTHY_CODES", "200,abc"), ("SWEEP_UNHEALTHY_THRESHOLD", "0"), ("SWEEP_ALLOWED_NETWORKS", "10.0.0.0/99")] {
-            let err = Config::from_vars(&vars(&[("SWEEP_PROJECT", "des"), (name, value)])).unwrap_err();
+        for (name, value) in [
+            ("SWEEP_PATH", "nope"),
+            ("SWEEP_HEALTHY_CODES", "200,abc"),
+            ("SWEEP_UNHEALTHY_THRESHOLD", "0"),
+            ("SWEEP_ALLOWED_NETWORKS", "10.0.0.0/99"),
+        ] {
+            let err =
+                Config::from_vars(&vars(&[("SWEEP_PROJECT", "des"), (name, value)])).unwrap_err();
             assert_eq!(err.variable, name);
         }
     }
@@ -199,7 +280,11 @@ mod tests {
         let n = Network::parse("172.16.0.0/12").unwrap();
         assert!(n.contains("172.31.255.1".parse().unwrap()));
         assert!(!n.contains("172.32.0.1".parse().unwrap()));
-        assert!(Network::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
         assert!(Network::parse("1.2.3.4").is_none());
     }
 }

@@ -26,7 +26,13 @@ pub struct Ec2Discovery {
 
 impl Ec2Discovery {
     pub fn new(client: aws_sdk_ec2::Client, project: String, role: String, port: u16) -> Self {
-        Self { client, project, role, port, page_size: 100 }
+        Self {
+            client,
+            project,
+            role,
+            port,
+            page_size: 100,
+        }
     }
 
     /// Instances per `DescribeInstances` page (5 to 1000).
@@ -52,8 +58,13 @@ impl Discover for Ec2Discovery {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", &e))?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let (Some(id), Some(ip)) = (instance.instance_id(), instance.private_ip_address()) else { continue };
-                let Ok(ip) = ip.parse::<IpAddr>() else { continue };
+                let (Some(id), Some(ip)) = (instance.instance_id(), instance.private_ip_address())
+                else {
+                    continue;
+                };
+                let Ok(ip) = ip.parse::<IpAddr>() else {
+                    continue;
+                };
                 let name = instance
                     .tags()
                     .iter()
@@ -61,7 +72,11 @@ impl Discover for Ec2Discovery {
                     .and_then(|t| t.value())
                     .unwrap_or(id)
                     .to_string();
-                targets.push(Target { id: id.to_string(), name, addr: SocketAddr::new(ip, self.port) });
+                targets.push(Target {
+                    id: id.to_string(),
+                    name,
+                    addr: SocketAddr::new(ip, self.port),
+                });
             }
         }
         Ok(targets)

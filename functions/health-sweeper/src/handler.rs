@@ -21,6 +21,8 @@ use crate::probe::Prober;
 pub const STATE_KEY: &str = "sweep-state";
 /// Time kept free after the probes for the state write and the alert.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(5);
+/// Time the sweep keeps, inside its own budget, for the state write and the alert.
+pub const BOOKKEEPING: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -63,24 +65,51 @@ pub struct App<D, N, S> {
 }
 
 impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
-    pub fn new(config: Config, discovery: D, prober: Prober, notifier: N, state: S, region: String) -> Self {
-        Self { config, discovery, prober, notifier, state, region }
+    pub fn new(
+        config: Config,
+        discovery: D,
+        prober: Prober,
+        notifier: N,
+        state: S,
+        region: String,
+    ) -> Self {
+        Self {
+            config,
+            discovery,
+            prober,
+            notifier,
+            state,
+            region,
+        }
     }
 
     /// One sweep. `remaining` is the Lambda's time left; `correlation` prefixes each probe's
     /// correlation id (the Lambda request id).
-    pub async fn sweep(&self, correlation: &str, remaining: Option<Duration>) -> Result<Value, SweepError> {
+    pub async fn sweep(
+        &self,
+        correlation: &str,
+        remaining: Option<Duration>,
+    ) -> Result<Value, SweepError> {
         let started = Instant::now();
         let budget = match remaining {
             Some(left) => self.config.deadline.min(left.saturating_sub(SAFETY_MARGIN)),
             None => self.config.deadline,
         };
-        let deadline = started + budget.max(Duration::from_millis(100));
+        let budget = budget.max(Duration::from_millis(100));
+        // The probes stop early enough for the state write and the alert to fit in the budget too.
+        let deadline = started + budget - (budget / 10).min(BOOKKEEPING);
         let targets = self.targets().await?;
         let outcomes = self.prober.probe_all(&targets, deadline, correlation).await;
-        let not_probed = outcomes.iter().filter(|o| **o == Outcome::NotProbed).count();
+        let not_probed = outcomes
+            .iter()
+            .filter(|o| **o == Outcome::NotProbed)
+            .count();
         if not_probed > 0 {
-            tracing::warn!(not_probed, budget_ms = budget.as_millis() as u64, "targets not probed before the deadline count as unknown");
+            tracing::warn!(
+                not_probed,
+                budget_ms = budget.as_millis() as u64,
+                "targets not probed before the deadline count as unknown"
+            );
         }
         let observations: Vec<(Target, Outcome)> = targets.into_iter().zip(outcomes).collect();
         let now = Utc::now();
@@ -150,7 +179,10 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             )
         });
         let notification = alert::notification(&self.config.system_name, pending, &probe, console);
-        let delivery = self.notifier.send_once(&format!("alert/{}", pending.seq), &notification).await?;
+        let delivery = self
+            .notifier
+            .send_once(&format!("alert/{}", pending.seq), &notification)
+            .await?;
         let seq = pending.seq;
         self.state
             .modify(STATE_KEY, |current: Option<SweepState>| {
@@ -159,13 +191,18 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
                 state
             })
             .await?;
-        Ok(json!({"seq": seq, "kind": pending.kind, "subject": notification.subject_line(), "sent": delivery.sent}))
+        Ok(
+            json!({"seq": seq, "kind": pending.kind, "subject": notification.subject_line(), "sent": delivery.sent}),
+        )
     }
 
     fn emit_metrics(&self, state: &SweepState, observations: &[(Target, Outcome)], took: Duration) {
         let mut metrics = Metrics::for_function(SOURCE);
         metrics.count("HealthyTargets", state.count(TargetHealth::Healthy) as u64);
-        metrics.count("UnhealthyTargets", state.count(TargetHealth::Unhealthy) as u64);
+        metrics.count(
+            "UnhealthyTargets",
+            state.count(TargetHealth::Unhealthy) as u64,
+        );
         metrics.count("UnknownTargets", state.count(TargetHealth::Unknown) as u64);
         metrics.millis("SweepDuration", took.as_secs_f64() * 1000.0);
         for (_, outcome) in observations {

@@ -55,7 +55,10 @@ impl fmt::Display for Failure {
 /// One probe's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Healthy { status: u16, millis: u64 },
+    Healthy {
+        status: u16,
+        millis: u64,
+    },
     Unhealthy(Failure),
     /// The sweep's deadline came first: no verdict either way.
     NotProbed,
@@ -158,18 +161,26 @@ impl Rules {
 impl SweepState {
     /// Applies one sweep's observations: targets gone from discovery are dropped, new ones start
     /// unknown, and each probed target moves through its hysteresis.
-    pub fn observe(&mut self, observations: &[(Target, Outcome)], rules: &Rules, now: DateTime<Utc>) {
+    pub fn observe(
+        &mut self,
+        observations: &[(Target, Outcome)],
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) {
         let mut next = BTreeMap::new();
         for (target, outcome) in observations {
-            let mut state = self.targets.remove(&target.id).unwrap_or_else(|| TargetState {
-                name: target.name.clone(),
-                addr: target.addr.to_string(),
-                health: TargetHealth::Unknown,
-                successes: 0,
-                failures: 0,
-                last: "not probed yet".into(),
-                since: now,
-            });
+            let mut state = self
+                .targets
+                .remove(&target.id)
+                .unwrap_or_else(|| TargetState {
+                    name: target.name.clone(),
+                    addr: target.addr.to_string(),
+                    health: TargetHealth::Unknown,
+                    successes: 0,
+                    failures: 0,
+                    last: "not probed yet".into(),
+                    since: now,
+                });
             state.name = target.name.clone();
             state.addr = target.addr.to_string();
             let before = state.health;
@@ -230,7 +241,12 @@ impl SweepState {
 
     /// Decides whether this sweep alerts. The alert is recorded in `pending` (delivered by the
     /// caller, then cleared with [`SweepState::delivered`]).
-    pub fn decide(&mut self, rules: &Rules, maintenance: bool, now: DateTime<Utc>) -> Option<Alert> {
+    pub fn decide(
+        &mut self,
+        rules: &Rules,
+        maintenance: bool,
+        now: DateTime<Utc>,
+    ) -> Option<Alert> {
         if maintenance || self.maintenance {
             return None;
         }
@@ -284,8 +300,18 @@ impl SweepState {
                     TargetHealth::Unknown => (1, "UNKNOWN"),
                     TargetHealth::Healthy => (2, "UP"),
                 };
-                let since = if t.health == TargetHealth::Healthy { String::new() } else { format!(" since {}", t.since.format("%H:%M UTC")) };
-                (rank, format!("{} ({}): {word}{since}, last probe: {}", t.name, t.addr, t.last))
+                let since = if t.health == TargetHealth::Healthy {
+                    String::new()
+                } else {
+                    format!(" since {}", t.since.format("%H:%M UTC"))
+                };
+                (
+                    rank,
+                    format!(
+                        "{} ({}): {word}{since}, last probe: {}",
+                        t.name, t.addr, t.last
+                    ),
+                )
             })
             .collect();
         lines.sort();
@@ -297,14 +323,26 @@ impl SweepState {
 mod tests {
     use super::*;
 
-    const RULES: Rules = Rules { healthy_threshold: 2, unhealthy_threshold: 3, quorum: None, reminder: None };
+    const RULES: Rules = Rules {
+        healthy_threshold: 2,
+        unhealthy_threshold: 3,
+        quorum: None,
+        reminder: None,
+    };
 
     fn target(i: u8) -> Target {
-        Target { id: format!("i-{i}"), name: format!("backend-{i}"), addr: SocketAddr::from(([127, 0, 0, i], 8080)) }
+        Target {
+            id: format!("i-{i}"),
+            name: format!("backend-{i}"),
+            addr: SocketAddr::from(([127, 0, 0, i], 8080)),
+        }
     }
 
     fn ok() -> Outcome {
-        Outcome::Healthy { status: 200, millis: 3 }
+        Outcome::Healthy {
+            status: 200,
+            millis: 3,
+        }
     }
 
     fn fail() -> Outcome {
@@ -316,7 +354,11 @@ mod tests {
     }
 
     fn sweep(state: &mut SweepState, outcomes: [Outcome; 3], minute: i64) -> Option<Alert> {
-        let observations: Vec<_> = outcomes.into_iter().enumerate().map(|(i, o)| (target(i as u8 + 1), o)).collect();
+        let observations: Vec<_> = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| (target(i as u8 + 1), o))
+            .collect();
         state.observe(&observations, &RULES, at(minute));
         state.decide(&RULES, false, at(minute))
     }
@@ -332,10 +374,18 @@ mod tests {
         assert_eq!(health(&state), TargetHealth::Healthy);
         state.observe(&[(t.clone(), fail())], &RULES, at(2));
         state.observe(&[(t.clone(), fail())], &RULES, at(3));
-        assert_eq!(health(&state), TargetHealth::Healthy, "two failures are not enough");
+        assert_eq!(
+            health(&state),
+            TargetHealth::Healthy,
+            "two failures are not enough"
+        );
         state.observe(&[(t.clone(), Outcome::NotProbed)], &RULES, at(4));
         state.observe(&[(t.clone(), fail())], &RULES, at(5));
-        assert_eq!(health(&state), TargetHealth::Unhealthy, "the third failure is");
+        assert_eq!(
+            health(&state),
+            TargetHealth::Unhealthy,
+            "the third failure is"
+        );
         assert_eq!(state.targets["i-1"].since, at(5));
         state.observe(&[(t.clone(), ok())], &RULES, at(6));
         assert_eq!(health(&state), TargetHealth::Unhealthy);
@@ -356,20 +406,33 @@ mod tests {
             alerts.extend(sweep(&mut state, [ok(), fail(), fail()], m));
         }
         assert_eq!(alerts.len(), 1);
-        assert_eq!((alerts[0].kind, alerts[0].up, alerts[0].total), (AlertKind::Degraded, 1, 3));
-        assert!(alerts[0].lines[0].contains("DOWN") && alerts[0].lines[0].contains("HTTP 503"), "{:?}", alerts[0].lines);
+        assert_eq!(
+            (alerts[0].kind, alerts[0].up, alerts[0].total),
+            (AlertKind::Degraded, 1, 3)
+        );
+        assert!(
+            alerts[0].lines[0].contains("DOWN") && alerts[0].lines[0].contains("HTTP 503"),
+            "{:?}",
+            alerts[0].lines
+        );
         // All down.
         let mut alerts = vec![];
         for m in 8..14 {
             alerts.extend(sweep(&mut state, [fail(), fail(), fail()], m));
         }
-        assert_eq!(alerts.iter().map(|a| a.kind).collect::<Vec<_>>(), [AlertKind::Down]);
+        assert_eq!(
+            alerts.iter().map(|a| a.kind).collect::<Vec<_>>(),
+            [AlertKind::Down]
+        );
         // Back.
         let mut alerts = vec![];
         for m in 14..20 {
             alerts.extend(sweep(&mut state, [ok(), ok(), fail()], m));
         }
-        assert_eq!(alerts.iter().map(|a| (a.kind, a.up)).collect::<Vec<_>>(), [(AlertKind::Recovered, 2)]);
+        assert_eq!(
+            alerts.iter().map(|a| (a.kind, a.up)).collect::<Vec<_>>(),
+            [(AlertKind::Recovered, 2)]
+        );
         assert_eq!(state.alert_seq, 3);
     }
 
@@ -377,7 +440,10 @@ mod tests {
     fn unknown_targets_do_not_raise_alarms() {
         let mut state = SweepState::default();
         // First sweep ever: nothing is known; no verdict, no alert.
-        assert_eq!(sweep(&mut state, [fail(), ok(), Outcome::NotProbed], 0), None);
+        assert_eq!(
+            sweep(&mut state, [fail(), ok(), Outcome::NotProbed], 0),
+            None
+        );
         assert_eq!(state.system, SystemState::Ok);
     }
 
@@ -402,19 +468,32 @@ mod tests {
         state.maintenance = true;
         state.observe(&[(target(1), ok())], &RULES, at(6));
         state.observe(&[(target(1), ok())], &RULES, at(7));
-        assert_eq!(state.decide(&RULES, false, at(7)), None, "maintenance flag in the document");
+        assert_eq!(
+            state.decide(&RULES, false, at(7)),
+            None,
+            "maintenance flag in the document"
+        );
     }
 
     #[test]
     fn reminders_repeat_while_not_ok() {
-        let rules = Rules { reminder: Some(Duration::hours(2)), ..RULES };
+        let rules = Rules {
+            reminder: Some(Duration::hours(2)),
+            ..RULES
+        };
         let mut state = SweepState::default();
         for m in 0..3 {
             state.observe(&[(target(1), fail())], &rules, at(m));
         }
-        assert_eq!(state.decide(&rules, false, at(3)).map(|a| a.kind), Some(AlertKind::Down));
+        assert_eq!(
+            state.decide(&rules, false, at(3)).map(|a| a.kind),
+            Some(AlertKind::Down)
+        );
         assert_eq!(state.decide(&rules, false, at(60)), None);
-        assert_eq!(state.decide(&rules, false, at(124)).map(|a| a.kind), Some(AlertKind::Reminder));
+        assert_eq!(
+            state.decide(&rules, false, at(124)).map(|a| a.kind),
+            Some(AlertKind::Reminder)
+        );
     }
 
     #[test]

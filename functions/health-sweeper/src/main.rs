@@ -21,13 +21,27 @@ async fn main() -> Result<(), Error> {
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
     let sdk = aws::load_sdk_config(&vars).await?;
-    let state = StateStore::new(aws::s3_client(&sdk), config.state_bucket.clone(), "health-sweeper");
+    let state = StateStore::new(
+        aws::s3_client(&sdk),
+        config.state_bucket.clone(),
+        "health-sweeper",
+    );
     let notifier = Notifier::connect(&config.notify, &sdk, state.clone()).await?;
     let discovery = match &config.project {
-        Some(project) => Discovery::Ec2(Ec2Discovery::new(aws_sdk_ec2::Client::new(&sdk), project.clone(), config.role.clone(), config.port)),
+        Some(project) => Discovery::Ec2(Ec2Discovery::new(
+            aws_sdk_ec2::Client::new(&sdk),
+            project.clone(),
+            config.role.clone(),
+            config.port,
+        )),
         None => Discovery::None(NoDiscovery),
     };
-    let prober = Prober::new(config.path.clone(), config.healthy_codes.clone(), config.probe_timeout, config.concurrency)?;
+    let prober = Prober::new(
+        config.path.clone(),
+        config.healthy_codes.clone(),
+        config.probe_timeout,
+        config.concurrency,
+    )?;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     tracing::info!(channels = ?notifier.channel_names(), static_targets = config.static_targets.len(), discovery = config.project.is_some(), "health-sweeper ready");
     let app = App::new(config, discovery, prober, notifier, state, region);
@@ -41,6 +55,9 @@ async fn main() -> Result<(), Error> {
 
 /// Time left before the Lambda's deadline (milliseconds since the epoch).
 fn remaining(deadline_ms: u64) -> Option<Duration> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
     deadline_ms.checked_sub(now).map(Duration::from_millis)
 }

@@ -22,7 +22,12 @@ pub struct Prober {
 }
 
 impl Prober {
-    pub fn new(path: String, healthy_codes: Vec<u16>, timeout: Duration, concurrency: usize) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        path: String,
+        healthy_codes: Vec<u16>,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             // A redirect is an answer (302 counts as healthy by default); following it could
             // lead anywhere.
@@ -34,12 +39,23 @@ impl Prober {
             .user_agent("watchkeeper-health-sweeper")
             .no_proxy()
             .build()?;
-        Ok(Self { client, path, healthy_codes: healthy_codes.into(), timeout, concurrency: concurrency.max(1) })
+        Ok(Self {
+            client,
+            path,
+            healthy_codes: healthy_codes.into(),
+            timeout,
+            concurrency: concurrency.max(1),
+        })
     }
 
     /// Probes every target; outcomes in the order of `targets`. Probes still running at
     /// `deadline` are cancelled and count as `NotProbed`.
-    pub async fn probe_all(&self, targets: &[Target], deadline: Instant, correlation: &str) -> Vec<Outcome> {
+    pub async fn probe_all(
+        &self,
+        targets: &[Target],
+        deadline: Instant,
+        correlation: &str,
+    ) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::NotProbed; targets.len()];
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut probes = JoinSet::new();
@@ -49,12 +65,19 @@ impl Prober {
             let url = format!("http://{}{}", target.addr, self.path);
             let correlation = format!("{correlation}-{index}");
             probes.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return (index, Outcome::NotProbed) };
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return (index, Outcome::NotProbed);
+                };
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining.is_zero() {
                     return (index, Outcome::NotProbed);
                 }
-                (index, prober.probe(&url, &correlation, remaining.min(prober.timeout)).await)
+                (
+                    index,
+                    prober
+                        .probe(&url, &correlation, remaining.min(prober.timeout))
+                        .await,
+                )
             });
         }
         let collect = async {
@@ -74,12 +97,21 @@ impl Prober {
 
     async fn probe(&self, url: &str, correlation: &str, timeout: Duration) -> Outcome {
         let started = Instant::now();
-        let answer = self.client.get(url).header(CORRELATION_HEADER, correlation).timeout(timeout).send().await;
+        let answer = self
+            .client
+            .get(url)
+            .header(CORRELATION_HEADER, correlation)
+            .timeout(timeout)
+            .send()
+            .await;
         match answer {
             Ok(response) => {
                 let status = response.status().as_u16();
                 if self.healthy_codes.contains(&status) {
-                    Outcome::Healthy { status, millis: started.elapsed().as_millis() as u64 }
+                    Outcome::Healthy {
+                        status,
+                        millis: started.elapsed().as_millis() as u64,
+                    }
                 } else {
                     Outcome::Unhealthy(Failure::Status(status))
                 }

@@ -2,14 +2,15 @@
 //! `events/` fixtures against the local stand-ins, and what came out of it, printed readably.
 //! Everything it starts is stopped when it ends, on failure and on Ctrl-C too.
 
-use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use harness::deploy::{self, DeployNotifier, Setup};
-use harness::http::{Behaviour, HttpServer};
+use harness::http::Behaviour;
+use harness::lambda::LambdaRuntime;
 use harness::mail::SentEmail;
 use harness::moto::SnsEnvelope;
 use harness::postgres::{PgOptions, Postgres, SUPERUSER};
+use harness::sweep::{self, SweepWorld};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -48,29 +49,6 @@ async fn run() -> harness::Result<()> {
         pg.addr(),
         !pg.can_login(SUPERUSER, "wrong").await
     );
-    let backends = [
-        (
-            "backend-a",
-            Ipv4Addr::new(127, 0, 0, 11),
-            Behaviour::Status(200),
-        ),
-        (
-            "backend-b",
-            Ipv4Addr::new(127, 0, 0, 12),
-            Behaviour::Status(302),
-        ),
-        (
-            "backend-c",
-            Ipv4Addr::new(127, 0, 0, 13),
-            Behaviour::Status(503),
-        ),
-    ];
-    let mut servers = Vec::new();
-    for (name, ip, behaviour) in backends {
-        let server = HttpServer::start(ip, behaviour.clone()).await?;
-        println!("{name} on {} answers {behaviour:?}", server.addr());
-        servers.push(server);
-    }
 
     heading("deploy-notifier");
     let world = DeployNotifier::start(Setup::default()).await?;
@@ -125,6 +103,87 @@ async fn run() -> harness::Result<()> {
     for post in posts {
         println!("  - {}", post.json()["text"].as_str().unwrap_or(""));
     }
+    drop(world);
+
+    heading("health-sweeper");
+    health_sweeper().await?;
+    Ok(())
+}
+
+/// Three backends discovered by their EC2 tags; two fail, the system degrades, they come back.
+async fn health_sweeper() -> harness::Result<()> {
+    let mut world = SweepWorld::start(&[
+        Behaviour::Status(200),
+        Behaviour::Status(302),
+        Behaviour::Status(200),
+    ])
+    .await?;
+    for (name, addr, _) in &world.backends {
+        println!("{name}: EC2 instance tagged Project=des Role=backend, private address {addr}");
+    }
+    let runtime = LambdaRuntime::start(sweep::FUNCTION, &world.env(500)).await?;
+    let event = harness::paths::event_path("scheduled-event.json");
+    let mut minute = 0;
+    let steps: [(&str, Vec<(usize, Option<Behaviour>)>, usize); 3] = [
+        ("all backends answer", vec![], 2),
+        (
+            "des-backend-b answers 503, des-backend-c stops answering",
+            vec![
+                (1, Some(Behaviour::Status(503))),
+                (2, Some(Behaviour::Hang)),
+            ],
+            3,
+        ),
+        (
+            "both come back",
+            vec![
+                (1, Some(Behaviour::Status(200))),
+                (2, Some(Behaviour::Status(200))),
+            ],
+            2,
+        ),
+    ];
+    for (what, changes, sweeps) in steps {
+        println!("\n{what}:");
+        for (index, behaviour) in changes {
+            world.set(index, behaviour).await?;
+        }
+        for _ in 0..sweeps {
+            minute += 1;
+            let answer = runtime.invoke_file(&event).await?;
+            let summary = answer.json();
+            println!(
+                "  sweep {minute}: system {:<8} up {} / down {} / unknown {}  ({} ms)",
+                summary["state"].as_str().unwrap_or("?"),
+                summary["up"],
+                summary["down"],
+                summary["unknown"],
+                summary["millis"]
+            );
+            for alert in world.moto.received_notifications(&world.queue_url).await? {
+                println!(
+                    "    ALERT [{}] {}",
+                    alert
+                        .attributes
+                        .get("severity")
+                        .map(String::as_str)
+                        .unwrap_or("?"),
+                    alert.subject
+                );
+                for line in alert.message.lines().filter(|l| l.starts_with("- ")) {
+                    println!("      {line}");
+                }
+            }
+        }
+    }
+    let emf = runtime
+        .json_logs()
+        .into_iter()
+        .filter(|l| l.get("_aws").is_some())
+        .count();
+    println!(
+        "\n{emf} CloudWatch EMF metric lines printed (HealthyTargets, UnhealthyTargets, UnknownTargets, SweepDuration, ProbeLatency)"
+    );
     Ok(())
 }
 

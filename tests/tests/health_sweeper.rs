@@ -1,0 +1,418 @@
+//! health-sweeper against the emulator (EC2 discovery, S3 state, SNS) and real HTTP servers on
+//! loopback: end to end through the Lambda runtime, and the sweep itself for concurrency, the
+//! deadline and maintenance.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use harness::http::{Behaviour, HttpServer};
+use harness::lambda::LambdaRuntime;
+use harness::paths::event_path;
+use harness::sweep::{BUCKET, FUNCTION, PROJECT, SweepWorld};
+use health_sweeper::config::Config;
+use health_sweeper::discovery::{Discover, Discovery, Ec2Discovery, NoDiscovery};
+use health_sweeper::handler::{App, STATE_KEY};
+use health_sweeper::health::SweepState;
+use health_sweeper::probe::Prober;
+use serde_json::Value;
+use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::state::{StateStore, Store};
+use watchkeeper_shared::testing::RecordingNotifier;
+
+#[tokio::test]
+async fn backends_going_down_and_recovering_alert_once_each() {
+    let mut world = SweepWorld::start(&[
+        Behaviour::Status(200),
+        Behaviour::Status(302),
+        Behaviour::Status(200),
+    ])
+    .await
+    .unwrap();
+    let runtime = LambdaRuntime::start(FUNCTION, &world.env(300))
+        .await
+        .unwrap();
+    let event = event_path("scheduled-event.json");
+    let mut last = Value::Null;
+    let sweeps = async |n: usize, last: &mut Value| {
+        for _ in 0..n {
+            let answer = runtime.invoke_file(&event).await.unwrap();
+            assert!(answer.ok, "{}\n{}", answer.output, runtime.logs());
+            *last = answer.json();
+        }
+    };
+
+    sweeps(2, &mut last).await;
+    assert_eq!(
+        (last["state"].as_str(), last["up"].as_u64()),
+        (Some("OK"), Some(3)),
+        "{last}"
+    );
+    assert!(
+        world
+            .moto
+            .received_notifications(&world.queue_url)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no alert while ok"
+    );
+
+    world.set(1, Some(Behaviour::Status(503))).await.unwrap();
+    world.set(2, Some(Behaviour::Hang)).await.unwrap();
+    sweeps(2, &mut last).await;
+    assert!(
+        world
+            .moto
+            .received_notifications(&world.queue_url)
+            .await
+            .unwrap()
+            .is_empty(),
+        "two failures are not enough"
+    );
+    sweeps(1, &mut last).await;
+    let alerts = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        alerts[0].subject,
+        "[des] System degraded: only 1 of 3 backends up"
+    );
+    assert_eq!(alerts[0].attributes["severity"], "WARNING");
+    let (b, c) = (world.backends[1].1, world.backends[2].1);
+    assert!(
+        alerts[0]
+            .message
+            .contains(&format!("des-backend-b ({b}): DOWN")),
+        "{}",
+        alerts[0].message
+    );
+    assert!(
+        alerts[0].message.contains("last probe: HTTP 503"),
+        "{}",
+        alerts[0].message
+    );
+    assert!(
+        alerts[0]
+            .message
+            .contains(&format!("des-backend-c ({c}): DOWN"))
+            && alerts[0].message.contains("last probe: timeout"),
+        "{}",
+        alerts[0].message
+    );
+
+    sweeps(1, &mut last).await;
+    assert!(
+        world
+            .moto
+            .received_notifications(&world.queue_url)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no change, no alert"
+    );
+
+    world.set(0, None).await.unwrap();
+    sweeps(3, &mut last).await;
+    let alerts = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].subject, "[des] System down: 0 of 3 backends up");
+    assert_eq!(alerts[0].attributes["severity"], "CRITICAL");
+    assert!(
+        alerts[0].message.contains("connection refused"),
+        "{}",
+        alerts[0].message
+    );
+
+    world.set(0, Some(Behaviour::Status(200))).await.unwrap();
+    world.set(1, Some(Behaviour::Status(302))).await.unwrap();
+    sweeps(2, &mut last).await;
+    let alerts = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        alerts[0].subject,
+        "[des] System recovered: 2 of 3 backends up again"
+    );
+    assert_eq!(last["state"], "OK");
+
+    // Probes went to the discovered loopback addresses, on the seed's path, with correlation ids.
+    let requests = world.backends[1].2.as_ref().unwrap().requests();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|r| r.path == "/despachos/reporte"
+        && r.header("x-correlation-id").is_some_and(|c| !c.is_empty())));
+
+    // One EMF line per sweep, valid JSON, with the expected metrics.
+    let emf: Vec<Value> = runtime
+        .json_logs()
+        .into_iter()
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 11);
+    let names: Vec<&str> = emf[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    for metric in [
+        "HealthyTargets",
+        "UnhealthyTargets",
+        "UnknownTargets",
+        "SweepDuration",
+        "ProbeLatency",
+    ] {
+        assert!(names.contains(&metric), "{metric} missing from {names:?}");
+    }
+    assert_eq!(emf.last().unwrap()["HealthyTargets"], 2.0);
+    assert_eq!(emf.last().unwrap()["Function"], "health-sweeper");
+}
+
+fn config(pairs: &[(&str, String)]) -> Config {
+    let mut all = vec![
+        ("STATE_BUCKET".to_string(), BUCKET.to_string()),
+        (
+            "NOTIFY_SNS_TOPIC_ARN".to_string(),
+            "arn:aws:sns:us-east-1:123456789012:des-backend-alerts".to_string(),
+        ),
+        (
+            "SWEEP_ALLOWED_NETWORKS".to_string(),
+            "127.0.0.0/8".to_string(),
+        ),
+    ];
+    all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    Config::from_vars(&Vars::from_pairs(all)).unwrap()
+}
+
+async fn app(
+    world_moto: &harness::moto::Moto,
+    config: Config,
+    discovery: Discovery,
+) -> App<Discovery, RecordingNotifier, StateStore> {
+    let s3 = world_moto.s3().await;
+    let _ = s3.create_bucket().bucket(BUCKET).send().await;
+    let prober = Prober::new(
+        config.path.clone(),
+        config.healthy_codes.clone(),
+        config.probe_timeout,
+        config.concurrency,
+    )
+    .unwrap();
+    App::new(
+        config,
+        discovery,
+        prober,
+        RecordingNotifier::default(),
+        StateStore::new(s3, BUCKET, "health-sweeper"),
+        "us-east-1".into(),
+    )
+}
+
+#[tokio::test]
+async fn discovery_finds_tagged_running_instances_across_pages() {
+    let world = SweepWorld::start(&[Behaviour::Status(200); 7])
+        .await
+        .unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&world.moto.sdk_config().await);
+    // Instances that must not be found: another role, another project, a stopped backend.
+    for (project, role) in [(PROJECT, "db"), ("other", "backend")] {
+        ec2.run_instances()
+            .image_id("ami-12c6146b")
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("Project")
+                            .value(project)
+                            .build(),
+                    )
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("Role")
+                            .value(role)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    ec2.stop_instances()
+        .instance_ids(&world.instance_ids[6])
+        .send()
+        .await
+        .unwrap();
+
+    let discovery =
+        Ec2Discovery::new(ec2, PROJECT.into(), "backend".into(), world.port).with_page_size(5);
+    let mut found = discovery.discover().await.unwrap();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<&str> = found.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "des-backend-a",
+            "des-backend-b",
+            "des-backend-c",
+            "des-backend-d",
+            "des-backend-e",
+            "des-backend-f"
+        ]
+    );
+    assert!(
+        found
+            .iter()
+            .all(|t| t.addr.ip().is_loopback() && t.addr.port() == world.port)
+    );
+}
+
+#[tokio::test]
+async fn targets_outside_the_allowed_networks_are_never_probed() {
+    let world = SweepWorld::start(&[]).await.unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&world.moto.sdk_config().await);
+    // The emulator's default VPC gives this one a 172.31.x.x address.
+    ec2.run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Project")
+                        .value(PROJECT)
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Role")
+                        .value("backend")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let discovery = Discovery::Ec2(Ec2Discovery::new(
+        ec2,
+        PROJECT.into(),
+        "backend".into(),
+        8080,
+    ));
+    let found = discovery.discover().await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(!found[0].addr.ip().is_loopback());
+    let app = app(
+        &world.moto,
+        config(&[("SWEEP_PROJECT", PROJECT.into())]),
+        discovery,
+    )
+    .await;
+    let summary = app.sweep("t", None).await.unwrap();
+    assert_eq!(summary["targets"], 0, "{summary}");
+}
+
+#[tokio::test]
+async fn overlapping_sweeps_keep_both_updates() {
+    let world = SweepWorld::start(&[]).await.unwrap();
+    let a = HttpServer::local(Behaviour::Status(200)).await.unwrap();
+    let b = HttpServer::local(Behaviour::Status(200)).await.unwrap();
+    let targets = format!("a={},b={}", a.addr(), b.addr());
+    let app = app(
+        &world.moto,
+        config(&[("SWEEP_STATIC_TARGETS", targets)]),
+        Discovery::None(NoDiscovery),
+    )
+    .await;
+    let (first, second) = tokio::join!(app.sweep("one", None), app.sweep("two", None));
+    first.unwrap();
+    second.unwrap();
+    let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
+    let state = store
+        .load::<SweepState>(STATE_KEY)
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(state.sweeps, 2);
+    assert!(
+        state.targets.values().all(|t| t.successes == 2),
+        "{:?}",
+        state.targets
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_of_hanging_targets_ends_inside_its_deadline() {
+    let world = SweepWorld::start(&[]).await.unwrap();
+    let mut servers = Vec::new();
+    for i in 0..200u32 {
+        let ip = Ipv4Addr::new(127, 0, 3 + (i / 250) as u8, (i % 250 + 1) as u8);
+        servers.push(HttpServer::start(ip, Behaviour::Hang).await.unwrap());
+    }
+    let targets: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
+    let config = config(&[
+        ("SWEEP_STATIC_TARGETS", targets.join(",")),
+        ("SWEEP_TIMEOUT_MS", "2000".into()),
+        ("SWEEP_DEADLINE_MS", "5000".into()),
+        ("SWEEP_CONCURRENCY", "20".into()),
+    ]);
+    let app = app(&world.moto, config, Discovery::None(NoDiscovery)).await;
+    let started = Instant::now();
+    let summary = app.sweep("deadline", None).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "sweep took {took:?}");
+    // 20 at a time, 2 s each: about 40 timed out by the deadline, the rest unknown, none guessed down.
+    let not_probed = summary["not_probed"].as_u64().unwrap();
+    assert!((100..=170).contains(&not_probed), "{summary}");
+    assert_eq!(summary["unknown"], 200, "{summary}");
+    assert_eq!(
+        summary["state"], "OK",
+        "unknown targets do not raise alarms: {summary}"
+    );
+}
+
+#[tokio::test]
+async fn maintenance_keeps_sweeping_and_sends_nothing() {
+    let world = SweepWorld::start(&[]).await.unwrap();
+    let failing = HttpServer::local(Behaviour::Status(500)).await.unwrap();
+    let refused: SocketAddr = harness::http::refusing_addr().unwrap();
+    let targets = format!("x={},y={refused}", failing.addr());
+    let app = app(
+        &world.moto,
+        config(&[
+            ("SWEEP_STATIC_TARGETS", targets),
+            ("SWEEP_MAINTENANCE", "true".into()),
+        ]),
+        Discovery::None(NoDiscovery),
+    )
+    .await;
+    for _ in 0..4 {
+        app.sweep("m", None).await.unwrap();
+    }
+    let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
+    let state = store
+        .load::<SweepState>(STATE_KEY)
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(state.system, health_sweeper::health::SystemState::Down);
+    assert_eq!(state.alert_seq, 0);
+    assert_eq!(failing.requests().len(), 4, "sweeping goes on");
+}
