@@ -171,6 +171,62 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::{Secret, SecretUrl};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn secrets_never_reach_json_logs() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let password = Secret::new("hunter2-Pa55".to_string());
+        let webhook = SecretUrl::new("https://hooks.slack.com/services/T0/B0/XyZsecretpath");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(password = ?password, also = %password, webhook = %webhook, debug = ?webhook, "logging secrets by accident");
+            tracing::error!("failed with {password:?} and {webhook}");
+        });
+        let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.lines().count(), 2);
+        for line in logs.lines() {
+            let parsed: Value = serde_json::from_str(line).unwrap();
+            assert!(parsed.get("message").is_some());
+        }
+        assert!(
+            !logs.contains("hunter2") && !logs.contains("XyZsecretpath"),
+            "{logs}"
+        );
+        assert!(logs.contains("https://hooks.slack.com/***"));
+    }
+
+    #[test]
+    fn log_filter_caps_dependencies() {
+        if std::env::var("RUST_LOG").is_ok() {
+            return; // an explicit filter replaces the default one, by design
+        }
+        let filter = log_filter("deploy_notifier").to_string();
+        assert!(
+            filter.starts_with("warn") || filter.contains("warn"),
+            "{filter}"
+        );
+        assert!(filter.contains("deploy_notifier="), "{filter}");
+    }
 
     #[test]
     fn renders_valid_emf() {

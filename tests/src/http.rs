@@ -144,11 +144,7 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(request);
-    let behaviour = shared
-        .behaviour
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let behaviour = *shared.behaviour.lock().unwrap_or_else(|e| e.into_inner());
     match behaviour {
         Behaviour::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
         Behaviour::Status(code) => {

@@ -147,9 +147,16 @@ impl LambdaRuntime {
                 output: stdout,
             })
         } else {
+            // cargo lambda prints the error report boxed and wrapped; unwrap it into one line.
+            let report = format!("{stdout}{stderr}")
+                .lines()
+                .map(|l| l.trim().trim_start_matches(['│', '×']).trim())
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
             Ok(Invocation {
                 ok: false,
-                output: format!("{stdout}{stderr}"),
+                output: report,
             })
         }
     }

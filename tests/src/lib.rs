@@ -19,7 +19,9 @@ pub mod moto;
 pub mod paths;
 pub mod postgres;
 pub mod process;
+pub mod rotation;
 pub mod sweep;
+pub mod tls;
 
 /// Harness failures are reported, not handled: a boxed error with a readable message.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -24,6 +24,7 @@ pub struct PgOptions {
 }
 
 pub struct Postgres {
+    settings: String,
     port: u16,
     password: String,
     dir: tempfile::TempDir,
@@ -142,6 +143,7 @@ impl Postgres {
             return fail(format!("{e}\nserver log:\n{}", tail(Path::new(&log))));
         }
         Ok(Self {
+            settings,
             port,
             password,
             dir,
@@ -153,6 +155,55 @@ impl Postgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server (fast shutdown), as a database outage.
+    pub async fn stop(&self) -> Result<()> {
+        let data = self.dir.path().join("data").display().to_string();
+        run(
+            command(
+                &[
+                    &self.pg_ctl.display().to_string(),
+                    "-D",
+                    &data,
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ],
+                self.run_as,
+            ),
+            "pg_ctl stop",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Starts the server again after [`Postgres::stop`], same port and settings.
+    pub async fn start_again(&self) -> Result<()> {
+        let data = self.dir.path().join("data").display().to_string();
+        let log = self.dir.path().join("server.log").display().to_string();
+        run(
+            command(
+                &[
+                    &self.pg_ctl.display().to_string(),
+                    "-D",
+                    &data,
+                    "-l",
+                    &log,
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    &self.settings,
+                    "start",
+                ],
+                self.run_as,
+            ),
+            "pg_ctl start",
+        )
+        .await
+        .map(|_| ())
     }
 
     pub fn addr(&self) -> SocketAddr {

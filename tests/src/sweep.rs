@@ -93,7 +93,7 @@ impl SweepWorld {
                     .iter()
                     .filter_map(|i| i.instance_id().map(String::from)),
             );
-            let server = HttpServer::bind(addr, behaviour.clone()).await?;
+            let server = HttpServer::bind(addr, *behaviour).await?;
             backends.push((name, addr, Some(server)));
         }
         Ok(Self {

@@ -10,7 +10,9 @@ use harness::lambda::LambdaRuntime;
 use harness::mail::SentEmail;
 use harness::moto::SnsEnvelope;
 use harness::postgres::{PgOptions, Postgres, SUPERUSER};
+use harness::rotation::{self, RotationWorld};
 use harness::sweep::{self, SweepWorld};
+use watchkeeper_shared::secret::Secret;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -49,6 +51,9 @@ async fn run() -> harness::Result<()> {
         pg.addr(),
         !pg.can_login(SUPERUSER, "wrong").await
     );
+
+    heading("secret-rotator");
+    secret_rotator(&pg).await?;
 
     heading("deploy-notifier");
     let world = DeployNotifier::start(Setup::default()).await?;
@@ -110,6 +115,72 @@ async fn run() -> harness::Result<()> {
     Ok(())
 }
 
+/// A PostgreSQL password rotated through the four steps, as Secrets Manager drives them.
+async fn secret_rotator(pg: &Postgres) -> harness::Result<()> {
+    pg.sql(
+        "postgres",
+        "CREATE ROLE dispatch_user LOGIN PASSWORD 'despacho2025'",
+    )
+    .await?;
+    // Plaintext to the local server only because it has no certificate; the default is verify-full.
+    let world = RotationWorld::start(&[("DB_TLS", "disable")]).await?;
+    let secret = world
+        .create_secret(
+            "des/rds/dispatch_user",
+            &serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port(), "username": "dispatch_user", "password": "despacho2025", "dbname": "postgres"}),
+        )
+        .await?;
+    println!(
+        "secret des/rds/dispatch_user: PostgreSQL user dispatch_user on {}",
+        pg.addr()
+    );
+    let token = world.begin_rotation(&secret).await?;
+    println!("rotation started (every 90 days in infra), version {token}");
+    for step in rotation::STEPS {
+        let answer = world.step(&secret, &token, step).await?;
+        let outcome = answer.json();
+        println!(
+            "  {step:<13} -> {}",
+            outcome["outcome"]
+                .as_str()
+                .unwrap_or(if answer.ok { "ok" } else { "failed" })
+        );
+    }
+    let current = world.value(&secret, "AWSCURRENT").await?;
+    let new_password = current["password"].as_str().unwrap_or_default();
+    println!(
+        "AWSCURRENT password: {} ({} characters, redacted here)",
+        Secret::new(new_password),
+        new_password.len()
+    );
+    println!(
+        "new password logs in: {}",
+        pg.can_login("dispatch_user", new_password).await
+    );
+    println!(
+        "old password logs in: {}",
+        pg.can_login("dispatch_user", "despacho2025").await
+    );
+    let stored = pg
+        .sql(
+            "postgres",
+            "SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = 'dispatch_user'",
+        )
+        .await?;
+    println!(
+        "stored by the server: {stored}... (a SCRAM verifier computed by the function; the cleartext never reached the server)"
+    );
+    let mut labels: Vec<String> = world
+        .labels(&secret)
+        .await?
+        .into_iter()
+        .map(|(v, l)| format!("{} = {}", &v[..8], l.join(",")))
+        .collect();
+    labels.sort();
+    println!("version labels: {}", labels.join("; "));
+    Ok(())
+}
+
 /// Three backends discovered by their EC2 tags; two fail, the system degrades, they come back.
 async fn health_sweeper() -> harness::Result<()> {
     let mut world = SweepWorld::start(&[
@@ -124,7 +195,9 @@ async fn health_sweeper() -> harness::Result<()> {
     let runtime = LambdaRuntime::start(sweep::FUNCTION, &world.env(500)).await?;
     let event = harness::paths::event_path("scheduled-event.json");
     let mut minute = 0;
-    let steps: [(&str, Vec<(usize, Option<Behaviour>)>, usize); 3] = [
+    // (what happens, which backend answers how, sweeps to run)
+    type Step<'a> = (&'a str, Vec<(usize, Option<Behaviour>)>, usize);
+    let steps: [Step; 3] = [
         ("all backends answer", vec![], 2),
         (
             "des-backend-b answers 503, des-backend-c stops answering",

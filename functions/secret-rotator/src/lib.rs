@@ -1,0 +1,12 @@
+//! secret-rotator: Secrets Manager rotation of PostgreSQL and MySQL/MariaDB passwords (single or
+//! alternating users) and API keys, with no cleartext password on the database's wire or logs
+//! (where the engine allows), no silent TLS downgrade, and every step safe to repeat.
+
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod event;
+pub mod handler;
+pub mod rotation;
+pub mod secret_value;
+pub mod secrets;
