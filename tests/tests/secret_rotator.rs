@@ -240,35 +240,48 @@ async fn alternating_users_never_interrupt_a_client() {
 #[tokio::test]
 async fn an_interrupted_rotation_restarted_loses_no_credential() {
     let pg = Postgres::start(PgOptions::default()).await.unwrap();
-    pg.sql(
-        "postgres",
-        "CREATE ROLE app LOGIN PASSWORD 'app-initial-password-0'",
-    )
-    .await
-    .unwrap();
     let world = RotationWorld::start(PLAINTEXT).await.unwrap();
-    let secret = world
-        .create_secret(
-            "des/db/app",
-            &pg_secret(&pg, "app", "app-initial-password-0"),
+    // Interrupted after each step in turn; then a new rotation starts from createSecret.
+    for (round, completed) in [1usize, 2, 3].into_iter().enumerate() {
+        let user = format!("app{round}");
+        pg.sql(
+            "postgres",
+            &format!("CREATE ROLE {user} LOGIN PASSWORD 'initial-password-{round}'"),
         )
         .await
         .unwrap();
-
-    // Interrupted after setSecret: the database has the pending password, AWSCURRENT the old one.
-    let abandoned = world.begin_rotation(&secret).await.unwrap();
-    for step in ["createSecret", "setSecret"] {
-        assert!(world.step(&secret, &abandoned, step).await.unwrap().ok);
-    }
-    assert!(!pg.can_login("app", "app-initial-password-0").await);
-
-    // A new rotation starts from createSecret and still finds a password that works.
-    world.rotate(&secret).await.unwrap();
-    let current = world.value(&secret, "AWSCURRENT").await.unwrap();
-    assert!(
-        pg.can_login("app", current["password"].as_str().unwrap())
+        let secret = world
+            .create_secret(
+                &format!("des/db/{user}"),
+                &pg_secret(&pg, &user, &format!("initial-password-{round}")),
+            )
             .await
-    );
+            .unwrap();
+        let abandoned = world.begin_rotation(&secret).await.unwrap();
+        for step in &STEPS[..completed] {
+            assert!(
+                world.step(&secret, &abandoned, step).await.unwrap().ok,
+                "{step}"
+            );
+        }
+        world.rotate(&secret).await.unwrap();
+        let current = world.value(&secret, "AWSCURRENT").await.unwrap();
+        assert!(
+            pg.can_login(&user, current["password"].as_str().unwrap())
+                .await,
+            "interrupted after {}",
+            STEPS[completed - 1]
+        );
+        let labels = world.labels(&secret).await.unwrap();
+        assert_eq!(
+            labels
+                .values()
+                .filter(|l| l.contains(&"AWSPENDING".to_string()))
+                .count(),
+            0,
+            "{labels:?}"
+        );
+    }
 }
 
 #[tokio::test]
