@@ -291,7 +291,9 @@ impl Store for StateStore {
             };
         };
         let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
-        let expired = !existing.value.done && existing.value.claimed_at + lease < Utc::now();
+        // checked: the stored time comes from a document anyone with bucket access could edit.
+        let lease_end = existing.value.claimed_at.checked_add_signed(lease);
+        let expired = !existing.value.done && lease_end.is_some_and(|end| end < Utc::now());
         if !expired {
             return Ok(Claim::AlreadyClaimed);
         }

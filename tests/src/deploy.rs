@@ -50,21 +50,9 @@ impl DeployNotifier {
     pub async fn start(setup: Setup) -> Result<Self> {
         let moto = Moto::start().await?;
         let config = moto.sdk_config().await;
-        moto.s3()
-            .await
-            .create_bucket()
-            .bucket(BUCKET)
-            .send()
+        let (topic_arn, queue_url) = moto
+            .seed_state_and_topic(BUCKET, "des-deploy-alerts", "ops-inbox")
             .await?;
-        let sns = aws_sdk_sns::Client::new(&config);
-        let topic_arn = sns
-            .create_topic()
-            .name("des-deploy-alerts")
-            .send()
-            .await?
-            .topic_arn
-            .unwrap_or_default();
-        let queue_url = moto.subscribe_queue(&topic_arn, "ops-inbox").await?;
         let webhook = HttpServer::local(Behaviour::Status(200)).await?;
         let secrets = aws_sdk_secretsmanager::Client::new(&config);
         let signing_arn = secrets

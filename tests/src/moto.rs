@@ -151,6 +151,32 @@ impl Moto {
         }
     }
 
+    /// What every function's world needs: the state bucket, and an alert topic with a queue
+    /// subscribed to read what was published. Returns the topic ARN and the queue URL.
+    pub async fn seed_state_and_topic(
+        &self,
+        bucket: &str,
+        topic: &str,
+        queue: &str,
+    ) -> Result<(String, String)> {
+        self.s3()
+            .await
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await?;
+        let sns = aws_sdk_sns::Client::new(&self.sdk_config().await);
+        let topic_arn = sns
+            .create_topic()
+            .name(topic)
+            .send()
+            .await?
+            .topic_arn
+            .unwrap_or_default();
+        let queue_url = self.subscribe_queue(&topic_arn, queue).await?;
+        Ok((topic_arn, queue_url))
+    }
+
     /// Creates an SQS queue subscribed to `topic_arn` and returns its URL; messages arrive in the
     /// SNS JSON envelope (subject, message, attributes), as an email/HTTP subscriber sees them.
     pub async fn subscribe_queue(&self, topic_arn: &str, name: &str) -> Result<String> {

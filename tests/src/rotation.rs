@@ -30,21 +30,9 @@ impl RotationWorld {
     pub async fn start(env: &[(&str, &str)]) -> Result<Self> {
         let moto = Moto::start().await?;
         let config = moto.sdk_config().await;
-        moto.s3()
-            .await
-            .create_bucket()
-            .bucket(BUCKET)
-            .send()
+        let (topic_arn, queue_url) = moto
+            .seed_state_and_topic(BUCKET, "des-security-alerts", "security-inbox")
             .await?;
-        let sns = aws_sdk_sns::Client::new(&config);
-        let topic_arn = sns
-            .create_topic()
-            .name("des-security-alerts")
-            .send()
-            .await?
-            .topic_arn
-            .unwrap_or_default();
-        let queue_url = moto.subscribe_queue(&topic_arn, "security-inbox").await?;
         let lambda_arn = placeholder_rotation_lambda(&moto).await?;
         let mut function_env = moto.env();
         function_env.push(("STATE_BUCKET".into(), BUCKET.into()));

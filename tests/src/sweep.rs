@@ -32,21 +32,9 @@ impl SweepWorld {
     pub async fn start(behaviours: &[Behaviour]) -> Result<Self> {
         let moto = Moto::start().await?;
         let config = moto.sdk_config().await;
-        moto.s3()
-            .await
-            .create_bucket()
-            .bucket(BUCKET)
-            .send()
+        let (topic_arn, queue_url) = moto
+            .seed_state_and_topic(BUCKET, "des-backend-alerts", "alerts-inbox")
             .await?;
-        let sns = aws_sdk_sns::Client::new(&config);
-        let topic_arn = sns
-            .create_topic()
-            .name("des-backend-alerts")
-            .send()
-            .await?
-            .topic_arn
-            .unwrap_or_default();
-        let queue_url = moto.subscribe_queue(&topic_arn, "alerts-inbox").await?;
         let ec2 = aws_sdk_ec2::Client::new(&config);
         let vpc = ec2
             .create_vpc()

@@ -87,6 +87,33 @@ impl SecretsManager {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// A version's value; `None` when that version or stage does not exist (or holds nothing).
+    async fn get(
+        &self,
+        secret: &str,
+        version: Option<&str>,
+        stage: Option<&str>,
+    ) -> Result<Option<Secret<String>>, AwsError> {
+        let answer = self
+            .client
+            .get_secret_value()
+            .secret_id(secret)
+            .set_version_id(version.map(str::to_string))
+            .set_version_stage(stage.map(str::to_string))
+            .send()
+            .await;
+        match answer {
+            Ok(out) => Ok(out
+                .secret_string()
+                .filter(|s| !s.is_empty())
+                .map(|s| Secret::new(s.to_string()))),
+            Err(e) => {
+                let err = AwsError::from_sdk("secretsmanager:GetSecretValue", &e);
+                if not_found(&err) { Ok(None) } else { Err(err) }
+            }
+        }
+    }
 }
 
 fn not_found(err: &AwsError) -> bool {
@@ -115,24 +142,7 @@ impl SecretsApi for SecretsManager {
         version: Option<&str>,
         stage: &str,
     ) -> Result<Option<Secret<String>>, AwsError> {
-        let answer = self
-            .client
-            .get_secret_value()
-            .secret_id(secret)
-            .set_version_id(version.map(str::to_string))
-            .version_stage(stage)
-            .send()
-            .await;
-        match answer {
-            Ok(out) => Ok(out
-                .secret_string()
-                .filter(|s| !s.is_empty())
-                .map(|s| Secret::new(s.to_string()))),
-            Err(e) => {
-                let err = AwsError::from_sdk("secretsmanager:GetSecretValue", &e);
-                if not_found(&err) { Ok(None) } else { Err(err) }
-            }
-        }
+        self.get(secret, version, Some(stage)).await
     }
 
     async fn value_of_version(
@@ -140,23 +150,7 @@ impl SecretsApi for SecretsManager {
         secret: &str,
         version: &str,
     ) -> Result<Option<Secret<String>>, AwsError> {
-        let answer = self
-            .client
-            .get_secret_value()
-            .secret_id(secret)
-            .version_id(version)
-            .send()
-            .await;
-        match answer {
-            Ok(out) => Ok(out
-                .secret_string()
-                .filter(|s| !s.is_empty())
-                .map(|s| Secret::new(s.to_string()))),
-            Err(e) => {
-                let err = AwsError::from_sdk("secretsmanager:GetSecretValue", &e);
-                if not_found(&err) { Ok(None) } else { Err(err) }
-            }
-        }
+        self.get(secret, Some(version), None).await
     }
 
     async fn versions_newest_first(&self, secret: &str) -> Result<Vec<String>, AwsError> {
