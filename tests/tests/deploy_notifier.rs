@@ -331,6 +331,17 @@ async fn ci_post_is_authenticated_answered_and_never_leaks_secrets() {
     ] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
+    let emf: Vec<_> = world
+        .runtime
+        .json_logs()
+        .into_iter()
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    assert!(
+        emf.iter().any(|l| l["CiAccepted"] == 1.0),
+        "an EMF line counts the accepted request"
+    );
+    assert_eq!(emf.iter().filter(|l| l["CiRejected"] == 1.0).count(), 8);
     let delivered = world
         .runtime
         .json_logs()

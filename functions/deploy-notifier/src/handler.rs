@@ -10,6 +10,7 @@ use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Delivery, Notification, Notify, Severity};
 use watchkeeper_shared::secret::Secret;
 use watchkeeper_shared::state::{Claim, StateError, Store, key_segment};
+use watchkeeper_shared::telemetry::Metrics;
 
 use crate::ci::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::config::{Config, UrlAuth};
@@ -47,8 +48,14 @@ impl<N: Notify, S: Store> App<N, S> {
     }
 
     /// Handles one invocation. Errors are for Lambda to retry or dead-letter; a Function URL
-    /// request always gets an HTTP answer instead.
+    /// request always gets an HTTP answer instead. One EMF line counts what happened.
     pub async fn handle(&self, payload: Value) -> Result<Value, DeployError> {
+        let result = self.dispatch(payload).await;
+        metrics(&result).emit();
+        result
+    }
+
+    async fn dispatch(&self, payload: Value) -> Result<Value, DeployError> {
         match classify(payload)? {
             Invocation::FunctionUrl(request) => {
                 Ok(self.handle_url(&request, Utc::now().timestamp()).await)
@@ -301,6 +308,41 @@ impl<N: Notify, S: Store> App<N, S> {
             Ok(bytes)
         }
     }
+}
+
+/// `Notified`, `Duplicates`, `Ignored`, `CiAccepted`, `CiRejected` and `Failures`, for a graph of
+/// what the notifier does and an alarm on failures.
+fn metrics(result: &Result<Value, DeployError>) -> Metrics {
+    let mut metrics = Metrics::for_function(SOURCE);
+    match result {
+        Err(_) => metrics.count("Failures", 1),
+        Ok(answer) => {
+            if let Some(status) = answer.get("statusCode").and_then(Value::as_u64) {
+                metrics.count(
+                    if status == 202 {
+                        "CiAccepted"
+                    } else {
+                        "CiRejected"
+                    },
+                    1,
+                );
+            }
+            let records = answer
+                .get("records")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_else(|| vec![answer.clone()]);
+            for record in records {
+                match record.get("outcome").and_then(Value::as_str) {
+                    Some("notified") => metrics.count("Notified", 1),
+                    Some("duplicate") => metrics.count("Duplicates", 1),
+                    Some("ignored" | "recorded") => metrics.count("Ignored", 1),
+                    _ => {}
+                }
+            }
+        }
+    }
+    metrics
 }
 
 fn generic_event_notice(event: &Envelope, env: Option<&str>) -> Notification {
@@ -563,6 +605,25 @@ mod tests {
         assert_eq!(sent[0].subject, "[prod] Something New from aws.other");
         assert!(sent[1].text.contains("surprise"));
         assert!(app.handle(json!("just a string")).await.is_err());
+    }
+
+    #[test]
+    fn metrics_count_outcomes() {
+        let line = |r: Result<Value, DeployError>| -> Value {
+            serde_json::from_str(&metrics(&r).render(0)).unwrap()
+        };
+        assert_eq!(line(Ok(json!({"outcome": "notified"})))["Notified"], 1.0);
+        assert_eq!(
+            line(Ok(
+                json!({"records": [{"outcome": "duplicate"}, {"outcome": "notified"}]})
+            ))["Duplicates"],
+            1.0
+        );
+        assert_eq!(line(Ok(respond(401, json!({}))))["CiRejected"], 1.0);
+        assert_eq!(
+            line(Err(DeployError::Malformed("x".into())))["Failures"],
+            1.0
+        );
     }
 
     mod fuzz {

@@ -4,6 +4,7 @@
 use serde_json::Value;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Notification, Notify, Severity};
+use watchkeeper_shared::telemetry::Metrics;
 
 use crate::database::Database;
 use crate::error::RotationError;
@@ -18,7 +19,18 @@ pub struct App<A, D, N> {
 impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
     pub async fn handle(&self, payload: Value) -> Result<Value, RotationError> {
         let event = event::parse(&payload)?;
-        match self.rotator.run(&event).await {
+        let result = self.rotator.run(&event).await;
+        let mut metrics = Metrics::for_function(SOURCE);
+        metrics.count(
+            if result.is_ok() {
+                "RotationStepsSucceeded"
+            } else {
+                "RotationStepsFailed"
+            },
+            1,
+        );
+        metrics.emit();
+        match result {
             Ok(outcome) => Ok(outcome),
             Err(err) => {
                 tracing::error!(secret = %event.secret_id, step = event.step.as_str(), error = %err, retryable = err.is_retryable(), "rotation step failed");
