@@ -7,4 +7,6 @@ cd "$root"
 bash tests/setup.sh
 echo "[demo] building"
 cargo build --workspace --bins --locked
-exec cargo run --quiet --locked -p watchkeeper-tests --bin demo
+# The binary built above, run as is: `cargo run -p <one package>` would resolve features for that
+# package alone and rebuild half the dependency tree.
+exec "${CARGO_TARGET_DIR:-$root/target}/debug/demo"
