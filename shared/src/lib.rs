@@ -8,10 +8,12 @@
 //! - [`secret`]: a redacting wrapper for passwords, tokens and URLs with credentials.
 //! - [`telemetry`]: JSON logs and CloudWatch EMF metrics.
 //! - [`error`]: errors that say whether a retry could help.
+//! - [`init`]: the clients and stores every function builds at init.
 
 pub mod aws;
 pub mod config;
 pub mod error;
+pub mod init;
 pub mod notify;
 pub mod secret;
 pub mod state;

@@ -4,9 +4,8 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
-use watchkeeper_shared::notify::Notifier;
-use watchkeeper_shared::state::StateStore;
-use watchkeeper_shared::{aws, telemetry};
+use watchkeeper_shared::init::Common;
+use watchkeeper_shared::telemetry;
 
 use deploy_notifier::config::{Config, UrlAuth};
 use deploy_notifier::handler::App;
@@ -17,21 +16,24 @@ async fn main() -> Result<(), Error> {
     telemetry::init_logging(env!("CARGO_CRATE_NAME"));
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
-    let sdk = aws::load_sdk_config(&vars).await?;
-    let state = StateStore::new(
-        aws::s3_client(&sdk),
-        config.state_bucket.clone(),
+    let common = Common::connect(
         "deploy-notifier",
-    );
-    let notifier = Notifier::connect(&config.notify, &sdk, state.clone()).await?;
+        &vars,
+        &config.state_bucket,
+        &config.notify,
+    )
+    .await?;
     let signing_key = match &config.auth {
-        UrlAuth::Hmac { secret_arn } => {
-            Some(signing_key::load(&aws_sdk_secretsmanager::Client::new(&sdk), secret_arn).await?)
-        }
+        UrlAuth::Hmac { secret_arn } => Some(
+            signing_key::load(
+                &aws_sdk_secretsmanager::Client::new(&common.sdk),
+                secret_arn,
+            )
+            .await?,
+        ),
         UrlAuth::Iam => None,
     };
-    tracing::info!(channels = ?notifier.channel_names(), "deploy-notifier ready");
-    let app = App::new(config, notifier, state, signing_key);
+    let app = App::new(config, common.notifier, common.state, signing_key);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         app.handle(event.payload)
     }))

@@ -6,9 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
-use watchkeeper_shared::notify::Notifier;
-use watchkeeper_shared::state::StateStore;
-use watchkeeper_shared::{aws, telemetry};
+use watchkeeper_shared::init::Common;
+use watchkeeper_shared::telemetry;
 
 use health_sweeper::config::Config;
 use health_sweeper::discovery::{Discovery, Ec2Discovery, NoDiscovery};
@@ -20,16 +19,16 @@ async fn main() -> Result<(), Error> {
     telemetry::init_logging(env!("CARGO_CRATE_NAME"));
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
-    let sdk = aws::load_sdk_config(&vars).await?;
-    let state = StateStore::new(
-        aws::s3_client(&sdk),
-        config.state_bucket.clone(),
+    let common = Common::connect(
         "health-sweeper",
-    );
-    let notifier = Notifier::connect(&config.notify, &sdk, state.clone()).await?;
+        &vars,
+        &config.state_bucket,
+        &config.notify,
+    )
+    .await?;
     let discovery = match &config.project {
         Some(project) => Discovery::Ec2(Ec2Discovery::new(
-            aws_sdk_ec2::Client::new(&sdk),
+            aws_sdk_ec2::Client::new(&common.sdk),
             project.clone(),
             config.role.clone(),
             config.port,
@@ -42,9 +41,24 @@ async fn main() -> Result<(), Error> {
         config.probe_timeout,
         config.concurrency,
     )?;
-    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    tracing::info!(channels = ?notifier.channel_names(), static_targets = config.static_targets.len(), discovery = config.project.is_some(), "health-sweeper ready");
-    let app = App::new(config, discovery, prober, notifier, state, region);
+    let region = common
+        .sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        static_targets = config.static_targets.len(),
+        discovery = config.project.is_some(),
+        "health-sweeper ready"
+    );
+    let app = App::new(
+        config,
+        discovery,
+        prober,
+        common.notifier,
+        common.state,
+        region,
+    );
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let remaining = remaining(event.context.deadline);
         let app = &app;

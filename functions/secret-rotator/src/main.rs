@@ -4,9 +4,8 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
-use watchkeeper_shared::notify::Notifier;
-use watchkeeper_shared::state::StateStore;
-use watchkeeper_shared::{aws, telemetry};
+use watchkeeper_shared::init::Common;
+use watchkeeper_shared::telemetry;
 
 use secret_rotator::config::Config;
 use secret_rotator::database::SqlDatabases;
@@ -21,19 +20,19 @@ async fn main() -> Result<(), Error> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
-    let sdk = aws::load_sdk_config(&vars).await?;
-    let state = StateStore::new(
-        aws::s3_client(&sdk),
-        config.state_bucket.clone(),
+    let common = Common::connect(
         "secret-rotator",
-    );
-    let notifier = Notifier::connect(&config.notify, &sdk, state).await?;
+        &vars,
+        &config.state_bucket,
+        &config.notify,
+    )
+    .await?;
     let rotator = Rotator {
-        secrets: SecretsManager::new(aws_sdk_secretsmanager::Client::new(&sdk)),
+        secrets: SecretsManager::new(aws_sdk_secretsmanager::Client::new(&common.sdk)),
         db: SqlDatabases {
             settings: config.db.clone(),
         },
-        notifier,
+        notifier: common.notifier,
         policy: config.policy.clone(),
     };
     tracing::info!(tls = ?config.policy.default_tls, ca_bundle = config.db.ca_file.is_some(), "secret-rotator ready");
