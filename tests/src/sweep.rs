@@ -25,6 +25,8 @@ pub struct SweepWorld {
     /// `(name, address, server)`; a `None` server refuses connections.
     pub backends: Vec<(String, SocketAddr, Option<HttpServer>)>,
     pub instance_ids: Vec<String>,
+    /// The VPC on 127.0.0.0/16 the instances live in.
+    pub vpc_id: String,
 }
 
 impl SweepWorld {
@@ -46,7 +48,7 @@ impl SweepWorld {
             .unwrap_or_default();
         let subnet = ec2
             .create_subnet()
-            .vpc_id(vpc)
+            .vpc_id(&vpc)
             .cidr_block("127.0.0.0/24")
             .send()
             .await?
@@ -85,6 +87,7 @@ impl SweepWorld {
             backends.push((name, addr, Some(server)));
         }
         Ok(Self {
+            vpc_id: vpc,
             moto,
             topic_arn,
             queue_url,

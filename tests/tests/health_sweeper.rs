@@ -10,7 +10,7 @@ use harness::lambda::LambdaRuntime;
 use harness::paths::event_path;
 use harness::sweep::{BUCKET, FUNCTION, PROJECT, SweepWorld};
 use health_sweeper::config::Config;
-use health_sweeper::discovery::{Discover, Discovery, Ec2Discovery, NoDiscovery};
+use health_sweeper::discovery::{Discover, Discovery, Ec2Discovery, TargetGroupDiscovery};
 use health_sweeper::handler::{App, STATE_KEY};
 use health_sweeper::health::SweepState;
 use health_sweeper::probe::Prober;
@@ -308,12 +308,15 @@ async fn targets_outside_the_allowed_networks_are_never_probed() {
         .send()
         .await
         .unwrap();
-    let discovery = Discovery::Ec2(Ec2Discovery::new(
-        ec2,
-        PROJECT.into(),
-        "backend".into(),
-        8080,
-    ));
+    let discovery = Discovery {
+        ec2: Some(Ec2Discovery::new(
+            ec2,
+            PROJECT.into(),
+            "backend".into(),
+            8080,
+        )),
+        target_groups: None,
+    };
     let found = discovery.discover().await.unwrap();
     assert_eq!(found.len(), 1);
     assert!(!found[0].addr.ip().is_loopback());
@@ -336,7 +339,7 @@ async fn overlapping_sweeps_keep_both_updates() {
     let app = app(
         &world.moto,
         config(&[("SWEEP_STATIC_TARGETS", targets)]),
-        Discovery::None(NoDiscovery),
+        Discovery::default(),
     )
     .await;
     let (first, second) = tokio::join!(app.sweep("one", None), app.sweep("two", None));
@@ -372,7 +375,7 @@ async fn a_sweep_of_hanging_targets_ends_inside_its_deadline() {
         ("SWEEP_DEADLINE_MS", "5000".into()),
         ("SWEEP_CONCURRENCY", "20".into()),
     ]);
-    let app = app(&world.moto, config, Discovery::None(NoDiscovery)).await;
+    let app = app(&world.moto, config, Discovery::default()).await;
     let started = Instant::now();
     let summary = app.sweep("deadline", None).await.unwrap();
     let took = started.elapsed();
@@ -399,7 +402,7 @@ async fn maintenance_keeps_sweeping_and_sends_nothing() {
             ("SWEEP_STATIC_TARGETS", targets),
             ("SWEEP_MAINTENANCE", "true".into()),
         ]),
-        Discovery::None(NoDiscovery),
+        Discovery::default(),
     )
     .await;
     for _ in 0..4 {
@@ -415,4 +418,106 @@ async fn maintenance_keeps_sweeping_and_sends_nothing() {
     assert_eq!(state.system, health_sweeper::health::SystemState::Down);
     assert_eq!(state.alert_seq, 0);
     assert_eq!(failing.requests().len(), 4, "sweeping goes on");
+}
+
+#[tokio::test]
+async fn target_groups_give_their_registered_targets() {
+    use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetTypeEnum};
+    let world = SweepWorld::start(&[
+        Behaviour::Status(200),
+        Behaviour::Status(200),
+        Behaviour::Status(200),
+    ])
+    .await
+    .unwrap();
+    let sdk = world.moto.sdk_config().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let group = |name: &'static str, kind: TargetTypeEnum| {
+        elb.create_target_group()
+            .name(name)
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(i32::from(world.port))
+            .vpc_id(&world.vpc_id)
+            .target_type(kind)
+            .send()
+    };
+    let instances = group("des-backends", TargetTypeEnum::Instance)
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let ips = group("des-ip-backends", TargetTypeEnum::Ip)
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let port = i32::from(world.port);
+    elb.register_targets()
+        .target_group_arn(&instances)
+        .targets(
+            TargetDescription::builder()
+                .id(&world.instance_ids[0])
+                .port(port)
+                .build(),
+        )
+        .targets(
+            TargetDescription::builder()
+                .id(&world.instance_ids[1])
+                .port(port)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    elb.register_targets()
+        .target_group_arn(&ips)
+        .targets(
+            TargetDescription::builder()
+                .id("127.0.0.22")
+                .port(port)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let discovery = TargetGroupDiscovery::new(elb, ec2, vec![instances, ips], 8080);
+    let mut found = discovery.discover().await.unwrap();
+    found.sort_by_key(|t| t.addr);
+    let seen: Vec<(String, String)> = found
+        .iter()
+        .map(|t| (t.name.clone(), t.addr.to_string()))
+        .collect();
+    let addr = |i: usize| world.backends[i].1.to_string();
+    assert_eq!(
+        seen,
+        [
+            ("des-backend-a".to_string(), addr(0)),
+            ("des-backend-b".to_string(), addr(1)),
+            (addr(2), addr(2))
+        ]
+    );
+
+    // And a sweep over them probes all three.
+    let targets_config = config(&[(
+        "SWEEP_TARGET_GROUP_ARNS",
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/x/1".into(),
+    )]);
+    assert_eq!(targets_config.target_group_arns.len(), 1);
+    let app = app(
+        &world.moto,
+        config(&[("SWEEP_STATIC_TARGETS", addr(0))]),
+        Discovery {
+            ec2: None,
+            target_groups: Some(discovery),
+        },
+    )
+    .await;
+    let summary = app.sweep("tg", None).await.unwrap();
+    assert_eq!(summary["targets"], 3, "{summary}");
 }

@@ -56,6 +56,8 @@ pub struct Config {
     pub role: String,
     /// `SWEEP_STATIC_TARGETS`: `name=ip:port` or `ip:port`, comma-separated.
     pub static_targets: Vec<Target>,
+    /// `SWEEP_TARGET_GROUP_ARNS`: ALB/NLB target groups whose registered targets are probed.
+    pub target_group_arns: Vec<String>,
     /// `SWEEP_PORT` (default 8080) and `SWEEP_PATH` (default `/despachos/reporte`).
     pub port: u16,
     pub path: String,
@@ -132,10 +134,22 @@ impl Config {
             .map(|entry| parse_static(entry, &allowed))
             .collect::<Result<Vec<_>, _>>()?;
         let project = vars.optional("SWEEP_PROJECT");
-        if project.is_none() && static_targets.is_empty() {
+        let target_group_arns = vars.list("SWEEP_TARGET_GROUP_ARNS");
+        for arn in &target_group_arns {
+            let valid = arn.starts_with("arn:")
+                && arn.split(':').nth(2) == Some("elasticloadbalancing")
+                && arn.contains(":targetgroup/");
+            if !valid {
+                return Err(ConfigError::new(
+                    "SWEEP_TARGET_GROUP_ARNS",
+                    "must be target group ARNs (arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>)",
+                ));
+            }
+        }
+        if project.is_none() && static_targets.is_empty() && target_group_arns.is_empty() {
             return Err(ConfigError::new(
                 "SWEEP_PROJECT",
-                "nothing to sweep: set SWEEP_PROJECT (EC2 discovery) or SWEEP_STATIC_TARGETS",
+                "nothing to sweep: set SWEEP_PROJECT (EC2 discovery), SWEEP_TARGET_GROUP_ARNS or SWEEP_STATIC_TARGETS",
             ));
         }
         let positive = |name: &str, default: u32| -> Result<u32, ConfigError> {
@@ -165,6 +179,7 @@ impl Config {
                 .optional("SWEEP_ROLE")
                 .unwrap_or_else(|| "backend".into()),
             static_targets,
+            target_group_arns,
             port,
             path,
             healthy_codes,
@@ -263,6 +278,19 @@ mod tests {
         assert_eq!(err.variable, "SWEEP_STATIC_TARGETS");
         let err = Config::from_vars(&vars(&[])).unwrap_err();
         assert_eq!(err.variable, "SWEEP_PROJECT");
+        let err = Config::from_vars(&vars(&[(
+            "SWEEP_TARGET_GROUP_ARNS",
+            "arn:aws:sns:us-east-1:1:topic",
+        )]))
+        .unwrap_err();
+        assert_eq!(err.variable, "SWEEP_TARGET_GROUP_ARNS");
+        let tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/des-backends/73e2d6bc24d8a067";
+        assert_eq!(
+            Config::from_vars(&vars(&[("SWEEP_TARGET_GROUP_ARNS", tg)]))
+                .unwrap()
+                .target_group_arns,
+            [tg]
+        );
         for (name, value) in [
             ("SWEEP_PATH", "nope"),
             ("SWEEP_HEALTHY_CODES", "200,abc"),

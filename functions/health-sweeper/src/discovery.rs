@@ -1,5 +1,6 @@
-//! Where the targets come from: EC2 instances by tag (the seed's service discovery), plus static
-//! targets from configuration. Nothing in an event can add one.
+//! Where the targets come from: EC2 instances by tag (the seed's service discovery), the
+//! registered targets of ALB target groups, and static targets from configuration. Nothing in an
+//! event can add one.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -83,28 +84,128 @@ impl Discover for Ec2Discovery {
     }
 }
 
-/// No discovery: static targets only.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoDiscovery;
+/// The registered targets of ALB/NLB target groups: IP targets as they are, instance targets at
+/// their private IP. Each target is probed on its registered port.
+#[derive(Debug, Clone)]
+pub struct TargetGroupDiscovery {
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    ec2: aws_sdk_ec2::Client,
+    target_group_arns: Vec<String>,
+    default_port: u16,
+}
 
-impl Discover for NoDiscovery {
-    async fn discover(&self) -> Result<Vec<Target>, AwsError> {
-        Ok(Vec::new())
+impl TargetGroupDiscovery {
+    pub fn new(
+        elb: aws_sdk_elasticloadbalancingv2::Client,
+        ec2: aws_sdk_ec2::Client,
+        target_group_arns: Vec<String>,
+        default_port: u16,
+    ) -> Self {
+        Self {
+            elb,
+            ec2,
+            target_group_arns,
+            default_port,
+        }
     }
 }
 
-/// Either kind, chosen by configuration at init.
-#[derive(Debug, Clone)]
-pub enum Discovery {
-    Ec2(Ec2Discovery),
-    None(NoDiscovery),
+impl Discover for TargetGroupDiscovery {
+    async fn discover(&self) -> Result<Vec<Target>, AwsError> {
+        let mut targets = Vec::new();
+        let mut instances: Vec<(String, u16)> = Vec::new();
+        for arn in &self.target_group_arns {
+            let health = self
+                .elb
+                .describe_target_health()
+                .target_group_arn(arn)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetHealth", &e))?;
+            for description in health.target_health_descriptions() {
+                let draining = description
+                    .target_health()
+                    .and_then(|h| h.state())
+                    .is_some_and(|s| s.as_str() == "draining");
+                let Some(target) = description.target() else {
+                    continue;
+                };
+                if draining {
+                    continue;
+                }
+                let port = target
+                    .port()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or(self.default_port);
+                let Some(id) = target.id() else { continue };
+                if id.starts_with("i-") {
+                    instances.push((id.to_string(), port));
+                } else if let Ok(ip) = id.parse::<IpAddr>() {
+                    let addr = SocketAddr::new(ip, port);
+                    targets.push(Target {
+                        id: format!("ip:{addr}"),
+                        name: addr.to_string(),
+                        addr,
+                    });
+                }
+                // Lambda targets (an ARN) are not HTTP backends to probe.
+            }
+        }
+        if !instances.is_empty() {
+            let ids: Vec<String> = instances.iter().map(|(id, _)| id.clone()).collect();
+            let mut pages = self
+                .ec2
+                .describe_instances()
+                .set_instance_ids(Some(ids))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", &e))?;
+                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                    let (Some(id), Some(ip)) =
+                        (instance.instance_id(), instance.private_ip_address())
+                    else {
+                        continue;
+                    };
+                    let Ok(ip) = ip.parse::<IpAddr>() else {
+                        continue;
+                    };
+                    let name = instance
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == Some("Name"))
+                        .and_then(|t| t.value())
+                        .unwrap_or(id);
+                    for (_, port) in instances.iter().filter(|(i, _)| i == id) {
+                        targets.push(Target {
+                            id: id.to_string(),
+                            name: name.to_string(),
+                            addr: SocketAddr::new(ip, *port),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(targets)
+    }
+}
+
+/// The discovery sources configuration turned on (none: static targets only).
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub ec2: Option<Ec2Discovery>,
+    pub target_groups: Option<TargetGroupDiscovery>,
 }
 
 impl Discover for Discovery {
     async fn discover(&self) -> Result<Vec<Target>, AwsError> {
-        match self {
-            Discovery::Ec2(d) => d.discover().await,
-            Discovery::None(d) => d.discover().await,
+        let mut targets = match &self.ec2 {
+            Some(d) => d.discover().await?,
+            None => Vec::new(),
+        };
+        if let Some(d) = &self.target_groups {
+            targets.extend(d.discover().await?);
         }
+        Ok(targets)
     }
 }

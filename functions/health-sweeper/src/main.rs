@@ -10,7 +10,7 @@ use watchkeeper_shared::init::Common;
 use watchkeeper_shared::telemetry;
 
 use health_sweeper::config::Config;
-use health_sweeper::discovery::{Discovery, Ec2Discovery, NoDiscovery};
+use health_sweeper::discovery::{Discovery, Ec2Discovery, TargetGroupDiscovery};
 use health_sweeper::handler::App;
 use health_sweeper::probe::Prober;
 
@@ -26,14 +26,25 @@ async fn main() -> Result<(), Error> {
         &config.notify,
     )
     .await?;
-    let discovery = match &config.project {
-        Some(project) => Discovery::Ec2(Ec2Discovery::new(
-            aws_sdk_ec2::Client::new(&common.sdk),
-            project.clone(),
-            config.role.clone(),
-            config.port,
-        )),
-        None => Discovery::None(NoDiscovery),
+    let ec2 = aws_sdk_ec2::Client::new(&common.sdk);
+    let discovery = Discovery {
+        ec2: config.project.as_ref().map(|project| {
+            Ec2Discovery::new(
+                ec2.clone(),
+                project.clone(),
+                config.role.clone(),
+                config.port,
+            )
+        }),
+        target_groups: (!config.target_group_arns.is_empty()).then(|| {
+            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&common.sdk);
+            TargetGroupDiscovery::new(
+                elb,
+                ec2.clone(),
+                config.target_group_arns.clone(),
+                config.port,
+            )
+        }),
     };
     let prober = Prober::new(
         config.path.clone(),
