@@ -58,30 +58,33 @@ impl Discover for Ec2Discovery {
         let mut targets = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", &e))?;
-            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let (Some(id), Some(ip)) = (instance.instance_id(), instance.private_ip_address())
-                else {
-                    continue;
-                };
-                let Ok(ip) = ip.parse::<IpAddr>() else {
-                    continue;
-                };
-                let name = instance
-                    .tags()
+            targets.extend(
+                page.reservations()
                     .iter()
-                    .find(|t| t.key() == Some("Name"))
-                    .and_then(|t| t.value())
-                    .unwrap_or(id)
-                    .to_string();
-                targets.push(Target {
-                    id: id.to_string(),
-                    name,
-                    addr: SocketAddr::new(ip, self.port),
-                });
-            }
+                    .flat_map(|r| r.instances())
+                    .filter_map(|i| instance_target(i, self.port)),
+            );
         }
         Ok(targets)
     }
+}
+
+/// An instance as a target: its id, its `Name` tag (or id), its private IP on `port`. `None` for
+/// an instance without a private address.
+fn instance_target(instance: &aws_sdk_ec2::types::Instance, port: u16) -> Option<Target> {
+    let id = instance.instance_id()?;
+    let ip = instance.private_ip_address()?.parse::<IpAddr>().ok()?;
+    let name = instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("Name"))
+        .and_then(|t| t.value())
+        .unwrap_or(id);
+    Some(Target {
+        id: id.to_string(),
+        name: name.to_string(),
+        addr: SocketAddr::new(ip, port),
+    })
 }
 
 /// The registered targets of ALB/NLB target groups: IP targets as they are, instance targets at
@@ -162,26 +165,12 @@ impl Discover for TargetGroupDiscovery {
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", &e))?;
                 for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                    let (Some(id), Some(ip)) =
-                        (instance.instance_id(), instance.private_ip_address())
-                    else {
+                    let Some(id) = instance.instance_id() else {
                         continue;
                     };
-                    let Ok(ip) = ip.parse::<IpAddr>() else {
-                        continue;
-                    };
-                    let name = instance
-                        .tags()
-                        .iter()
-                        .find(|t| t.key() == Some("Name"))
-                        .and_then(|t| t.value())
-                        .unwrap_or(id);
+                    // An instance may be registered on several ports.
                     for (_, port) in instances.iter().filter(|(i, _)| i == id) {
-                        targets.push(Target {
-                            id: id.to_string(),
-                            name: name.to_string(),
-                            addr: SocketAddr::new(ip, *port),
-                        });
+                        targets.extend(instance_target(instance, *port));
                     }
                 }
             }
