@@ -430,7 +430,7 @@ pub fn key_segment(raw: &str) -> String {
 }
 
 /// FNV-1a: a stable, dependency-free hash, good enough to keep sanitized keys apart.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -48,13 +48,7 @@ impl EmailChannel {
 
 /// A boundary that cannot occur in base64 bodies (it contains `=_`), stable for one notification.
 fn boundary_for(n: &Notification) -> String {
-    let digest = n
-        .subject
-        .bytes()
-        .chain(n.text.bytes())
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let digest = crate::state::fnv1a(format!("{}{}", n.subject, n.text).as_bytes());
     format!("=_watchkeeper_{digest:016x}")
 }
 
