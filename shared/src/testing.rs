@@ -1,13 +1,18 @@
 //! Fakes of the shared ports, for unit tests of domain logic (feature `testing`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::secret::{Secret, SecretSource};
 use crate::notify::{ChannelError, Delivery, Notification, Notify, NotifyError};
-use crate::state::{Claim, StateError, Store, Versioned, validate_key};
+use crate::error::AwsError;
+use crate::state::{CLAIM_LEASE, Claim, StateError, Store, Versioned, validate_key};
 
 /// Records what would have been sent, once per key like the real notifier. `fail_next` makes the
 /// next send fail (retryably), to test that callers surface and retry failures.
@@ -64,13 +69,25 @@ impl Notify for RecordingNotifier {
     }
 }
 
-/// An in-memory [`Store`] with the S3 store's semantics: claims once, ETags that change on every
-/// write, conflicts on stale ETags.
+/// An in-memory [`Store`] with the S3 store's semantics: a claim is won once; a pending claim
+/// protects its holder until its lease ends and may be taken over after; a done claim is done for
+/// good; ETags change on every write and a stale one is a conflict. What it lacks: S3's
+/// consistency and latency (every call is atomic and instant) and its 403/404 distinctions, except
+/// the failures a test injects with [`MemoryStore::deny_documents`] and
+/// [`MemoryStore::fail_releases`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    claims: Mutex<HashMap<String, bool>>,
+    claims: Mutex<HashMap<String, ClaimState>>,
     docs: Mutex<HashMap<String, (String, Vec<u8>)>>,
     writes: Mutex<u64>,
+    deny_documents: Mutex<bool>,
+    fail_releases: Mutex<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClaimState {
+    Pending { lease_end: DateTime<Utc> },
+    Done,
 }
 
 impl MemoryStore {
@@ -84,27 +101,91 @@ impl MemoryStore {
     pub fn is_claimed(&self, key: &str) -> bool {
         self.claims.lock().unwrap().contains_key(key)
     }
+
+    /// Whether a claim on `key` is done.
+    pub fn is_done(&self, key: &str) -> bool {
+        self.claims.lock().unwrap().get(key) == Some(&ClaimState::Done)
+    }
+
+    /// Every document call fails from now on the way S3 does without `s3:ListBucket` for a
+    /// missing key, or without any permission: 403 AccessDenied. Claims keep working.
+    pub fn deny_documents(&self) {
+        *self.deny_documents.lock().unwrap() = true;
+    }
+
+    /// Every `release` fails from now on (retryably, as a 503 would).
+    pub fn fail_releases(&self) {
+        *self.fail_releases.lock().unwrap() = true;
+    }
+
+    /// Ends every pending claim's lease now, as if its holder's time had run out.
+    pub fn expire_leases(&self) {
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        for state in self.claims.lock().unwrap().values_mut() {
+            if let ClaimState::Pending { lease_end } = state {
+                *lease_end = past;
+            }
+        }
+    }
+
+    fn check_documents(&self, key: &str) -> Result<(), StateError> {
+        validate_key(key)?;
+        if *self.deny_documents.lock().unwrap() {
+            return Err(injected(key, "s3:GetObject", "AccessDenied", 403, false));
+        }
+        Ok(())
+    }
+}
+
+fn injected(key: &str, operation: &'static str, code: &str, status: u16, retryable: bool) -> StateError {
+    StateError::Aws {
+        key: key.to_string(),
+        source: AwsError {
+            operation,
+            code: code.into(),
+            message: "injected by the test".into(),
+            status: Some(status),
+            retryable,
+        },
+    }
 }
 
 impl Store for MemoryStore {
     async fn claim(&self, key: &str) -> Result<Claim, StateError> {
         validate_key(key)?;
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
         let mut claims = self.claims.lock().unwrap();
-        if claims.contains_key(key) {
-            return Ok(Claim::AlreadyClaimed);
+        match claims.get(key) {
+            Some(ClaimState::Done) => return Ok(Claim::AlreadyClaimed),
+            Some(ClaimState::Pending { lease_end }) if *lease_end >= now => {
+                return Ok(Claim::AlreadyClaimed);
+            }
+            _ => {}
         }
-        claims.insert(key.to_string(), false);
+        claims.insert(
+            key.to_string(),
+            ClaimState::Pending {
+                lease_end: now.checked_add_signed(lease).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            },
+        );
         Ok(Claim::Claimed)
     }
 
     async fn complete(&self, key: &str) -> Result<(), StateError> {
         validate_key(key)?;
-        self.claims.lock().unwrap().insert(key.to_string(), true);
+        self.claims
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), ClaimState::Done);
         Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<(), StateError> {
         validate_key(key)?;
+        if *self.fail_releases.lock().unwrap() {
+            return Err(injected(key, "s3:DeleteObject", "ServiceUnavailable", 503, true));
+        }
         self.claims.lock().unwrap().remove(key);
         Ok(())
     }
@@ -113,7 +194,7 @@ impl Store for MemoryStore {
         &self,
         key: &str,
     ) -> Result<Option<Versioned<T>>, StateError> {
-        validate_key(key)?;
+        self.check_documents(key)?;
         let docs = self.docs.lock().unwrap();
         let Some((etag, bytes)) = docs.get(key) else {
             return Ok(None);
@@ -133,7 +214,7 @@ impl Store for MemoryStore {
         key: &str,
         value: &T,
     ) -> Result<String, StateError> {
-        validate_key(key)?;
+        self.check_documents(key)?;
         let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
             key: key.to_string(),
             reason: e.to_string(),
@@ -149,13 +230,19 @@ impl Store for MemoryStore {
         Ok(etag)
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StateError> {
+        self.check_documents(key)?;
+        self.docs.lock().unwrap().remove(key);
+        Ok(())
+    }
+
     async fn update<T: Serialize + Sync>(
         &self,
         key: &str,
         etag: &str,
         value: &T,
     ) -> Result<String, StateError> {
-        validate_key(key)?;
+        self.check_documents(key)?;
         let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
             key: key.to_string(),
             reason: e.to_string(),
@@ -171,5 +258,59 @@ impl Store for MemoryStore {
                 key: key.to_string(),
             }),
         }
+    }
+}
+
+/// Secret versions in memory, by secret id and staging label; counts reads. Clones share them.
+#[derive(Debug, Clone, Default)]
+pub struct StaticSecrets {
+    values: Arc<Mutex<HashMap<(String, String), String>>>,
+    reads: Arc<AtomicUsize>,
+}
+
+impl StaticSecrets {
+    /// Sets the value of `stage` (a rotation moves AWSCURRENT and AWSPREVIOUS with two calls).
+    pub fn put(&self, secret_id: &str, stage: &str, value: &str) {
+        self.values
+            .lock()
+            .unwrap()
+            .insert((secret_id.to_string(), stage.to_string()), value.to_string());
+    }
+
+    /// How many values were read so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl SecretSource for StaticSecrets {
+    async fn value(&self, secret_id: &str, stage: &str) -> Result<Option<Secret<String>>, AwsError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .values
+            .lock()
+            .unwrap()
+            .get(&(secret_id.to_string(), stage.to_string()))
+            .map(|v| Secret::new(v.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_claims_have_the_lease_semantics_of_s3() {
+        let store = MemoryStore::default();
+        assert_eq!(store.claim("k").await.unwrap(), Claim::Claimed);
+        assert_eq!(store.claim("k").await.unwrap(), Claim::AlreadyClaimed);
+        store.expire_leases();
+        assert_eq!(store.claim("k").await.unwrap(), Claim::Claimed, "an expired lease is taken over");
+        store.complete("k").await.unwrap();
+        store.expire_leases();
+        assert_eq!(store.claim("k").await.unwrap(), Claim::AlreadyClaimed, "done is done for good");
+        store.release("other").await.unwrap();
+        store.deny_documents();
+        assert!(store.load::<u32>("doc").await.is_err());
     }
 }

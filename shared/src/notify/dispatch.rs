@@ -1,0 +1,199 @@
+//! Dispatch: one notification to every configured channel, once per key and channel.
+//!
+//! Each channel's send is guarded by a claim in the state store: claimed before the send,
+//! completed after it succeeded, released after it failed. A claim completed earlier means the
+//! channel delivered already; a failed send is always an error returned to the caller.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+
+use super::config::NotifyConfig;
+use super::email::EmailChannel;
+use super::error::{ChannelError, NotifyError};
+use super::model::Notification;
+use super::sns::SnsChannel;
+use super::webhook::WebhookChannel;
+use crate::secret::SecretsManagerSource;
+use crate::state::{Claim, StateStore, Store, key_segment};
+
+/// Time all channels of one `send_once` may take together.
+pub const SEND_BUDGET: Duration = Duration::from_secs(30);
+
+/// Which channels a `send_once` call delivered to, and which had delivered before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub sent: Vec<&'static str>,
+    pub already_sent: Vec<&'static str>,
+}
+
+/// The port domain logic sends through. [`Notifier`] is the real one; tests use a recorder.
+pub trait Notify: Send + Sync {
+    /// Sends `notification` once per `key`: a second call with the same key sends nothing to the
+    /// channels that already delivered.
+    fn send_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+    ) -> impl Future<Output = Result<Delivery, NotifyError>> + Send;
+}
+
+/// One configured channel.
+#[derive(Debug, Clone)]
+pub enum Channel {
+    Sns(SnsChannel),
+    Email(EmailChannel),
+    Webhook(WebhookChannel),
+}
+
+impl Channel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Channel::Sns(_) => "sns",
+            Channel::Email(_) => "email",
+            Channel::Webhook(_) => "webhook",
+        }
+    }
+
+    /// Sends, giving up at `until` (a send cut off there may or may not have been delivered).
+    pub async fn send(&self, n: &Notification, until: Instant) -> Result<(), ChannelError> {
+        let send = async {
+            match self {
+                Channel::Sns(c) => c.send(n).await,
+                Channel::Email(c) => c.send(n).await,
+                Channel::Webhook(c) => c.send(n, until).await,
+            }
+        };
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(until), send).await {
+            Ok(result) => result,
+            Err(_) => Err(ChannelError {
+                channel: self.name(),
+                message: "no answer before the invocation's deadline".into(),
+                retryable: true,
+            }),
+        }
+    }
+}
+
+/// Sends to every configured channel, once per key and channel.
+#[derive(Debug, Clone)]
+pub struct Notifier<S = StateStore> {
+    channels: Vec<Channel>,
+    claims: S,
+}
+
+impl<S: Store> Notifier<S> {
+    pub fn new(channels: Vec<Channel>, claims: S) -> Self {
+        Self { channels, claims }
+    }
+
+    pub fn channel_names(&self) -> Vec<&'static str> {
+        self.channels.iter().map(Channel::name).collect()
+    }
+}
+
+impl Notifier<StateStore> {
+    /// Builds the configured channels from one SDK config; reads the webhook URL once, here.
+    pub async fn connect(
+        config: &NotifyConfig,
+        sdk: &SdkConfig,
+        claims: StateStore,
+    ) -> Result<Self, NotifyError> {
+        let mut channels = Vec::new();
+        if let Some(topic) = &config.sns_topic_arn {
+            channels.push(Channel::Sns(SnsChannel::new(
+                aws_sdk_sns::Client::new(sdk),
+                topic.clone(),
+            )));
+        }
+        if let Some(email) = &config.email {
+            channels.push(Channel::Email(EmailChannel::new(
+                aws_sdk_sesv2::Client::new(sdk),
+                email.clone(),
+            )));
+        }
+        if let Some(webhook) = &config.webhook {
+            let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
+            channels.push(Channel::Webhook(
+                WebhookChannel::from_secret(&secrets, webhook).await?,
+            ));
+        }
+        Ok(Self::new(channels, claims))
+    }
+}
+
+/// Each path segment made safe on its own, so keys keep their hierarchy (`event/<id>`).
+fn dedupe_key(key: &str) -> String {
+    key.split('/')
+        .filter(|s| !s.is_empty())
+        .map(key_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl<S: Store> Notifier<S> {
+    /// One channel's claimed send: completed on success, released on failure. The channel's own
+    /// error is what the caller gets, even when releasing the claim fails as well.
+    async fn send_claimed(
+        &self,
+        channel: &Channel,
+        claim_key: &str,
+        notification: &Notification,
+        until: Instant,
+    ) -> Result<(), ChannelError> {
+        match channel.send(notification, until).await {
+            Ok(()) => self.claims.complete(claim_key).await.map_err(|e| {
+                // Delivered, but not recorded: the claim stays pending, and a retry after its
+                // lease sends again. The one way a channel can repeat.
+                tracing::error!(channel = channel.name(), error = %e, "sent, but recording the delivery failed");
+                ChannelError {
+                    channel: channel.name(),
+                    message: format!("sent, but recording the delivery failed: {e}"),
+                    retryable: true,
+                }
+            }),
+            Err(err) => {
+                tracing::warn!(channel = channel.name(), error = %err, "notification channel failed");
+                if let Err(release) = self.claims.release(claim_key).await {
+                    // The claim stays pending until its lease ends; then a retry takes it over.
+                    tracing::error!(channel = channel.name(), error = %release, "could not release the failed channel's claim");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+impl<S: Store> Notify for Notifier<S> {
+    async fn send_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+    ) -> Result<Delivery, NotifyError> {
+        let until = Instant::now() + SEND_BUDGET;
+        let key = dedupe_key(key);
+        let mut delivery = Delivery::default();
+        let mut failures = Vec::new();
+        for channel in &self.channels {
+            let claim_key = format!("notify/{key}/{}", channel.name());
+            if self.claims.claim(&claim_key).await? == Claim::AlreadyClaimed {
+                delivery.already_sent.push(channel.name());
+                continue;
+            }
+            match self
+                .send_claimed(channel, &claim_key, notification, until)
+                .await
+            {
+                Ok(()) => delivery.sent.push(channel.name()),
+                Err(err) => failures.push(err),
+            }
+        }
+        if failures.is_empty() {
+            tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification delivered");
+            Ok(delivery)
+        } else {
+            Err(NotifyError::Channels(failures))
+        }
+    }
+}
