@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use crate::secret::{Secret, SecretSource};
 use crate::notify::{ChannelError, Delivery, Notification, Notify, NotifyError};
 use crate::error::AwsError;
-use crate::state::{CLAIM_LEASE, Claim, StateError, Store, Versioned, validate_key};
+use crate::deadline::Deadline;
+use crate::state::{CLAIM_LEASE_MARGIN, Claim, ClaimRecord, StateError, Store, Versioned, validate_key};
 
 /// Records what would have been sent, once per key like the real notifier. `fail_next` makes the
 /// next send fail (retryably), to test that callers surface and retry failures.
@@ -43,6 +44,7 @@ impl Notify for RecordingNotifier {
         &self,
         key: &str,
         notification: &Notification,
+        _deadline: &Deadline,
     ) -> Result<Delivery, NotifyError> {
         if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
             return Err(ChannelError {
@@ -69,25 +71,19 @@ impl Notify for RecordingNotifier {
     }
 }
 
-/// An in-memory [`Store`] with the S3 store's semantics: a claim is won once; a pending claim
-/// protects its holder until its lease ends and may be taken over after; a done claim is done for
-/// good; ETags change on every write and a stale one is a conflict. What it lacks: S3's
+/// An in-memory [`Store`] with the S3 store's semantics: a claim is won once; a pending claim is
+/// in flight until its holder's deadline plus the margin, and may be taken over after; a done
+/// claim is done for good; ETags change on every write and a stale one is a conflict. What it lacks: S3's
 /// consistency and latency (every call is atomic and instant) and its 403/404 distinctions, except
 /// the failures a test injects with [`MemoryStore::deny_documents`] and
 /// [`MemoryStore::fail_releases`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    claims: Mutex<HashMap<String, ClaimState>>,
+    claims: Mutex<HashMap<String, ClaimRecord>>,
     docs: Mutex<HashMap<String, (String, Vec<u8>)>>,
     writes: Mutex<u64>,
     deny_documents: Mutex<bool>,
     fail_releases: Mutex<bool>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClaimState {
-    Pending { lease_end: DateTime<Utc> },
-    Done,
 }
 
 impl MemoryStore {
@@ -104,7 +100,12 @@ impl MemoryStore {
 
     /// Whether a claim on `key` is done.
     pub fn is_done(&self, key: &str) -> bool {
-        self.claims.lock().unwrap().get(key) == Some(&ClaimState::Done)
+        self.claims
+            .lock()
+            .unwrap()
+            .get(key)
+            .and_then(|c| c.status(Utc::now()))
+            == Some(Claim::Done)
     }
 
     /// Every document call fails from now on the way S3 does without `s3:ListBucket` for a
@@ -120,10 +121,11 @@ impl MemoryStore {
 
     /// Ends every pending claim's lease now, as if its holder's time had run out.
     pub fn expire_leases(&self) {
-        let past = Utc::now() - chrono::Duration::seconds(1);
-        for state in self.claims.lock().unwrap().values_mut() {
-            if let ClaimState::Pending { lease_end } = state {
-                *lease_end = past;
+        let margin = chrono::Duration::from_std(CLAIM_LEASE_MARGIN).unwrap_or_default();
+        let gone = Deadline::at(Utc::now() - margin - chrono::Duration::seconds(1));
+        for record in self.claims.lock().unwrap().values_mut() {
+            if matches!(record.status(Utc::now()), Some(Claim::InFlight { .. })) {
+                *record = ClaimRecord::pending(&gone);
             }
         }
     }
@@ -151,24 +153,13 @@ fn injected(key: &str, operation: &'static str, code: &str, status: u16, retryab
 }
 
 impl Store for MemoryStore {
-    async fn claim(&self, key: &str) -> Result<Claim, StateError> {
+    async fn claim(&self, key: &str, holder: &Deadline) -> Result<Claim, StateError> {
         validate_key(key)?;
-        let now = Utc::now();
-        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
         let mut claims = self.claims.lock().unwrap();
-        match claims.get(key) {
-            Some(ClaimState::Done) => return Ok(Claim::AlreadyClaimed),
-            Some(ClaimState::Pending { lease_end }) if *lease_end >= now => {
-                return Ok(Claim::AlreadyClaimed);
-            }
-            _ => {}
+        if let Some(status) = claims.get(key).and_then(|c| c.status(Utc::now())) {
+            return Ok(status);
         }
-        claims.insert(
-            key.to_string(),
-            ClaimState::Pending {
-                lease_end: now.checked_add_signed(lease).unwrap_or(DateTime::<Utc>::MAX_UTC),
-            },
-        );
+        claims.insert(key.to_string(), ClaimRecord::pending(holder));
         Ok(Claim::Claimed)
     }
 
@@ -177,7 +168,7 @@ impl Store for MemoryStore {
         self.claims
             .lock()
             .unwrap()
-            .insert(key.to_string(), ClaimState::Done);
+            .insert(key.to_string(), ClaimRecord::done());
         Ok(())
     }
 
@@ -302,13 +293,18 @@ mod tests {
     #[tokio::test]
     async fn memory_claims_have_the_lease_semantics_of_s3() {
         let store = MemoryStore::default();
-        assert_eq!(store.claim("k").await.unwrap(), Claim::Claimed);
-        assert_eq!(store.claim("k").await.unwrap(), Claim::AlreadyClaimed);
+        let holder = Deadline::after(std::time::Duration::from_secs(60));
+        assert_eq!(store.claim("k", &holder).await.unwrap(), Claim::Claimed);
+        assert!(matches!(
+            store.claim("k", &holder).await.unwrap(),
+            Claim::InFlight { until } if until > holder.at_utc()
+        ));
         store.expire_leases();
-        assert_eq!(store.claim("k").await.unwrap(), Claim::Claimed, "an expired lease is taken over");
+        assert_eq!(store.claim("k", &holder).await.unwrap(), Claim::Claimed, "an expired lease is taken over");
         store.complete("k").await.unwrap();
         store.expire_leases();
-        assert_eq!(store.claim("k").await.unwrap(), Claim::AlreadyClaimed, "done is done for good");
+        assert_eq!(store.claim("k", &holder).await.unwrap(), Claim::Done, "done is done for good");
+        assert!(store.is_done("k"));
         store.release("other").await.unwrap();
         store.deny_documents();
         assert!(store.load::<u32>("doc").await.is_err());

@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::Notify;
 use watchkeeper_shared::secret::SecretSource;
@@ -19,7 +20,7 @@ use crate::signing_key::VerifyError;
 
 impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
     /// A CI request through the Function URL. Always an HTTP answer; never an error.
-    pub async fn handle_url(&self, request: &UrlRequest, now: i64) -> Value {
+    pub async fn handle_url(&self, request: &UrlRequest, now: i64, deadline: &Deadline) -> Value {
         if request.method != "POST" {
             return respond(405, json!({"error": "only POST is accepted"}));
         }
@@ -74,9 +75,9 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             Err(reason) => return respond(400, json!({"error": reason})),
         };
         if let Some(claim) = &replay_claim {
-            match self.state.claim(claim).await {
+            match self.state.claim(claim, deadline).await {
                 Ok(Claim::Claimed) => {}
-                Ok(Claim::AlreadyClaimed) => {
+                Ok(Claim::Done | Claim::InFlight { .. }) => {
                     tracing::warn!(request_id = %request.request_id, "replayed CI signature refused");
                     return respond(401, json!({"error": "signature already used (replay)"}));
                 }
@@ -99,7 +100,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             None => dedupe,
         };
         let notification = ci::report_notification(&report);
-        match self.notifier.send_once(&key, &notification).await {
+        match self.notifier.send_once(&key, &notification, deadline).await {
             Ok(delivery) => {
                 if let Some(claim) = &replay_claim {
                     if let Err(e) = self.state.complete(claim).await {
@@ -176,7 +177,7 @@ pub fn respond(status: u16, body: Value) -> Value {
 mod tests {
     use super::*;
     use crate::event::{Invocation, classify};
-    use crate::testing::{KEY, app, status, url};
+    use crate::testing::{KEY, app, later, status, url};
     use watchkeeper_shared::notify::Severity;
 
     fn request(v: Value) -> UrlRequest {
@@ -195,26 +196,26 @@ mod tests {
         let signed = headers(now, &ci::sign(KEY, now, body.as_bytes()));
         let answer = |v: Value| {
             let app = &app;
-            async move { status(&app.handle_url(&request(v), now).await) }
+            async move { status(&app.handle_url(&request(v), now, &later()).await) }
         };
         assert_eq!(answer(url(body, signed.clone(), "GET")).await, 405);
         assert_eq!(answer(url(body, json!({}), "POST")).await, 401);
         assert_eq!(answer(url(body, headers(now, "sha256=00"), "POST")).await, 401);
         assert_eq!(
-            status(&app.handle_url(&request(url(body, signed.clone(), "POST")), now + 600).await),
+            status(&app.handle_url(&request(url(body, signed.clone(), "POST")), now + 600, &later()).await),
             401
         );
         let big = "x".repeat(70_000);
         assert_eq!(answer(url(&big, signed.clone(), "POST")).await, 413);
         let bad = "{\"project\": 1}";
         let bad_signed = headers(now, &ci::sign(KEY, now, bad.as_bytes()));
-        let refused = app.handle_url(&request(url(bad, bad_signed, "POST")), now).await;
+        let refused = app.handle_url(&request(url(bad, bad_signed, "POST")), now, &later()).await;
         assert_eq!(status(&refused), 400);
         assert!(refused["body"].as_str().unwrap().contains("\"error\""));
 
-        let accepted = app.handle_url(&request(url(body, signed.clone(), "POST")), now).await;
+        let accepted = app.handle_url(&request(url(body, signed.clone(), "POST")), now, &later()).await;
         assert_eq!(status(&accepted), 202, "{accepted}");
-        let replayed = app.handle_url(&request(url(body, signed, "POST")), now).await;
+        let replayed = app.handle_url(&request(url(body, signed, "POST")), now, &later()).await;
         assert_eq!(status(&replayed), 401);
         assert!(replayed["body"].as_str().unwrap().contains("replay"));
         assert_eq!(app.notifier.notifications().len(), 1);
@@ -227,7 +228,7 @@ mod tests {
         let body = r#"{"project":"p","environment":"dev","status":"success"}"#;
         let mut event = url(&STANDARD.encode(body), json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": ci::sign(KEY, now, body.as_bytes())}), "POST");
         event["isBase64Encoded"] = json!(true);
-        assert_eq!(status(&app.handle_url(&request(event), now).await), 202);
+        assert_eq!(status(&app.handle_url(&request(event), now, &later()).await), 202);
     }
 
     #[tokio::test]
@@ -238,7 +239,7 @@ mod tests {
             let body = format!(r#"{{"project":"p","environment":"{environment}","status":"success","id":"run-7"}}"#);
             let ts = now + i as i64;
             let headers = json!({"x-watchkeeper-timestamp": ts.to_string(), "x-watchkeeper-signature": ci::sign(KEY, ts, body.as_bytes())});
-            assert_eq!(status(&app.handle_url(&request(url(&body, headers, "POST")), now).await), 202);
+            assert_eq!(status(&app.handle_url(&request(url(&body, headers, "POST")), now, &later()).await), 202);
         }
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 2, "staging and prod once each");
@@ -253,8 +254,8 @@ mod tests {
         let headers = json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": ci::sign(KEY, now, body.as_bytes())});
         let request = request(url(body, headers, "POST"));
         app.notifier.fail_next();
-        assert_eq!(status(&app.handle_url(&request, now).await), 503);
-        assert_eq!(status(&app.handle_url(&request, now).await), 202);
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 503);
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 202);
         assert_eq!(app.notifier.notifications()[0].severity, Severity::Critical);
     }
 }

@@ -3,6 +3,7 @@
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Delivery, Notification, Notify, Severity};
 use watchkeeper_shared::secret::{SecretSource, SecretsManagerSource};
@@ -42,24 +43,30 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
 
     /// Handles one invocation. Errors are for Lambda to retry or dead-letter; a Function URL
     /// request always gets an HTTP answer instead. One EMF line counts what happened.
-    pub async fn handle(&self, payload: Value) -> Result<Value, DeployError> {
-        let result = self.dispatch(payload).await;
+    pub async fn handle(&self, payload: Value, deadline: Deadline) -> Result<Value, DeployError> {
+        let result = self.dispatch(payload, &deadline).await;
         metrics(&result).emit();
         result
     }
 
-    async fn dispatch(&self, payload: Value) -> Result<Value, DeployError> {
+    async fn dispatch(&self, payload: Value, deadline: &Deadline) -> Result<Value, DeployError> {
         match classify(payload)? {
             Invocation::FunctionUrl(request) => {
-                Ok(self.handle_url(&request, Utc::now().timestamp()).await)
+                Ok(self
+                    .handle_url(&request, Utc::now().timestamp(), deadline)
+                    .await)
             }
-            Invocation::EventBridge(event) => self.handle_event(&event).await,
-            Invocation::Sns(records) => self.handle_sns(&records).await,
-            Invocation::Unknown(object) => self.handle_unknown(&object).await,
+            Invocation::EventBridge(event) => self.handle_event(&event, deadline).await,
+            Invocation::Sns(records) => self.handle_sns(&records, deadline).await,
+            Invocation::Unknown(object) => self.handle_unknown(&object, deadline).await,
         }
     }
 
-    async fn handle_sns(&self, records: &[SnsRecord]) -> Result<Value, DeployError> {
+    async fn handle_sns(
+        &self,
+        records: &[SnsRecord],
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let mut results = Vec::new();
         // Every record is tried; the first failure is returned so Lambda retries the batch, and
         // dedupe keeps the records that did go out from going out twice.
@@ -68,11 +75,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             let outcome = match serde_json::from_str::<Value>(&record.message) {
                 Ok(inner @ Value::Object(_)) if inner.get("detail-type").is_some() => {
                     match envelope(&inner) {
-                        Ok(event) => self.handle_event(&event).await,
+                        Ok(event) => self.handle_event(&event, deadline).await,
                         Err(e) => Err(e),
                     }
                 }
-                _ => self.handle_sns_text(record).await,
+                _ => self.handle_sns_text(record, deadline).await,
             };
             match outcome {
                 Ok(result) => results.push(result),
@@ -89,7 +96,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         }
     }
 
-    async fn handle_event(&self, event: &Envelope) -> Result<Value, DeployError> {
+    async fn handle_event(
+        &self,
+        event: &Envelope,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let env = self.config.environment.as_deref();
         let notification = match ecs::interpret(event)? {
             Interpreted::Ignored(reason) => {
@@ -104,10 +115,10 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 ecs_render::task_stopped_notification(&task, env, &event.id)
             }
             Interpreted::Ecs(EcsEvent::Deployment(change)) => {
-                return self.handle_deployment(event, &change).await;
+                return self.handle_deployment(event, &change, deadline).await;
             }
         };
-        self.send(&format!("event/{}", event.id), &notification)
+        self.send(&format!("event/{}", event.id), &notification, deadline)
             .await
     }
 
@@ -118,6 +129,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         &self,
         event: &Envelope,
         change: &DeploymentChange,
+        deadline: &Deadline,
     ) -> Result<Value, DeployError> {
         let deployments = Deployments::new(&self.state);
         let id = change.deployment_id.as_deref();
@@ -149,7 +161,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         let env = self.config.environment.as_deref();
         let notification = ecs_render::deployment_notification(change, start, env, &event.id);
         let answer = self
-            .send(&format!("event/{}", event.id), &notification)
+            .send(&format!("event/{}", event.id), &notification, deadline)
             .await?;
         if let (Some(id), true) = (id, change.status != DeploymentStatus::InProgress) {
             deployments.forget_start(id).await;
@@ -157,7 +169,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         Ok(answer)
     }
 
-    async fn handle_sns_text(&self, record: &SnsRecord) -> Result<Value, DeployError> {
+    async fn handle_sns_text(
+        &self,
+        record: &SnsRecord,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let topic = record
             .topic_arn
             .rsplit(':')
@@ -176,10 +192,15 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             record.message.chars().take(4000).collect::<String>()
         );
         let n = Notification::new(SOURCE, Severity::Warning, subject, text).with_resource(topic);
-        self.send(&format!("sns/{}", record.message_id), &n).await
+        self.send(&format!("sns/{}", record.message_id), &n, deadline)
+            .await
     }
 
-    async fn handle_unknown(&self, object: &Map<String, Value>) -> Result<Value, DeployError> {
+    async fn handle_unknown(
+        &self,
+        object: &Map<String, Value>,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let keys: Vec<&str> = object.keys().map(String::as_str).take(20).collect();
         let payload = serde_json::to_vec(object).unwrap_or_default();
         let id = hex::encode(Sha256::digest(&payload));
@@ -194,12 +215,17 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         );
         let n = Notification::new(SOURCE, Severity::Warning, subject, text);
         let short: String = id.chars().take(32).collect();
-        self.send(&format!("unknown/{short}"), &n).await
+        self.send(&format!("unknown/{short}"), &n, deadline).await
     }
 
     /// The one place an event's notification is sent.
-    async fn send(&self, key: &str, notification: &Notification) -> Result<Value, DeployError> {
-        let delivery = self.notifier.send_once(key, notification).await?;
+    async fn send(
+        &self,
+        key: &str,
+        notification: &Notification,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
+        let delivery = self.notifier.send_once(key, notification, deadline).await?;
         Ok(outcome(key, notification, &delivery))
     }
 }
@@ -292,12 +318,12 @@ mod tests {
     async fn deployment_duration_spans_in_progress_to_completed() {
         let app = app(false).await;
         let started = app
-            .handle(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
+            .run(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
             .await
             .unwrap();
         assert_eq!(started["outcome"], "recorded");
         assert!(app.notifier.notifications().is_empty());
-        app.handle(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:12Z", "done"))
+        app.run(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:12Z", "done"))
             .await
             .unwrap();
         let sent = app.notifier.notifications();
@@ -308,7 +334,7 @@ mod tests {
     #[tokio::test]
     async fn rollback_in_progress_is_notified_even_when_starts_are_not() {
         let app = app(false).await;
-        app.handle(deployment(
+        app.run(deployment(
             "e1",
             "SERVICE_DEPLOYMENT_IN_PROGRESS",
             "2026-11-20T12:00:00Z",
@@ -324,11 +350,11 @@ mod tests {
     #[tokio::test]
     async fn the_completed_of_a_rollback_says_so() {
         let app = app(false).await;
-        app.handle(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z",
+        app.run(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z",
             "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0"))
             .await
             .unwrap();
-        app.handle(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:03:00Z", "ECS deployment ecs-svc/1 completed."))
+        app.run(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:03:00Z", "ECS deployment ecs-svc/1 completed."))
             .await
             .unwrap();
         let sent = app.notifier.notifications();
@@ -340,17 +366,17 @@ mod tests {
     #[tokio::test]
     async fn a_start_after_the_end_is_not_announced_and_the_start_is_deleted() {
         let app = app(true).await;
-        app.handle(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
+        app.run(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
             .await
             .unwrap();
-        app.handle(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:00Z", ""))
+        app.run(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:00Z", ""))
             .await
             .unwrap();
         let start_key = format!("deployments/{}/start", watchkeeper_shared::state::key_segment("ecs-svc/1"));
         assert!(app.state.load::<Value>(&start_key).await.unwrap().is_none(), "start deleted at the end");
         // The same deployment's IN_PROGRESS delivered late (a retry, or out of order).
         let late = app
-            .handle(deployment("e3", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:01Z", ""))
+            .run(deployment("e3", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:01Z", ""))
             .await
             .unwrap();
         assert_eq!(late["outcome"], "ignored", "{late}");
@@ -364,12 +390,12 @@ mod tests {
         let app = app(false).await;
         app.state.deny_documents();
         let started = app
-            .handle(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
+            .run(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
             .await
             .unwrap();
         assert_eq!(started["outcome"], "recorded");
         let done = app
-            .handle(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:12Z", ""))
+            .run(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:12Z", ""))
             .await
             .unwrap();
         assert_eq!(done["outcome"], "notified", "{done}");
@@ -385,7 +411,7 @@ mod tests {
         detail.remove("updatedAt");
         detail.insert("rolloutStateReason".into(), json!({"new": ["field"]}));
         event["newTopLevelField"] = json!(1);
-        let answer = app.handle(event).await.unwrap();
+        let answer = app.run(event).await.unwrap();
         assert_eq!(answer["outcome"], "notified");
         let sent = app.notifier.notifications();
         assert_eq!(sent[0].severity, Severity::Critical);
@@ -397,10 +423,10 @@ mod tests {
         let app = app(true).await;
         let event = deployment("e1", "SERVICE_DEPLOYMENT_FAILED", "2026-11-20T12:00:00Z", "tasks failed");
         app.notifier.fail_next();
-        let err = app.handle(event.clone()).await.unwrap_err();
+        let err = app.run(event.clone()).await.unwrap_err();
         assert!(err.is_retryable());
-        app.handle(event.clone()).await.unwrap();
-        let again = app.handle(event).await.unwrap();
+        app.run(event.clone()).await.unwrap();
+        let again = app.run(event).await.unwrap();
         assert_eq!(again["outcome"], "duplicate");
         assert_eq!(app.notifier.notifications().len(), 1);
     }
@@ -408,13 +434,13 @@ mod tests {
     #[tokio::test]
     async fn unknown_shapes_become_notices() {
         let app = app(false).await;
-        app.handle(json!({"detail-type": "Something New", "source": "aws.other", "id": "x1", "detail": {"a": 1}})).await.unwrap();
-        app.handle(json!({"surprise": true})).await.unwrap();
+        app.run(json!({"detail-type": "Something New", "source": "aws.other", "id": "x1", "detail": {"a": 1}})).await.unwrap();
+        app.run(json!({"surprise": true})).await.unwrap();
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[0].subject, "[prod] Something New from aws.other");
         assert!(sent[1].text.contains("surprise"));
-        assert!(app.handle(json!("just a string")).await.is_err());
+        assert!(app.run(json!("just a string")).await.is_err());
     }
 
     #[test]
@@ -482,7 +508,7 @@ mod tests {
             fn arbitrary_json_never_panics(value in json_value()) {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 let app = runtime.block_on(app(true));
-                let _ = runtime.block_on(app.handle(value));
+                let _ = runtime.block_on(app.run(value));
             }
 
             #[test]
@@ -490,12 +516,12 @@ mod tests {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 let app = runtime.block_on(app(true));
                 if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-                    let _ = runtime.block_on(app.handle(value));
+                    let _ = runtime.block_on(app.run(value));
                 }
                 let body = String::from_utf8_lossy(&bytes).into_owned();
-                let _ = runtime.block_on(app.handle(url(&body, json!({"x-watchkeeper-timestamp": "1", "x-watchkeeper-signature": "sha256=00"}), "POST")));
+                let _ = runtime.block_on(app.run(url(&body, json!({"x-watchkeeper-timestamp": "1", "x-watchkeeper-signature": "sha256=00"}), "POST")));
                 let as_base64 = json!({"requestContext": {"http": {"method": "POST"}}, "body": body, "isBase64Encoded": true});
-                let answer = runtime.block_on(app.handle(as_base64)).unwrap();
+                let answer = runtime.block_on(app.run(as_base64)).unwrap();
                 prop_assert!(status(&answer) >= 400 && status(&answer) < 500);
             }
         }

@@ -7,7 +7,9 @@ use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier, StaticSecrets};
 
 use crate::config::Config;
+use crate::error::DeployError;
 use crate::handler::App;
+use watchkeeper_shared::deadline::Deadline;
 use crate::signing_key::{CURRENT, SigningKeys};
 
 pub const KEY: &[u8] = b"unit-test-key-0123456789abcdef-0123456789";
@@ -54,4 +56,16 @@ pub fn url(body: &str, headers: Value, method: &str) -> Value {
 
 pub fn status(answer: &Value) -> u64 {
     answer["statusCode"].as_u64().unwrap_or(0)
+}
+
+/// A deadline far enough away for any unit test.
+pub fn later() -> Deadline {
+    Deadline::after(Duration::from_secs(60))
+}
+
+impl TestApp {
+    /// Handles `payload` with a deadline a minute away.
+    pub async fn run(&self, payload: Value) -> Result<Value, DeployError> {
+        self.handle(payload, later()).await
+    }
 }

@@ -5,7 +5,7 @@
 //! channel delivered already; a failed send is always an error returned to the caller.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 
@@ -15,11 +15,12 @@ use super::error::{ChannelError, NotifyError};
 use super::model::Notification;
 use super::sns::SnsChannel;
 use super::webhook::WebhookChannel;
+use crate::deadline::Deadline;
 use crate::secret::SecretsManagerSource;
 use crate::state::{Claim, StateStore, Store, key_segment};
 
-/// Time all channels of one `send_once` may take together.
-pub const SEND_BUDGET: Duration = Duration::from_secs(30);
+/// Time kept after a channel's send for recording it (the claim's completion).
+pub const RECORD_MARGIN: Duration = Duration::from_secs(2);
 
 /// Which channels a `send_once` call delivered to, and which had delivered before.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,11 +32,13 @@ pub struct Delivery {
 /// The port domain logic sends through. [`Notifier`] is the real one; tests use a recorder.
 pub trait Notify: Send + Sync {
     /// Sends `notification` once per `key`: a second call with the same key sends nothing to the
-    /// channels that already delivered.
+    /// channels that already delivered. Every send is bounded by `deadline` (the invocation's),
+    /// which is also how long this call's claims protect it.
     fn send_once(
         &self,
         key: &str,
         notification: &Notification,
+        deadline: &Deadline,
     ) -> impl Future<Output = Result<Delivery, NotifyError>> + Send;
 }
 
@@ -57,7 +60,7 @@ impl Channel {
     }
 
     /// Sends, giving up at `until` (a send cut off there may or may not have been delivered).
-    pub async fn send(&self, n: &Notification, until: Instant) -> Result<(), ChannelError> {
+    pub async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
         let send = async {
             match self {
                 Channel::Sns(c) => c.send(n).await,
@@ -65,9 +68,9 @@ impl Channel {
                 Channel::Webhook(c) => c.send(n, until).await,
             }
         };
-        match tokio::time::timeout_at(tokio::time::Instant::from_std(until), send).await {
-            Ok(result) => result,
-            Err(_) => Err(ChannelError {
+        match until.run(send).await {
+            Some(result) => result,
+            None => Err(ChannelError {
                 channel: self.name(),
                 message: "no answer before the invocation's deadline".into(),
                 retryable: true,
@@ -140,7 +143,7 @@ impl<S: Store> Notifier<S> {
         channel: &Channel,
         claim_key: &str,
         notification: &Notification,
-        until: Instant,
+        until: &Deadline,
     ) -> Result<(), ChannelError> {
         match channel.send(notification, until).await {
             Ok(()) => self.claims.complete(claim_key).await.map_err(|e| {
@@ -155,9 +158,10 @@ impl<S: Store> Notifier<S> {
             }),
             Err(err) => {
                 tracing::warn!(channel = channel.name(), error = %err, "notification channel failed");
+                // The channel's error is what the invocation reports, whatever happens to the
+                // release: an unreleased claim only delays the retry to its lease end.
                 if let Err(release) = self.claims.release(claim_key).await {
-                    // The claim stays pending until its lease ends; then a retry takes it over.
-                    tracing::error!(channel = channel.name(), error = %release, "could not release the failed channel's claim");
+                    tracing::error!(channel = channel.name(), error = %release, "could not release the claim of a failed channel; a retry takes it over after its lease");
                 }
                 Err(err)
             }
@@ -170,30 +174,49 @@ impl<S: Store> Notify for Notifier<S> {
         &self,
         key: &str,
         notification: &Notification,
+        deadline: &Deadline,
     ) -> Result<Delivery, NotifyError> {
-        let until = Instant::now() + SEND_BUDGET;
+        let send_by = deadline.shortened_by(RECORD_MARGIN);
         let key = dedupe_key(key);
         let mut delivery = Delivery::default();
         let mut failures = Vec::new();
+        let mut in_flight = Vec::new();
+        let mut in_flight_until = None;
         for channel in &self.channels {
             let claim_key = format!("notify/{key}/{}", channel.name());
-            if self.claims.claim(&claim_key).await? == Claim::AlreadyClaimed {
-                delivery.already_sent.push(channel.name());
-                continue;
+            match self.claims.claim(&claim_key, deadline).await? {
+                Claim::Claimed => {}
+                Claim::Done => {
+                    delivery.already_sent.push(channel.name());
+                    continue;
+                }
+                // Held by an invocation that may still be sending: not done, so this one fails
+                // (retryably) and its retry after `until` takes the claim over if still pending.
+                Claim::InFlight { until } => {
+                    tracing::warn!(channel = channel.name(), key, %until, "notification in flight in another invocation");
+                    in_flight.push(channel.name());
+                    in_flight_until = in_flight_until.max(Some(until));
+                    continue;
+                }
             }
             match self
-                .send_claimed(channel, &claim_key, notification, until)
+                .send_claimed(channel, &claim_key, notification, &send_by)
                 .await
             {
                 Ok(()) => delivery.sent.push(channel.name()),
                 Err(err) => failures.push(err),
             }
         }
-        if failures.is_empty() {
-            tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification delivered");
-            Ok(delivery)
-        } else {
-            Err(NotifyError::Channels(failures))
+        if !failures.is_empty() {
+            return Err(NotifyError::Channels(failures));
         }
+        if let Some(until) = in_flight_until {
+            return Err(NotifyError::InFlight {
+                channels: in_flight,
+                until,
+            });
+        }
+        tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification delivered");
+        Ok(delivery)
     }
 }

@@ -35,6 +35,14 @@ pub enum NotifyError {
     /// One or more channels failed; the others (if any) delivered.
     #[error("notification not delivered: {}", join_errors(.0))]
     Channels(Vec<ChannelError>),
+    /// Another invocation holds these channels' claims and may still be sending: not delivered
+    /// as far as this invocation knows, so it fails and its retry (after `until`, when the claim
+    /// can be taken over) sends if the holder did not.
+    #[error("notification in flight elsewhere on {} until {until}", .channels.join(", "))]
+    InFlight {
+        channels: Vec<&'static str>,
+        until: chrono::DateTime<chrono::Utc>,
+    },
     #[error("notification dedupe: {0}")]
     State(#[from] StateError),
 }
@@ -52,6 +60,7 @@ impl Retryable for NotifyError {
         match self {
             // Retrying re-sends only the failed channels; worth it if any of them may heal.
             NotifyError::Channels(errors) => errors.iter().any(|e| e.retryable),
+            NotifyError::InFlight { .. } => true,
             NotifyError::State(e) => e.is_retryable(),
         }
     }

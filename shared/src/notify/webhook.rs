@@ -6,7 +6,7 @@
 //! `Retry-After` it asked for; any other 4xx is a configuration problem and is not retried.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Url;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -16,6 +16,7 @@ use super::chat::{slack_payload, teams_payload};
 use super::config::{ChatFormat, WebhookConfig};
 use super::error::ChannelError;
 use super::model::Notification;
+use crate::deadline::Deadline;
 use crate::error::Retryable;
 use crate::secret::{SecretSource, read_secret_field};
 
@@ -79,11 +80,11 @@ impl WebhookChannel {
     }
 
     /// Posts the notification, retrying a 429 or 5xx while the time until `until` allows.
-    pub async fn send(&self, n: &Notification, until: Instant) -> Result<(), ChannelError> {
+    pub async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
         let body = self.payload(n).to_string();
         let mut attempt = 1;
         loop {
-            let remaining = until.saturating_duration_since(Instant::now());
+            let remaining = until.remaining();
             if remaining.is_zero() {
                 return Err(self.error("not tried: no time left before the deadline", true));
             }
@@ -119,8 +120,7 @@ impl WebhookChannel {
                 ));
             }
             let wait = retry_after(answer.headers(), attempt);
-            let next_start = Instant::now() + wait;
-            if attempt >= WEBHOOK_ATTEMPTS || next_start + MIN_ATTEMPT_TIME > until {
+            if attempt >= WEBHOOK_ATTEMPTS || wait.saturating_add(MIN_ATTEMPT_TIME) > until.remaining() {
                 return Err(self.error(
                     &format!("answered HTTP {status} (attempt {attempt}; next try in {wait:?} is left to the invocation's retry)"),
                     true,
