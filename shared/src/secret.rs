@@ -11,7 +11,9 @@ use std::fmt;
 
 mod source;
 
-pub use source::{SecretReadError, SecretSource, SecretsManagerSource, parse_field, read_secret_field};
+pub use source::{
+    SecretReadError, SecretSource, SecretsManagerSource, parse_field, read_secret_field,
+};
 
 const MASK: &str = "***";
 

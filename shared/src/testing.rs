@@ -9,11 +9,13 @@ use chrono::Utc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::secret::{Secret, SecretSource};
-use crate::notify::{ChannelError, Delivery, Notification, Notify, NotifyError};
-use crate::error::AwsError;
 use crate::deadline::Deadline;
-use crate::state::{CLAIM_LEASE_MARGIN, Claim, ClaimRecord, StateError, Store, Versioned, validate_key};
+use crate::error::AwsError;
+use crate::notify::{ChannelError, Delivery, Notification, Notify, NotifyError};
+use crate::secret::{Secret, SecretSource};
+use crate::state::{
+    CLAIM_LEASE_MARGIN, Claim, ClaimRecord, StateError, Store, Versioned, validate_key,
+};
 
 /// Records what would have been sent, once per key like the real notifier. `fail_next` makes the
 /// next send fail (retryably), to test that callers surface and retry failures.
@@ -139,7 +141,13 @@ impl MemoryStore {
     }
 }
 
-fn injected(key: &str, operation: &'static str, code: &str, status: u16, retryable: bool) -> StateError {
+fn injected(
+    key: &str,
+    operation: &'static str,
+    code: &str,
+    status: u16,
+    retryable: bool,
+) -> StateError {
     StateError::Aws {
         key: key.to_string(),
         source: AwsError {
@@ -175,7 +183,13 @@ impl Store for MemoryStore {
     async fn release(&self, key: &str) -> Result<(), StateError> {
         validate_key(key)?;
         if *self.fail_releases.lock().unwrap() {
-            return Err(injected(key, "s3:DeleteObject", "ServiceUnavailable", 503, true));
+            return Err(injected(
+                key,
+                "s3:DeleteObject",
+                "ServiceUnavailable",
+                503,
+                true,
+            ));
         }
         self.claims.lock().unwrap().remove(key);
         Ok(())
@@ -262,10 +276,10 @@ pub struct StaticSecrets {
 impl StaticSecrets {
     /// Sets the value of `stage` (a rotation moves AWSCURRENT and AWSPREVIOUS with two calls).
     pub fn put(&self, secret_id: &str, stage: &str, value: &str) {
-        self.values
-            .lock()
-            .unwrap()
-            .insert((secret_id.to_string(), stage.to_string()), value.to_string());
+        self.values.lock().unwrap().insert(
+            (secret_id.to_string(), stage.to_string()),
+            value.to_string(),
+        );
     }
 
     /// How many values were read so far.
@@ -275,7 +289,11 @@ impl StaticSecrets {
 }
 
 impl SecretSource for StaticSecrets {
-    async fn value(&self, secret_id: &str, stage: &str) -> Result<Option<Secret<String>>, AwsError> {
+    async fn value(
+        &self,
+        secret_id: &str,
+        stage: &str,
+    ) -> Result<Option<Secret<String>>, AwsError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         Ok(self
             .values
@@ -300,10 +318,18 @@ mod tests {
             Claim::InFlight { until } if until > holder.at_utc()
         ));
         store.expire_leases();
-        assert_eq!(store.claim("k", &holder).await.unwrap(), Claim::Claimed, "an expired lease is taken over");
+        assert_eq!(
+            store.claim("k", &holder).await.unwrap(),
+            Claim::Claimed,
+            "an expired lease is taken over"
+        );
         store.complete("k").await.unwrap();
         store.expire_leases();
-        assert_eq!(store.claim("k", &holder).await.unwrap(), Claim::Done, "done is done for good");
+        assert_eq!(
+            store.claim("k", &holder).await.unwrap(),
+            Claim::Done,
+            "done is done for good"
+        );
         assert!(store.is_done("k"));
         store.release("other").await.unwrap();
         store.deny_documents();

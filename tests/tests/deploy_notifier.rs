@@ -222,7 +222,10 @@ async fn one_event_directly_and_through_sns_and_a_sparse_failure_are_each_notifi
     sparse["id"] = json!("sparse-failure-1");
     let detail = sparse["detail"].as_object_mut().unwrap();
     detail.remove("updatedAt");
-    detail.insert("reason".into(), json!("ECS deployment circuit breaker: tasks failed to start."));
+    detail.insert(
+        "reason".into(),
+        json!("ECS deployment circuit breaker: tasks failed to start."),
+    );
     detail.insert("rolloutState".into(), json!({"added": ["later"]}));
     sparse["replay-name"] = json!("a field AWS may add");
     let answer = world.runtime.invoke(&sparse).await.unwrap();
@@ -256,24 +259,37 @@ async fn ci_accepts_base64_bodies_a_rotated_key_and_one_run_in_two_environments(
     .await
     .unwrap();
     let body = |environment: &str, id: &str| {
-        json!({"project": "despachos", "environment": environment, "status": "success", "id": id}).to_string()
+        json!({"project": "despachos", "environment": environment, "status": "success", "id": id})
+            .to_string()
     };
     let send = |event: serde_json::Value| {
         let world = &world;
         async move { url_answer(&world.runtime.invoke(&event).await.unwrap()) }
     };
-    let (status, answer) = send(ci_request(&body("staging", "run-1"), SIGNING_KEY, true).unwrap()).await;
-    assert_eq!(status, 202, "base64 body: {answer}\n{}", world.runtime.logs());
+    let (status, answer) =
+        send(ci_request(&body("staging", "run-1"), SIGNING_KEY, true).unwrap()).await;
+    assert_eq!(
+        status,
+        202,
+        "base64 body: {answer}\n{}",
+        world.runtime.logs()
+    );
 
     const NEW_KEY: &str = "rotated-ci-signing-key-0123456789abcdef-not-secret";
     world.rotate_signing_key(NEW_KEY).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, answer) = send(ci_request(&body("prod", "run-1"), NEW_KEY, false).unwrap()).await;
     assert_eq!(status, 202, "new key: {answer}\n{}", world.runtime.logs());
-    let (status, answer) = send(ci_request(&body("prod", "run-2"), SIGNING_KEY, false).unwrap()).await;
+    let (status, answer) =
+        send(ci_request(&body("prod", "run-2"), SIGNING_KEY, false).unwrap()).await;
     assert_eq!(status, 202, "previous key: {answer}");
     let (status, _) = send(
-        ci_request(&body("prod", "run-3"), "never-a-key-0123456789abcdef0123456789", false).unwrap(),
+        ci_request(
+            &body("prod", "run-3"),
+            "never-a-key-0123456789abcdef0123456789",
+            false,
+        )
+        .unwrap(),
     )
     .await;
     assert_eq!(status, 401);
@@ -287,7 +303,10 @@ async fn ci_accepts_base64_bodies_a_rotated_key_and_one_run_in_two_environments(
         .map(|e| e.subject)
         .collect();
     assert_eq!(subjects.len(), 3, "{subjects:?}");
-    assert!(subjects[0].starts_with("[staging]") && subjects[1].starts_with("[prod]"), "{subjects:?}");
+    assert!(
+        subjects[0].starts_with("[staging]") && subjects[1].starts_with("[prod]"),
+        "{subjects:?}"
+    );
     assert!(!world.runtime.logs().contains(NEW_KEY));
 }
 
@@ -344,7 +363,10 @@ async fn a_holder_killed_mid_send_is_retried_and_sends_exactly_once() {
 
     // The next retry, after the holder's deadline and the lease margin: sent once.
     webhook.set_behaviour(Behaviour::Status(200));
-    tokio::time::sleep(holder.extended_by(CLAIM_LEASE_MARGIN).remaining() + Duration::from_millis(300)).await;
+    tokio::time::sleep(
+        holder.extended_by(CLAIM_LEASE_MARGIN).remaining() + Duration::from_millis(300),
+    )
+    .await;
     let late = app
         .handle(event.clone(), Deadline::after(Duration::from_secs(60)))
         .await

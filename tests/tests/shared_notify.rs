@@ -379,7 +379,10 @@ async fn a_throttled_webhook_is_retried_after_retry_after() {
     let started = Instant::now();
     channel.send(&sample(), &invocation()).await.unwrap();
     assert_eq!(receiver.requests().len(), 2);
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
 }
 
 /// A wait past the deadline is not waited: the error is retryable and comes at once. A 4xx
@@ -401,7 +404,11 @@ async fn webhook_retries_stop_at_the_deadline_and_at_client_errors() {
         .await
         .unwrap_err();
     assert!(err.retryable, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(receiver.requests().len(), 1);
 
     receiver.set_behaviour(Behaviour::Status(403));
@@ -425,7 +432,10 @@ async fn slack_receives_escaped_text() {
     );
     channel.send(&n, &invocation()).await.unwrap();
     let body = String::from_utf8(receiver.requests()[0].body.clone()).unwrap();
-    assert!(!body.contains("<!channel>") && !body.contains("<https://x|y>"), "{body}");
+    assert!(
+        !body.contains("<!channel>") && !body.contains("<https://x|y>"),
+        "{body}"
+    );
     let payload = receiver.requests()[0].json();
     assert_eq!(
         payload["blocks"][1]["text"]["text"],

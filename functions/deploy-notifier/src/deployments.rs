@@ -54,14 +54,14 @@ impl<'a, S: Store> Deployments<'a, S> {
         Self { state }
     }
 
-    /// Whether the deployment's end was seen already.
-    pub async fn has_ended(&self, id: &str) -> bool {
+    /// When the deployment's end was seen, if it was.
+    pub async fn ended_at(&self, id: &str) -> Option<DateTime<Utc>> {
         let found = self
             .state
             .load::<DeploymentEnd>(&end_key(id))
             .await
-            .map(|doc| doc.is_some());
-        tolerate(found, "reading the deployment's end marker", id, false)
+            .map(|doc| doc.map(|d| d.value.ended_at));
+        tolerate(found, "reading the deployment's end marker", id, None)
     }
 
     /// Keeps the first IN_PROGRESS time of a deployment; a duplicate keeps the original.

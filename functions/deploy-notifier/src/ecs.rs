@@ -288,7 +288,9 @@ fn service_action(event: &Envelope) -> Interpreted {
     let mut service = service_of(event);
     if let (Some(service), Some(cluster)) = (
         service.as_mut(),
-        detail_text(event, "clusterArn").as_deref().and_then(cluster_name),
+        detail_text(event, "clusterArn")
+            .as_deref()
+            .and_then(cluster_name),
     ) {
         service.cluster = cluster;
     }
@@ -344,8 +346,12 @@ fn task_change(event: &Envelope) -> Interpreted {
     let cluster_arn = detail_text(event, "clusterArn").unwrap_or_default();
     let task_arn = detail_text(event, "taskArn").unwrap_or_default();
     let service = ServiceRef {
-        region: arn_field(&cluster_arn, 3).unwrap_or(&event.region).to_string(),
-        account: arn_field(&cluster_arn, 4).unwrap_or(&event.account).to_string(),
+        region: arn_field(&cluster_arn, 3)
+            .unwrap_or(&event.region)
+            .to_string(),
+        account: arn_field(&cluster_arn, 4)
+            .unwrap_or(&event.account)
+            .to_string(),
         cluster: cluster_name(&cluster_arn).unwrap_or_else(|| "default".into()),
         service: service_name.to_string(),
     };
@@ -376,14 +382,20 @@ mod tests {
 
     #[test]
     fn a_failed_deployment_without_updated_at_and_with_new_fields_is_understood() {
-        let e = event("ECS Deployment State Change", json!({"eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": "d",
-            "someFieldAwsAddsLater": {"x": [1, 2]}}));
+        let e = event(
+            "ECS Deployment State Change",
+            json!({"eventName": "SERVICE_DEPLOYMENT_FAILED", "deploymentId": "d",
+            "someFieldAwsAddsLater": {"x": [1, 2]}}),
+        );
         let Interpreted::Ecs(EcsEvent::Deployment(change)) = interpret(&e).unwrap() else {
             panic!()
         };
         assert_eq!(change.status, DeploymentStatus::Failed);
         assert_eq!(change.updated_at, timestamp("2026-11-20T12:04:12Z"));
-        let bare = event("ECS Deployment State Change", json!({"eventName": "SERVICE_DEPLOYMENT_COMPLETED"}));
+        let bare = event(
+            "ECS Deployment State Change",
+            json!({"eventName": "SERVICE_DEPLOYMENT_COMPLETED"}),
+        );
         let Interpreted::Ecs(EcsEvent::Deployment(change)) = interpret(&bare).unwrap() else {
             panic!()
         };
@@ -415,18 +427,31 @@ mod tests {
         };
         let tripped = change("ECS deployment circuit breaker: tasks failed to start.");
         assert!(tripped.circuit_breaker() && !tripped.is_rollback());
-        let rolled = change("ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/1.");
+        let rolled =
+            change("ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/1.");
         assert!(rolled.circuit_breaker() && rolled.is_rollback());
     }
 
     #[test]
     fn steady_state_is_noise_and_start_impaired_is_a_signal() {
         for event_type in ["INFO", "WARN"] {
-            let steady = event("ECS Service Action", json!({"eventType": event_type, "eventName": "SERVICE_STEADY_STATE"}));
-            assert!(matches!(interpret(&steady).unwrap(), Interpreted::Ignored(_)));
+            let steady = event(
+                "ECS Service Action",
+                json!({"eventType": event_type, "eventName": "SERVICE_STEADY_STATE"}),
+            );
+            assert!(matches!(
+                interpret(&steady).unwrap(),
+                Interpreted::Ignored(_)
+            ));
         }
-        let impaired = event("ECS Service Action", json!({"eventType": "INFO", "eventName": "SERVICE_TASK_START_IMPAIRED"}));
-        assert!(matches!(interpret(&impaired).unwrap(), Interpreted::Ecs(EcsEvent::ServiceAction(_))));
+        let impaired = event(
+            "ECS Service Action",
+            json!({"eventType": "INFO", "eventName": "SERVICE_TASK_START_IMPAIRED"}),
+        );
+        assert!(matches!(
+            interpret(&impaired).unwrap(),
+            Interpreted::Ecs(EcsEvent::ServiceAction(_))
+        ));
     }
 
     #[test]
@@ -437,13 +462,25 @@ mod tests {
             ("ServiceSchedulerInitiated", 0),
             ("UserInitiated", 137),
         ] {
-            let e = event("ECS Task State Change", json!({"lastStatus": "STOPPED", "group": "service:api", "stopCode": stop_code,
-                "containers": [{"name": "web", "exitCode": exit_code}]}));
-            assert!(matches!(interpret(&e).unwrap(), Interpreted::Ignored(_)), "{stop_code} {exit_code}");
+            let e = event(
+                "ECS Task State Change",
+                json!({"lastStatus": "STOPPED", "group": "service:api", "stopCode": stop_code,
+                "containers": [{"name": "web", "exitCode": exit_code}]}),
+            );
+            assert!(
+                matches!(interpret(&e).unwrap(), Interpreted::Ignored(_)),
+                "{stop_code} {exit_code}"
+            );
         }
-        let crash = event("ECS Task State Change", json!({"lastStatus": "STOPPED", "group": "service:api",
-            "stopCode": "EssentialContainerExited", "containers": [{"name": "web", "exitCode": 1}]}));
-        assert!(matches!(interpret(&crash).unwrap(), Interpreted::Ecs(EcsEvent::TaskStopped(_))));
+        let crash = event(
+            "ECS Task State Change",
+            json!({"lastStatus": "STOPPED", "group": "service:api",
+            "stopCode": "EssentialContainerExited", "containers": [{"name": "web", "exitCode": 1}]}),
+        );
+        assert!(matches!(
+            interpret(&crash).unwrap(),
+            Interpreted::Ecs(EcsEvent::TaskStopped(_))
+        ));
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use watchkeeper_shared::notify::{Notification, Severity};
 
-use crate::ecs::{DeploymentChange, DeploymentStatus, SOURCE, ServiceAction, ServiceRef, TaskStopped};
+use crate::ecs::{
+    DeploymentChange, DeploymentStatus, SOURCE, ServiceAction, ServiceRef, TaskStopped,
+};
 
 /// What the IN_PROGRESS event of a deployment said, when it was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,11 @@ fn service_rows(text: &mut String, service: Option<&ServiceRef>) {
 
 fn location_rows(text: &mut String, service: Option<&ServiceRef>, event_id: &str) {
     if let Some(s) = service.filter(|s| !s.account.is_empty() || !s.region.is_empty()) {
-        row(text, "Account/Region", &format!("{} / {}", s.account, s.region));
+        row(
+            text,
+            "Account/Region",
+            &format!("{} / {}", s.account, s.region),
+        );
     }
     row(text, "Event", event_id);
 }
@@ -191,11 +197,12 @@ pub fn service_action_notification(
     event_id: &str,
 ) -> Notification {
     let service = action.service.as_ref();
-    let severity = if action.event_type == "ERROR" || action.event_name == "SERVICE_TASK_START_IMPAIRED" {
-        Severity::Critical
-    } else {
-        Severity::Warning
-    };
+    let severity =
+        if action.event_type == "ERROR" || action.event_name == "SERVICE_TASK_START_IMPAIRED" {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
     let (name, cluster) = names(service);
     let subject = format!(
         "{}{name} {}: {}{cluster}",
@@ -328,7 +335,10 @@ mod tests {
 
     #[test]
     fn completed_deployment_reads_well() {
-        let change = change("SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/123 completed.");
+        let change = change(
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "ECS deployment ecs-svc/123 completed.",
+        );
         let n = deployment_notification(&change, Some(start(false)), Some("prod"), "e-1");
         assert_eq!(n.subject, "[prod] api-gateway deployment COMPLETED (main)");
         assert_eq!(n.severity, Severity::Info);
@@ -363,7 +373,10 @@ mod tests {
             "ECS deployment circuit breaker: tasks failed to start.",
         );
         let n = deployment_notification(&change, None, None, "e-1");
-        assert_eq!(n.subject, "api-gateway deployment FAILED - circuit breaker tripped (main)");
+        assert_eq!(
+            n.subject,
+            "api-gateway deployment FAILED - circuit breaker tripped (main)"
+        );
         assert_eq!(n.severity, Severity::Critical);
         assert!(!n.text.contains("ROLLBACK DETECTED"), "{}", n.text);
         assert!(n.text.contains("Rollback:       no"));
@@ -371,9 +384,15 @@ mod tests {
 
     #[test]
     fn the_end_of_a_rollback_is_a_warning_never_a_success() {
-        let change = change("SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment ecs-svc/123 completed.");
+        let change = change(
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "ECS deployment ecs-svc/123 completed.",
+        );
         let n = deployment_notification(&change, Some(start(true)), None, "e-1");
-        assert_eq!(n.subject, "api-gateway deployment ROLLBACK COMPLETED (main)");
+        assert_eq!(
+            n.subject,
+            "api-gateway deployment ROLLBACK COMPLETED (main)"
+        );
         assert_eq!(n.severity, Severity::Warning);
         assert!(n.text.starts_with("Rollback finished"), "{}", n.text);
     }
@@ -388,7 +407,10 @@ mod tests {
             updated_at: None,
         };
         let n = deployment_notification(&change, None, Some("prod"), "e-9");
-        assert_eq!(n.subject, "[prod] (service not named in the event) deployment FAILED");
+        assert_eq!(
+            n.subject,
+            "[prod] (service not named in the event) deployment FAILED"
+        );
         assert_eq!(n.severity, Severity::Critical);
         assert!(!n.text.contains("Deployment:"), "{}", n.text);
         assert!(n.text.contains("Duration:       unknown"), "{}", n.text);

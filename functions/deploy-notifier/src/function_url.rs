@@ -200,22 +200,38 @@ mod tests {
         };
         assert_eq!(answer(url(body, signed.clone(), "GET")).await, 405);
         assert_eq!(answer(url(body, json!({}), "POST")).await, 401);
-        assert_eq!(answer(url(body, headers(now, "sha256=00"), "POST")).await, 401);
         assert_eq!(
-            status(&app.handle_url(&request(url(body, signed.clone(), "POST")), now + 600, &later()).await),
+            answer(url(body, headers(now, "sha256=00"), "POST")).await,
+            401
+        );
+        assert_eq!(
+            status(
+                &app.handle_url(
+                    &request(url(body, signed.clone(), "POST")),
+                    now + 600,
+                    &later()
+                )
+                .await
+            ),
             401
         );
         let big = "x".repeat(70_000);
         assert_eq!(answer(url(&big, signed.clone(), "POST")).await, 413);
         let bad = "{\"project\": 1}";
         let bad_signed = headers(now, &ci::sign(KEY, now, bad.as_bytes()));
-        let refused = app.handle_url(&request(url(bad, bad_signed, "POST")), now, &later()).await;
+        let refused = app
+            .handle_url(&request(url(bad, bad_signed, "POST")), now, &later())
+            .await;
         assert_eq!(status(&refused), 400);
         assert!(refused["body"].as_str().unwrap().contains("\"error\""));
 
-        let accepted = app.handle_url(&request(url(body, signed.clone(), "POST")), now, &later()).await;
+        let accepted = app
+            .handle_url(&request(url(body, signed.clone(), "POST")), now, &later())
+            .await;
         assert_eq!(status(&accepted), 202, "{accepted}");
-        let replayed = app.handle_url(&request(url(body, signed, "POST")), now, &later()).await;
+        let replayed = app
+            .handle_url(&request(url(body, signed, "POST")), now, &later())
+            .await;
         assert_eq!(status(&replayed), 401);
         assert!(replayed["body"].as_str().unwrap().contains("replay"));
         assert_eq!(app.notifier.notifications().len(), 1);
@@ -226,9 +242,16 @@ mod tests {
         let app = app(false).await;
         let now = 1_790_000_000;
         let body = r#"{"project":"p","environment":"dev","status":"success"}"#;
-        let mut event = url(&STANDARD.encode(body), json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": ci::sign(KEY, now, body.as_bytes())}), "POST");
+        let mut event = url(
+            &STANDARD.encode(body),
+            json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": ci::sign(KEY, now, body.as_bytes())}),
+            "POST",
+        );
         event["isBase64Encoded"] = json!(true);
-        assert_eq!(status(&app.handle_url(&request(event), now, &later()).await), 202);
+        assert_eq!(
+            status(&app.handle_url(&request(event), now, &later()).await),
+            202
+        );
     }
 
     #[tokio::test]
@@ -236,10 +259,18 @@ mod tests {
         let app = app(false).await;
         let now = 1_790_000_000;
         for (i, environment) in ["staging", "prod", "prod"].iter().enumerate() {
-            let body = format!(r#"{{"project":"p","environment":"{environment}","status":"success","id":"run-7"}}"#);
+            let body = format!(
+                r#"{{"project":"p","environment":"{environment}","status":"success","id":"run-7"}}"#
+            );
             let ts = now + i as i64;
             let headers = json!({"x-watchkeeper-timestamp": ts.to_string(), "x-watchkeeper-signature": ci::sign(KEY, ts, body.as_bytes())});
-            assert_eq!(status(&app.handle_url(&request(url(&body, headers, "POST")), now, &later()).await), 202);
+            assert_eq!(
+                status(
+                    &app.handle_url(&request(url(&body, headers, "POST")), now, &later())
+                        .await
+                ),
+                202
+            );
         }
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 2, "staging and prod once each");

@@ -51,11 +51,9 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
 
     async fn dispatch(&self, payload: Value, deadline: &Deadline) -> Result<Value, DeployError> {
         match classify(payload)? {
-            Invocation::FunctionUrl(request) => {
-                Ok(self
-                    .handle_url(&request, Utc::now().timestamp(), deadline)
-                    .await)
-            }
+            Invocation::FunctionUrl(request) => Ok(self
+                .handle_url(&request, Utc::now().timestamp(), deadline)
+                .await),
             Invocation::EventBridge(event) => self.handle_event(&event, deadline).await,
             Invocation::Sns(records) => self.handle_sns(&records, deadline).await,
             Invocation::Unknown(object) => self.handle_unknown(&object, deadline).await,
@@ -135,12 +133,19 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         let id = change.deployment_id.as_deref();
         let start = match (change.status, id) {
             (DeploymentStatus::InProgress, Some(id)) => {
-                if deployments.has_ended(id).await {
-                    return Ok(json!({"outcome": "ignored", "event": event.id,
-                        "reason": "IN_PROGRESS delivered after the deployment ended"}));
+                // A start no later than the recorded end is a late delivery of this deployment's
+                // own start (a retry, or out of order): announcing it now would say "started"
+                // after "completed".
+                if let Some(ended) = deployments.ended_at(id).await {
+                    if change.updated_at.is_none_or(|at| at <= ended) {
+                        return Ok(json!({"outcome": "ignored", "event": event.id,
+                            "reason": "IN_PROGRESS delivered after the deployment ended"}));
+                    }
                 }
                 let at = change.updated_at.unwrap_or_else(Utc::now);
-                deployments.remember_start(id, at, change.is_rollback()).await;
+                deployments
+                    .remember_start(id, at, change.is_rollback())
+                    .await;
                 None
             }
             (DeploymentStatus::InProgress, None) => None,
@@ -307,7 +312,6 @@ fn outcome(key: &str, n: &Notification, delivery: &Delivery) -> Value {
     json!({"outcome": outcome, "key": key, "subject": n.subject_line(), "severity": n.severity, "sent": delivery.sent, "already_sent": delivery.already_sent})
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,14 +322,24 @@ mod tests {
     async fn deployment_duration_spans_in_progress_to_completed() {
         let app = app(false).await;
         let started = app
-            .run(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
+            .run(deployment(
+                "e1",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "2026-11-20T12:00:00Z",
+                "",
+            ))
             .await
             .unwrap();
         assert_eq!(started["outcome"], "recorded");
         assert!(app.notifier.notifications().is_empty());
-        app.run(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:12Z", "done"))
-            .await
-            .unwrap();
+        app.run(deployment(
+            "e2",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "2026-11-20T12:04:12Z",
+            "done",
+        ))
+        .await
+        .unwrap();
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 1);
         assert!(sent[0].text.contains("4m 12s"), "{}", sent[0].text);
@@ -350,38 +364,88 @@ mod tests {
     #[tokio::test]
     async fn the_completed_of_a_rollback_says_so() {
         let app = app(false).await;
-        app.run(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z",
-            "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0"))
-            .await
-            .unwrap();
-        app.run(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:03:00Z", "ECS deployment ecs-svc/1 completed."))
-            .await
-            .unwrap();
+        app.run(deployment(
+            "e1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:00:00Z",
+            "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0",
+        ))
+        .await
+        .unwrap();
+        app.run(deployment(
+            "e2",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "2026-11-20T12:03:00Z",
+            "ECS deployment ecs-svc/1 completed.",
+        ))
+        .await
+        .unwrap();
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 2);
-        assert!(sent[1].subject.contains("ROLLBACK COMPLETED"), "{}", sent[1].subject);
+        assert!(
+            sent[1].subject.contains("ROLLBACK COMPLETED"),
+            "{}",
+            sent[1].subject
+        );
         assert_eq!(sent[1].severity, Severity::Warning);
     }
 
     #[tokio::test]
     async fn a_start_after_the_end_is_not_announced_and_the_start_is_deleted() {
         let app = app(true).await;
-        app.run(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
-            .await
-            .unwrap();
-        app.run(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:00Z", ""))
-            .await
-            .unwrap();
-        let start_key = format!("deployments/{}/start", watchkeeper_shared::state::key_segment("ecs-svc/1"));
-        assert!(app.state.load::<Value>(&start_key).await.unwrap().is_none(), "start deleted at the end");
+        app.run(deployment(
+            "e1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:00:00Z",
+            "",
+        ))
+        .await
+        .unwrap();
+        app.run(deployment(
+            "e2",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "2026-11-20T12:04:00Z",
+            "",
+        ))
+        .await
+        .unwrap();
+        let start_key = format!(
+            "deployments/{}/start",
+            watchkeeper_shared::state::key_segment("ecs-svc/1")
+        );
+        assert!(
+            app.state.load::<Value>(&start_key).await.unwrap().is_none(),
+            "start deleted at the end"
+        );
         // The same deployment's IN_PROGRESS delivered late (a retry, or out of order).
         let late = app
-            .run(deployment("e3", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:01Z", ""))
+            .run(deployment(
+                "e3",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "2026-11-20T12:00:01Z",
+                "",
+            ))
             .await
             .unwrap();
         assert_eq!(late["outcome"], "ignored", "{late}");
-        let subjects: Vec<String> = app.notifier.notifications().into_iter().map(|n| n.subject).collect();
-        assert_eq!(subjects.len(), 2, "{subjects:?}");
+        // A start recorded after the end is a new phase of the deployment, and is told.
+        let again = app
+            .run(deployment(
+                "e4",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "2026-11-20T12:10:00Z",
+                "",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(again["outcome"], "notified", "{again}");
+        let subjects: Vec<String> = app
+            .notifier
+            .notifications()
+            .into_iter()
+            .map(|n| n.subject)
+            .collect();
+        assert_eq!(subjects.len(), 3, "{subjects:?}");
         assert!(subjects[1].contains("COMPLETED"));
     }
 
@@ -390,23 +454,42 @@ mod tests {
         let app = app(false).await;
         app.state.deny_documents();
         let started = app
-            .run(deployment("e1", "SERVICE_DEPLOYMENT_IN_PROGRESS", "2026-11-20T12:00:00Z", ""))
+            .run(deployment(
+                "e1",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "2026-11-20T12:00:00Z",
+                "",
+            ))
             .await
             .unwrap();
         assert_eq!(started["outcome"], "recorded");
         let done = app
-            .run(deployment("e2", "SERVICE_DEPLOYMENT_COMPLETED", "2026-11-20T12:04:12Z", ""))
+            .run(deployment(
+                "e2",
+                "SERVICE_DEPLOYMENT_COMPLETED",
+                "2026-11-20T12:04:12Z",
+                "",
+            ))
             .await
             .unwrap();
         assert_eq!(done["outcome"], "notified", "{done}");
         let sent = app.notifier.notifications();
-        assert!(sent[0].text.contains("Duration:       unknown"), "{}", sent[0].text);
+        assert!(
+            sent[0].text.contains("Duration:       unknown"),
+            "{}",
+            sent[0].text
+        );
     }
 
     #[tokio::test]
     async fn a_failed_deployment_without_updated_at_is_notified_as_critical() {
         let app = app(false).await;
-        let mut event = deployment("e1", "SERVICE_DEPLOYMENT_FAILED", "2026-11-20T12:00:00Z", "tasks failed");
+        let mut event = deployment(
+            "e1",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "2026-11-20T12:00:00Z",
+            "tasks failed",
+        );
         let detail = event["detail"].as_object_mut().unwrap();
         detail.remove("updatedAt");
         detail.insert("rolloutStateReason".into(), json!({"new": ["field"]}));
@@ -415,13 +498,22 @@ mod tests {
         assert_eq!(answer["outcome"], "notified");
         let sent = app.notifier.notifications();
         assert_eq!(sent[0].severity, Severity::Critical);
-        assert!(sent[0].text.contains("2026-11-20 12:00:00 UTC"), "the event time stands in: {}", sent[0].text);
+        assert!(
+            sent[0].text.contains("2026-11-20 12:00:00 UTC"),
+            "the event time stands in: {}",
+            sent[0].text
+        );
     }
 
     #[tokio::test]
     async fn duplicates_send_once_and_failures_surface() {
         let app = app(true).await;
-        let event = deployment("e1", "SERVICE_DEPLOYMENT_FAILED", "2026-11-20T12:00:00Z", "tasks failed");
+        let event = deployment(
+            "e1",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "2026-11-20T12:00:00Z",
+            "tasks failed",
+        );
         app.notifier.fail_next();
         let err = app.run(event.clone()).await.unwrap_err();
         assert!(err.is_retryable());

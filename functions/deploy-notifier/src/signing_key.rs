@@ -35,7 +35,10 @@ impl Retryable for SigningKeyError {
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// A key from the secret's text: the value as is, or JSON `{"key": "..."}`.
-pub fn parse(raw: &Secret<String>, stage: &'static str) -> Result<Secret<Vec<u8>>, SigningKeyError> {
+pub fn parse(
+    raw: &Secret<String>,
+    stage: &'static str,
+) -> Result<Secret<Vec<u8>>, SigningKeyError> {
     let invalid = |reason: String| SigningKeyError::Invalid { stage, reason };
     let key = parse_field(raw, "key").map_err(|e| invalid(e.to_string()))?;
     if key.expose().len() < MIN_KEY_BYTES {
@@ -178,7 +181,10 @@ mod tests {
         sign(key.as_bytes(), NOW, b"{}")
     }
 
-    async fn verify(keys: &SigningKeys<StaticSecrets>, key: &str) -> Result<VerifiedSignature, VerifyError> {
+    async fn verify(
+        keys: &SigningKeys<StaticSecrets>,
+        key: &str,
+    ) -> Result<VerifiedSignature, VerifyError> {
         keys.verify(Some(&NOW.to_string()), Some(&signed(key)), b"{}", NOW, 300)
             .await
     }
@@ -188,7 +194,13 @@ mod tests {
         let long = "k".repeat(40);
         let read = |raw: &str| parse(&Secret::new(raw.to_string()), CURRENT);
         assert_eq!(read(&long).unwrap().expose().len(), 40);
-        assert_eq!(read(&format!("{{\"key\": \"{long}\"}}")).unwrap().expose().len(), 40);
+        assert_eq!(
+            read(&format!("{{\"key\": \"{long}\"}}"))
+                .unwrap()
+                .expose()
+                .len(),
+            40
+        );
         assert!(read("short").is_err());
         assert!(read("{\"nokey\": 1}").is_err());
     }
@@ -197,13 +209,21 @@ mod tests {
     async fn a_rotated_key_is_picked_up_and_the_previous_one_still_works() {
         let secrets = StaticSecrets::default();
         secrets.put("ci", CURRENT, OLD);
-        let keys = SigningKeys::load(secrets.clone(), "ci", Duration::ZERO).await.unwrap();
+        let keys = SigningKeys::load(secrets.clone(), "ci", Duration::ZERO)
+            .await
+            .unwrap();
         assert!(verify(&keys, OLD).await.is_ok());
         // Rotation: the new key becomes current, the old one previous.
         secrets.put("ci", CURRENT, NEW);
         secrets.put("ci", PREVIOUS, OLD);
-        assert!(verify(&keys, NEW).await.is_ok(), "the new key after a re-read");
-        assert!(verify(&keys, OLD).await.is_ok(), "the previous key while CI switches");
+        assert!(
+            verify(&keys, NEW).await.is_ok(),
+            "the new key after a re-read"
+        );
+        assert!(
+            verify(&keys, OLD).await.is_ok(),
+            "the previous key while CI switches"
+        );
         assert!(matches!(
             verify(&keys, "forged-key-0123456789abcdef0123456789").await,
             Err(VerifyError::Signature(SignatureError::Mismatch))
@@ -225,7 +245,15 @@ mod tests {
         assert_eq!(secrets.reads(), reads, "no re-read inside the interval");
         keys.cached.lock().unwrap().read_at = Instant::now() - Duration::from_secs(61);
         assert!(verify(&keys, NEW).await.is_ok());
-        assert!(verify(&keys, "forged-key-0123456789abcdef0123456789").await.is_err());
-        assert_eq!(secrets.reads(), reads + 2, "one re-read: current and previous");
+        assert!(
+            verify(&keys, "forged-key-0123456789abcdef0123456789")
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            secrets.reads(),
+            reads + 2,
+            "one re-read: current and previous"
+        );
     }
 }

@@ -9,8 +9,8 @@ use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier, StaticSecrets}
 use crate::config::Config;
 use crate::error::DeployError;
 use crate::handler::App;
-use watchkeeper_shared::deadline::Deadline;
 use crate::signing_key::{CURRENT, SigningKeys};
+use watchkeeper_shared::deadline::Deadline;
 
 pub const KEY: &[u8] = b"unit-test-key-0123456789abcdef-0123456789";
 pub const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-AbCdEf";

@@ -103,7 +103,11 @@ pub fn teams_text(text: &str, max_chars: usize) -> String {
 
 /// Escapes `text` and keeps at most `max_chars` characters of the result, ending in `…` when
 /// cut. An escape is kept whole or dropped whole.
-fn escape_within(text: &str, max_chars: usize, escape: impl Fn(char) -> Option<&'static str>) -> String {
+fn escape_within(
+    text: &str,
+    max_chars: usize,
+    escape: impl Fn(char) -> Option<&'static str>,
+) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars * 2));
     let mut used = 0;
     let budget = max_chars.saturating_sub(1);
@@ -163,7 +167,10 @@ mod tests {
         let slack = slack_payload(&sample());
         assert_eq!(slack["text"], "[CRITICAL] [prod] api deployment FAILED");
         assert_eq!(slack["blocks"][0]["type"], "header");
-        assert_eq!(slack["blocks"][1]["text"]["text"], "Service: api\nReason: &lt;boom&gt; &amp; more");
+        assert_eq!(
+            slack["blocks"][1]["text"]["text"],
+            "Service: api\nReason: &lt;boom&gt; &amp; more"
+        );
         assert_eq!(
             slack["blocks"][3]["elements"][0]["url"],
             "https://console.aws.amazon.com/ecs/v2/clusters/c/services/api"
@@ -197,12 +204,22 @@ mod tests {
             payload["blocks"][1]["text"]["text"],
             "reason: &lt;!channel&gt; see &lt;https://evil.example/x|the console&gt; &amp; &lt;@U123&gt;"
         );
-        assert!(payload["text"].as_str().unwrap().contains("&lt;!channel&gt; deploy"));
+        assert!(
+            payload["text"]
+                .as_str()
+                .unwrap()
+                .contains("&lt;!channel&gt; deploy")
+        );
     }
 
     #[test]
     fn teams_link_syntax_is_escaped() {
-        let n = Notification::new("s", Severity::Info, "x", "see [the console](https://evil.example)");
+        let n = Notification::new(
+            "s",
+            Severity::Info,
+            "x",
+            "see [the console](https://evil.example)",
+        );
         let payload = teams_payload(&n);
         assert_eq!(
             payload["attachments"][0]["content"]["body"][1]["text"],
@@ -217,9 +234,26 @@ mod tests {
         let slack = slack_payload(&n);
         let section = slack["blocks"][1]["text"]["text"].as_str().unwrap();
         assert!(section.chars().count() <= SLACK_SECTION_CHARS);
-        assert!(section.trim_end_matches('…').split("&lt;").all(|p| p.is_empty()));
-        assert!(slack["blocks"][0]["text"]["text"].as_str().unwrap().chars().count() <= SLACK_HEADER_CHARS);
-        let teams = teams_payload(&Notification::new("s", Severity::Info, "x", "y".repeat(50_000)));
+        assert!(
+            section
+                .trim_end_matches('…')
+                .split("&lt;")
+                .all(|p| p.is_empty())
+        );
+        assert!(
+            slack["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count()
+                <= SLACK_HEADER_CHARS
+        );
+        let teams = teams_payload(&Notification::new(
+            "s",
+            Severity::Info,
+            "x",
+            "y".repeat(50_000),
+        ));
         assert!(teams.to_string().len() < 28_000);
     }
 

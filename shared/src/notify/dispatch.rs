@@ -220,3 +220,41 @@ impl<S: Store> Notify for Notifier<S> {
         Ok(delivery)
     }
 }
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::error::Retryable;
+    use crate::notify::{ChatFormat, Severity};
+    use crate::secret::SecretUrl;
+    use crate::testing::MemoryStore;
+
+    fn refused_webhook() -> Channel {
+        // Nothing listens on the discard port of loopback: the connection is refused at once.
+        let url = SecretUrl::new("http://127.0.0.1:9/hooks/secret-token");
+        Channel::Webhook(WebhookChannel::new(url, ChatFormat::Slack).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_failed_release_does_not_hide_the_channels_error() {
+        let store = MemoryStore::default();
+        store.fail_releases();
+        let notifier = Notifier::new(vec![refused_webhook()], store);
+        let n = Notification::new("test", Severity::Critical, "s", "t");
+        let deadline = Deadline::after(Duration::from_secs(30));
+        let err = notifier.send_once("k", &n, &deadline).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("webhook") && shown.contains("connection failed"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("injected"),
+            "the release's error is only logged: {shown}"
+        );
+        // The claim stayed pending: a retry meanwhile is in flight, not a duplicate.
+        let again = notifier.send_once("k", &n, &deadline).await.unwrap_err();
+        assert!(matches!(again, NotifyError::InFlight { .. }), "{again}");
+    }
+}

@@ -120,13 +120,20 @@ impl WebhookChannel {
                 ));
             }
             let wait = retry_after(answer.headers(), attempt);
-            if attempt >= WEBHOOK_ATTEMPTS || wait.saturating_add(MIN_ATTEMPT_TIME) > until.remaining() {
+            if attempt >= WEBHOOK_ATTEMPTS
+                || wait.saturating_add(MIN_ATTEMPT_TIME) > until.remaining()
+            {
                 return Err(self.error(
                     &format!("answered HTTP {status} (attempt {attempt}; next try in {wait:?} is left to the invocation's retry)"),
                     true,
                 ));
             }
-            tracing::warn!(status, attempt, wait_ms = wait.as_millis() as u64, "webhook asked to retry");
+            tracing::warn!(
+                status,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "webhook asked to retry"
+            );
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -150,9 +157,11 @@ fn retry_after(headers: &HeaderMap, attempt: u32) -> Duration {
         .map(str::trim)
         .and_then(|v| match v.parse::<u64>() {
             Ok(seconds) => Some(Duration::from_secs(seconds)),
-            Err(_) => chrono::DateTime::parse_from_rfc2822(v)
-                .ok()
-                .map(|at| (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default()),
+            Err(_) => chrono::DateTime::parse_from_rfc2822(v).ok().map(|at| {
+                (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+            }),
         });
     asked.unwrap_or_else(|| RETRY_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(6)))
 }
@@ -225,7 +234,10 @@ mod tests {
         assert_eq!(retry_after(&headers, 3), RETRY_BACKOFF * 4);
         headers.insert(RETRY_AFTER, "2".parse().unwrap());
         assert_eq!(retry_after(&headers, 1), Duration::from_secs(2));
-        headers.insert(RETRY_AFTER, "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        headers.insert(
+            RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&headers, 1), Duration::ZERO);
     }
 }

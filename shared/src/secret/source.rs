@@ -31,7 +31,11 @@ impl SecretsManagerSource {
 }
 
 impl SecretSource for SecretsManagerSource {
-    async fn value(&self, secret_id: &str, stage: &str) -> Result<Option<Secret<String>>, AwsError> {
+    async fn value(
+        &self,
+        secret_id: &str,
+        stage: &str,
+    ) -> Result<Option<Secret<String>>, AwsError> {
         let answer = self
             .client
             .get_secret_value()
@@ -95,14 +99,17 @@ pub fn parse_field(raw: &Secret<String>, field: &str) -> Result<Secret<String>, 
         return Ok(Secret::new(raw.to_string()));
     }
     // The parse error is not shown: it could quote the value.
-    let value: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|_| SecretReadError::Format("the secret starts with '{' but is not valid JSON".into()))?;
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
+        SecretReadError::Format("the secret starts with '{' but is not valid JSON".into())
+    })?;
     value
         .get(field)
         .and_then(serde_json::Value::as_str)
         .map(|v| Secret::new(v.trim().to_string()))
         .filter(|v| !v.expose().is_empty())
-        .ok_or_else(|| SecretReadError::Format(format!("the secret is JSON without a \"{field}\" string")))
+        .ok_or_else(|| {
+            SecretReadError::Format(format!("the secret is JSON without a \"{field}\" string"))
+        })
 }
 
 #[cfg(test)]
@@ -113,7 +120,10 @@ mod tests {
     fn values_are_plain_or_one_json_field() {
         let read = |raw: &str| parse_field(&Secret::new(raw.to_string()), "url");
         assert_eq!(read(" https://x/y \n").unwrap().expose(), "https://x/y");
-        assert_eq!(read(r#"{"url": "https://x/y"}"#).unwrap().expose(), "https://x/y");
+        assert_eq!(
+            read(r#"{"url": "https://x/y"}"#).unwrap().expose(),
+            "https://x/y"
+        );
         for bad in ["", "{\"other\": 1}", "{not json hunter2", "{\"url\": 5}"] {
             let err = read(bad).unwrap_err();
             assert!(!err.is_retryable());
