@@ -18,7 +18,7 @@ use super::error::ChannelError;
 use super::model::Notification;
 use crate::deadline::Deadline;
 use crate::error::Retryable;
-use crate::secret::{SecretSource, read_secret_field};
+use crate::secret::{SecretSource, SecretUrl, read_secret_field};
 
 /// Time for one webhook request, answer included.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,13 +33,13 @@ const MIN_ATTEMPT_TIME: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct WebhookChannel {
     http: reqwest::Client,
-    url: crate::secret::SecretUrl,
+    url: SecretUrl,
     format: ChatFormat,
 }
 
 impl WebhookChannel {
     /// Checks the URL (HTTPS, or HTTP to a loopback IP for local testing) and builds the client.
-    pub fn new(url: crate::secret::SecretUrl, format: ChatFormat) -> Result<Self, ChannelError> {
+    pub fn new(url: SecretUrl, format: ChatFormat) -> Result<Self, ChannelError> {
         check_webhook_url(url.expose()).map_err(|reason| {
             ChannelError::permanent("webhook", format!("webhook URL {url} {reason}"))
         })?;
@@ -66,10 +66,7 @@ impl WebhookChannel {
                 retryable: e.is_retryable(),
                 message: format!("webhook secret: {e}"),
             })?;
-        Self::new(
-            crate::secret::SecretUrl::new(url.into_inner()),
-            config.format,
-        )
+        Self::new(SecretUrl::new(url.into_inner()), config.format)
     }
 
     pub fn payload(&self, n: &Notification) -> Value {
@@ -197,7 +194,6 @@ fn check_webhook_url(raw: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::SecretUrl;
 
     #[test]
     fn webhook_urls_are_parsed_and_must_be_https_unless_loopback_ip() {
