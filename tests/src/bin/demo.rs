@@ -89,7 +89,8 @@ async fn run() -> harness::Result<()> {
         .invoke(&deploy::through_sns(&completed, "demo-sns-1"))
         .await?;
     println!(
-        "invoke ecs-deployment-completed.json through SNS         -> {}",
+        "invoke {:<42} -> {}",
+        "ecs-deployment-completed.json (via SNS)",
         answer.json()["records"][0]["outcome"]
             .as_str()
             .unwrap_or(if answer.ok { "ok" } else { "error" })
