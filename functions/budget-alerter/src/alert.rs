@@ -1,0 +1,195 @@
+//! Which alerts a budget's figures call for: each threshold once per budget, type (actual or
+//! forecasted) and period, whichever way it is noticed (an AWS Budgets notification or the daily
+//! check), and the severity and channels each one gets.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use watchkeeper_shared::notify::Severity;
+use watchkeeper_shared::state::key_segment;
+
+use crate::budget::Budget;
+use crate::config::Config;
+use crate::message::{AlertType, BudgetsMessage};
+use crate::money::{Amount, percent_text};
+use crate::period::{Period, TimeUnit};
+
+/// How an alert was noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An AWS Budgets notification through SNS.
+    Budgets,
+    /// The daily check of `DescribeBudgets`.
+    DailyCheck,
+}
+
+/// One threshold crossed, to be told once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub budget: String,
+    pub alert_type: AlertType,
+    /// The threshold in percent of the budget (`80`, `33.33`).
+    pub threshold: Decimal,
+    pub period: Period,
+    pub time_unit: TimeUnit,
+    pub limit: Amount,
+    /// The actual or forecasted amount.
+    pub amount: Amount,
+    pub percent: Option<Decimal>,
+    /// Lower thresholds also passed, alerted with this one rather than separately.
+    pub also_past: Vec<Decimal>,
+    pub severity: Severity,
+    /// Carries `sms=true` for the SMS subscription's filter policy.
+    pub sms: bool,
+    pub origin: Origin,
+}
+
+impl Alert {
+    /// The key that makes this alert go out once, whoever notices it first.
+    pub fn key(&self) -> String {
+        format!(
+            "alert/{}/{}/{}/{}",
+            key_segment(&self.budget),
+            self.alert_type.key(),
+            percent_text(self.threshold),
+            self.period.key
+        )
+    }
+}
+
+/// Which thresholds of one budget and period have been alerted (`periods/<budget>/<period>`):
+/// the daily check skips them and lower ones, and a late AWS notification of a lower threshold
+/// is covered by the higher one already told.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodRecord {
+    #[serde(default)]
+    pub actual: BTreeSet<String>,
+    #[serde(default)]
+    pub forecasted: BTreeSet<String>,
+}
+
+impl PeriodRecord {
+    pub fn key(budget: &str, period: &Period) -> String {
+        format!("periods/{}/{}", key_segment(budget), key_segment(&period.key))
+    }
+
+    fn set(&self, alert_type: AlertType) -> &BTreeSet<String> {
+        match alert_type {
+            AlertType::Actual => &self.actual,
+            AlertType::Forecasted => &self.forecasted,
+        }
+    }
+
+    /// Whether `threshold` (or a higher one of the same type) was already alerted.
+    pub fn covers(&self, alert_type: AlertType, threshold: Decimal) -> bool {
+        self.set(alert_type)
+            .iter()
+            .filter_map(|t| t.parse::<Decimal>().ok())
+            .any(|t| t >= threshold)
+    }
+
+    pub fn record(&mut self, alert: &Alert) {
+        let set = match alert.alert_type {
+            AlertType::Actual => &mut self.actual,
+            AlertType::Forecasted => &mut self.forecasted,
+        };
+        set.insert(percent_text(alert.threshold));
+        set.extend(alert.also_past.iter().map(|t| percent_text(*t)));
+    }
+}
+
+/// Severity and SMS for a threshold: forecasts are early warnings; actual spend is critical from
+/// `BUDGET_CRITICAL_PERCENT` and goes to SMS from `BUDGET_SMS_PERCENT`.
+pub fn grade(config: &Config, alert_type: AlertType, threshold: Decimal) -> (Severity, bool) {
+    match alert_type {
+        AlertType::Forecasted => (Severity::Warning, false),
+        AlertType::Actual if threshold >= config.critical_percent => {
+            (Severity::Critical, threshold >= config.sms_percent)
+        }
+        AlertType::Actual => (Severity::Warning, false),
+    }
+}
+
+/// What the daily check has to say about one budget, given what was already told this period.
+pub fn daily(config: &Config, budget: &Budget, told: &PeriodRecord, now: DateTime<Utc>) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    if !budget.tracks_spend() {
+        return alerts;
+    }
+    let period = budget.time_unit.period(now);
+    let make = |alert_type, threshold, amount: &Amount, percent, also_past| {
+        let (severity, sms) = grade(config, alert_type, threshold);
+        Alert {
+            budget: budget.name.clone(),
+            alert_type,
+            threshold,
+            period: period.clone(),
+            time_unit: budget.time_unit,
+            limit: budget.limit.clone(),
+            amount: amount.clone(),
+            percent: Some(percent),
+            also_past,
+            severity,
+            sms,
+            origin: Origin::DailyCheck,
+        }
+    };
+    let actual = budget.actual.as_ref().zip(budget.actual_percent());
+    if let Some((amount, percent)) = actual {
+        let crossed: Vec<Decimal> = config.thresholds.iter().copied().filter(|t| percent >= *t).collect();
+        if let Some((&top, lower)) = crossed.split_last() {
+            if !told.covers(AlertType::Actual, top) {
+                alerts.push(make(AlertType::Actual, top, amount, percent, lower.to_vec()));
+            }
+        }
+    }
+    let forecast = budget.forecast.as_ref().zip(budget.forecast_percent());
+    if let (Some(limit), Some((amount, percent))) = (config.forecast_percent, forecast) {
+        // A forecast warns early; once actual spend is there, the actual alert has said it.
+        let already_spent = actual.is_some_and(|(_, p)| p >= limit);
+        if percent >= limit && !already_spent && !told.covers(AlertType::Forecasted, limit) {
+            alerts.push(make(AlertType::Forecasted, limit, amount, percent, Vec::new()));
+        }
+    }
+    alerts
+}
+
+/// The alert an AWS Budgets notification stands for. The threshold comes as an amount; it is
+/// matched to a configured percentage when it is one (to the cent), so that the notification and
+/// the daily check share a key.
+pub fn from_message(
+    config: &Config,
+    message: &BudgetsMessage,
+    budget: Option<&Budget>,
+    at: DateTime<Utc>,
+) -> Alert {
+    let candidates = config.thresholds.iter().chain(config.forecast_percent.iter());
+    let threshold = candidates
+        .copied()
+        .find(|t| (message.budgeted.share(*t).value - message.threshold.value).abs() <= Decimal::new(1, 2))
+        .or_else(|| message.threshold.percent_of(&message.budgeted))
+        .map(|t| t.round_dp(2).normalize())
+        .unwrap_or(Decimal::ONE_HUNDRED);
+    let time_unit = budget
+        .map(|b| b.time_unit)
+        .or(message.time_unit)
+        .unwrap_or(TimeUnit::Monthly);
+    let (severity, sms) = grade(config, message.alert_type, threshold);
+    Alert {
+        budget: message.budget_name.clone(),
+        alert_type: message.alert_type,
+        threshold,
+        period: time_unit.period(at),
+        time_unit,
+        percent: message.amount.percent_of(&message.budgeted),
+        // The message's own figures, printed as AWS wrote them.
+        limit: message.budgeted.clone(),
+        amount: message.amount.clone(),
+        also_past: Vec::new(),
+        severity,
+        sms,
+        origin: Origin::Budgets,
+    }
+}
