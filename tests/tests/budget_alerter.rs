@@ -15,9 +15,11 @@ use harness::moto::ACCOUNT;
 use harness::paths::{event_path, function_binary, read_event};
 use rust_decimal::Decimal;
 use serde_json::Value;
+use watchkeeper_shared::deadline::Deadline;
 
 fn at(text: &str) -> Context {
-    Context { account: None, now: text.parse::<DateTime<Utc>>().unwrap() }
+    let deadline = Deadline::after(std::time::Duration::from_secs(60));
+    Context { account: None, now: text.parse::<DateTime<Utc>>().unwrap(), deadline }
 }
 
 fn d(text: &str) -> Decimal {

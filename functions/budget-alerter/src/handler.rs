@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Notification, Notify};
 use watchkeeper_shared::state::{Store, key_segment};
@@ -26,6 +27,8 @@ pub struct Context {
     /// The account of the invoked function's ARN (used when `BUDGET_ACCOUNT_ID` is unset).
     pub account: Option<String>,
     pub now: DateTime<Utc>,
+    /// When the invocation must be done: bounds each send and the lease of its claim.
+    pub deadline: Deadline,
 }
 
 pub struct App<B, C, N, S> {
@@ -92,7 +95,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             let record_key = PeriodRecord::key(&budget.name, &budget.time_unit.period(ctx.now));
             let told = self.state.load::<PeriodRecord>(&record_key).await?.map(|v| v.value).unwrap_or_default();
             for alert in alert::daily(&self.config, budget, &told, ctx.now) {
-                alerts_sent += self.deliver(&alert, Some(budget), &per_service, &mut run, ctx.now).await?;
+                alerts_sent += self.deliver(&alert, Some(budget), &per_service, &mut run, ctx).await?;
             }
         }
         count_alerts(alerts_sent);
@@ -133,7 +136,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
                 tracing::warn!(message_id = %record.message_id, reason = why.0, "unparsed message forwarded");
                 let n = render::unparsed(record.subject.as_deref(), &record.message, &record.topic_arn, &record.message_id, why.0);
                 let key = format!("unparsed/{}", key_segment(&record.message_id));
-                let sent = self.send(&key, &n).await?;
+                let sent = self.send(&key, &n, &ctx.deadline).await?;
                 count_alerts(sent);
                 return Ok(json!({"message_id": record.message_id, "outcome": "forwarded unparsed", "sent": sent > 0}));
             }
@@ -169,7 +172,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             count_alerts(0);
             return Ok(json!({"message_id": record.message_id, "outcome": "already alerted", "key": alert.key()}));
         }
-        let sent = self.deliver(&alert, budget, &per_service, run, ctx.now).await?;
+        let sent = self.deliver(&alert, budget, &per_service, run, ctx).await?;
         count_alerts(sent);
         Ok(json!({"message_id": record.message_id, "outcome": "alerted", "alerts": run.alerts}))
     }
@@ -182,14 +185,14 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         budget: Option<&Budget>,
         per_service: &[Budget],
         run: &mut Run,
-        now: DateTime<Utc>,
+        ctx: &Context,
     ) -> Result<u64, AlertError> {
         if run.costs.is_none() {
-            run.costs = Some(self.where_the_money_goes(now).await);
+            run.costs = Some(self.where_the_money_goes(ctx.now).await);
         }
         let costs = run.costs.as_ref().cloned().unwrap_or(CostsNote::Skipped("not asked".into()));
         let n = render::notification(alert, budget, &costs, per_service, self.config.top_services);
-        let sent = self.send(&alert.key(), &n).await?;
+        let sent = self.send(&alert.key(), &n, &ctx.deadline).await?;
         // After the send: a failed write is repaired by the next run, whose send of the same key
         // is then a no-op.
         self.state
@@ -203,9 +206,10 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         Ok(sent)
     }
 
-    /// The one place a notification is sent.
-    async fn send(&self, key: &str, n: &Notification) -> Result<u64, AlertError> {
-        let delivery = self.notifier.send_once(key, n).await?;
+    /// The one place a notification is sent. A send of the same key in flight elsewhere is a
+    /// retryable error: Lambda retries, and the retry finds it done or takes the claim over.
+    async fn send(&self, key: &str, n: &Notification, deadline: &Deadline) -> Result<u64, AlertError> {
+        let delivery = self.notifier.send_once(key, n, deadline).await?;
         Ok(u64::from(!delivery.sent.is_empty()))
     }
 

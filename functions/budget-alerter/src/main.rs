@@ -6,6 +6,7 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
 use watchkeeper_shared::telemetry;
 
@@ -36,6 +37,7 @@ async fn main() -> Result<(), Error> {
         let ctx = Context {
             account: account_from_arn(&event.context.invoked_function_arn),
             now: Utc::now(),
+            deadline: Deadline::from_context(&event.context),
         };
         let app = &app;
         async move { app.handle(event.payload, &ctx).await }
