@@ -238,3 +238,6 @@ fn count_alerts(sent: u64) {
     m.count("BudgetAlerts", sent);
     m.emit();
 }
+
+#[cfg(test)]
+mod tests;
