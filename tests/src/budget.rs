@@ -63,7 +63,12 @@ impl BudgetSpec {
 }
 
 /// Seed 004: the monthly budget and the per-service ones, with the spend given for each.
-pub fn seed_004(monthly: &'static str, cloudwatch: &'static str, s3: &'static str, transfer: &'static str) -> Vec<BudgetSpec> {
+pub fn seed_004(
+    monthly: &'static str,
+    cloudwatch: &'static str,
+    s3: &'static str,
+    transfer: &'static str,
+) -> Vec<BudgetSpec> {
     vec![
         BudgetSpec::cost("des-monthly", "25.0", monthly),
         BudgetSpec::cost("des-cloudwatch", "5.0", cloudwatch).service("AmazonCloudWatch"),
@@ -86,9 +91,17 @@ impl BudgetWorld {
     pub async fn start() -> Result<Self> {
         let moto = Moto::start().await?;
         let config = moto.sdk_config().await;
-        let (topic_arn, inbox_url) = moto.seed_state_and_topic(BUCKET, "des-budget-alerts", "budget-inbox").await?;
+        let (topic_arn, inbox_url) = moto
+            .seed_state_and_topic(BUCKET, "des-budget-alerts", "budget-inbox")
+            .await?;
         let sqs = aws_sdk_sqs::Client::new(&config);
-        let sms_url = sqs.create_queue().queue_name("budget-sms").send().await?.queue_url.unwrap_or_default();
+        let sms_url = sqs
+            .create_queue()
+            .queue_name("budget-sms")
+            .send()
+            .await?
+            .queue_url
+            .unwrap_or_default();
         aws_sdk_sns::Client::new(&config)
             .subscribe()
             .topic_arn(&topic_arn)
@@ -98,13 +111,25 @@ impl BudgetWorld {
             .send()
             .await?;
         let budgets = aws_sdk_budgets::Client::new(&config);
-        Ok(Self { moto, topic_arn, inbox_url, sms_url, budgets })
+        Ok(Self {
+            moto,
+            topic_arn,
+            inbox_url,
+            sms_url,
+            budgets,
+        })
     }
 
     /// Creates the budgets, or replaces them with the new spend (the emulator has no update).
     pub async fn set_budgets(&self, specs: &[BudgetSpec]) -> Result<()> {
         for spec in specs {
-            let _ = self.budgets.delete_budget().account_id(ACCOUNT).budget_name(spec.name).send().await;
+            let _ = self
+                .budgets
+                .delete_budget()
+                .account_id(ACCOUNT)
+                .budget_name(spec.name)
+                .send()
+                .await;
             let spend = |amount: &str| Spend::builder().amount(amount).unit(spec.unit).build();
             let mut calculated = CalculatedSpend::builder().actual_spend(spend(spec.actual)?);
             if let Some(forecast) = spec.forecast {
@@ -122,14 +147,24 @@ impl BudgetWorld {
                     budget = budget.cost_filters("Service", vec![service.to_string()]);
                 }
             }
-            self.budgets.create_budget().account_id(ACCOUNT).budget(budget.build()?).send().await?;
+            self.budgets
+                .create_budget()
+                .account_id(ACCOUNT)
+                .budget(budget.build()?)
+                .send()
+                .await?;
         }
         Ok(())
     }
 
     /// Queues the answer of the next distinct `GetCostAndUsage` request: one monthly bucket,
     /// grouped by service, `(service, amount in USD)`.
-    pub async fn queue_costs(&self, start: &str, end: &str, services: &[(&str, &str)]) -> Result<()> {
+    pub async fn queue_costs(
+        &self,
+        start: &str,
+        end: &str,
+        services: &[(&str, &str)],
+    ) -> Result<()> {
         let groups: Vec<Value> = services
             .iter()
             .map(|(service, amount)| json!({"Keys": [service], "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}}))
@@ -138,7 +173,12 @@ impl BudgetWorld {
             "ResultsByTime": [{"TimePeriod": {"Start": start, "End": end}, "Total": {}, "Groups": groups, "Estimated": true}],
             "DimensionValueAttributes": [],
         });
-        self.moto.control("/moto-api/static/ce/cost-and-usage-results", &json!({"results": [result]})).await
+        self.moto
+            .control(
+                "/moto-api/static/ce/cost-and-usage-results",
+                &json!({"results": [result]}),
+            )
+            .await
     }
 
     /// The function's environment for the emulator; `extra` adds or overrides variables.
@@ -156,7 +196,10 @@ impl BudgetWorld {
 
     /// The production handler built in this process against the emulator (the tests choose
     /// the clock).
-    pub async fn app(&self, extra: &[(&str, &str)]) -> Result<App<BudgetsApi, CostExplorerApi, Notifier, StateStore>> {
+    pub async fn app(
+        &self,
+        extra: &[(&str, &str)],
+    ) -> Result<App<BudgetsApi, CostExplorerApi, Notifier, StateStore>> {
         let config = Config::from_vars(&Vars::from_pairs(self.env(extra)))?;
         let sdk = self.moto.sdk_config().await;
         let state = StateStore::new(self.moto.s3().await, BUCKET, FUNCTION);

@@ -72,7 +72,11 @@ pub struct PeriodRecord {
 
 impl PeriodRecord {
     pub fn key(budget: &str, period: &Period) -> String {
-        format!("periods/{}/{}", key_segment(budget), key_segment(&period.key))
+        format!(
+            "periods/{}/{}",
+            key_segment(budget),
+            key_segment(&period.key)
+        )
     }
 
     fn set(&self, alert_type: AlertType) -> &BTreeSet<String> {
@@ -113,7 +117,12 @@ pub fn grade(config: &Config, alert_type: AlertType, threshold: Decimal) -> (Sev
 }
 
 /// What the daily check has to say about one budget, given what was already told this period.
-pub fn daily(config: &Config, budget: &Budget, told: &PeriodRecord, now: DateTime<Utc>) -> Vec<Alert> {
+pub fn daily(
+    config: &Config,
+    budget: &Budget,
+    told: &PeriodRecord,
+    now: DateTime<Utc>,
+) -> Vec<Alert> {
     let mut alerts = Vec::new();
     if !budget.tracks_spend() {
         return alerts;
@@ -138,10 +147,21 @@ pub fn daily(config: &Config, budget: &Budget, told: &PeriodRecord, now: DateTim
     };
     let actual = budget.actual.as_ref().zip(budget.actual_percent());
     if let Some((amount, percent)) = actual {
-        let crossed: Vec<Decimal> = config.thresholds.iter().copied().filter(|t| percent >= *t).collect();
+        let crossed: Vec<Decimal> = config
+            .thresholds
+            .iter()
+            .copied()
+            .filter(|t| percent >= *t)
+            .collect();
         if let Some((&top, lower)) = crossed.split_last() {
             if !told.covers(AlertType::Actual, top) {
-                alerts.push(make(AlertType::Actual, top, amount, percent, lower.to_vec()));
+                alerts.push(make(
+                    AlertType::Actual,
+                    top,
+                    amount,
+                    percent,
+                    lower.to_vec(),
+                ));
             }
         }
     }
@@ -150,7 +170,13 @@ pub fn daily(config: &Config, budget: &Budget, told: &PeriodRecord, now: DateTim
         // A forecast warns early; once actual spend is there, the actual alert has said it.
         let already_spent = actual.is_some_and(|(_, p)| p >= limit);
         if percent >= limit && !already_spent && !told.covers(AlertType::Forecasted, limit) {
-            alerts.push(make(AlertType::Forecasted, limit, amount, percent, Vec::new()));
+            alerts.push(make(
+                AlertType::Forecasted,
+                limit,
+                amount,
+                percent,
+                Vec::new(),
+            ));
         }
     }
     alerts
@@ -165,10 +191,15 @@ pub fn from_message(
     budget: Option<&Budget>,
     at: DateTime<Utc>,
 ) -> Alert {
-    let candidates = config.thresholds.iter().chain(config.forecast_percent.iter());
+    let candidates = config
+        .thresholds
+        .iter()
+        .chain(config.forecast_percent.iter());
     let threshold = candidates
         .copied()
-        .find(|t| (message.budgeted.share(*t).value - message.threshold.value).abs() <= Decimal::new(1, 2))
+        .find(|t| {
+            (message.budgeted.share(*t).value - message.threshold.value).abs() <= Decimal::new(1, 2)
+        })
         .or_else(|| message.threshold.percent_of(&message.budgeted))
         .map(|t| t.round_dp(2).normalize())
         .unwrap_or(Decimal::ONE_HUNDRED);
@@ -201,7 +232,13 @@ mod tests {
     use watchkeeper_shared::config::Vars;
 
     fn config(extra: &[(&'static str, &'static str)]) -> Config {
-        let base = [("STATE_BUCKET", "b"), ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t")];
+        let base = [
+            ("STATE_BUCKET", "b"),
+            (
+                "NOTIFY_SNS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:t",
+            ),
+        ];
         Config::from_vars(&Vars::from_pairs(base.iter().chain(extra).copied())).unwrap()
     }
 
@@ -213,17 +250,48 @@ mod tests {
     fn message_thresholds_snap_to_configured_percentages() {
         let c = config(&[]);
         let at = "2026-11-20T10:00:00Z".parse().unwrap();
-        let a = from_message(&c, &message("$30.00", "$24.00", "$36.69", "ACTUAL"), None, at);
-        assert_eq!((a.threshold, a.severity, a.sms), (Decimal::from(80), Severity::Critical, false));
+        let a = from_message(
+            &c,
+            &message("$30.00", "$24.00", "$36.69", "ACTUAL"),
+            None,
+            at,
+        );
+        assert_eq!(
+            (a.threshold, a.severity, a.sms),
+            (Decimal::from(80), Severity::Critical, false)
+        );
         assert_eq!(a.key(), "alert/des-monthly/actual/80/2026-11");
         let a = from_message(&c, &message("$25", "$25.00", "$25.01", "ACTUAL"), None, at);
         assert_eq!((a.severity, a.sms), (Severity::Critical, true));
         let a = from_message(&c, &message("$100", "$33.33", "$40", "ACTUAL"), None, at);
-        assert_eq!((a.threshold.to_string(), a.severity), ("33.33".to_string(), Severity::Warning));
-        let a = from_message(&c, &message("$25.00", "$25.00", "$27.5", "FORECASTED"), None, at);
-        assert_eq!((a.key().as_str(), a.severity, a.sms), ("alert/des-monthly/forecasted/100/2026-11", Severity::Warning, false));
+        assert_eq!(
+            (a.threshold.to_string(), a.severity),
+            ("33.33".to_string(), Severity::Warning)
+        );
+        let a = from_message(
+            &c,
+            &message("$25.00", "$25.00", "$27.5", "FORECASTED"),
+            None,
+            at,
+        );
+        assert_eq!(
+            (a.key().as_str(), a.severity, a.sms),
+            (
+                "alert/des-monthly/forecasted/100/2026-11",
+                Severity::Warning,
+                false
+            )
+        );
         let sms_at_80 = config(&[("BUDGET_SMS_PERCENT", "80")]);
-        assert!(from_message(&sms_at_80, &message("$30.00", "$24.00", "$25", "ACTUAL"), None, at).sms);
+        assert!(
+            from_message(
+                &sms_at_80,
+                &message("$30.00", "$24.00", "$25", "ACTUAL"),
+                None,
+                at
+            )
+            .sms
+        );
     }
 
     #[test]
@@ -231,7 +299,12 @@ mod tests {
         let mut record = PeriodRecord::default();
         assert!(!record.covers(AlertType::Actual, Decimal::from(50)));
         let c = config(&[]);
-        let a = from_message(&c, &message("$30.00", "$24.00", "$25", "ACTUAL"), None, "2026-11-20T10:00:00Z".parse().unwrap());
+        let a = from_message(
+            &c,
+            &message("$30.00", "$24.00", "$25", "ACTUAL"),
+            None,
+            "2026-11-20T10:00:00Z".parse().unwrap(),
+        );
         record.record(&a);
         assert!(record.covers(AlertType::Actual, Decimal::from(50)));
         assert!(record.covers(AlertType::Actual, Decimal::from(80)));

@@ -47,7 +47,10 @@ impl Budget {
 
     /// `cost, monthly, credits included`.
     pub fn describe(&self) -> String {
-        let mut parts = vec![self.kind.to_ascii_lowercase(), self.time_unit.as_word().to_string()];
+        let mut parts = vec![
+            self.kind.to_ascii_lowercase(),
+            self.time_unit.as_word().to_string(),
+        ];
         match self.credits_included {
             Some(true) => parts.push("credits included".into()),
             Some(false) => parts.push("credits excluded".into()),
@@ -92,10 +95,16 @@ impl BudgetSource for BudgetsApi {
             for raw in page.budgets() {
                 match from_sdk(raw) {
                     Some(budget) => budgets.push(budget),
-                    None => tracing::warn!(budget = raw.budget_name(), "budget without a fixed limit or known time unit: not checked"),
+                    None => tracing::warn!(
+                        budget = raw.budget_name(),
+                        "budget without a fixed limit or known time unit: not checked"
+                    ),
                 }
             }
-            token = page.next_token().filter(|t| !t.is_empty()).map(String::from);
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(String::from);
             if token.is_none() {
                 break;
             }
@@ -110,7 +119,9 @@ impl BudgetSource for BudgetsApi {
 /// seeds' per-service budgets) still carry them, so both forms are read.
 #[allow(deprecated)]
 pub fn from_sdk(raw: &SdkBudget) -> Option<Budget> {
-    let spend = |s: Option<&aws_sdk_budgets::types::Spend>| s.and_then(|s| Amount::from_api(s.amount(), s.unit()));
+    let spend = |s: Option<&aws_sdk_budgets::types::Spend>| {
+        s.and_then(|s| Amount::from_api(s.amount(), s.unit()))
+    };
     let limit = spend(raw.budget_limit())?;
     let start = raw
         .time_period()
@@ -136,7 +147,11 @@ pub fn from_sdk(raw: &SdkBudget) -> Option<Budget> {
         if *dimensions.key() == Dimension::Service {
             services.extend(dimensions.values().iter().cloned());
         }
-        scope.push(format!("{} = {}", dimensions.key().as_str(), dimensions.values().join(", ")));
+        scope.push(format!(
+            "{} = {}",
+            dimensions.key().as_str(),
+            dimensions.values().join(", ")
+        ));
     }
     Some(Budget {
         name: raw.budget_name().to_string(),
@@ -154,7 +169,9 @@ pub fn from_sdk(raw: &SdkBudget) -> Option<Budget> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_budgets::types::{BudgetType, CalculatedSpend, CostTypes, Spend, TimeUnit as SdkUnit};
+    use aws_sdk_budgets::types::{
+        BudgetType, CalculatedSpend, CostTypes, Spend, TimeUnit as SdkUnit,
+    };
 
     fn spend(amount: &str) -> Spend {
         Spend::builder().amount(amount).unit("USD").build().unwrap()
@@ -170,7 +187,11 @@ mod tests {
             .budget_limit(spend("5.0"))
             .cost_filters("Service", vec!["AmazonCloudWatch".into()])
             .cost_types(CostTypes::builder().include_credit(false).build())
-            .calculated_spend(CalculatedSpend::builder().actual_spend(spend("5.00")).build())
+            .calculated_spend(
+                CalculatedSpend::builder()
+                    .actual_spend(spend("5.00"))
+                    .build(),
+            )
             .build()
             .unwrap();
         let budget = from_sdk(&raw).unwrap();

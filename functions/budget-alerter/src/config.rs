@@ -52,7 +52,10 @@ impl Config {
             }
         };
         if thresholds.is_empty() {
-            return Err(ConfigError::new("BUDGET_THRESHOLDS", "must list at least one percentage"));
+            return Err(ConfigError::new(
+                "BUDGET_THRESHOLDS",
+                "must list at least one percentage",
+            ));
         }
         let forecast_percent = match vars.optional("BUDGET_FORECAST_PERCENT") {
             None => Some(Decimal::ONE_HUNDRED),
@@ -62,19 +65,29 @@ impl Config {
         let account_id = vars.optional("BUDGET_ACCOUNT_ID");
         if let Some(account) = &account_id {
             if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ConfigError::new("BUDGET_ACCOUNT_ID", "must be a 12-digit AWS account id"));
+                return Err(ConfigError::new(
+                    "BUDGET_ACCOUNT_ID",
+                    "must be a 12-digit AWS account id",
+                ));
             }
         }
         let budget_names = vars.list("BUDGET_NAMES");
-        if budget_names.iter().any(|n| n.chars().count() > 100 || n.contains(':') || n.contains('\\')) {
+        if budget_names
+            .iter()
+            .any(|n| n.chars().count() > 100 || n.contains(':') || n.contains('\\'))
+        {
             return Err(ConfigError::new(
                 "BUDGET_NAMES",
                 "budget names are at most 100 characters, without ':' or '\\'",
             ));
         }
-        let top_services = vars.parse_or("BUDGET_TOP_SERVICES", "a whole number from 0 to 50", 5usize)?;
+        let top_services =
+            vars.parse_or("BUDGET_TOP_SERVICES", "a whole number from 0 to 50", 5usize)?;
         if top_services > 50 {
-            return Err(ConfigError::new("BUDGET_TOP_SERVICES", "must be a whole number from 0 to 50"));
+            return Err(ConfigError::new(
+                "BUDGET_TOP_SERVICES",
+                "must be a whole number from 0 to 50",
+            ));
         }
         Ok(Self {
             state_bucket: vars.required("STATE_BUCKET")?,
@@ -124,7 +137,12 @@ fn percent(name: &str, text: &str) -> Result<Decimal, ConfigError> {
     Decimal::from_str(text.trim())
         .ok()
         .filter(|p| *p > Decimal::ZERO && *p <= Decimal::from(100_000))
-        .ok_or_else(|| ConfigError::new(name, "must be percentages above 0, comma-separated (50,80,100)"))
+        .ok_or_else(|| {
+            ConfigError::new(
+                name,
+                "must be percentages above 0, comma-separated (50,80,100)",
+            )
+        })
 }
 
 fn optional_percent(vars: &Vars, name: &str, default: i64) -> Result<Decimal, ConfigError> {
@@ -141,7 +159,10 @@ mod tests {
     fn vars(extra: &[(&'static str, &'static str)]) -> Vars {
         let base = [
             ("STATE_BUCKET", "b"),
-            ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:des-alerts"),
+            (
+                "NOTIFY_SNS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:des-alerts",
+            ),
         ];
         Vars::from_pairs(base.iter().chain(extra).copied())
     }
@@ -149,13 +170,20 @@ mod tests {
     #[test]
     fn defaults_follow_seed_004() {
         let c = Config::from_vars(&vars(&[])).unwrap();
-        assert_eq!(c.thresholds, [Decimal::from(50), Decimal::from(80), Decimal::from(100)]);
+        assert_eq!(
+            c.thresholds,
+            [Decimal::from(50), Decimal::from(80), Decimal::from(100)]
+        );
         assert_eq!(c.critical_percent, Decimal::from(80));
         assert_eq!(c.sms_percent, Decimal::from(100));
         assert_eq!(c.forecast_percent, Some(Decimal::from(100)));
         assert_eq!((c.top_services, c.cost_explorer), (5, true));
         assert!(c.watches("anything"));
-        let c = Config::from_vars(&vars(&[("BUDGET_NAMES", "des-monthly, des-s3"), ("BUDGET_FORECAST_PERCENT", "off")])).unwrap();
+        let c = Config::from_vars(&vars(&[
+            ("BUDGET_NAMES", "des-monthly, des-s3"),
+            ("BUDGET_FORECAST_PERCENT", "off"),
+        ]))
+        .unwrap();
         assert!(c.watches("des-s3") && !c.watches("other"));
         assert_eq!(c.forecast_percent, None);
     }
@@ -176,6 +204,11 @@ mod tests {
             let err = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(err.variable, name, "{value}");
         }
-        assert_eq!(Config::from_vars(&Vars::from_pairs([("STATE_BUCKET", "b")])).unwrap_err().variable, "NOTIFY_SNS_TOPIC_ARN");
+        assert_eq!(
+            Config::from_vars(&Vars::from_pairs([("STATE_BUCKET", "b")]))
+                .unwrap_err()
+                .variable,
+            "NOTIFY_SNS_TOPIC_ARN"
+        );
     }
 }

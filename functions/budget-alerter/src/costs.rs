@@ -37,7 +37,10 @@ pub struct CostsByService {
 
 impl CostsByService {
     pub fn cost_of(&self, service: &str) -> Option<&Amount> {
-        self.services.iter().find(|s| s.service == service).map(|s| &s.amount)
+        self.services
+            .iter()
+            .find(|s| s.service == service)
+            .map(|s| &s.amount)
     }
 }
 
@@ -87,7 +90,11 @@ fn without_credits_and_refunds() -> Option<Expression> {
 }
 
 impl CostSource for CostExplorerApi {
-    async fn costs_by_service(&self, start: NaiveDate, end: NaiveDate) -> Result<CostsByService, AwsError> {
+    async fn costs_by_service(
+        &self,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<CostsByService, AwsError> {
         let group = GroupDefinition::builder()
             .r#type(GroupDefinitionType::Dimension)
             .key("SERVICE")
@@ -108,19 +115,33 @@ impl CostSource for CostExplorerApi {
         for result in answer.results_by_time() {
             estimated |= result.estimated();
             for group in result.groups() {
-                let Some(service) = group.keys().first() else { continue };
-                let Some(metric) = group.metrics().and_then(|m| m.get(METRIC)) else { continue };
-                let Some(amount) = Amount::from_api(metric.amount().unwrap_or("0"), metric.unit().unwrap_or("")) else {
+                let Some(service) = group.keys().first() else {
+                    continue;
+                };
+                let Some(metric) = group.metrics().and_then(|m| m.get(METRIC)) else {
+                    continue;
+                };
+                let Some(amount) =
+                    Amount::from_api(metric.amount().unwrap_or("0"), metric.unit().unwrap_or(""))
+                else {
                     continue;
                 };
                 // One monthly bucket per month: a range across months adds up per service.
                 match services.iter_mut().find(|s| &s.service == service) {
                     Some(existing) => existing.amount.value += amount.value,
-                    None => services.push(ServiceCost { service: service.clone(), amount }),
+                    None => services.push(ServiceCost {
+                        service: service.clone(),
+                        amount,
+                    }),
                 }
             }
         }
-        services.sort_by(|a, b| b.amount.value.cmp(&a.amount.value).then_with(|| a.service.cmp(&b.service)));
+        services.sort_by(|a, b| {
+            b.amount
+                .value
+                .cmp(&a.amount.value)
+                .then_with(|| a.service.cmp(&b.service))
+        });
         Ok(CostsByService {
             start,
             end,

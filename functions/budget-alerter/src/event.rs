@@ -50,8 +50,9 @@ struct Record {
 
 pub fn classify(payload: &Value) -> Result<Invocation, AlertError> {
     if let Some(records) = payload.get("Records") {
-        let records: Vec<Record> = serde_json::from_value(records.clone())
-            .map_err(|e| AlertError::Malformed(format!("Records is not a list of SNS records: {e}")))?;
+        let records: Vec<Record> = serde_json::from_value(records.clone()).map_err(|e| {
+            AlertError::Malformed(format!("Records is not a list of SNS records: {e}"))
+        })?;
         if records.is_empty() {
             return Err(AlertError::Malformed("Records is empty".into()));
         }
@@ -59,7 +60,9 @@ pub fn classify(payload: &Value) -> Result<Invocation, AlertError> {
             .into_iter()
             .map(|r| match (r.source.as_str(), r.sns) {
                 ("aws:sns", Some(sns)) if !sns.message_id.is_empty() => Ok(sns),
-                _ => Err(AlertError::Malformed("a record is not an SNS notification with a MessageId".into())),
+                _ => Err(AlertError::Malformed(
+                    "a record is not an SNS notification with a MessageId".into(),
+                )),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Invocation::Sns);
@@ -69,7 +72,8 @@ pub fn classify(payload: &Value) -> Result<Invocation, AlertError> {
     match (source, detail_type) {
         (Some("aws.events" | "aws.scheduler"), Some("Scheduled Event")) => Ok(Invocation::Schedule),
         _ => Err(AlertError::Malformed(
-            "expected SNS records (AWS Budgets notifications) or an EventBridge Scheduled Event".into(),
+            "expected SNS records (AWS Budgets notifications) or an EventBridge Scheduled Event"
+                .into(),
         )),
     }
 }
@@ -77,7 +81,8 @@ pub fn classify(payload: &Value) -> Result<Invocation, AlertError> {
 /// The account in an invoked function's ARN: `arn:aws:lambda:<region>:<account>:function:<name>`.
 pub fn account_from_arn(arn: &str) -> Option<String> {
     let account = arn.split(':').nth(4)?;
-    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_string())
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| account.to_string())
 }
 
 #[cfg(test)]
@@ -87,21 +92,44 @@ mod tests {
 
     #[test]
     fn shapes_are_told_apart() {
-        let schedule = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        let schedule =
+            json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
         assert_eq!(classify(&schedule).unwrap(), Invocation::Schedule);
         let sns = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "m1", "TopicArn": "t", "Message": "hi", "Timestamp": "2026-11-20T14:02:11.123Z"}}]});
-        let Invocation::Sns(records) = classify(&sns).unwrap() else { panic!() };
+        let Invocation::Sns(records) = classify(&sns).unwrap() else {
+            panic!()
+        };
         assert_eq!(records[0].message, "hi");
-        assert_eq!(records[0].sent_at(Utc::now()).to_rfc3339(), "2026-11-20T14:02:11.123+00:00");
-        for bad in [json!(null), json!([]), json!({"Records": []}), json!({"Records": [{"EventSource": "aws:sqs"}]}), json!({"Records": "x"}), json!({"source": "aws.ecs"})] {
-            assert!(matches!(classify(&bad), Err(AlertError::Malformed(_))), "{bad}");
+        assert_eq!(
+            records[0].sent_at(Utc::now()).to_rfc3339(),
+            "2026-11-20T14:02:11.123+00:00"
+        );
+        for bad in [
+            json!(null),
+            json!([]),
+            json!({"Records": []}),
+            json!({"Records": [{"EventSource": "aws:sqs"}]}),
+            json!({"Records": "x"}),
+            json!({"source": "aws.ecs"}),
+        ] {
+            assert!(
+                matches!(classify(&bad), Err(AlertError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn account_comes_from_a_well_formed_arn_only() {
-        assert_eq!(account_from_arn("arn:aws:lambda:us-east-1:123456789012:function:des-budget-alerter").as_deref(), Some("123456789012"));
-        assert_eq!(account_from_arn("arn:aws:lambda:us-east-1:12345:function:x"), None);
+        assert_eq!(
+            account_from_arn("arn:aws:lambda:us-east-1:123456789012:function:des-budget-alerter")
+                .as_deref(),
+            Some("123456789012")
+        );
+        assert_eq!(
+            account_from_arn("arn:aws:lambda:us-east-1:12345:function:x"),
+            None
+        );
         assert_eq!(account_from_arn(""), None);
     }
 }

@@ -48,7 +48,13 @@ struct Run {
 
 impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
     pub fn new(config: Config, budgets: B, costs: C, notifier: N, state: S) -> Self {
-        Self { config, budgets, costs, notifier, state }
+        Self {
+            config,
+            budgets,
+            costs,
+            notifier,
+            state,
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -68,13 +74,17 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
     }
 
     fn account(&self, ctx: &Context) -> Result<String, AlertError> {
-        self.config.account_id.clone().or_else(|| ctx.account.clone()).ok_or_else(|| {
-            watchkeeper_shared::config::ConfigError::new(
-                "BUDGET_ACCOUNT_ID",
-                "is not set and the invoked function's ARN names no account",
-            )
-            .into()
-        })
+        self.config
+            .account_id
+            .clone()
+            .or_else(|| ctx.account.clone())
+            .ok_or_else(|| {
+                watchkeeper_shared::config::ConfigError::new(
+                    "BUDGET_ACCOUNT_ID",
+                    "is not set and the invoked function's ARN names no account",
+                )
+                .into()
+            })
     }
 
     /// Reads every watched budget, alerts on each threshold crossed for the first time this
@@ -82,8 +92,15 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
     pub async fn daily_check(&self, ctx: &Context) -> Result<Value, AlertError> {
         let account = self.account(ctx)?;
         let all = self.budgets.budgets(&account).await?;
-        let watched: Vec<&Budget> = all.iter().filter(|b| self.config.watches(&b.name)).collect();
-        let per_service: Vec<Budget> = watched.iter().filter(|b| !b.services.is_empty()).map(|b| (*b).clone()).collect();
+        let watched: Vec<&Budget> = all
+            .iter()
+            .filter(|b| self.config.watches(&b.name))
+            .collect();
+        let per_service: Vec<Budget> = watched
+            .iter()
+            .filter(|b| !b.services.is_empty())
+            .map(|b| (*b).clone())
+            .collect();
         let mut run = Run::default();
         let mut alerts_sent = 0u64;
         for budget in &watched {
@@ -93,9 +110,16 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
                 m.emit();
             }
             let record_key = PeriodRecord::key(&budget.name, &budget.time_unit.period(ctx.now));
-            let told = self.state.load::<PeriodRecord>(&record_key).await?.map(|v| v.value).unwrap_or_default();
+            let told = self
+                .state
+                .load::<PeriodRecord>(&record_key)
+                .await?
+                .map(|v| v.value)
+                .unwrap_or_default();
             for alert in alert::daily(&self.config, budget, &told, ctx.now) {
-                alerts_sent += self.deliver(&alert, Some(budget), &per_service, &mut run, ctx).await?;
+                alerts_sent += self
+                    .deliver(&alert, Some(budget), &per_service, &mut run, ctx)
+                    .await?;
             }
         }
         count_alerts(alerts_sent);
@@ -107,7 +131,11 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         Ok(summary)
     }
 
-    async fn notifications(&self, records: &[SnsRecord], ctx: &Context) -> Result<Value, AlertError> {
+    async fn notifications(
+        &self,
+        records: &[SnsRecord],
+        ctx: &Context,
+    ) -> Result<Value, AlertError> {
         let mut results = Vec::new();
         let mut first_error = None;
         let mut run = Run::default();
@@ -129,21 +157,36 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         }
     }
 
-    async fn notification(&self, record: &SnsRecord, ctx: &Context, run: &mut Run) -> Result<Value, AlertError> {
+    async fn notification(
+        &self,
+        record: &SnsRecord,
+        ctx: &Context,
+        run: &mut Run,
+    ) -> Result<Value, AlertError> {
         let parsed = match message::parse(&record.message) {
             Ok(parsed) => parsed,
             Err(why) => {
                 tracing::warn!(message_id = %record.message_id, reason = why.0, "unparsed message forwarded");
-                let n = render::unparsed(record.subject.as_deref(), &record.message, &record.topic_arn, &record.message_id, why.0);
+                let n = render::unparsed(
+                    record.subject.as_deref(),
+                    &record.message,
+                    &record.topic_arn,
+                    &record.message_id,
+                    why.0,
+                );
                 let key = format!("unparsed/{}", key_segment(&record.message_id));
                 let sent = self.send(&key, &n, &ctx.deadline).await?;
                 count_alerts(sent);
-                return Ok(json!({"message_id": record.message_id, "outcome": "forwarded unparsed", "sent": sent > 0}));
+                return Ok(
+                    json!({"message_id": record.message_id, "outcome": "forwarded unparsed", "sent": sent > 0}),
+                );
             }
         };
         if !self.config.watches(&parsed.budget_name) {
             tracing::info!(budget = %parsed.budget_name, "notification for a budget not in BUDGET_NAMES: ignored");
-            return Ok(json!({"message_id": record.message_id, "outcome": "ignored", "budget": parsed.budget_name}));
+            return Ok(
+                json!({"message_id": record.message_id, "outcome": "ignored", "budget": parsed.budget_name}),
+            );
         }
         // The budget's own figures and the per-service budgets, read from this function's own
         // account only (the message's account line is the sender's to write). Without them the
@@ -159,8 +202,11 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             _ => Vec::new(),
         };
         let budget = budgets.iter().find(|b| b.name == parsed.budget_name);
-        let per_service: Vec<Budget> =
-            budgets.iter().filter(|b| !b.services.is_empty() && self.config.watches(&b.name)).cloned().collect();
+        let per_service: Vec<Budget> = budgets
+            .iter()
+            .filter(|b| !b.services.is_empty() && self.config.watches(&b.name))
+            .cloned()
+            .collect();
         let alert = alert::from_message(&self.config, &parsed, budget, record.sent_at(ctx.now));
         let told = self
             .state
@@ -170,7 +216,9 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             .unwrap_or_default();
         if told.covers(alert.alert_type, alert.threshold) {
             count_alerts(0);
-            return Ok(json!({"message_id": record.message_id, "outcome": "already alerted", "key": alert.key()}));
+            return Ok(
+                json!({"message_id": record.message_id, "outcome": "already alerted", "key": alert.key()}),
+            );
         }
         let sent = self.deliver(&alert, budget, &per_service, run, ctx).await?;
         count_alerts(sent);
@@ -190,17 +238,24 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         if run.costs.is_none() {
             run.costs = Some(self.where_the_money_goes(ctx.now).await);
         }
-        let costs = run.costs.as_ref().cloned().unwrap_or(CostsNote::Skipped("not asked".into()));
+        let costs = run
+            .costs
+            .as_ref()
+            .cloned()
+            .unwrap_or(CostsNote::Skipped("not asked".into()));
         let n = render::notification(alert, budget, &costs, per_service, self.config.top_services);
         let sent = self.send(&alert.key(), &n, &ctx.deadline).await?;
         // After the send: a failed write is repaired by the next run, whose send of the same key
         // is then a no-op.
         self.state
-            .modify(&PeriodRecord::key(&alert.budget, &alert.period), |current: Option<PeriodRecord>| {
-                let mut record = current.unwrap_or_default();
-                record.record(alert);
-                record
-            })
+            .modify(
+                &PeriodRecord::key(&alert.budget, &alert.period),
+                |current: Option<PeriodRecord>| {
+                    let mut record = current.unwrap_or_default();
+                    record.record(alert);
+                    record
+                },
+            )
             .await?;
         run.alerts.push(json!({"key": alert.key(), "subject": n.subject_line(), "severity": alert.severity, "sms": alert.sms, "sent": sent > 0}));
         Ok(sent)
@@ -208,7 +263,12 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
 
     /// The one place a notification is sent. A send of the same key in flight elsewhere is a
     /// retryable error: Lambda retries, and the retry finds it done or takes the claim over.
-    async fn send(&self, key: &str, n: &Notification, deadline: &Deadline) -> Result<u64, AlertError> {
+    async fn send(
+        &self,
+        key: &str,
+        n: &Notification,
+        deadline: &Deadline,
+    ) -> Result<u64, AlertError> {
         let delivery = self.notifier.send_once(key, n, deadline).await?;
         Ok(u64::from(!delivery.sent.is_empty()))
     }
@@ -221,7 +281,9 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             return CostsNote::Skipped("BUDGET_TOP_SERVICES is 0".into());
         }
         let Some((start, end)) = complete_days_this_month(now) else {
-            return CostsNote::Skipped("too early in the month: Cost Explorer has no complete day yet".into());
+            return CostsNote::Skipped(
+                "too early in the month: Cost Explorer has no complete day yet".into(),
+            );
         };
         match self.costs.costs_by_service(start, end).await {
             Ok(table) => CostsNote::Table(table),

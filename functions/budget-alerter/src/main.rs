@@ -24,7 +24,11 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_vars(&vars)?;
     let common = Common::connect(SOURCE, &vars, &config.state_bucket, &config.notify).await?;
     // AWS Budgets and Cost Explorer are global services served from us-east-1.
-    let global = common.sdk.to_builder().region(aws_config::Region::new("us-east-1")).build();
+    let global = common
+        .sdk
+        .to_builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
     let budgets = BudgetsApi::new(aws_sdk_budgets::Client::new(&global));
     if let Some(account) = &config.account_id {
         // A named budget that does not exist, or a forecast on a daily budget, stops the

@@ -102,7 +102,11 @@ pub fn parse(text: &str) -> Result<BudgetsMessage, Unparsed> {
         if label.chars().count() > MAX_LABEL_CHARS {
             continue;
         }
-        let label = label.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+        let label = label
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase();
         let value = value.trim();
         match label.as_str() {
             "budget name" => {
@@ -124,8 +128,12 @@ pub fn parse(text: &str) -> Result<BudgetsMessage, Unparsed> {
         }
     }
     let budget_name = fields.name.ok_or(Unparsed("no Budget Name line"))?;
-    let budgeted = fields.budgeted.ok_or(Unparsed("no Budgeted Amount line with an amount"))?;
-    let threshold = fields.threshold.ok_or(Unparsed("no Alert Threshold line with an amount"))?;
+    let budgeted = fields
+        .budgeted
+        .ok_or(Unparsed("no Budgeted Amount line with an amount"))?;
+    let threshold = fields
+        .threshold
+        .ok_or(Unparsed("no Alert Threshold line with an amount"))?;
     // The alert type is stated on its own line; without it, the amount line says which it is.
     let alert_type = match (fields.alert_type, &fields.actual, &fields.forecasted) {
         (Some(t), _, _) => t,
@@ -137,7 +145,9 @@ pub fn parse(text: &str) -> Result<BudgetsMessage, Unparsed> {
         AlertType::Actual => fields.actual,
         AlertType::Forecasted => fields.forecasted,
     }
-    .ok_or(Unparsed("no ACTUAL or FORECASTED Amount line matching the alert type"))?;
+    .ok_or(Unparsed(
+        "no ACTUAL or FORECASTED Amount line matching the alert type",
+    ))?;
     Ok(BudgetsMessage {
         budget_name,
         budget_type: fields.budget_type,
@@ -179,7 +189,9 @@ fn period_word(text: &str) -> Option<TimeUnit> {
 
 fn strip_prefix_ignore_case<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
     let head = line.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| line.get(prefix.len()..)).flatten()
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| line.get(prefix.len()..))
+        .flatten()
 }
 
 #[cfg(test)]

@@ -38,7 +38,10 @@ impl Amount {
     /// `1,000 Hrs`, `-$3.10`. Thousands separators are dropped; anything without a number is
     /// `None`.
     pub fn parse_text(text: &str) -> Option<Self> {
-        let text = text.trim().trim_start_matches(['>', '<', '=', '≥', '≤']).trim();
+        let text = text
+            .trim()
+            .trim_start_matches(['>', '<', '=', '≥', '≤'])
+            .trim();
         let start = text.find(|c: char| c.is_ascii_digit())?;
         let rest = text.get(start..)?;
         let end = rest
@@ -99,7 +102,9 @@ impl fmt::Display for Amount {
                 write!(f, "-{p}{}", number.trim_start_matches('-'))
             }
             // A code (`USD`) needs a space; a symbol (`$`) does not.
-            Unit::Prefix(p) if p.ends_with(|c: char| c.is_alphabetic()) => write!(f, "{p} {number}"),
+            Unit::Prefix(p) if p.ends_with(|c: char| c.is_alphabetic()) => {
+                write!(f, "{p} {number}")
+            }
             Unit::Prefix(p) => write!(f, "{p}{number}"),
             Unit::Suffix(s) => write!(f, "{number} {s}"),
             Unit::None => f.write_str(&number),

@@ -10,7 +10,9 @@ pub enum TimeUnit {
     Quarterly,
     Annually,
     /// A one-off budget over its own dates (`TimeUnit` CUSTOM): one period, from its start.
-    Custom { start: NaiveDate },
+    Custom {
+        start: NaiveDate,
+    },
 }
 
 impl TimeUnit {
@@ -28,7 +30,11 @@ impl TimeUnit {
 
     /// The word in a Budgets message: "... for the current month".
     pub fn from_word(word: &str) -> Option<Self> {
-        match word.trim_matches(|c: char| !c.is_alphabetic()).to_ascii_lowercase().as_str() {
+        match word
+            .trim_matches(|c: char| !c.is_alphabetic())
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "day" => Some(Self::Daily),
             "month" => Some(Self::Monthly),
             "quarter" => Some(Self::Quarterly),
@@ -123,7 +129,10 @@ mod tests {
     #[test]
     fn cost_explorer_range_leaves_out_the_last_two_days() {
         let (start, end) = complete_days_this_month(at(2026, 11, 24)).unwrap();
-        assert_eq!((start.to_string(), end.to_string()), ("2026-11-01".into(), "2026-11-23".into()));
+        assert_eq!(
+            (start.to_string(), end.to_string()),
+            ("2026-11-01".into(), "2026-11-23".into())
+        );
         assert!(complete_days_this_month(at(2026, 11, 2)).is_none());
         assert!(complete_days_this_month(at(2026, 11, 1)).is_none());
         assert!(complete_days_this_month(at(2026, 11, 3)).is_some());

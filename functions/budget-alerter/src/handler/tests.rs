@@ -33,10 +33,23 @@ struct FakeCosts {
 }
 
 impl CostSource for FakeCosts {
-    async fn costs_by_service(&self, start: NaiveDate, end: NaiveDate) -> Result<CostsByService, AwsError> {
+    async fn costs_by_service(
+        &self,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<CostsByService, AwsError> {
         *self.calls.lock().unwrap() += 1;
         let amount = Amount::from_api("4.20", "USD").unwrap();
-        Ok(CostsByService { start, end, services: vec![ServiceCost { service: "AmazonCloudWatch".into(), amount }], estimated: true, truncated: false })
+        Ok(CostsByService {
+            start,
+            end,
+            services: vec![ServiceCost {
+                service: "AmazonCloudWatch".into(),
+                amount,
+            }],
+            estimated: true,
+            truncated: false,
+        })
     }
 }
 
@@ -57,28 +70,64 @@ fn budget(name: &str, limit: &str, actual: &str) -> Budget {
 type TestApp = App<FakeBudgets, FakeCosts, RecordingNotifier, MemoryStore>;
 
 fn app(extra: &[(&'static str, &'static str)], budgets: Vec<Budget>) -> TestApp {
-    let base = [("STATE_BUCKET", "b"), ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"), ("BUDGET_ACCOUNT_ID", "123456789012")];
+    let base = [
+        ("STATE_BUCKET", "b"),
+        (
+            "NOTIFY_SNS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:t",
+        ),
+        ("BUDGET_ACCOUNT_ID", "123456789012"),
+    ];
     let config = Config::from_vars(&Vars::from_pairs(base.iter().chain(extra).copied())).unwrap();
-    let source = FakeBudgets { budgets: Mutex::new(budgets), ..Default::default() };
-    App::new(config, source, FakeCosts::default(), RecordingNotifier::default(), MemoryStore::default())
+    let source = FakeBudgets {
+        budgets: Mutex::new(budgets),
+        ..Default::default()
+    };
+    App::new(
+        config,
+        source,
+        FakeCosts::default(),
+        RecordingNotifier::default(),
+        MemoryStore::default(),
+    )
 }
 
 fn ctx() -> Context {
     let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
-    Context { account: None, now, deadline: Deadline::after(std::time::Duration::from_secs(30)) }
+    Context {
+        account: None,
+        now,
+        deadline: Deadline::after(std::time::Duration::from_secs(30)),
+    }
 }
 
 #[tokio::test]
 async fn one_cost_explorer_call_per_run_however_many_alerts() {
-    let app = app(&[], vec![budget("a", "10", "9"), budget("b", "10", "10"), budget("c", "10", "5.5"), budget("quiet", "10", "1")]);
+    let app = app(
+        &[],
+        vec![
+            budget("a", "10", "9"),
+            budget("b", "10", "10"),
+            budget("c", "10", "5.5"),
+            budget("quiet", "10", "1"),
+        ],
+    );
     let summary = app.daily_check(&ctx()).await.unwrap();
     assert_eq!(app.notifier.notifications().len(), 3, "{summary}");
     assert_eq!(*app.costs.calls.lock().unwrap(), 1);
     app.daily_check(&ctx()).await.unwrap();
     assert_eq!(app.notifier.notifications().len(), 3, "nothing new");
-    assert_eq!(*app.costs.calls.lock().unwrap(), 1, "no alert, no Cost Explorer call");
+    assert_eq!(
+        *app.costs.calls.lock().unwrap(),
+        1,
+        "no alert, no Cost Explorer call"
+    );
     let a = &app.notifier.notifications()[0];
-    assert!(a.text.contains("It is also past 50%.") && a.text.contains("AmazonCloudWatch"), "{}", a.text);
+    assert!(
+        a.text.contains("It is also past 50%.") && a.text.contains("AmazonCloudWatch"),
+        "{}",
+        a.text
+    );
 }
 
 #[tokio::test]
@@ -87,7 +136,10 @@ async fn a_failed_send_is_retryable_and_the_retry_sends_once() {
     app.notifier.fail_next();
     let err = app.daily_check(&ctx()).await.unwrap_err();
     assert!(err.is_retryable());
-    assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "Retryable.NotificationFailed");
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(err).error_type,
+        "Retryable.NotificationFailed"
+    );
     app.daily_check(&ctx()).await.unwrap();
     app.daily_check(&ctx()).await.unwrap();
     assert_eq!(app.notifier.notifications().len(), 1);
@@ -99,22 +151,41 @@ fn sns(message: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_message_never_chooses_the_account_and_unwatched_budgets_are_ignored() {
-    let app = app(&[("BUDGET_NAMES", "des-monthly")], vec![budget("des-monthly", "25", "21")]);
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "21")],
+    );
     let other_account = "AWS Account 999999999999\nBudget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $20.00\nACTUAL Amount: $21.00";
     let answer = app.handle(sns(other_account), &ctx()).await.unwrap();
     assert_eq!(answer["records"][0]["outcome"], "alerted");
-    assert_eq!(*app.budgets.calls.lock().unwrap(), 0, "no budgets read for another account's message");
+    assert_eq!(
+        *app.budgets.calls.lock().unwrap(),
+        0,
+        "no budgets read for another account's message"
+    );
     let unwatched = "Budget Name: someone-else\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $20.00\nACTUAL Amount: $21.00";
     let answer = app.handle(sns(unwatched), &ctx()).await.unwrap();
     assert_eq!(answer["records"][0]["outcome"], "ignored");
     assert_eq!(app.notifier.notifications().len(), 1);
-    let bad = app.handle(json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "x"}}]}), &ctx()).await.unwrap_err();
-    assert_eq!(lambda_runtime::Diagnostic::from(bad).error_type, "Permanent.MalformedEvent");
+    let bad = app
+        .handle(
+            json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "x"}}]}),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(bad).error_type,
+        "Permanent.MalformedEvent"
+    );
 }
 
 #[tokio::test]
 async fn a_daily_check_with_a_missing_named_budget_alerts_the_others_then_fails_permanently() {
-    let app = app(&[("BUDGET_NAMES", "des-monthly,des-gone")], vec![budget("des-monthly", "25", "21")]);
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly,des-gone")],
+        vec![budget("des-monthly", "25", "21")],
+    );
     let err = app.daily_check(&ctx()).await.unwrap_err();
     assert_eq!(app.notifier.notifications().len(), 1);
     assert!(!err.is_retryable());
