@@ -185,15 +185,11 @@ fn costs_section(costs: &CostsNote, per_service: &[Budget], top: usize) -> Strin
                 ));
             }
             let hidden = table.services.len().saturating_sub(top);
-            if hidden > 0 || table.truncated {
-                out.push_str(&format!(
-                    "  ... and {}more services\n",
-                    if hidden > 0 {
-                        format!("{hidden} ")
-                    } else {
-                        String::new()
-                    }
-                ));
+            match (hidden, table.truncated) {
+                (0, false) => {}
+                (0, true) => out.push_str("  ... and more services\n"),
+                (1, _) => out.push_str("  ... and 1 more service\n"),
+                (n, _) => out.push_str(&format!("  ... and {n} more services\n")),
             }
         }
     }
