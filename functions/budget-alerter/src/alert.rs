@@ -198,7 +198,11 @@ pub fn from_message(
     let threshold = candidates
         .copied()
         .find(|t| {
-            (message.budgeted.share(*t).value - message.threshold.value).abs() <= Decimal::new(1, 2)
+            // Checked: both amounts come from the message and may be anything.
+            let share = message.budgeted.share(*t).value;
+            share
+                .checked_sub(message.threshold.value)
+                .is_some_and(|gap| gap.abs() <= Decimal::new(1, 2))
         })
         .or_else(|| message.threshold.percent_of(&message.budgeted))
         .map(|t| t.round_dp(2).normalize())
@@ -292,6 +296,21 @@ mod tests {
             )
             .sms
         );
+    }
+
+    #[test]
+    fn extreme_message_amounts_do_not_panic() {
+        let c = config(&[]);
+        let at = "2026-11-20T10:00:00Z".parse().unwrap();
+        let max = "79,228,162,514,264,337,593,543,950,335";
+        for (b, t, a) in [
+            (max, &*format!("-{max}"), max),
+            ("$0", "$0", "$0"),
+            (max, max, "$0.0000000000000000000000000001"),
+        ] {
+            let alert = from_message(&c, &message(b, t, a, "ACTUAL"), None, at);
+            let _ = alert.key();
+        }
     }
 
     #[test]

@@ -128,7 +128,9 @@ impl CostSource for CostExplorerApi {
                 };
                 // One monthly bucket per month: a range across months adds up per service.
                 match services.iter_mut().find(|s| &s.service == service) {
-                    Some(existing) => existing.amount.value += amount.value,
+                    Some(existing) => {
+                        existing.amount.value = existing.amount.value.saturating_add(amount.value)
+                    }
                     None => services.push(ServiceCost {
                         service: service.clone(),
                         amount,

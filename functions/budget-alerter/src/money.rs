@@ -172,6 +172,22 @@ mod tests {
         assert_eq!(d("0.1") + d("0.2"), d("0.3"));
     }
 
+    #[test]
+    fn extreme_amounts_do_not_panic() {
+        for text in [
+            "79228162514264337593543950335",
+            "-79228162514264337593543950335",
+            "0.0000000000000000000000000001",
+            "0",
+        ] {
+            let big = Amount::from_api(text, "USD").unwrap();
+            let _ = big.to_string();
+            let _ = big.share(d("100000")).to_string();
+            let _ = big.percent_of(&big.with_value(d("0.0000000000000000000000000001")));
+            let _ = percent_text(big.value);
+        }
+    }
+
     proptest! {
         #[test]
         fn any_text_parses_or_not_without_panicking(text in ".{0,80}") {
