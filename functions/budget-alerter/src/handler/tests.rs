@@ -191,3 +191,19 @@ async fn a_daily_check_with_a_missing_named_budget_alerts_the_others_then_fails_
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("BUDGET_NAMES"), "{err}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn any_message_text_is_alerted_or_forwarded_verbatim(text in "(?s)(Budget Name: |Budgeted Amount: |Alert Type: |Alert Threshold: |ACTUAL Amount: |FORECASTED Amount: |[$>,.0-9]|.){0,200}") {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let app = app(&[], vec![budget("des-monthly", "25", "21")]);
+        let answer = runtime.block_on(app.handle(sns(&text), &ctx()));
+        let answer = answer.unwrap();
+        let sent = app.notifier.notifications();
+        proptest::prop_assert_eq!(sent.len(), 1, "{}", answer);
+        if answer["records"][0]["outcome"] == "forwarded unparsed" {
+            proptest::prop_assert!(sent[0].text.contains(&text));
+        }
+    }
+}
