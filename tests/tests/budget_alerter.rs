@@ -533,3 +533,26 @@ fn init_refuses_a_forecast_on_a_daily_budget_naming_the_variable() {
         "{output}"
     );
 }
+
+#[tokio::test]
+async fn without_an_account_the_daily_check_fails_naming_budget_account_id() {
+    // The runtime emulator's invoked-function ARN names no account, so the default cannot apply.
+    let world = BudgetWorld::start().await.unwrap();
+    let env: Vec<(String, String)> = world
+        .env(&[])
+        .into_iter()
+        .filter(|(k, _)| k != "BUDGET_ACCOUNT_ID")
+        .collect();
+    let runtime = LambdaRuntime::start(FUNCTION, &env).await.unwrap();
+    let answer = runtime
+        .invoke_file(&event_path("scheduled-event.json"))
+        .await
+        .unwrap();
+    assert!(!answer.ok, "{}", answer.output);
+    assert!(
+        answer.output.contains("Permanent.InvalidConfiguration")
+            && answer.output.contains("BUDGET_ACCOUNT_ID"),
+        "{}",
+        answer.output
+    );
+}

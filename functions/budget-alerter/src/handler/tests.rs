@@ -145,6 +145,41 @@ async fn a_failed_send_is_retryable_and_the_retry_sends_once() {
     assert_eq!(app.notifier.notifications().len(), 1);
 }
 
+#[tokio::test]
+async fn the_account_defaults_to_the_invoked_functions_arn() {
+    let config = Config::from_vars(&Vars::from_pairs([
+        ("STATE_BUCKET", "b"),
+        (
+            "NOTIFY_SNS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:t",
+        ),
+    ]))
+    .unwrap();
+    let source = FakeBudgets {
+        budgets: Mutex::new(vec![budget("des-monthly", "25", "13")]),
+        ..Default::default()
+    };
+    let app = App::new(
+        config,
+        source,
+        FakeCosts::default(),
+        RecordingNotifier::default(),
+        MemoryStore::default(),
+    );
+    let err = app.daily_check(&ctx()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("BUDGET_ACCOUNT_ID") && !err.is_retryable(),
+        "{err}"
+    );
+    let with_arn = Context {
+        account: Some("123456789012".into()),
+        ..ctx()
+    };
+    let summary = app.daily_check(&with_arn).await.unwrap();
+    assert_eq!(summary["account"], "123456789012");
+    assert_eq!(app.notifier.notifications().len(), 1);
+}
+
 fn sns(message: &str) -> serde_json::Value {
     json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": "AWS Budgets", "Message": message, "Timestamp": "2026-11-20T10:00:00Z"}}]})
 }
