@@ -77,9 +77,18 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         if let Some(claim) = &replay_claim {
             match self.state.claim(claim, deadline).await {
                 Ok(Claim::Claimed) => {}
-                Ok(Claim::Done | Claim::InFlight { .. }) => {
+                Ok(Claim::Done) => {
                     tracing::warn!(request_id = %request.request_id, "replayed CI signature refused");
                     return respond(401, json!({"error": "signature already used (replay)"}));
+                }
+                // The same request is being handled (or its handler died mid-send): not refused
+                // for good, so the sender's retry after the holder's lease is accepted.
+                Ok(Claim::InFlight { .. }) => {
+                    tracing::warn!(request_id = %request.request_id, "CI request already in flight");
+                    return respond(
+                        503,
+                        json!({"error": "the same request is being handled; retry later", "retryable": true}),
+                    );
                 }
                 Err(e) => return unavailable(&e),
             }
@@ -275,6 +284,32 @@ mod tests {
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 2, "staging and prod once each");
         assert!(sent[0].subject.starts_with("[staging]") && sent[1].subject.starts_with("[prod]"));
+    }
+
+    #[tokio::test]
+    async fn a_signature_in_flight_is_not_refused_for_good() {
+        let app = app(false).await;
+        let now = 1_790_000_000;
+        let body = r#"{"project":"p","environment":"dev","status":"success"}"#;
+        let signature = ci::sign(KEY, now, body.as_bytes());
+        let verified = ci::verify_signature(
+            &[watchkeeper_shared::secret::Secret::new(KEY.to_vec())],
+            Some(&now.to_string()),
+            Some(&signature),
+            body.as_bytes(),
+            now,
+            300,
+        )
+        .unwrap();
+        // Another invocation holds the request's claim (or died holding it).
+        let claim = format!("replay/{}", verified.digest);
+        app.state.claim(&claim, &later()).await.unwrap();
+        let headers = json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": signature});
+        let request = request(url(body, headers, "POST"));
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 503);
+        app.state.expire_leases();
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 202);
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 401);
     }
 
     #[tokio::test]
