@@ -1,0 +1,303 @@
+//! Turns one invocation into exports and notifications: a snapshot event, or the weekly run.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use watchkeeper_shared::error::Retryable;
+use watchkeeper_shared::notify::{Notification, Notify};
+use watchkeeper_shared::state::Store;
+use watchkeeper_shared::telemetry::Metrics;
+
+use crate::config::{Config, Selection};
+use crate::deferred::{self, DeferredSnapshot};
+use crate::error::ExportError;
+use crate::event::{Action, Finish, Invocation, SnapshotEvent, classify};
+use crate::exporter::{Exporter, Outcome, Slots, rds_error};
+use crate::identifier::export_identifier;
+use crate::notice::{self, SOURCE};
+use crate::objects::Objects;
+use crate::rds::{ExportTask, Rds, Snapshot, Source};
+
+/// What one invocation did, for its EMF line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub started: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub without_backup: u64,
+}
+
+impl Counters {
+    fn emit(&self) {
+        let mut metrics = Metrics::for_function(SOURCE);
+        metrics.count("ExportsStarted", self.started);
+        metrics.count("ExportsDeferred", self.deferred);
+        metrics.count("ExportsFailed", self.failed);
+        metrics.count("SourcesWithoutBackup", self.without_backup);
+        metrics.emit();
+    }
+}
+
+pub struct App<R, O, N, S> {
+    pub(crate) exporter: Exporter<R, O, S>,
+    pub(crate) notifier: N,
+    pub(crate) selection: Selection,
+    pub(crate) backup_window_days: u32,
+    pub(crate) hung_hours: u32,
+    pub(crate) region: String,
+}
+
+impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
+    pub fn new(config: Config, rds: R, objects: O, notifier: N, state: S, region: String) -> Self {
+        Self {
+            exporter: Exporter {
+                rds,
+                objects,
+                state,
+                destination: config.destination,
+                max_active: config.max_active,
+            },
+            notifier,
+            selection: config.selection,
+            backup_window_days: config.backup_window_days,
+            hung_hours: config.hung_hours,
+            region,
+        }
+    }
+
+    /// Handles one invocation; `now` is the time the backup window is measured from.
+    pub async fn handle(&self, payload: Value, now: DateTime<Utc>) -> Result<Value, ExportError> {
+        let mut counters = Counters::default();
+        let result = self.dispatch(&payload, now, &mut counters).await;
+        counters.emit();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, retryable = e.is_retryable(), "invocation failed");
+        }
+        result
+    }
+
+    async fn dispatch(
+        &self,
+        payload: &Value,
+        now: DateTime<Utc>,
+        counters: &mut Counters,
+    ) -> Result<Value, ExportError> {
+        match classify(payload).map_err(ExportError::Malformed)? {
+            Invocation::Schedule { id } => {
+                let report = self.reconcile(&id, now, counters).await?;
+                Ok(report.to_json())
+            }
+            Invocation::Ignored { id, reason } => {
+                tracing::info!(event = %id, reason, "ignored");
+                Ok(json!({"outcome": "ignored", "event": id, "reason": reason}))
+            }
+            Invocation::Snapshot(event) => match event.action {
+                Action::Created => self.snapshot_created(&event, counters).await,
+                Action::ExportFinished(finish) => {
+                    self.export_finished(&event, finish, counters).await
+                }
+            },
+        }
+    }
+
+    /// The one place notifications leave: once per key.
+    pub(crate) async fn send(&self, key: &str, notification: &Notification) -> Result<(), ExportError> {
+        let delivery = self.notifier.send_once(key, notification).await?;
+        tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification");
+        Ok(())
+    }
+
+    /// Whether `snapshot`'s source is one to export, and why not when it is not.
+    pub(crate) async fn allowed(&self, snapshot: &Snapshot) -> Result<Option<Source>, ExportError> {
+        let source = self
+            .exporter
+            .rds
+            .source(snapshot.kind, &snapshot.source_id)
+            .await
+            .map_err(rds_error)?;
+        let tags = source.as_ref().map(|s| s.tags.as_slice()).unwrap_or_default();
+        Ok(self
+            .selection
+            .allows(&snapshot.source_id, tags)
+            .then(|| {
+                source.unwrap_or_else(|| Source {
+                    id: snapshot.source_id.clone(),
+                    kind: snapshot.kind,
+                    engine: snapshot.engine.clone(),
+                    tags: Vec::new(),
+                    cluster_member: false,
+                })
+            }))
+    }
+
+    /// The snapshot the event names, as this account's RDS describes it; `Err(reason)` to skip.
+    async fn described(&self, event: &SnapshotEvent) -> Result<Result<Snapshot, String>, ExportError> {
+        let found = self
+            .exporter
+            .rds
+            .snapshot(event.kind, &event.snapshot_id)
+            .await
+            .map_err(rds_error)?;
+        Ok(match found {
+            None => Err(format!("snapshot {} does not exist (any more) in this account and region", event.snapshot_id)),
+            Some(s) if s.arn != event.snapshot_arn => Err(format!(
+                "the event names {}, which is not this account's and region's snapshot of that name",
+                event.snapshot_arn
+            )),
+            Some(s) => Ok(s),
+        })
+    }
+
+    async fn snapshot_created(&self, event: &SnapshotEvent, counters: &mut Counters) -> Result<Value, ExportError> {
+        let skip = |reason: String| {
+            tracing::info!(event = %event.id, snapshot = %event.snapshot_arn, reason, "skipped");
+            Ok(json!({"outcome": "skipped", "event": event.id, "snapshot": event.snapshot_id, "reason": reason}))
+        };
+        let snapshot = match self.described(event).await? {
+            Ok(snapshot) => snapshot,
+            Err(reason) => return skip(reason),
+        };
+        if self.allowed(&snapshot).await?.is_none() {
+            return skip(format!(
+                "{} {} is not selected for export ({})",
+                snapshot.kind.as_str(),
+                snapshot.source_id,
+                self.selection.describe()
+            ));
+        }
+        if !snapshot.is_available() {
+            return skip(format!("snapshot is {}, not available; the weekly run exports it later", snapshot.status));
+        }
+        let tasks = self.exporter.rds.export_tasks(None).await.map_err(rds_error)?;
+        let mut slots = Slots::count(&tasks, self.exporter.max_active);
+        let outcome = self.export_reporting(&snapshot, &tasks, &mut slots, counters).await?;
+        let answer = |outcome: &str, extra: Value| {
+            let mut base = json!({"outcome": outcome, "event": event.id, "snapshot": snapshot.id, "source": snapshot.source_id, "export_task": export_identifier(&snapshot.arn)});
+            if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
+                base.extend(extra);
+            }
+            base
+        };
+        match outcome {
+            Outcome::Started(task) => {
+                self.send(&format!("started/{}", task.id), &notice::started(&snapshot, &task, &self.region))
+                    .await?;
+                Ok(answer("started", json!({"location": task.location()})))
+            }
+            Outcome::AlreadyDone(task) => Ok(answer(
+                "already-exported",
+                json!({"status": task.map(|t| t.status.as_str().to_string())}),
+            )),
+            Outcome::InFlight => Err(ExportError::InFlight(snapshot.arn.clone())),
+            Outcome::Deferred { active } => {
+                deferred::update(&self.exporter.state, &[DeferredSnapshot::of(&snapshot)], &[]).await;
+                Ok(answer("deferred", json!({"active_exports": active, "max_active": self.exporter.max_active})))
+            }
+        }
+    }
+
+    /// `Exporter::export`, counted, with an alert when RDS refuses for a reason a person must fix.
+    pub(crate) async fn export_reporting(
+        &self,
+        snapshot: &Snapshot,
+        tasks: &[ExportTask],
+        slots: &mut Slots,
+        counters: &mut Counters,
+    ) -> Result<Outcome, ExportError> {
+        match self.exporter.export(snapshot, tasks, slots).await {
+            Ok(outcome) => {
+                match &outcome {
+                    Outcome::Started(_) => counters.started += 1,
+                    Outcome::Deferred { .. } => counters.deferred += 1,
+                    _ => {}
+                }
+                Ok(outcome)
+            }
+            Err(ExportError::Start { snapshot: arn, source, hint }) => {
+                if !source.is_retryable() {
+                    counters.failed += 1;
+                    let key = format!("refused/{}/{}", export_identifier(&arn), source.code.chars().filter(char::is_ascii_alphanumeric).collect::<String>());
+                    self.send(&key, &notice::start_refused(snapshot, &source, hint, &self.region))
+                        .await?;
+                }
+                Err(ExportError::Start { snapshot: arn, source, hint })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn export_finished(
+        &self,
+        event: &SnapshotEvent,
+        finish: Finish,
+        counters: &mut Counters,
+    ) -> Result<Value, ExportError> {
+        let ours = export_identifier(&event.snapshot_arn);
+        let tasks = self
+            .exporter
+            .rds
+            .export_tasks(Some(&event.snapshot_arn))
+            .await
+            .map_err(rds_error)?;
+        let task = tasks
+            .iter()
+            .find(|t| t.id == ours)
+            .or_else(|| tasks.iter().max_by_key(|t| t.started))
+            .cloned();
+        let snapshot = match self.described(event).await? {
+            Ok(snapshot) => Some(snapshot),
+            Err(reason) => {
+                tracing::info!(event = %event.id, reason, "finished export's snapshot not described");
+                None
+            }
+        };
+        let selected = match &snapshot {
+            Some(snapshot) => self.allowed(snapshot).await?.is_some(),
+            None => false,
+        };
+        // Ours by identifier, or of a selected source: either way someone asked for it.
+        if !selected && task.as_ref().is_none_or(|t| t.id != ours) {
+            let reason = "export of a snapshot this function neither started nor selects";
+            tracing::info!(event = %event.id, snapshot = %event.snapshot_arn, reason, "skipped");
+            return Ok(json!({"outcome": "skipped", "event": event.id, "reason": reason}));
+        }
+        let snapshot = snapshot.unwrap_or_else(|| Snapshot {
+            arn: event.snapshot_arn.clone(),
+            id: event.snapshot_id.clone(),
+            kind: event.kind,
+            source_id: task.as_ref().and_then(|t| source_of_prefix(&t.prefix, &self.exporter.destination.prefix)).unwrap_or_else(|| "unknown".into()),
+            engine: String::new(),
+            snapshot_type: String::new(),
+            status: "deleted".into(),
+            created: None,
+        });
+        let mut latest = false;
+        if let Some(task) = &task {
+            self.exporter.write_index(&snapshot, task).await?;
+            if finish == Finish::Completed && snapshot.source_id != "unknown" {
+                latest = self.exporter.update_latest(&snapshot, task).await?;
+            }
+        }
+        if finish != Finish::Completed {
+            counters.failed += 1;
+        }
+        let task_id = task.as_ref().map(|t| t.id.clone()).unwrap_or(ours);
+        self.send(
+            &format!("finished/{task_id}/{}", finish.as_str()),
+            &notice::finished(&snapshot, task.as_ref(), finish, &self.region),
+        )
+        .await?;
+        Ok(json!({
+            "outcome": finish.as_str(), "event": event.id, "snapshot": snapshot.id, "source": snapshot.source_id,
+            "export_task": task_id, "location": task.as_ref().map(ExportTask::location),
+            "failure_cause": task.as_ref().and_then(|t| t.failure_cause.clone()), "latest_updated": latest,
+        }))
+    }
+}
+
+/// The source id in a task's prefix `<EXPORT_PREFIX><source>/<yyyy>/<mm>/<dd>`, for a finished
+/// export whose snapshot is gone.
+fn source_of_prefix(task_prefix: &str, export_prefix: &str) -> Option<String> {
+    let rest = task_prefix.strip_prefix(export_prefix)?;
+    let source = rest.split('/').next()?;
+    crate::config::is_rds_identifier(source).then(|| source.to_string())
+}
