@@ -11,6 +11,7 @@
 //! saying what to install (`bash tests/setup.sh` installs all of them), never a hang.
 
 pub mod deploy;
+pub mod export;
 pub mod http;
 pub mod lambda;
 pub mod mail;

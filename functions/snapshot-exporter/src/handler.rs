@@ -15,7 +15,7 @@ use crate::exporter::{Exporter, Outcome, Slots, rds_error};
 use crate::identifier::export_identifier;
 use crate::notice::{self, SOURCE};
 use crate::objects::Objects;
-use crate::rds::{ExportTask, Rds, Snapshot, Source};
+use crate::rds::{ExportTask, Rds, Snapshot, Source, TaskStatus};
 
 /// What one invocation did, for its EMF line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -97,6 +97,16 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 }
             },
         }
+    }
+
+    /// The notifier (tests read what a recording notifier got).
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
+
+    /// The RDS port (tests steer a wrapped one).
+    pub fn rds(&self) -> &R {
+        &self.exporter.rds
     }
 
     /// The one place notifications leave: once per key.
@@ -243,6 +253,13 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             .find(|t| t.id == ours)
             .or_else(|| tasks.iter().max_by_key(|t| t.started))
             .cloned();
+        // The task list is the truth when the event and the task disagree.
+        let finish = match task.as_ref().map(|t| &t.status) {
+            Some(TaskStatus::Complete) => Finish::Completed,
+            Some(TaskStatus::Failed) => Finish::Failed,
+            Some(TaskStatus::Canceled) => Finish::Canceled,
+            _ => finish,
+        };
         let snapshot = match self.described(event).await? {
             Ok(snapshot) => Some(snapshot),
             Err(reason) => {
