@@ -15,7 +15,9 @@ use serde_json::Value;
 use snapshot_exporter::config::Config;
 use snapshot_exporter::handler::App;
 use snapshot_exporter::objects::S3Objects;
-use snapshot_exporter::rds::{ExportRequest, ExportTask, Rds, Snapshot, Source, SourceKind, Started, TaskStatus};
+use snapshot_exporter::rds::{
+    ExportRequest, ExportTask, Rds, Snapshot, Source, SourceKind, Started, TaskStatus,
+};
 use snapshot_exporter::rds_sdk::RdsClient;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::error::AwsError;
@@ -68,7 +70,9 @@ impl ExportWorld {
         };
         world.create_instance(LISTED, &[]).await?;
         world.create_instance(TAGGED, &[("Backup", "s3")]).await?;
-        world.create_instance(UNSELECTED, &[("Backup", "none")]).await?;
+        world
+            .create_instance(UNSELECTED, &[("Backup", "none")])
+            .await?;
         world
             .rds
             .create_db_cluster()
@@ -108,7 +112,10 @@ impl ExportWorld {
             .db_snapshot_identifier(id)
             .send()
             .await?;
-        Ok(out.db_snapshot.and_then(|s| s.db_snapshot_arn).unwrap_or_default())
+        Ok(out
+            .db_snapshot
+            .and_then(|s| s.db_snapshot_arn)
+            .unwrap_or_default())
     }
 
     /// A manual snapshot of a cluster; returns its ARN.
@@ -136,7 +143,11 @@ impl ExportWorld {
             .await?;
         for s in out.db_snapshots() {
             if let Some(id) = s.db_snapshot_identifier() {
-                self.rds.delete_db_snapshot().db_snapshot_identifier(id).send().await?;
+                self.rds
+                    .delete_db_snapshot()
+                    .db_snapshot_identifier(id)
+                    .send()
+                    .await?;
             }
         }
         Ok(())
@@ -155,7 +166,14 @@ impl ExportWorld {
 
     /// An object of the export bucket as JSON, if there is one.
     pub async fn object(&self, key: &str) -> Option<Value> {
-        let out = self.s3.get_object().bucket(EXPORT_BUCKET).key(key).send().await.ok()?;
+        let out = self
+            .s3
+            .get_object()
+            .bucket(EXPORT_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
         let bytes = out.body.collect().await.ok()?.into_bytes();
         serde_json::from_slice(&bytes).ok()
     }
@@ -190,8 +208,15 @@ impl ExportWorld {
         let config = Config::from_vars(&Vars::from_pairs(env))?;
         let rds = HeldExports::new(RdsClient::new(self.rds.clone()));
         let objects = S3Objects::new(self.s3.clone(), EXPORT_BUCKET);
-        let state = StateStore::new(self.s3.clone(), STATE_BUCKET, FUNCTION);
-        Ok(App::new(config, rds, objects, RecordingNotifier::default(), state, REGION.into()))
+        let state = StateStore::new(self.s3.clone(), config.state_bucket.clone(), FUNCTION);
+        Ok(App::new(
+            config,
+            rds,
+            objects,
+            RecordingNotifier::default(),
+            state,
+            REGION.into(),
+        ))
     }
 }
 
@@ -199,7 +224,11 @@ impl ExportWorld {
 pub fn created_event(kind: SourceKind, snapshot_arn: &str, event_id: &str) -> Value {
     let (detail_type, source_type, event) = match kind {
         SourceKind::Instance => ("RDS DB Snapshot Event", "SNAPSHOT", "RDS-EVENT-0042"),
-        SourceKind::Cluster => ("RDS DB Cluster Snapshot Event", "CLUSTER_SNAPSHOT", "RDS-EVENT-0075"),
+        SourceKind::Cluster => (
+            "RDS DB Cluster Snapshot Event",
+            "CLUSTER_SNAPSHOT",
+            "RDS-EVENT-0075",
+        ),
     };
     let id = snapshot_arn.rsplit(':').next().unwrap_or_default();
     serde_json::json!({
@@ -248,16 +277,27 @@ impl Rds for HeldExports {
     async fn sources(&self) -> std::result::Result<Vec<Source>, AwsError> {
         self.inner.sources().await
     }
-    async fn source(&self, kind: SourceKind, id: &str) -> std::result::Result<Option<Source>, AwsError> {
+    async fn source(
+        &self,
+        kind: SourceKind,
+        id: &str,
+    ) -> std::result::Result<Option<Source>, AwsError> {
         self.inner.source(kind, id).await
     }
-    async fn snapshot(&self, kind: SourceKind, id: &str) -> std::result::Result<Option<Snapshot>, AwsError> {
+    async fn snapshot(
+        &self,
+        kind: SourceKind,
+        id: &str,
+    ) -> std::result::Result<Option<Snapshot>, AwsError> {
         self.inner.snapshot(kind, id).await
     }
     async fn snapshots(&self, source: &Source) -> std::result::Result<Vec<Snapshot>, AwsError> {
         self.inner.snapshots(source).await
     }
-    async fn export_tasks(&self, arn: Option<&str>) -> std::result::Result<Vec<ExportTask>, AwsError> {
+    async fn export_tasks(
+        &self,
+        arn: Option<&str>,
+    ) -> std::result::Result<Vec<ExportTask>, AwsError> {
         let mut tasks = self.inner.export_tasks(arn).await?;
         for task in &mut tasks {
             if self.is_held(&task.id) {
@@ -266,7 +306,10 @@ impl Rds for HeldExports {
         }
         Ok(tasks)
     }
-    async fn start_export(&self, request: &ExportRequest) -> std::result::Result<Started, AwsError> {
+    async fn start_export(
+        &self,
+        request: &ExportRequest,
+    ) -> std::result::Result<Started, AwsError> {
         self.inner.start_export(request).await
     }
 }

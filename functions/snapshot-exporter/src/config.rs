@@ -102,10 +102,7 @@ impl Config {
                     Some((k.trim().to_string(), v.trim().to_string()))
                 }
                 _ => {
-                    return Err(ConfigError::new(
-                        "EXPORT_SOURCE_TAG",
-                        "must be key=value",
-                    ));
+                    return Err(ConfigError::new("EXPORT_SOURCE_TAG", "must be key=value"));
                 }
             },
         };
@@ -199,7 +196,8 @@ fn is_table_name(name: &str) -> bool {
         && parts.iter().all(|p| {
             !p.is_empty()
                 && p.len() <= 128
-                && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'-')
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'-')
         })
 }
 

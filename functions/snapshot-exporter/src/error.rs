@@ -62,7 +62,9 @@ impl From<ExportError> for lambda_runtime::Diagnostic {
 /// concurrent-request limits.
 pub fn classify_rds(mut err: AwsError) -> AwsError {
     let code = err.code.as_str();
-    if code.contains("LimitReached") || code.contains("QuotaExceeded") || code.contains("LimitExceeded")
+    if code.contains("LimitReached")
+        || code.contains("QuotaExceeded")
+        || code.contains("LimitExceeded")
     {
         err.retryable = true;
     }

@@ -12,10 +12,15 @@ pub const CLUSTER_SNAPSHOT_EVENT: &str = "RDS DB Cluster Snapshot Event";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
     /// An EventBridge scheduled event: the weekly reconcile. `id` keys its summary.
-    Schedule { id: String },
+    Schedule {
+        id: String,
+    },
     Snapshot(SnapshotEvent),
     /// A well-formed event this function has nothing to do with, and why.
-    Ignored { id: String, reason: String },
+    Ignored {
+        id: String,
+        reason: String,
+    },
 }
 
 /// What an RDS snapshot event says happened.
@@ -91,7 +96,11 @@ pub fn classify(payload: &Value) -> Result<Invocation, String> {
     }
 }
 
-fn snapshot_event(id: String, kind: SourceKind, detail: Option<&Value>) -> Result<Invocation, String> {
+fn snapshot_event(
+    id: String,
+    kind: SourceKind,
+    detail: Option<&Value>,
+) -> Result<Invocation, String> {
     let Some(Value::Object(detail)) = detail else {
         return Err("RDS snapshot event without a detail object".into());
     };
@@ -117,7 +126,10 @@ fn snapshot_event(id: String, kind: SourceKind, detail: Option<&Value>) -> Resul
         _ => {
             return Ok(Invocation::Ignored {
                 id,
-                reason: format!("{} is not a snapshot-created or export-finished event", clip(rds_event)),
+                reason: format!(
+                    "{} is not a snapshot-created or export-finished event",
+                    clip(rds_event)
+                ),
             });
         }
     };
@@ -212,7 +224,13 @@ mod tests {
             CLUSTER_SNAPSHOT_EVENT,
             json!({"EventID": "RDS-EVENT-0163", "SourceArn": carn}),
         );
-        assert!(matches!(classify(&event), Ok(Invocation::Snapshot(SnapshotEvent { action: Action::ExportFinished(Finish::Canceled), .. }))));
+        assert!(matches!(
+            classify(&event),
+            Ok(Invocation::Snapshot(SnapshotEvent {
+                action: Action::ExportFinished(Finish::Canceled),
+                ..
+            }))
+        ));
     }
 
     #[test]
@@ -226,19 +244,40 @@ mod tests {
             json!({"id": "a b", "source": "aws.rds", "detail-type": SNAPSHOT_EVENT, "detail": {}}),
             rds(SNAPSHOT_EVENT, json!(7)),
             rds(SNAPSHOT_EVENT, json!({"EventID": "RDS-EVENT-0091"})),
-            rds(SNAPSHOT_EVENT, json!({"EventID": "RDS-EVENT-0091", "SourceArn": "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:x"})),
-            rds(SNAPSHOT_EVENT, json!({"EventID": "RDS-EVENT-0091", "SourceArn": "arn:aws:rds:us-east-1:123456789012:snapshot:../../x"})),
-            rds(SNAPSHOT_EVENT, json!({"EventID": "RDS-EVENT-0091", "SourceArn": arn, "SourceIdentifier": "y"})),
+            rds(
+                SNAPSHOT_EVENT,
+                json!({"EventID": "RDS-EVENT-0091", "SourceArn": "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:x"}),
+            ),
+            rds(
+                SNAPSHOT_EVENT,
+                json!({"EventID": "RDS-EVENT-0091", "SourceArn": "arn:aws:rds:us-east-1:123456789012:snapshot:../../x"}),
+            ),
+            rds(
+                SNAPSHOT_EVENT,
+                json!({"EventID": "RDS-EVENT-0091", "SourceArn": arn, "SourceIdentifier": "y"}),
+            ),
         ] {
             assert!(classify(&bad).is_err(), "{bad}");
         }
         for skipped in [
-            rds(SNAPSHOT_EVENT, json!({"EventID": "RDS-EVENT-0041", "SourceArn": arn})),
-            rds(SNAPSHOT_EVENT, json!({"Message": "Deleted manual snapshot"})),
-            rds(CLUSTER_SNAPSHOT_EVENT, json!({"EventID": "RDS-EVENT-0091", "SourceArn": arn})),
+            rds(
+                SNAPSHOT_EVENT,
+                json!({"EventID": "RDS-EVENT-0041", "SourceArn": arn}),
+            ),
+            rds(
+                SNAPSHOT_EVENT,
+                json!({"Message": "Deleted manual snapshot"}),
+            ),
+            rds(
+                CLUSTER_SNAPSHOT_EVENT,
+                json!({"EventID": "RDS-EVENT-0091", "SourceArn": arn}),
+            ),
             rds("RDS DB Instance Event", json!({})),
         ] {
-            assert!(matches!(classify(&skipped), Ok(Invocation::Ignored { .. })), "{skipped}");
+            assert!(
+                matches!(classify(&skipped), Ok(Invocation::Ignored { .. })),
+                "{skipped}"
+            );
         }
     }
 }

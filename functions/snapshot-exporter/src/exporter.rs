@@ -7,6 +7,7 @@
 //! second start harmless).
 
 use chrono::{Datelike, Utc};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::{AwsError, Retryable};
 use watchkeeper_shared::state::{Claim, Store};
 
@@ -65,6 +66,7 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
         snapshot: &Snapshot,
         tasks: &[ExportTask],
         slots: &mut Slots,
+        deadline: &Deadline,
     ) -> Result<Outcome, ExportError> {
         let id = export_identifier(&snapshot.arn);
         if let Some(task) = tasks
@@ -76,10 +78,16 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
             return Ok(Outcome::AlreadyDone(Some(task.clone())));
         }
         let claim_key = format!("exports/{id}");
-        let holding = match self.state.claim(&claim_key).await {
+        let holding = match self.state.claim(&claim_key, deadline).await {
             Ok(Claim::Claimed) => true,
-            // Not in RDS's list, so not done: someone else is starting it right now.
-            Ok(Claim::AlreadyClaimed) => return Ok(Outcome::InFlight),
+            // Another live invocation is starting it right now.
+            Ok(Claim::InFlight { .. }) => return Ok(Outcome::InFlight),
+            // The state says done but RDS lists no task: RDS is the truth, so start (the
+            // identifier makes this harmless if the task does exist).
+            Ok(Claim::Done) => {
+                tracing::info!(key = %claim_key, "claim done but no task listed; asking RDS");
+                false
+            }
             Err(e) => {
                 tracing::warn!(key = %claim_key, error = %e, "claim unavailable; exporting without it (the identifier still dedupes)");
                 false
@@ -174,9 +182,9 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
                 None
             }
         };
-        let newer_exists = current.as_ref().is_some_and(|c| {
-            c.snapshot_arn != snapshot.arn && c.snapshot_time > snapshot.created
-        });
+        let newer_exists = current
+            .as_ref()
+            .is_some_and(|c| c.snapshot_arn != snapshot.arn && c.snapshot_time > snapshot.created);
         if newer_exists {
             return Ok(false);
         }

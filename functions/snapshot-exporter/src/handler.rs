@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Notification, Notify};
 use watchkeeper_shared::state::Store;
@@ -17,16 +18,28 @@ use crate::notice::{self, SOURCE};
 use crate::objects::Objects;
 use crate::rds::{ExportTask, Rds, Snapshot, Source, TaskStatus};
 
-/// What one invocation did, for its EMF line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+/// One invocation: its deadline (claims and sends are bounded by it) and what it did, for its
+/// EMF line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub deadline: Deadline,
     pub started: u64,
     pub deferred: u64,
     pub failed: u64,
     pub without_backup: u64,
 }
 
-impl Counters {
+impl Run {
+    pub fn new(deadline: Deadline) -> Self {
+        Self {
+            deadline,
+            started: 0,
+            deferred: 0,
+            failed: 0,
+            without_backup: 0,
+        }
+    }
+
     fn emit(&self) {
         let mut metrics = Metrics::for_function(SOURCE);
         metrics.count("ExportsStarted", self.started);
@@ -64,11 +77,17 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         }
     }
 
-    /// Handles one invocation; `now` is the time the backup window is measured from.
-    pub async fn handle(&self, payload: Value, now: DateTime<Utc>) -> Result<Value, ExportError> {
-        let mut counters = Counters::default();
-        let result = self.dispatch(&payload, now, &mut counters).await;
-        counters.emit();
+    /// Handles one invocation that must be done by `deadline`; `now` is the time the backup
+    /// window is measured from.
+    pub async fn handle(
+        &self,
+        payload: Value,
+        deadline: Deadline,
+        now: DateTime<Utc>,
+    ) -> Result<Value, ExportError> {
+        let mut run = Run::new(deadline);
+        let result = self.dispatch(&payload, now, &mut run).await;
+        run.emit();
         if let Err(e) = &result {
             tracing::error!(error = %e, retryable = e.is_retryable(), "invocation failed");
         }
@@ -79,11 +98,11 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         &self,
         payload: &Value,
         now: DateTime<Utc>,
-        counters: &mut Counters,
+        run: &mut Run,
     ) -> Result<Value, ExportError> {
         match classify(payload).map_err(ExportError::Malformed)? {
             Invocation::Schedule { id } => {
-                let report = self.reconcile(&id, now, counters).await?;
+                let report = self.reconcile(&id, now, run).await?;
                 Ok(report.to_json())
             }
             Invocation::Ignored { id, reason } => {
@@ -91,10 +110,8 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 Ok(json!({"outcome": "ignored", "event": id, "reason": reason}))
             }
             Invocation::Snapshot(event) => match event.action {
-                Action::Created => self.snapshot_created(&event, counters).await,
-                Action::ExportFinished(finish) => {
-                    self.export_finished(&event, finish, counters).await
-                }
+                Action::Created => self.snapshot_created(&event, run).await,
+                Action::ExportFinished(finish) => self.export_finished(&event, finish, run).await,
             },
         }
     }
@@ -110,8 +127,16 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
     }
 
     /// The one place notifications leave: once per key.
-    pub(crate) async fn send(&self, key: &str, notification: &Notification) -> Result<(), ExportError> {
-        let delivery = self.notifier.send_once(key, notification).await?;
+    pub(crate) async fn send(
+        &self,
+        key: &str,
+        notification: &Notification,
+        run: &Run,
+    ) -> Result<(), ExportError> {
+        let delivery = self
+            .notifier
+            .send_once(key, notification, &run.deadline)
+            .await?;
         tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification");
         Ok(())
     }
@@ -124,23 +149,26 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             .source(snapshot.kind, &snapshot.source_id)
             .await
             .map_err(rds_error)?;
-        let tags = source.as_ref().map(|s| s.tags.as_slice()).unwrap_or_default();
-        Ok(self
-            .selection
-            .allows(&snapshot.source_id, tags)
-            .then(|| {
-                source.unwrap_or_else(|| Source {
-                    id: snapshot.source_id.clone(),
-                    kind: snapshot.kind,
-                    engine: snapshot.engine.clone(),
-                    tags: Vec::new(),
-                    cluster_member: false,
-                })
-            }))
+        let tags = source
+            .as_ref()
+            .map(|s| s.tags.as_slice())
+            .unwrap_or_default();
+        Ok(self.selection.allows(&snapshot.source_id, tags).then(|| {
+            source.unwrap_or_else(|| Source {
+                id: snapshot.source_id.clone(),
+                kind: snapshot.kind,
+                engine: snapshot.engine.clone(),
+                tags: Vec::new(),
+                cluster_member: false,
+            })
+        }))
     }
 
     /// The snapshot the event names, as this account's RDS describes it; `Err(reason)` to skip.
-    async fn described(&self, event: &SnapshotEvent) -> Result<Result<Snapshot, String>, ExportError> {
+    async fn described(
+        &self,
+        event: &SnapshotEvent,
+    ) -> Result<Result<Snapshot, String>, ExportError> {
         let found = self
             .exporter
             .rds
@@ -148,7 +176,10 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             .await
             .map_err(rds_error)?;
         Ok(match found {
-            None => Err(format!("snapshot {} does not exist (any more) in this account and region", event.snapshot_id)),
+            None => Err(format!(
+                "snapshot {} does not exist (any more) in this account and region",
+                event.snapshot_id
+            )),
             Some(s) if s.arn != event.snapshot_arn => Err(format!(
                 "the event names {}, which is not this account's and region's snapshot of that name",
                 event.snapshot_arn
@@ -157,10 +188,16 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         })
     }
 
-    async fn snapshot_created(&self, event: &SnapshotEvent, counters: &mut Counters) -> Result<Value, ExportError> {
+    async fn snapshot_created(
+        &self,
+        event: &SnapshotEvent,
+        run: &mut Run,
+    ) -> Result<Value, ExportError> {
         let skip = |reason: String| {
             tracing::info!(event = %event.id, snapshot = %event.snapshot_arn, reason, "skipped");
-            Ok(json!({"outcome": "skipped", "event": event.id, "snapshot": event.snapshot_id, "reason": reason}))
+            Ok(
+                json!({"outcome": "skipped", "event": event.id, "snapshot": event.snapshot_id, "reason": reason}),
+            )
         };
         let snapshot = match self.described(event).await? {
             Ok(snapshot) => snapshot,
@@ -175,11 +212,21 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             ));
         }
         if !snapshot.is_available() {
-            return skip(format!("snapshot is {}, not available; the weekly run exports it later", snapshot.status));
+            return skip(format!(
+                "snapshot is {}, not available; the weekly run exports it later",
+                snapshot.status
+            ));
         }
-        let tasks = self.exporter.rds.export_tasks(None).await.map_err(rds_error)?;
+        let tasks = self
+            .exporter
+            .rds
+            .export_tasks(None)
+            .await
+            .map_err(rds_error)?;
         let mut slots = Slots::count(&tasks, self.exporter.max_active);
-        let outcome = self.export_reporting(&snapshot, &tasks, &mut slots, counters).await?;
+        let outcome = self
+            .export_reporting(&snapshot, &tasks, &mut slots, run)
+            .await?;
         let answer = |outcome: &str, extra: Value| {
             let mut base = json!({"outcome": outcome, "event": event.id, "snapshot": snapshot.id, "source": snapshot.source_id, "export_task": export_identifier(&snapshot.arn)});
             if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
@@ -189,8 +236,12 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         };
         match outcome {
             Outcome::Started(task) => {
-                self.send(&format!("started/{}", task.id), &notice::started(&snapshot, &task, &self.region))
-                    .await?;
+                self.send(
+                    &format!("started/{}", task.id),
+                    &notice::started(&snapshot, &task, &self.region),
+                    run,
+                )
+                .await?;
                 Ok(answer("started", json!({"location": task.location()})))
             }
             Outcome::AlreadyDone(task) => Ok(answer(
@@ -199,8 +250,16 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             )),
             Outcome::InFlight => Err(ExportError::InFlight(snapshot.arn.clone())),
             Outcome::Deferred { active } => {
-                deferred::update(&self.exporter.state, &[DeferredSnapshot::of(&snapshot)], &[]).await;
-                Ok(answer("deferred", json!({"active_exports": active, "max_active": self.exporter.max_active})))
+                deferred::update(
+                    &self.exporter.state,
+                    &[DeferredSnapshot::of(&snapshot)],
+                    &[],
+                )
+                .await;
+                Ok(answer(
+                    "deferred",
+                    json!({"active_exports": active, "max_active": self.exporter.max_active}),
+                ))
             }
         }
     }
@@ -211,25 +270,49 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         snapshot: &Snapshot,
         tasks: &[ExportTask],
         slots: &mut Slots,
-        counters: &mut Counters,
+        run: &mut Run,
     ) -> Result<Outcome, ExportError> {
-        match self.exporter.export(snapshot, tasks, slots).await {
+        match self
+            .exporter
+            .export(snapshot, tasks, slots, &run.deadline)
+            .await
+        {
             Ok(outcome) => {
                 match &outcome {
-                    Outcome::Started(_) => counters.started += 1,
-                    Outcome::Deferred { .. } => counters.deferred += 1,
+                    Outcome::Started(_) => run.started += 1,
+                    Outcome::Deferred { .. } => run.deferred += 1,
                     _ => {}
                 }
                 Ok(outcome)
             }
-            Err(ExportError::Start { snapshot: arn, source, hint }) => {
+            Err(ExportError::Start {
+                snapshot: arn,
+                source,
+                hint,
+            }) => {
                 if !source.is_retryable() {
-                    counters.failed += 1;
-                    let key = format!("refused/{}/{}", export_identifier(&arn), source.code.chars().filter(char::is_ascii_alphanumeric).collect::<String>());
-                    self.send(&key, &notice::start_refused(snapshot, &source, hint, &self.region))
-                        .await?;
+                    run.failed += 1;
+                    let key = format!(
+                        "refused/{}/{}",
+                        export_identifier(&arn),
+                        source
+                            .code
+                            .chars()
+                            .filter(char::is_ascii_alphanumeric)
+                            .collect::<String>()
+                    );
+                    self.send(
+                        &key,
+                        &notice::start_refused(snapshot, &source, hint, &self.region),
+                        run,
+                    )
+                    .await?;
                 }
-                Err(ExportError::Start { snapshot: arn, source, hint })
+                Err(ExportError::Start {
+                    snapshot: arn,
+                    source,
+                    hint,
+                })
             }
             Err(other) => Err(other),
         }
@@ -239,7 +322,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         &self,
         event: &SnapshotEvent,
         finish: Finish,
-        counters: &mut Counters,
+        run: &mut Run,
     ) -> Result<Value, ExportError> {
         let ours = export_identifier(&event.snapshot_arn);
         let tasks = self
@@ -281,7 +364,10 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             arn: event.snapshot_arn.clone(),
             id: event.snapshot_id.clone(),
             kind: event.kind,
-            source_id: task.as_ref().and_then(|t| source_of_prefix(&t.prefix, &self.exporter.destination.prefix)).unwrap_or_else(|| "unknown".into()),
+            source_id: task
+                .as_ref()
+                .and_then(|t| source_of_prefix(&t.prefix, &self.exporter.destination.prefix))
+                .unwrap_or_else(|| "unknown".into()),
             engine: String::new(),
             snapshot_type: String::new(),
             status: "deleted".into(),
@@ -295,12 +381,13 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             }
         }
         if finish != Finish::Completed {
-            counters.failed += 1;
+            run.failed += 1;
         }
         let task_id = task.as_ref().map(|t| t.id.clone()).unwrap_or(ours);
         self.send(
             &format!("finished/{task_id}/{}", finish.as_str()),
             &notice::finished(&snapshot, task.as_ref(), finish, &self.region),
+            run,
         )
         .await?;
         Ok(json!({

@@ -65,7 +65,9 @@ pub fn is_valid(id: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= MAX_LEN
         && bytes[0].is_ascii_alphabetic()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         && !id.contains("--")
         && !id.ends_with('-')
 }
@@ -108,7 +110,16 @@ mod tests {
         let id = export_identifier(&format!("arn:aws:rds:us-east-1:1:snapshot:{name}"));
         assert!(is_valid(&id), "{id}");
         assert_eq!(id.len(), 48 + 1 + HASH_DIGITS);
-        for odd in ["", "-", "---", "9", "::", "ü", "rds:", "arn:aws:rds:x:1:snapshot:"] {
+        for odd in [
+            "",
+            "-",
+            "---",
+            "9",
+            "::",
+            "ü",
+            "rds:",
+            "arn:aws:rds:x:1:snapshot:",
+        ] {
             assert!(is_valid(&export_identifier(odd)), "{odd:?}");
         }
     }

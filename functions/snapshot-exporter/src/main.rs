@@ -5,6 +5,7 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
 use watchkeeper_shared::telemetry;
 
@@ -37,7 +38,11 @@ async fn main() -> Result<(), Error> {
         .unwrap_or_default();
     let app = App::new(config, rds, objects, common.notifier, common.state, region);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        app.handle(event.payload, Utc::now())
+        app.handle(
+            event.payload,
+            Deadline::from_context(&event.context),
+            Utc::now(),
+        )
     }))
     .await
 }

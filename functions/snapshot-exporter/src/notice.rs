@@ -37,7 +37,11 @@ fn describe(snapshot: &Snapshot) -> String {
     format!(
         "Snapshot: {} ({}, {})\nSource: {} {} ({})\nTaken: {}",
         snapshot.id,
-        if snapshot.snapshot_type.is_empty() { "unknown type" } else { &snapshot.snapshot_type },
+        if snapshot.snapshot_type.is_empty() {
+            "unknown type"
+        } else {
+            &snapshot.snapshot_type
+        },
         snapshot.arn,
         snapshot.kind.as_str(),
         snapshot.source_id,
@@ -76,7 +80,9 @@ pub fn finished(
         .unwrap_or_else(|| "Export task: not listed by RDS\n".into());
     let (severity, subject, body) = match finish {
         Finish::Completed => {
-            let location = task.map(ExportTask::location).unwrap_or_else(|| "unknown".into());
+            let location = task
+                .map(ExportTask::location)
+                .unwrap_or_else(|| "unknown".into());
             let size = task
                 .and_then(|t| t.total_gb)
                 .map(|gb| format!("Data extracted: {gb} GB\n"))
@@ -95,15 +101,19 @@ pub fn finished(
             )
         }
         Finish::Failed | Finish::Canceled => {
-            let reason = task
-                .and_then(|t| t.failure_cause.clone())
-                .unwrap_or_else(|| match finish {
-                    Finish::Canceled => "the export task was canceled".into(),
-                    _ => "RDS gave no failure cause".into(),
-                });
+            let reason =
+                task.and_then(|t| t.failure_cause.clone())
+                    .unwrap_or_else(|| match finish {
+                        Finish::Canceled => "the export task was canceled".into(),
+                        _ => "RDS gave no failure cause".into(),
+                    });
             (
                 Severity::Critical,
-                format!("RDS export {}: {}", finish.as_str().to_uppercase(), snapshot.id),
+                format!(
+                    "RDS export {}: {}",
+                    finish.as_str().to_uppercase(),
+                    snapshot.id
+                ),
                 format!(
                     "The export of {} to S3 {}: this snapshot is NOT in S3.\n\n{}\n{task_line}Reason: {reason}\n\n\
                      The next snapshot is exported by its event or by the weekly run; if the reason names the \
@@ -177,13 +187,14 @@ pub fn missing_backup(
 }
 
 pub fn summary(report: &Report, region: &str) -> Notification {
-    let severity = if !report.failed.is_empty() || !report.missing.is_empty() || !report.errors.is_empty() {
-        Severity::Critical
-    } else if !report.deferred.is_empty() || !report.hung.is_empty() {
-        Severity::Warning
-    } else {
-        Severity::Info
-    };
+    let severity =
+        if !report.failed.is_empty() || !report.missing.is_empty() || !report.errors.is_empty() {
+            Severity::Critical
+        } else if !report.deferred.is_empty() || !report.hung.is_empty() {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
     let subject = format!(
         "Weekly RDS export: {} exported, {} already done, {} deferred, {} failed, {} missing",
         report.exported.len(),
@@ -196,7 +207,10 @@ pub fn summary(report: &Report, region: &str) -> Notification {
     for (title, lines) in [
         ("Exported now", &report.exported),
         ("Already exported or exporting", &report.already_done),
-        ("Deferred (no free export slot; the next run starts them)", &report.deferred),
+        (
+            "Deferred (no free export slot; the next run starts them)",
+            &report.deferred,
+        ),
         ("Last export failed or was canceled", &report.failed),
         ("Export still running after the hung limit", &report.hung),
         ("No backup in the window", &report.missing),

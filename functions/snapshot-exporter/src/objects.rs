@@ -72,7 +72,14 @@ impl Objects for S3Objects {
     }
 
     async fn get_json(&self, key: &str) -> Result<Option<ExportIndex>, AwsError> {
-        let output = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+        let output = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(output) => output,
             Err(e) => {
                 let err = AwsError::from_sdk("s3:GetObject", &e);

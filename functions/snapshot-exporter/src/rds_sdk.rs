@@ -123,9 +123,13 @@ impl Rds for RdsClient {
                     .into_paginator()
                     .send();
                 while let Some(page) = pages.next().await {
-                    let page = page
-                        .map_err(|e| AwsError::from_sdk("rds:DescribeDBClusterSnapshots", &e))?;
-                    snapshots.extend(page.db_cluster_snapshots().iter().filter_map(cluster_snapshot));
+                    let page =
+                        page.map_err(|e| AwsError::from_sdk("rds:DescribeDBClusterSnapshots", &e))?;
+                    snapshots.extend(
+                        page.db_cluster_snapshots()
+                            .iter()
+                            .filter_map(cluster_snapshot),
+                    );
                 }
             }
         }
@@ -146,7 +150,10 @@ impl Rds for RdsClient {
             let page = page.map_err(|e| AwsError::from_sdk("rds:DescribeExportTasks", &e))?;
             for task in page.export_tasks() {
                 tasks.push(ExportTask {
-                    id: task.export_task_identifier().unwrap_or_default().to_string(),
+                    id: task
+                        .export_task_identifier()
+                        .unwrap_or_default()
+                        .to_string(),
                     source_arn: task.source_arn().unwrap_or_default().to_string(),
                     status: TaskStatus::parse(task.status().unwrap_or_default()),
                     bucket: task.s3_bucket().unwrap_or_default().to_string(),

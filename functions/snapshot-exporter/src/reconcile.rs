@@ -13,10 +13,13 @@ use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::Finish;
 use crate::exporter::{Outcome, Slots, rds_error};
-use crate::handler::{App, Counters};
+use crate::handler::{App, Run};
 use crate::notice;
 use crate::objects::Objects;
 use crate::rds::{ExportTask, Rds, Snapshot, Source, TaskStatus};
+
+/// Time kept at the end of the run for the summary: sources not reached by then are reported.
+const SUMMARY_RESERVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the weekly run found and did, one line per snapshot or source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -46,11 +49,11 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         &self,
         run_id: &str,
         now: DateTime<Utc>,
-        counters: &mut Counters,
+        run: &mut Run,
     ) -> Result<Report, ExportError> {
         let rds = &self.exporter.rds;
         let mut report = Report::default();
-        let sources = self.selected_sources(&mut report, run_id, counters).await?;
+        let sources = self.selected_sources(&mut report, run_id, run).await?;
         report.sources = sources.len();
         let mut tasks = rds.export_tasks(None).await.map_err(rds_error)?;
         let mut slots = Slots::count(&tasks, self.exporter.max_active);
@@ -69,7 +72,10 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                     continue;
                 }
             };
-            if self.export_one(&snapshot, &mut tasks, &mut slots, &mut report, counters).await? {
+            if self
+                .export_one(&snapshot, &mut tasks, &mut slots, &mut report, run)
+                .await?
+            {
                 done.push(entry.arn);
             }
         }
@@ -77,6 +83,14 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         let window = Duration::days(i64::from(self.backup_window_days));
         let hung_after = Duration::hours(i64::from(self.hung_hours));
         for source in &sources {
+            if run.deadline.remaining() < SUMMARY_RESERVE {
+                report.errors.push(format!(
+                    "{} {}: not reached before the invocation's deadline; the next run checks it",
+                    source.kind.as_str(),
+                    source.id
+                ));
+                continue;
+            }
             let mut snapshots = match rds.snapshots(source).await {
                 Ok(list) => list,
                 Err(e) => {
@@ -91,26 +105,51 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 .and_then(|s| s.created)
                 .is_some_and(|t| t > now - window);
             if !recent {
-                counters.without_backup += 1;
-                report.missing.push(format!("{} {}: no available snapshot in {} days", source.kind.as_str(), source.id, self.backup_window_days));
+                run.without_backup += 1;
+                report.missing.push(format!(
+                    "{} {}: no available snapshot in {} days",
+                    source.kind.as_str(),
+                    source.id,
+                    self.backup_window_days
+                ));
                 self.send(
                     &format!("missing/{}/{run_id}", source.id),
-                    &notice::missing_backup(source, newest.and_then(|s| s.created), self.backup_window_days, &self.region),
+                    &notice::missing_backup(
+                        source,
+                        newest.and_then(|s| s.created),
+                        self.backup_window_days,
+                        &self.region,
+                    ),
+                    run,
                 )
                 .await?;
             }
-            self.check_last_export(source, &snapshots, &tasks, now - hung_after, &mut report, counters)
-                .await?;
+            self.check_last_export(
+                source,
+                &snapshots,
+                &tasks,
+                now - hung_after,
+                &mut report,
+                run,
+            )
+            .await?;
             if let Some(newest) = newest {
-                if !self.export_one(newest, &mut tasks, &mut slots, &mut report, counters).await? {
+                if !self
+                    .export_one(newest, &mut tasks, &mut slots, &mut report, run)
+                    .await?
+                {
                     add.push(DeferredSnapshot::of(newest));
                 }
             }
         }
         deferred::update(&self.exporter.state, &add, &done).await;
         tracing::info!(report = %report.to_json(), "weekly reconcile done");
-        self.send(&format!("weekly/{run_id}"), &notice::summary(&report, &self.region))
-            .await?;
+        self.send(
+            &format!("weekly/{run_id}"),
+            &notice::summary(&report, &self.region),
+            run,
+        )
+        .await?;
         Ok(report)
     }
 
@@ -120,7 +159,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         &self,
         report: &mut Report,
         run_id: &str,
-        counters: &mut Counters,
+        run: &mut Run,
     ) -> Result<Vec<Source>, ExportError> {
         let all = self.exporter.rds.sources().await.map_err(rds_error)?;
         let mut selected: Vec<Source> = all
@@ -134,12 +173,21 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             if all.iter().any(|s| &s.id == name) {
                 continue;
             }
-            counters.without_backup += 1;
-            report.missing.push(format!("{name}: no DB instance or cluster by that name"));
-            let ghost = Source { id: name.clone(), kind: crate::rds::SourceKind::Instance, engine: "not found".into(), tags: Vec::new(), cluster_member: false };
+            run.without_backup += 1;
+            report
+                .missing
+                .push(format!("{name}: no DB instance or cluster by that name"));
+            let ghost = Source {
+                id: name.clone(),
+                kind: crate::rds::SourceKind::Instance,
+                engine: "not found".into(),
+                tags: Vec::new(),
+                cluster_member: false,
+            };
             self.send(
                 &format!("missing/{name}/{run_id}"),
                 &notice::missing_backup(&ghost, None, self.backup_window_days, &self.region),
+                run,
             )
             .await?;
         }
@@ -153,27 +201,43 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         tasks: &mut Vec<ExportTask>,
         slots: &mut Slots,
         report: &mut Report,
-        counters: &mut Counters,
+        run: &mut Run,
     ) -> Result<bool, ExportError> {
-        let line = format!("{} {}: {}", snapshot.kind.as_str(), snapshot.source_id, snapshot.id);
-        match self.export_reporting(snapshot, tasks, slots, counters).await {
+        let line = format!(
+            "{} {}: {}",
+            snapshot.kind.as_str(),
+            snapshot.source_id,
+            snapshot.id
+        );
+        match self.export_reporting(snapshot, tasks, slots, run).await {
             Ok(Outcome::Started(task)) => {
-                report.exported.push(format!("{line} -> {}", task.location()));
+                report
+                    .exported
+                    .push(format!("{line} -> {}", task.location()));
                 tasks.push(task);
             }
             Ok(Outcome::AlreadyDone(task)) => {
                 let status = task.as_ref().map(|t| t.status.clone());
                 if !matches!(status, Some(TaskStatus::Failed | TaskStatus::Canceled)) {
-                    let status = status.map(|s| s.as_str().to_string()).unwrap_or_else(|| "exists".into());
+                    let status = status
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "exists".into());
                     report.already_done.push(format!("{line} ({status})"));
                 }
             }
-            Ok(Outcome::InFlight) => report.already_done.push(format!("{line} (being started by another invocation)")),
+            Ok(Outcome::InFlight) => report
+                .already_done
+                .push(format!("{line} (being started by another invocation)")),
             Ok(Outcome::Deferred { active }) => {
-                report.deferred.push(format!("{line} ({active} exports running, at most {})", slots.max));
+                report.deferred.push(format!(
+                    "{line} ({active} exports running, at most {})",
+                    slots.max
+                ));
                 return Ok(false);
             }
-            Err(e @ (ExportError::Start { .. } | ExportError::Rds(_) | ExportError::Objects(_))) => {
+            Err(
+                e @ (ExportError::Start { .. } | ExportError::Rds(_) | ExportError::Objects(_)),
+            ) => {
                 report.errors.push(format!("{line}: {e}"));
             }
             Err(other) => return Err(other),
@@ -189,11 +253,16 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         tasks: &[ExportTask],
         hung_before: DateTime<Utc>,
         report: &mut Report,
-        counters: &mut Counters,
+        run: &mut Run,
     ) -> Result<(), ExportError> {
         let last = tasks
             .iter()
-            .filter_map(|t| snapshots.iter().find(|s| s.arn == t.source_arn).map(|s| (t, s)))
+            .filter_map(|t| {
+                snapshots
+                    .iter()
+                    .find(|s| s.arn == t.source_arn)
+                    .map(|s| (t, s))
+            })
             .max_by_key(|(t, s)| (s.created, t.started));
         let Some((task, snapshot)) = last else {
             return Ok(());
@@ -203,18 +272,35 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             TaskStatus::Canceled => Finish::Canceled,
             _ => {
                 if task.status.is_active() && task.started.is_some_and(|t| t < hung_before) {
-                    report.hung.push(format!("{} {}: {} {} since {}", source.kind.as_str(), source.id, task.id, task.status.as_str(), task.started.map(|t| t.to_rfc3339()).unwrap_or_default()));
+                    report.hung.push(format!(
+                        "{} {}: {} {} since {}",
+                        source.kind.as_str(),
+                        source.id,
+                        task.id,
+                        task.status.as_str(),
+                        task.started.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    ));
                 }
                 return Ok(());
             }
         };
-        counters.failed += 1;
-        let reason = task.failure_cause.clone().unwrap_or_else(|| "no cause given".into());
-        report.failed.push(format!("{} {}: {} {} ({reason})", source.kind.as_str(), source.id, snapshot.id, finish.as_str()));
+        run.failed += 1;
+        let reason = task
+            .failure_cause
+            .clone()
+            .unwrap_or_else(|| "no cause given".into());
+        report.failed.push(format!(
+            "{} {}: {} {} ({reason})",
+            source.kind.as_str(),
+            source.id,
+            snapshot.id,
+            finish.as_str()
+        ));
         // Same key as the finished event's notice: told once, whichever path sees it first.
         self.send(
             &format!("finished/{}/{}", task.id, finish.as_str()),
             &notice::finished(snapshot, Some(task), finish, &self.region),
+            run,
         )
         .await
     }
