@@ -426,3 +426,29 @@ async fn malformed_and_unknown_events_fail_clearly_or_are_skipped() {
     );
     let _: Value = alive.json();
 }
+
+#[tokio::test]
+async fn a_missing_state_bucket_never_blocks_an_export() {
+    let world = ExportWorld::start().await.unwrap();
+    let app = world
+        .app(&[("STATE_BUCKET", "no-such-state-bucket")])
+        .await
+        .unwrap();
+    let arn = world.snapshot(LISTED, MANUAL).await.unwrap();
+    let event = created_event(
+        SourceKind::Instance,
+        &arn,
+        "d1b2c3d4-0000-4000-8000-000000000004",
+    );
+    let answer = app
+        .handle(event.clone(), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    let again = app.handle(event, minute(), Utc::now()).await.unwrap();
+    assert_eq!(
+        again["outcome"], "already-exported",
+        "RDS's task list dedupes: {again}"
+    );
+    assert_eq!(world.export_tasks().await.unwrap().len(), 1);
+}

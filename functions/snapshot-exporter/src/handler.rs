@@ -11,12 +11,12 @@ use watchkeeper_shared::telemetry::Metrics;
 use crate::config::{Config, Selection};
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
-use crate::event::{Action, Finish, Invocation, SnapshotEvent, classify};
+use crate::event::{Action, Invocation, SnapshotEvent, classify};
 use crate::exporter::{Exporter, Outcome, Slots, rds_error};
 use crate::identifier::export_identifier;
 use crate::notice::{self, SOURCE};
 use crate::objects::Objects;
-use crate::rds::{ExportTask, Rds, Snapshot, Source, TaskStatus};
+use crate::rds::{ExportTask, Rds, Snapshot, Source};
 
 /// One invocation: its deadline (claims and sends are bounded by it) and what it did, for its
 /// EMF line.
@@ -165,7 +165,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
     }
 
     /// The snapshot the event names, as this account's RDS describes it; `Err(reason)` to skip.
-    async fn described(
+    pub(crate) async fn described(
         &self,
         event: &SnapshotEvent,
     ) -> Result<Result<Snapshot, String>, ExportError> {
@@ -317,91 +317,4 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             Err(other) => Err(other),
         }
     }
-
-    async fn export_finished(
-        &self,
-        event: &SnapshotEvent,
-        finish: Finish,
-        run: &mut Run,
-    ) -> Result<Value, ExportError> {
-        let ours = export_identifier(&event.snapshot_arn);
-        let tasks = self
-            .exporter
-            .rds
-            .export_tasks(Some(&event.snapshot_arn))
-            .await
-            .map_err(rds_error)?;
-        let task = tasks
-            .iter()
-            .find(|t| t.id == ours)
-            .or_else(|| tasks.iter().max_by_key(|t| t.started))
-            .cloned();
-        // The task list is the truth when the event and the task disagree.
-        let finish = match task.as_ref().map(|t| &t.status) {
-            Some(TaskStatus::Complete) => Finish::Completed,
-            Some(TaskStatus::Failed) => Finish::Failed,
-            Some(TaskStatus::Canceled) => Finish::Canceled,
-            _ => finish,
-        };
-        let snapshot = match self.described(event).await? {
-            Ok(snapshot) => Some(snapshot),
-            Err(reason) => {
-                tracing::info!(event = %event.id, reason, "finished export's snapshot not described");
-                None
-            }
-        };
-        let selected = match &snapshot {
-            Some(snapshot) => self.allowed(snapshot).await?.is_some(),
-            None => false,
-        };
-        // Ours by identifier, or of a selected source: either way someone asked for it.
-        if !selected && task.as_ref().is_none_or(|t| t.id != ours) {
-            let reason = "export of a snapshot this function neither started nor selects";
-            tracing::info!(event = %event.id, snapshot = %event.snapshot_arn, reason, "skipped");
-            return Ok(json!({"outcome": "skipped", "event": event.id, "reason": reason}));
-        }
-        let snapshot = snapshot.unwrap_or_else(|| Snapshot {
-            arn: event.snapshot_arn.clone(),
-            id: event.snapshot_id.clone(),
-            kind: event.kind,
-            source_id: task
-                .as_ref()
-                .and_then(|t| source_of_prefix(&t.prefix, &self.exporter.destination.prefix))
-                .unwrap_or_else(|| "unknown".into()),
-            engine: String::new(),
-            snapshot_type: String::new(),
-            status: "deleted".into(),
-            created: None,
-        });
-        let mut latest = false;
-        if let Some(task) = &task {
-            self.exporter.write_index(&snapshot, task).await?;
-            if finish == Finish::Completed && snapshot.source_id != "unknown" {
-                latest = self.exporter.update_latest(&snapshot, task).await?;
-            }
-        }
-        if finish != Finish::Completed {
-            run.failed += 1;
-        }
-        let task_id = task.as_ref().map(|t| t.id.clone()).unwrap_or(ours);
-        self.send(
-            &format!("finished/{task_id}/{}", finish.as_str()),
-            &notice::finished(&snapshot, task.as_ref(), finish, &self.region),
-            run,
-        )
-        .await?;
-        Ok(json!({
-            "outcome": finish.as_str(), "event": event.id, "snapshot": snapshot.id, "source": snapshot.source_id,
-            "export_task": task_id, "location": task.as_ref().map(ExportTask::location),
-            "failure_cause": task.as_ref().and_then(|t| t.failure_cause.clone()), "latest_updated": latest,
-        }))
-    }
-}
-
-/// The source id in a task's prefix `<EXPORT_PREFIX><source>/<yyyy>/<mm>/<dd>`, for a finished
-/// export whose snapshot is gone.
-fn source_of_prefix(task_prefix: &str, export_prefix: &str) -> Option<String> {
-    let rest = task_prefix.strip_prefix(export_prefix)?;
-    let source = rest.split('/').next()?;
-    crate::config::is_rds_identifier(source).then(|| source.to_string())
 }

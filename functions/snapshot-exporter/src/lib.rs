@@ -6,6 +6,7 @@ pub mod deferred;
 pub mod error;
 pub mod event;
 pub mod exporter;
+pub mod finished;
 pub mod handler;
 pub mod identifier;
 pub mod notice;
@@ -13,3 +14,6 @@ pub mod objects;
 pub mod rds;
 pub mod rds_sdk;
 pub mod reconcile;
+
+#[cfg(test)]
+mod tests;

@@ -99,7 +99,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 }
             };
             snapshots.retain(Snapshot::is_available);
-            snapshots.sort_by(|a, b| b.created.cmp(&a.created));
+            snapshots.sort_by_key(|s| std::cmp::Reverse(s.created));
             let newest = snapshots.first();
             let recent = newest
                 .and_then(|s| s.created)
@@ -165,7 +165,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         let mut selected: Vec<Source> = all
             .iter()
             .filter(|s| self.selection.allows(&s.id, &s.tags))
-            .filter(|s| !(s.cluster_member && !self.selection.sources.contains(&s.id)))
+            .filter(|s| !s.cluster_member || self.selection.sources.contains(&s.id))
             .cloned()
             .collect();
         selected.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));

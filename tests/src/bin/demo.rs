@@ -14,6 +14,8 @@ use harness::rotation::{self, RotationWorld};
 use harness::sweep::{self, SweepWorld};
 use watchkeeper_shared::secret::Secret;
 
+mod snapshot_exporter;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tokio::select! {
@@ -112,6 +114,7 @@ async fn run() -> harness::Result<()> {
 
     heading("health-sweeper");
     health_sweeper().await?;
+    snapshot_exporter::run().await?;
     Ok(())
 }
 
