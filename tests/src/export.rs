@@ -21,8 +21,8 @@ use snapshot_exporter::rds::{
 use snapshot_exporter::rds_sdk::RdsClient;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::error::AwsError;
+use watchkeeper_shared::notify::Notify;
 use watchkeeper_shared::state::StateStore;
-use watchkeeper_shared::testing::RecordingNotifier;
 
 use crate::Result;
 use crate::moto::{ACCOUNT, Moto, REGION};
@@ -197,12 +197,13 @@ impl ExportWorld {
         env
     }
 
-    /// The exporter in this process, over the real RDS and S3 clients (`held` in front of RDS)
-    /// and a recording notifier.
-    pub async fn app(
+    /// The exporter in this process, over the real RDS and S3 clients (a [`HeldExports`] in
+    /// front of RDS) and the given notifier (a recording one in tests).
+    pub async fn app<N: Notify>(
         &self,
+        notifier: N,
         extra: &[(&str, &str)],
-    ) -> Result<App<HeldExports, S3Objects, RecordingNotifier, StateStore>> {
+    ) -> Result<App<HeldExports, S3Objects, N, StateStore>> {
         let mut env = self.env();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(&Vars::from_pairs(env))?;
@@ -213,7 +214,7 @@ impl ExportWorld {
             config,
             rds,
             objects,
-            RecordingNotifier::default(),
+            notifier,
             state,
             REGION.into(),
         ))

@@ -14,6 +14,7 @@ use snapshot_exporter::identifier::{export_identifier, is_valid};
 use snapshot_exporter::rds::SourceKind;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::notify::Severity;
+use watchkeeper_shared::testing::RecordingNotifier;
 
 const MANUAL: &str = "des-db-weekly-2026-11-22";
 const CLUSTER_MANUAL: &str = "des-aurora-weekly-2026-11-22";
@@ -173,7 +174,7 @@ async fn snapshot_events_export_once_and_finished_exports_are_told() {
 #[tokio::test]
 async fn five_running_exports_defer_the_sixth_until_one_completes() {
     let world = ExportWorld::start().await.unwrap();
-    let app = world.app(&[]).await.unwrap();
+    let app = world.app(RecordingNotifier::default(), &[]).await.unwrap();
     // Five exports someone else started, still running.
     let mut running = Vec::new();
     for i in 0..5 {
@@ -279,7 +280,7 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
         .send()
         .await
         .unwrap();
-    let app = world.app(&[]).await.unwrap();
+    let app = world.app(RecordingNotifier::default(), &[]).await.unwrap();
     let weekly = read_event("rds-weekly-export-schedule.json").unwrap();
 
     let report = app
@@ -431,7 +432,10 @@ async fn malformed_and_unknown_events_fail_clearly_or_are_skipped() {
 async fn a_missing_state_bucket_never_blocks_an_export() {
     let world = ExportWorld::start().await.unwrap();
     let app = world
-        .app(&[("STATE_BUCKET", "no-such-state-bucket")])
+        .app(
+            RecordingNotifier::default(),
+            &[("STATE_BUCKET", "no-such-state-bucket")],
+        )
         .await
         .unwrap();
     let arn = world.snapshot(LISTED, MANUAL).await.unwrap();

@@ -14,6 +14,7 @@ use harness::rotation::{self, RotationWorld};
 use harness::sweep::{self, SweepWorld};
 use watchkeeper_shared::secret::Secret;
 
+#[path = "demo/snapshot_exporter.rs"]
 mod snapshot_exporter;
 
 #[tokio::main]
