@@ -10,9 +10,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use aws_sdk_rds::types::Tag;
-use chrono::Utc;
 use serde_json::Value;
 use snapshot_exporter::config::Config;
+use snapshot_exporter::event::snapshot_id_of;
 use snapshot_exporter::handler::App;
 use snapshot_exporter::objects::S3Objects;
 use snapshot_exporter::rds::{
@@ -25,7 +25,8 @@ use watchkeeper_shared::notify::Notify;
 use watchkeeper_shared::state::StateStore;
 
 use crate::Result;
-use crate::moto::{ACCOUNT, Moto, REGION};
+use crate::moto::{Moto, REGION};
+use crate::paths::read_event;
 
 pub const FUNCTION: &str = "snapshot-exporter";
 pub const STATE_BUCKET: &str = "wk-state";
@@ -178,6 +179,21 @@ impl ExportWorld {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// The ARN of the automated snapshot the emulator took when it created `instance`.
+    pub async fn automated_snapshot(&self, instance: &str) -> Result<String> {
+        let out = self
+            .rds
+            .describe_db_snapshots()
+            .db_instance_identifier(instance)
+            .snapshot_type("automated")
+            .send()
+            .await?;
+        out.db_snapshots()
+            .iter()
+            .find_map(|s| s.db_snapshot_arn().map(String::from))
+            .ok_or_else(|| format!("{instance} has no automated snapshot").into())
+    }
+
     /// The function's environment against this world.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.moto.env();
@@ -221,23 +237,32 @@ impl ExportWorld {
     }
 }
 
-/// A snapshot-created event for a snapshot, shaped as the fixtures are.
-pub fn created_event(kind: SourceKind, snapshot_arn: &str, event_id: &str) -> Value {
-    let (detail_type, source_type, event) = match kind {
-        SourceKind::Instance => ("RDS DB Snapshot Event", "SNAPSHOT", "RDS-EVENT-0042"),
-        SourceKind::Cluster => (
-            "RDS DB Cluster Snapshot Event",
-            "CLUSTER_SNAPSHOT",
-            "RDS-EVENT-0075",
-        ),
+/// The fixture `name` (an RDS snapshot event from `events/`) about another snapshot: its ARN
+/// and identifier replaced, and a new event id. The emulator names its automated snapshots by
+/// the minute they were taken, so the fixtures' dated names cannot be created there as they are.
+pub fn fixture_for(name: &str, snapshot_arn: &str, event_id: &str) -> Result<Value> {
+    let mut event = read_event(name)?;
+    let kind = if event["detail-type"] == "RDS DB Cluster Snapshot Event" {
+        SourceKind::Cluster
+    } else {
+        SourceKind::Instance
     };
-    let id = snapshot_arn.rsplit(':').next().unwrap_or_default();
-    serde_json::json!({
-        "version": "0", "id": event_id, "detail-type": detail_type, "source": "aws.rds",
-        "account": ACCOUNT, "time": Utc::now().to_rfc3339(), "region": REGION, "resources": [snapshot_arn],
-        "detail": {"EventCategories": ["creation"], "SourceType": source_type, "SourceArn": snapshot_arn,
-                   "Date": Utc::now().to_rfc3339(), "Message": "Manual snapshot created", "SourceIdentifier": id, "EventID": event}
-    })
+    let id = snapshot_id_of(snapshot_arn, kind)
+        .ok_or_else(|| format!("{snapshot_arn} is not a {} snapshot ARN", kind.as_str()))?;
+    event["id"] = event_id.into();
+    event["resources"] = serde_json::json!([snapshot_arn]);
+    event["detail"]["SourceArn"] = snapshot_arn.into();
+    event["detail"]["SourceIdentifier"] = id.into();
+    Ok(event)
+}
+
+/// A snapshot-created event (the manual snapshot fixtures) for a snapshot of either kind.
+pub fn created_event(kind: SourceKind, snapshot_arn: &str, event_id: &str) -> Result<Value> {
+    let fixture = match kind {
+        SourceKind::Instance => "rds-snapshot-created-manual.json",
+        SourceKind::Cluster => "rds-cluster-snapshot-created.json",
+    };
+    fixture_for(fixture, snapshot_arn, event_id)
 }
 
 /// The real RDS port, except that the export tasks named in `held` are reported as

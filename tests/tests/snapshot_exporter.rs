@@ -5,7 +5,7 @@
 use chrono::{Duration, Utc};
 use harness::export::{
     CLUSTER, EXPORT_BUCKET, EXPORT_PREFIX, ExportWorld, FUNCTION, KMS_KEY_ARN, LISTED, ROLE_ARN,
-    TAGGED, UNSELECTED, created_event,
+    TAGGED, UNSELECTED, created_event, fixture_for,
 };
 use harness::lambda::LambdaRuntime;
 use harness::paths::{event_path, read_event};
@@ -52,11 +52,14 @@ async fn snapshot_events_export_once_and_finished_exports_are_told() {
     let second = invoke("rds-snapshot-created-manual.json").await;
     assert_eq!(second["outcome"], "already-exported", "{second}");
     let skipped = runtime
-        .invoke(&created_event(
-            SourceKind::Instance,
-            &other,
-            "a1b2c3d4-0000-4000-8000-000000000001",
-        ))
+        .invoke(
+            &created_event(
+                SourceKind::Instance,
+                &other,
+                "a1b2c3d4-0000-4000-8000-000000000001",
+            )
+            .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(skipped.json()["outcome"], "skipped", "{}", skipped.output);
@@ -163,12 +166,27 @@ async fn snapshot_events_export_once_and_finished_exports_are_told() {
         alert[0].message
     );
 
+    // An automated snapshot (named `rds:<db>-<date>`): the automated fixture about the one the
+    // emulator took.
+    let automated = world.automated_snapshot(LISTED).await.unwrap();
+    let event = fixture_for(
+        "rds-snapshot-created-automated.json",
+        &automated,
+        "a1b2c3d4-0000-4000-8000-000000000005",
+    )
+    .unwrap();
+    let answer = runtime.invoke(&event).await.unwrap();
+    assert_eq!(answer.json()["outcome"], "started", "{}", answer.output);
+    let id = export_identifier(&automated);
+    assert!(id.starts_with("rds-des-db-") && is_valid(&id), "{id}");
+    assert_eq!(answer.json()["export_task"], id.as_str());
+
     let logs = runtime.logs();
     let emf = logs
         .lines()
         .filter(|l| l.contains("\"ExportsStarted\""))
         .count();
-    assert!(emf >= 6, "an EMF line per invocation:\n{logs}");
+    assert!(emf >= 7, "an EMF line per invocation:\n{logs}");
 }
 
 #[tokio::test]
@@ -202,7 +220,8 @@ async fn five_running_exports_defer_the_sixth_until_one_completes() {
         SourceKind::Instance,
         &arn,
         "b1b2c3d4-0000-4000-8000-000000000002",
-    );
+    )
+    .unwrap();
 
     let answer = app
         .handle(event.clone(), minute(), Utc::now())
@@ -443,7 +462,8 @@ async fn a_missing_state_bucket_never_blocks_an_export() {
         SourceKind::Instance,
         &arn,
         "d1b2c3d4-0000-4000-8000-000000000004",
-    );
+    )
+    .unwrap();
     let answer = app
         .handle(event.clone(), minute(), Utc::now())
         .await

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use watchkeeper_shared::notify::Notify;
-use watchkeeper_shared::state::Store;
+use watchkeeper_shared::state::{Store, key_segment};
 
 use crate::error::ExportError;
 use crate::event::{Finish, SnapshotEvent};
@@ -83,7 +83,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         }
         let task_id = task.as_ref().map(|t| t.id.clone()).unwrap_or(ours);
         self.send(
-            &format!("finished/{task_id}/{}", finish.as_str()),
+            &format!("finished/{}/{}", key_segment(&task_id), finish.as_str()),
             &notice::finished(&snapshot, task.as_ref(), finish, &self.region),
             run,
         )

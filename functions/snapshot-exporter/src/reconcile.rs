@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use watchkeeper_shared::notify::Notify;
-use watchkeeper_shared::state::Store;
+use watchkeeper_shared::state::{Store, key_segment};
 
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
@@ -298,7 +298,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         ));
         // Same key as the finished event's notice: told once, whichever path sees it first.
         self.send(
-            &format!("finished/{}/{}", task.id, finish.as_str()),
+            &format!("finished/{}/{}", key_segment(&task.id), finish.as_str()),
             &notice::finished(snapshot, Some(task), finish, &self.region),
             run,
         )
