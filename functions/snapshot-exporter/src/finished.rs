@@ -8,7 +8,7 @@ use watchkeeper_shared::state::{Store, key_segment};
 
 use crate::error::ExportError;
 use crate::event::{Finish, SnapshotEvent};
-use crate::exporter::rds_error;
+use crate::exporter::{index_key, rds_error};
 use crate::handler::{App, Run};
 use crate::identifier::export_identifier;
 use crate::notice;
@@ -49,7 +49,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             }
         };
         let selected = match &snapshot {
-            Some(snapshot) => self.allowed(snapshot).await?.is_some(),
+            Some(snapshot) => self.allowed(snapshot).await?,
             None => false,
         };
         // Ours by identifier, or of a selected source: either way someone asked for it.
@@ -58,19 +58,10 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             tracing::info!(event = %event.id, snapshot = %event.snapshot_arn, reason, "skipped");
             return Ok(json!({"outcome": "skipped", "event": event.id, "reason": reason}));
         }
-        let snapshot = snapshot.unwrap_or_else(|| Snapshot {
-            arn: event.snapshot_arn.clone(),
-            id: event.snapshot_id.clone(),
-            kind: event.kind,
-            source_id: task
-                .as_ref()
-                .and_then(|t| source_of_prefix(&t.prefix, &self.exporter.destination.prefix))
-                .unwrap_or_else(|| "unknown".into()),
-            engine: String::new(),
-            snapshot_type: String::new(),
-            status: "deleted".into(),
-            created: None,
-        });
+        let snapshot = match snapshot {
+            Some(snapshot) => snapshot,
+            None => self.remembered(event, task.as_ref()).await,
+        };
         let mut latest = false;
         if let Some(task) = &task {
             self.exporter.write_index(&snapshot, task).await?;
@@ -93,6 +84,41 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             "export_task": task_id, "location": task.as_ref().map(ExportTask::location),
             "failure_cause": task.as_ref().and_then(|t| t.failure_cause.clone()), "latest_updated": latest,
         }))
+    }
+}
+
+impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
+    /// A snapshot deleted before its export finished (automated ones expire with the retention),
+    /// as the export's index object remembers it; or as much as the event and task tell.
+    async fn remembered(&self, event: &SnapshotEvent, task: Option<&ExportTask>) -> Snapshot {
+        if let Some(task) = task {
+            if let Ok(Some(index)) = self.exporter.objects.get_json(&index_key(task)).await {
+                if index.snapshot_arn == event.snapshot_arn {
+                    return Snapshot {
+                        arn: index.snapshot_arn,
+                        id: index.snapshot_id,
+                        kind: event.kind,
+                        source_id: index.source_id,
+                        engine: index.engine,
+                        snapshot_type: String::new(),
+                        status: "deleted".into(),
+                        created: index.snapshot_time,
+                    };
+                }
+            }
+        }
+        Snapshot {
+            arn: event.snapshot_arn.clone(),
+            id: event.snapshot_id.clone(),
+            kind: event.kind,
+            source_id: task
+                .and_then(|t| source_of_prefix(&t.prefix, &self.exporter.destination.prefix))
+                .unwrap_or_else(|| "unknown".into()),
+            engine: String::new(),
+            snapshot_type: String::new(),
+            status: "deleted".into(),
+            created: None,
+        }
     }
 }
 

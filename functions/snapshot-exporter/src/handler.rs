@@ -16,7 +16,7 @@ use crate::exporter::{Exporter, Outcome, Slots, rds_error};
 use crate::identifier::export_identifier;
 use crate::notice::{self, SOURCE};
 use crate::objects::Objects;
-use crate::rds::{ExportTask, Rds, Snapshot, Source};
+use crate::rds::{ExportTask, Rds, Snapshot};
 
 /// One invocation: its deadline (claims and sends are bounded by it) and what it did, for its
 /// EMF line.
@@ -141,27 +141,22 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         Ok(())
     }
 
-    /// Whether `snapshot`'s source is one to export, and why not when it is not.
-    pub(crate) async fn allowed(&self, snapshot: &Snapshot) -> Result<Option<Source>, ExportError> {
+    /// Whether `snapshot`'s source is one to export: listed by name, or carrying the tag (its
+    /// tags as RDS describes them now).
+    pub(crate) async fn allowed(&self, snapshot: &Snapshot) -> Result<bool, ExportError> {
+        if self.selection.sources.contains(&snapshot.source_id) {
+            return Ok(true);
+        }
+        if self.selection.tag.is_none() {
+            return Ok(false);
+        }
         let source = self
             .exporter
             .rds
             .source(snapshot.kind, &snapshot.source_id)
             .await
             .map_err(rds_error)?;
-        let tags = source
-            .as_ref()
-            .map(|s| s.tags.as_slice())
-            .unwrap_or_default();
-        Ok(self.selection.allows(&snapshot.source_id, tags).then(|| {
-            source.unwrap_or_else(|| Source {
-                id: snapshot.source_id.clone(),
-                kind: snapshot.kind,
-                engine: snapshot.engine.clone(),
-                tags: Vec::new(),
-                cluster_member: false,
-            })
-        }))
+        Ok(source.is_some_and(|s| self.selection.allows(&s.id, &s.tags)))
     }
 
     /// The snapshot the event names, as this account's RDS describes it; `Err(reason)` to skip.
@@ -203,7 +198,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             Ok(snapshot) => snapshot,
             Err(reason) => return skip(reason),
         };
-        if self.allowed(&snapshot).await?.is_none() {
+        if !self.allowed(&snapshot).await? {
             return skip(format!(
                 "{} {} is not selected for export ({})",
                 snapshot.kind.as_str(),

@@ -27,6 +27,7 @@ struct FakeRds {
     tasks: Mutex<Vec<ExportTask>>,
     start_error: Mutex<Option<AwsError>>,
     snapshot_time: Option<DateTime<Utc>>,
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 fn snapshot(created: Option<DateTime<Utc>>) -> Snapshot {
@@ -74,7 +75,8 @@ impl Rds for FakeRds {
         }))
     }
     async fn snapshot(&self, _: SourceKind, id: &str) -> Result<Option<Snapshot>, AwsError> {
-        Ok((id == "des-db-weekly").then(|| snapshot(self.snapshot_time)))
+        let deleted = self.deleted.load(std::sync::atomic::Ordering::SeqCst);
+        Ok((id == "des-db-weekly" && !deleted).then(|| snapshot(self.snapshot_time)))
     }
     async fn snapshots(&self, _: &Source) -> Result<Vec<Snapshot>, AwsError> {
         Ok(vec![snapshot(self.snapshot_time)])
@@ -305,4 +307,51 @@ async fn the_weekly_run_reports_failed_and_hung_exports_without_their_events() {
     let summary = sent.last().unwrap();
     assert_eq!(summary.severity, Severity::Critical);
     assert!(summary.subject.contains("1 failed"), "{}", summary.subject);
+}
+
+#[tokio::test]
+async fn an_export_that_outlives_its_snapshot_is_reported_from_its_index() {
+    let rds = FakeRds {
+        snapshot_time: Some(Utc::now()),
+        ..FakeRds::default()
+    };
+    let app = app(rds);
+    let started = app
+        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(started["outcome"], "started");
+    // The automated snapshot expires with the one-day retention before the export finishes.
+    app.exporter
+        .rds
+        .deleted
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(t) = app.exporter.rds.tasks.lock().unwrap().first_mut() {
+        t.status = TaskStatus::Complete;
+    }
+    let done = app
+        .handle(event("RDS-EVENT-0161"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(done["outcome"], "completed", "{done}");
+    assert_eq!(done["source"], "des-db");
+    assert_eq!(done["latest_updated"], true);
+    let latest = app
+        .exporter
+        .objects
+        .0
+        .lock()
+        .unwrap()
+        .get("des-db/latest.json")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (latest.engine.as_str(), latest.status.as_str()),
+        ("postgres", "COMPLETE")
+    );
+    let sent = app.notifier().notifications();
+    assert_eq!(
+        sent.last().map(|n| n.resource.clone()),
+        Some(Some("des-db".to_string()))
+    );
 }
