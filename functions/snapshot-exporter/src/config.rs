@@ -88,7 +88,12 @@ impl Config {
                 "must be database, database.schema or database.schema.table names, comma-separated",
             ));
         }
-        let sources = vars.list("EXPORT_SOURCES");
+        // RDS keeps identifiers in lower case whatever case they were created with.
+        let sources: Vec<String> = vars
+            .list("EXPORT_SOURCES")
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         if sources.iter().any(|s| !is_rds_identifier(s)) {
             return Err(ConfigError::new(
                 "EXPORT_SOURCES",
@@ -228,7 +233,7 @@ mod tests {
     #[test]
     fn defaults_and_selection() {
         let config = Config::from_vars(&vars(&[
-            ("EXPORT_SOURCES", "des-db, des-aurora"),
+            ("EXPORT_SOURCES", "des-db, DES-Aurora"),
             ("EXPORT_SOURCE_TAG", "Backup=s3"),
             ("EXPORT_PREFIX", "/rds/"),
         ]))
@@ -238,6 +243,7 @@ mod tests {
         assert_eq!(config.destination.prefix, "rds/");
         let s = &config.selection;
         assert!(s.allows("des-db", &[]));
+        assert!(s.allows("des-aurora", &[]));
         assert!(s.allows("other", &[("Backup".into(), "s3".into())]));
         assert!(!s.allows("other", &[("Backup".into(), "no".into())]));
         let plain = Config::from_vars(&vars(&[("EXPORT_SOURCES", "des-db")])).unwrap();
