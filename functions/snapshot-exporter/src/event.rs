@@ -199,6 +199,7 @@ fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn rds(detail_type: &str, detail: Value) -> Value {
@@ -231,6 +232,26 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    proptest! {
+        #[test]
+        fn any_field_values_classify_without_panicking(
+            detail_type in prop_oneof![
+                Just(SNAPSHOT_EVENT.to_string()),
+                Just(CLUSTER_SNAPSHOT_EVENT.to_string()),
+                "\\PC{0,40}",
+            ],
+            event_id in "(RDS-EVENT-0[0-9]{3})|\\PC{0,20}",
+            arn in "(arn:aws:rds:us-east-1:123456789012:(cluster-)?snapshot:)?\\PC{0,80}",
+        ) {
+            let event = rds(&detail_type, json!({"EventID": event_id, "SourceArn": arn}));
+            if let Ok(Invocation::Snapshot(e)) = classify(&event) {
+                // Whatever got through names a snapshot the way RDS could have.
+                prop_assert_eq!(snapshot_id_of(&e.snapshot_arn, e.kind), Some(e.snapshot_id.as_str()));
+                prop_assert!(e.snapshot_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b':'));
+            }
+        }
     }
 
     #[test]
