@@ -4,6 +4,11 @@
 
 use std::process::ExitCode;
 
+#[path = "demo/budget.rs"]
+mod budget;
+#[path = "demo/snapshot_exporter.rs"]
+mod snapshot_exporter;
+
 use harness::deploy::{self, DeployNotifier, Setup};
 use harness::http::Behaviour;
 use harness::lambda::LambdaRuntime;
@@ -13,9 +18,6 @@ use harness::postgres::{PgOptions, Postgres, SUPERUSER};
 use harness::rotation::{self, RotationWorld};
 use harness::sweep::{self, SweepWorld};
 use watchkeeper_shared::secret::Secret;
-
-#[path = "demo/snapshot_exporter.rs"]
-mod snapshot_exporter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -116,6 +118,7 @@ async fn run() -> harness::Result<()> {
     heading("health-sweeper");
     health_sweeper().await?;
     snapshot_exporter::run().await?;
+    budget::run().await?;
     Ok(())
 }
 
