@@ -69,25 +69,24 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 latest = self.exporter.update_latest(&snapshot, task).await?;
             }
         }
-        if finish != Finish::Completed {
+        let task_id = task.as_ref().map(|t| t.id.clone()).unwrap_or(ours);
+        let told = self
+            .send(
+                &format!("finished/{}/{}", key_segment(&task_id), finish.as_str()),
+                &notice::finished(&snapshot, task.as_ref(), finish, &self.region),
+                run,
+            )
+            .await?;
+        if told && finish != Finish::Completed {
             run.failed += 1;
         }
-        let task_id = task.as_ref().map(|t| t.id.clone()).unwrap_or(ours);
-        self.send(
-            &format!("finished/{}/{}", key_segment(&task_id), finish.as_str()),
-            &notice::finished(&snapshot, task.as_ref(), finish, &self.region),
-            run,
-        )
-        .await?;
         Ok(json!({
             "outcome": finish.as_str(), "event": event.id, "snapshot": snapshot.id, "source": snapshot.source_id,
             "export_task": task_id, "location": task.as_ref().map(ExportTask::location),
             "failure_cause": task.as_ref().and_then(|t| t.failure_cause.clone()), "latest_updated": latest,
         }))
     }
-}
 
-impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
     /// A snapshot deleted before its export finished (automated ones expire with the retention),
     /// as the export's index object remembers it; or as much as the event and task tell.
     async fn remembered(&self, event: &SnapshotEvent, task: Option<&ExportTask>) -> Snapshot {

@@ -126,19 +126,20 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         &self.exporter.rds
     }
 
-    /// The one place notifications leave: once per key.
+    /// The one place notifications leave: once per key. True when this call delivered it (not
+    /// an earlier one), so repeated sightings of one failure count once.
     pub(crate) async fn send(
         &self,
         key: &str,
         notification: &Notification,
         run: &Run,
-    ) -> Result<(), ExportError> {
+    ) -> Result<bool, ExportError> {
         let delivery = self
             .notifier
             .send_once(key, notification, &run.deadline)
             .await?;
         tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification");
-        Ok(())
+        Ok(!delivery.sent.is_empty())
     }
 
     /// Whether `snapshot`'s source is one to export: listed by name, or carrying the tag (its

@@ -284,7 +284,6 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 return Ok(());
             }
         };
-        run.failed += 1;
         let reason = task
             .failure_cause
             .clone()
@@ -297,11 +296,16 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             finish.as_str()
         ));
         // Same key as the finished event's notice: told once, whichever path sees it first.
-        self.send(
-            &format!("finished/{}/{}", key_segment(&task.id), finish.as_str()),
-            &notice::finished(snapshot, Some(task), finish, &self.region),
-            run,
-        )
-        .await
+        let told = self
+            .send(
+                &format!("finished/{}/{}", key_segment(&task.id), finish.as_str()),
+                &notice::finished(snapshot, Some(task), finish, &self.region),
+                run,
+            )
+            .await?;
+        if told {
+            run.failed += 1;
+        }
+        Ok(())
     }
 }
