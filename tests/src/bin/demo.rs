@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 #[path = "demo/budget.rs"]
 mod budget;
+#[path = "demo/snapshot_exporter.rs"]
+mod snapshot_exporter;
 
 use harness::deploy::{self, DeployNotifier, Setup};
 use harness::http::Behaviour;
@@ -128,6 +130,7 @@ async fn run() -> harness::Result<()> {
 
     heading("health-sweeper");
     health_sweeper().await?;
+    snapshot_exporter::run().await?;
     budget::run().await?;
     Ok(())
 }
