@@ -11,6 +11,7 @@
 //! saying what to install (`bash tests/setup.sh` installs all of them), never a hang.
 
 pub mod budget;
+pub mod calls;
 pub mod deploy;
 pub mod export;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod paths;
 pub mod postgres;
 pub mod process;
 pub mod rotation;
+pub mod runtime_api;
 pub mod sweep;
 pub mod tls;
 
