@@ -11,6 +11,9 @@ pub const CURRENT: &str = "AWSCURRENT";
 pub const PENDING: &str = "AWSPENDING";
 pub const PREVIOUS: &str = "AWSPREVIOUS";
 
+/// ListSecretVersionIds pages read at most (100 versions each).
+const MAX_VERSION_PAGES: usize = 20;
+
 #[derive(Debug, Clone, Default)]
 pub struct Description {
     pub name: String,
@@ -154,25 +157,31 @@ impl SecretsApi for SecretsManager {
     }
 
     async fn versions_newest_first(&self, secret: &str) -> Result<Vec<String>, AwsError> {
-        let out = self
-            .client
-            .list_secret_version_ids()
-            .secret_id(secret)
-            .include_deprecated(true)
-            .max_results(20)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecretVersionIds", &e))?;
-        let mut versions: Vec<(i64, String)> = out
-            .versions()
-            .iter()
-            .filter_map(|v| {
+        let mut versions: Vec<(i64, String)> = Vec::new();
+        let mut next: Option<String> = None;
+        // Every page: a secret can hold up to about a hundred versions.
+        for _ in 0..MAX_VERSION_PAGES {
+            let out = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret)
+                .include_deprecated(true)
+                .max_results(100)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecretVersionIds", &e))?;
+            versions.extend(out.versions().iter().filter_map(|v| {
                 Some((
                     v.created_date().map(|d| d.secs()).unwrap_or(0),
                     v.version_id()?.to_string(),
                 ))
-            })
-            .collect();
+            }));
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => break,
+            }
+        }
         versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         Ok(versions.into_iter().map(|(_, id)| id).collect())
     }
