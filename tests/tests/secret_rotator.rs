@@ -488,7 +488,10 @@ async fn failed_pre_checks_change_nothing() {
 
 #[tokio::test]
 async fn mariadb_single_and_alternating_rotations() {
-    let db = MariaDb::start(MariaDbOptions { general_log: true })
+    let db = MariaDb::start(MariaDbOptions {
+        general_log: true,
+        ..MariaDbOptions::default()
+    })
         .await
         .unwrap();
     db.sql("CREATE DATABASE dispatch; CREATE TABLE dispatch.report (id INT PRIMARY KEY, note TEXT); CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-initial-password-0'; GRANT SELECT, INSERT ON dispatch.* TO 'app'@'127.0.0.1'").await.unwrap();

@@ -162,7 +162,8 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             }
             SecretKind::Database(db) => {
                 self.pending_works(&db).await?;
-                if db.masterarn.is_some() {
+                // Checked when the clone is the one going live (setSecret repairs it then).
+                if db.masterarn.is_some() && db.username != db.original_username() {
                     self.clone_equals_original(event, &db).await?;
                 }
                 Ok("pending credentials log in".into())

@@ -28,14 +28,7 @@ pub async fn connect(settings: &Settings, creds: &Credentials) -> Result<Conn, D
                 "TLS is required but DB_TLS_CA_FILE is not set (set it, or DB_TLS=disable)",
             ));
         };
-        // The override changes the name verified, not whether it is: the certificate must
-        // still name `tls_server_name` and chain to DB_TLS_CA_FILE.
-        options = options.ssl_opts(
-            SslOpts::default()
-                .with_root_certs(vec![ca_file.clone().into()])
-                .with_disable_built_in_roots(true)
-                .with_danger_tls_hostname_override(creds.tls_server_name.clone()),
-        );
+        options = options.ssl_opts(ssl_opts(ca_file, creds.tls_server_name.clone()));
     }
     match tokio::time::timeout(settings.connect_timeout, Conn::new(options)).await {
         Err(_) => Err(DbError::new(
@@ -49,6 +42,16 @@ pub async fn connect(settings: &Settings, creds: &Credentials) -> Result<Conn, D
         Ok(Err(e)) => Err(classify(creds, &e)),
         Ok(Ok(conn)) => Ok(conn),
     }
+}
+
+/// verify-full against `ca_file` only: mysql_async would add its built-in public web roots
+/// (compiled in with its rustls feature) unless told not to. The name override changes which name
+/// is verified, not whether: the certificate must still name `server_name` and chain to the file.
+fn ssl_opts(ca_file: &std::path::Path, server_name: Option<String>) -> SslOpts {
+    SslOpts::default()
+        .with_root_certs(vec![ca_file.to_path_buf().into()])
+        .with_disable_built_in_roots(true)
+        .with_danger_tls_hostname_override(server_name)
 }
 
 pub fn kind_of(err: &mysql_async::Error) -> DbErrorKind {
@@ -129,4 +132,17 @@ pub async fn check_table(
         .map_err(|e| classify(creds, &e));
     let _ = conn.disconnect().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_trusts_the_configured_bundle_only_and_verifies_everything() {
+        let opts = ssl_opts(std::path::Path::new("/bundle.pem"), None);
+        assert!(opts.disable_built_in_roots(), "public web roots must not be trusted");
+        assert!(!opts.accept_invalid_certs() && !opts.skip_domain_validation());
+        assert_eq!(opts.root_certs().len(), 1);
+    }
 }

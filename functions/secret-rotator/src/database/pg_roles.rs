@@ -117,7 +117,7 @@ async fn refusal(
         let what = if forbidden.contains(&name.as_str()) {
             "the master user"
         } else if name == "rds_superuser" {
-            "rds_superuser"
+            "the RDS administrators' role"
         } else if flag(1) {
             "a superuser"
         } else if flag(2) {
