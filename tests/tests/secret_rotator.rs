@@ -359,17 +359,39 @@ async fn database_down_during_set_secret_alerts_and_a_retry_completes() {
     assert!(pg.can_login("app", &pending_password).await);
 }
 
+/// Starts rotating `secret` and runs setSecret, which must fail with `expected` in its error.
+async fn set_secret_fails(world: &RotationWorld, secret: &str, expected: &[&str]) -> String {
+    let token = world.begin_rotation(secret).await.unwrap();
+    assert!(world.step(secret, &token, "createSecret").await.unwrap().ok);
+    let refused = world.step(secret, &token, "setSecret").await.unwrap();
+    assert!(!refused.ok, "setSecret succeeded for {secret}");
+    let lower = refused.output.to_ascii_lowercase();
+    assert!(
+        expected.iter().any(|e| lower.contains(e)),
+        "{secret}: expected one of {expected:?} in {}",
+        refused.output
+    );
+    refused.output
+}
+
 #[tokio::test]
 async fn tls_is_verified_and_never_downgraded() {
     let ca = TestCa::create().await.unwrap();
-    let tls_pg = Postgres::start(PgOptions {
-        tls: Some((ca.server_cert.clone(), ca.server_key.clone())),
-        ..PgOptions::default()
-    })
-    .await
-    .unwrap();
+    let other_name = TestCa::create_for("DNS:db.internal").await.unwrap();
+    let untrusted = TestCa::create().await.unwrap();
+    let start = |cert: &TestCa| {
+        Postgres::start(PgOptions {
+            tls: Some((cert.server_cert.clone(), cert.server_key.clone())),
+            ..PgOptions::default()
+        })
+    };
+    let tls_pg = start(&ca).await.unwrap();
+    // Signed by the trusted CA, but for db.internal only (the RDS endpoint behind a CNAME).
+    let named_pg = start(&other_name).await.unwrap();
+    let untrusted_pg = start(&untrusted).await.unwrap();
     let plain_pg = Postgres::start(PgOptions::default()).await.unwrap();
-    for pg in [&tls_pg, &plain_pg] {
+    let plain_maria = MariaDb::start(MariaDbOptions::default()).await.unwrap();
+    for pg in [&tls_pg, &named_pg, &untrusted_pg, &plain_pg] {
         pg.sql(
             "postgres",
             "CREATE ROLE app LOGIN PASSWORD 'app-initial-password-0'",
@@ -377,7 +399,22 @@ async fn tls_is_verified_and_never_downgraded() {
         .await
         .unwrap();
     }
-    let ca_file = ca.ca_cert.display().to_string();
+    plain_maria
+        .sql("CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-initial-password-0'")
+        .await
+        .unwrap();
+    // The CA of `other_name` is trusted too: its certificate fails on its name alone.
+    let bundle = ca.dir().join("bundle.pem");
+    std::fs::write(
+        &bundle,
+        [
+            std::fs::read_to_string(&ca.ca_cert).unwrap(),
+            std::fs::read_to_string(&other_name.ca_cert).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let ca_file = bundle.display().to_string();
     let world = RotationWorld::start(&[("DB_TLS", "verify-full"), ("DB_TLS_CA_FILE", &ca_file)])
         .await
         .unwrap();
@@ -396,27 +433,76 @@ async fn tls_is_verified_and_never_downgraded() {
             .await
     );
 
-    let plain = world
-        .create_secret(
-            "des/db/plain",
-            &pg_secret(&plain_pg, "app", "app-initial-password-0"),
-        )
-        .await
-        .unwrap();
-    let token = world.begin_rotation(&plain).await.unwrap();
-    assert!(world.step(&plain, &token, "createSecret").await.unwrap().ok);
-    let refused = world.step(&plain, &token, "setSecret").await.unwrap();
-    assert!(!refused.ok);
-    assert!(
-        refused.output.to_ascii_lowercase().contains("tls")
-            || refused.output.to_ascii_lowercase().contains("ssl"),
-        "{}",
-        refused.output
-    );
+    // `sslmode: disable` in the secret does not loosen DB_TLS=verify-full.
+    let mut plain_value = pg_secret(&plain_pg, "app", "app-initial-password-0");
+    plain_value["sslmode"] = json!("disable");
+    let plain = world.create_secret("des/db/plain", &plain_value).await.unwrap();
+    set_secret_fails(&world, &plain, &["tls", "ssl"]).await;
     assert!(
         plain_pg.can_login("app", "app-initial-password-0").await,
         "nothing changed over plaintext"
     );
+
+    // A certificate for another name fails; naming it in tls_server_name verifies against it.
+    let named_value = pg_secret(&named_pg, "app", "app-initial-password-0");
+    let named = world.create_secret("des/db/named", &named_value).await.unwrap();
+    set_secret_fails(&world, &named, &["not valid for name", "notvalidforname", "certificate"]).await;
+    let mut aliased_value = named_value.clone();
+    aliased_value["tls_server_name"] = json!("db.internal");
+    let aliased = world.create_secret("des/db/aliased", &aliased_value).await.unwrap();
+    world.rotate(&aliased).await.unwrap();
+    let current = world.value(&aliased, "AWSCURRENT").await.unwrap();
+    assert!(named_pg.can_login("app", current["password"].as_str().unwrap()).await);
+
+    // A certificate from a CA outside DB_TLS_CA_FILE fails.
+    let mut untrusted_value = pg_secret(&untrusted_pg, "app", "app-initial-password-0");
+    untrusted_value["host"] = json!("localhost");
+    let untrusted_secret = world.create_secret("des/db/untrusted", &untrusted_value).await.unwrap();
+    set_secret_fails(&world, &untrusted_secret, &["unknownissuer", "unknown issuer", "certificate"]).await;
+    assert!(untrusted_pg.can_login("app", "app-initial-password-0").await);
+
+    // MariaDB without TLS: a clear error, no plaintext session.
+    let maria = world
+        .create_secret("des/mysql/plain", &json!({"engine": "mariadb", "host": "127.0.0.1", "port": plain_maria.port(), "username": "app", "password": "app-initial-password-0", "sslmode": "disable"}))
+        .await
+        .unwrap();
+    let output = set_secret_fails(&world, &maria, &["tls is required"]).await;
+    assert!(output.contains("Permanent."), "{output}");
+    assert!(plain_maria.can_login("app", "app-initial-password-0").await);
+}
+
+#[tokio::test]
+async fn a_database_that_never_answers_is_given_up_within_the_connect_timeout() {
+    let (port, _server) = harness::postgres::silent_server().await.unwrap();
+    let ca = TestCa::create().await.unwrap();
+    let ca_file = ca.ca_cert.display().to_string();
+    for tls in ["verify-full", "disable"] {
+        let world = RotationWorld::start(&[
+            ("DB_TLS", tls),
+            ("DB_TLS_CA_FILE", &ca_file),
+            ("DB_CONNECT_TIMEOUT_MS", "1000"),
+        ])
+        .await
+        .unwrap();
+        let secret = world
+            .create_secret("des/db/silent", &json!({"engine": "postgres", "host": "127.0.0.1", "port": port, "username": "app", "password": "p", "dbname": "postgres"}))
+            .await
+            .unwrap();
+        let token = world.begin_rotation(&secret).await.unwrap();
+        assert!(world.step(&secret, &token, "createSecret").await.unwrap().ok);
+        let started = std::time::Instant::now();
+        let answer = world.step(&secret, &token, "setSecret").await.unwrap();
+        let elapsed = started.elapsed();
+        println!("DB_TLS={tls}: setSecret against a silent server gave up after {elapsed:?}");
+        assert!(!answer.ok);
+        assert!(
+            answer.output.contains("Retryable.DatabaseFailed")
+                && answer.output.contains("no session within 1000 ms"),
+            "{}",
+            answer.output
+        );
+        assert!(elapsed < std::time::Duration::from_millis(2500), "{elapsed:?}");
+    }
 }
 
 #[tokio::test]
