@@ -10,6 +10,7 @@
 //!   is removed so no stale pending version is left behind.
 
 use serde_json::{Value, json};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::notify::{Delivery, Notification, Notify, NotifyError, Severity};
 
 use crate::database::{Database, DbErrorKind, TlsMode};
@@ -52,7 +53,11 @@ impl From<&'static str> for Done {
 
 impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     /// Runs one step; the answer says what it did, in words and without values.
-    pub async fn run(&self, event: &RotationEvent) -> Result<Value, RotationError> {
+    pub async fn run(
+        &self,
+        event: &RotationEvent,
+        deadline: &Deadline,
+    ) -> Result<Value, RotationError> {
         let description = self.secrets.describe(&event.secret_id).await?;
         let name = description.name.clone();
         if !description.rotation_enabled {
@@ -71,7 +76,8 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                 self.remove_stale_pending(event, &description).await?;
                 // A retried finishSecret still tells the owners (once) if the first try could not.
                 if let SecretKind::ApiKey(key) = self.version_value(event).await? {
-                    self.announce_api_key(event, &description, &key).await?;
+                    self.announce_api_key(event, &description, &key, deadline)
+                        .await?;
                 }
             }
             tracing::info!(secret = %name, step = event.step.as_str(), "version is already AWSCURRENT: nothing to do");
@@ -87,19 +93,21 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             Step::Create => self.create(event).await?,
             Step::Set => self.set(event, &description).await?,
             Step::Test => self.test(event).await?,
-            Step::Finish => self.finish(event, &description).await?,
+            Step::Finish => self.finish(event, &description, deadline).await?,
         };
         tracing::info!(secret = %name, step = event.step.as_str(), outcome = done.outcome, failed_logins = done.failed_logins, "rotation step done");
         Ok(json!({"step": event.step.as_str(), "outcome": done.outcome, "failed_logins": done.failed_logins}))
     }
 
-    /// Sends `notification` once per `key`: the one place this function sends from.
+    /// Sends `notification` once per `key` within the invocation's deadline: the one place this
+    /// function sends from.
     pub async fn notify_once(
         &self,
         key: &str,
         notification: &Notification,
+        deadline: &Deadline,
     ) -> Result<Delivery, NotifyError> {
-        self.notifier.send_once(key, notification).await
+        self.notifier.send_once(key, notification, deadline).await
     }
 
     pub(crate) async fn pending(&self, event: &RotationEvent) -> Result<SecretKind, RotationError> {
@@ -225,6 +233,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         &self,
         event: &RotationEvent,
         description: &Description,
+        deadline: &Deadline,
     ) -> Result<Done, RotationError> {
         let pending = self.pending(event).await?;
         match &pending {
@@ -250,7 +259,8 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             .move_label(&event.secret_id, PENDING, None, Some(&event.token))
             .await?;
         if let SecretKind::ApiKey(key) = &pending {
-            self.announce_api_key(event, description, key).await?;
+            self.announce_api_key(event, description, key, deadline)
+                .await?;
         }
         Ok("AWSCURRENT moved to the new version".into())
     }
@@ -261,6 +271,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         event: &RotationEvent,
         description: &Description,
         key: &ApiKeySecret,
+        deadline: &Deadline,
     ) -> Result<(), RotationError> {
         let owners = key
             .owners
@@ -289,6 +300,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         self.notify_once(
             &format!("api-key-live/{}/{}", description.name, event.token),
             &notice,
+            deadline,
         )
         .await?;
         Ok(())
