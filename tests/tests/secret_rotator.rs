@@ -70,6 +70,10 @@ async fn postgres_single_user_rotation_changes_the_password_and_leaks_it_nowhere
                 answer.output,
                 world.runtime.logs()
             );
+            if step == "setSecret" {
+                // AWSCURRENT is tried first: no refused login; a repeat sees one (the old password).
+                assert_eq!(answer.json()["failed_logins"], attempt, "{}", answer.output);
+            }
             if step == "createSecret" {
                 let pending = world
                     .secrets
@@ -352,7 +356,20 @@ async fn database_down_during_set_secret_alerts_and_a_retry_completes() {
         pg.can_login("app", "app-initial-password-0").await,
         "the current password still works"
     );
-    for step in ["setSecret", "testSecret", "finishSecret"] {
+    assert!(world.step(&secret, &token, "setSecret").await.unwrap().ok);
+    // After setSecret, single user: the alert says the old password no longer works.
+    pg.stop().await.unwrap();
+    assert!(!world.step(&secret, &token, "testSecret").await.unwrap().ok);
+    let alerts = world.alerts().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert!(
+        alerts[0].message.contains("the AWSCURRENT password no longer works")
+            && alerts[0].message.contains(&token),
+        "{}",
+        alerts[0].message
+    );
+    pg.start_again().await.unwrap();
+    for step in ["testSecret", "finishSecret"] {
         let answer = world.step(&secret, &token, step).await.unwrap();
         assert!(answer.ok, "{step}: {}", answer.output);
     }
@@ -671,4 +688,34 @@ async fn api_keys_rotate_and_owners_are_told() {
         !notices[0].message.contains(key),
         "the key itself is never in a notification"
     );
+    assert!(
+        notices[0].message.contains("must accept the new key"),
+        "{}",
+        notices[0].message
+    );
+
+    // A newer rotation has begun; finishSecret of the finished one is repeated: the newer
+    // rotation's AWSPENDING stays, and the owners are not told twice.
+    let first = world
+        .labels(&secret)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(_, l)| l.contains(&"AWSCURRENT".to_string()))
+        .unwrap()
+        .0;
+    let newer = world.begin_rotation(&secret).await.unwrap();
+    assert!(world.step(&secret, &newer, "createSecret").await.unwrap().ok);
+    let repeated = world.step(&secret, &first, "finishSecret").await.unwrap();
+    assert!(repeated.ok, "{}", repeated.output);
+    let labels = world.labels(&secret).await.unwrap();
+    assert!(
+        labels[&newer].contains(&"AWSPENDING".to_string()),
+        "{labels:?}"
+    );
+    assert!(world.alerts().await.unwrap().is_empty(), "no second notice");
+    for step in &STEPS[1..] {
+        assert!(world.step(&secret, &newer, step).await.unwrap().ok, "{step}");
+    }
+    assert_eq!(world.alerts().await.unwrap().len(), 1, "one notice for the newer key");
 }

@@ -31,10 +31,19 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
     let world = RotationWorld::start(&[("DB_TLS", "disable"), ("DB_LOCK_TIMEOUT_MS", "1000")])
         .await
         .unwrap();
+    // The master is mid-rotation itself: its AWSCURRENT no longer logs in, its AWSPENDING does.
     let master = world
         .create_secret(
             "des/db/master",
+            &json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port(), "username": SUPERUSER, "password": "stale-master-password"}),
+        )
+        .await
+        .unwrap();
+    world
+        .put_version(
+            &master,
             &json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port(), "username": SUPERUSER, "password": pg.superuser_password()}),
+            &["AWSPENDING"],
         )
         .await
         .unwrap();

@@ -327,9 +327,11 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             return Ok(());
         };
         if pending != event.token {
-            let newest_first = self.secrets.versions_newest_first(&event.secret_id).await?;
-            let position = |id: &str| newest_first.iter().position(|v| v == id);
-            let older = matches!((position(pending), position(&event.token)), (Some(p), Some(t)) if p > t);
+            // Only a version created strictly before the token's is stale; equal or unknown
+            // times leave it alone.
+            let versions = self.secrets.versions_newest_first(&event.secret_id).await?;
+            let created = |id: &str| versions.iter().find(|(v, _)| v == id).map(|(_, t)| *t);
+            let older = matches!((created(pending), created(&event.token)), (Some(p), Some(t)) if p < t);
             if !older {
                 return Ok(());
             }

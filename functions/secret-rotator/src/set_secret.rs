@@ -155,6 +155,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                         .versions_newest_first(&event.secret_id)
                         .await?
                         .into_iter()
+                        .map(|(id, _)| id)
                         .filter(|v| !tried.contains(v))
                         .take(EARLIER_VERSIONS_TRIED)
                         .collect();

@@ -145,4 +145,25 @@ mod tests {
         assert!(!opts.accept_invalid_certs() && !opts.skip_domain_validation());
         assert_eq!(opts.root_certs().len(), 1);
     }
+
+    #[test]
+    fn errors_of_password_statements_keep_only_their_code() {
+        let creds = Credentials {
+            engine: super::super::Engine::MySql,
+            host: "db".into(),
+            port: 3306,
+            username: "root".into(),
+            password: watchkeeper_shared::secret::Secret::new("m".into()),
+            dbname: None,
+            tls: TlsMode::VerifyFull,
+            tls_server_name: None,
+        };
+        let err = mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1064,
+            message: "You have an error in your SQL syntax near 'IDENTIFIED BY 'hunter2''".into(),
+            state: "42000".into(),
+        });
+        let redacted = classify_redacted(&creds, &err).to_string();
+        assert!(!redacted.contains("hunter2") && redacted.contains("1064"), "{redacted}");
+    }
 }
