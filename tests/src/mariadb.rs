@@ -93,7 +93,8 @@ impl MariaDb {
             ));
         }
         if let Some((cert, key)) = &options.tls {
-            let (cert_copy, key_copy) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            let (cert_copy, key_copy) =
+                (dir.path().join("server.crt"), dir.path().join("server.key"));
             std::fs::copy(cert, &cert_copy)?;
             std::fs::copy(key, &key_copy)?;
             if root {

@@ -254,12 +254,19 @@ impl Postgres {
     /// a lock with `BEGIN; LOCK ...; SELECT pg_sleep(n)`); the child is killed when dropped.
     pub fn sql_in_background(&self, sql: &str) -> Result<tokio::process::Child> {
         let mut psql = Command::new(&self.psql);
-        psql.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", SUPERUSER])
-            .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-X", "-c", sql])
-            .env("PGPASSWORD", &self.password)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
+        psql.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            SUPERUSER,
+        ])
+        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-X", "-c", sql])
+        .env("PGPASSWORD", &self.password)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
         Ok(psql.spawn()?)
     }
 

@@ -106,7 +106,12 @@ impl RotationWorld {
 
     /// Writes a version with `stages` the way anyone allowed `PutSecretValue` can (an attacker, a
     /// misbehaving tool), under a new version id, which it returns.
-    pub async fn put_version(&self, secret: &str, value: &Value, stages: &[&str]) -> Result<String> {
+    pub async fn put_version(
+        &self,
+        secret: &str,
+        value: &Value,
+        stages: &[&str],
+    ) -> Result<String> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let token = format!(

@@ -30,7 +30,9 @@ impl TestCa {
         let ext = p("server.ext");
         std::fs::write(
             &ext,
-            format!("subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"),
+            format!(
+                "subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+            ),
         )?;
         let steps: [Vec<&str>; 3] = [
             vec![

@@ -363,7 +363,9 @@ async fn database_down_during_set_secret_alerts_and_a_retry_completes() {
     let alerts = world.alerts().await.unwrap();
     assert_eq!(alerts.len(), 1);
     assert!(
-        alerts[0].message.contains("the AWSCURRENT password no longer works")
+        alerts[0]
+            .message
+            .contains("the AWSCURRENT password no longer works")
             && alerts[0].message.contains(&token),
         "{}",
         alerts[0].message
@@ -453,7 +455,10 @@ async fn tls_is_verified_and_never_downgraded() {
     // `sslmode: disable` in the secret does not loosen DB_TLS=verify-full.
     let mut plain_value = pg_secret(&plain_pg, "app", "app-initial-password-0");
     plain_value["sslmode"] = json!("disable");
-    let plain = world.create_secret("des/db/plain", &plain_value).await.unwrap();
+    let plain = world
+        .create_secret("des/db/plain", &plain_value)
+        .await
+        .unwrap();
     set_secret_fails(&world, &plain, &["tls", "ssl"]).await;
     assert!(
         plain_pg.can_login("app", "app-initial-password-0").await,
@@ -462,21 +467,48 @@ async fn tls_is_verified_and_never_downgraded() {
 
     // A certificate for another name fails; naming it in tls_server_name verifies against it.
     let named_value = pg_secret(&named_pg, "app", "app-initial-password-0");
-    let named = world.create_secret("des/db/named", &named_value).await.unwrap();
-    set_secret_fails(&world, &named, &["not valid for name", "notvalidforname", "certificate"]).await;
+    let named = world
+        .create_secret("des/db/named", &named_value)
+        .await
+        .unwrap();
+    set_secret_fails(
+        &world,
+        &named,
+        &["not valid for name", "notvalidforname", "certificate"],
+    )
+    .await;
     let mut aliased_value = named_value.clone();
     aliased_value["tls_server_name"] = json!("db.internal");
-    let aliased = world.create_secret("des/db/aliased", &aliased_value).await.unwrap();
+    let aliased = world
+        .create_secret("des/db/aliased", &aliased_value)
+        .await
+        .unwrap();
     world.rotate(&aliased).await.unwrap();
     let current = world.value(&aliased, "AWSCURRENT").await.unwrap();
-    assert!(named_pg.can_login("app", current["password"].as_str().unwrap()).await);
+    assert!(
+        named_pg
+            .can_login("app", current["password"].as_str().unwrap())
+            .await
+    );
 
     // A certificate from a CA outside DB_TLS_CA_FILE fails.
     let mut untrusted_value = pg_secret(&untrusted_pg, "app", "app-initial-password-0");
     untrusted_value["host"] = json!("localhost");
-    let untrusted_secret = world.create_secret("des/db/untrusted", &untrusted_value).await.unwrap();
-    set_secret_fails(&world, &untrusted_secret, &["unknownissuer", "unknown issuer", "certificate"]).await;
-    assert!(untrusted_pg.can_login("app", "app-initial-password-0").await);
+    let untrusted_secret = world
+        .create_secret("des/db/untrusted", &untrusted_value)
+        .await
+        .unwrap();
+    set_secret_fails(
+        &world,
+        &untrusted_secret,
+        &["unknownissuer", "unknown issuer", "certificate"],
+    )
+    .await;
+    assert!(
+        untrusted_pg
+            .can_login("app", "app-initial-password-0")
+            .await
+    );
 
     // MariaDB without TLS: a clear error, no plaintext session.
     let maria = world
@@ -506,7 +538,13 @@ async fn a_database_that_never_answers_is_given_up_within_the_connect_timeout() 
             .await
             .unwrap();
         let token = world.begin_rotation(&secret).await.unwrap();
-        assert!(world.step(&secret, &token, "createSecret").await.unwrap().ok);
+        assert!(
+            world
+                .step(&secret, &token, "createSecret")
+                .await
+                .unwrap()
+                .ok
+        );
         let started = std::time::Instant::now();
         let answer = world.step(&secret, &token, "setSecret").await.unwrap();
         let elapsed = started.elapsed();
@@ -518,7 +556,10 @@ async fn a_database_that_never_answers_is_given_up_within_the_connect_timeout() 
             "{}",
             answer.output
         );
-        assert!(elapsed < std::time::Duration::from_millis(2500), "{elapsed:?}");
+        assert!(
+            elapsed < std::time::Duration::from_millis(2500),
+            "{elapsed:?}"
+        );
     }
 }
 
@@ -595,8 +636,8 @@ async fn mariadb_single_and_alternating_rotations() {
         general_log: true,
         ..MariaDbOptions::default()
     })
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     db.sql("CREATE DATABASE dispatch; CREATE TABLE dispatch.report (id INT PRIMARY KEY, note TEXT); CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-initial-password-0'; GRANT SELECT, INSERT ON dispatch.* TO 'app'@'127.0.0.1'").await.unwrap();
     let world = RotationWorld::start(PLAINTEXT).await.unwrap();
     let secret_value = json!({"engine": "mariadb", "host": "127.0.0.1", "port": db.port(), "username": "app", "password": "app-initial-password-0", "dbname": "dispatch"});
@@ -705,7 +746,13 @@ async fn api_keys_rotate_and_owners_are_told() {
         .unwrap()
         .0;
     let newer = world.begin_rotation(&secret).await.unwrap();
-    assert!(world.step(&secret, &newer, "createSecret").await.unwrap().ok);
+    assert!(
+        world
+            .step(&secret, &newer, "createSecret")
+            .await
+            .unwrap()
+            .ok
+    );
     let repeated = world.step(&secret, &first, "finishSecret").await.unwrap();
     assert!(repeated.ok, "{}", repeated.output);
     let labels = world.labels(&secret).await.unwrap();
@@ -715,7 +762,14 @@ async fn api_keys_rotate_and_owners_are_told() {
     );
     assert!(world.alerts().await.unwrap().is_empty(), "no second notice");
     for step in &STEPS[1..] {
-        assert!(world.step(&secret, &newer, step).await.unwrap().ok, "{step}");
+        assert!(
+            world.step(&secret, &newer, step).await.unwrap().ok,
+            "{step}"
+        );
     }
-    assert_eq!(world.alerts().await.unwrap().len(), 1, "one notice for the newer key");
+    assert_eq!(
+        world.alerts().await.unwrap().len(),
+        1,
+        "one notice for the newer key"
+    );
 }

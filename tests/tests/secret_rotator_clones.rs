@@ -54,9 +54,20 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
         )
         .await
         .unwrap();
-    let clones = || pg.sql("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'app_clone'");
+    let clones = || {
+        pg.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'app_clone'",
+        )
+    };
     let token = world.begin_rotation(&secret).await.unwrap();
-    assert!(world.step(&secret, &token, "createSecret").await.unwrap().ok);
+    assert!(
+        world
+            .step(&secret, &token, "createSecret")
+            .await
+            .unwrap()
+            .ok
+    );
 
     // The GRANT after CREATE ROLE cannot get its lock: the whole creation is rolled back.
     let mut lock = pg
@@ -64,9 +75,14 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     let failed = world.step(&secret, &token, "setSecret").await.unwrap();
-    assert!(!failed.ok && failed.output.contains("Retryable."), "{}", failed.output);
     assert!(
-        pg.server_log().contains("CREATE ROLE \"app_clone\" WITH LOGIN PASSWORD 'SCRAM-SHA-256$"),
+        !failed.ok && failed.output.contains("Retryable."),
+        "{}",
+        failed.output
+    );
+    assert!(
+        pg.server_log()
+            .contains("CREATE ROLE \"app_clone\" WITH LOGIN PASSWORD 'SCRAM-SHA-256$"),
         "the failure came after CREATE ROLE"
     );
     assert_eq!(clones().await.unwrap(), "0", "no half-made clone is left");
@@ -77,9 +93,15 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
     }
 
     // A clone that lost a privilege fails testSecret; setSecret's retry repairs it.
-    pg.sql("postgres", "REVOKE app FROM app_clone").await.unwrap();
+    pg.sql("postgres", "REVOKE app FROM app_clone")
+        .await
+        .unwrap();
     let test = world.step(&secret, &token, "testSecret").await.unwrap();
-    assert!(!test.ok && test.output.contains("app_clone is not a member of app"), "{}", test.output);
+    assert!(
+        !test.ok && test.output.contains("app_clone is not a member of app"),
+        "{}",
+        test.output
+    );
     for step in ["setSecret", "testSecret", "finishSecret"] {
         let answer = world.step(&secret, &token, step).await.unwrap();
         assert!(answer.ok, "{step}: {}", answer.output);
@@ -107,19 +129,32 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
     let app = world.value(&secret, "AWSCURRENT").await.unwrap();
     assert_eq!(app["username"], "app");
     let app_password = app["password"].as_str().unwrap();
-    pg.sql_as("app", app_password, "postgres", "INSERT INTO app_schema.made_by_clone VALUES (2)")
-        .await
-        .unwrap();
+    pg.sql_as(
+        "app",
+        app_password,
+        "postgres",
+        "INSERT INTO app_schema.made_by_clone VALUES (2)",
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        pg.sql_as("app", app_password, "postgres", "SELECT count(*) FROM app_schema.made_by_clone")
-            .await
-            .unwrap(),
+        pg.sql_as(
+            "app",
+            app_password,
+            "postgres",
+            "SELECT count(*) FROM app_schema.made_by_clone"
+        )
+        .await
+        .unwrap(),
         "2"
     );
     assert_eq!(
-        pg.sql("postgres", "SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_clone'")
-            .await
-            .unwrap(),
+        pg.sql(
+            "postgres",
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_clone'"
+        )
+        .await
+        .unwrap(),
         "app"
     );
 }
@@ -149,7 +184,10 @@ async fn mariadb_clone_over_tls_copies_every_grant_after_failed_attempts() {
         .await
         .unwrap();
     let master = world
-        .create_secret("des/mysql/master", &json!({"username": "root", "password": db.root_password()}))
+        .create_secret(
+            "des/mysql/master",
+            &json!({"username": "root", "password": db.root_password()}),
+        )
         .await
         .unwrap();
     let secret = world
@@ -160,13 +198,27 @@ async fn mariadb_clone_over_tls_copies_every_grant_after_failed_attempts() {
         .await
         .unwrap();
     let token = world.begin_rotation(&secret).await.unwrap();
-    assert!(world.step(&secret, &token, "createSecret").await.unwrap().ok);
+    assert!(
+        world
+            .step(&secret, &token, "createSecret")
+            .await
+            .unwrap()
+            .ok
+    );
     let clone_hosts = || db.sql("SELECT count(*) FROM mysql.user WHERE User = 'app_clone'");
 
     // A grant that fails after CREATE USER (its table is gone): what was created is dropped.
     let failed = world.step(&secret, &token, "setSecret").await.unwrap();
-    assert!(!failed.ok && failed.output.contains("Retryable.DatabaseFailed"), "{}", failed.output);
-    assert_eq!(clone_hosts().await.unwrap(), "0", "no half-made clone is left");
+    assert!(
+        !failed.ok && failed.output.contains("Retryable.DatabaseFailed"),
+        "{}",
+        failed.output
+    );
+    assert_eq!(
+        clone_hosts().await.unwrap(),
+        "0",
+        "no half-made clone is left"
+    );
 
     // A connection lost mid-creation leaves a clone with some grants: the retry makes it again.
     db.sql("CREATE TABLE dispatch.audit (id INT); CREATE USER 'app_clone'@'127.0.0.1' IDENTIFIED BY 'half-made-0'; GRANT SELECT ON dispatch.* TO 'app_clone'@'127.0.0.1'")
@@ -174,7 +226,12 @@ async fn mariadb_clone_over_tls_copies_every_grant_after_failed_attempts() {
         .unwrap();
     for step in ["setSecret", "testSecret", "finishSecret"] {
         let answer = world.step(&secret, &token, step).await.unwrap();
-        assert!(answer.ok, "{step}: {}\n{}", answer.output, world.runtime.logs());
+        assert!(
+            answer.ok,
+            "{step}: {}\n{}",
+            answer.output,
+            world.runtime.logs()
+        );
     }
     let db_ref = &db;
     let grants = |user: &'static str| async move {
@@ -197,11 +254,24 @@ async fn mariadb_clone_over_tls_copies_every_grant_after_failed_attempts() {
     let (original, clone) = (grants("app").await, grants("app_clone").await);
     assert_eq!(original, clone);
     let all = clone.join("\n");
-    for wanted in ["REQUIRE SSL", "MAX_USER_CONNECTIONS 5", "SET DEFAULT ROLE `reporting`", "`dispatch`.`audit`"] {
+    for wanted in [
+        "REQUIRE SSL",
+        "MAX_USER_CONNECTIONS 5",
+        "SET DEFAULT ROLE `reporting`",
+        "`dispatch`.`audit`",
+    ] {
         assert!(all.contains(wanted), "{wanted} in {all}");
     }
     let current = world.value(&secret, "AWSCURRENT").await.unwrap();
     assert_eq!(current["username"], "app_clone");
-    assert!(db.can_login("app_clone", current["password"].as_str().unwrap()).await);
-    assert!(!world.runtime.logs().contains(current["password"].as_str().unwrap()));
+    assert!(
+        db.can_login("app_clone", current["password"].as_str().unwrap())
+            .await
+    );
+    assert!(
+        !world
+            .runtime
+            .logs()
+            .contains(current["password"].as_str().unwrap())
+    );
 }

@@ -56,7 +56,10 @@ async fn postgres_escalation_attempts_are_refused_and_change_nothing() {
     .unwrap();
     let world = RotationWorld::start(PLAINTEXT).await.unwrap();
     let master = world
-        .create_secret("des/db/master", &pg_secret(&pg, SUPERUSER, pg.superuser_password()))
+        .create_secret(
+            "des/db/master",
+            &pg_secret(&pg, SUPERUSER, pg.superuser_password()),
+        )
         .await
         .unwrap();
     let mut foreign = pg_secret(&pg, SUPERUSER, pg.superuser_password());
@@ -79,16 +82,82 @@ async fn postgres_escalation_attempts_are_refused_and_change_nothing() {
         v
     };
     let cases: Vec<(&str, Value, Option<Value>, &str)> = vec![
-        ("another-role", app.clone(), Some(with(&app, "username", json!("other_app"))), "is neither the current user"),
-        ("master-clone", app.clone(), Some(with(&app, "username", json!("postgres_clone"))), "is neither the current user"),
-        ("foreign-master-pending", app.clone(), Some(with(&app, "masterarn", json!(foreign_master))), "another master secret"),
-        ("host-mismatch", app.clone(), Some(with(&app, "port", json!(pg.port() + 2))), "another engine, host or port"),
-        ("foreign-master", with(&app, "masterarn", json!(foreign_master)), None, "the master secret names another engine, host or port"),
-        ("current-does-not-log-in", with(&app, "password", json!("a-guess")), None, "does not log in"),
-        ("clone-of-superuser-member", with(&with(&app, "username", json!("sneaky")), "password", json!("sneaky-password-0")), None, "can act as postgres"),
-        ("clone-of-createrole", with(&with(&app, "username", json!("admin_app")), "password", json!("admin-password-0")), None, "a role with CREATEROLE"),
-        ("clone-of-rds-superuser", with(&with(&app, "username", json!("rdsish")), "password", json!("rdsish-password-0")), None, "rds_superuser"),
-        ("clone-of-master", with(&with(&app, "username", json!("postgres")), "password", json!(pg.superuser_password())), None, "the master user"),
+        (
+            "another-role",
+            app.clone(),
+            Some(with(&app, "username", json!("other_app"))),
+            "is neither the current user",
+        ),
+        (
+            "master-clone",
+            app.clone(),
+            Some(with(&app, "username", json!("postgres_clone"))),
+            "is neither the current user",
+        ),
+        (
+            "foreign-master-pending",
+            app.clone(),
+            Some(with(&app, "masterarn", json!(foreign_master))),
+            "another master secret",
+        ),
+        (
+            "host-mismatch",
+            app.clone(),
+            Some(with(&app, "port", json!(pg.port() + 2))),
+            "another engine, host or port",
+        ),
+        (
+            "foreign-master",
+            with(&app, "masterarn", json!(foreign_master)),
+            None,
+            "the master secret names another engine, host or port",
+        ),
+        (
+            "current-does-not-log-in",
+            with(&app, "password", json!("a-guess")),
+            None,
+            "does not log in",
+        ),
+        (
+            "clone-of-superuser-member",
+            with(
+                &with(&app, "username", json!("sneaky")),
+                "password",
+                json!("sneaky-password-0"),
+            ),
+            None,
+            "can act as postgres",
+        ),
+        (
+            "clone-of-createrole",
+            with(
+                &with(&app, "username", json!("admin_app")),
+                "password",
+                json!("admin-password-0"),
+            ),
+            None,
+            "a role with CREATEROLE",
+        ),
+        (
+            "clone-of-rds-superuser",
+            with(
+                &with(&app, "username", json!("rdsish")),
+                "password",
+                json!("rdsish-password-0"),
+            ),
+            None,
+            "rds_superuser",
+        ),
+        (
+            "clone-of-master",
+            with(
+                &with(&app, "username", json!("postgres")),
+                "password",
+                json!(pg.superuser_password()),
+            ),
+            None,
+            "the master user",
+        ),
     ];
     for (name, current, attack, why) in &cases {
         let secret = world
@@ -96,30 +165,68 @@ async fn postgres_escalation_attempts_are_refused_and_change_nothing() {
             .await
             .unwrap();
         let mut token = world.begin_rotation(&secret).await.unwrap();
-        assert!(world.step(&secret, &token, "createSecret").await.unwrap().ok, "{name}");
+        assert!(
+            world
+                .step(&secret, &token, "createSecret")
+                .await
+                .unwrap()
+                .ok,
+            "{name}"
+        );
         if let Some(pending) = attack {
             // The attacker's own version, labelled AWSPENDING, driven as a rotation of its own.
-            token = world.put_version(&secret, pending, &["AWSPENDING"]).await.unwrap();
+            token = world
+                .put_version(&secret, pending, &["AWSPENDING"])
+                .await
+                .unwrap();
         }
         let labels_before = world.labels(&secret).await.unwrap();
         assert_refused(&world, &secret, &token, why).await;
-        assert_eq!(world.labels(&secret).await.unwrap(), labels_before, "{name}: the secret changed");
-        assert_eq!(world.value(&secret, "AWSCURRENT").await.unwrap(), *current, "{name}");
+        assert_eq!(
+            world.labels(&secret).await.unwrap(),
+            labels_before,
+            "{name}: the secret changed"
+        );
+        assert_eq!(
+            world.value(&secret, "AWSCURRENT").await.unwrap(),
+            *current,
+            "{name}"
+        );
     }
-    assert_eq!(pg_roles(&pg).await, roles_before, "nothing changed in the database");
+    assert_eq!(
+        pg_roles(&pg).await,
+        roles_before,
+        "nothing changed in the database"
+    );
     assert!(pg.can_login(SUPERUSER, pg.superuser_password()).await);
     assert!(pg.can_login("other_app", "other-password-0").await);
 
     let alerts = world.alerts().await.unwrap();
     assert_eq!(alerts.len(), cases.len(), "one alert per refusal");
     for (alert, (name, _, _, why)) in alerts.iter().zip(&cases) {
-        assert_eq!(alert.subject, format!("Secret rotation refused: des/db/{name} at setSecret"));
+        assert_eq!(
+            alert.subject,
+            format!("Secret rotation refused: des/db/{name} at setSecret")
+        );
         assert!(alert.message.contains(why), "{}", alert.message);
-        assert!(alert.message.contains("Nothing was changed"), "{}", alert.message);
+        assert!(
+            alert.message.contains("Nothing was changed"),
+            "{}",
+            alert.message
+        );
     }
     let everything = format!("{alerts:?}{}", world.runtime.logs());
-    for password in [pg.superuser_password(), "app-password-0", "sneaky-password-0", "admin-password-0", "a-guess"] {
-        assert!(!everything.contains(password), "a password reached an alert or the log");
+    for password in [
+        pg.superuser_password(),
+        "app-password-0",
+        "sneaky-password-0",
+        "admin-password-0",
+        "a-guess",
+    ] {
+        assert!(
+            !everything.contains(password),
+            "a password reached an alert or the log"
+        );
     }
 }
 
@@ -138,15 +245,24 @@ async fn mariadb_escalation_attempts_are_refused_and_change_nothing() {
     .unwrap();
     let world = RotationWorld::start(PLAINTEXT).await.unwrap();
     let master = world
-        .create_secret("des/mysql/master", &json!({"username": "root", "password": db.root_password()}))
+        .create_secret(
+            "des/mysql/master",
+            &json!({"username": "root", "password": db.root_password()}),
+        )
         .await
         .unwrap();
-    let users = || db.sql("SELECT GROUP_CONCAT(User, '@', Host, ':', authentication_string ORDER BY User, Host) FROM mysql.user");
+    let users = || {
+        db.sql("SELECT GROUP_CONCAT(User, '@', Host, ':', authentication_string ORDER BY User, Host) FROM mysql.user")
+    };
     let before = users().await.unwrap();
     let cases = [
         ("granter", "granter-password-0", "GRANT OPTION"),
         ("super", "super-password-0", "SUPER"),
-        ("everything", "everything-password-0", "ALL PRIVILEGES on *.*"),
+        (
+            "everything",
+            "everything-password-0",
+            "ALL PRIVILEGES on *.*",
+        ),
         ("via_role", "role-password-0", "through role admins"),
         ("root", db.root_password(), "is the master user"),
     ];
@@ -159,37 +275,74 @@ async fn mariadb_escalation_attempts_are_refused_and_change_nothing() {
             .await
             .unwrap();
         let token = world.begin_rotation(&secret).await.unwrap();
-        assert!(world.step(&secret, &token, "createSecret").await.unwrap().ok);
+        assert!(
+            world
+                .step(&secret, &token, "createSecret")
+                .await
+                .unwrap()
+                .ok
+        );
         assert_refused(&world, &secret, &token, why).await;
-        assert!(db.can_login(user, password).await, "{user} keeps its password");
+        assert!(
+            db.can_login(user, password).await,
+            "{user} keeps its password"
+        );
     }
-    assert_eq!(users().await.unwrap(), before, "no user was created or changed");
+    assert_eq!(
+        users().await.unwrap(),
+        before,
+        "no user was created or changed"
+    );
     assert_eq!(world.alerts().await.unwrap().len(), cases.len());
 }
 
 #[tokio::test]
 async fn finish_secret_never_promotes_a_password_that_was_never_set() {
     let pg = Postgres::start(PgOptions::default()).await.unwrap();
-    pg.sql("postgres", "CREATE ROLE app LOGIN PASSWORD 'app-password-0'")
-        .await
-        .unwrap();
+    pg.sql(
+        "postgres",
+        "CREATE ROLE app LOGIN PASSWORD 'app-password-0'",
+    )
+    .await
+    .unwrap();
     let world = RotationWorld::start(PLAINTEXT).await.unwrap();
     let secret = world
         .create_secret("des/db/app", &pg_secret(&pg, "app", "app-password-0"))
         .await
         .unwrap();
     let token = world.begin_rotation(&secret).await.unwrap();
-    assert!(world.step(&secret, &token, "createSecret").await.unwrap().ok);
+    assert!(
+        world
+            .step(&secret, &token, "createSecret")
+            .await
+            .unwrap()
+            .ok
+    );
     // setSecret never ran (or failed): a caller drives finishSecret anyway.
     let labels = world.labels(&secret).await.unwrap();
     let refused = world.step(&secret, &token, "finishSecret").await.unwrap();
-    assert!(!refused.ok && refused.output.contains("Permanent.Refused"), "{}", refused.output);
-    assert_eq!(world.labels(&secret).await.unwrap(), labels, "AWSCURRENT did not move");
+    assert!(
+        !refused.ok && refused.output.contains("Permanent.Refused"),
+        "{}",
+        refused.output
+    );
+    assert_eq!(
+        world.labels(&secret).await.unwrap(),
+        labels,
+        "AWSCURRENT did not move"
+    );
     let current = world.value(&secret, "AWSCURRENT").await.unwrap();
-    assert!(pg.can_login("app", current["password"].as_str().unwrap()).await);
+    assert!(
+        pg.can_login("app", current["password"].as_str().unwrap())
+            .await
+    );
     let alerts = world.alerts().await.unwrap();
     assert_eq!(alerts.len(), 1);
-    assert!(alerts[0].message.contains("AWSCURRENT was not moved"), "{}", alerts[0].message);
+    assert!(
+        alerts[0].message.contains("AWSCURRENT was not moved"),
+        "{}",
+        alerts[0].message
+    );
 
     // The same rotation, completed properly, then promotes.
     for step in &STEPS[1..] {
@@ -197,5 +350,8 @@ async fn finish_secret_never_promotes_a_password_that_was_never_set() {
         assert!(answer.ok, "{step}: {}", answer.output);
     }
     let current = world.value(&secret, "AWSCURRENT").await.unwrap();
-    assert!(pg.can_login("app", current["password"].as_str().unwrap()).await);
+    assert!(
+        pg.can_login("app", current["password"].as_str().unwrap())
+            .await
+    );
 }

@@ -31,9 +31,9 @@ pub enum RotationError {
 impl Retryable for RotationError {
     fn is_retryable(&self) -> bool {
         match self {
-            RotationError::Malformed(_) | RotationError::PreCheck(_) | RotationError::Refused(_) => {
-                false
-            }
+            RotationError::Malformed(_)
+            | RotationError::PreCheck(_)
+            | RotationError::Refused(_) => false,
             RotationError::Aws(e) => e.is_retryable(),
             RotationError::Database(e) => e.is_retryable(),
             RotationError::Test(_) => true,

@@ -19,10 +19,15 @@ pub fn toggle(user: &str) -> String {
 
 /// The pending version may differ from AWSCURRENT in its password, and (alternating) in the user:
 /// the current one or its counterpart of the pair, nothing else.
-pub fn pending_matches_current(current: &DbSecret, pending: &DbSecret) -> Result<(), RotationError> {
+pub fn pending_matches_current(
+    current: &DbSecret,
+    pending: &DbSecret,
+) -> Result<(), RotationError> {
     let refuse = |why: String| Err(RotationError::Refused(why));
     if pending.endpoint() != current.endpoint() {
-        return refuse("the pending version names another engine, host or port than AWSCURRENT".into());
+        return refuse(
+            "the pending version names another engine, host or port than AWSCURRENT".into(),
+        );
     }
     if pending.dbname != current.dbname {
         return refuse("the pending version names another database than AWSCURRENT".into());
@@ -106,9 +111,13 @@ mod tests {
     #[test]
     fn masters_must_match_or_take_the_secret_endpoint() {
         let secret = db(CURRENT);
-        let rds_managed = parse_master(&Secret::new(r#"{"username":"root","password":"m"}"#.into())).unwrap();
+        let rds_managed =
+            parse_master(&Secret::new(r#"{"username":"root","password":"m"}"#.into())).unwrap();
         let login = master_login(rds_managed, &secret).unwrap();
-        assert_eq!((login.username.as_str(), login.endpoint()), ("root", secret.endpoint()));
+        assert_eq!(
+            (login.username.as_str(), login.endpoint()),
+            ("root", secret.endpoint())
+        );
         let same = parse_master(&Secret::new(r#"{"engine":"postgres","host":"DB.internal","port":5432,"username":"root","password":"m"}"#.into())).unwrap();
         assert!(master_login(same, &secret).is_ok());
         for other in [
@@ -117,7 +126,13 @@ mod tests {
             r#"{"engine":"mysql","host":"db.internal","port":5432,"username":"root","password":"m"}"#,
         ] {
             let master = parse_master(&Secret::new(other.into())).unwrap();
-            assert!(matches!(master_login(master, &secret), Err(RotationError::Refused(_))), "{other}");
+            assert!(
+                matches!(
+                    master_login(master, &secret),
+                    Err(RotationError::Refused(_))
+                ),
+                "{other}"
+            );
         }
     }
 }

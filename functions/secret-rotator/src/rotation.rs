@@ -96,7 +96,9 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             Step::Finish => self.finish(event, &description, deadline).await?,
         };
         tracing::info!(secret = %name, step = event.step.as_str(), outcome = done.outcome, failed_logins = done.failed_logins, "rotation step done");
-        Ok(json!({"step": event.step.as_str(), "outcome": done.outcome, "failed_logins": done.failed_logins}))
+        Ok(
+            json!({"step": event.step.as_str(), "outcome": done.outcome, "failed_logins": done.failed_logins}),
+        )
     }
 
     /// Sends `notification` once per `key` within the invocation's deadline: the one place this
@@ -182,13 +184,16 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     /// The pending credentials log in, query, and read `test_table` when the secret names one.
     async fn pending_works(&self, db: &DbSecret) -> Result<(), RotationError> {
         let creds = db.credentials(self.policy.default_tls);
-        self.db.check_login(&creds).await.map_err(|e| match e.kind {
-            DbErrorKind::Auth => RotationError::Test(format!(
-                "pending credentials of {} were refused: {}",
-                db.username, e.message
-            )),
-            _ => e.into(),
-        })?;
+        self.db
+            .check_login(&creds)
+            .await
+            .map_err(|e| match e.kind {
+                DbErrorKind::Auth => RotationError::Test(format!(
+                    "pending credentials of {} were refused: {}",
+                    db.username, e.message
+                )),
+                _ => e.into(),
+            })?;
         if let Some(table) = &db.test_table {
             self.db.check_table(&creds, table).await?;
         }
@@ -203,7 +208,9 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         pending: &DbSecret,
     ) -> Result<(), RotationError> {
         let SecretKind::Database(current) = self.current(event).await? else {
-            return Err(RotationError::Malformed("AWSCURRENT is not a database secret".into()));
+            return Err(RotationError::Malformed(
+                "AWSCURRENT is not a database secret".into(),
+            ));
         };
         if current.username == pending.username {
             return Ok(());
@@ -331,7 +338,8 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             // times leave it alone.
             let versions = self.secrets.versions_newest_first(&event.secret_id).await?;
             let created = |id: &str| versions.iter().find(|(v, _)| v == id).map(|(_, t)| *t);
-            let older = matches!((created(pending), created(&event.token)), (Some(p), Some(t)) if p < t);
+            let older =
+                matches!((created(pending), created(&event.token)), (Some(p), Some(t)) if p < t);
             if !older {
                 return Ok(());
             }

@@ -176,7 +176,9 @@ impl SecretsApi for SecretsManager {
                 Some((
                     v.version_id()?.to_string(),
                     v.created_date()
-                        .map(|d| i128::from(d.secs()) * 1_000_000_000 + i128::from(d.subsec_nanos()))
+                        .map(|d| {
+                            i128::from(d.secs()) * 1_000_000_000 + i128::from(d.subsec_nanos())
+                        })
                         .unwrap_or(0),
                 ))
             }));

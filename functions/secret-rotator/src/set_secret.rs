@@ -62,7 +62,11 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     }
 
     /// Ok(true) logged in; Ok(false) the login was refused (counted).
-    async fn logs_in(&self, creds: &Credentials, failed: &mut usize) -> Result<bool, RotationError> {
+    async fn logs_in(
+        &self,
+        creds: &Credentials,
+        failed: &mut usize,
+    ) -> Result<bool, RotationError> {
         match self.db.check_login(creds).await {
             Ok(()) => Ok(true),
             Err(e) if e.kind == DbErrorKind::Auth => {

@@ -241,9 +241,7 @@ impl Database for SqlDatabases {
             Engine::Postgres => {
                 pg_roles::clone_differences(&self.settings, pending, original, clone).await
             }
-            Engine::MySql => {
-                mysql_users::clone_differences(&self.settings, current, pending).await
-            }
+            Engine::MySql => mysql_users::clone_differences(&self.settings, current, pending).await,
         }
     }
 }
@@ -272,7 +270,11 @@ mod tests {
             (Disable, Some(Disable), Disable),
             (Disable, None, Disable),
         ] {
-            assert_eq!(config.stricter(secret), effective, "{config:?} + {secret:?}");
+            assert_eq!(
+                config.stricter(secret),
+                effective,
+                "{config:?} + {secret:?}"
+            );
         }
     }
 }

@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn tls_trusts_the_configured_bundle_only_and_verifies_everything() {
         let opts = ssl_opts(std::path::Path::new("/bundle.pem"), None);
-        assert!(opts.disable_built_in_roots(), "public web roots must not be trusted");
+        assert!(
+            opts.disable_built_in_roots(),
+            "public web roots must not be trusted"
+        );
         assert!(!opts.accept_invalid_certs() && !opts.skip_domain_validation());
         assert_eq!(opts.root_certs().len(), 1);
     }
@@ -164,6 +167,9 @@ mod tests {
             state: "42000".into(),
         });
         let redacted = classify_redacted(&creds, &err).to_string();
-        assert!(!redacted.contains("hunter2") && redacted.contains("1064"), "{redacted}");
+        assert!(
+            !redacted.contains("hunter2") && redacted.contains("1064"),
+            "{redacted}"
+        );
     }
 }

@@ -38,7 +38,11 @@ fn quote_account(user: &str, host: &str) -> String {
 /// The two ways servers write an account in SHOW GRANTS: `` `u`@`h` `` and `'u'@'h'`.
 fn account_spellings(user: &str, host: &str) -> [String; 2] {
     [
-        format!("`{}`@`{}`", user.replace('`', "``"), host.replace('`', "``")),
+        format!(
+            "`{}`@`{}`",
+            user.replace('`', "``"),
+            host.replace('`', "``")
+        ),
         quote_account(user, host),
     ]
 }
@@ -99,7 +103,10 @@ async fn set_password_on(
     if let (Some(original), false) = (request.clone_of, hosts.is_empty()) {
         // A clone left half made (a failure its cleanup could not undo) is made again.
         if !same_grants(conn, admin, original, request.user).await? {
-            tracing::warn!(user = request.user, "clone's grants differ from the original's: recreating it");
+            tracing::warn!(
+                user = request.user,
+                "clone's grants differ from the original's: recreating it"
+            );
             drop_users(conn, request.user, &hosts).await.map_err(fail)?;
             hosts.clear();
         }
@@ -131,7 +138,16 @@ async fn set_password_on(
         ));
     }
     let mut created = Vec::new();
-    let outcome = create_clone(conn, admin, original, request.user, &original_hosts, &identified, &mut created).await;
+    let outcome = create_clone(
+        conn,
+        admin,
+        original,
+        request.user,
+        &original_hosts,
+        &identified,
+        &mut created,
+    )
+    .await;
     if outcome.is_err() && !created.is_empty() {
         // All or nothing: a retry starts clean (or, if this fails too, repairs as above).
         if let Err(e) = drop_users(conn, request.user, &created).await {
@@ -151,9 +167,12 @@ async fn create_clone(
     created: &mut Vec<String>,
 ) -> Result<(), DbError> {
     for host in hosts {
-        conn.query_drop(format!("CREATE USER {} {identified}", quote_account(clone, host)))
-            .await
-            .map_err(|e| classify_redacted(admin, &e))?;
+        conn.query_drop(format!(
+            "CREATE USER {} {identified}",
+            quote_account(clone, host)
+        ))
+        .await
+        .map_err(|e| classify_redacted(admin, &e))?;
         created.push(host.clone());
         for grant in grants_of(conn, admin, original, host).await? {
             if let Some(statement) = retarget(&grant, original, clone, host) {
@@ -199,7 +218,11 @@ fn strip_authentication(grant: &str) -> String {
     format!("{}{}", &grant[..start], &grant[end..])
 }
 
-async fn hosts_of(conn: &mut Conn, admin: &Credentials, user: &str) -> Result<Vec<String>, DbError> {
+async fn hosts_of(
+    conn: &mut Conn,
+    admin: &Credentials,
+    user: &str,
+) -> Result<Vec<String>, DbError> {
     let mut hosts: Vec<String> = conn
         .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
         .await
@@ -225,7 +248,11 @@ async fn grants_of(
         .map_err(|e| classify(admin, &e))
 }
 
-async fn drop_users(conn: &mut Conn, user: &str, hosts: &[String]) -> Result<(), mysql_async::Error> {
+async fn drop_users(
+    conn: &mut Conn,
+    user: &str,
+    hosts: &[String],
+) -> Result<(), mysql_async::Error> {
     for host in hosts {
         conn.query_drop(format!("DROP USER IF EXISTS {}", quote_account(user, host)))
             .await?;
@@ -327,7 +354,7 @@ fn dangerous(grant: &str) -> Option<&'static str> {
     let (privileges, rest) = body.split_once(" ON ")?;
     let scope = rest.split(" TO ").next().unwrap_or_default().trim();
     let privileges: Vec<&str> = privileges.split(',').map(str::trim).collect();
-    let has = |p: &str| privileges.iter().any(|x| *x == p);
+    let has = |p: &str| privileges.contains(&p);
     let global = scope == "*.*";
     let grant_tables = global || scope == "`MYSQL`.*" || scope.starts_with("`MYSQL`.");
     if global && has("ALL PRIVILEGES") {
@@ -339,7 +366,15 @@ fn dangerous(grant: &str) -> Option<&'static str> {
     if global && has("CREATE USER") {
         return Some("CREATE USER");
     }
-    let writes = ["ALL PRIVILEGES", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER"];
+    let writes = [
+        "ALL PRIVILEGES",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+    ];
     if grant_tables && writes.iter().any(|w| has(w)) {
         return Some("write access to the grant tables");
     }
@@ -416,29 +451,64 @@ mod tests {
             "GRANT USAGE ON *.* TO `app_clone`@`%` REQUIRE SSL WITH MAX_USER_CONNECTIONS 5"
         );
         assert_eq!(
-            retarget("GRANT SELECT ON `d`.* TO 'app'@'h'", "app", "app_clone", "h").unwrap(),
+            retarget(
+                "GRANT SELECT ON `d`.* TO 'app'@'h'",
+                "app",
+                "app_clone",
+                "h"
+            )
+            .unwrap(),
             "GRANT SELECT ON `d`.* TO `app_clone`@`h`"
         );
         assert_eq!(
-            retarget("SET DEFAULT ROLE `r` FOR `app`@`h`", "app", "app_clone", "h").unwrap(),
+            retarget(
+                "SET DEFAULT ROLE `r` FOR `app`@`h`",
+                "app",
+                "app_clone",
+                "h"
+            )
+            .unwrap(),
             "SET DEFAULT ROLE `r` FOR `app_clone`@`h`"
         );
-        assert_eq!(retarget("GRANT SELECT ON d.* TO `other`@`h`", "app", "app_clone", "h"), None);
+        assert_eq!(
+            retarget(
+                "GRANT SELECT ON d.* TO `other`@`h`",
+                "app",
+                "app_clone",
+                "h"
+            ),
+            None
+        );
     }
 
     #[test]
     fn administrative_grants_are_recognised() {
         for (line, what) in [
-            ("GRANT ALL PRIVILEGES ON *.* TO `a`@`%`", Some("ALL PRIVILEGES on *.*")),
+            (
+                "GRANT ALL PRIVILEGES ON *.* TO `a`@`%`",
+                Some("ALL PRIVILEGES on *.*"),
+            ),
             ("GRANT SELECT, SUPER ON *.* TO `a`@`%`", Some("SUPER")),
-            ("GRANT SELECT ON `d`.* TO `a`@`%` WITH GRANT OPTION", Some("GRANT OPTION")),
-            ("GRANT UPDATE ON `mysql`.* TO `a`@`%`", Some("write access to the grant tables")),
+            (
+                "GRANT SELECT ON `d`.* TO `a`@`%` WITH GRANT OPTION",
+                Some("GRANT OPTION"),
+            ),
+            (
+                "GRANT UPDATE ON `mysql`.* TO `a`@`%`",
+                Some("write access to the grant tables"),
+            ),
             ("GRANT CREATE USER ON *.* TO `a`@`%`", Some("CREATE USER")),
-            ("GRANT USAGE ON *.* TO `a`@`%` WITH MAX_USER_CONNECTIONS 5", None),
+            (
+                "GRANT USAGE ON *.* TO `a`@`%` WITH MAX_USER_CONNECTIONS 5",
+                None,
+            ),
             ("GRANT ALL PRIVILEGES ON `app`.* TO `a`@`%`", None),
         ] {
             assert_eq!(dangerous(line), what, "{line}");
         }
-        assert_eq!(granted_role("GRANT `admins` TO `a`@`%`").as_deref(), Some("admins"));
+        assert_eq!(
+            granted_role("GRANT `admins` TO `a`@`%`").as_deref(),
+            Some("admins")
+        );
     }
 }

@@ -250,7 +250,9 @@ pub async fn clone_differences(
     }
     let clone_settings = role_settings(&client, pending, clone).await?;
     if !clone_settings.contains(&(String::new(), format!("role={original}"))) {
-        differences.push(format!("{clone} does not act as {original} (no role setting)"));
+        differences.push(format!(
+            "{clone} does not act as {original} (no role setting)"
+        ));
     }
     for (database, setting) in role_settings(&client, pending, original).await? {
         let name = setting.split_once('=').map(|(n, _)| n).unwrap_or(&setting);

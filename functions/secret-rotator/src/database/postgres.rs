@@ -12,8 +12,7 @@ use super::{Credentials, DbError, DbErrorKind, Settings, TlsMode, quote_ident};
 
 /// Logs in as `creds`, the whole of it bounded by the connect timeout.
 pub async fn connect(settings: &Settings, creds: &Credentials) -> Result<Client, DbError> {
-    match tokio::time::timeout(settings.connect_timeout, connect_unbounded(settings, creds)).await
-    {
+    match tokio::time::timeout(settings.connect_timeout, connect_unbounded(settings, creds)).await {
         Ok(result) => result,
         Err(_) => Err(DbError::new(
             creds,
@@ -37,7 +36,11 @@ async fn connect_unbounded(settings: &Settings, creds: &Credentials) -> Result<C
                 .ok()
                 .and_then(|mut found| found.next())
                 .ok_or_else(|| {
-                    DbError::new(creds, DbErrorKind::Unreachable, "host name does not resolve")
+                    DbError::new(
+                        creds,
+                        DbErrorKind::Unreachable,
+                        "host name does not resolve",
+                    )
                 })?;
             config.host(name).hostaddr(address.ip());
         }
