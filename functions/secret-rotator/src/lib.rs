@@ -12,3 +12,4 @@ pub mod rotation;
 pub mod secret_value;
 pub mod secrets;
 pub mod set_secret;
+pub mod test_secret;

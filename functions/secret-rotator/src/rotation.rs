@@ -3,8 +3,7 @@
 //! - createSecret: reuse the AWSPENDING value of the token if there is one; otherwise a new
 //!   password (or API key) from `GetRandomPassword`, stored as AWSPENDING.
 //! - setSecret: see [`crate::set_secret`] (the checks before the master credentials are used).
-//! - testSecret: the pending credentials log in and query (and read `test_table` when the secret
-//!   names one); alternating, the clone's privileges equal the original's.
+//! - testSecret: see [`crate::test_secret`].
 //! - finishSecret: the pending credentials are checked again (a version that does not log in is
 //!   never promoted), then AWSCURRENT moves to the token (AWSPREVIOUS follows it), and AWSPENDING
 //!   is removed so no stale pending version is left behind.
@@ -13,10 +12,10 @@ use serde_json::{Value, json};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::notify::{Delivery, Notification, Notify, NotifyError, Severity};
 
-use crate::database::{Database, DbErrorKind, TlsMode};
+use crate::database::{Database, TlsMode};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::secret_value::{self, ApiKeySecret, DbSecret, SecretKind};
+use crate::secret_value::{self, ApiKeySecret, SecretKind};
 use crate::secrets::{CURRENT, Description, PENDING, SecretsApi};
 
 pub const SOURCE: &str = "secret-rotator";
@@ -164,78 +163,6 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         Ok("created the pending version".into())
     }
 
-    async fn test(&self, event: &RotationEvent) -> Result<Done, RotationError> {
-        match self.pending(event).await? {
-            SecretKind::ApiKey(key) => {
-                api_key_present(&key)?;
-                Ok("API key present".into())
-            }
-            SecretKind::Database(db) => {
-                self.pending_works(&db).await?;
-                // Checked when the clone is the one going live (setSecret repairs it then).
-                if db.masterarn.is_some() && db.username != db.original_username() {
-                    self.clone_equals_original(event, &db).await?;
-                }
-                Ok("pending credentials log in".into())
-            }
-        }
-    }
-
-    /// The pending credentials log in, query, and read `test_table` when the secret names one.
-    async fn pending_works(&self, db: &DbSecret) -> Result<(), RotationError> {
-        let creds = db.credentials(self.policy.default_tls);
-        self.db
-            .check_login(&creds)
-            .await
-            .map_err(|e| match e.kind {
-                DbErrorKind::Auth => RotationError::Test(format!(
-                    "pending credentials of {} were refused: {}",
-                    db.username, e.message
-                )),
-                _ => e.into(),
-            })?;
-        if let Some(table) = &db.test_table {
-            self.db.check_table(&creds, table).await?;
-        }
-        Ok(())
-    }
-
-    /// Alternating users: the clone holds exactly the original's privileges, read with the two
-    /// users' own logins.
-    async fn clone_equals_original(
-        &self,
-        event: &RotationEvent,
-        pending: &DbSecret,
-    ) -> Result<(), RotationError> {
-        let SecretKind::Database(current) = self.current(event).await? else {
-            return Err(RotationError::Malformed(
-                "AWSCURRENT is not a database secret".into(),
-            ));
-        };
-        if current.username == pending.username {
-            return Ok(());
-        }
-        let original = pending.original_username().to_string();
-        let clone = format!("{original}{}", secret_value::CLONE_SUFFIX);
-        let differences = self
-            .db
-            .clone_differences(
-                &current.credentials(self.policy.default_tls),
-                &pending.credentials(self.policy.default_tls),
-                &original,
-                &clone,
-            )
-            .await?;
-        if differences.is_empty() {
-            Ok(())
-        } else {
-            Err(RotationError::Test(format!(
-                "{clone} does not hold the privileges of {original}: {} (setSecret recreates it on the next try)",
-                differences.join("; ")
-            )))
-        }
-    }
-
     async fn finish(
         &self,
         event: &RotationEvent,
@@ -351,7 +278,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     }
 }
 
-fn api_key_present(key: &ApiKeySecret) -> Result<(), RotationError> {
+pub(crate) fn api_key_present(key: &ApiKeySecret) -> Result<(), RotationError> {
     match key.key() {
         Some(value) if !value.is_empty() => Ok(()),
         _ => Err(RotationError::Test(format!(

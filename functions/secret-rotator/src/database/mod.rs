@@ -19,6 +19,7 @@ use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::secret::Secret;
 
 pub mod mysql;
+pub mod mysql_grants;
 pub mod mysql_users;
 pub mod pg_roles;
 pub mod postgres;
