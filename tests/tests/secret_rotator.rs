@@ -773,3 +773,15 @@ async fn api_keys_rotate_and_owners_are_told() {
         "one notice for the newer key"
     );
 }
+
+#[test]
+fn the_binary_compiles_in_no_public_root_certificate() {
+    // Database TLS trusts DB_TLS_CA_FILE only: no public web root is even in the binary.
+    let binary = std::fs::read(harness::paths::function_binary("secret-rotator").unwrap()).unwrap();
+    for name in ["ISRG Root X1", "DigiCert Global Root", "GlobalSign"] {
+        assert!(
+            !binary.windows(name.len()).any(|w| w == name.as_bytes()),
+            "{name} is compiled in"
+        );
+    }
+}

@@ -93,6 +93,11 @@ impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
                  yourself (update-secret-version-stage).",
                 token = event.token
             )
+        } else if matches!(err, RotationError::Refused(_)) && event.step == Step::Finish {
+            "AWSCURRENT was not moved: applications keep using the current version. The pending version does not \
+             log in, so setSecret has not completed for it: run the rotation again (createSecret keeps the pending \
+             value and setSecret sets it), or cancel it."
+                .to_string()
         } else if matches!(err, RotationError::Refused(_)) {
             "Nothing was changed: the request was refused before any credential was used to change anything, and \
              AWSCURRENT was not moved. A secret's contents asked for something this function does not do: check who \
