@@ -81,7 +81,20 @@ async fn postgres_escalation_attempts_are_refused_and_change_nothing() {
         v[field] = value;
         v
     };
+    let single = pg_secret(&pg, "app", "app-password-0");
     let cases: Vec<(&str, Value, Option<Value>, &str)> = vec![
+        (
+            "single-user-redirect",
+            single.clone(),
+            Some(with(&single, "port", json!(pg.port() + 3))),
+            "another engine, host or port",
+        ),
+        (
+            "single-user-other-role",
+            single.clone(),
+            Some(with(&single, "username", json!("other_app"))),
+            "is not the current user",
+        ),
         (
             "another-role",
             app.clone(),
@@ -215,6 +228,38 @@ async fn postgres_escalation_attempts_are_refused_and_change_nothing() {
             alert.message
         );
     }
+
+    // finishSecret driven for an attacker's version that points elsewhere: refused, not promoted.
+    let secret = world
+        .create_secret("des/db/redirect-finish", &single)
+        .await
+        .unwrap();
+    let token = world.begin_rotation(&secret).await.unwrap();
+    assert!(
+        world
+            .step(&secret, &token, "createSecret")
+            .await
+            .unwrap()
+            .ok
+    );
+    let attack = world
+        .put_version(
+            &secret,
+            &with(&single, "port", json!(pg.port() + 3)),
+            &["AWSPENDING"],
+        )
+        .await
+        .unwrap();
+    let labels_before = world.labels(&secret).await.unwrap();
+    let finish = world.step(&secret, &attack, "finishSecret").await.unwrap();
+    assert!(
+        !finish.ok && finish.output.contains("Permanent.Refused"),
+        "{}",
+        finish.output
+    );
+    assert_eq!(world.labels(&secret).await.unwrap(), labels_before);
+    assert_eq!(world.value(&secret, "AWSCURRENT").await.unwrap(), single);
+
     let everything = format!("{alerts:?}{}", world.runtime.logs());
     for password in [
         pg.superuser_password(),

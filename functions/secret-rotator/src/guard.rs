@@ -18,7 +18,9 @@ pub fn toggle(user: &str) -> String {
 }
 
 /// The pending version may differ from AWSCURRENT in its password, and (alternating) in the user:
-/// the current one or its counterpart of the pair, nothing else.
+/// the current one or its counterpart of the pair, nothing else. Checked before the master is used
+/// and, in both modes, before a version is set or promoted: a pending version that points at
+/// another server would otherwise be made AWSCURRENT by this function for whoever wrote it.
 pub fn pending_matches_current(
     current: &DbSecret,
     pending: &DbSecret,
@@ -35,12 +37,20 @@ pub fn pending_matches_current(
     if pending.masterarn != current.masterarn {
         return refuse("the pending version names another master secret than AWSCURRENT".into());
     }
-    let allowed = [current.username.clone(), toggle(&current.username)];
-    if !allowed.contains(&pending.username) {
-        return refuse(format!(
-            "the pending version's user {} is neither the current user {} nor its counterpart {}",
-            pending.username, current.username, allowed[1]
-        ));
+    let counterpart = toggle(&current.username);
+    let alternating = pending.masterarn.is_some();
+    if pending.username != current.username && !(alternating && pending.username == counterpart) {
+        return refuse(if alternating {
+            format!(
+                "the pending version's user {} is neither the current user {} nor its counterpart {counterpart}",
+                pending.username, current.username
+            )
+        } else {
+            format!(
+                "the pending version's user {} is not the current user {} (single-user rotation)",
+                pending.username, current.username
+            )
+        });
     }
     Ok(())
 }
@@ -106,6 +116,12 @@ mod tests {
         let clone = db(&CURRENT.replace("\"app\"", "\"app_clone\""));
         let back = db(CURRENT);
         assert!(pending_matches_current(&clone, &back).is_ok());
+        let single = db(&CURRENT.replace(",\"masterarn\":\"arn:m\"", ""));
+        let switched = db(&CURRENT
+            .replace(",\"masterarn\":\"arn:m\"", "")
+            .replace("\"app\"", "\"app_clone\""));
+        assert!(pending_matches_current(&single, &single).is_ok());
+        assert!(pending_matches_current(&single, &switched).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use watchkeeper_shared::notify::{Delivery, Notification, Notify, NotifyError, Se
 use crate::database::{Database, TlsMode};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
+use crate::guard;
 use crate::secret_value::{self, ApiKeySecret, SecretKind};
 use crate::secrets::{CURRENT, Description, PENDING, SecretsApi};
 
@@ -172,13 +173,19 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         let pending = self.pending(event).await?;
         match &pending {
             SecretKind::ApiKey(key) => api_key_present(key)?,
-            // Never promote a version that does not work: an application would be locked out.
-            SecretKind::Database(db) => self.pending_works(db).await.map_err(|e| match e {
+            // Never promote a version for another user or server, or one that does not work: an
+            // application would be redirected or locked out.
+            SecretKind::Database(db) => {
+                if let SecretKind::Database(current) = self.current(event).await? {
+                    guard::pending_matches_current(&current, db)?;
+                }
+                self.pending_works(db).await.map_err(|e| match e {
                 RotationError::Test(why) => RotationError::Refused(format!(
                     "finishSecret will not make a version AWSCURRENT that does not log in ({why}); AWSCURRENT was not moved"
                 )),
                 other => other,
-            })?,
+            })?
+            }
         }
         let current = description.version_with(CURRENT).map(str::to_string);
         self.secrets

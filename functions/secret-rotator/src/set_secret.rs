@@ -1,6 +1,7 @@
 //! setSecret: the pending password is set in the database.
 //!
-//! Single user: the user sets its own password, logged in with the first stored version of its
+//! Single user: the pending version must name AWSCURRENT's user, engine, host, port and database;
+//! the user sets its own password, logged in with the first stored version of its
 //! credentials that still works: AWSCURRENT, then the pending version itself (a repeated step),
 //! AWSPREVIOUS, then the newest earlier versions, each version once and only versions for the same
 //! engine, host and port. A normal rotation sees no failed login, a repeated one at most one.
@@ -137,6 +138,9 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         pending: &DbSecret,
         failed: &mut usize,
     ) -> Result<&'static str, RotationError> {
+        if let SecretKind::Database(current) = self.current(event).await? {
+            guard::pending_matches_current(&current, pending)?;
+        }
         let mut tried: HashSet<String> = HashSet::new();
         let first: Vec<String> = [
             description.version_with(CURRENT),
