@@ -28,11 +28,16 @@ def handler(event, context):
                 PasswordLength=32, ExcludePunctuation=True)["RandomPassword"]
             secrets.put_secret_value(SecretId=arn, ClientRequestToken=token,
                                      SecretString=json.dumps(current), VersionStages=["AWSPENDING"])
+    elif step in ("setSecret", "testSecret"):
+        # An API key is set by its provider's owners; the step checks the pending value is there.
+        secrets.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
     elif step == "finishSecret":
         current = next((v for v, s in stages.items() if "AWSCURRENT" in s), None)
         if current != token:
             secrets.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT",
                                                 MoveToVersionId=token, RemoveFromVersionId=current)
+            secrets.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING",
+                                                RemoveFromVersionId=token)
             value = json.loads(secrets.get_secret_value(SecretId=arn, VersionId=token)["SecretString"])
             publish_once(f"rotation/{arn}/{token}", f"New API key live: {meta['Name']}",
                          f"{value.get('provider')}: the new key is live. Owners: {value.get('owners')}")

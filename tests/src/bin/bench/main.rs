@@ -33,7 +33,23 @@ async fn main() {
 }
 
 async fn run() -> Result<()> {
-    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let mut wanted: Vec<String> = std::env::args().skip(1).collect();
+    let out = workspace_root().join("tests/bench");
+    // `--report-only`: keep the function measurements of the last run, and take sizes, the divan
+    // and sweep outputs anew (after a later arm64 build, say).
+    if wanted.iter().any(|w| w == "--report-only") {
+        let text = std::fs::read_to_string(out.join("results.json"))?;
+        let last: Results = serde_json::from_str(&text)?;
+        let (date, machine) = (last.date, last.machine);
+        let mut functions = last.functions;
+        for f in &mut functions {
+            f.sizes = report::Sizes::of(&f.function);
+        }
+        let mut results = Results::collect(functions)?;
+        (results.date, results.machine) = (date, machine);
+        return write(results, &out);
+    }
+    wanted.retain(|w| !w.starts_with("--"));
     let python = cached_tool("venv-moto/bin/python", "moto (PyPI moto[server]), which has boto3")?;
     let runtime_py = workspace_root().join("tests/bench/python/runtime.py");
     let dir = tempfile::tempdir()?;
@@ -54,25 +70,29 @@ async fn run() -> Result<()> {
                 function.replace('-', "_"),
             ],
         };
-        let mut scenario = Scenario::start(function, 2 * WARM + 2).await?;
+        let mut scenario = Scenario::start(function, 2 * WARM + 4).await?;
         let work = dir.path().join(function);
         std::fs::create_dir_all(&work)?;
         let rust_cold = cold_starts(&rust, &scenario, COLD_STARTS, &work).await?;
         let (_, mut rust_run) = measured_run(&rust, &mut scenario, WARM, 0, true, &work).await?;
-        rust_run.cold_ms = rust_cold;
+        (rust_run.cold_ms, rust_run.cold_cpu_ms, rust_run.cold_wait_ms) =
+            (rust_cold.wall, rust_cold.cpu, rust_cold.wait);
         let py_dir = work.join("python");
         std::fs::create_dir_all(&py_dir)?;
         let py_cold = cold_starts(&reference, &scenario, COLD_STARTS, &py_dir).await?;
         let (_, mut py_run) =
-            measured_run(&reference, &mut scenario, WARM, WARM + 1, false, &py_dir).await?;
-        py_run.cold_ms = py_cold;
+            measured_run(&reference, &mut scenario, WARM, WARM + 4, false, &py_dir).await?;
+        (py_run.cold_ms, py_run.cold_cpu_ms, py_run.cold_wait_ms) =
+            (py_cold.wall, py_cold.cpu, py_cold.wait);
         let result = FunctionResult::new(function, rust_run, py_run);
         eprintln!("{}", result.summary());
         functions.push(result);
     }
-    let results = Results::collect(functions)?;
-    let out = workspace_root().join("tests/bench");
-    std::fs::create_dir_all(&out)?;
+    write(Results::collect(functions)?, &out)
+}
+
+fn write(results: Results, out: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(out)?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results)?)?;
     std::fs::write(out.join("results.md"), results.markdown())?;
     std::fs::write(out.join("chart.svg"), chart::svg(&results))?;

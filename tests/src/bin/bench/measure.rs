@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use harness::process::spawn_logged;
 use harness::runtime_api::RuntimeApi;
 use harness::{Result, fail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
 use crate::scenarios::Scenario;
@@ -22,17 +22,24 @@ pub struct Launch {
     pub args: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Calls {
     pub kind: String,
     pub ok: bool,
     pub calls: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// Init of each cold start, milliseconds.
     pub cold_ms: Vec<f64>,
+    /// CPU time the process used during init, milliseconds (all threads, from schedstat).
+    #[serde(default)]
+    pub cold_cpu_ms: Vec<f64>,
+    /// Time its threads were ready but waiting for a CPU during init, milliseconds: what a busy
+    /// machine adds to the wall time.
+    #[serde(default)]
+    pub cold_wait_ms: Vec<f64>,
     /// Each warm invocation, event sent to answer received, milliseconds.
     pub warm_ms: Vec<f64>,
     pub warm_failed: usize,
@@ -67,22 +74,50 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Init of cold starts: wall, CPU and run-queue wait, milliseconds each.
+#[derive(Debug, Default)]
+pub struct Colds {
+    pub wall: Vec<f64>,
+    pub cpu: Vec<f64>,
+    pub wait: Vec<f64>,
+}
+
 /// `count` cold starts: process start to the first `GET next`, each in a new process.
-pub async fn cold_starts(launch: &Launch, scenario: &Scenario, count: usize, dir: &Path) -> Result<Vec<f64>> {
-    let mut times = Vec::new();
+pub async fn cold_starts(launch: &Launch, scenario: &Scenario, count: usize, dir: &Path) -> Result<Colds> {
+    let mut colds = Colds::default();
     for i in 0..count {
         let api = RuntimeApi::start().await?;
         let log = dir.join(format!("cold-{i}.log"));
         let started = Instant::now();
         let mut child = spawn(launch, scenario, &api, &log).await?;
         let ready = api.first_next(INIT_LIMIT).await;
+        // Read before the kill; the process sits idle in its `GET next` meanwhile.
+        let (cpu, wait) = child.id().map(schedstat).unwrap_or((0.0, 0.0));
         let _ = child.kill().await;
         match ready {
-            Ok(at) => times.push(millis(at - started)),
+            Ok(at) => colds.wall.push(millis(at - started)),
             Err(e) => return fail(format!("{e}; log:\n{}", harness::process::tail(&log))),
         }
+        colds.cpu.push(cpu);
+        colds.wait.push(wait);
     }
-    Ok(times)
+    Ok(colds)
+}
+
+/// CPU time and run-queue wait of all the process's threads so far, milliseconds
+/// (`/proc/<pid>/task/*/schedstat`: nanoseconds on CPU, nanoseconds waiting, timeslices).
+fn schedstat(pid: u32) -> (f64, f64) {
+    let mut total = (0.0, 0.0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return total;
+    };
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().unwrap_or(0.0));
+        total.0 += fields.next().unwrap_or(0.0) / 1e6;
+        total.1 += fields.next().unwrap_or(0.0) / 1e6;
+    }
+    total
 }
 
 /// One process: init (its AWS calls recorded), the counted event kinds, then `warm` events.
@@ -137,6 +172,8 @@ pub async fn measured_run(
         init,
         Run {
             cold_ms: Vec::new(),
+            cold_cpu_ms: Vec::new(),
+            cold_wait_ms: Vec::new(),
             warm_ms,
             warm_failed,
             peak_rss_mb,

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use harness::Result;
 use harness::paths::target_dir;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::measure::{Run, median, percentile};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct FunctionResult {
     pub function: String,
     pub rust: Run,
@@ -17,7 +17,7 @@ pub struct FunctionResult {
     pub sizes: Sizes,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Sizes {
     pub x86_64_binary_mb: Option<f64>,
     pub x86_64_zip_mb: Option<f64>,
@@ -25,7 +25,7 @@ pub struct Sizes {
     pub arm64_zip_mb: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Results {
     pub date: String,
     pub machine: String,
@@ -45,25 +45,20 @@ fn mb(path: &Path) -> Option<f64> {
 
 impl FunctionResult {
     pub fn new(function: &str, rust: Run, python: Run) -> Self {
-        let t = target_dir();
-        let sizes = Sizes {
-            x86_64_binary_mb: mb(&t.join("x86_64-unknown-linux-gnu/release").join(function)),
-            x86_64_zip_mb: mb(&t.join("lambda/x86_64").join(function).join("bootstrap.zip")),
-            arm64_binary_mb: mb(&t.join("aarch64-unknown-linux-gnu/release").join(function)),
-            arm64_zip_mb: mb(&t.join("lambda/arm64").join(function).join("bootstrap.zip")),
-        };
         Self {
             function: function.to_string(),
             rust,
             python,
-            sizes,
+            sizes: Sizes::of(function),
         }
     }
 
     pub fn summary(&self) -> String {
         format!(
-            "init {:.1} ms (Python {:.0} ms), warm median {:.2} ms, peak RSS {:.1} MB (Python {:.1} MB), warm failures {}{}",
+            "init {:.1} ms ({:.1} ms CPU, {:.1} ms waiting for a CPU; Python {:.0} ms), warm median {:.2} ms, peak RSS {:.1} MB (Python {:.1} MB), warm failures {}{}, Python's {}{}",
             median(&self.rust.cold_ms),
+            median(&self.rust.cold_cpu_ms),
+            median(&self.rust.cold_wait_ms),
             median(&self.python.cold_ms),
             median(&self.rust.warm_ms),
             self.rust.peak_rss_mb,
@@ -73,8 +68,27 @@ impl FunctionResult {
                 .first_failure
                 .as_deref()
                 .map(|f| format!(" (first: {f})"))
+                .unwrap_or_default(),
+            self.python.warm_failed,
+            self.python
+                .first_failure
+                .as_deref()
+                .map(|f| format!(" (first: {f})"))
                 .unwrap_or_default()
         )
+    }
+}
+
+impl Sizes {
+    /// The artifacts `tests/bench.sh` built for `function` (missing ones are `None`).
+    pub fn of(function: &str) -> Self {
+        let t = target_dir();
+        Self {
+            x86_64_binary_mb: mb(&t.join("x86_64-unknown-linux-gnu/release").join(function)),
+            x86_64_zip_mb: mb(&t.join("lambda/x86_64").join(function).join("bootstrap.zip")),
+            arm64_binary_mb: mb(&t.join("aarch64-unknown-linux-gnu/release").join(function)),
+            arm64_zip_mb: mb(&t.join("lambda/arm64").join(function).join("bootstrap.zip")),
+        }
     }
 }
 
@@ -104,14 +118,17 @@ impl Results {
             self.machine,
             if self.arm64.is_empty() { "not built" } else { &self.arm64 }
         );
-        md.push_str("| function | init (ms) | Python init (ms) | × faster | warm median / p95 (ms) | Python warm median (ms) | peak RSS (MB) | Python peak RSS (MB) | x86_64 binary / zip (MB) | arm64 zip (MB) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| function | init (ms) | init CPU / waiting for CPU (ms) | Python init (ms) | Python init CPU (ms) | × faster | warm median / p95 (ms) | Python warm median (ms) | peak RSS (MB) | Python peak RSS (MB) | x86_64 binary / zip (MB) | arm64 zip (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for f in &self.functions {
             let (ri, pi) = (median(&f.rust.cold_ms), median(&f.python.cold_ms));
             md.push_str(&format!(
-                "| {} | {:.1} | {:.0} | {:.0}× | {:.2} / {:.2} | {:.2} | {:.1} | {:.1} | {} / {} | {} |\n",
+                "| {} | {:.1} | {:.1} / {:.1} | {:.0} | {:.0} | {:.0}× | {:.2} / {:.2} | {:.2} | {:.1} | {:.1} | {} / {} | {} |\n",
                 f.function,
                 ri,
+                median(&f.rust.cold_cpu_ms),
+                median(&f.rust.cold_wait_ms),
                 pi,
+                median(&f.python.cold_cpu_ms),
                 pi / ri.max(0.001),
                 median(&f.rust.warm_ms),
                 percentile(&f.rust.warm_ms, 0.95),
@@ -206,8 +223,11 @@ fn machine() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
+    // The machine may be shared: the load when the report was made says how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
     format!(
-        "{cpu}, {cores} cores, {mem_gb:.0} GB, Linux {}, {rustc}",
+        "{cpu}, {cores} cores, {mem_gb:.0} GB, Linux {}, {rustc}, load average {load}",
         kernel.trim()
     )
 }
