@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use aws_sdk_ec2::types::Filter;
 use watchkeeper_shared::error::AwsError;
 
-use crate::health::Target;
+use crate::target::Target;
 
 /// The port discovery goes through.
 pub trait Discover: Send + Sync {
@@ -81,9 +81,9 @@ fn instance_target(instance: &aws_sdk_ec2::types::Instance, port: u16) -> Option
         .and_then(|t| t.value())
         .unwrap_or(id);
     Some(Target {
-        id: id.to_string(),
-        name: name.to_string(),
         addr: SocketAddr::new(ip, port),
+        name: name.to_string(),
+        instance: Some(id.to_string()),
     })
 }
 
@@ -146,9 +146,9 @@ impl Discover for TargetGroupDiscovery {
                 } else if let Ok(ip) = id.parse::<IpAddr>() {
                     let addr = SocketAddr::new(ip, port);
                     targets.push(Target {
-                        id: format!("ip:{addr}"),
-                        name: addr.to_string(),
                         addr,
+                        name: addr.to_string(),
+                        instance: None,
                     });
                 }
                 // Lambda targets (an ARN) are not HTTP backends to probe.
