@@ -118,6 +118,11 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         }
     }
 
+    /// The notifier alerts go through (tests read what it sent).
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
+
     /// One scheduled invocation: the event's content is ignored (nothing in it can add a
     /// target); its context gives the request id and the Lambda's deadline.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, SweepError> {
