@@ -183,7 +183,13 @@ fn sweeper(count: usize) -> Result<()> {
         let app = init().await?;
         let concurrency = app.1;
         let started = Instant::now();
-        let summary = app.0.sweep("bench", Some(Duration::from_secs(60))).await?;
+        let summary = app
+            .0
+            .sweep(
+                "bench",
+                &watchkeeper_shared::deadline::Deadline::after(Duration::from_secs(60)),
+            )
+            .await?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((summary, started.elapsed(), concurrency))
     })?;
     let usage = rusage();

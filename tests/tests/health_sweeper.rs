@@ -17,6 +17,7 @@ use health_sweeper::probe::Prober;
 use health_sweeper::quorum::SystemState;
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::notify::{Channel, Notifier, SnsChannel};
 use watchkeeper_shared::state::{StateStore, Store};
 use watchkeeper_shared::testing::RecordingNotifier;
@@ -196,6 +197,11 @@ async fn backends_going_down_and_recovering_alert_once_each() {
     assert_eq!(emf.last().unwrap()["Function"], "health-sweeper");
 }
 
+/// Outside Lambda: the sweep is bounded by `SWEEP_DEADLINE_MS` alone.
+fn no_lambda_deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(15 * 60))
+}
+
 fn config(pairs: &[(&str, String)]) -> Config {
     let mut all = vec![
         ("STATE_BUCKET".to_string(), BUCKET.to_string()),
@@ -345,7 +351,7 @@ async fn targets_outside_the_allowed_networks_are_never_probed() {
         discovery,
     )
     .await;
-    let summary = app.sweep("t", None).await.unwrap();
+    let summary = app.sweep("t", &no_lambda_deadline()).await.unwrap();
     assert_eq!(summary["targets"], 0, "{summary}");
 }
 
@@ -361,7 +367,8 @@ async fn overlapping_sweeps_keep_both_updates() {
         Discovery::default(),
     )
     .await;
-    let (first, second) = tokio::join!(app.sweep("one", None), app.sweep("two", None));
+    let deadline = no_lambda_deadline();
+    let (first, second) = tokio::join!(app.sweep("one", &deadline), app.sweep("two", &deadline));
     first.unwrap();
     second.unwrap();
     let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
@@ -396,7 +403,7 @@ async fn a_sweep_of_hanging_targets_ends_inside_its_deadline() {
     ]);
     let app = app(&world.moto, config, Discovery::default()).await;
     let started = Instant::now();
-    let summary = app.sweep("deadline", None).await.unwrap();
+    let summary = app.sweep("deadline", &no_lambda_deadline()).await.unwrap();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "sweep took {took:?}");
     // 20 at a time, 2 s each, probes until 4 s: 20 ran their full timeout; the next 20 were cut
@@ -426,7 +433,7 @@ async fn maintenance_keeps_sweeping_and_sends_nothing() {
     )
     .await;
     for _ in 0..4 {
-        app.sweep("m", None).await.unwrap();
+        app.sweep("m", &no_lambda_deadline()).await.unwrap();
     }
     let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
     let state = store
@@ -538,7 +545,7 @@ async fn target_groups_give_their_registered_targets() {
         },
     )
     .await;
-    let summary = app.sweep("tg", None).await.unwrap();
+    let summary = app.sweep("tg", &no_lambda_deadline()).await.unwrap();
     assert_eq!(summary["targets"], 3, "{summary}");
 }
 
@@ -612,8 +619,8 @@ async fn an_instance_found_by_its_tags_and_by_a_target_group_on_another_port_is_
     assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!(found[0].instance, found[1].instance, "one instance id");
     let app = app(&world.moto, config, discovery).await;
-    app.sweep("one", None).await.unwrap();
-    let summary = app.sweep("two", None).await.unwrap();
+    app.sweep("one", &no_lambda_deadline()).await.unwrap();
+    let summary = app.sweep("two", &no_lambda_deadline()).await.unwrap();
     assert_eq!(
         (
             summary["targets"].as_u64(),
@@ -635,7 +642,7 @@ async fn a_state_document_deleted_between_two_alerts_does_not_silence_the_second
     let app = app_with_sns(&world, config, Discovery::default()).await;
     let down_alerts = async || {
         for _ in 0..3 {
-            let summary = app.sweep("s", None).await.unwrap();
+            let summary = app.sweep("s", &no_lambda_deadline()).await.unwrap();
             assert!(summary["state"] != "OK", "{summary}");
         }
         world
@@ -683,8 +690,8 @@ async fn two_sweepers_sharing_a_bucket_keep_their_own_state_and_alerts() {
     let red = app_with_sns(&world, sweeper("red"), Discovery::default()).await;
     let blue = app_with_sns(&world, sweeper("blue"), Discovery::default()).await;
     for _ in 0..3 {
-        red.sweep("r", None).await.unwrap();
-        blue.sweep("b", None).await.unwrap();
+        red.sweep("r", &no_lambda_deadline()).await.unwrap();
+        blue.sweep("b", &no_lambda_deadline()).await.unwrap();
     }
     let mut subjects: Vec<String> = world
         .moto
@@ -756,7 +763,7 @@ async fn with_every_network_allowed_the_never_probed_addresses_are_still_not_pro
         "discovery finds them"
     );
     let app = app(&world.moto, config, discovery).await;
-    let summary = app.sweep("denied", None).await.unwrap();
+    let summary = app.sweep("denied", &no_lambda_deadline()).await.unwrap();
     assert_eq!(
         (
             summary["denied"].as_u64(),
@@ -843,7 +850,7 @@ async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_han
     );
     // Told once.
     let summary = app
-        .sweep("req-2", Some(Duration::from_secs(8)))
+        .sweep("req-2", &Deadline::after(Duration::from_secs(8)))
         .await
         .unwrap();
     assert!(summary["alert"].is_null(), "{summary}");

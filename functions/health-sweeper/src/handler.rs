@@ -15,6 +15,7 @@ use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::{Retryable, diagnostic};
 use watchkeeper_shared::notify::{Notify, NotifyError};
 use watchkeeper_shared::state::{StateError, Store, Versioned, key_segment};
@@ -126,23 +127,23 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
     /// One scheduled invocation: the event's content is ignored (nothing in it can add a
     /// target); its context gives the request id and the Lambda's deadline.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, SweepError> {
-        let remaining = remaining(event.context.deadline);
-        self.sweep(&event.context.request_id, remaining).await
+        let deadline = Deadline::from_context(&event.context);
+        self.sweep(&event.context.request_id, &deadline).await
     }
 
-    /// One sweep. `remaining` is the Lambda's time left; `correlation` prefixes each probe's
-    /// correlation id (the Lambda request id).
+    /// One sweep inside `invocation` (the Lambda's deadline) less [`SAFETY_MARGIN`], and inside
+    /// `SWEEP_DEADLINE_MS`. `correlation` prefixes each probe's correlation id (the request id).
     pub async fn sweep(
         &self,
         correlation: &str,
-        remaining: Option<Duration>,
+        invocation: &Deadline,
     ) -> Result<Value, SweepError> {
         let started = Instant::now();
-        let budget = match remaining {
-            Some(left) => self.config.deadline.min(left.saturating_sub(SAFETY_MARGIN)),
-            None => self.config.deadline,
-        }
-        .max(Duration::from_millis(100));
+        let budget = self
+            .config
+            .deadline
+            .min(invocation.remaining().saturating_sub(SAFETY_MARGIN))
+            .max(Duration::from_millis(100));
         let mut report = Report::new(budget);
         let result = self.run(correlation, started, budget, &mut report).await;
         report.emit_metrics(started.elapsed());
@@ -230,7 +231,10 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         report.state(&state.value, maintenance, discovery_error);
         // The alert of this sweep, or one an earlier sweep could not deliver.
         if state.value.pending.is_some() {
-            let delivered = bounded(end, "sending the alert", self.deliver(state)).await?;
+            // The send (and its claim's lease) ends with the sweep's budget.
+            let send_by = Deadline::after(end.saturating_duration_since(Instant::now()));
+            let delivered =
+                bounded(end, "sending the alert", self.deliver(state, &send_by)).await?;
             report.alert = Some(delivered);
         }
         Ok(())
@@ -291,7 +295,11 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
     }
 
     /// Sends the pending alert of `state` (just written), then clears it.
-    async fn deliver(&self, state: Versioned<SweepState>) -> Result<Value, SweepError> {
+    async fn deliver(
+        &self,
+        state: Versioned<SweepState>,
+        deadline: &Deadline,
+    ) -> Result<Value, SweepError> {
         let Some(pending) = state.value.pending.clone() else {
             return Ok(Value::Null);
         };
@@ -318,7 +326,10 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             key_segment(&self.config.system_name),
             pending.seq
         );
-        let delivery = self.notifier.send_once(&key, &notification).await?;
+        let delivery = self
+            .notifier
+            .send_once(&key, &notification, deadline)
+            .await?;
         let seq = pending.seq;
         self.write_state(Some(state), |state| state.delivered(seq))
             .await?;
@@ -344,10 +355,4 @@ fn known_targets(state: &SweepState) -> Vec<Target> {
             })
         })
         .collect()
-}
-
-/// Time left before the Lambda's deadline (milliseconds since the epoch).
-fn remaining(deadline_ms: u64) -> Option<Duration> {
-    let now = u64::try_from(Utc::now().timestamp_millis()).ok()?;
-    deadline_ms.checked_sub(now).map(Duration::from_millis)
 }
