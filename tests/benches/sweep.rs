@@ -59,7 +59,7 @@ fn main() -> Result<()> {
         health_sweeper::limits::open_files_limit()
     );
     println!(
-        "| targets | never answer | open files | concurrency | wall | CPU | CPU per target | peak RSS | discovery / probes / state + alert |"
+        "| targets | never answer | open files | concurrency | wall | CPU | CPU per target | peak RSS | discovery (during probes) / probes done at / state + alert |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let runtime = tokio::runtime::Runtime::new()?;
@@ -196,9 +196,10 @@ fn sweeper(count: usize) -> Result<()> {
     let cpu = usage.0;
     let hung = count / HANG_EVERY;
     let phases = &summary["phases_ms"];
-    let after_probes = summary["millis"].as_u64().unwrap_or(0)
-        - phases["discovery"].as_u64().unwrap_or(0)
-        - phases["probes"].as_u64().unwrap_or(0);
+    let after_probes = summary["millis"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(phases["probes_done_at"].as_u64().unwrap_or(0));
     println!(
         "| {count} | {hung} | {} | {concurrency} | {:.2} s | {:.3} s | {:.0} µs | {:.1} MB | {} / {} / {} ms |",
         open_files.map_or_else(
@@ -210,7 +211,7 @@ fn sweeper(count: usize) -> Result<()> {
         cpu * 1e6 / count as f64,
         usage.1 as f64 / 1024.0,
         phases["discovery"],
-        phases["probes"],
+        phases["probes_done_at"],
         after_probes,
     );
     let right = summary["up"].as_u64() == Some((count - hung) as u64)
@@ -255,7 +256,7 @@ async fn init() -> Result<(App, usize)> {
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
-    )?;
+    );
     let concurrency = config.concurrency;
     let app = App::new(
         config,

@@ -230,8 +230,7 @@ async fn app(
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
-    )
-    .unwrap();
+    );
     App::new(
         config,
         discovery,
@@ -563,8 +562,7 @@ async fn app_with_sns(
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
-    )
-    .unwrap();
+    );
     App::new(
         config,
         discovery,

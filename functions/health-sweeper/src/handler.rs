@@ -8,7 +8,8 @@
 //! and the alert in what is left. A step that still does not fit fails the invocation
 //! retryably; an alert not sent stays pending in the state and the next sweep sends it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -163,21 +164,45 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         report: &mut Report,
     ) -> Result<(), SweepError> {
         let end = started + budget;
-        let (stored, discovered) = tokio::join!(
-            bounded(
+        let probes_end = end.checked_sub(reserve(budget)).unwrap_or(end);
+        // The targets known from the last sweep, and the static ones, are probed while discovery
+        // runs; then discovery's new targets are probed, and known ones it no longer lists are
+        // dropped (their probes wasted, never counted).
+        let early = async {
+            let stored = bounded(
                 end,
                 "reading the state",
-                self.state.load::<SweepState>(&self.state_key)
-            ),
-            tokio::time::timeout_at(started + budget / 4, self.discovery.discover()),
-        );
-        let stored = stored?;
+                self.state.load::<SweepState>(&self.state_key),
+            )
+            .await?;
+            let mut known = stored
+                .as_ref()
+                .map(|v| known_targets(&v.value))
+                .unwrap_or_default();
+            known.extend(self.config.static_targets.iter().cloned());
+            let (mut known, _) = self.allowed(known);
+            if let Some(last) = &stored {
+                last.value.probe_order(&mut known);
+            }
+            let probed = self
+                .prober
+                .probe_all(&known, probes_end, correlation, 0)
+                .await;
+            Ok::<_, SweepError>((stored, known, probed))
+        };
+        let discovery = async {
+            let found =
+                tokio::time::timeout_at(started + budget / 4, self.discovery.discover()).await;
+            (found, started.elapsed())
+        };
+        let (early, (discovered, discovery_took)) = tokio::join!(early, discovery);
+        let (stored, known, probed_known) = early?;
+        report.discovery_ms = discovery_took.as_millis() as u64;
         let discovered = match discovered {
             Ok(Ok(targets)) => Ok(targets),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {} ms", (budget / 4).as_millis())),
         };
-        report.discovery_ms = started.elapsed().as_millis() as u64;
         let mut targets = match &discovered {
             Ok(targets) => targets.clone(),
             Err(error) => {
@@ -193,20 +218,41 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         };
         let discovery_error = discovered.err();
         targets.extend(self.config.static_targets.iter().cloned());
-        let mut targets = self.allowed(targets, report);
-        if let Some(last) = &stored {
-            last.value.probe_order(&mut targets);
+        let (targets, denied) = self.allowed(targets);
+        report.denied = denied.len();
+        for target in denied.iter().take(5) {
+            let why = self
+                .config
+                .allowed
+                .refusal(target.addr.ip())
+                .unwrap_or_default();
+            tracing::warn!(target = %target.name, addr = %target.addr, why, "target never probed");
         }
 
-        let probes_end = end.checked_sub(reserve(budget)).unwrap_or(end);
-        let probed = self
+        let mut outcomes: HashMap<SocketAddr, Outcome> = known
+            .iter()
+            .map(|t| t.addr)
+            .zip(probed_known.outcomes)
+            .collect();
+        let new: Vec<Target> = targets
+            .iter()
+            .filter(|t| !outcomes.contains_key(&t.addr))
+            .cloned()
+            .collect();
+        let probed_new = self
             .prober
-            .probe_all(&targets, probes_end, correlation)
+            .probe_all(&new, probes_end, correlation, known.len())
             .await;
-        report.probe_ms = started.elapsed().as_millis() as u64 - report.discovery_ms;
-        report.out_of_sockets = probed.out_of_sockets;
-        let observations: Vec<(Target, Outcome)> =
-            targets.into_iter().zip(probed.outcomes).collect();
+        outcomes.extend(new.iter().map(|t| t.addr).zip(probed_new.outcomes));
+        report.probe_ms = started.elapsed().as_millis() as u64;
+        report.out_of_sockets = probed_known.out_of_sockets + probed_new.out_of_sockets;
+        let observations: Vec<(Target, Outcome)> = targets
+            .into_iter()
+            .map(|t| {
+                let outcome = outcomes.remove(&t.addr).unwrap_or(Outcome::NotProbed);
+                (t, outcome)
+            })
+            .collect();
         report.observe(&observations);
 
         let now = Utc::now();
@@ -241,23 +287,19 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
     }
 
     /// Targets the configuration allows, each address once (the first source that named it
-    /// gives its name).
-    fn allowed(&self, targets: Vec<Target>, report: &mut Report) -> Vec<Target> {
+    /// gives its name), and those it refuses.
+    fn allowed(&self, targets: Vec<Target>) -> (Vec<Target>, Vec<Target>) {
         let mut seen = HashSet::with_capacity(targets.len());
         let mut allowed = Vec::with_capacity(targets.len());
+        let mut denied = Vec::new();
         for target in targets {
-            if let Some(why) = self.config.allowed.refusal(target.addr.ip()) {
-                if report.denied < 5 {
-                    tracing::warn!(target = %target.name, addr = %target.addr, why, "target never probed");
-                }
-                report.denied += 1;
-                continue;
-            }
-            if seen.insert(target.addr) {
+            if !self.config.allowed.allows(target.addr.ip()) {
+                denied.push(target);
+            } else if seen.insert(target.addr) {
                 allowed.push(target);
             }
         }
-        allowed
+        (allowed, denied)
     }
 
     /// Read-modify-write of the state document with optimistic concurrency. The first attempt

@@ -11,7 +11,8 @@
 /// File descriptors kept free for everything that is not a probe.
 pub const HEADROOM: u64 = 128;
 /// Upper bound whatever the limit: each probe in flight costs memory as well as a socket
-/// (about 10 KB with its task and buffers), and past this many the sweep is CPU-bound anyway.
+/// (a few KB: its task, socket and read buffer), and past this many the sweep is CPU-bound
+/// anyway.
 pub const MAX_CONCURRENCY: usize = 2048;
 /// Used when the limit cannot be read.
 pub const FALLBACK_OPEN_FILES: u64 = 1024;

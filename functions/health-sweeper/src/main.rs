@@ -50,7 +50,7 @@ async fn main() -> Result<(), Error> {
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
-    )?;
+    );
     let region = common
         .sdk
         .region()

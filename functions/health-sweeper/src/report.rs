@@ -27,7 +27,9 @@ pub struct Report {
     pub maintenance: bool,
     pub discovery_error: Option<String>,
     pub alert: Option<Value>,
+    /// How long discovery took (the known targets are probed meanwhile).
     pub discovery_ms: u64,
+    /// When the last probe ended, from the sweep's start.
     pub probe_ms: u64,
     pub state_ms: u64,
 }
@@ -86,7 +88,7 @@ impl Report {
             "alert": self.alert,
             "maintenance": self.maintenance,
             "millis": took.as_millis() as u64,
-            "phases_ms": {"discovery": self.discovery_ms, "probes": self.probe_ms, "state": self.state_ms},
+            "phases_ms": {"discovery": self.discovery_ms, "probes_done_at": self.probe_ms, "state": self.state_ms},
         })
     }
 
