@@ -27,7 +27,7 @@ use harness::sweep::{BUCKET, SweepWorld};
 use health_sweeper::handler::state_key;
 use health_sweeper::health::SweepState;
 use health_sweeper::quorum::SystemState;
-use health_sweeper::target::{Target, TargetHealth, TargetState};
+use health_sweeper::target::{Failure, Target, TargetHealth, TargetState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use watchkeeper_shared::state::{StateStore, Store};
@@ -160,6 +160,7 @@ async fn seed_state(world: &SweepWorld, count: usize, port: u16) -> Result<()> {
         t.probed = 10;
         if i % HANG_EVERY == 0 {
             (t.health, t.failures, t.last) = (TargetHealth::Unhealthy, 5, "timeout".into());
+            t.failure = Some(Failure::Timeout);
         } else {
             (t.health, t.successes, t.last) = (TargetHealth::Healthy, 5, "HTTP 200 in 1 ms".into());
         }

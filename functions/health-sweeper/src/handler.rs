@@ -17,13 +17,15 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use watchkeeper_shared::deadline::Deadline;
-use watchkeeper_shared::error::{Retryable, diagnostic};
-use watchkeeper_shared::notify::{Notify, NotifyError};
-use watchkeeper_shared::state::{StateError, Store, Versioned, key_segment};
+use watchkeeper_shared::notify::Notify;
+use watchkeeper_shared::state::{Store, Versioned, key_segment};
 
 use crate::alert::{self, ProbeSummary};
 use crate::config::Config;
 use crate::discovery::Discover;
+use crate::document;
+pub use crate::error::SweepError;
+use crate::error::bounded;
 use crate::health::{Sweep, SweepState};
 use crate::probe::Prober;
 use crate::report::Report;
@@ -31,8 +33,6 @@ use crate::target::{Outcome, Target};
 
 /// Kept free before the Lambda's deadline: the runtime must still report the result.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(5);
-/// How often the state write re-reads and re-applies after a concurrent writer.
-pub const WRITE_ATTEMPTS: u32 = 8;
 
 /// Time kept after the probes for the state write and the alert: a fifth of the budget, at
 /// most 3 s (a 10,000-target document is written in well under a second).
@@ -43,50 +43,6 @@ pub fn reserve(budget: Duration) -> Duration {
 /// The state document of one system: two sweepers sharing a bucket never mix.
 pub fn state_key(system_name: &str) -> String {
     format!("{}/sweep-state", key_segment(system_name))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SweepError {
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Notify(#[from] NotifyError),
-    /// The budget ran out during this step.
-    #[error("sweep budget spent while {0}")]
-    OutOfTime(&'static str),
-}
-
-impl Retryable for SweepError {
-    fn is_retryable(&self) -> bool {
-        match self {
-            SweepError::State(e) => e.is_retryable(),
-            SweepError::Notify(e) => e.is_retryable(),
-            SweepError::OutOfTime(_) => true,
-        }
-    }
-}
-
-impl From<SweepError> for lambda_runtime::Diagnostic {
-    fn from(err: SweepError) -> Self {
-        let kind = match &err {
-            SweepError::State(_) => "StateFailed",
-            SweepError::Notify(_) => "NotificationFailed",
-            SweepError::OutOfTime(_) => "OutOfTime",
-        };
-        diagnostic(kind, &err)
-    }
-}
-
-/// Runs `step` until `end`; past it, [`SweepError::OutOfTime`].
-async fn bounded<T, E: Into<SweepError>>(
-    end: Instant,
-    what: &'static str,
-    step: impl Future<Output = Result<T, E>>,
-) -> Result<T, SweepError> {
-    match tokio::time::timeout_at(end, step).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(SweepError::OutOfTime(what)),
-    }
 }
 
 pub struct App<D, N, S> {
@@ -203,20 +159,17 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {} ms", (budget / 4).as_millis())),
         };
-        let mut targets = match &discovered {
-            Ok(targets) => targets.clone(),
+        let (mut targets, discovery_error) = match discovered {
+            Ok(targets) => (targets, None),
             Err(error) => {
                 tracing::warn!(
                     error,
                     "discovery failed: probing the static and last known targets"
                 );
-                stored
-                    .as_ref()
-                    .map(|v| known_targets(&v.value))
-                    .unwrap_or_default()
+                let known = stored.as_ref().map(|v| known_targets(&v.value));
+                (known.unwrap_or_default(), Some(error))
             }
         };
-        let discovery_error = discovered.err();
         targets.extend(self.config.static_targets.iter().cloned());
         let (targets, denied) = self.allowed(targets);
         report.denied = denied.len();
@@ -234,6 +187,8 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             .map(|t| t.addr)
             .zip(probed_known.outcomes)
             .collect();
+        let first_new = known.len();
+        drop(known);
         let new: Vec<Target> = targets
             .iter()
             .filter(|t| !outcomes.contains_key(&t.addr))
@@ -241,7 +196,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             .collect();
         let probed_new = self
             .prober
-            .probe_all(&new, probes_end, correlation, known.len())
+            .probe_all(&new, probes_end, correlation, first_new)
             .await;
         outcomes.extend(new.iter().map(|t| t.addr).zip(probed_new.outcomes));
         report.probe_ms = started.elapsed().as_millis() as u64;
@@ -254,6 +209,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             })
             .collect();
         report.observe(&observations);
+        drop(outcomes);
 
         let now = Utc::now();
         let rules = self.config.rules;
@@ -267,7 +223,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         let state = bounded(
             end,
             "writing the state",
-            self.write_state(stored, |state| {
+            document::write_state(&self.state, &self.state_key, stored, |state| {
                 state.observe(&sweep, &rules);
                 state.decide(&rules, maintenance, sweep.discovery_error, now);
             }),
@@ -300,40 +256,6 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             }
         }
         (allowed, denied)
-    }
-
-    /// Read-modify-write of the state document with optimistic concurrency. The first attempt
-    /// uses the document read at the start of the sweep (no second read of a large document);
-    /// after a conflict it re-reads and re-applies, so overlapping sweeps never lose an update.
-    async fn write_state(
-        &self,
-        mut base: Option<Versioned<SweepState>>,
-        mut change: impl FnMut(&mut SweepState),
-    ) -> Result<Versioned<SweepState>, StateError> {
-        let mut attempt = 1;
-        loop {
-            let (etag, mut state) = match base.take() {
-                Some(Versioned { value, etag }) => (Some(etag), value),
-                None => (None, SweepState::new()),
-            };
-            change(&mut state);
-            let written = match &etag {
-                Some(etag) => self.state.update(&self.state_key, etag, &state).await,
-                None => self.state.create(&self.state_key, &state).await,
-            };
-            match written {
-                Ok(etag) => {
-                    return Ok(Versioned { value: state, etag });
-                }
-                Err(StateError::Conflict { .. }) if attempt < WRITE_ATTEMPTS => {
-                    tracing::debug!(attempt, "state changed by an overlapping sweep: re-reading");
-                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                    base = self.state.load(&self.state_key).await?;
-                    attempt += 1;
-                }
-                Err(other) => return Err(other),
-            }
-        }
     }
 
     /// Sends the pending alert of `state` (just written), then clears it.
@@ -373,8 +295,10 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             .send_once(&key, &notification, deadline)
             .await?;
         let seq = pending.seq;
-        self.write_state(Some(state), |state| state.delivered(seq))
-            .await?;
+        document::write_state(&self.state, &self.state_key, Some(state), |state| {
+            state.delivered(seq)
+        })
+        .await?;
         Ok(json!({
             "seq": seq,
             "kind": pending.kind,

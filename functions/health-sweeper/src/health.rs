@@ -109,9 +109,16 @@ impl SweepState {
     }
 
     /// Puts `targets` in probe order: least recently probed first (never probed first of all),
-    /// so a sweep cut short by its deadline leaves different targets out each time.
+    /// so a sweep cut short by its deadline leaves different targets out each time. Among
+    /// targets probed equally recently, those that timed out last go first: the longest probes
+    /// start at once and the quick ones flow through the other slots meanwhile, so a sweep
+    /// takes ⌈timing-out targets / slots⌉ timeouts instead of that plus the time to reach the
+    /// last of them.
     pub fn probe_order(&self, targets: &mut [Target]) {
-        targets.sort_by_cached_key(|t| self.targets.get(&t.key()).map_or(0, |s| s.probed));
+        targets.sort_by_cached_key(|t| match self.targets.get(&t.key()) {
+            Some(s) => (s.probed, s.failure != Some(Failure::Timeout)),
+            None => (0, true),
+        });
     }
 
     pub fn counts(&self) -> Counts {

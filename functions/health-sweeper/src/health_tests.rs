@@ -315,6 +315,21 @@ fn a_chronic_deadline_shortfall_still_probes_every_target_within_a_few_sweeps() 
 }
 
 #[test]
+fn targets_that_timed_out_go_first_among_the_equally_recent() {
+    let mut state = SweepState::new();
+    let timeout = Outcome::Unhealthy(Failure::Timeout);
+    sweep(&mut state, &[ok(), timeout.clone(), fail(), timeout], 0);
+    // Target 5 is new: never probed, first of all.
+    let mut order: Vec<Target> = (1..=5).map(target).collect();
+    state.probe_order(&mut order);
+    let keys: Vec<u8> = order
+        .iter()
+        .map(|t| t.name.rsplit('-').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(keys, [5, 2, 4, 1, 3]);
+}
+
+#[test]
 fn a_verdict_not_renewed_for_stale_sweeps_becomes_unknown_and_the_alert_says_why() {
     let mut state = SweepState::new();
     for m in 0..3 {

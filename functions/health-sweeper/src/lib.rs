@@ -4,6 +4,8 @@
 pub mod alert;
 pub mod config;
 pub mod discovery;
+pub mod document;
+pub mod error;
 pub mod handler;
 pub mod health;
 pub mod limits;
