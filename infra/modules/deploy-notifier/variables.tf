@@ -1,0 +1,59 @@
+variable "common" {
+  type = object({
+    prefix             = string
+    artifacts_dir      = string
+    architecture       = string
+    log_retention_days = number
+    log_level          = string
+    duration_alarm_ms  = number
+    alarm_topic_arn    = string
+    state_bucket       = object({ name = string, arn = string })
+    notify = object({
+      topic_arn          = string
+      topic_kms_key_arn  = string
+      email_from         = string
+      email_to           = string
+      ses_identity_arns  = list(string)
+      webhook_secret_arn = string
+      webhook_format     = string
+    })
+  })
+  description = "What every function module gets from the root."
+}
+
+variable "environment_label" {
+  type        = string
+  description = "DEPLOY_ENVIRONMENT: label in subjects (empty: none)."
+}
+
+variable "notify_in_progress" {
+  type        = bool
+  description = "DEPLOY_NOTIFY_IN_PROGRESS: also notify when a deployment starts."
+}
+
+variable "ci_auth" {
+  type        = string
+  description = "CI_AUTH: hmac (Function URL auth NONE, signed requests) or iam (AWS_IAM)."
+}
+
+variable "ci_signing_secret_arn" {
+  type        = string
+  description = "An existing signing key secret (empty: one is created)."
+}
+
+variable "ci_invoker_arns" {
+  type        = list(string)
+  description = "With iam: principals allowed to call the Function URL."
+}
+
+variable "ci_max_body_bytes" {
+  type        = number
+  description = "CI_MAX_BODY_BYTES: largest accepted CI body."
+  default     = 65536
+}
+
+variable "ci_signature_window_seconds" {
+  type        = number
+  description = "CI_SIGNATURE_WINDOW_SECONDS: accepted clock difference of a signature's timestamp."
+  default     = 300
+}
