@@ -40,6 +40,10 @@ const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Variables infra/ sets ahead of the code that reads them, merged separately. Once the code
+/// reads one, the check says so and the entry goes.
+const ANNOUNCED: &[(&str, &str)] = &[("health-sweeper", "SWEEP_STALE_SWEEPS")];
+
 /// Variables set by Lambda or used only by tests: `AWS_*` (region, endpoint, SDK tuning with
 /// defaults, log level from the logging config) and `RUST_LOG`.
 fn platform_variable(name: &str) -> bool {
@@ -172,7 +176,16 @@ fn every_variable_a_function_reads_is_set_by_its_module_and_no_other() {
         let read = code_variables(&name);
         assert!(read.contains("STATE_BUCKET"), "{name}: the scan found no variables: {read:?}");
         let missing: Vec<_> = read.difference(&set).collect();
-        let stale: Vec<_> = set.difference(&read).collect();
+        let announced: BTreeSet<&str> =
+            ANNOUNCED.iter().filter(|(f, _)| *f == name).map(|(_, v)| *v).collect();
+        for variable in &announced {
+            assert!(!read.contains(*variable), "{name} reads {variable} now: remove it from ANNOUNCED");
+            eprintln!("variables: {name}: {variable} is set ahead of the code that reads it");
+        }
+        let stale: Vec<_> = set
+            .difference(&read)
+            .filter(|v| !announced.contains(v.as_str()))
+            .collect();
         assert!(missing.is_empty(), "{name} reads {missing:?} but infra/modules/{name} does not set them");
         assert!(stale.is_empty(), "infra/modules/{name} sets {stale:?} but {name} never reads them");
         eprintln!("variables: {name}: {} read, all set", read.len());
@@ -274,9 +287,9 @@ fn event_rules() -> BTreeMap<String, serde_json::Value> {
                 (Expression::Object(_), _) => {
                     rules.insert(format!("{name}/{resource}"), to_json(arg).expect("literal pattern"));
                 }
-                (Expression::Traversal(t), Some(for_each)) => {
+                (Expression::Traversal(_), Some(for_each)) => {
                     // for_each = local.<map>, event_pattern = jsonencode(each.value.<attr>)
-                    let field = format!("{t}").rsplit('.').next().map(String::from).expect("attribute");
+                    let field = format!("{arg}").rsplit('.').next().map(String::from).expect("attribute");
                     let map_name = format!("{for_each}");
                     let map = map_name
                         .strip_prefix("local.")

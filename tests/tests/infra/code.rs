@@ -31,11 +31,12 @@ impl Source {
         self.test_ranges.iter().any(|&(a, b)| a <= offset && offset < b)
     }
 
-    /// String literals outside test code.
+    /// String literals outside test code, except `env!("...")`'s (read at compile time).
     pub fn production_literals(&self) -> impl Iterator<Item = &str> {
         self.literals
             .iter()
             .filter(|(at, _)| !self.in_tests(*at))
+            .filter(|(at, _)| !self.code[..*at].trim_end().ends_with("env!("))
             .map(|(_, s)| s.as_str())
     }
 

@@ -53,7 +53,7 @@ impl Module {
             .collect()
     }
 
-    pub fn data(&self, dtype: &str, name: &str) -> Option<&Block> {
+    pub fn data<'a>(&'a self, dtype: &'a str, name: &str) -> Option<&'a Block> {
         self.typed("data", dtype)
             .into_iter()
             .find(|(n, _)| n == name)

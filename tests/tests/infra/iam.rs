@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use hcl::{Block, Expression};
 
-use super::hcl::{Module, attr, nested, references, string_list};
+use super::hcl_model::{Module, attr, nested, references, string_list};
 
 /// IAM's service prefix of each SDK crate.
 const IAM_PREFIX: &[(&str, &str)] = &[
@@ -105,6 +105,7 @@ pub fn covers(granted: &str, action: &str) -> bool {
 
 /// One statement of a policy document.
 pub struct Statement {
+    #[allow(dead_code)] // named in failure messages while debugging a policy
     pub sid: String,
     pub actions: Vec<String>,
     pub resources: Option<Expression>,

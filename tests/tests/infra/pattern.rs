@@ -66,9 +66,18 @@ fn one(matcher: &Value, value: &Value) -> Result<bool, String> {
     };
     let text = value.as_str();
     Ok(match name.as_str() {
-        "prefix" => text.is_some_and(|t| t.starts_with(string(argument)?)),
-        "suffix" => text.is_some_and(|t| t.ends_with(string(argument)?)),
-        "equals-ignore-case" => text.is_some_and(|t| t.eq_ignore_ascii_case(string(argument)?)),
+        "prefix" => {
+            let prefix = string(argument)?;
+            text.is_some_and(|t| t.starts_with(prefix))
+        }
+        "suffix" => {
+            let suffix = string(argument)?;
+            text.is_some_and(|t| t.ends_with(suffix))
+        }
+        "equals-ignore-case" => {
+            let other = string(argument)?;
+            text.is_some_and(|t| t.eq_ignore_ascii_case(other))
+        }
         "anything-but" => match argument {
             Value::Array(excluded) => !excluded.iter().any(|x| same(x, value)),
             Value::Object(_) => !one(argument, value)?,
