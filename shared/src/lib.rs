@@ -7,11 +7,13 @@
 //! - [`state`]: JSON documents and claims in S3 with conditional writes.
 //! - [`secret`]: a redacting wrapper for passwords, tokens and URLs with credentials.
 //! - [`telemetry`]: JSON logs and CloudWatch EMF metrics.
+//! - [`deadline`]: when the current invocation must be done; bounds sends and claim leases.
 //! - [`error`]: errors that say whether a retry could help.
 //! - [`init`]: the clients and stores every function builds at init.
 
 pub mod aws;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod init;
 pub mod notify;

@@ -1,11 +1,13 @@
 //! Small JSON documents in S3, written with conditional requests.
 //!
 //! Two uses, one mechanism:
-//! - **Claims** make work happen once: `claim(key)` creates `<namespace>/claims/<key>` with
-//!   `If-None-Match: *`; S3 lets exactly one concurrent writer win. The winner does the work, then
-//!   `complete`s the claim (kept, so later duplicates see it) or `release`s it on failure (deleted,
-//!   so the retry can claim again). A claim left pending by a crash or a timeout can be taken over
-//!   once its lease has run out, so nothing is lost.
+//! - **Claims** make work happen once: `claim(key, deadline)` creates `<namespace>/claims/<key>`
+//!   with `If-None-Match: *`; S3 lets exactly one concurrent writer win. The winner does the work,
+//!   then `complete`s the claim (kept, so later duplicates see it) or `release`s it on failure
+//!   (deleted, so the retry can claim again). A pending claim is never taken for done work: it
+//!   answers [`Claim::InFlight`] until its lease ends, and its lease ends shortly after the
+//!   holder's own invocation deadline, so a claim left by a crash, a timeout or an out-of-memory
+//!   kill is taken over by the first retry after that, and nothing is lost.
 //! - **Documents** carry state between runs (`<namespace>/docs/<key>`): `load` returns the ETag,
 //!   `update` writes with `If-Match: <etag>`, and a concurrent writer makes it fail with
 //!   [`StateError::Conflict`], so the caller re-reads and re-applies ([`StateStore::modify`] does
@@ -22,11 +24,16 @@ use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::deadline::Deadline;
 use crate::error::{AwsError, Retryable};
 
-/// How long a pending claim protects its holder. Past it, the holder is presumed dead (a Lambda
-/// runs 15 minutes at most) and a retry may take the claim over.
+/// How long a pending claim written without a lease end (by an earlier version) protects its
+/// holder: a Lambda runs 15 minutes at most.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// How long a claim outlives its holder's deadline: time for the holder to record the outcome
+/// after its last step, and for clock differences between Lambda hosts.
+pub const CLAIM_LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// How often [`StateStore::modify`] re-reads and re-applies after a conflict before giving up.
 pub const MODIFY_ATTEMPTS: usize = 8;
@@ -54,13 +61,16 @@ impl Retryable for StateError {
     }
 }
 
-/// The outcome of [`StateStore::claim`].
+/// The outcome of [`Store::claim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// This caller holds the claim and must `complete` or `release` it.
     Claimed,
-    /// Someone else holds it or has already done the work.
-    AlreadyClaimed,
+    /// The work was done and recorded: nothing to do.
+    Done,
+    /// Another invocation holds the claim and may still be doing the work. Not done: the caller
+    /// fails retryably, and a retry after `until` takes the claim over if it is still pending.
+    InFlight { until: DateTime<Utc> },
 }
 
 /// A document and the ETag it was read with.
@@ -70,10 +80,57 @@ pub struct Versioned<T> {
     pub etag: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ClaimRecord {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ClaimRecord {
     claimed_at: DateTime<Utc>,
     done: bool,
+    /// When the holder's lease ends (its invocation deadline plus a margin). Absent in records
+    /// written before leases followed the holder: those get [`CLAIM_LEASE`] from `claimed_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_until: Option<DateTime<Utc>>,
+}
+
+impl ClaimRecord {
+    pub(crate) fn pending(holder: &Deadline) -> Self {
+        Self {
+            claimed_at: Utc::now(),
+            done: false,
+            lease_until: Some(holder.extended_by(CLAIM_LEASE_MARGIN).at_utc()),
+        }
+    }
+
+    pub(crate) fn done() -> Self {
+        Self {
+            claimed_at: Utc::now(),
+            done: true,
+            lease_until: None,
+        }
+    }
+
+    /// When a pending claim may be taken over: the holder's lease end, never more than
+    /// [`CLAIM_LEASE`] after the claim (the stored times come from a document anyone with bucket
+    /// access could edit, so the arithmetic is checked and the lease capped).
+    fn lease_end(&self) -> DateTime<Utc> {
+        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
+        let longest = self
+            .claimed_at
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.lease_until.map_or(longest, |until| until.min(longest))
+    }
+
+    /// What a claimer finds when this record is there; `None` when it may be taken over.
+    pub(crate) fn status(&self, now: DateTime<Utc>) -> Option<Claim> {
+        if self.done {
+            Some(Claim::Done)
+        } else if self.lease_end() > now {
+            Some(Claim::InFlight {
+                until: self.lease_end(),
+            })
+        } else {
+            None // expired: may be taken over
+        }
+    }
 }
 
 /// The S3-backed store of one function.
@@ -93,10 +150,15 @@ enum Precondition<'a> {
 /// The port functions keep state through. [`StateStore`] is the S3 implementation; the
 /// `testing` feature has an in-memory one with the same semantics for unit tests.
 pub trait Store: Send + Sync {
-    /// Claims `key` so that exactly one caller does the work it stands for.
-    fn claim(&self, key: &str) -> impl Future<Output = Result<Claim, StateError>> + Send;
+    /// Claims `key` so that exactly one caller does the work it stands for. `holder` is the
+    /// caller's own deadline: the claim protects it until shortly after, and no longer.
+    fn claim(
+        &self,
+        key: &str,
+        holder: &Deadline,
+    ) -> impl Future<Output = Result<Claim, StateError>> + Send;
 
-    /// Marks a claim as done: later claims of the key answer `AlreadyClaimed` for good.
+    /// Marks a claim as done: later claims of the key answer [`Claim::Done`] for good.
     fn complete(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
 
     /// Gives a claim up so that a retry can claim it again. Releasing an absent claim is fine.
@@ -269,13 +331,9 @@ impl StateStore {
 }
 
 impl Store for StateStore {
-    /// Claims `key` so that exactly one caller does the work it stands for.
-    async fn claim(&self, key: &str) -> Result<Claim, StateError> {
+    async fn claim(&self, key: &str, holder: &Deadline) -> Result<Claim, StateError> {
         let object = self.object_key("claims", key)?;
-        let fresh = ClaimRecord {
-            claimed_at: Utc::now(),
-            done: false,
-        };
+        let fresh = ClaimRecord::pending(holder);
         match self.put(&object, &fresh, Precondition::Absent).await {
             Ok(_) => return Ok(Claim::Claimed),
             Err(StateError::Conflict { .. }) => {}
@@ -283,44 +341,41 @@ impl Store for StateStore {
         }
         // Someone holds it. Take it over only if it is pending and its lease ran out.
         let Some(existing) = self.get::<ClaimRecord>(&object).await? else {
-            // Released between our write and our read: try once more from the start.
+            // Released between our write and our read: try once more from the start. Losing
+            // again means a live holder got it just now.
             return match self.put(&object, &fresh, Precondition::Absent).await {
                 Ok(_) => Ok(Claim::Claimed),
-                Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
+                Err(StateError::Conflict { .. }) => Ok(Claim::InFlight {
+                    until: holder.extended_by(CLAIM_LEASE_MARGIN).at_utc(),
+                }),
                 Err(other) => Err(other),
             };
         };
-        let lease = chrono::Duration::from_std(CLAIM_LEASE).unwrap_or(chrono::Duration::MAX);
-        // checked: the stored time comes from a document anyone with bucket access could edit.
-        let lease_end = existing.value.claimed_at.checked_add_signed(lease);
-        let expired = !existing.value.done && lease_end.is_some_and(|end| end < Utc::now());
-        if !expired {
-            return Ok(Claim::AlreadyClaimed);
+        if let Some(status) = existing.value.status(Utc::now()) {
+            return Ok(status);
         }
-        tracing::warn!(key, claimed_at = %existing.value.claimed_at, "taking over an expired claim");
+        tracing::warn!(key, claimed_at = %existing.value.claimed_at, "taking over a claim whose holder's lease ran out");
         match self
             .put(&object, &fresh, Precondition::Matches(&existing.etag))
             .await
         {
             Ok(_) => Ok(Claim::Claimed),
-            Err(StateError::Conflict { .. }) => Ok(Claim::AlreadyClaimed),
+            // Another retry took it over first: it is in flight there now.
+            Err(StateError::Conflict { .. }) => Ok(Claim::InFlight {
+                until: holder.extended_by(CLAIM_LEASE_MARGIN).at_utc(),
+            }),
             Err(other) => Err(other),
         }
     }
 
-    /// Marks a claim as done: later claims of the key answer `AlreadyClaimed` for good.
     async fn complete(&self, key: &str) -> Result<(), StateError> {
         let object = self.object_key("claims", key)?;
-        let record = ClaimRecord {
-            claimed_at: Utc::now(),
-            done: true,
-        };
+        let record = ClaimRecord::done();
         self.put(&object, &record, Precondition::None)
             .await
             .map(|_| ())
     }
 
-    /// Gives a claim up so that a retry can claim it again. Releasing an absent claim is fine.
     async fn release(&self, key: &str) -> Result<(), StateError> {
         let object = self.object_key("claims", key)?;
         self.s3
@@ -440,6 +495,35 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn claims_follow_their_holder_and_are_capped() {
+        let now = Utc::now();
+        let record = ClaimRecord::pending(&Deadline::after(Duration::from_secs(60)));
+        assert!(matches!(record.status(now), Some(Claim::InFlight { .. })));
+        // Past the holder's deadline and the margin: free to take over.
+        let later = now + chrono::Duration::seconds(60 + 31);
+        assert_eq!(record.status(later), None);
+        // A lease edited far into the future still ends CLAIM_LEASE after the claim.
+        let forged = ClaimRecord {
+            claimed_at: now,
+            done: false,
+            lease_until: Some(DateTime::<Utc>::MAX_UTC),
+        };
+        assert_eq!(forged.status(now + chrono::Duration::minutes(16)), None);
+        // Records from before leases followed holders: CLAIM_LEASE from the claim.
+        let old: ClaimRecord = serde_json::from_str(&format!(
+            "{{\"claimed_at\":\"{}\",\"done\":false}}",
+            now.to_rfc3339()
+        ))
+        .unwrap();
+        assert!(matches!(
+            old.status(now + chrono::Duration::minutes(14)),
+            Some(Claim::InFlight { .. })
+        ));
+        assert_eq!(old.status(now + chrono::Duration::minutes(16)), None);
+        assert_eq!(ClaimRecord::done().status(later), Some(Claim::Done));
+    }
 
     #[test]
     fn keys_are_checked() {

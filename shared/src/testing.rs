@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::deadline::Deadline;
 use crate::notify::{ChannelError, Delivery, Notification, Notify, NotifyError};
-use crate::state::{Claim, StateError, Store, Versioned, validate_key};
+use crate::state::{Claim, ClaimRecord, StateError, Store, Versioned, validate_key};
 
 /// Records what would have been sent, once per key like the real notifier. `fail_next` makes the
 /// next send fail (retryably), to test that callers surface and retry failures.
@@ -38,6 +39,7 @@ impl Notify for RecordingNotifier {
         &self,
         key: &str,
         notification: &Notification,
+        _deadline: &Deadline,
     ) -> Result<Delivery, NotifyError> {
         if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
             return Err(ChannelError {
@@ -64,11 +66,12 @@ impl Notify for RecordingNotifier {
     }
 }
 
-/// An in-memory [`Store`] with the S3 store's semantics: claims once, ETags that change on every
-/// write, conflicts on stale ETags.
+/// An in-memory [`Store`] with the S3 store's semantics: claims once, with the same leases (a
+/// pending claim is in flight until its holder's deadline plus the margin, then taken over),
+/// ETags that change on every write, conflicts on stale ETags.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    claims: Mutex<HashMap<String, bool>>,
+    claims: Mutex<HashMap<String, ClaimRecord>>,
     docs: Mutex<HashMap<String, (String, Vec<u8>)>>,
     writes: Mutex<u64>,
 }
@@ -87,19 +90,22 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn claim(&self, key: &str) -> Result<Claim, StateError> {
+    async fn claim(&self, key: &str, holder: &Deadline) -> Result<Claim, StateError> {
         validate_key(key)?;
         let mut claims = self.claims.lock().unwrap();
-        if claims.contains_key(key) {
-            return Ok(Claim::AlreadyClaimed);
+        if let Some(status) = claims.get(key).and_then(|c| c.status(chrono::Utc::now())) {
+            return Ok(status);
         }
-        claims.insert(key.to_string(), false);
+        claims.insert(key.to_string(), ClaimRecord::pending(holder));
         Ok(Claim::Claimed)
     }
 
     async fn complete(&self, key: &str) -> Result<(), StateError> {
         validate_key(key)?;
-        self.claims.lock().unwrap().insert(key.to_string(), true);
+        self.claims
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), ClaimRecord::done());
         Ok(())
     }
 

@@ -2,13 +2,21 @@
 
 use harness::http::{Behaviour, HttpServer};
 use harness::moto::Moto;
+use std::time::{Duration, Instant};
+
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{
     Channel, ChatFormat, EmailChannel, EmailConfig, Notification, Notifier, Notify, NotifyConfig,
     Severity, SnsChannel, WebhookChannel, WebhookConfig,
 };
 use watchkeeper_shared::secret::SecretUrl;
-use watchkeeper_shared::state::StateStore;
+use watchkeeper_shared::state::{Claim, StateStore, Store};
+
+/// An invocation with a minute left.
+fn invocation() -> Deadline {
+    Deadline::after(Duration::from_secs(60))
+}
 
 const SENDER: &str = "alerts@example.com";
 
@@ -237,7 +245,10 @@ async fn notifier_sends_once_per_key_and_retries_only_failed_channels() {
     assert_eq!(notifier.channel_names(), ["sns", "email"]);
 
     // The sender is not verified yet: SNS delivers, email fails, the error says so.
-    let err = notifier.send_once("event-1", &sample()).await.unwrap_err();
+    let err = notifier
+        .send_once("event-1", &sample(), &invocation())
+        .await
+        .unwrap_err();
     assert!(
         !err.is_retryable(),
         "an unverified sender needs a person: {err}"
@@ -247,11 +258,17 @@ async fn notifier_sends_once_per_key_and_retries_only_failed_channels() {
 
     // Fixed, and the same event retried: only the email goes out.
     verified_sender(&moto, SENDER).await;
-    let delivery = notifier.send_once("event-1", &sample()).await.unwrap();
+    let delivery = notifier
+        .send_once("event-1", &sample(), &invocation())
+        .await
+        .unwrap();
     assert_eq!(delivery.sent, ["email"]);
     assert_eq!(delivery.already_sent, ["sns"]);
     // A duplicate delivery sends nothing at all.
-    let delivery = notifier.send_once("event-1", &sample()).await.unwrap();
+    let delivery = notifier
+        .send_once("event-1", &sample(), &invocation())
+        .await
+        .unwrap();
     assert!(delivery.sent.is_empty());
     assert_eq!(moto.received_notifications(&queue).await.unwrap().len(), 0);
     assert_eq!(moto.sent_emails().await.unwrap().len(), 1);
@@ -264,4 +281,85 @@ async fn channel_enum_names() {
         WebhookChannel::new(SecretUrl::new(receiver.url("/h")), ChatFormat::Slack).unwrap(),
     );
     assert_eq!(channel.name(), "webhook");
+}
+
+/// A channel that never answers is cut off at the invocation's deadline with a retryable error,
+/// and its claim is released so the retry sends.
+#[tokio::test]
+async fn a_hanging_channel_is_bounded_by_the_deadline_and_retried() {
+    let moto = Moto::start().await.unwrap();
+    let receiver = HttpServer::local(Behaviour::Hang).await.unwrap();
+    let channel = Channel::Webhook(
+        WebhookChannel::new(SecretUrl::new(receiver.url("/hook")), ChatFormat::Slack).unwrap(),
+    );
+    let notifier = Notifier::new(vec![channel], state(&moto).await);
+    let started = Instant::now();
+    // Two seconds of it are kept for recording the send.
+    let err = notifier
+        .send_once(
+            "hang-1",
+            &sample(),
+            &Deadline::after(Duration::from_millis(2_500)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_retryable(), "{err}");
+    receiver.set_behaviour(Behaviour::Status(200));
+    let delivery = notifier
+        .send_once("hang-1", &sample(), &invocation())
+        .await
+        .unwrap();
+    assert_eq!(delivery.sent, ["webhook"]);
+}
+
+/// A claim held by an invocation that crashed mid-send is never reported as sent: a retry
+/// during the holder's lease fails retryably ("in flight"), and the retry after it sends once.
+#[tokio::test]
+async fn a_send_in_flight_elsewhere_is_not_a_duplicate() {
+    let moto = Moto::start().await.unwrap();
+    let receiver = HttpServer::local(Behaviour::Status(200)).await.unwrap();
+    let channel = Channel::Webhook(
+        WebhookChannel::new(SecretUrl::new(receiver.url("/hook")), ChatFormat::Slack).unwrap(),
+    );
+    let store = state(&moto).await;
+    let notifier = Notifier::new(vec![channel], store.clone());
+    // The crashed holder's invocation ended 29 s ago: its lease has one second left.
+    let margin = watchkeeper_shared::state::CLAIM_LEASE_MARGIN;
+    let holder = Deadline::at(
+        chrono::Utc::now() - chrono::Duration::from_std(margin - Duration::from_secs(1)).unwrap(),
+    );
+    assert_eq!(
+        store
+            .claim("notify/crash-1/webhook", &holder)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let err = notifier
+        .send_once("crash-1", &sample(), &invocation())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("in flight"), "{err}");
+    assert!(receiver.requests().is_empty());
+    // Lambda's retry comes after the holder's deadline and the lease margin.
+    let after_lease = holder.extended_by(margin).remaining();
+    tokio::time::sleep(after_lease + Duration::from_millis(200)).await;
+    let delivery = notifier
+        .send_once("crash-1", &sample(), &invocation())
+        .await
+        .unwrap();
+    assert_eq!(delivery.sent, ["webhook"]);
+    assert_eq!(receiver.requests().len(), 1);
+    let again = notifier
+        .send_once("crash-1", &sample(), &invocation())
+        .await
+        .unwrap();
+    assert_eq!(again.already_sent, ["webhook"]);
+    assert_eq!(receiver.requests().len(), 1);
 }

@@ -1,10 +1,17 @@
 //! The S3 state store against the emulator: claims, conditional updates, concurrent writers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use harness::moto::Moto;
 use serde::{Deserialize, Serialize};
-use watchkeeper_shared::state::{Claim, StateError, StateStore, Store};
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::state::{CLAIM_LEASE_MARGIN, Claim, StateError, StateStore, Store};
+
+/// An invocation with a minute left, as a holder of claims.
+fn invocation() -> Deadline {
+    Deadline::after(Duration::from_secs(60))
+}
 
 async fn store(moto: &Moto) -> StateStore {
     let s3 = moto.s3().await;
@@ -27,7 +34,7 @@ async fn concurrent_claims_have_exactly_one_winner() {
             .map(|_| {
                 let store = store.clone();
                 let key = key.clone();
-                tokio::spawn(async move { store.claim(&key).await.unwrap() })
+                tokio::spawn(async move { store.claim(&key, &invocation()).await.unwrap() })
             })
             .collect();
         let mut winners = 0;
@@ -44,12 +51,22 @@ async fn concurrent_claims_have_exactly_one_winner() {
 async fn claims_complete_release_and_namespace() {
     let moto = Moto::start().await.unwrap();
     let store = store(&moto).await;
-    assert_eq!(store.claim("a").await.unwrap(), Claim::Claimed);
-    assert_eq!(store.claim("a").await.unwrap(), Claim::AlreadyClaimed);
+    assert_eq!(
+        store.claim("a", &invocation()).await.unwrap(),
+        Claim::Claimed
+    );
+    // Held by a live invocation: in flight, never done.
+    assert!(matches!(
+        store.claim("a", &invocation()).await.unwrap(),
+        Claim::InFlight { .. }
+    ));
     store.release("a").await.unwrap();
-    assert_eq!(store.claim("a").await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        store.claim("a", &invocation()).await.unwrap(),
+        Claim::Claimed
+    );
     store.complete("a").await.unwrap();
-    assert_eq!(store.claim("a").await.unwrap(), Claim::AlreadyClaimed);
+    assert_eq!(store.claim("a", &invocation()).await.unwrap(), Claim::Done);
     store.release("never-claimed").await.unwrap();
 
     let objects = moto
@@ -152,7 +169,7 @@ async fn corrupt_documents_and_bad_keys_are_permanent_errors() {
         .unwrap();
     let err = store.load::<Counter>("broken").await.unwrap_err();
     assert!(matches!(err, StateError::Corrupt { .. }) && !err.is_retryable());
-    let err = store.claim("../escape").await.unwrap_err();
+    let err = store.claim("../escape", &invocation()).await.unwrap_err();
     assert!(matches!(err, StateError::InvalidKey { .. }) && !err.is_retryable());
 }
 
@@ -160,6 +177,66 @@ async fn corrupt_documents_and_bad_keys_are_permanent_errors() {
 async fn missing_bucket_is_reported_with_the_service_code() {
     let moto = Moto::start().await.unwrap();
     let store = StateStore::new(moto.s3().await, "no-such-bucket", "fn");
-    let err = store.claim("x").await.unwrap_err();
+    let err = store.claim("x", &invocation()).await.unwrap_err();
     assert!(err.to_string().contains("NoSuchBucket"), "{err}");
+}
+
+/// A holder that dies between its claim and its send (timeout, out of memory) never makes the
+/// work look done: a retry inside the holder's lease is told it is in flight (and fails
+/// retryably), and the first retry after the holder's deadline plus the margin takes it over.
+#[tokio::test]
+async fn a_crashed_holders_claim_is_taken_over_after_its_deadline() {
+    let moto = Moto::start().await.unwrap();
+    let store = store(&moto).await;
+    // The holder's invocation ends now: its lease ends CLAIM_LEASE_MARGIN later.
+    let crashed = Deadline::after(Duration::ZERO);
+    assert_eq!(
+        store.claim("send/x", &crashed).await.unwrap(),
+        Claim::Claimed
+    );
+    match store.claim("send/x", &invocation()).await.unwrap() {
+        Claim::InFlight { until } => {
+            let left = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+            assert!(
+                left <= CLAIM_LEASE_MARGIN,
+                "lease follows the holder's deadline: {left:?}"
+            );
+        }
+        other => panic!("a pending claim must be in flight, got {other:?}"),
+    }
+    // A holder whose deadline is already past the margin: its claim is free for the retry.
+    let long_dead = Deadline::at(
+        chrono::Utc::now()
+            - chrono::Duration::from_std(CLAIM_LEASE_MARGIN).unwrap()
+            - chrono::Duration::seconds(1),
+    );
+    assert_eq!(
+        store.claim("send/y", &long_dead).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        store.claim("send/y", &invocation()).await.unwrap(),
+        Claim::Claimed
+    );
+    // Exactly one of several concurrent retries takes an expired claim over.
+    assert_eq!(
+        store.claim("send/z", &long_dead).await.unwrap(),
+        Claim::Claimed
+    );
+    let store = Arc::new(store);
+    let retries: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim("send/z", &invocation()).await.unwrap() })
+        })
+        .collect();
+    let mut takers = 0;
+    for retry in retries {
+        match retry.await.unwrap() {
+            Claim::Claimed => takers += 1,
+            Claim::InFlight { .. } => {}
+            Claim::Done => panic!("nothing was done"),
+        }
+    }
+    assert_eq!(takers, 1);
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Delivery, Notification, Notify, Severity};
 use watchkeeper_shared::secret::Secret;
@@ -49,24 +50,28 @@ impl<N: Notify, S: Store> App<N, S> {
 
     /// Handles one invocation. Errors are for Lambda to retry or dead-letter; a Function URL
     /// request always gets an HTTP answer instead. One EMF line counts what happened.
-    pub async fn handle(&self, payload: Value) -> Result<Value, DeployError> {
-        let result = self.dispatch(payload).await;
+    pub async fn handle(&self, payload: Value, deadline: Deadline) -> Result<Value, DeployError> {
+        let result = self.dispatch(payload, &deadline).await;
         metrics(&result).emit();
         result
     }
 
-    async fn dispatch(&self, payload: Value) -> Result<Value, DeployError> {
+    async fn dispatch(&self, payload: Value, deadline: &Deadline) -> Result<Value, DeployError> {
         match classify(payload)? {
-            Invocation::FunctionUrl(request) => {
-                Ok(self.handle_url(&request, Utc::now().timestamp()).await)
-            }
-            Invocation::EventBridge(event) => self.handle_event(&event).await,
-            Invocation::Sns(records) => self.handle_sns(&records).await,
-            Invocation::Unknown(object) => self.handle_unknown(&object).await,
+            Invocation::FunctionUrl(request) => Ok(self
+                .handle_url(&request, Utc::now().timestamp(), deadline)
+                .await),
+            Invocation::EventBridge(event) => self.handle_event(&event, deadline).await,
+            Invocation::Sns(records) => self.handle_sns(&records, deadline).await,
+            Invocation::Unknown(object) => self.handle_unknown(&object, deadline).await,
         }
     }
 
-    async fn handle_sns(&self, records: &[SnsRecord]) -> Result<Value, DeployError> {
+    async fn handle_sns(
+        &self,
+        records: &[SnsRecord],
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let mut results = Vec::new();
         // Every record is tried; the first failure is returned so Lambda retries the batch, and
         // dedupe keeps the records that did go out from going out twice.
@@ -75,11 +80,11 @@ impl<N: Notify, S: Store> App<N, S> {
             let outcome = match serde_json::from_str::<Value>(&record.message) {
                 Ok(inner @ Value::Object(_)) if inner.get("detail-type").is_some() => {
                     match envelope(&inner) {
-                        Ok(event) => self.handle_event(&event).await,
+                        Ok(event) => self.handle_event(&event, deadline).await,
                         Err(e) => Err(e),
                     }
                 }
-                _ => self.handle_sns_text(record).await,
+                _ => self.handle_sns_text(record, deadline).await,
             };
             match outcome {
                 Ok(result) => results.push(result),
@@ -96,7 +101,11 @@ impl<N: Notify, S: Store> App<N, S> {
         }
     }
 
-    async fn handle_event(&self, event: &Envelope) -> Result<Value, DeployError> {
+    async fn handle_event(
+        &self,
+        event: &Envelope,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let env = self.config.environment.as_deref();
         let notification = match ecs::interpret(event)? {
             Interpreted::Ignored(reason) => {
@@ -131,7 +140,7 @@ impl<N: Notify, S: Store> App<N, S> {
                 ecs::deployment_notification(&change, started_at, env, &event.id)
             }
         };
-        self.send(&format!("event/{}", event.id), &notification)
+        self.send(&format!("event/{}", event.id), &notification, deadline)
             .await
     }
 
@@ -147,7 +156,11 @@ impl<N: Notify, S: Store> App<N, S> {
         }
     }
 
-    async fn handle_sns_text(&self, record: &SnsRecord) -> Result<Value, DeployError> {
+    async fn handle_sns_text(
+        &self,
+        record: &SnsRecord,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let topic = record
             .topic_arn
             .rsplit(':')
@@ -166,10 +179,15 @@ impl<N: Notify, S: Store> App<N, S> {
             record.message.chars().take(4000).collect::<String>()
         );
         let n = Notification::new(SOURCE, Severity::Warning, subject, text).with_resource(topic);
-        self.send(&format!("sns/{}", record.message_id), &n).await
+        self.send(&format!("sns/{}", record.message_id), &n, deadline)
+            .await
     }
 
-    async fn handle_unknown(&self, object: &Map<String, Value>) -> Result<Value, DeployError> {
+    async fn handle_unknown(
+        &self,
+        object: &Map<String, Value>,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let keys: Vec<&str> = object.keys().map(String::as_str).take(20).collect();
         let payload = serde_json::to_vec(object).unwrap_or_default();
         let id = hex::encode(Sha256::digest(&payload));
@@ -183,16 +201,22 @@ impl<N: Notify, S: Store> App<N, S> {
             env_prefix(self.config.environment.as_deref())
         );
         let n = Notification::new(SOURCE, Severity::Warning, subject, text);
-        self.send(&format!("unknown/{}", &id[..32]), &n).await
+        self.send(&format!("unknown/{}", &id[..32]), &n, deadline)
+            .await
     }
 
-    async fn send(&self, key: &str, notification: &Notification) -> Result<Value, DeployError> {
-        let delivery = self.notifier.send_once(key, notification).await?;
+    async fn send(
+        &self,
+        key: &str,
+        notification: &Notification,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
+        let delivery = self.notifier.send_once(key, notification, deadline).await?;
         Ok(outcome(key, notification, &delivery))
     }
 
     /// A CI request through the Function URL. Always an HTTP answer; never an error.
-    pub async fn handle_url(&self, request: &UrlRequest, now: i64) -> Value {
+    pub async fn handle_url(&self, request: &UrlRequest, now: i64, deadline: &Deadline) -> Value {
         if request.method != "POST" {
             return respond(405, json!({"error": "only POST is accepted"}));
         }
@@ -238,9 +262,9 @@ impl<N: Notify, S: Store> App<N, S> {
             Err(reason) => return respond(400, json!({"error": reason})),
         };
         if let Some(claim) = &replay_claim {
-            match self.state.claim(claim).await {
+            match self.state.claim(claim, deadline).await {
                 Ok(Claim::Claimed) => {}
-                Ok(Claim::AlreadyClaimed) => {
+                Ok(Claim::Done | Claim::InFlight { .. }) => {
                     tracing::warn!(request_id = %request.request_id, "replayed CI signature refused");
                     return respond(401, json!({"error": "signature already used (replay)"}));
                 }
@@ -253,7 +277,7 @@ impl<N: Notify, S: Store> App<N, S> {
             None => dedupe,
         };
         let notification = ci::report_notification(&report);
-        match self.notifier.send_once(&key, &notification).await {
+        match self.notifier.send_once(&key, &notification, deadline).await {
             Ok(delivery) => {
                 if let Some(claim) = &replay_claim {
                     if let Err(e) = self.state.complete(claim).await {
@@ -410,6 +434,11 @@ mod tests {
     use watchkeeper_shared::config::Vars;
     use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier};
 
+    /// A deadline far enough away for any unit test.
+    fn later() -> Deadline {
+        Deadline::after(std::time::Duration::from_secs(60))
+    }
+
     const KEY: &[u8] = b"unit-test-key";
 
     fn app(notify_in_progress: bool) -> App<RecordingNotifier, MemoryStore> {
@@ -455,22 +484,28 @@ mod tests {
     async fn deployment_duration_spans_in_progress_to_completed() {
         let app = app(false);
         let started = app
-            .handle(deployment(
-                "e1",
-                "SERVICE_DEPLOYMENT_IN_PROGRESS",
-                "2026-11-20T12:00:00Z",
-                "",
-            ))
+            .handle(
+                deployment(
+                    "e1",
+                    "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                    "2026-11-20T12:00:00Z",
+                    "",
+                ),
+                later(),
+            )
             .await
             .unwrap();
         assert_eq!(started["outcome"], "recorded");
         assert!(app.notifier.notifications().is_empty());
-        app.handle(deployment(
-            "e2",
-            "SERVICE_DEPLOYMENT_COMPLETED",
-            "2026-11-20T12:04:12Z",
-            "done",
-        ))
+        app.handle(
+            deployment(
+                "e2",
+                "SERVICE_DEPLOYMENT_COMPLETED",
+                "2026-11-20T12:04:12Z",
+                "done",
+            ),
+            later(),
+        )
         .await
         .unwrap();
         let sent = app.notifier.notifications();
@@ -481,12 +516,15 @@ mod tests {
     #[tokio::test]
     async fn rollback_in_progress_is_notified_even_when_starts_are_not() {
         let app = app(false);
-        app.handle(deployment(
-            "e1",
-            "SERVICE_DEPLOYMENT_IN_PROGRESS",
-            "2026-11-20T12:00:00Z",
-            "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0",
-        ))
+        app.handle(
+            deployment(
+                "e1",
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "2026-11-20T12:00:00Z",
+                "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0",
+            ),
+            later(),
+        )
         .await
         .unwrap();
         let sent = app.notifier.notifications();
@@ -504,10 +542,10 @@ mod tests {
             "tasks failed",
         );
         app.notifier.fail_next();
-        let err = app.handle(event.clone()).await.unwrap_err();
+        let err = app.handle(event.clone(), later()).await.unwrap_err();
         assert!(err.is_retryable());
-        app.handle(event.clone()).await.unwrap();
-        let again = app.handle(event).await.unwrap();
+        app.handle(event.clone(), later()).await.unwrap();
+        let again = app.handle(event, later()).await.unwrap();
         assert_eq!(again["outcome"], "duplicate");
         assert_eq!(app.notifier.notifications().len(), 1);
     }
@@ -526,36 +564,44 @@ mod tests {
         };
         assert_eq!(
             status(
-                &app.handle_url(&request(url(body, signed.clone(), "GET")), now)
+                &app.handle_url(&request(url(body, signed.clone(), "GET")), now, &later())
                     .await
             ),
             405
         );
         assert_eq!(
             status(
-                &app.handle_url(&request(url(body, json!({}), "POST")), now)
+                &app.handle_url(&request(url(body, json!({}), "POST")), now, &later())
                     .await
             ),
             401
         );
         assert_eq!(
             status(
-                &app.handle_url(&request(url(body, headers(now, "sha256=00"), "POST")), now)
-                    .await
+                &app.handle_url(
+                    &request(url(body, headers(now, "sha256=00"), "POST")),
+                    now,
+                    &later()
+                )
+                .await
             ),
             401
         );
         assert_eq!(
             status(
-                &app.handle_url(&request(url(body, signed.clone(), "POST")), now + 600)
-                    .await
+                &app.handle_url(
+                    &request(url(body, signed.clone(), "POST")),
+                    now + 600,
+                    &later()
+                )
+                .await
             ),
             401
         );
         let big = "x".repeat(70_000);
         assert_eq!(
             status(
-                &app.handle_url(&request(url(&big, signed.clone(), "POST")), now)
+                &app.handle_url(&request(url(&big, signed.clone(), "POST")), now, &later())
                     .await
             ),
             413
@@ -563,17 +609,17 @@ mod tests {
         let bad = "{\"project\": 1}";
         let bad_signed = headers(now, &ci::sign(KEY, now, bad.as_bytes()));
         let answer = app
-            .handle_url(&request(url(bad, bad_signed, "POST")), now)
+            .handle_url(&request(url(bad, bad_signed, "POST")), now, &later())
             .await;
         assert_eq!(status(&answer), 400);
         assert!(answer["body"].as_str().unwrap().contains("\"error\""));
 
         let accepted = app
-            .handle_url(&request(url(body, signed.clone(), "POST")), now)
+            .handle_url(&request(url(body, signed.clone(), "POST")), now, &later())
             .await;
         assert_eq!(status(&accepted), 202, "{accepted}");
         let replayed = app
-            .handle_url(&request(url(body, signed, "POST")), now)
+            .handle_url(&request(url(body, signed, "POST")), now, &later())
             .await;
         assert_eq!(status(&replayed), 401);
         assert!(replayed["body"].as_str().unwrap().contains("replay"));
@@ -590,21 +636,23 @@ mod tests {
             panic!()
         };
         app.notifier.fail_next();
-        assert_eq!(status(&app.handle_url(&request, now).await), 503);
-        assert_eq!(status(&app.handle_url(&request, now).await), 202);
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 503);
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 202);
         assert_eq!(app.notifier.notifications()[0].severity, Severity::Critical);
     }
 
     #[tokio::test]
     async fn unknown_shapes_become_notices() {
         let app = app(false);
-        app.handle(json!({"detail-type": "Something New", "source": "aws.other", "id": "x1", "detail": {"a": 1}})).await.unwrap();
-        app.handle(json!({"surprise": true})).await.unwrap();
+        app.handle(json!({"detail-type": "Something New", "source": "aws.other", "id": "x1", "detail": {"a": 1}}), later()).await.unwrap();
+        app.handle(json!({"surprise": true}), later())
+            .await
+            .unwrap();
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[0].subject, "[prod] Something New from aws.other");
         assert!(sent[1].text.contains("surprise"));
-        assert!(app.handle(json!("just a string")).await.is_err());
+        assert!(app.handle(json!("just a string"), later()).await.is_err());
     }
 
     #[test]
@@ -672,7 +720,7 @@ mod tests {
             fn arbitrary_json_never_panics(value in json_value()) {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 let app = app(true);
-                let _ = runtime.block_on(app.handle(value));
+                let _ = runtime.block_on(app.handle(value, later()));
             }
 
             #[test]
@@ -680,12 +728,12 @@ mod tests {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 let app = app(true);
                 if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-                    let _ = runtime.block_on(app.handle(value));
+                    let _ = runtime.block_on(app.handle(value, later()));
                 }
                 let body = String::from_utf8_lossy(&bytes).into_owned();
-                let _ = runtime.block_on(app.handle(url(&body, json!({"x-watchkeeper-timestamp": "1", "x-watchkeeper-signature": "sha256=00"}), "POST")));
+                let _ = runtime.block_on(app.handle(url(&body, json!({"x-watchkeeper-timestamp": "1", "x-watchkeeper-signature": "sha256=00"}), "POST"), later()));
                 let as_base64 = json!({"requestContext": {"http": {"method": "POST"}}, "body": body, "isBase64Encoded": true});
-                let answer = runtime.block_on(app.handle(as_base64)).unwrap();
+                let answer = runtime.block_on(app.handle(as_base64, later())).unwrap();
                 prop_assert!(status(&answer) >= 400 && status(&answer) < 500);
             }
         }

@@ -4,6 +4,7 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
 use watchkeeper_shared::telemetry;
 
@@ -35,7 +36,7 @@ async fn main() -> Result<(), Error> {
     };
     let app = App::new(config, common.notifier, common.state, signing_key);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        app.handle(event.payload)
+        app.handle(event.payload, Deadline::from_context(&event.context))
     }))
     .await
 }

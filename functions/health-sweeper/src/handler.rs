@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::{AwsError, Retryable, diagnostic};
 use watchkeeper_shared::notify::{Notify, NotifyError};
 use watchkeeper_shared::state::{StateError, Store};
@@ -96,6 +97,8 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             None => self.config.deadline,
         };
         let budget = budget.max(Duration::from_millis(100));
+        // The alert's send and its claim's lease follow the invocation's own deadline.
+        let invocation = Deadline::after(remaining.unwrap_or(budget));
         // The probes stop early enough for the state write and the alert to fit in the budget too.
         let deadline = started + budget - (budget / 10).min(BOOKKEEPING);
         let targets = self.targets().await?;
@@ -126,7 +129,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             .await?;
         // The alert of this sweep, or one an earlier sweep could not deliver.
         let delivered = match &state.pending {
-            Some(pending) => Some(self.deliver(pending).await?),
+            Some(pending) => Some(self.deliver(pending, &invocation).await?),
             None => None,
         };
         self.emit_metrics(&state, &observations, started.elapsed());
@@ -163,7 +166,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         Ok(allowed)
     }
 
-    async fn deliver(&self, pending: &Alert) -> Result<Value, SweepError> {
+    async fn deliver(&self, pending: &Alert, deadline: &Deadline) -> Result<Value, SweepError> {
         let probe = ProbeSummary {
             path: self.config.path.clone(),
             port: self.config.port,
@@ -181,7 +184,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         let notification = alert::notification(&self.config.system_name, pending, &probe, console);
         let delivery = self
             .notifier
-            .send_once(&format!("alert/{}", pending.seq), &notification)
+            .send_once(&format!("alert/{}", pending.seq), &notification, deadline)
             .await?;
         let seq = pending.seq;
         self.state

@@ -12,6 +12,7 @@
 //!   removed so no stale pending version is left behind.
 
 use serde_json::{Value, json};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::notify::{Notification, Notify, Severity};
 use watchkeeper_shared::secret::Secret;
 
@@ -42,7 +43,11 @@ pub struct Rotator<A, D, N> {
 
 impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     /// Runs one step; the answer says what it did, in words and without values.
-    pub async fn run(&self, event: &RotationEvent) -> Result<Value, RotationError> {
+    pub async fn run(
+        &self,
+        event: &RotationEvent,
+        deadline: &Deadline,
+    ) -> Result<Value, RotationError> {
         let description = self.secrets.describe(&event.secret_id).await?;
         let name = description.name.clone();
         if !description.rotation_enabled {
@@ -73,7 +78,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             Step::Create => self.create(event).await?,
             Step::Set => self.set(event).await?,
             Step::Test => self.test(event).await?,
-            Step::Finish => self.finish(event, &description).await?,
+            Step::Finish => self.finish(event, &description, deadline).await?,
         };
         tracing::info!(secret = %name, step = event.step.as_str(), outcome, "rotation step done");
         Ok(json!({"step": event.step.as_str(), "outcome": outcome}))
@@ -259,6 +264,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         &self,
         event: &RotationEvent,
         description: &Description,
+        deadline: &Deadline,
     ) -> Result<&'static str, RotationError> {
         let current = description.version_with(CURRENT).map(str::to_string);
         self.secrets
@@ -298,6 +304,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                 .send_once(
                     &format!("api-key-live/{}/{}", description.name, event.token),
                     &n,
+                    deadline,
                 )
                 .await?;
         }

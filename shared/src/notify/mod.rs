@@ -19,10 +19,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 
 use crate::config::{ConfigError, Vars};
+use crate::deadline::Deadline;
 use crate::error::{AwsError, Retryable};
 use crate::state::{Claim, StateError, StateStore, Store, key_segment};
 
@@ -286,6 +288,14 @@ pub enum NotifyError {
     /// One or more channels failed; the others (if any) delivered.
     #[error("notification not delivered: {}", join_errors(.0))]
     Channels(Vec<ChannelError>),
+    /// Another invocation holds these channels' claims and may still be sending: not delivered
+    /// as far as this invocation knows, so it fails and its retry (after `until`, when the claim
+    /// can be taken over) sends if the holder did not.
+    #[error("notification in flight elsewhere on {} until {until}", .channels.join(", "))]
+    InFlight {
+        channels: Vec<&'static str>,
+        until: chrono::DateTime<chrono::Utc>,
+    },
     #[error("notification dedupe: {0}")]
     State(#[from] StateError),
 }
@@ -303,6 +313,7 @@ impl Retryable for NotifyError {
         match self {
             // Retrying re-sends only the failed channels; worth it if any of them may heal.
             NotifyError::Channels(errors) => errors.iter().any(|e| e.retryable),
+            NotifyError::InFlight { .. } => true,
             NotifyError::State(e) => e.is_retryable(),
         }
     }
@@ -324,11 +335,13 @@ pub struct Delivery {
 /// The port domain logic sends through. [`Notifier`] is the real one; tests use a recorder.
 pub trait Notify: Send + Sync {
     /// Sends `notification` once per `key`: a second call with the same key sends nothing to the
-    /// channels that already delivered.
+    /// channels that already delivered. Every send is bounded by `deadline` (the invocation's),
+    /// which is also how long this call's claims protect it.
     fn send_once(
         &self,
         key: &str,
         notification: &Notification,
+        deadline: &Deadline,
     ) -> impl Future<Output = Result<Delivery, NotifyError>> + Send;
 }
 
@@ -510,14 +523,20 @@ impl Notifier<StateStore> {
     }
 }
 
+/// Time kept after a channel's send for recording it (the claim's completion).
+const RECORD_MARGIN: Duration = Duration::from_secs(2);
+
 impl<S: Store> Notify for Notifier<S> {
     async fn send_once(
         &self,
         key: &str,
         notification: &Notification,
+        deadline: &Deadline,
     ) -> Result<Delivery, NotifyError> {
         let mut delivery = Delivery::default();
         let mut failures = Vec::new();
+        let mut in_flight = Vec::new();
+        let mut in_flight_until = None;
         // Each path segment made safe on its own, so keys keep their hierarchy (`event/<id>`).
         let key = key
             .split('/')
@@ -525,30 +544,59 @@ impl<S: Store> Notify for Notifier<S> {
             .map(key_segment)
             .collect::<Vec<_>>()
             .join("/");
+        let send_by = deadline.shortened_by(RECORD_MARGIN);
         for channel in &self.channels {
             let claim_key = format!("notify/{key}/{}", channel.name());
-            if self.claims.claim(&claim_key).await? == Claim::AlreadyClaimed {
-                delivery.already_sent.push(channel.name());
-                continue;
+            match self.claims.claim(&claim_key, deadline).await? {
+                Claim::Claimed => {}
+                Claim::Done => {
+                    delivery.already_sent.push(channel.name());
+                    continue;
+                }
+                Claim::InFlight { until } => {
+                    tracing::warn!(channel = channel.name(), key, %until, "notification in flight in another invocation");
+                    in_flight.push(channel.name());
+                    in_flight_until = in_flight_until.max(Some(until));
+                    continue;
+                }
             }
-            match channel.send(notification).await {
+            let sent = match send_by.run(channel.send(notification)).await {
+                Some(result) => result,
+                None => Err(ChannelError {
+                    channel: channel.name(),
+                    message: "no answer before the invocation's deadline".into(),
+                    retryable: true,
+                }),
+            };
+            match sent {
                 Ok(()) => {
+                    // Sent: if recording fails, the invocation fails and its retry may send
+                    // this channel again (the one case where a channel can repeat).
                     self.claims.complete(&claim_key).await?;
                     delivery.sent.push(channel.name());
                 }
                 Err(err) => {
                     tracing::warn!(channel = channel.name(), error = %err, "notification channel failed");
-                    self.claims.release(&claim_key).await?;
+                    // The channel's error is what the invocation reports, whatever happens to
+                    // the release: an unreleased claim only delays the retry to its lease end.
+                    if let Err(release) = self.claims.release(&claim_key).await {
+                        tracing::error!(channel = channel.name(), error = %release, "could not release the claim of a failed channel; a retry takes it over after its lease");
+                    }
                     failures.push(err);
                 }
             }
         }
-        if failures.is_empty() {
-            tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification delivered");
-            Ok(delivery)
-        } else {
-            Err(NotifyError::Channels(failures))
+        if !failures.is_empty() {
+            return Err(NotifyError::Channels(failures));
         }
+        if let Some(until) = in_flight_until {
+            return Err(NotifyError::InFlight {
+                channels: in_flight,
+                until,
+            });
+        }
+        tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification delivered");
+        Ok(delivery)
     }
 }
 
