@@ -7,6 +7,8 @@
 
 #[path = "infra/code.rs"]
 mod code;
+#[path = "infra/fmt.rs"]
+mod fmt;
 #[path = "infra/hcl.rs"]
 mod hcl_model;
 #[path = "infra/iam.rs"]
@@ -482,4 +484,28 @@ fn variables_and_outputs_are_documented() {
     for wanted in ["deploy_notifier_url", "alert_topic_arn", "test_alert_command"] {
         assert!(outputs.contains(&wanted), "infra/outputs.tf has no {wanted}");
     }
+}
+
+#[test]
+fn terraform_files_are_laid_out_as_terraform_fmt_would() {
+    let mut files = Vec::new();
+    let mut dirs = vec![root().join("infra")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("infra/").filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if path.is_dir() && !name.starts_with('.') {
+                dirs.push(path);
+            } else if name.ends_with(".tf") || name.ends_with(".tfvars.example") || name.ends_with(".hcl.example") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 10, "found only {files:?}");
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("infra file");
+        problems.extend(fmt::problems(&text).into_iter().map(|p| format!("{}: {p}", file.display())));
+    }
+    assert!(problems.is_empty(), "not in terraform fmt layout:\n{}", problems.join("\n"));
 }
