@@ -55,8 +55,9 @@ module "alerts" {
 module "state_bucket" {
   source = "./modules/state-bucket"
 
-  prefix    = var.project_prefix
-  functions = local.functions
+  prefix        = var.project_prefix
+  functions     = local.functions
+  force_destroy = var.force_destroy_buckets
 }
 
 module "deploy_notifier" {
@@ -95,6 +96,7 @@ module "snapshot_exporter" {
   export_tables     = var.export_tables
   glacier_days      = var.export_glacier_days
   expiry_days       = var.export_expiry_days
+  force_destroy     = var.force_destroy_buckets
 }
 
 module "budget_alerter" {

@@ -57,6 +57,12 @@ variable "log_level" {
   default     = "INFO"
 }
 
+variable "force_destroy_buckets" {
+  type        = bool
+  description = "Let terraform destroy delete the state and export buckets with everything in them (every version). Set to true, apply, then destroy."
+  default     = false
+}
+
 variable "duration_alarm_ms" {
   type        = number
   description = "Alarm when an invocation takes longer than this (seed 003: 1500 ms). health-sweeper's own threshold follows its probe timeout."
