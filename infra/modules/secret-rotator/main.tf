@@ -177,6 +177,9 @@ resource "aws_secretsmanager_secret_rotation" "rotated" {
 
   secret_id           = each.value
   rotation_lambda_arn = module.function.function_arn
+  # The first rotation waits for the schedule (or `aws secretsmanager rotate-secret`): at apply
+  # time the databases do not let the rotator's security group in yet.
+  rotate_immediately = false
 
   rotation_rules {
     automatically_after_days = var.rotation_days
