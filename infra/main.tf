@@ -69,6 +69,7 @@ module "deploy_notifier" {
   ci_auth               = var.ci_auth
   ci_signing_secret_arn = var.ci_signing_secret_arn
   ci_invoker_arns       = var.ci_invoker_arns
+  ecs_events_topic_arn  = var.ecs_events_topic_arn
 }
 
 module "secret_rotator" {

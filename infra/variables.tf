@@ -119,6 +119,12 @@ variable "deploy_notify_in_progress" {
   default     = false
 }
 
+variable "ecs_events_topic_arn" {
+  type        = string
+  description = "Optional: an SNS topic that already receives ECS events (the seeds' EventBridge -> SNS); deploy-notifier subscribes to it too. An event that arrives both ways is notified once (the dedupe key is the event's id)."
+  default     = ""
+}
+
 variable "ci_auth" {
   type        = string
   description = "How the Function URL authenticates CI: hmac (auth type NONE, requests signed with the key kept in Secrets Manager) or iam (auth type AWS_IAM, SigV4)."

@@ -15,6 +15,8 @@ mod hcl_model;
 mod iam;
 #[path = "infra/pattern.rs"]
 mod pattern;
+#[path = "infra/refs.rs"]
+mod refs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -508,4 +510,15 @@ fn terraform_files_are_laid_out_as_terraform_fmt_would() {
         problems.extend(fmt::problems(&text).into_iter().map(|p| format!("{}: {p}", file.display())));
     }
     assert!(problems.is_empty(), "not in terraform fmt layout:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn references_and_module_arguments_resolve() {
+    let mut problems = Vec::new();
+    for module in all_modules() {
+        let dir = module.dir.clone();
+        let load_called = |source: &str| load(&dir.join(source));
+        problems.extend(refs::problems(&module, &load_called));
+    }
+    assert!(problems.is_empty(), "as terraform validate would say:\n{}", problems.join("\n"));
 }

@@ -173,3 +173,24 @@ resource "aws_lambda_permission" "ecs" {
   source_arn     = aws_cloudwatch_event_rule.ecs[each.key].arn
   source_account = data.aws_caller_identity.current.account_id
 }
+
+# --- ECS events already sent to an SNS topic (the seeds' EventBridge -> SNS) ----------------------
+
+resource "aws_sns_topic_subscription" "ecs_events" {
+  count = var.ecs_events_topic_arn == "" ? 0 : 1
+
+  topic_arn = var.ecs_events_topic_arn
+  protocol  = "lambda"
+  endpoint  = module.function.function_arn
+}
+
+resource "aws_lambda_permission" "ecs_events" {
+  count = var.ecs_events_topic_arn == "" ? 0 : 1
+
+  statement_id   = "EcsEventsTopic"
+  action         = "lambda:InvokeFunction"
+  function_name  = module.function.function_name
+  principal      = "sns.amazonaws.com"
+  source_arn     = var.ecs_events_topic_arn
+  source_account = data.aws_caller_identity.current.account_id
+}

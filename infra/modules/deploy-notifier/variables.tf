@@ -57,3 +57,9 @@ variable "ci_signature_window_seconds" {
   description = "CI_SIGNATURE_WINDOW_SECONDS: accepted clock difference of a signature's timestamp."
   default     = 300
 }
+
+variable "ecs_events_topic_arn" {
+  type        = string
+  description = "An existing SNS topic EventBridge already sends ECS events to; the function subscribes to it (empty: none)."
+  default     = ""
+}

@@ -10,6 +10,7 @@ use serde_json::Value;
 pub struct Module {
     pub dir: PathBuf,
     bodies: Vec<Body>,
+    texts: Vec<String>,
 }
 
 impl Module {
@@ -23,18 +24,25 @@ impl Module {
         if files.is_empty() {
             return Err(format!("{}: no .tf files", dir.display()));
         }
+        let texts = files
+            .iter()
+            .map(|file| std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display())))
+            .collect::<Result<Vec<_>, _>>()?;
         let bodies = files
             .iter()
-            .map(|file| {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
-                hcl::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
-            })
+            .zip(&texts)
+            .map(|(file, text)| hcl::parse(text).map_err(|e| format!("{}: {e}", file.display())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             dir: dir.to_path_buf(),
             bodies,
+            texts,
         })
+    }
+
+    /// The raw text of each file.
+    pub fn texts(&self) -> &[String] {
+        &self.texts
     }
 
     /// Top-level blocks of a kind (`resource`, `data`, `module`, `locals`, ...).
