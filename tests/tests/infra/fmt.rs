@@ -109,7 +109,9 @@ pub fn problems(text: &str) -> Vec<String> {
             stack.push(net);
         }
         if indent != expected {
-            found.push(format!("line {number}: indented {indent}, expected {expected}"));
+            found.push(format!(
+                "line {number}: indented {indent}, expected {expected}"
+            ));
         }
         match assignment(&code) {
             Some(at) => {

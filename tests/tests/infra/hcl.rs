@@ -26,7 +26,9 @@ impl Module {
         }
         let texts = files
             .iter()
-            .map(|file| std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display())))
+            .map(|file| {
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let bodies = files
             .iter()

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use hcl::{Block, Expression};
 
-use super::hcl_model::{Module, attr, nested, references, string_list};
+use crate::hcl_model::{Module, attr, nested, references, string_list};
 
 /// IAM's service prefix of each SDK crate.
 const IAM_PREFIX: &[(&str, &str)] = &[
@@ -116,9 +116,9 @@ pub struct Statement {
 pub fn statements(doc: &Block) -> Result<Vec<Statement>, String> {
     nested(&doc.body, "statement")
         .into_iter()
-        .filter(|(body, _)| {
-            !matches!(attr(body, "effect"), Some(Expression::String(e)) if e == "Deny")
-        })
+        .filter(
+            |(body, _)| !matches!(attr(body, "effect"), Some(Expression::String(e)) if e == "Deny"),
+        )
         .map(|(body, _)| {
             let sid = match attr(body, "sid") {
                 Some(Expression::String(s)) => s.clone(),
@@ -134,7 +134,10 @@ pub fn statements(doc: &Block) -> Result<Vec<Statement>, String> {
                         Expression::String(v) => v.clone(),
                         _ => return None,
                     };
-                    let values = attr(c, "values").map(|v| format!("{v}")).into_iter().collect();
+                    let values = attr(c, "values")
+                        .map(|v| format!("{v}"))
+                        .into_iter()
+                        .collect();
                     Some((variable, values))
                 })
                 .collect();
@@ -161,16 +164,28 @@ pub fn role_documents<'a>(
         .ok_or_else(|| format!("{}: no module call of ../lambda", function.dir.display()))?;
     let mut docs = Vec::new();
     for (name, policy) in lambda.typed("resource", "aws_iam_role_policy") {
-        let expr = attr(&policy.body, "policy").ok_or_else(|| format!("role policy {name} has no policy"))?;
+        let expr = attr(&policy.body, "policy")
+            .ok_or_else(|| format!("role policy {name} has no policy"))?;
         for path in references(expr) {
-            match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                ["data", "aws_iam_policy_document", doc, ..] => docs.push((lambda, lookup(lambda, doc)?)),
+            match path
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                ["data", "aws_iam_policy_document", doc, ..] => {
+                    docs.push((lambda, lookup(lambda, doc)?))
+                }
                 ["var", "policy_json"] => {
-                    let passed = attr(&call.body, "policy_json")
-                        .ok_or_else(|| format!("{}: policy_json not passed", function.dir.display()))?;
+                    let passed = attr(&call.body, "policy_json").ok_or_else(|| {
+                        format!("{}: policy_json not passed", function.dir.display())
+                    })?;
                     for inner in references(passed) {
-                        if let ["data", "aws_iam_policy_document", doc, ..] =
-                            inner.iter().map(String::as_str).collect::<Vec<_>>().as_slice()
+                        if let ["data", "aws_iam_policy_document", doc, ..] = inner
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .as_slice()
                         {
                             docs.push((function, lookup(function, doc)?));
                         }

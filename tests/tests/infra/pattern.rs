@@ -20,7 +20,11 @@ pub fn matches(pattern: &Value, event: &Value) -> Result<bool, String> {
                 None => matches(rule, &Value::Null)?,
             },
             Value::Array(matchers) => leaf(matchers, field)?,
-            other => return Err(format!("pattern field {name:?} must be an array or object, not {other}")),
+            other => {
+                return Err(format!(
+                    "pattern field {name:?} must be an array or object, not {other}"
+                ));
+            }
         };
         if !ok {
             return Ok(false);
@@ -62,7 +66,9 @@ fn one(matcher: &Value, value: &Value) -> Result<bool, String> {
         return Ok(same(matcher, value));
     };
     let Some((name, argument)) = operator.iter().next().filter(|_| operator.len() == 1) else {
-        return Err(format!("a matcher object must have exactly one operator: {matcher}"));
+        return Err(format!(
+            "a matcher object must have exactly one operator: {matcher}"
+        ));
     };
     let text = value.as_str();
     Ok(match name.as_str() {
@@ -84,7 +90,11 @@ fn one(matcher: &Value, value: &Value) -> Result<bool, String> {
             scalar => !same(scalar, value),
         },
         "numeric" => numeric(argument, value)?,
-        other => return Err(format!("matcher {other:?} is not supported by this evaluator")),
+        other => {
+            return Err(format!(
+                "matcher {other:?} is not supported by this evaluator"
+            ));
+        }
     })
 }
 
@@ -161,12 +171,31 @@ mod tests {
 
     #[test]
     fn nested_objects_and_arrays_in_events() {
-        let stopped = json!({"detail": {"lastStatus": ["STOPPED"], "group": [{"prefix": "service:"}]}});
+        let stopped =
+            json!({"detail": {"lastStatus": ["STOPPED"], "group": [{"prefix": "service:"}]}});
         assert!(matches(&stopped, &event()).unwrap());
-        assert!(!matches(&json!({"detail": {"group": [{"prefix": "family:"}]}}), &event()).unwrap());
+        assert!(
+            !matches(
+                &json!({"detail": {"group": [{"prefix": "family:"}]}}),
+                &event()
+            )
+            .unwrap()
+        );
         // An array field matches when any element does, also through nested objects.
-        assert!(matches(&json!({"detail": {"containers": {"exitCode": [137]}}}), &event()).unwrap());
-        assert!(!matches(&json!({"detail": {"containers": {"exitCode": [1]}}}), &event()).unwrap());
+        assert!(
+            matches(
+                &json!({"detail": {"containers": {"exitCode": [137]}}}),
+                &event()
+            )
+            .unwrap()
+        );
+        assert!(
+            !matches(
+                &json!({"detail": {"containers": {"exitCode": [1]}}}),
+                &event()
+            )
+            .unwrap()
+        );
         assert!(matches(&json!({"resources": [{"suffix": "/2"}]}), &event()).unwrap());
     }
 
@@ -174,16 +203,34 @@ mod tests {
     fn anything_but_exists_numeric() {
         let but = |x: serde_json::Value| json!({"detail": {"stopCode": [{"anything-but": x}]}});
         assert!(matches(&but(json!("UserInitiated")), &event()).unwrap());
-        assert!(!matches(&but(json!(["EssentialContainerExited", "UserInitiated"])), &event()).unwrap());
+        assert!(
+            !matches(
+                &but(json!(["EssentialContainerExited", "UserInitiated"])),
+                &event()
+            )
+            .unwrap()
+        );
         assert!(!matches(&but(json!({"prefix": "Essential"})), &event()).unwrap());
         // anything-but needs the field to be there.
-        assert!(!matches(&json!({"detail": {"nope": [{"anything-but": "x"}]}}), &event()).unwrap());
+        assert!(
+            !matches(
+                &json!({"detail": {"nope": [{"anything-but": "x"}]}}),
+                &event()
+            )
+            .unwrap()
+        );
         assert!(matches(&json!({"detail": {"nope": [{"exists": false}]}}), &event()).unwrap());
         assert!(!matches(&json!({"detail": {"group": [{"exists": false}]}}), &event()).unwrap());
         let exit = |op: &str, n: i64| json!({"detail": {"containers": {"exitCode": [{"numeric": [op, n]}]}}});
         assert!(matches(&exit(">", 0), &event()).unwrap());
         assert!(!matches(&exit(">", 200), &event()).unwrap());
-        assert!(matches(&json!({"detail": {"lastStatus": [{"equals-ignore-case": "stopped"}]}}), &event()).unwrap());
+        assert!(
+            matches(
+                &json!({"detail": {"lastStatus": [{"equals-ignore-case": "stopped"}]}}),
+                &event()
+            )
+            .unwrap()
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::hcl_model::{Module, attr, label};
+use crate::hcl_model::{Module, attr, label};
 
 /// Every `<root>.<a>[.<b>]` reference in the module's files: (root, a, b).
 pub fn references(module: &Module) -> Vec<(String, String, String)> {
@@ -36,7 +36,11 @@ pub fn references(module: &Module) -> Vec<(String, String, String)> {
                     j += 1;
                 }
                 parts.push(code[start..j].to_string());
-                if j + 1 < bytes.len() && bytes[j] == b'.' && bytes[j + 1].is_ascii_alphabetic() && parts.len() < 3 {
+                if j + 1 < bytes.len()
+                    && bytes[j] == b'.'
+                    && bytes[j + 1].is_ascii_alphabetic()
+                    && parts.len() < 3
+                {
                     j += 1;
                 } else {
                     break;
@@ -52,18 +56,36 @@ pub fn references(module: &Module) -> Vec<(String, String, String)> {
     found
 }
 
-const META_ARGUMENTS: &[&str] = &["source", "depends_on", "count", "for_each", "providers", "version"];
+const META_ARGUMENTS: &[&str] = &[
+    "source",
+    "depends_on",
+    "count",
+    "for_each",
+    "providers",
+    "version",
+];
 
 /// The problems of one module; `load` reads a called module by its source.
 pub fn problems(module: &Module, load: &dyn Fn(&str) -> Module) -> Vec<String> {
     let mut found = Vec::new();
     let where_ = module.dir.display().to_string();
-    let variables: BTreeSet<String> = module.blocks("variable").filter_map(|b| label(b, 0)).map(String::from).collect();
+    let variables: BTreeSet<String> = module
+        .blocks("variable")
+        .filter_map(|b| label(b, 0))
+        .map(String::from)
+        .collect();
     let locals: BTreeSet<String> = module
         .blocks("locals")
-        .flat_map(|b| b.body.attributes().map(|a| a.key.as_str().to_string()).collect::<Vec<_>>())
+        .flat_map(|b| {
+            b.body
+                .attributes()
+                .map(|a| a.key.as_str().to_string())
+                .collect::<Vec<_>>()
+        })
         .collect();
-    let declared = |kind: &str, rtype: &str, name: &str| module.typed(kind, rtype).iter().any(|(n, _)| n == name);
+    let declared = |kind: &str, rtype: &str, name: &str| {
+        module.typed(kind, rtype).iter().any(|(n, _)| n == name)
+    };
     let calls = module.module_calls();
     let mut used_variables = BTreeSet::new();
     for (root, a, b) in references(module) {
@@ -74,7 +96,9 @@ pub fn problems(module: &Module, load: &dyn Fn(&str) -> Module) -> Vec<String> {
                     found.push(format!("{where_}: var.{a} is not declared"));
                 }
             }
-            "local" if !locals.contains(&a) => found.push(format!("{where_}: local.{a} is not defined")),
+            "local" if !locals.contains(&a) => {
+                found.push(format!("{where_}: local.{a} is not defined"))
+            }
             "data" if !b.is_empty() && !declared("data", &a, &b) => {
                 found.push(format!("{where_}: data.{a}.{b} is not declared"))
             }
@@ -82,8 +106,13 @@ pub fn problems(module: &Module, load: &dyn Fn(&str) -> Module) -> Vec<String> {
                 None => found.push(format!("{where_}: module.{a} is not called")),
                 Some((_, source, _)) if !b.is_empty() => {
                     let called = load(source);
-                    if !called.blocks("output").any(|o| label(o, 0) == Some(b.as_str())) {
-                        found.push(format!("{where_}: module.{a}.{b}: {source} has no such output"));
+                    if !called
+                        .blocks("output")
+                        .any(|o| label(o, 0) == Some(b.as_str()))
+                    {
+                        found.push(format!(
+                            "{where_}: module.{a}.{b}: {source} has no such output"
+                        ));
                     }
                 }
                 _ => {}
@@ -103,7 +132,11 @@ pub fn problems(module: &Module, load: &dyn Fn(&str) -> Module) -> Vec<String> {
     }
     for (name, source, call) in &calls {
         let called = load(source);
-        let accepted: BTreeSet<String> = called.blocks("variable").filter_map(|b| label(b, 0)).map(String::from).collect();
+        let accepted: BTreeSet<String> = called
+            .blocks("variable")
+            .filter_map(|b| label(b, 0))
+            .map(String::from)
+            .collect();
         let passed: BTreeSet<String> = call
             .body
             .attributes()
@@ -111,12 +144,16 @@ pub fn problems(module: &Module, load: &dyn Fn(&str) -> Module) -> Vec<String> {
             .filter(|k| !META_ARGUMENTS.contains(&k.as_str()))
             .collect();
         for unknown in passed.difference(&accepted) {
-            found.push(format!("{where_}: module {name} passes {unknown}, which {source} does not declare"));
+            found.push(format!(
+                "{where_}: module {name} passes {unknown}, which {source} does not declare"
+            ));
         }
         for variable in called.blocks("variable") {
             let var_name = label(variable, 0).unwrap_or_default().to_string();
             if attr(&variable.body, "default").is_none() && !passed.contains(&var_name) {
-                found.push(format!("{where_}: module {name} does not pass {var_name}, which {source} requires"));
+                found.push(format!(
+                    "{where_}: module {name} does not pass {var_name}, which {source} requires"
+                ));
             }
         }
     }
