@@ -4,6 +4,9 @@
 
 use std::process::ExitCode;
 
+#[path = "demo/budget.rs"]
+mod budget;
+
 use harness::deploy::{self, DeployNotifier, Setup};
 use harness::http::Behaviour;
 use harness::lambda::LambdaRuntime;
@@ -112,6 +115,7 @@ async fn run() -> harness::Result<()> {
 
     heading("health-sweeper");
     health_sweeper().await?;
+    budget::run().await?;
     Ok(())
 }
 
