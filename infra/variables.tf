@@ -55,6 +55,11 @@ variable "log_level" {
   type        = string
   description = "Lambda application log level of every function (AWS_LAMBDA_LOG_LEVEL): TRACE, DEBUG, INFO, WARN, ERROR or FATAL."
   default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
+    error_message = "log_level must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL."
+  }
 }
 
 variable "force_destroy_buckets" {

@@ -128,3 +128,32 @@ fn references_and_module_arguments_resolve() {
         problems.join("\n")
     );
 }
+
+#[test]
+fn the_example_tfvars_sets_every_required_variable_and_only_declared_ones() {
+    let root_module = load(&root().join("infra"));
+    let text = std::fs::read_to_string(root().join("infra/terraform.tfvars.example"))
+        .expect("infra/terraform.tfvars.example");
+    let example = hcl::parse(&text).expect("terraform.tfvars.example parses");
+    let set: Vec<String> = example
+        .attributes()
+        .map(|a| a.key.as_str().to_string())
+        .collect();
+    for variable in root_module.blocks("variable") {
+        let name = label(variable, 0).unwrap_or_default();
+        if attr(&variable.body, "default").is_none() {
+            assert!(
+                set.iter().any(|s| s == name),
+                "terraform.tfvars.example does not set the required variable {name}"
+            );
+        }
+    }
+    for name in &set {
+        assert!(
+            root_module
+                .blocks("variable")
+                .any(|v| label(v, 0) == Some(name.as_str())),
+            "terraform.tfvars.example sets {name}, which infra/variables.tf does not declare"
+        );
+    }
+}
