@@ -27,6 +27,7 @@ locals {
     log_level          = var.log_level
     duration_alarm_ms  = var.duration_alarm_ms
     alarm_topic_arn    = module.alerts.topic_arn
+    kms_key_arn        = module.alerts.kms_key_arn
     state_bucket = {
       name = module.state_bucket.bucket
       arn  = module.state_bucket.arn

@@ -1,4 +1,4 @@
-# --- The seeds' variables ------------------------------------------------------------------------
+# --- The seeds' variables -------------------------------------------------------------------------
 
 variable "region" {
   type        = string
@@ -26,7 +26,7 @@ variable "manager_email" {
   }
 }
 
-# --- Artifacts -----------------------------------------------------------------------------------
+# --- Artifacts ------------------------------------------------------------------------------------
 
 variable "artifacts_dir" {
   type        = string
@@ -74,7 +74,7 @@ variable "duration_alarm_ms" {
   default     = 1500
 }
 
-# --- Notification channels -----------------------------------------------------------------------
+# --- Notification channels ------------------------------------------------------------------------
 
 variable "sms_phone_number" {
   type        = string
@@ -110,7 +110,7 @@ variable "webhook_format" {
   }
 }
 
-# --- deploy-notifier -----------------------------------------------------------------------------
+# --- deploy-notifier ------------------------------------------------------------------------------
 
 variable "deploy_environment" {
   type        = string
@@ -153,7 +153,7 @@ variable "ci_invoker_arns" {
   default     = []
 }
 
-# --- secret-rotator ------------------------------------------------------------------------------
+# --- secret-rotator -------------------------------------------------------------------------------
 
 variable "rotated_secret_arns" {
   type        = list(string)
@@ -222,7 +222,7 @@ variable "rds_ca_bundle_path" {
   }
 }
 
-# --- snapshot-exporter ---------------------------------------------------------------------------
+# --- snapshot-exporter ----------------------------------------------------------------------------
 
 variable "export_sources" {
   type        = list(string)
@@ -254,7 +254,7 @@ variable "export_expiry_days" {
   default     = 365
 }
 
-# --- budget-alerter ------------------------------------------------------------------------------
+# --- budget-alerter -------------------------------------------------------------------------------
 
 variable "monthly_budget_usd" {
   type        = number
@@ -281,7 +281,7 @@ variable "budget_cost_explorer" {
   default     = true
 }
 
-# --- health-sweeper ------------------------------------------------------------------------------
+# --- health-sweeper -------------------------------------------------------------------------------
 
 variable "sweep_project" {
   type        = string

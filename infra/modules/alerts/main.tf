@@ -1,9 +1,9 @@
 # The alert topic every function (and every alarm) publishes to, its subscriptions, the topic
-# AWS Budgets notifies, the KMS key that encrypts both, and the SES identities of the email channel.
+# AWS Budgets notifies, the SES identities of the email channel, and the suite's one KMS key
+# (both topics, and the RDS snapshot exports: one customer-managed key is $1 a month).
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
@@ -13,7 +13,7 @@ locals {
   publishers = ["budgets.amazonaws.com", "events.amazonaws.com", "rds.amazonaws.com", "cloudwatch.amazonaws.com"]
 }
 
-# --- KMS key of the topics -------------------------------------------------------------------------
+# --- The suite's KMS key --------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "key" {
   # checkov:skip=CKV_AWS_109:A key policy: "*" is this key, and the account-root statement is what lets IAM policies grant use of it.
@@ -50,22 +50,22 @@ data "aws_iam_policy_document" "key" {
   }
 }
 
-resource "aws_kms_key" "topics" {
-  description         = "${var.prefix} Watchkeeper alert topics"
+resource "aws_kms_key" "suite" {
+  description         = "${var.prefix} Watchkeeper: alert topics and RDS snapshot exports"
   enable_key_rotation = true
   policy              = data.aws_iam_policy_document.key.json
 }
 
-resource "aws_kms_alias" "topics" {
-  name          = "alias/${var.prefix}-watchkeeper-alerts"
-  target_key_id = aws_kms_key.topics.key_id
+resource "aws_kms_alias" "suite" {
+  name          = "alias/${var.prefix}-watchkeeper"
+  target_key_id = aws_kms_key.suite.key_id
 }
 
-# --- The alert topic -------------------------------------------------------------------------------
+# --- The alert topic ------------------------------------------------------------------------------
 
 resource "aws_sns_topic" "alerts" {
   name              = "${var.prefix}-alerts"
-  kms_master_key_id = aws_kms_key.topics.arn
+  kms_master_key_id = aws_kms_key.suite.arn
 }
 
 data "aws_iam_policy_document" "alerts" {
@@ -120,11 +120,11 @@ resource "aws_sns_topic_subscription" "sms" {
   filter_policy = jsonencode({ sms = ["true"] })
 }
 
-# --- The topic AWS Budgets notifies (budget-alerter reads it) --------------------------------------
+# --- The topic AWS Budgets notifies (budget-alerter reads it) -------------------------------------
 
 resource "aws_sns_topic" "budgets" {
   name              = "${var.prefix}-budget-notifications"
-  kms_master_key_id = aws_kms_key.topics.arn
+  kms_master_key_id = aws_kms_key.suite.arn
 }
 
 data "aws_iam_policy_document" "budgets" {
@@ -162,7 +162,7 @@ resource "aws_sns_topic_policy" "budgets" {
   policy = data.aws_iam_policy_document.budgets.json
 }
 
-# --- SES: the sender and, in the sandbox, the recipient ------------------------------------------
+# --- SES: the sender and, in the sandbox, the recipient -------------------------------------------
 
 resource "aws_sesv2_email_identity" "sender" {
   count = var.email_from == "" ? 0 : 1

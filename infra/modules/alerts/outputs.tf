@@ -9,8 +9,8 @@ output "budgets_topic_arn" {
 }
 
 output "kms_key_arn" {
-  description = "The KMS key of both topics: publishers need kms:GenerateDataKey and kms:Decrypt on it."
-  value       = aws_kms_key.topics.arn
+  description = "The suite's KMS key (both topics, snapshot exports): publishers need kms:GenerateDataKey and kms:Decrypt on it."
+  value       = aws_kms_key.suite.arn
 }
 
 output "ses_identity_arns" {

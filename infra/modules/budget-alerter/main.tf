@@ -12,7 +12,7 @@ locals {
   budget_arns = "arn:${data.aws_partition.current.partition}:budgets::${local.account_id}:budget/*"
 }
 
-# --- Budgets -------------------------------------------------------------------------------------------
+# --- Budgets --------------------------------------------------------------------------------------
 
 resource "aws_budgets_budget" "monthly" {
   name         = local.monthly
@@ -71,7 +71,7 @@ resource "aws_budgets_budget" "service" {
   }
 }
 
-# --- IAM -----------------------------------------------------------------------------------------------
+# --- IAM ------------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "function" {
   # DescribeBudgets is authorized as budgets:ViewBudget on the account's budgets.
@@ -93,7 +93,7 @@ data "aws_iam_policy_document" "function" {
   }
 }
 
-# --- The function ------------------------------------------------------------------------------------
+# --- The function ---------------------------------------------------------------------------------
 
 module "function" {
   source = "../lambda"
@@ -126,7 +126,7 @@ module "function" {
   }
 }
 
-# --- Triggers ------------------------------------------------------------------------------------------
+# --- Triggers -------------------------------------------------------------------------------------
 
 resource "aws_sns_topic_subscription" "budgets" {
   topic_arn = var.budgets_topic_arn

@@ -45,7 +45,7 @@ locals {
   }
 }
 
-# --- The CI signing key ------------------------------------------------------------------------------
+# --- The CI signing key ---------------------------------------------------------------------------
 
 resource "random_password" "signing" {
   count = local.create_secret ? 1 : 0
@@ -79,7 +79,7 @@ data "aws_iam_policy_document" "function" {
   }
 }
 
-# --- The function ------------------------------------------------------------------------------------
+# --- The function ---------------------------------------------------------------------------------
 
 module "function" {
   source = "../lambda"
@@ -113,7 +113,7 @@ module "function" {
   depends_on = [aws_secretsmanager_secret_version.signing]
 }
 
-# --- Function URL (CI) -------------------------------------------------------------------------------
+# --- Function URL (CI) ----------------------------------------------------------------------------
 
 resource "aws_lambda_function_url" "ci" {
   # checkov:skip=CKV_AWS_258:With ci_auth = hmac every request is authenticated by the function (HMAC-SHA256 over timestamp and body, 5-minute window, replays refused); ci_auth = iam selects AWS_IAM.
@@ -141,7 +141,7 @@ resource "aws_lambda_permission" "ci_invoke" {
   principal     = each.value
 }
 
-# --- EventBridge rules -------------------------------------------------------------------------------
+# --- EventBridge rules ----------------------------------------------------------------------------
 
 resource "aws_cloudwatch_event_rule" "ecs" {
   for_each = local.rules

@@ -7,6 +7,7 @@ variable "common" {
     log_level          = string
     duration_alarm_ms  = number
     alarm_topic_arn    = string
+    kms_key_arn        = string
     state_bucket       = object({ name = string, arn = string })
     notify = object({
       topic_arn          = string

@@ -10,7 +10,7 @@ locals {
   duration_alarm_ms = max(var.common.duration_alarm_ms, 2 * var.timeout_ms + 1000)
 }
 
-# --- Network -----------------------------------------------------------------------------------------
+# --- Network --------------------------------------------------------------------------------------
 
 resource "aws_security_group" "sweeper" {
   name_prefix = "${var.common.prefix}-${local.name}-"
@@ -42,7 +42,7 @@ resource "aws_vpc_security_group_egress_rule" "https" {
   to_port           = 443
 }
 
-# --- IAM -----------------------------------------------------------------------------------------------
+# --- IAM ------------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "function" {
   # Describe calls have no resource-level permissions.
@@ -63,7 +63,7 @@ data "aws_iam_policy_document" "function" {
   }
 }
 
-# --- The function ------------------------------------------------------------------------------------
+# --- The function ---------------------------------------------------------------------------------
 
 module "function" {
   source = "../lambda"
@@ -108,7 +108,7 @@ module "function" {
   }
 }
 
-# --- Schedule ------------------------------------------------------------------------------------------
+# --- Schedule -------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_event_rule" "schedule" {
   name                = "${var.common.prefix}-health-sweep"
@@ -136,7 +136,7 @@ resource "aws_lambda_permission" "schedule" {
   source_account = data.aws_caller_identity.current.account_id
 }
 
-# --- Heartbeat -----------------------------------------------------------------------------------------
+# --- Heartbeat ------------------------------------------------------------------------------------
 
 # Every completed sweep counts one `Sweeps` (EMF). No data for 5 minutes means sweeps stopped
 # (schedule disabled, function failing at init, throttled): that is breaching, not "fine".

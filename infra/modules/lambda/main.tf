@@ -18,7 +18,7 @@ locals {
   }
 }
 
-# --- Role --------------------------------------------------------------------------------------------
+# --- Role -----------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "assume" {
   statement {
@@ -126,7 +126,7 @@ resource "aws_iam_role_policy_attachment" "vpc" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }
 
-# --- Logs ----------------------------------------------------------------------------------------------
+# --- Logs -----------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "function" {
   # checkov:skip=CKV_AWS_338:Seed 004 keeps logs 7 days to stay inside a $25 budget; the functions log no secrets.
@@ -135,7 +135,7 @@ resource "aws_cloudwatch_log_group" "function" {
   retention_in_days = var.log_retention_days
 }
 
-# --- Function ------------------------------------------------------------------------------------------
+# --- Function -------------------------------------------------------------------------------------
 
 resource "aws_lambda_function" "function" {
   # checkov:skip=CKV_AWS_50:X-Ray adds a cost and a permission for traces of a few AWS calls; JSON logs carry the request id.
@@ -179,7 +179,7 @@ resource "aws_lambda_function" "function" {
   depends_on = [aws_iam_role_policy.common, aws_iam_role_policy_attachment.vpc]
 }
 
-# --- Asynchronous invocations ------------------------------------------------------------------------
+# --- Asynchronous invocations ---------------------------------------------------------------------
 
 resource "aws_sqs_queue" "failed" {
   name                      = "${local.function_name}-failed"
@@ -199,7 +199,7 @@ resource "aws_lambda_function_event_invoke_config" "function" {
   }
 }
 
-# --- Alarms --------------------------------------------------------------------------------------------
+# --- Alarms ---------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_metric_alarm" "errors" {
   alarm_name          = "${local.function_name}-errors"

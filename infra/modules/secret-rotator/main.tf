@@ -10,7 +10,7 @@ locals {
   ca_file = "/opt/rds-ca/${basename(var.rds_ca_bundle_path)}"
 }
 
-# --- Network -----------------------------------------------------------------------------------------
+# --- Network --------------------------------------------------------------------------------------
 
 resource "aws_security_group" "rotator" {
   name_prefix = "${var.common.prefix}-${local.name}-"
@@ -42,7 +42,7 @@ resource "aws_vpc_security_group_egress_rule" "https" {
   to_port           = 443
 }
 
-# --- The CA bundle -----------------------------------------------------------------------------------
+# --- The CA bundle --------------------------------------------------------------------------------
 
 data "archive_file" "ca" {
   count = var.rds_ca_bundle_path == "" ? 0 : 1
@@ -67,7 +67,7 @@ resource "aws_lambda_layer_version" "ca" {
   compatible_architectures = [var.common.architecture]
 }
 
-# --- IAM -----------------------------------------------------------------------------------------------
+# --- IAM ------------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "function" {
   dynamic "statement" {
@@ -123,7 +123,7 @@ data "aws_iam_policy_document" "function" {
 
 data "aws_region" "current" {}
 
-# --- The function ------------------------------------------------------------------------------------
+# --- The function ---------------------------------------------------------------------------------
 
 module "function" {
   source = "../lambda"
@@ -159,7 +159,7 @@ module "function" {
   }
 }
 
-# --- Rotation ------------------------------------------------------------------------------------------
+# --- Rotation -------------------------------------------------------------------------------------
 
 resource "aws_lambda_permission" "secrets_manager" {
   for_each = toset(var.rotated_secret_arns)

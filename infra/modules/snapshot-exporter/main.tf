@@ -1,6 +1,7 @@
 # snapshot-exporter: RDS snapshot events and a weekly reconciling scan start snapshot exports to
-# S3 (Parquet), encrypted with a KMS key RDS export can use, in a bucket whose lifecycle moves
-# them to Glacier and then deletes them.
+# S3 (Parquet), encrypted with the suite's KMS key (RDS export needs a customer-managed one: the
+# function grants RDS its use for each export), in a bucket whose lifecycle moves them to Glacier
+# and then deletes them.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -38,38 +39,7 @@ locals {
   }
 }
 
-# --- The export key ----------------------------------------------------------------------------------
-
-# Account administers; the function's role uses it through its IAM policy (CreateGrant for RDS
-# export, GenerateDataKey for the index objects), so the key policy needs no role ARN.
-data "aws_iam_policy_document" "key" {
-  # checkov:skip=CKV_AWS_109:A key policy: "*" is this key, and the account-root statement is what lets IAM policies grant use of it.
-  # checkov:skip=CKV_AWS_111:A key policy: "*" is this key, administered by the account as AWS's default key policy does.
-  # checkov:skip=CKV_AWS_356:A key policy: "*" is this key, not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "export" {
-  description         = "${var.common.prefix} RDS snapshot exports"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.key.json
-}
-
-resource "aws_kms_alias" "export" {
-  name          = "alias/${var.common.prefix}-watchkeeper-exports"
-  target_key_id = aws_kms_key.export.key_id
-}
-
-# --- The export bucket -------------------------------------------------------------------------------
+# --- The export bucket ----------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "export" {
   # checkov:skip=CKV_AWS_18:Access logs of an export bucket would cost more than the exports at seed scale; CloudTrail records who changed what.
@@ -95,7 +65,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "export" {
 
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.export.arn
+      kms_master_key_id = var.common.kms_key_arn
     }
   }
 }
@@ -171,7 +141,7 @@ resource "aws_s3_bucket_policy" "export" {
   depends_on = [aws_s3_bucket_public_access_block.export]
 }
 
-# --- The role RDS export assumes ---------------------------------------------------------------------
+# --- The role RDS export assumes ------------------------------------------------------------------
 
 data "aws_iam_policy_document" "export_assume" {
   statement {
@@ -216,7 +186,7 @@ resource "aws_iam_role_policy" "export" {
   policy = data.aws_iam_policy_document.export_role.json
 }
 
-# --- The function's own permissions ------------------------------------------------------------------
+# --- The function's own permissions ---------------------------------------------------------------
 
 data "aws_iam_policy_document" "function" {
   # checkov:skip=CKV_AWS_356:Only rds:DescribeExportTasks has "*": the function lists every export of the account (RDS runs 5 at once), which no snapshot ARN scopes.
@@ -273,7 +243,7 @@ data "aws_iam_policy_document" "function" {
   statement {
     sid       = "ExportKeyGrant"
     actions   = ["kms:CreateGrant", "kms:DescribeKey"]
-    resources = [aws_kms_key.export.arn]
+    resources = [var.common.kms_key_arn]
   }
 
   # The index and latest objects, written under the bucket's default SSE-KMS key.
@@ -286,11 +256,11 @@ data "aws_iam_policy_document" "function" {
   statement {
     sid       = "IndexObjectsKey"
     actions   = ["kms:GenerateDataKey"]
-    resources = [aws_kms_key.export.arn]
+    resources = [var.common.kms_key_arn]
   }
 }
 
-# --- The function ------------------------------------------------------------------------------------
+# --- The function ---------------------------------------------------------------------------------
 
 module "function" {
   source = "../lambda"
@@ -315,7 +285,7 @@ module "function" {
     EXPORT_BUCKET             = aws_s3_bucket.export.id
     EXPORT_PREFIX             = var.export_prefix
     EXPORT_ROLE_ARN           = aws_iam_role.export.arn
-    EXPORT_KMS_KEY_ARN        = aws_kms_key.export.arn
+    EXPORT_KMS_KEY_ARN        = var.common.kms_key_arn
     EXPORT_SOURCES            = join(",", var.export_sources)
     EXPORT_SOURCE_TAG         = var.export_source_tag
     EXPORT_TABLES             = join(",", var.export_tables)
@@ -325,7 +295,7 @@ module "function" {
   }
 }
 
-# --- Triggers ------------------------------------------------------------------------------------------
+# --- Triggers -------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_event_rule" "rds" {
   for_each = local.rules
