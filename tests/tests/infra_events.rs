@@ -170,3 +170,90 @@ fn event_patterns_match_their_fixtures_and_nothing_else() {
         );
     }
 }
+
+/// The services a policy document's statement lets in, with whether it is limited to this
+/// account (`aws:SourceAccount`).
+fn service_statements(module: &hcl_model::Module, doc: &str) -> Vec<(Vec<String>, bool)> {
+    let block = module
+        .data("aws_iam_policy_document", doc)
+        .unwrap_or_else(|| panic!("alerts: no policy document {doc}"));
+    hcl_model::nested(&block.body, "statement")
+        .into_iter()
+        .flat_map(|(statement, _)| {
+            let limited = hcl_model::nested(statement, "condition")
+                .iter()
+                .any(|(c, _)| matches!(attr(c, "variable"), Some(Expression::String(v)) if v == "aws:SourceAccount"));
+            hcl_model::nested(statement, "principals")
+                .into_iter()
+                .filter(|(p, _)| matches!(attr(p, "type"), Some(Expression::String(t)) if t == "Service"))
+                .map(move |(p, _)| {
+                    let identifiers = attr(p, "identifiers").expect("identifiers");
+                    let resolved = match identifiers {
+                        Expression::Traversal(_) => {
+                            let name = format!("{identifiers}");
+                            let local = name.strip_prefix("local.").expect("a local list");
+                            module.local(local).expect("the local").clone()
+                        }
+                        other => other.clone(),
+                    };
+                    (hcl_model::string_list(&resolved).expect("service names"), limited)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn aws_services_may_publish_alerts_for_this_account_only() {
+    let alerts = load(&root().join("infra/modules/alerts"));
+    // A Budgets notification to a topic that does not let budgets.amazonaws.com publish is
+    // dropped without a word; an encrypted topic needs the key policy to agree.
+    for (doc, services) in [
+        (
+            "alerts",
+            &[
+                "budgets.amazonaws.com",
+                "events.amazonaws.com",
+                "rds.amazonaws.com",
+            ][..],
+        ),
+        (
+            "key",
+            &[
+                "budgets.amazonaws.com",
+                "events.amazonaws.com",
+                "rds.amazonaws.com",
+            ][..],
+        ),
+        ("budgets", &["budgets.amazonaws.com"][..]),
+    ] {
+        let statements = service_statements(&alerts, doc);
+        for service in services {
+            let allowed = statements
+                .iter()
+                .find(|(names, _)| names.iter().any(|n| n == service));
+            match allowed {
+                Some((_, limited)) => assert!(
+                    limited,
+                    "{doc}: {service} is let in without aws:SourceAccount"
+                ),
+                None => panic!("{doc}: {service} may not publish"),
+            }
+        }
+        assert!(
+            statements.iter().all(|(_, limited)| *limited),
+            "{doc}: a service is let in for any account"
+        );
+    }
+    // The SMS subscription pages only on what the functions mark with the attribute sms = "true".
+    let (_, sms) = alerts
+        .typed("resource", "aws_sns_topic_subscription")
+        .into_iter()
+        .find(|(name, _)| name == "sms")
+        .expect("an SMS subscription");
+    let Some(Expression::FuncCall(call)) = attr(&sms.body, "filter_policy") else {
+        panic!("the SMS subscription needs filter_policy = jsonencode(...)");
+    };
+    let policy = to_json(call.args.first().expect("policy")).expect("literal policy");
+    assert_eq!(policy, serde_json::json!({"sms": ["true"]}));
+}
