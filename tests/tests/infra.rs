@@ -242,66 +242,49 @@ fn state_bucket_access_is_limited_to_the_function_prefix() {
     }
 }
 
-/// The variables the README's configuration tables mark as required, by table: `common` or a
-/// function's name.
-fn readme_required() -> BTreeMap<String, BTreeSet<String>> {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let mut required: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut section = String::new();
-    let mut in_configuration = false;
-    for line in readme.lines() {
-        if let Some(heading) = line.strip_prefix("## ") {
-            in_configuration = heading.trim() == "Configuration";
-            continue;
-        }
-        if !in_configuration {
-            continue;
-        }
-        if let Some(title) = line.trim().strip_suffix(':') {
-            section = if title.starts_with("Common") {
-                "common".into()
-            } else {
-                title.trim().to_string()
-            };
-            continue;
-        }
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        if let [_, variable, default, ..] = cells.as_slice() {
-            if default.starts_with("required") {
-                for name in variable.split(',').map(|v| v.trim().trim_matches('`')) {
-                    required
-                        .entry(section.clone())
-                        .or_default()
-                        .insert(name.to_string());
-                }
-            }
-        }
-    }
-    required
-}
+/// Actions a role may grant on every resource, and why: they have no resource to name.
+const ANY_RESOURCE: &[(&str, &str)] = &[
+    (
+        "ec2:DescribeInstances",
+        "describe calls have no resource-level permissions",
+    ),
+    (
+        "elasticloadbalancing:DescribeTargetHealth",
+        "no resource-level permissions",
+    ),
+    (
+        "secretsmanager:GetRandomPassword",
+        "generates a string, touches no secret",
+    ),
+    ("ce:GetCostAndUsage", "Cost Explorer has no resources"),
+    (
+        "rds:DescribeExportTasks",
+        "the account's export list, not one snapshot's",
+    ),
+];
 
 #[test]
-fn readme_required_variables_are_set() {
-    let required = readme_required();
-    assert!(
-        required
-            .get("common")
-            .is_some_and(|r| r.contains("STATE_BUCKET")),
-        "README's configuration tables: STATE_BUCKET is not marked required? {required:?}"
-    );
+fn only_actions_without_a_resource_are_granted_on_every_resource() {
     let lambda = function_module("lambda");
     for name in function_modules() {
-        let set = module_variables(&lambda, &function_module(&name));
-        for variable in required
-            .get("common")
-            .into_iter()
-            .chain(required.get(&name))
-            .flatten()
-        {
-            assert!(
-                set.contains(variable),
-                "README says {variable} is required, infra/modules/{name} does not set it"
-            );
+        let module = function_module(&name);
+        let docs = iam::role_documents(&lambda, &module).unwrap_or_else(|e| panic!("{e}"));
+        for (_, doc) in docs {
+            for statement in iam::statements(doc).unwrap_or_else(|e| panic!("{name}: {e}")) {
+                let everything = matches!(
+                    &statement.resources,
+                    Some(Expression::Array(items)) if items.iter().any(|i| matches!(i, Expression::String(s) if s == "*"))
+                );
+                if !everything {
+                    continue;
+                }
+                for action in &statement.actions {
+                    assert!(
+                        ANY_RESOURCE.iter().any(|(a, _)| a == action),
+                        "{name}: {action} is granted on \"*\"; name its resources (or add it to ANY_RESOURCE with why)"
+                    );
+                }
+            }
         }
     }
 }

@@ -13,6 +13,8 @@ mod refs;
 #[path = "infra/support.rs"]
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use hcl_model::{attr, label};
 use support::*;
 
@@ -155,5 +157,69 @@ fn the_example_tfvars_sets_every_required_variable_and_only_declared_ones() {
                 .any(|v| label(v, 0) == Some(name.as_str())),
             "terraform.tfvars.example sets {name}, which infra/variables.tf does not declare"
         );
+    }
+}
+
+/// The variables the README's configuration tables mark as required, by table: `common` or a
+/// function's name.
+fn readme_required() -> BTreeMap<String, BTreeSet<String>> {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let mut required: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut section = String::new();
+    let mut in_configuration = false;
+    for line in readme.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            in_configuration = heading.trim() == "Configuration";
+            continue;
+        }
+        if !in_configuration {
+            continue;
+        }
+        if let Some(title) = line.trim().strip_suffix(':') {
+            section = if title.starts_with("Common") {
+                "common".into()
+            } else {
+                title.trim().to_string()
+            };
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if let [_, variable, default, ..] = cells.as_slice() {
+            if default.starts_with("required") {
+                for name in variable.split(',').map(|v| v.trim().trim_matches('`')) {
+                    required
+                        .entry(section.clone())
+                        .or_default()
+                        .insert(name.to_string());
+                }
+            }
+        }
+    }
+    required
+}
+
+#[test]
+fn readme_required_variables_are_set() {
+    let required = readme_required();
+    assert!(
+        required
+            .get("common")
+            .is_some_and(|r| r.contains("STATE_BUCKET")),
+        "README's configuration tables: STATE_BUCKET is not marked required? {required:?}"
+    );
+    let lambda = function_module("lambda");
+    for name in function_modules() {
+        let set = module_variables(&lambda, &function_module(&name));
+        for variable in required
+            .get("common")
+            .into_iter()
+            .chain(required.get(&name))
+            .flatten()
+        {
+            assert!(
+                set.contains(variable),
+                "README says {variable} is required, infra/modules/{name} does not set it"
+            );
+        }
     }
 }
