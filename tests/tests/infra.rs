@@ -231,6 +231,14 @@ fn state_bucket_access_is_limited_to_the_function_prefix() {
         "s3:ListBucket must carry an s3:prefix condition <function>/*"
     );
     // And the name the module passes is the crate name the code namespaces its keys with.
+    for name in function_crates() {
+        let namespace = code::state_namespace(&root().join("functions").join(&name));
+        assert_eq!(
+            namespace.unwrap_or_else(|e| panic!("{e}")),
+            name,
+            "{name}: its state keys must live under {name}/"
+        );
+    }
     for name in function_modules() {
         let module = function_module(&name);
         let passed = attr(&lambda_call(&module).body, "name").map(|e| format!("{e}"));

@@ -128,3 +128,44 @@ pub fn sdk_calls(
     }
     Ok(calls)
 }
+
+/// The namespace a function's code gives its state store: the first argument of
+/// `Common::connect` in main.rs, a string literal or a `const` of the crate.
+pub fn state_namespace(crate_dir: &Path) -> Result<String, String> {
+    let function = crate_dir.display();
+    let sources = crate::source::crate_sources(crate_dir)?;
+    let main = sources
+        .iter()
+        .find(|s| s.path.ends_with("src/main.rs"))
+        .ok_or_else(|| format!("{function}: no src/main.rs"))?;
+    let at = main
+        .code
+        .find("Common::connect(")
+        .expect("Common::connect in main.rs")
+        + "Common::connect(".len();
+    let argument = main.code[at..].trim_start();
+    if argument.starts_with('"') {
+        let offset = main.code.len() - argument.len();
+        return main
+            .literals
+            .iter()
+            .find(|(o, _)| *o == offset)
+            .map(|(_, l)| l.clone())
+            .ok_or_else(|| format!("{function}: unreadable literal"));
+    }
+    let ident: String = argument
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let declaration = format!("const {ident}: &str = ");
+    sources
+        .iter()
+        .find_map(|s| {
+            let at = s.code.find(&declaration)? + declaration.len();
+            s.literals
+                .iter()
+                .find(|(o, _)| *o == at)
+                .map(|(_, l)| l.clone())
+        })
+        .ok_or_else(|| format!("{function}: const {ident} not found"))
+}
