@@ -12,6 +12,7 @@
 
 pub mod budget;
 pub mod deploy;
+pub mod export;
 pub mod http;
 pub mod lambda;
 pub mod mail;
