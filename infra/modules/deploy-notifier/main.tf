@@ -102,12 +102,13 @@ module "function" {
   policy_json           = local.hmac ? data.aws_iam_policy_document.function.json : null
 
   environment = {
-    DEPLOY_ENVIRONMENT          = var.environment_label
-    DEPLOY_NOTIFY_IN_PROGRESS   = tostring(var.notify_in_progress)
-    CI_AUTH                     = var.ci_auth
-    CI_SIGNING_SECRET_ARN       = local.hmac ? local.signing_secret : ""
-    CI_MAX_BODY_BYTES           = tostring(var.ci_max_body_bytes)
-    CI_SIGNATURE_WINDOW_SECONDS = tostring(var.ci_signature_window_seconds)
+    DEPLOY_ENVIRONMENT             = var.environment_label
+    DEPLOY_NOTIFY_IN_PROGRESS      = tostring(var.notify_in_progress)
+    CI_AUTH                        = var.ci_auth
+    CI_SIGNING_SECRET_ARN          = local.hmac ? local.signing_secret : ""
+    CI_MAX_BODY_BYTES              = tostring(var.ci_max_body_bytes)
+    CI_SIGNATURE_WINDOW_SECONDS    = tostring(var.ci_signature_window_seconds)
+    CI_SIGNING_KEY_REFRESH_SECONDS = tostring(var.ci_signing_key_refresh_seconds)
   }
 
   depends_on = [aws_secretsmanager_secret_version.signing]

@@ -59,6 +59,12 @@ variable "ci_signature_window_seconds" {
   default     = 300
 }
 
+variable "ci_signing_key_refresh_seconds" {
+  type        = number
+  description = "CI_SIGNING_KEY_REFRESH_SECONDS: a rotated signing key is picked up without a redeploy; an unknown signature makes the function read the secret again, at most this often."
+  default     = 60
+}
+
 variable "ecs_events_topic_arn" {
   type        = string
   description = "An existing SNS topic EventBridge already sends ECS events to; the function subscribes to it (empty: none)."
