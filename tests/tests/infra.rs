@@ -296,3 +296,58 @@ fn only_actions_without_a_resource_are_granted_on_every_resource() {
         }
     }
 }
+
+/// The S3 calls in a function's own code (the state bucket's are shared/'s) act on the buckets
+/// its own configuration names: each such bucket the module creates must allow each of them.
+#[test]
+fn a_function_may_do_on_its_own_buckets_what_its_code_does() {
+    let workspace = root();
+    let operations = code::sdk_operations(&workspace).expect("SDK operations");
+    let lambda = function_module("lambda");
+    for name in checked_functions("buckets") {
+        let dir = workspace.join("functions").join(&name);
+        let sources = source::crate_sources(&dir).expect("function sources");
+        let crates = code::sdk_dependencies(&dir).expect("function Cargo.toml");
+        let calls =
+            code::sdk_calls(&sources, &crates, &operations).unwrap_or_else(|e| panic!("{e}"));
+        let s3_actions: BTreeSet<String> = calls
+            .iter()
+            .filter(|(sdk, _)| sdk == "aws-sdk-s3")
+            .map(|(sdk, op)| iam::action_of(sdk, op).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let module = function_module(&name);
+        let environment = attr(&lambda_call(&module).body, "environment").expect("environment");
+        let docs = iam::role_documents(&lambda, &module).unwrap_or_else(|e| panic!("{e}"));
+        for variable in code::env_vars(&sources)
+            .iter()
+            .filter(|v| v.ends_with("_BUCKET") && *v != "STATE_BUCKET")
+        {
+            let value = hcl_model::object_get(environment, variable)
+                .map(|e| format!("{e}"))
+                .unwrap_or_default();
+            let Some(bucket) = value
+                .strip_prefix("aws_s3_bucket.")
+                .and_then(|r| r.strip_suffix(".id"))
+            else {
+                eprintln!(
+                    "buckets: {name}: {variable} = {value:?} is not a bucket of its module; not checked"
+                );
+                continue;
+            };
+            let arn = format!("aws_s3_bucket.{bucket}.arn");
+            for action in &s3_actions {
+                assert!(
+                    iam::allows_on(&docs, action, &arn),
+                    "{name} calls {action} on {variable}, but its role does not allow it on {arn}"
+                );
+            }
+            if s3_actions.contains("s3:GetObject") {
+                assert!(
+                    iam::allows_on(&docs, "s3:ListBucket", &arn),
+                    "{name} reads {variable}: allow s3:ListBucket there, or a missing object is a 403"
+                );
+            }
+            eprintln!("buckets: {name}: {s3_actions:?} allowed on {variable}");
+        }
+    }
+}

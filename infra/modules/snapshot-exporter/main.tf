@@ -246,16 +246,30 @@ data "aws_iam_policy_document" "function" {
     resources = [var.common.kms_key_arn]
   }
 
-  # The index and latest objects, written under the bucket's default SSE-KMS key.
+  # The index objects and the `latest` pointers the function writes and reads back, under the
+  # bucket's default SSE-KMS key.
   statement {
     sid       = "IndexObjects"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.export.arn}/*"]
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.export.arn}/${var.export_prefix}*"]
+  }
+
+  # Listing lets a `latest` pointer not written yet read as 404 (absent) instead of 403.
+  statement {
+    sid       = "IndexList"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.export.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.export_prefix}*"]
+    }
   }
 
   statement {
     sid       = "IndexObjectsKey"
-    actions   = ["kms:GenerateDataKey"]
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = [var.common.kms_key_arn]
   }
 }

@@ -214,3 +214,16 @@ pub fn granted(docs: &[(&Module, &Block)]) -> Result<BTreeSet<String>, String> {
     }
     Ok(actions)
 }
+
+/// Whether a statement of the documents allows `action` on a resource expression that mentions
+/// `resource` (such as `aws_s3_bucket.export.arn`).
+pub fn allows_on(docs: &[(&Module, &Block)], action: &str, resource: &str) -> bool {
+    docs.iter().any(|(_, doc)| {
+        statements(doc).unwrap_or_default().iter().any(|s| {
+            s.actions.iter().any(|a| covers(a, action))
+                && s.resources
+                    .as_ref()
+                    .is_some_and(|r| format!("{r}").contains(resource))
+        })
+    })
+}
