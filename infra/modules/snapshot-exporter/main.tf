@@ -215,15 +215,14 @@ data "aws_iam_policy_document" "function" {
     resources = ["*"]
   }
 
-  # Snapshots and clusters of this account and region; which ones is the function's decision
-  # (EXPORT_SOURCES / EXPORT_SOURCE_TAG).
+  # Snapshots of this account and region (the function exports snapshots, never a live
+  # cluster); which ones is its decision (EXPORT_SOURCES / EXPORT_SOURCE_TAG).
   statement {
     sid     = "StartExports"
     actions = ["rds:StartExportTask"]
     resources = [
       "arn:${local.partition}:rds:${local.region}:${local.account_id}:snapshot:*",
       "arn:${local.partition}:rds:${local.region}:${local.account_id}:cluster-snapshot:*",
-      "arn:${local.partition}:rds:${local.region}:${local.account_id}:cluster:*",
     ]
   }
 
