@@ -3,8 +3,17 @@
 //! [`Secret`] prints `***` through `Debug`, `Display` and `serde::Serialize`, so a `tracing` field,
 //! a `{:?}` in an error or a serialized struct cannot leak it by accident. The only way to the
 //! value is [`Secret::expose`], which is easy to grep for.
+//!
+//! [`read_secret_field`] is the one way the suite reads a secret that holds one value, plain or as
+//! a one-field JSON object, through the [`SecretSource`] port (Secrets Manager in production).
 
 use std::fmt;
+
+mod source;
+
+pub use source::{
+    SecretReadError, SecretSource, SecretsManagerSource, parse_field, read_secret_field,
+};
 
 const MASK: &str = "***";
 

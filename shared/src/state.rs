@@ -177,6 +177,9 @@ pub trait Store: Send + Sync {
         value: &T,
     ) -> impl Future<Output = Result<String, StateError>> + Send;
 
+    /// Deletes the document at `key`; deleting an absent one is fine.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+
     /// Replaces the document read with `etag`; [`StateError::Conflict`] if it changed (or was
     /// deleted) since. Returns the new ETag.
     fn update<T: Serialize + Sync>(
@@ -330,6 +333,20 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// Deletes an object; S3 answers success for an absent key too.
+    async fn remove(&self, object: &str) -> Result<(), StateError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .send()
+            .await
+            .map_err(|e| aws_error(object, AwsError::from_sdk("s3:DeleteObject", &e)))?;
+        Ok(())
+    }
+}
+
 impl Store for StateStore {
     async fn claim(&self, key: &str, holder: &Deadline) -> Result<Claim, StateError> {
         let object = self.object_key("claims", key)?;
@@ -378,14 +395,7 @@ impl Store for StateStore {
 
     async fn release(&self, key: &str) -> Result<(), StateError> {
         let object = self.object_key("claims", key)?;
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&object)
-            .send()
-            .await
-            .map_err(|e| aws_error(&object, AwsError::from_sdk("s3:DeleteObject", &e)))?;
-        Ok(())
+        self.remove(&object).await
     }
 
     /// The document at `key` with its ETag, or `None` if there is none yet.
@@ -405,6 +415,12 @@ impl Store for StateStore {
     ) -> Result<String, StateError> {
         let object = self.object_key("docs", key)?;
         self.put(&object, value, Precondition::Absent).await
+    }
+
+    /// Deletes the document at `key`; deleting an absent one is fine.
+    async fn delete(&self, key: &str) -> Result<(), StateError> {
+        let object = self.object_key("docs", key)?;
+        self.remove(&object).await
     }
 
     /// Replaces the document read with `etag`; [`StateError::Conflict`] if it changed (or was

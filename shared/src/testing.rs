@@ -1,14 +1,21 @@
 //! Fakes of the shared ports, for unit tests of domain logic (feature `testing`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::deadline::Deadline;
+use crate::error::AwsError;
 use crate::notify::{ChannelError, Delivery, Notification, Notify, NotifyError};
-use crate::state::{Claim, ClaimRecord, StateError, Store, Versioned, validate_key};
+use crate::secret::{Secret, SecretSource};
+use crate::state::{
+    CLAIM_LEASE_MARGIN, Claim, ClaimRecord, StateError, Store, Versioned, validate_key,
+};
 
 /// Records what would have been sent, once per key like the real notifier. `fail_next` makes the
 /// next send fail (retryably), to test that callers surface and retry failures.
@@ -66,14 +73,19 @@ impl Notify for RecordingNotifier {
     }
 }
 
-/// An in-memory [`Store`] with the S3 store's semantics: claims once, with the same leases (a
-/// pending claim is in flight until its holder's deadline plus the margin, then taken over),
-/// ETags that change on every write, conflicts on stale ETags.
+/// An in-memory [`Store`] with the S3 store's semantics: a claim is won once; a pending claim is
+/// in flight until its holder's deadline plus the margin, and may be taken over after; a done
+/// claim is done for good; ETags change on every write and a stale one is a conflict. What it lacks: S3's
+/// consistency and latency (every call is atomic and instant) and its 403/404 distinctions, except
+/// the failures a test injects with [`MemoryStore::deny_documents`] and
+/// [`MemoryStore::fail_releases`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     claims: Mutex<HashMap<String, ClaimRecord>>,
     docs: Mutex<HashMap<String, (String, Vec<u8>)>>,
     writes: Mutex<u64>,
+    deny_documents: Mutex<bool>,
+    fail_releases: Mutex<bool>,
 }
 
 impl MemoryStore {
@@ -87,13 +99,72 @@ impl MemoryStore {
     pub fn is_claimed(&self, key: &str) -> bool {
         self.claims.lock().unwrap().contains_key(key)
     }
+
+    /// Whether a claim on `key` is done.
+    pub fn is_done(&self, key: &str) -> bool {
+        self.claims
+            .lock()
+            .unwrap()
+            .get(key)
+            .and_then(|c| c.status(Utc::now()))
+            == Some(Claim::Done)
+    }
+
+    /// Every document call fails from now on the way S3 does without `s3:ListBucket` for a
+    /// missing key, or without any permission: 403 AccessDenied. Claims keep working.
+    pub fn deny_documents(&self) {
+        *self.deny_documents.lock().unwrap() = true;
+    }
+
+    /// Every `release` fails from now on (retryably, as a 503 would).
+    pub fn fail_releases(&self) {
+        *self.fail_releases.lock().unwrap() = true;
+    }
+
+    /// Ends every pending claim's lease now, as if its holder's time had run out.
+    pub fn expire_leases(&self) {
+        let margin = chrono::Duration::from_std(CLAIM_LEASE_MARGIN).unwrap_or_default();
+        let gone = Deadline::at(Utc::now() - margin - chrono::Duration::seconds(1));
+        for record in self.claims.lock().unwrap().values_mut() {
+            if matches!(record.status(Utc::now()), Some(Claim::InFlight { .. })) {
+                *record = ClaimRecord::pending(&gone);
+            }
+        }
+    }
+
+    fn check_documents(&self, key: &str) -> Result<(), StateError> {
+        validate_key(key)?;
+        if *self.deny_documents.lock().unwrap() {
+            return Err(injected(key, "s3:GetObject", "AccessDenied", 403, false));
+        }
+        Ok(())
+    }
+}
+
+fn injected(
+    key: &str,
+    operation: &'static str,
+    code: &str,
+    status: u16,
+    retryable: bool,
+) -> StateError {
+    StateError::Aws {
+        key: key.to_string(),
+        source: AwsError {
+            operation,
+            code: code.into(),
+            message: "injected by the test".into(),
+            status: Some(status),
+            retryable,
+        },
+    }
 }
 
 impl Store for MemoryStore {
     async fn claim(&self, key: &str, holder: &Deadline) -> Result<Claim, StateError> {
         validate_key(key)?;
         let mut claims = self.claims.lock().unwrap();
-        if let Some(status) = claims.get(key).and_then(|c| c.status(chrono::Utc::now())) {
+        if let Some(status) = claims.get(key).and_then(|c| c.status(Utc::now())) {
             return Ok(status);
         }
         claims.insert(key.to_string(), ClaimRecord::pending(holder));
@@ -111,6 +182,15 @@ impl Store for MemoryStore {
 
     async fn release(&self, key: &str) -> Result<(), StateError> {
         validate_key(key)?;
+        if *self.fail_releases.lock().unwrap() {
+            return Err(injected(
+                key,
+                "s3:DeleteObject",
+                "ServiceUnavailable",
+                503,
+                true,
+            ));
+        }
         self.claims.lock().unwrap().remove(key);
         Ok(())
     }
@@ -119,7 +199,7 @@ impl Store for MemoryStore {
         &self,
         key: &str,
     ) -> Result<Option<Versioned<T>>, StateError> {
-        validate_key(key)?;
+        self.check_documents(key)?;
         let docs = self.docs.lock().unwrap();
         let Some((etag, bytes)) = docs.get(key) else {
             return Ok(None);
@@ -139,7 +219,7 @@ impl Store for MemoryStore {
         key: &str,
         value: &T,
     ) -> Result<String, StateError> {
-        validate_key(key)?;
+        self.check_documents(key)?;
         let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
             key: key.to_string(),
             reason: e.to_string(),
@@ -155,13 +235,19 @@ impl Store for MemoryStore {
         Ok(etag)
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StateError> {
+        self.check_documents(key)?;
+        self.docs.lock().unwrap().remove(key);
+        Ok(())
+    }
+
     async fn update<T: Serialize + Sync>(
         &self,
         key: &str,
         etag: &str,
         value: &T,
     ) -> Result<String, StateError> {
-        validate_key(key)?;
+        self.check_documents(key)?;
         let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
             key: key.to_string(),
             reason: e.to_string(),
@@ -177,5 +263,76 @@ impl Store for MemoryStore {
                 key: key.to_string(),
             }),
         }
+    }
+}
+
+/// Secret versions in memory, by secret id and staging label; counts reads. Clones share them.
+#[derive(Debug, Clone, Default)]
+pub struct StaticSecrets {
+    values: Arc<Mutex<HashMap<(String, String), String>>>,
+    reads: Arc<AtomicUsize>,
+}
+
+impl StaticSecrets {
+    /// Sets the value of `stage` (a rotation moves AWSCURRENT and AWSPREVIOUS with two calls).
+    pub fn put(&self, secret_id: &str, stage: &str, value: &str) {
+        self.values.lock().unwrap().insert(
+            (secret_id.to_string(), stage.to_string()),
+            value.to_string(),
+        );
+    }
+
+    /// How many values were read so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl SecretSource for StaticSecrets {
+    async fn value(
+        &self,
+        secret_id: &str,
+        stage: &str,
+    ) -> Result<Option<Secret<String>>, AwsError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .values
+            .lock()
+            .unwrap()
+            .get(&(secret_id.to_string(), stage.to_string()))
+            .map(|v| Secret::new(v.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_claims_have_the_lease_semantics_of_s3() {
+        let store = MemoryStore::default();
+        let holder = Deadline::after(std::time::Duration::from_secs(60));
+        assert_eq!(store.claim("k", &holder).await.unwrap(), Claim::Claimed);
+        assert!(matches!(
+            store.claim("k", &holder).await.unwrap(),
+            Claim::InFlight { until } if until > holder.at_utc()
+        ));
+        store.expire_leases();
+        assert_eq!(
+            store.claim("k", &holder).await.unwrap(),
+            Claim::Claimed,
+            "an expired lease is taken over"
+        );
+        store.complete("k").await.unwrap();
+        store.expire_leases();
+        assert_eq!(
+            store.claim("k", &holder).await.unwrap(),
+            Claim::Done,
+            "done is done for good"
+        );
+        assert!(store.is_done("k"));
+        store.release("other").await.unwrap();
+        store.deny_documents();
+        assert!(store.load::<u32>("doc").await.is_err());
     }
 }

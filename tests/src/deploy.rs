@@ -23,6 +23,8 @@ pub const WEBHOOK_TOKEN: &str = "T0LOCAL/B0LOCAL/webhook-token-never-logged";
 pub struct DeployNotifier {
     pub moto: Moto,
     pub topic_arn: String,
+    /// The Secrets Manager secret holding the CI signing key.
+    pub signing_secret_arn: String,
     pub queue_url: String,
     pub webhook: HttpServer,
     pub runtime: LambdaRuntime,
@@ -95,6 +97,7 @@ impl DeployNotifier {
         Ok(Self {
             moto,
             topic_arn,
+            signing_secret_arn: signing_arn,
             queue_url,
             webhook,
             runtime,
@@ -108,6 +111,41 @@ impl DeployNotifier {
     pub async fn invoke_fixture(&self, name: &str) -> Result<Invocation> {
         self.runtime.invoke(&read_event(name)?).await
     }
+
+    /// Rotates the CI signing key as Secrets Manager does: a new version becomes AWSCURRENT and
+    /// the old one AWSPREVIOUS.
+    pub async fn rotate_signing_key(&self, new_key: &str) -> Result<()> {
+        aws_sdk_secretsmanager::Client::new(&self.moto.sdk_config().await)
+            .put_secret_value()
+            .secret_id(&self.signing_secret_arn)
+            .secret_string(new_key)
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+/// An EventBridge event as it reaches the function through an SNS subscription.
+pub fn through_sns(event: &Value, message_id: &str) -> Value {
+    json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "Sns": {
+        "Type": "Notification", "MessageId": message_id,
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:des-deploy-events",
+        "Subject": null, "Message": event.to_string(), "Timestamp": "2026-11-20T12:04:13.000Z",
+        "MessageAttributes": {}}}]})
+}
+
+/// A CI request event with `body`, signed with `key` now; base64-encoded when asked, as a
+/// Function URL delivers a body it does not take for text.
+pub fn ci_request(body: &str, key: &str, base64: bool) -> Result<Value> {
+    use base64::Engine;
+    let mut event = read_event("ci-apply-finished.json")?;
+    event["body"] = json!(body);
+    sign_request(&mut event, key, now());
+    if base64 {
+        event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+        event["isBase64Encoded"] = json!(true);
+    }
+    Ok(event)
 }
 
 async fn verify(moto: &Moto) -> Result<()> {

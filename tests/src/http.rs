@@ -18,6 +18,13 @@ pub enum Behaviour {
     Status(u16),
     /// Accepts the connection, reads the request, never answers.
     Hang,
+    /// Answers the first `times` requests with `status` (and `Retry-After: <seconds>` when
+    /// given), every later one with 200: a throttled or briefly failing webhook.
+    Throttle {
+        status: u16,
+        retry_after: Option<u16>,
+        times: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,29 +146,39 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
     let Some(request) = read_request(&mut stream).await else {
         return;
     };
-    shared
-        .requests
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(request);
+    let seen = {
+        let mut requests = shared.requests.lock().unwrap_or_else(|e| e.into_inner());
+        requests.push(request);
+        requests.len()
+    };
     let behaviour = *shared.behaviour.lock().unwrap_or_else(|e| e.into_inner());
-    match behaviour {
-        Behaviour::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
-        Behaviour::Status(code) => {
-            let location = if (300..400).contains(&code) {
-                "Location: /elsewhere\r\n"
-            } else {
-                ""
-            };
-            let body = format!("{{\"status\":{code}}}");
-            let answer = format!(
-                "HTTP/1.1 {code} Test\r\nContent-Type: application/json\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(answer.as_bytes()).await;
-            let _ = stream.shutdown().await;
+    let (code, retry_after) = match behaviour {
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
         }
-    }
+        Behaviour::Status(code) => (code, None),
+        Behaviour::Throttle {
+            status,
+            retry_after,
+            times,
+        } if seen <= times => (status, retry_after),
+        Behaviour::Throttle { .. } => (200, None),
+    };
+    let extra = if (300..400).contains(&code) {
+        "Location: /elsewhere\r\n".to_string()
+    } else {
+        retry_after
+            .map(|s| format!("Retry-After: {s}\r\n"))
+            .unwrap_or_default()
+    };
+    let body = format!("{{\"status\":{code}}}");
+    let answer = format!(
+        "HTTP/1.1 {code} Test\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn read_request(stream: &mut TcpStream) -> Option<RecordedRequest> {

@@ -10,7 +10,9 @@
 //! Nothing here talks to any address outside 127.0.0.0/8. Tools that are missing give an error
 //! saying what to install (`bash tests/setup.sh` installs all of them), never a hang.
 
+pub mod budget;
 pub mod deploy;
+pub mod export;
 pub mod http;
 pub mod lambda;
 pub mod mail;

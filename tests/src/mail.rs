@@ -103,22 +103,49 @@ fn split_head(raw: &str) -> (&str, &str) {
         .unwrap_or((raw, ""))
 }
 
+/// Header lines, unfolded (a line starting with white space continues the one before).
 fn parse_headers(head: &str) -> Vec<(String, String)> {
-    head.lines()
+    let mut unfolded: Vec<String> = Vec::new();
+    for line in head.lines() {
+        match unfolded.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => last.push_str(line),
+            _ => unfolded.push(line.to_string()),
+        }
+    }
+    unfolded
+        .iter()
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
         .collect()
 }
 
+/// Decodes RFC 2047 `=?UTF-8?B?...?=` words; the white space between two encoded words goes.
 fn decode_encoded_word(value: &str) -> String {
-    match value
-        .strip_prefix("=?UTF-8?B?")
-        .and_then(|v| v.strip_suffix("?="))
-    {
-        Some(encoded) => STANDARD
-            .decode(encoded)
+    let decode = |word: &str| {
+        word.strip_prefix("=?UTF-8?B?")
+            .and_then(|v| v.strip_suffix("?="))
+            .and_then(|encoded| STANDARD.decode(encoded).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_else(|_| value.to_string()),
-        None => value.to_string(),
+    };
+    let mut out = String::new();
+    let mut previous_encoded = false;
+    for word in value.split_whitespace() {
+        match decode(word) {
+            Some(text) => {
+                if !out.is_empty() && !previous_encoded {
+                    out.push(' ');
+                }
+                out.push_str(&text);
+                previous_encoded = true;
+            }
+            None => {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(word);
+                previous_encoded = false;
+            }
+        }
     }
+    out
 }

@@ -1,12 +1,25 @@
 //! deploy-notifier end to end: the built binary through the Lambda runtime emulator, against the
 //! AWS emulator (SES, SNS -> SQS, S3 state, Secrets Manager) and a loopback chat webhook.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use deploy_notifier::config::Config;
+use deploy_notifier::handler::App;
 use harness::deploy::{
-    DeployNotifier, RECIPIENT, SIGNING_KEY, Setup, WEBHOOK_TOKEN, now, sign_request,
-    signed_ci_event, url_answer,
+    DeployNotifier, RECIPIENT, SIGNING_KEY, Setup, WEBHOOK_TOKEN, ci_request, now, sign_request,
+    signed_ci_event, through_sns, url_answer,
 };
+use harness::http::{Behaviour, HttpServer};
+use harness::moto::Moto;
 use harness::paths::read_event;
 use serde_json::json;
+use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::error::Retryable;
+use watchkeeper_shared::notify::{Channel, ChatFormat, Notifier, WebhookChannel};
+use watchkeeper_shared::secret::{SecretUrl, SecretsManagerSource};
+use watchkeeper_shared::state::{CLAIM_LEASE_MARGIN, StateStore};
 
 #[tokio::test]
 async fn ecs_events_become_one_email_message_and_chat_post_each() {
@@ -158,10 +171,7 @@ async fn ecs_events_become_one_email_message_and_chat_post_each() {
 async fn malformed_events_fail_permanently_and_send_nothing() {
     let world = DeployNotifier::start(Setup::default()).await.unwrap();
     let mut broken = read_event("ecs-deployment-completed.json").unwrap();
-    broken["detail"]
-        .as_object_mut()
-        .unwrap()
-        .remove("deploymentId");
+    broken["detail"] = json!("not an object");
     let answer = world.runtime.invoke(&broken).await.unwrap();
     assert!(!answer.ok);
     assert!(
@@ -169,7 +179,7 @@ async fn malformed_events_fail_permanently_and_send_nothing() {
         "{}",
         answer.output
     );
-    assert!(answer.output.contains("deploymentId"), "{}", answer.output);
+    assert!(answer.output.contains("detail"), "{}", answer.output);
     assert!(
         world
             .moto
@@ -178,6 +188,198 @@ async fn malformed_events_fail_permanently_and_send_nothing() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The same deployment event delivered by EventBridge directly and through an SNS topic is one
+/// notification per channel; a FAILED event without `updatedAt` and with fields AWS may add
+/// later is still notified, as critical.
+#[tokio::test]
+async fn one_event_directly_and_through_sns_and_a_sparse_failure_are_each_notified_once() {
+    let world = DeployNotifier::start(Setup::default()).await.unwrap();
+    let event = read_event("ecs-deployment-completed.json").unwrap();
+    let direct = world.runtime.invoke(&event).await.unwrap();
+    assert_eq!(direct.json()["outcome"], "notified", "{}", direct.output);
+    let wrapped = world
+        .runtime
+        .invoke(&through_sns(&event, "sns-msg-1"))
+        .await
+        .unwrap();
+    assert!(wrapped.ok, "{}", wrapped.output);
+    assert_eq!(wrapped.json()["records"][0]["outcome"], "duplicate");
+    assert_eq!(world.moto.sent_emails().await.unwrap().len(), 1);
+    assert_eq!(
+        world
+            .moto
+            .received_notifications(&world.queue_url)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(world.webhook.requests().len(), 1);
+
+    let mut sparse = read_event("ecs-deployment-failed-rollback.json").unwrap();
+    sparse["id"] = json!("sparse-failure-1");
+    let detail = sparse["detail"].as_object_mut().unwrap();
+    detail.remove("updatedAt");
+    detail.insert(
+        "reason".into(),
+        json!("ECS deployment circuit breaker: tasks failed to start."),
+    );
+    detail.insert("rolloutState".into(), json!({"added": ["later"]}));
+    sparse["replay-name"] = json!("a field AWS may add");
+    let answer = world.runtime.invoke(&sparse).await.unwrap();
+    assert!(answer.ok, "{}", answer.output);
+    assert_eq!(answer.json()["outcome"], "notified");
+    let messages = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].attributes["severity"], "CRITICAL");
+    assert_eq!(
+        messages[0].subject,
+        "[prod] dispatch-api deployment FAILED - circuit breaker tripped (ecs-cluster)"
+    );
+}
+
+/// CI: a signed body delivered base64-encoded is accepted; a signing key rotated between two
+/// requests is picked up, and the previous key still works while CI switches; one run id applied
+/// to two environments is told twice.
+#[tokio::test]
+async fn ci_accepts_base64_bodies_a_rotated_key_and_one_run_in_two_environments() {
+    let world = DeployNotifier::start(Setup {
+        env: vec![
+            ("DEPLOY_ENVIRONMENT".into(), "prod".into()),
+            ("CI_SIGNING_KEY_REFRESH_SECONDS".into(), "1".into()),
+        ],
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let body = |environment: &str, id: &str| {
+        json!({"project": "despachos", "environment": environment, "status": "success", "id": id})
+            .to_string()
+    };
+    let send = |event: serde_json::Value| {
+        let world = &world;
+        async move { url_answer(&world.runtime.invoke(&event).await.unwrap()) }
+    };
+    let (status, answer) =
+        send(ci_request(&body("staging", "run-1"), SIGNING_KEY, true).unwrap()).await;
+    assert_eq!(
+        status,
+        202,
+        "base64 body: {answer}\n{}",
+        world.runtime.logs()
+    );
+
+    const NEW_KEY: &str = "rotated-ci-signing-key-0123456789abcdef-not-secret";
+    world.rotate_signing_key(NEW_KEY).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, answer) = send(ci_request(&body("prod", "run-1"), NEW_KEY, false).unwrap()).await;
+    assert_eq!(status, 202, "new key: {answer}\n{}", world.runtime.logs());
+    let (status, answer) =
+        send(ci_request(&body("prod", "run-2"), SIGNING_KEY, false).unwrap()).await;
+    assert_eq!(status, 202, "previous key: {answer}");
+    let (status, _) = send(
+        ci_request(
+            &body("prod", "run-3"),
+            "never-a-key-0123456789abcdef0123456789",
+            false,
+        )
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    let subjects: Vec<String> = world
+        .moto
+        .sent_emails()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.subject)
+        .collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert!(
+        subjects[0].starts_with("[staging]") && subjects[1].starts_with("[prod]"),
+        "{subjects:?}"
+    );
+    assert!(!world.runtime.logs().contains(NEW_KEY));
+}
+
+/// A holder that dies mid-send (its invocation killed while the webhook has not answered) leaves
+/// a pending claim. A retry before the holder's deadline (plus the lease margin) fails
+/// retryably and is not a duplicate; the retry after it sends exactly once.
+#[tokio::test]
+async fn a_holder_killed_mid_send_is_retried_and_sends_exactly_once() {
+    let moto = Moto::start().await.unwrap();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("wk-state").send().await.unwrap();
+    let store = StateStore::new(s3, "wk-state", "deploy-notifier");
+    let webhook = HttpServer::local(Behaviour::Hang).await.unwrap();
+    let channel = Channel::Webhook(
+        WebhookChannel::new(SecretUrl::new(webhook.url("/hook")), ChatFormat::Slack).unwrap(),
+    );
+    let config = Config::from_vars(&Vars::from_pairs([
+        ("STATE_BUCKET", "wk-state"),
+        ("CI_AUTH", "iam"),
+        (
+            "NOTIFY_WEBHOOK_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf",
+        ),
+    ]))
+    .unwrap();
+    let app: Arc<App<_, _, SecretsManagerSource>> = Arc::new(App::new(
+        config,
+        Notifier::new(vec![channel], store.clone()),
+        store,
+        None,
+    ));
+    let event = read_event("ecs-deployment-failed-rollback.json").unwrap();
+
+    // The first invocation: four seconds to live, killed while the webhook holds the request.
+    let holder = Deadline::after(Duration::from_secs(4));
+    let first = tokio::spawn({
+        let (app, event) = (app.clone(), event.clone());
+        async move { app.handle(event, holder).await }
+    });
+    while webhook.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+
+    // Lambda's first retry: the claim is still the dead holder's.
+    let early = app
+        .handle(event.clone(), Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap_err();
+    assert!(early.is_retryable(), "{early}");
+    assert!(early.to_string().contains("in flight"), "{early}");
+    assert_eq!(webhook.requests().len(), 1, "nothing sent while in flight");
+
+    // The next retry, after the holder's deadline and the lease margin: sent once.
+    webhook.set_behaviour(Behaviour::Status(200));
+    tokio::time::sleep(
+        holder.extended_by(CLAIM_LEASE_MARGIN).remaining() + Duration::from_millis(300),
+    )
+    .await;
+    let late = app
+        .handle(event.clone(), Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(late["outcome"], "notified", "{late}");
+    assert_eq!(late["sent"], json!(["webhook"]));
+    assert_eq!(webhook.requests().len(), 2);
+    let again = app
+        .handle(event, Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(again["outcome"], "duplicate");
+    assert_eq!(webhook.requests().len(), 2);
 }
 
 #[tokio::test]

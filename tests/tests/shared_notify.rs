@@ -10,7 +10,7 @@ use watchkeeper_shared::notify::{
     Channel, ChatFormat, EmailChannel, EmailConfig, Notification, Notifier, Notify, NotifyConfig,
     Severity, SnsChannel, WebhookChannel, WebhookConfig,
 };
-use watchkeeper_shared::secret::SecretUrl;
+use watchkeeper_shared::secret::{SecretUrl, SecretsManagerSource};
 use watchkeeper_shared::state::{Claim, StateStore, Store};
 
 /// An invocation with a minute left.
@@ -144,7 +144,7 @@ async fn webhook_posts_slack_and_teams_shapes_to_a_loopback_receiver() {
             format,
         )
         .unwrap();
-        channel.send(&sample()).await.unwrap();
+        channel.send(&sample(), &invocation()).await.unwrap();
     }
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
@@ -181,10 +181,10 @@ async fn webhook_failures_are_classified_and_never_show_the_url() {
         ChatFormat::Slack,
     )
     .unwrap();
-    let err = channel.send(&sample()).await.unwrap_err();
+    let err = channel.send(&sample(), &invocation()).await.unwrap_err();
     assert!(err.retryable);
     receiver.set_behaviour(Behaviour::Status(404));
-    let err = channel.send(&sample()).await.unwrap_err();
+    let err = channel.send(&sample(), &invocation()).await.unwrap_err();
     assert!(!err.retryable);
     let refused = harness::http::refusing_addr().unwrap();
     let channel = WebhookChannel::new(
@@ -192,7 +192,7 @@ async fn webhook_failures_are_classified_and_never_show_the_url() {
         ChatFormat::Slack,
     )
     .unwrap();
-    let err = channel.send(&sample()).await.unwrap_err();
+    let err = channel.send(&sample(), &invocation()).await.unwrap_err();
     assert!(err.retryable);
     for shown in [err.to_string(), format!("{err:?}")] {
         assert!(!shown.contains("secret-token"), "{shown}");
@@ -214,7 +214,7 @@ async fn webhook_url_is_read_from_secrets_manager() {
         .arn
         .unwrap();
     let channel = WebhookChannel::from_secret(
-        &secrets,
+        &SecretsManagerSource::new(secrets),
         &WebhookConfig {
             secret_arn: arn,
             format: ChatFormat::Slack,
@@ -223,7 +223,7 @@ async fn webhook_url_is_read_from_secrets_manager() {
     .await
     .unwrap();
     assert!(!format!("{channel:?}").contains("secret-token"));
-    channel.send(&sample()).await.unwrap();
+    channel.send(&sample(), &invocation()).await.unwrap();
     assert_eq!(receiver.requests()[0].path, "/hook/secret-token");
 }
 
@@ -362,4 +362,83 @@ async fn a_send_in_flight_elsewhere_is_not_a_duplicate() {
         .unwrap();
     assert_eq!(again.already_sent, ["webhook"]);
     assert_eq!(receiver.requests().len(), 1);
+}
+
+/// A throttled webhook is tried again after the `Retry-After` it asked for, inside the deadline.
+#[tokio::test]
+async fn a_throttled_webhook_is_retried_after_retry_after() {
+    let receiver = HttpServer::local(Behaviour::Throttle {
+        status: 429,
+        retry_after: Some(1),
+        times: 1,
+    })
+    .await
+    .unwrap();
+    let channel =
+        WebhookChannel::new(SecretUrl::new(receiver.url("/hook")), ChatFormat::Slack).unwrap();
+    let started = Instant::now();
+    channel.send(&sample(), &invocation()).await.unwrap();
+    assert_eq!(receiver.requests().len(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+}
+
+/// A wait past the deadline is not waited: the error is retryable and comes at once. A 4xx
+/// other than 429 is not retried and says it is permanent.
+#[tokio::test]
+async fn webhook_retries_stop_at_the_deadline_and_at_client_errors() {
+    let receiver = HttpServer::local(Behaviour::Throttle {
+        status: 503,
+        retry_after: Some(30),
+        times: 10,
+    })
+    .await
+    .unwrap();
+    let channel =
+        WebhookChannel::new(SecretUrl::new(receiver.url("/hook")), ChatFormat::Slack).unwrap();
+    let started = Instant::now();
+    let err = channel
+        .send(&sample(), &Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(err.retryable, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(receiver.requests().len(), 1);
+
+    receiver.set_behaviour(Behaviour::Status(403));
+    let err = channel.send(&sample(), &invocation()).await.unwrap_err();
+    assert!(!err.retryable);
+    assert!(err.to_string().contains("not retried"), "{err}");
+    assert_eq!(receiver.requests().len(), 2, "a 403 is asked once");
+}
+
+/// What reaches Slack cannot mention everyone or disguise a link.
+#[tokio::test]
+async fn slack_receives_escaped_text() {
+    let receiver = HttpServer::local(Behaviour::Status(200)).await.unwrap();
+    let channel =
+        WebhookChannel::new(SecretUrl::new(receiver.url("/hook")), ChatFormat::Slack).unwrap();
+    let n = Notification::new(
+        "deploy-notifier",
+        Severity::Critical,
+        "api <!channel>",
+        "Reason: <!channel> open <https://x|y> now",
+    );
+    channel.send(&n, &invocation()).await.unwrap();
+    let body = String::from_utf8(receiver.requests()[0].body.clone()).unwrap();
+    assert!(
+        !body.contains("<!channel>") && !body.contains("<https://x|y>"),
+        "{body}"
+    );
+    let payload = receiver.requests()[0].json();
+    assert_eq!(
+        payload["blocks"][1]["text"]["text"],
+        "Reason: &lt;!channel&gt; open &lt;https://x|y&gt; now"
+    );
 }

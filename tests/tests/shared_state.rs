@@ -240,3 +240,31 @@ async fn a_crashed_holders_claim_is_taken_over_after_its_deadline() {
     }
     assert_eq!(takers, 1);
 }
+
+#[tokio::test]
+async fn documents_are_deleted_and_deleting_an_absent_one_is_fine() {
+    let moto = Moto::start().await.unwrap();
+    let store = store(&moto).await;
+    store
+        .create("deployments/d-1/start", &Counter { values: vec![1] })
+        .await
+        .unwrap();
+    store.delete("deployments/d-1/start").await.unwrap();
+    assert!(
+        store
+            .load::<Counter>("deployments/d-1/start")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.delete("deployments/d-1/start").await.unwrap();
+    // A new start after the delete is a new document, not a conflict.
+    store
+        .create("deployments/d-1/start", &Counter::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete("../escape").await,
+        Err(StateError::InvalidKey { .. })
+    ));
+}

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use watchkeeper_shared::notify::{Notification, Severity};
 use watchkeeper_shared::secret::Secret;
 
-use crate::ecs::{SOURCE, env_prefix};
+use crate::ecs::SOURCE;
+use crate::ecs_render::env_prefix;
 
 pub const TIMESTAMP_HEADER: &str = "x-watchkeeper-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-watchkeeper-signature";
@@ -42,9 +43,10 @@ pub struct VerifiedSignature {
     pub digest: String,
 }
 
-/// Checks the signature headers against the raw body. `now` in Unix seconds.
+/// Checks the signature headers against the raw body with each of `keys` (the current and the
+/// previous key while a rotation settles). `now` in Unix seconds.
 pub fn verify_signature(
-    key: &Secret<Vec<u8>>,
+    keys: &[Secret<Vec<u8>>],
     timestamp: Option<&str>,
     signature: Option<&str>,
     body: &[u8],
@@ -70,14 +72,19 @@ pub fn verify_signature(
     if given.len() != 32 {
         return Err(SignatureError::BadFormat);
     }
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(key.expose()).map_err(|_| SignatureError::Mismatch)?;
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    // verify_slice compares in constant time.
-    mac.verify_slice(&given)
-        .map_err(|_| SignatureError::Mismatch)?;
+    let matches = |key: &Secret<Vec<u8>>| {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.expose()) else {
+            return false;
+        };
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        // verify_slice compares in constant time.
+        mac.verify_slice(&given).is_ok()
+    };
+    if !keys.iter().any(matches) {
+        return Err(SignatureError::Mismatch);
+    }
     Ok(VerifiedSignature {
         digest: hex::encode(&Sha256::digest(&given)[..16]),
     })
@@ -270,42 +277,59 @@ mod tests {
     }
 
     #[test]
+    fn any_of_the_keys_may_have_signed() {
+        let body = b"{}";
+        let signature = sign(b"previous-key", NOW, body);
+        let ts = NOW.to_string();
+        let keys = [key(), Secret::new(b"previous-key".to_vec())];
+        assert!(verify_signature(&keys, Some(&ts), Some(&signature), body, NOW, 300).is_ok());
+        assert_eq!(
+            verify_signature(&keys[..1], Some(&ts), Some(&signature), body, NOW, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(&[], Some(&ts), Some(&signature), body, NOW, 300),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
     fn signatures_verify_only_when_everything_matches() {
         let body = br#"{"project":"p"}"#;
         let good = sign(b"test-signing-key", NOW, body);
         let ts = NOW.to_string();
-        assert!(verify_signature(&key(), Some(&ts), Some(&good), body, NOW + 10, 300).is_ok());
+        assert!(verify_signature(&[key()], Some(&ts), Some(&good), body, NOW + 10, 300).is_ok());
         assert_eq!(
-            verify_signature(&key(), None, Some(&good), body, NOW, 300),
+            verify_signature(&[key()], None, Some(&good), body, NOW, 300),
             Err(SignatureError::Missing(TIMESTAMP_HEADER))
         );
         assert_eq!(
-            verify_signature(&key(), Some(&ts), None, body, NOW, 300),
+            verify_signature(&[key()], Some(&ts), None, body, NOW, 300),
             Err(SignatureError::Missing(SIGNATURE_HEADER))
         );
         assert_eq!(
-            verify_signature(&key(), Some(&ts), Some(&good), body, NOW + 301, 300),
+            verify_signature(&[key()], Some(&ts), Some(&good), body, NOW + 301, 300),
             Err(SignatureError::Stale)
         );
         assert_eq!(
-            verify_signature(&key(), Some(&ts), Some(&good), body, NOW - 301, 300),
+            verify_signature(&[key()], Some(&ts), Some(&good), body, NOW - 301, 300),
             Err(SignatureError::Stale)
         );
         assert_eq!(
-            verify_signature(&key(), Some(&ts), Some(&good), b"{}", NOW, 300),
+            verify_signature(&[key()], Some(&ts), Some(&good), b"{}", NOW, 300),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify_signature(&key(), Some("x"), Some(&good), body, NOW, 300),
+            verify_signature(&[key()], Some("x"), Some(&good), body, NOW, 300),
             Err(SignatureError::BadTimestamp)
         );
         assert_eq!(
-            verify_signature(&key(), Some(&ts), Some("md5=00"), body, NOW, 300),
+            verify_signature(&[key()], Some(&ts), Some("md5=00"), body, NOW, 300),
             Err(SignatureError::BadFormat)
         );
         let other_key = sign(b"other", NOW, body);
         assert_eq!(
-            verify_signature(&key(), Some(&ts), Some(&other_key), body, NOW, 300),
+            verify_signature(&[key()], Some(&ts), Some(&other_key), body, NOW, 300),
             Err(SignatureError::Mismatch)
         );
     }
@@ -324,7 +348,7 @@ mod tests {
         let body = b"{}";
         let signature = sign(b"test-signing-key", NOW, body);
         let verified = verify_signature(
-            &key(),
+            &[key()],
             Some(&NOW.to_string()),
             Some(&signature),
             body,
@@ -397,7 +421,7 @@ mod tests {
         #[test]
         fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_report(&body);
-            let _ = verify_signature(&key(), Some("1"), Some("sha256=00"), &body, NOW, 300);
+            let _ = verify_signature(&[key()], Some("1"), Some("sha256=00"), &body, NOW, 300);
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `CI_SIGNATURE_WINDOW_SECONDS`: how far a signature timestamp may be from now (default 300).
     pub signature_window: Duration,
+    /// `CI_SIGNING_KEY_REFRESH_SECONDS`: least time between two reads of the signing secret after
+    /// a signature matched no cached key (default 60).
+    pub signing_key_refresh: Duration,
 }
 
 impl Config {
@@ -60,6 +63,14 @@ impl Config {
                 "must be between 1 and 3600",
             ));
         }
+        let signing_key_refresh =
+            vars.seconds("CI_SIGNING_KEY_REFRESH_SECONDS", Duration::from_secs(60))?;
+        if signing_key_refresh.is_zero() || signing_key_refresh > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "CI_SIGNING_KEY_REFRESH_SECONDS",
+                "must be between 1 and 3600",
+            ));
+        }
         Ok(Self {
             state_bucket: vars.required("STATE_BUCKET")?,
             notify: NotifyConfig::from_vars(vars)?,
@@ -68,6 +79,7 @@ impl Config {
             auth,
             max_body_bytes,
             signature_window,
+            signing_key_refresh,
         })
     }
 }

@@ -10,7 +10,8 @@ use watchkeeper_shared::telemetry;
 
 use deploy_notifier::config::{Config, UrlAuth};
 use deploy_notifier::handler::App;
-use deploy_notifier::signing_key;
+use deploy_notifier::signing_key::SigningKeys;
+use watchkeeper_shared::secret::SecretsManagerSource;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -24,17 +25,18 @@ async fn main() -> Result<(), Error> {
         &config.notify,
     )
     .await?;
-    let signing_key = match &config.auth {
+    let signing_keys = match &config.auth {
         UrlAuth::Hmac { secret_arn } => Some(
-            signing_key::load(
-                &aws_sdk_secretsmanager::Client::new(&common.sdk),
+            SigningKeys::load(
+                SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&common.sdk)),
                 secret_arn,
+                config.signing_key_refresh,
             )
             .await?,
         ),
         UrlAuth::Iam => None,
     };
-    let app = App::new(config, common.notifier, common.state, signing_key);
+    let app = App::new(config, common.notifier, common.state, signing_keys);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         app.handle(event.payload, Deadline::from_context(&event.context))
     }))

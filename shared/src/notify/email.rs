@@ -66,14 +66,12 @@ pub fn render_mime(config: &EmailConfig, n: &Notification, boundary: &str) -> Ve
         .collect();
     let mut out = String::new();
     out.push_str(&format!("From: {}\r\n", config.from));
-    out.push_str(&format!("To: {}\r\n", config.to.join(", ")));
-    out.push_str(&format!("Subject: {}\r\n", encode_header(&subject)));
+    // One address per line: a long recipient list never makes a line over 998 characters.
+    out.push_str(&format!("To: {}\r\n", config.to.join(",\r\n ")));
+    out.push_str(&header("Subject", &subject));
     out.push_str("MIME-Version: 1.0\r\n");
     out.push_str(&format!("X-Watchkeeper-Severity: {}\r\n", n.severity));
-    out.push_str(&format!(
-        "X-Watchkeeper-Source: {}\r\n",
-        encode_header(&n.source)
-    ));
+    out.push_str(&header("X-Watchkeeper-Source", &n.source));
     out.push_str(&format!(
         "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
     ));
@@ -96,14 +94,72 @@ pub fn render_mime(config: &EmailConfig, n: &Notification, boundary: &str) -> Ve
     out.into_bytes()
 }
 
-/// RFC 2047 encoded-word for non-ASCII header values; plain ASCII stays readable.
-fn encode_header(value: &str) -> String {
-    let clean: String = value.chars().filter(|c| !c.is_control()).collect();
-    if clean.is_ascii() {
-        clean
+/// Header lines stay within RFC 5322's 78 characters where a space allows, and never exceed 998.
+const HEADER_LINE: usize = 78;
+/// RFC 2047: an encoded-word is at most 75 characters, and a line holding one at most 76.
+const ENCODED_WORD_LINE: usize = 76;
+const ENCODED_WORD_OVERHEAD: usize = "=?UTF-8?B??=".len();
+
+/// One header, folded: plain ASCII stays readable, folded at spaces; anything else becomes as
+/// many RFC 2047 encoded-words as it takes, one per line, never splitting a character.
+fn header(name: &str, value: &str) -> String {
+    let clean: String = value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let lines = if clean.is_ascii() {
+        fold_words(name, &clean)
     } else {
-        format!("=?UTF-8?B?{}?=", STANDARD.encode(clean.as_bytes()))
+        encoded_words(name, &clean)
+    };
+    format!("{name}: {}\r\n", lines.join("\r\n "))
+}
+
+fn fold_words(name: &str, value: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    let mut width = name.len() + 2;
+    for word in value.split(' ').filter(|w| !w.is_empty()) {
+        if !line.is_empty() && width + 1 + word.len() > HEADER_LINE {
+            lines.push(std::mem::take(&mut line));
+            width = 1;
+        }
+        if !line.is_empty() {
+            line.push(' ');
+            width += 1;
+        }
+        // A single word longer than a line (no space to fold at) is cut at the hard limit.
+        let room = 998usize.saturating_sub(width);
+        let kept: String = word.chars().take(room).collect();
+        width += kept.len();
+        line.push_str(&kept);
     }
+    lines.push(line);
+    lines
+}
+
+fn encoded_words(name: &str, value: &str) -> Vec<String> {
+    // Raw bytes per word: base64 makes 4 characters of every 3 bytes.
+    let room = |prefix: usize| (ENCODED_WORD_LINE - prefix - ENCODED_WORD_OVERHEAD) / 4 * 3;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    let mut limit = room(name.len() + 2);
+    for c in value.chars() {
+        if chunk.len() + c.len_utf8() > limit {
+            words.push(encoded_word(&chunk));
+            chunk.clear();
+            limit = room(1);
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() || words.is_empty() {
+        words.push(encoded_word(&chunk));
+    }
+    words
+}
+
+fn encoded_word(text: &str) -> String {
+    format!("=?UTF-8?B?{}?=", STANDARD.encode(text.as_bytes()))
 }
 
 #[cfg(test)]
@@ -124,7 +180,7 @@ mod tests {
             "cuerpo ñ",
         );
         let mime = String::from_utf8(render_mime(&config, &n, "=_b")).unwrap();
-        assert!(mime.contains("To: a@example.com, b@example.com\r\n"));
+        assert!(mime.contains("To: a@example.com,\r\n b@example.com\r\n"));
         // Header injection through the subject is impossible: newlines are folded away.
         assert!(!mime.contains("\r\nBcc:"));
         assert!(mime.contains("Subject: Presupuesto al 50% Bcc: evil@example.com\r\n"));
@@ -133,8 +189,45 @@ mod tests {
         assert!(mime.contains(&STANDARD.encode("cuerpo ñ".as_bytes())));
         assert!(mime.ends_with("--=_b--\r\n"));
         assert_eq!(
-            encode_header("Señal"),
-            format!("=?UTF-8?B?{}?=", STANDARD.encode("Señal"))
+            header("Subject", "Señal"),
+            format!("Subject: =?UTF-8?B?{}?=\r\n", STANDARD.encode("Señal"))
+        );
+    }
+
+    #[test]
+    fn long_subjects_become_several_encoded_words_and_lines_stay_short() {
+        let subject = format!("[prod] despliegue de señal {} ✓", "ñ".repeat(120));
+        let line = header("Subject", &subject);
+        let parts: Vec<&str> = line.trim_end().split("\r\n ").collect();
+        assert!(parts.len() > 3, "{line}");
+        let mut decoded = String::new();
+        for (i, part) in parts.iter().enumerate() {
+            let word = if i == 0 {
+                part.trim_start_matches("Subject: ")
+            } else {
+                part
+            };
+            assert!(word.len() <= 75, "{word}");
+            assert!(part.len() < ENCODED_WORD_LINE, "{part}");
+            let b64 = word
+                .strip_prefix("=?UTF-8?B?")
+                .and_then(|w| w.strip_suffix("?="))
+                .unwrap();
+            decoded.push_str(&String::from_utf8(STANDARD.decode(b64).unwrap()).unwrap());
+        }
+        assert_eq!(decoded, subject);
+
+        let config = EmailConfig {
+            from: "alerts@example.com".into(),
+            to: (0..200).map(|i| format!("person{i}@example.com")).collect(),
+        };
+        let n = Notification::new("s", Severity::Info, "x ".repeat(150), "y".repeat(5000));
+        let mime = String::from_utf8(render_mime(&config, &n, "=_b")).unwrap();
+        assert!(mime.split("\r\n").all(|l| l.len() <= 998));
+        assert!(
+            mime.split("\r\n")
+                .filter(|l| l.starts_with("Subject") || l.starts_with(' '))
+                .all(|l| l.len() <= 78)
         );
     }
 }

@@ -1,15 +1,33 @@
 //! Chat webhooks: Slack incoming webhooks and Microsoft Teams Workflows webhooks.
 //!
 //! The webhook URL is a credential (anyone holding it can post): it lives in Secrets Manager, is
-//! read once at init and is only ever shown redacted, in logs and in errors alike.
+//! read once at init and is only ever shown redacted, in logs and in errors alike. A throttled
+//! (429) or failing (5xx) webhook is tried again inside the invocation's deadline, after the
+//! `Retry-After` it asked for; any other 4xx is a configuration problem and is not retried.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use reqwest::Url;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde_json::Value;
 
-use super::{ChannelError, ChatFormat, Notification, Severity, WebhookConfig};
-use crate::error::AwsError;
-use crate::secret::SecretUrl;
+use super::chat::{slack_payload, teams_payload};
+use super::config::{ChatFormat, WebhookConfig};
+use super::error::ChannelError;
+use super::model::Notification;
+use crate::deadline::Deadline;
+use crate::error::Retryable;
+use crate::secret::{SecretSource, SecretUrl, read_secret_field};
+
+/// Time for one webhook request, answer included.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests per send: the first and two retries after a 429 or 5xx.
+pub const WEBHOOK_ATTEMPTS: u32 = 3;
+/// Wait before a retry when the answer names none.
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// A retry is only started with at least this much time left for it.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_secs(1);
 
 /// A Slack or Teams incoming webhook. The URL is a credential: it is only ever shown redacted.
 #[derive(Debug, Clone)]
@@ -19,13 +37,12 @@ pub struct WebhookChannel {
     format: ChatFormat,
 }
 
-/// Time for the whole webhook request.
-pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl WebhookChannel {
-    /// Checks the URL (HTTPS, or HTTP to a loopback address for local testing) and builds the client.
+    /// Checks the URL (HTTPS, or HTTP to a loopback IP for local testing) and builds the client.
     pub fn new(url: SecretUrl, format: ChatFormat) -> Result<Self, ChannelError> {
-        check_webhook_url(&url)?;
+        check_webhook_url(url.expose()).map_err(|reason| {
+            ChannelError::permanent("webhook", format!("webhook URL {url} {reason}"))
+        })?;
         let http = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             // A webhook that redirects is misconfigured; following it could send the payload elsewhere.
@@ -39,41 +56,17 @@ impl WebhookChannel {
 
     /// Reads the URL from a Secrets Manager secret: the plain URL or JSON `{"url": "..."}`.
     pub async fn from_secret(
-        secrets: &aws_sdk_secretsmanager::Client,
+        secrets: &impl SecretSource,
         config: &WebhookConfig,
     ) -> Result<Self, ChannelError> {
-        let answer = secrets
-            .get_secret_value()
-            .secret_id(&config.secret_arn)
-            .version_stage("AWSCURRENT")
-            .send()
+        let url = read_secret_field(secrets, &config.secret_arn, "AWSCURRENT", "url")
             .await
-            .map_err(|e| {
-                ChannelError::from_aws(
-                    "webhook",
-                    AwsError::from_sdk("secretsmanager:GetSecretValue", &e),
-                )
+            .map_err(|e| ChannelError {
+                channel: "webhook",
+                retryable: e.is_retryable(),
+                message: format!("webhook secret: {e}"),
             })?;
-        let raw = answer
-            .secret_string()
-            .ok_or_else(|| {
-                ChannelError::permanent("webhook", "webhook secret has no string value")
-            })?
-            .trim();
-        let url = if raw.starts_with('{') {
-            serde_json::from_str::<Value>(raw)
-                .ok()
-                .and_then(|v| v.get("url").and_then(Value::as_str).map(str::to_string))
-                .ok_or_else(|| {
-                    ChannelError::permanent(
-                        "webhook",
-                        "webhook secret is JSON without a \"url\" string",
-                    )
-                })?
-        } else {
-            raw.to_string()
-        };
-        Self::new(SecretUrl::new(url), config.format)
+        Self::new(SecretUrl::new(url.into_inner()), config.format)
     }
 
     pub fn payload(&self, n: &Notification) -> Value {
@@ -83,117 +76,164 @@ impl WebhookChannel {
         }
     }
 
-    pub async fn send(&self, n: &Notification) -> Result<(), ChannelError> {
+    /// Posts the notification, retrying a 429 or 5xx while the time until `until` allows.
+    pub async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
         let body = self.payload(n).to_string();
-        let answer = self
-            .http
-            .post(self.url.expose())
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                // reqwest errors carry the URL; describe the failure without it.
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "connection failed"
-                } else {
-                    "request failed"
-                };
-                ChannelError {
-                    channel: "webhook",
-                    message: format!("{} {what}", self.url),
-                    retryable: true,
-                }
-            })?;
-        let status = answer.status().as_u16();
-        if answer.status().is_success() {
-            return Ok(());
-        }
-        Err(ChannelError {
-            channel: "webhook",
-            message: format!("{} answered HTTP {status}", self.url),
-            retryable: status == 429 || status >= 500,
-        })
-    }
-}
-
-fn check_webhook_url(url: &SecretUrl) -> Result<(), ChannelError> {
-    let raw = url.expose();
-    let loopback = [
-        "http://127.",
-        "http://localhost:",
-        "http://localhost/",
-        "http://[::1]",
-    ];
-    if raw.starts_with("https://") || loopback.iter().any(|p| raw.starts_with(p)) {
-        Ok(())
-    } else {
-        Err(ChannelError::permanent(
-            "webhook",
-            format!("webhook URL {url} must use https"),
-        ))
-    }
-}
-
-/// Slack incoming-webhook message: a `text` fallback plus blocks (header, body, buttons).
-pub fn slack_payload(n: &Notification) -> Value {
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&n.subject_line(), 150)}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&n.text, 3000)}}),
-        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("*{}* · {}", n.severity, n.source)}]}),
-    ];
-    if !n.links.is_empty() {
-        let buttons: Vec<Value> = n
-            .links
-            .iter()
-            .take(5)
-            .map(|l| json!({"type": "button", "text": {"type": "plain_text", "text": truncate(&l.label, 75)}, "url": l.url}))
-            .collect();
-        blocks.push(json!({"type": "actions", "elements": buttons}));
-    }
-    json!({"text": format!("[{}] {}", n.severity, n.subject_line()), "blocks": blocks})
-}
-
-/// Teams Workflows webhook message: one Adaptive Card.
-pub fn teams_payload(n: &Notification) -> Value {
-    let colour = match n.severity {
-        Severity::Info => "Good",
-        Severity::Warning => "Warning",
-        Severity::Critical => "Attention",
-    };
-    let actions: Vec<Value> = n
-        .links
-        .iter()
-        .map(|l| json!({"type": "Action.OpenUrl", "title": l.label, "url": l.url}))
-        .collect();
-    json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "body": [
-                    {"type": "TextBlock", "text": n.subject_line(), "weight": "Bolder", "size": "Medium", "color": colour, "wrap": true},
-                    {"type": "TextBlock", "text": n.text, "wrap": true},
-                    {"type": "TextBlock", "text": format!("{} · {}", n.severity, n.source), "isSubtle": true, "size": "Small"},
-                ],
-                "actions": actions,
+        let mut attempt = 1;
+        loop {
+            let remaining = until.remaining();
+            if remaining.is_zero() {
+                return Err(self.error("not tried: no time left before the deadline", true));
             }
-        }]
-    })
+            let answer = self
+                .http
+                .post(self.url.expose())
+                .timeout(remaining.min(WEBHOOK_TIMEOUT))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    // reqwest errors carry the URL; describe the failure without it.
+                    let what = if e.is_timeout() {
+                        "timed out"
+                    } else if e.is_connect() {
+                        "connection failed"
+                    } else {
+                        "request failed"
+                    };
+                    self.error(what, true)
+                })?;
+            let status = answer.status().as_u16();
+            if answer.status().is_success() {
+                return Ok(());
+            }
+            if status != 429 && status < 500 {
+                return Err(self.error(
+                    &format!(
+                        "answered HTTP {status}: refused for good (not retried); check the webhook URL and the app's permissions"
+                    ),
+                    false,
+                ));
+            }
+            let wait = retry_after(answer.headers(), attempt);
+            if attempt >= WEBHOOK_ATTEMPTS
+                || wait.saturating_add(MIN_ATTEMPT_TIME) > until.remaining()
+            {
+                return Err(self.error(
+                    &format!("answered HTTP {status} (attempt {attempt}; next try in {wait:?} is left to the invocation's retry)"),
+                    true,
+                ));
+            }
+            tracing::warn!(
+                status,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "webhook asked to retry"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    fn error(&self, what: &str, retryable: bool) -> ChannelError {
+        ChannelError {
+            channel: "webhook",
+            message: format!("{} {what}", self.url),
+            retryable,
+        }
+    }
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
+/// The wait an answer asks for (`Retry-After` in seconds or as an HTTP date), or a backoff that
+/// doubles with each attempt.
+fn retry_after(headers: &HeaderMap, attempt: u32) -> Duration {
+    let asked = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .and_then(|v| match v.parse::<u64>() {
+            Ok(seconds) => Some(Duration::from_secs(seconds)),
+            Err(_) => chrono::DateTime::parse_from_rfc2822(v).ok().map(|at| {
+                (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+            }),
+        });
+    asked.unwrap_or_else(|| RETRY_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(6)))
+}
+
+/// `https://<any host>`, or `http://` to a loopback IP literal (local receivers in tests and the
+/// demo). The URL is parsed: `http://127.evil.example` is a host name, not a loopback address.
+fn check_webhook_url(raw: &str) -> Result<(), &'static str> {
+    let url = Url::parse(raw).map_err(|_| "is not a valid URL")?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host");
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            // The parser has normalised IP literals (`127.1` is `127.0.0.1`, IPv6 in brackets);
+            // a host that does not parse as an IP is a name, whatever it starts with.
+            let host = url.host_str().unwrap_or("");
+            let loopback = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err("must use https (http only to a loopback IP address)")
+            }
+        }
+        _ => Err("must use https"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls_are_parsed_and_must_be_https_unless_loopback_ip() {
+        for good in [
+            "https://hooks.slack.com/services/x",
+            "http://127.0.0.1:8080/hook",
+            "http://[::1]:8080/hook",
+        ] {
+            assert_eq!(check_webhook_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://127.evil.example/hook",
+            "http://127.0.0.1.evil.example/hook",
+            "http://localhost.evil.example/hook",
+            "http://hooks.example.com/secret-token",
+            "ftp://127.0.0.1/x",
+            "not a url",
+            "HTTP://10.0.0.1/x",
+        ] {
+            assert!(check_webhook_url(bad).is_err(), "{bad}");
+        }
+        let err = WebhookChannel::new(
+            SecretUrl::new("http://hooks.example.com/secret-token"),
+            ChatFormat::Slack,
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("secret-token"), "{err}");
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_a_date() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers, 1), RETRY_BACKOFF);
+        assert_eq!(retry_after(&headers, 3), RETRY_BACKOFF * 4);
+        headers.insert(RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&headers, 1), Duration::from_secs(2));
+        headers.insert(
+            RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers, 1), Duration::ZERO);
     }
 }

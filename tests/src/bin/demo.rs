@@ -4,6 +4,11 @@
 
 use std::process::ExitCode;
 
+#[path = "demo/budget.rs"]
+mod budget;
+#[path = "demo/snapshot_exporter.rs"]
+mod snapshot_exporter;
+
 use harness::deploy::{self, DeployNotifier, Setup};
 use harness::http::Behaviour;
 use harness::lambda::LambdaRuntime;
@@ -65,6 +70,7 @@ async fn run() -> harness::Result<()> {
         "ecs-deployment-in-progress.json",
         "ecs-deployment-completed.json",
         "ecs-deployment-completed.json",
+        "ecs-deployment-in-progress.json",
         "ecs-deployment-failed-rollback.json",
         "ecs-service-action-steady-state.json",
         "ecs-task-stopped-essential-exit.json",
@@ -82,6 +88,18 @@ async fn run() -> harness::Result<()> {
                 .unwrap_or("")
         );
     }
+    let completed = harness::paths::read_event("ecs-deployment-completed.json")?;
+    let answer = world
+        .runtime
+        .invoke(&deploy::through_sns(&completed, "demo-sns-1"))
+        .await?;
+    println!(
+        "invoke {:<42} -> {}",
+        "ecs-deployment-completed.json (via SNS)",
+        answer.json()["records"][0]["outcome"]
+            .as_str()
+            .unwrap_or(if answer.ok { "ok" } else { "error" })
+    );
     let signed = deploy::signed_ci_event()?;
     let answer = world.runtime.invoke(&signed).await?;
     let (status, body) = deploy::url_answer(&answer);
@@ -112,6 +130,8 @@ async fn run() -> harness::Result<()> {
 
     heading("health-sweeper");
     health_sweeper().await?;
+    snapshot_exporter::run().await?;
+    budget::run().await?;
     Ok(())
 }
 

@@ -1,0 +1,305 @@
+//! Turns one invocation into alerts: an SNS batch of AWS Budgets notifications, or the daily
+//! check of every watched budget. Each alert is sent once per key; the per-period record keeps
+//! the daily check and late notifications from repeating what was told.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use serde_json::{Value, json};
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::error::Retryable;
+use watchkeeper_shared::notify::{Notification, Notify};
+use watchkeeper_shared::state::{Store, key_segment};
+use watchkeeper_shared::telemetry::{Metrics, Unit};
+
+use crate::alert::{self, Alert, PeriodRecord};
+use crate::budget::{Budget, BudgetSource};
+use crate::config::Config;
+use crate::costs::CostSource;
+use crate::error::AlertError;
+use crate::event::{Invocation, SnsRecord, classify};
+use crate::message;
+use crate::period::complete_days_this_month;
+use crate::render::{self, CostsNote, SOURCE};
+
+/// What the runtime knows about one invocation.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The account of the invoked function's ARN (used when `BUDGET_ACCOUNT_ID` is unset).
+    pub account: Option<String>,
+    pub now: DateTime<Utc>,
+    /// When the invocation must be done: bounds each send and the lease of its claim.
+    pub deadline: Deadline,
+}
+
+pub struct App<B, C, N, S> {
+    config: Config,
+    budgets: B,
+    costs: C,
+    notifier: N,
+    state: S,
+}
+
+/// What one run has gathered: the Cost Explorer table (asked once at most) and what it sent.
+#[derive(Default)]
+struct Run {
+    costs: Option<CostsNote>,
+    alerts: Vec<Value>,
+}
+
+impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
+    pub fn new(config: Config, budgets: B, costs: C, notifier: N, state: S) -> Self {
+        Self {
+            config,
+            budgets,
+            costs,
+            notifier,
+            state,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one invocation. Errors are for Lambda to retry or dead-letter.
+    pub async fn handle(&self, payload: Value, ctx: &Context) -> Result<Value, AlertError> {
+        let result = match classify(&payload)? {
+            Invocation::Schedule => self.daily_check(ctx).await,
+            Invocation::Sns(records) => self.notifications(&records, ctx).await,
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, retryable = e.is_retryable(), "invocation failed");
+        }
+        result
+    }
+
+    fn account(&self, ctx: &Context) -> Result<String, AlertError> {
+        self.config
+            .account_id
+            .clone()
+            .or_else(|| ctx.account.clone())
+            .ok_or_else(|| {
+                watchkeeper_shared::config::ConfigError::new(
+                    "BUDGET_ACCOUNT_ID",
+                    "is not set and the invoked function's ARN names no account",
+                )
+                .into()
+            })
+    }
+
+    /// Reads every watched budget, alerts on each threshold crossed for the first time this
+    /// period, and reports spend as metrics.
+    pub async fn daily_check(&self, ctx: &Context) -> Result<Value, AlertError> {
+        let account = self.account(ctx)?;
+        let all = self.budgets.budgets(&account).await?;
+        let watched: Vec<&Budget> = all
+            .iter()
+            .filter(|b| self.config.watches(&b.name))
+            .collect();
+        let per_service: Vec<Budget> = watched
+            .iter()
+            .filter(|b| !b.services.is_empty())
+            .map(|b| (*b).clone())
+            .collect();
+        let mut run = Run::default();
+        let mut alerts_sent = 0u64;
+        for budget in &watched {
+            if let Some(percent) = budget.actual_percent().and_then(|p| p.to_f64()) {
+                let mut m = Metrics::for_function(SOURCE).dimension("Budget", &budget.name);
+                m.record("SpendPercent", Unit::Percent, percent);
+                m.emit();
+            }
+            let record_key = PeriodRecord::key(&budget.name, &budget.time_unit.period(ctx.now));
+            let told = self
+                .state
+                .load::<PeriodRecord>(&record_key)
+                .await?
+                .map(|v| v.value)
+                .unwrap_or_default();
+            for alert in alert::daily(&self.config, budget, &told, ctx.now) {
+                alerts_sent += self
+                    .deliver(&alert, Some(budget), &per_service, &mut run, ctx)
+                    .await?;
+            }
+        }
+        count_alerts(alerts_sent);
+        // Alerts for the budgets that exist went out first; a configuration that no longer
+        // matches the account is then reported, permanently, for a person to fix.
+        self.config.check_against(&all)?;
+        let summary = json!({"check": "daily", "account": account, "budgets": watched.len(), "alerts": run.alerts});
+        tracing::info!(summary = %summary, "daily check done");
+        Ok(summary)
+    }
+
+    async fn notifications(
+        &self,
+        records: &[SnsRecord],
+        ctx: &Context,
+    ) -> Result<Value, AlertError> {
+        let mut results = Vec::new();
+        let mut first_error = None;
+        let mut run = Run::default();
+        // Every record is tried; the first failure is returned so Lambda retries the batch, and
+        // the per-key sends keep the records that went out from going out twice.
+        for record in records {
+            match self.notification(record, ctx, &mut run).await {
+                Ok(result) => results.push(result),
+                Err(e) => {
+                    tracing::error!(message_id = %record.message_id, error = %e, "budget notification failed");
+                    results.push(json!({"message_id": record.message_id, "outcome": "failed", "error": e.to_string()}));
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(json!({"records": results})),
+        }
+    }
+
+    async fn notification(
+        &self,
+        record: &SnsRecord,
+        ctx: &Context,
+        run: &mut Run,
+    ) -> Result<Value, AlertError> {
+        let parsed = match message::parse(&record.message) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                tracing::warn!(message_id = %record.message_id, reason = why.0, "unparsed message forwarded");
+                let n = render::unparsed(
+                    record.subject.as_deref(),
+                    &record.message,
+                    &record.topic_arn,
+                    &record.message_id,
+                    why.0,
+                );
+                let key = format!("unparsed/{}", key_segment(&record.message_id));
+                let sent = self.send(&key, &n, &ctx.deadline).await?;
+                count_alerts(sent);
+                return Ok(
+                    json!({"message_id": record.message_id, "outcome": "forwarded unparsed", "sent": sent > 0}),
+                );
+            }
+        };
+        if !self.config.watches(&parsed.budget_name) {
+            tracing::info!(budget = %parsed.budget_name, "notification for a budget not in BUDGET_NAMES: ignored");
+            return Ok(
+                json!({"message_id": record.message_id, "outcome": "ignored", "budget": parsed.budget_name}),
+            );
+        }
+        // The budget's own figures and the per-service budgets, read from this function's own
+        // account only (the message's account line is the sender's to write). Without them the
+        // alert still goes out, with the message's figures.
+        let account = self.account(ctx).ok();
+        let budgets = match &account {
+            Some(account) if parsed.account.as_deref().is_none_or(|a| a == account) => {
+                self.budgets.budgets(account).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "budgets unavailable: alerting with the message's figures");
+                    Vec::new()
+                })
+            }
+            _ => Vec::new(),
+        };
+        let budget = budgets.iter().find(|b| b.name == parsed.budget_name);
+        let per_service: Vec<Budget> = budgets
+            .iter()
+            .filter(|b| !b.services.is_empty() && self.config.watches(&b.name))
+            .cloned()
+            .collect();
+        let alert = alert::from_message(&self.config, &parsed, budget, record.sent_at(ctx.now));
+        let told = self
+            .state
+            .load::<PeriodRecord>(&PeriodRecord::key(&alert.budget, &alert.period))
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_default();
+        if told.covers(alert.alert_type, alert.threshold) {
+            count_alerts(0);
+            return Ok(
+                json!({"message_id": record.message_id, "outcome": "already alerted", "key": alert.key()}),
+            );
+        }
+        let sent = self.deliver(&alert, budget, &per_service, run, ctx).await?;
+        count_alerts(sent);
+        Ok(json!({"message_id": record.message_id, "outcome": "alerted", "alerts": run.alerts}))
+    }
+
+    /// Sends one alert (with the top-services table, asked once per run) and records it for the
+    /// period. Returns 1 if it went out now, 0 if it had gone out before.
+    async fn deliver(
+        &self,
+        alert: &Alert,
+        budget: Option<&Budget>,
+        per_service: &[Budget],
+        run: &mut Run,
+        ctx: &Context,
+    ) -> Result<u64, AlertError> {
+        if run.costs.is_none() {
+            run.costs = Some(self.where_the_money_goes(ctx.now).await);
+        }
+        let costs = run
+            .costs
+            .as_ref()
+            .cloned()
+            .unwrap_or(CostsNote::Skipped("not asked".into()));
+        let n = render::notification(alert, budget, &costs, per_service, self.config.top_services);
+        let sent = self.send(&alert.key(), &n, &ctx.deadline).await?;
+        // After the send: a failed write is repaired by the next run, whose send of the same key
+        // is then a no-op.
+        self.state
+            .modify(
+                &PeriodRecord::key(&alert.budget, &alert.period),
+                |current: Option<PeriodRecord>| {
+                    let mut record = current.unwrap_or_default();
+                    record.record(alert);
+                    record
+                },
+            )
+            .await?;
+        run.alerts.push(json!({"key": alert.key(), "subject": n.subject_line(), "severity": alert.severity, "sms": alert.sms, "sent": sent > 0}));
+        Ok(sent)
+    }
+
+    /// The one place a notification is sent. A send of the same key in flight elsewhere is a
+    /// retryable error: Lambda retries, and the retry finds it done or takes the claim over.
+    async fn send(
+        &self,
+        key: &str,
+        n: &Notification,
+        deadline: &Deadline,
+    ) -> Result<u64, AlertError> {
+        let delivery = self.notifier.send_once(key, n, deadline).await?;
+        Ok(u64::from(!delivery.sent.is_empty()))
+    }
+
+    async fn where_the_money_goes(&self, now: DateTime<Utc>) -> CostsNote {
+        if !self.config.cost_explorer {
+            return CostsNote::Skipped("BUDGET_COST_EXPLORER is off".into());
+        }
+        if self.config.top_services == 0 {
+            return CostsNote::Skipped("BUDGET_TOP_SERVICES is 0".into());
+        }
+        let Some((start, end)) = complete_days_this_month(now) else {
+            return CostsNote::Skipped(
+                "too early in the month: Cost Explorer has no complete day yet".into(),
+            );
+        };
+        match self.costs.costs_by_service(start, end).await {
+            Ok(table) => CostsNote::Table(table),
+            Err(e) => {
+                tracing::warn!(error = %e, "Cost Explorer unavailable: alerting without the top-services table");
+                CostsNote::Skipped(format!("Cost Explorer unavailable: {}", e.code))
+            }
+        }
+    }
+}
+
+fn count_alerts(sent: u64) {
+    let mut m = Metrics::for_function(SOURCE);
+    m.count("BudgetAlerts", sent);
+    m.emit();
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! The handler over fakes of its ports: how many calls a run makes, failures, what it refuses.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::json;
+use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::error::{AwsError, Retryable};
+use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier};
+
+use super::*;
+use crate::costs::{CostsByService, ServiceCost};
+use crate::money::Amount;
+use crate::period::TimeUnit;
+
+#[derive(Default)]
+struct FakeBudgets {
+    budgets: Mutex<Vec<Budget>>,
+    calls: Mutex<u32>,
+}
+
+impl BudgetSource for FakeBudgets {
+    async fn budgets(&self, _account: &str) -> Result<Vec<Budget>, AwsError> {
+        *self.calls.lock().unwrap() += 1;
+        Ok(self.budgets.lock().unwrap().clone())
+    }
+}
+
+#[derive(Default)]
+struct FakeCosts {
+    calls: Mutex<u32>,
+}
+
+impl CostSource for FakeCosts {
+    async fn costs_by_service(
+        &self,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<CostsByService, AwsError> {
+        *self.calls.lock().unwrap() += 1;
+        let amount = Amount::from_api("4.20", "USD").unwrap();
+        Ok(CostsByService {
+            start,
+            end,
+            services: vec![ServiceCost {
+                service: "AmazonCloudWatch".into(),
+                amount,
+            }],
+            estimated: true,
+            truncated: false,
+        })
+    }
+}
+
+fn budget(name: &str, limit: &str, actual: &str) -> Budget {
+    Budget {
+        name: name.into(),
+        kind: "COST".into(),
+        time_unit: TimeUnit::Monthly,
+        limit: Amount::from_api(limit, "USD").unwrap(),
+        actual: Amount::from_api(actual, "USD"),
+        forecast: None,
+        services: vec![],
+        scope: vec![],
+        credits_included: Some(true),
+    }
+}
+
+type TestApp = App<FakeBudgets, FakeCosts, RecordingNotifier, MemoryStore>;
+
+fn app(extra: &[(&'static str, &'static str)], budgets: Vec<Budget>) -> TestApp {
+    let base = [
+        ("STATE_BUCKET", "b"),
+        (
+            "NOTIFY_SNS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:t",
+        ),
+        ("BUDGET_ACCOUNT_ID", "123456789012"),
+    ];
+    let config = Config::from_vars(&Vars::from_pairs(base.iter().chain(extra).copied())).unwrap();
+    let source = FakeBudgets {
+        budgets: Mutex::new(budgets),
+        ..Default::default()
+    };
+    App::new(
+        config,
+        source,
+        FakeCosts::default(),
+        RecordingNotifier::default(),
+        MemoryStore::default(),
+    )
+}
+
+fn ctx() -> Context {
+    let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
+    Context {
+        account: None,
+        now,
+        deadline: Deadline::after(std::time::Duration::from_secs(30)),
+    }
+}
+
+#[tokio::test]
+async fn one_cost_explorer_call_per_run_however_many_alerts() {
+    let app = app(
+        &[],
+        vec![
+            budget("a", "10", "9"),
+            budget("b", "10", "10"),
+            budget("c", "10", "5.5"),
+            budget("quiet", "10", "1"),
+        ],
+    );
+    let summary = app.daily_check(&ctx()).await.unwrap();
+    assert_eq!(app.notifier.notifications().len(), 3, "{summary}");
+    assert_eq!(*app.costs.calls.lock().unwrap(), 1);
+    app.daily_check(&ctx()).await.unwrap();
+    assert_eq!(app.notifier.notifications().len(), 3, "nothing new");
+    assert_eq!(
+        *app.costs.calls.lock().unwrap(),
+        1,
+        "no alert, no Cost Explorer call"
+    );
+    let a = &app.notifier.notifications()[0];
+    assert!(
+        a.text.contains("It is also past 50%.") && a.text.contains("AmazonCloudWatch"),
+        "{}",
+        a.text
+    );
+}
+
+#[tokio::test]
+async fn a_failed_send_is_retryable_and_the_retry_sends_once() {
+    let app = app(&[], vec![budget("des-monthly", "25", "13")]);
+    app.notifier.fail_next();
+    let err = app.daily_check(&ctx()).await.unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(err).error_type,
+        "Retryable.NotificationFailed"
+    );
+    app.daily_check(&ctx()).await.unwrap();
+    app.daily_check(&ctx()).await.unwrap();
+    assert_eq!(app.notifier.notifications().len(), 1);
+}
+
+#[tokio::test]
+async fn the_account_defaults_to_the_invoked_functions_arn() {
+    let config = Config::from_vars(&Vars::from_pairs([
+        ("STATE_BUCKET", "b"),
+        (
+            "NOTIFY_SNS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:t",
+        ),
+    ]))
+    .unwrap();
+    let source = FakeBudgets {
+        budgets: Mutex::new(vec![budget("des-monthly", "25", "13")]),
+        ..Default::default()
+    };
+    let app = App::new(
+        config,
+        source,
+        FakeCosts::default(),
+        RecordingNotifier::default(),
+        MemoryStore::default(),
+    );
+    let err = app.daily_check(&ctx()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("BUDGET_ACCOUNT_ID") && !err.is_retryable(),
+        "{err}"
+    );
+    let with_arn = Context {
+        account: Some("123456789012".into()),
+        ..ctx()
+    };
+    let summary = app.daily_check(&with_arn).await.unwrap();
+    assert_eq!(summary["account"], "123456789012");
+    assert_eq!(app.notifier.notifications().len(), 1);
+}
+
+fn sns(message: &str) -> serde_json::Value {
+    json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": "AWS Budgets", "Message": message, "Timestamp": "2026-11-20T10:00:00Z"}}]})
+}
+
+#[tokio::test]
+async fn the_message_never_chooses_the_account_and_unwatched_budgets_are_ignored() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "21")],
+    );
+    let other_account = "AWS Account 999999999999\nBudget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $20.00\nACTUAL Amount: $21.00";
+    let answer = app.handle(sns(other_account), &ctx()).await.unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "alerted");
+    assert_eq!(
+        *app.budgets.calls.lock().unwrap(),
+        0,
+        "no budgets read for another account's message"
+    );
+    let unwatched = "Budget Name: someone-else\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $20.00\nACTUAL Amount: $21.00";
+    let answer = app.handle(sns(unwatched), &ctx()).await.unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "ignored");
+    assert_eq!(app.notifier.notifications().len(), 1);
+    let bad = app
+        .handle(
+            json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "x"}}]}),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(bad).error_type,
+        "Permanent.MalformedEvent"
+    );
+}
+
+#[tokio::test]
+async fn a_daily_check_with_a_missing_named_budget_alerts_the_others_then_fails_permanently() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly,des-gone")],
+        vec![budget("des-monthly", "25", "21")],
+    );
+    let err = app.daily_check(&ctx()).await.unwrap_err();
+    assert_eq!(app.notifier.notifications().len(), 1);
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("BUDGET_NAMES"), "{err}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn any_message_text_is_alerted_or_forwarded_verbatim(text in "(?s)(Budget Name: |Budgeted Amount: |Alert Type: |Alert Threshold: |ACTUAL Amount: |FORECASTED Amount: |[$>,.0-9]|.){0,200}") {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let app = app(&[], vec![budget("des-monthly", "25", "21")]);
+        let answer = runtime.block_on(app.handle(sns(&text), &ctx()));
+        let answer = answer.unwrap();
+        let sent = app.notifier.notifications();
+        proptest::prop_assert_eq!(sent.len(), 1, "{}", answer);
+        if answer["records"][0]["outcome"] == "forwarded unparsed" {
+            proptest::prop_assert!(sent[0].text.contains(&text));
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Lambda entry point: configuration and clients once at init (and, when the account is
+//! configured, a check of the configuration against the account's budgets); then one handler
+//! call per event.
+
+use chrono::Utc;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::init::Common;
+use watchkeeper_shared::telemetry;
+
+use budget_alerter::budget::{BudgetSource, BudgetsApi};
+use budget_alerter::config::Config;
+use budget_alerter::costs::CostExplorerApi;
+use budget_alerter::event::account_from_arn;
+use budget_alerter::handler::{App, Context};
+use budget_alerter::render::SOURCE;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init_logging(env!("CARGO_CRATE_NAME"));
+    let vars = Vars::from_env();
+    let config = Config::from_vars(&vars)?;
+    let common = Common::connect(SOURCE, &vars, &config.state_bucket, &config.notify).await?;
+    // AWS Budgets and Cost Explorer are global services served from us-east-1.
+    let global = common
+        .sdk
+        .to_builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    let budgets = BudgetsApi::new(aws_sdk_budgets::Client::new(&global));
+    if let Some(account) = &config.account_id {
+        // A named budget that does not exist, or a forecast on a daily budget, stops the
+        // function here rather than on the first daily check.
+        config.check_against(&budgets.budgets(account).await?)?;
+    }
+    let costs = CostExplorerApi::new(aws_sdk_costexplorer::Client::new(&global));
+    let app = App::new(config, budgets, costs, common.notifier, common.state);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let ctx = Context {
+            account: account_from_arn(&event.context.invoked_function_arn),
+            now: Utc::now(),
+            deadline: Deadline::from_context(&event.context),
+        };
+        let app = &app;
+        async move { app.handle(event.payload, &ctx).await }
+    }))
+    .await
+}

@@ -1,0 +1,327 @@
+//! The Function URL protocol for CI's "apply finished" report: method, size, authentication,
+//! single use of a signature, and the HTTP answer. Every request gets an answer (never an
+//! invocation error): 202, or 400/401/405/413 for what the sender must fix, or 503 when the
+//! notification could not be delivered and a retry is welcome.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::error::Retryable;
+use watchkeeper_shared::notify::Notify;
+use watchkeeper_shared::secret::SecretSource;
+use watchkeeper_shared::state::{Claim, Store, key_segment};
+
+use crate::ci::{self, ApplyStatus, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::config::UrlAuth;
+use crate::event::UrlRequest;
+use crate::handler::App;
+use crate::signing_key::VerifyError;
+
+impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
+    /// A CI request through the Function URL. Always an HTTP answer; never an error.
+    pub async fn handle_url(&self, request: &UrlRequest, now: i64, deadline: &Deadline) -> Value {
+        if request.method != "POST" {
+            return respond(405, json!({"error": "only POST is accepted"}));
+        }
+        let body = match self.body(request) {
+            Ok(body) => body,
+            Err(answer) => return answer,
+        };
+        let (dedupe, replay_claim) = match (&self.config.auth, &self.signing_keys) {
+            (UrlAuth::Hmac { .. }, Some(keys)) => {
+                let window = self.config.signature_window.as_secs() as i64;
+                let verified = match keys
+                    .verify(
+                        request.header(TIMESTAMP_HEADER),
+                        request.header(SIGNATURE_HEADER),
+                        &body,
+                        now,
+                        window,
+                    )
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(VerifyError::Signature(reason)) => {
+                        tracing::warn!(request_id = %request.request_id, %reason, "CI request refused");
+                        return respond(401, json!({"error": reason.to_string()}));
+                    }
+                    Err(VerifyError::Keys(e)) => {
+                        tracing::error!(error = %e, "CI signing keys could not be read again");
+                        return respond(
+                            503,
+                            json!({"error": "signing key unavailable; retry later", "retryable": true}),
+                        );
+                    }
+                };
+                (
+                    format!("ci/{}", verified.digest),
+                    Some(format!("replay/{}", verified.digest)),
+                )
+            }
+            (UrlAuth::Hmac { .. }, None) => {
+                tracing::error!("CI_AUTH=hmac but no signing key loaded");
+                return respond(503, json!({"error": "signing key unavailable"}));
+            }
+            (UrlAuth::Iam, _) => {
+                if request.iam_caller.is_none() {
+                    return respond(401, json!({"error": "AWS_IAM authorization required"}));
+                }
+                (format!("ci/{}", key_segment(&request.request_id)), None)
+            }
+        };
+        let report = match ci::parse_report(&body) {
+            Ok(report) => report,
+            Err(reason) => return respond(400, json!({"error": reason})),
+        };
+        if let Some(claim) = &replay_claim {
+            match self.state.claim(claim, deadline).await {
+                Ok(Claim::Claimed) => {}
+                Ok(Claim::Done) => {
+                    tracing::warn!(request_id = %request.request_id, "replayed CI signature refused");
+                    return respond(401, json!({"error": "signature already used (replay)"}));
+                }
+                // The same request is being handled (or its handler died mid-send): not refused
+                // for good, so the sender's retry after the holder's lease is accepted.
+                Ok(Claim::InFlight { .. }) => {
+                    tracing::warn!(request_id = %request.request_id, "CI request already in flight");
+                    return respond(
+                        503,
+                        json!({"error": "the same request is being handled; retry later", "retryable": true}),
+                    );
+                }
+                Err(e) => return unavailable(&e),
+            }
+        }
+        // A report with its own id dedupes across re-signed retries of the same run, per
+        // environment and outcome: one run applying staging then prod tells both.
+        let key = match &report.id {
+            Some(id) => format!(
+                "ci/{}/{}/{}/{}",
+                key_segment(&report.project),
+                key_segment(&report.environment),
+                key_segment(id),
+                match report.status {
+                    ApplyStatus::Success => "success",
+                    ApplyStatus::Failure => "failure",
+                }
+            ),
+            None => dedupe,
+        };
+        let notification = ci::report_notification(&report);
+        match self.notifier.send_once(&key, &notification, deadline).await {
+            Ok(delivery) => {
+                if let Some(claim) = &replay_claim {
+                    if let Err(e) = self.state.complete(claim).await {
+                        tracing::warn!(error = %e, "could not mark the replay claim done; it still blocks replays while pending");
+                    }
+                }
+                respond(
+                    202,
+                    json!({"status": "accepted", "subject": notification.subject_line(), "sent": delivery.sent, "already_sent": delivery.already_sent}),
+                )
+            }
+            Err(e) => {
+                // Nothing lost: free the signature so the sender's retry is accepted.
+                if let Some(claim) = &replay_claim {
+                    if let Err(release) = self.state.release(claim).await {
+                        tracing::error!(error = %release, "could not release the replay claim");
+                    }
+                }
+                tracing::error!(error = %e, retryable = e.is_retryable(), "CI notification failed");
+                unavailable(&e)
+            }
+        }
+    }
+
+    /// The raw body bytes, or the 413/400 answer.
+    fn body(&self, request: &UrlRequest) -> Result<Vec<u8>, Value> {
+        let limit = self.config.max_body_bytes;
+        let raw = request.body.as_deref().unwrap_or("");
+        let too_large = || {
+            respond(
+                413,
+                json!({"error": format!("body larger than {limit} bytes")}),
+            )
+        };
+        if !request.is_base64_encoded {
+            return if raw.len() > limit {
+                Err(too_large())
+            } else {
+                Ok(raw.as_bytes().to_vec())
+            };
+        }
+        // Check before decoding: base64 is 4 characters for every 3 bytes.
+        if raw.len() / 4 * 3 > limit + 3 {
+            return Err(too_large());
+        }
+        let bytes = STANDARD
+            .decode(raw.trim())
+            .map_err(|_| respond(400, json!({"error": "body is not valid base64"})))?;
+        if bytes.len() > limit {
+            Err(too_large())
+        } else {
+            Ok(bytes)
+        }
+    }
+}
+
+fn unavailable(err: &(impl std::fmt::Display + Retryable)) -> Value {
+    respond(
+        503,
+        json!({"error": "notification could not be delivered; retry later", "retryable": err.is_retryable()}),
+    )
+}
+
+/// A Function URL response (payload format 2.0) with a JSON body.
+pub fn respond(status: u16, body: Value) -> Value {
+    let mut headers = json!({"content-type": "application/json"});
+    if status == 405 {
+        headers["allow"] = json!("POST");
+    }
+    json!({"statusCode": status, "headers": headers, "body": body.to_string()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Invocation, classify};
+    use crate::testing::{KEY, app, later, status, url};
+    use watchkeeper_shared::notify::Severity;
+
+    fn request(v: Value) -> UrlRequest {
+        match classify(v) {
+            Ok(Invocation::FunctionUrl(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn url_answers_cover_every_refusal() {
+        let app = app(false).await;
+        let now = 1_790_000_000;
+        let body = r#"{"project":"despachos","environment":"prod","status":"success"}"#;
+        let headers = |ts: i64, sig: &str| json!({"x-watchkeeper-timestamp": ts.to_string(), "x-watchkeeper-signature": sig});
+        let signed = headers(now, &ci::sign(KEY, now, body.as_bytes()));
+        let answer = |v: Value| {
+            let app = &app;
+            async move { status(&app.handle_url(&request(v), now, &later()).await) }
+        };
+        assert_eq!(answer(url(body, signed.clone(), "GET")).await, 405);
+        assert_eq!(answer(url(body, json!({}), "POST")).await, 401);
+        assert_eq!(
+            answer(url(body, headers(now, "sha256=00"), "POST")).await,
+            401
+        );
+        assert_eq!(
+            status(
+                &app.handle_url(
+                    &request(url(body, signed.clone(), "POST")),
+                    now + 600,
+                    &later()
+                )
+                .await
+            ),
+            401
+        );
+        let big = "x".repeat(70_000);
+        assert_eq!(answer(url(&big, signed.clone(), "POST")).await, 413);
+        let bad = "{\"project\": 1}";
+        let bad_signed = headers(now, &ci::sign(KEY, now, bad.as_bytes()));
+        let refused = app
+            .handle_url(&request(url(bad, bad_signed, "POST")), now, &later())
+            .await;
+        assert_eq!(status(&refused), 400);
+        assert!(refused["body"].as_str().unwrap().contains("\"error\""));
+
+        let accepted = app
+            .handle_url(&request(url(body, signed.clone(), "POST")), now, &later())
+            .await;
+        assert_eq!(status(&accepted), 202, "{accepted}");
+        let replayed = app
+            .handle_url(&request(url(body, signed, "POST")), now, &later())
+            .await;
+        assert_eq!(status(&replayed), 401);
+        assert!(replayed["body"].as_str().unwrap().contains("replay"));
+        assert_eq!(app.notifier.notifications().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_base64_body_is_verified_on_its_decoded_bytes() {
+        let app = app(false).await;
+        let now = 1_790_000_000;
+        let body = r#"{"project":"p","environment":"dev","status":"success"}"#;
+        let mut event = url(
+            &STANDARD.encode(body),
+            json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": ci::sign(KEY, now, body.as_bytes())}),
+            "POST",
+        );
+        event["isBase64Encoded"] = json!(true);
+        assert_eq!(
+            status(&app.handle_url(&request(event), now, &later()).await),
+            202
+        );
+    }
+
+    #[tokio::test]
+    async fn one_run_id_in_two_environments_notifies_twice() {
+        let app = app(false).await;
+        let now = 1_790_000_000;
+        for (i, environment) in ["staging", "prod", "prod"].iter().enumerate() {
+            let body = format!(
+                r#"{{"project":"p","environment":"{environment}","status":"success","id":"run-7"}}"#
+            );
+            let ts = now + i as i64;
+            let headers = json!({"x-watchkeeper-timestamp": ts.to_string(), "x-watchkeeper-signature": ci::sign(KEY, ts, body.as_bytes())});
+            assert_eq!(
+                status(
+                    &app.handle_url(&request(url(&body, headers, "POST")), now, &later())
+                        .await
+                ),
+                202
+            );
+        }
+        let sent = app.notifier.notifications();
+        assert_eq!(sent.len(), 2, "staging and prod once each");
+        assert!(sent[0].subject.starts_with("[staging]") && sent[1].subject.starts_with("[prod]"));
+    }
+
+    #[tokio::test]
+    async fn a_signature_in_flight_is_not_refused_for_good() {
+        let app = app(false).await;
+        let now = 1_790_000_000;
+        let body = r#"{"project":"p","environment":"dev","status":"success"}"#;
+        let signature = ci::sign(KEY, now, body.as_bytes());
+        let verified = ci::verify_signature(
+            &[watchkeeper_shared::secret::Secret::new(KEY.to_vec())],
+            Some(&now.to_string()),
+            Some(&signature),
+            body.as_bytes(),
+            now,
+            300,
+        )
+        .unwrap();
+        // Another invocation holds the request's claim (or died holding it).
+        let claim = format!("replay/{}", verified.digest);
+        app.state.claim(&claim, &later()).await.unwrap();
+        let headers = json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": signature});
+        let request = request(url(body, headers, "POST"));
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 503);
+        app.state.expire_leases();
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 202);
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 401);
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_frees_the_signature_for_the_retry() {
+        let app = app(false).await;
+        let now = 1_790_000_000;
+        let body = r#"{"project":"p","environment":"dev","status":"failure"}"#;
+        let headers = json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": ci::sign(KEY, now, body.as_bytes())});
+        let request = request(url(body, headers, "POST"));
+        app.notifier.fail_next();
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 503);
+        assert_eq!(status(&app.handle_url(&request, now, &later()).await), 202);
+        assert_eq!(app.notifier.notifications()[0].severity, Severity::Critical);
+    }
+}

@@ -1,0 +1,304 @@
+use super::*;
+use crate::function_url::respond;
+use crate::testing::{app, deployment, status, url};
+
+#[tokio::test]
+async fn deployment_duration_spans_in_progress_to_completed() {
+    let app = app(false).await;
+    let started = app
+        .run(deployment(
+            "e1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:00:00Z",
+            "",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(started["outcome"], "recorded");
+    assert!(app.notifier.notifications().is_empty());
+    app.run(deployment(
+        "e2",
+        "SERVICE_DEPLOYMENT_COMPLETED",
+        "2026-11-20T12:04:12Z",
+        "done",
+    ))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].text.contains("4m 12s"), "{}", sent[0].text);
+}
+
+#[tokio::test]
+async fn rollback_in_progress_is_notified_even_when_starts_are_not() {
+    let app = app(false).await;
+    app.run(deployment(
+        "e1",
+        "SERVICE_DEPLOYMENT_IN_PROGRESS",
+        "2026-11-20T12:00:00Z",
+        "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0",
+    ))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].severity, Severity::Critical);
+}
+
+#[tokio::test]
+async fn the_completed_of_a_rollback_says_so() {
+    let app = app(false).await;
+    app.run(deployment(
+        "e1",
+        "SERVICE_DEPLOYMENT_IN_PROGRESS",
+        "2026-11-20T12:00:00Z",
+        "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0",
+    ))
+    .await
+    .unwrap();
+    app.run(deployment(
+        "e2",
+        "SERVICE_DEPLOYMENT_COMPLETED",
+        "2026-11-20T12:03:00Z",
+        "ECS deployment ecs-svc/1 completed.",
+    ))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent[1].subject.contains("ROLLBACK COMPLETED"),
+        "{}",
+        sent[1].subject
+    );
+    assert_eq!(sent[1].severity, Severity::Warning);
+}
+
+#[tokio::test]
+async fn a_start_after_the_end_is_not_announced_and_the_start_is_deleted() {
+    let app = app(true).await;
+    app.run(deployment(
+        "e1",
+        "SERVICE_DEPLOYMENT_IN_PROGRESS",
+        "2026-11-20T12:00:00Z",
+        "",
+    ))
+    .await
+    .unwrap();
+    app.run(deployment(
+        "e2",
+        "SERVICE_DEPLOYMENT_COMPLETED",
+        "2026-11-20T12:04:00Z",
+        "",
+    ))
+    .await
+    .unwrap();
+    let start_key = format!(
+        "deployments/{}/start",
+        watchkeeper_shared::state::key_segment("ecs-svc/1")
+    );
+    assert!(
+        app.state.load::<Value>(&start_key).await.unwrap().is_none(),
+        "start deleted at the end"
+    );
+    // The same deployment's IN_PROGRESS delivered late (a retry, or out of order).
+    let late = app
+        .run(deployment(
+            "e3",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:00:01Z",
+            "",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(late["outcome"], "ignored", "{late}");
+    // A start recorded after the end is a new phase of the deployment, and is told.
+    let again = app
+        .run(deployment(
+            "e4",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:10:00Z",
+            "",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(again["outcome"], "notified", "{again}");
+    let subjects: Vec<String> = app
+        .notifier
+        .notifications()
+        .into_iter()
+        .map(|n| n.subject)
+        .collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert!(subjects[1].contains("COMPLETED"));
+}
+
+#[tokio::test]
+async fn a_state_store_that_answers_403_does_not_block_the_notification() {
+    let app = app(false).await;
+    app.state.deny_documents();
+    let started = app
+        .run(deployment(
+            "e1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:00:00Z",
+            "",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(started["outcome"], "recorded");
+    let done = app
+        .run(deployment(
+            "e2",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "2026-11-20T12:04:12Z",
+            "",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done["outcome"], "notified", "{done}");
+    let sent = app.notifier.notifications();
+    assert!(
+        sent[0].text.contains("Duration:       unknown"),
+        "{}",
+        sent[0].text
+    );
+}
+
+#[tokio::test]
+async fn a_failed_deployment_without_updated_at_is_notified_as_critical() {
+    let app = app(false).await;
+    let mut event = deployment(
+        "e1",
+        "SERVICE_DEPLOYMENT_FAILED",
+        "2026-11-20T12:00:00Z",
+        "tasks failed",
+    );
+    let detail = event["detail"].as_object_mut().unwrap();
+    detail.remove("updatedAt");
+    detail.insert("rolloutStateReason".into(), json!({"new": ["field"]}));
+    event["newTopLevelField"] = json!(1);
+    let answer = app.run(event).await.unwrap();
+    assert_eq!(answer["outcome"], "notified");
+    let sent = app.notifier.notifications();
+    assert_eq!(sent[0].severity, Severity::Critical);
+    assert!(
+        sent[0].text.contains("2026-11-20 12:00:00 UTC"),
+        "the event time stands in: {}",
+        sent[0].text
+    );
+}
+
+#[tokio::test]
+async fn duplicates_send_once_and_failures_surface() {
+    let app = app(true).await;
+    let event = deployment(
+        "e1",
+        "SERVICE_DEPLOYMENT_FAILED",
+        "2026-11-20T12:00:00Z",
+        "tasks failed",
+    );
+    app.notifier.fail_next();
+    let err = app.run(event.clone()).await.unwrap_err();
+    assert!(err.is_retryable());
+    app.run(event.clone()).await.unwrap();
+    let again = app.run(event).await.unwrap();
+    assert_eq!(again["outcome"], "duplicate");
+    assert_eq!(app.notifier.notifications().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_shapes_become_notices() {
+    let app = app(false).await;
+    app.run(json!({"detail-type": "Something New", "source": "aws.other", "id": "x1", "detail": {"a": 1}})).await.unwrap();
+    app.run(json!({"surprise": true})).await.unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].subject, "[prod] Something New from aws.other");
+    assert!(sent[1].text.contains("surprise"));
+    assert!(app.run(json!("just a string")).await.is_err());
+}
+
+#[test]
+fn metrics_count_outcomes() {
+    let line = |r: Result<Value, DeployError>| -> Value {
+        serde_json::from_str(&metrics(&r).render(0)).unwrap()
+    };
+    assert_eq!(line(Ok(json!({"outcome": "notified"})))["Notified"], 1.0);
+    assert_eq!(
+        line(Ok(
+            json!({"records": [{"outcome": "duplicate"}, {"outcome": "notified"}]})
+        ))["Duplicates"],
+        1.0
+    );
+    assert_eq!(line(Ok(respond(401, json!({}))))["CiRejected"], 1.0);
+    assert_eq!(
+        line(Err(DeployError::Malformed("x".into())))["Failures"],
+        1.0
+    );
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("id".to_string()),
+                        Just("detail-type".to_string()),
+                        Just("source".to_string()),
+                        Just("detail".to_string()),
+                        Just("Records".to_string()),
+                        Just("Sns".to_string()),
+                        Just("Message".to_string()),
+                        Just("MessageId".to_string()),
+                        Just("requestContext".to_string()),
+                        Just("http".to_string()),
+                        Just("body".to_string()),
+                        Just("resources".to_string()),
+                        Just("eventName".to_string()),
+                        Just("lastStatus".to_string()),
+                        ".{0,8}".prop_map(String::from)
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn arbitrary_json_never_panics(value in json_value()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let app = runtime.block_on(app(true));
+            let _ = runtime.block_on(app.run(value));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let app = runtime.block_on(app(true));
+            if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+                let _ = runtime.block_on(app.run(value));
+            }
+            let body = String::from_utf8_lossy(&bytes).into_owned();
+            let _ = runtime.block_on(app.run(url(&body, json!({"x-watchkeeper-timestamp": "1", "x-watchkeeper-signature": "sha256=00"}), "POST")));
+            let as_base64 = json!({"requestContext": {"http": {"method": "POST"}}, "body": body, "isBase64Encoded": true});
+            let answer = runtime.block_on(app.run(as_base64)).unwrap();
+            prop_assert!(status(&answer) >= 400 && status(&answer) < 500);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Snapshots an event could not export for want of a free slot, kept in the state store so the
+//! next run starts them. Losing this list loses nothing essential: the weekly run exports each
+//! source's newest snapshot anyway; the list makes sure a deferred manual snapshot is not skipped.
+
+use serde::{Deserialize, Serialize};
+use watchkeeper_shared::state::Store;
+
+use crate::rds::{Snapshot, SourceKind};
+
+/// The state document's key (under `snapshot-exporter/docs/`).
+pub const DEFERRED_KEY: &str = "deferred";
+/// Bounds the document: the oldest entries go first.
+const MAX_ENTRIES: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredSnapshot {
+    pub arn: String,
+    pub id: String,
+    pub kind: SourceKind,
+    pub source_id: String,
+}
+
+impl DeferredSnapshot {
+    pub fn of(snapshot: &Snapshot) -> Self {
+        Self {
+            arn: snapshot.arn.clone(),
+            id: snapshot.id.clone(),
+            kind: snapshot.kind,
+            source_id: snapshot.source_id.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredList {
+    pub snapshots: Vec<DeferredSnapshot>,
+}
+
+/// The deferred snapshots, or none when the document is missing or unreadable.
+pub async fn load<S: Store>(state: &S) -> Vec<DeferredSnapshot> {
+    match state.load::<DeferredList>(DEFERRED_KEY).await {
+        Ok(doc) => doc.map(|v| v.value.snapshots).unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "deferred list unreadable; the run goes on without it");
+            Vec::new()
+        }
+    }
+}
+
+/// Adds `add` and removes `done` (by ARN). A failure is logged: the list is a convenience.
+pub async fn update<S: Store>(state: &S, add: &[DeferredSnapshot], done: &[String]) {
+    if add.is_empty() && done.is_empty() {
+        return;
+    }
+    let result = state
+        .modify(DEFERRED_KEY, |current: Option<DeferredList>| {
+            let mut list = current.unwrap_or_default();
+            list.snapshots.retain(|s| !done.contains(&s.arn));
+            for entry in add {
+                if !list.snapshots.iter().any(|s| s.arn == entry.arn) {
+                    list.snapshots.push(entry.clone());
+                }
+            }
+            let excess = list.snapshots.len().saturating_sub(MAX_ENTRIES);
+            list.snapshots.drain(..excess);
+            list
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "deferred list not updated; the weekly run still exports each source's newest snapshot");
+    }
+}

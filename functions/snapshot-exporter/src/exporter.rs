@@ -1,0 +1,247 @@
+//! Exporting one snapshot, exactly once, whoever asks (its event, a retry, the weekly run).
+//!
+//! The RDS task list is the truth: a task that exists for the snapshot means done, and so does
+//! `ExportTaskAlreadyExists` for its deterministic identifier. The claim in the state store only
+//! keeps two concurrent invocations from both counting a free slot and starting past the quota;
+//! a claim that cannot be read or written never blocks an export (the identifier still makes a
+//! second start harmless).
+
+use chrono::{Datelike, Utc};
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::error::{AwsError, Retryable};
+use watchkeeper_shared::state::{Claim, Store};
+
+use crate::config::Destination;
+use crate::error::{ExportError, classify_rds, fix_hint};
+use crate::identifier::export_identifier;
+use crate::objects::{ExportIndex, Objects};
+use crate::rds::{ExportRequest, ExportTask, Rds, Snapshot, Started};
+
+/// The account's export slots as this invocation has counted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slots {
+    pub active: usize,
+    pub max: usize,
+}
+
+impl Slots {
+    pub fn count(tasks: &[ExportTask], max: usize) -> Self {
+        Self {
+            active: tasks.iter().filter(|t| t.status.is_active()).count(),
+            max,
+        }
+    }
+
+    pub fn free(&self) -> bool {
+        self.active < self.max
+    }
+}
+
+/// What asking for one snapshot's export came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new export task runs now.
+    Started(ExportTask),
+    /// An export task for this snapshot exists already (the task, when RDS listed it).
+    AlreadyDone(Option<ExportTask>),
+    /// Another live invocation is starting it.
+    InFlight,
+    /// No free slot: left for the next run.
+    Deferred { active: usize },
+}
+
+pub struct Exporter<R, O, S> {
+    pub rds: R,
+    pub objects: O,
+    pub state: S,
+    pub destination: Destination,
+    pub max_active: usize,
+}
+
+impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
+    /// Exports `snapshot` unless it has been. `tasks` is the task list this invocation read (all
+    /// of them, or the snapshot's); `slots` is updated when a task starts.
+    pub async fn export(
+        &self,
+        snapshot: &Snapshot,
+        tasks: &[ExportTask],
+        slots: &mut Slots,
+        deadline: &Deadline,
+    ) -> Result<Outcome, ExportError> {
+        let id = export_identifier(&snapshot.arn);
+        if let Some(task) = tasks
+            .iter()
+            .find(|t| t.id == id || t.source_arn == snapshot.arn)
+        {
+            // Refreshed on every visit: a lost index write is repaired by the next one.
+            self.write_index(snapshot, task).await?;
+            return Ok(Outcome::AlreadyDone(Some(task.clone())));
+        }
+        let claim_key = format!("exports/{id}");
+        let holding = match self.state.claim(&claim_key, deadline).await {
+            Ok(Claim::Claimed) => true,
+            // Another live invocation is starting it right now.
+            Ok(Claim::InFlight { .. }) => return Ok(Outcome::InFlight),
+            // The state says done but RDS lists no task: RDS is the truth, so start (the
+            // identifier makes this harmless if the task does exist).
+            Ok(Claim::Done) => {
+                tracing::info!(key = %claim_key, "claim done but no task listed; asking RDS");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(key = %claim_key, error = %e, "claim unavailable; exporting without it (the identifier still dedupes)");
+                false
+            }
+        };
+        if !slots.free() {
+            self.release(holding, &claim_key).await;
+            tracing::info!(snapshot = %snapshot.arn, active = slots.active, max = slots.max, "no free export slot: deferred to the next run");
+            return Ok(Outcome::Deferred {
+                active: slots.active,
+            });
+        }
+        let request = self.request(&id, snapshot);
+        match self.rds.start_export(&request).await {
+            Ok(Started::Started(task)) => {
+                slots.active += 1;
+                self.complete(holding, &claim_key).await;
+                tracing::info!(snapshot = %snapshot.arn, task = %task.id, location = %task.location(), "export started");
+                self.write_index(snapshot, &task).await?;
+                Ok(Outcome::Started(task))
+            }
+            Ok(Started::AlreadyExists) => {
+                self.complete(holding, &claim_key).await;
+                Ok(Outcome::AlreadyDone(None))
+            }
+            Err(e) => {
+                self.release(holding, &claim_key).await;
+                let source = classify_rds(e);
+                let hint = if source.is_retryable() {
+                    None
+                } else {
+                    fix_hint(&source.code)
+                };
+                Err(ExportError::Start {
+                    snapshot: snapshot.arn.clone(),
+                    source,
+                    hint,
+                })
+            }
+        }
+    }
+
+    /// The `StartExportTask` request: the snapshot's own date in the prefix, so every retry and
+    /// the weekly run name the same place.
+    pub fn request(&self, id: &str, snapshot: &Snapshot) -> ExportRequest {
+        let date = snapshot.created.unwrap_or_else(Utc::now);
+        ExportRequest {
+            id: id.to_string(),
+            snapshot_arn: snapshot.arn.clone(),
+            bucket: self.destination.bucket.clone(),
+            prefix: format!(
+                "{}{}/{:04}/{:02}/{:02}",
+                self.destination.prefix,
+                snapshot.source_id,
+                date.year(),
+                date.month(),
+                date.day()
+            ),
+            role_arn: self.destination.role_arn.clone(),
+            kms_key_arn: self.destination.kms_key_arn.clone(),
+            tables: self.destination.tables.clone(),
+        }
+    }
+
+    /// The index object beside the export's folder: `<prefix>/<task id>.index.json`.
+    pub async fn write_index(
+        &self,
+        snapshot: &Snapshot,
+        task: &ExportTask,
+    ) -> Result<(), ExportError> {
+        let key = index_key(task);
+        self.objects
+            .put_json(&key, &index_of(snapshot, task))
+            .await
+            .map_err(ExportError::Objects)
+    }
+
+    /// Points `<EXPORT_PREFIX><source>/latest.json` at this completed export, unless it already
+    /// points at a newer snapshot's.
+    pub async fn update_latest(
+        &self,
+        snapshot: &Snapshot,
+        task: &ExportTask,
+    ) -> Result<bool, ExportError> {
+        let key = latest_key(&self.destination.prefix, &snapshot.source_id);
+        let current = match self.objects.get_json(&key).await {
+            Ok(current) => current,
+            Err(e) if e.is_retryable() => return Err(ExportError::Objects(e)),
+            // Unreadable (permissions, corrupt): the completed export still gets its pointer.
+            Err(e) => {
+                tracing::warn!(key, error = %e, "latest pointer unreadable; replacing it");
+                None
+            }
+        };
+        let newer_exists = current
+            .as_ref()
+            .is_some_and(|c| c.snapshot_arn != snapshot.arn && c.snapshot_time > snapshot.created);
+        if newer_exists {
+            return Ok(false);
+        }
+        self.objects
+            .put_json(&key, &index_of(snapshot, task))
+            .await
+            .map_err(ExportError::Objects)?;
+        Ok(true)
+    }
+
+    async fn complete(&self, holding: bool, key: &str) {
+        if holding {
+            if let Err(e) = self.state.complete(key).await {
+                tracing::warn!(key, error = %e, "could not mark the claim done; RDS's task list still says so");
+            }
+        }
+    }
+
+    async fn release(&self, holding: bool, key: &str) {
+        if holding {
+            if let Err(e) = self.state.release(key).await {
+                tracing::warn!(key, error = %e, "could not release the claim; it expires with its lease");
+            }
+        }
+    }
+}
+
+pub fn index_key(task: &ExportTask) -> String {
+    let prefix = task.prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{}.index.json", task.id)
+    } else {
+        format!("{prefix}/{}.index.json", task.id)
+    }
+}
+
+pub fn latest_key(prefix: &str, source_id: &str) -> String {
+    format!("{prefix}{source_id}/latest.json")
+}
+
+pub fn index_of(snapshot: &Snapshot, task: &ExportTask) -> ExportIndex {
+    ExportIndex {
+        snapshot_arn: snapshot.arn.clone(),
+        snapshot_id: snapshot.id.clone(),
+        source_id: snapshot.source_id.clone(),
+        source_kind: snapshot.kind.as_str().to_string(),
+        engine: snapshot.engine.clone(),
+        snapshot_time: snapshot.created,
+        export_task_id: task.id.clone(),
+        status: task.status.as_str().to_string(),
+        location: task.location(),
+        failure_cause: task.failure_cause.clone(),
+        updated_at: Utc::now(),
+    }
+}
+
+/// Errors from RDS reads, with the export quota counted as "later".
+pub fn rds_error(err: AwsError) -> ExportError {
+    ExportError::Rds(classify_rds(err))
+}

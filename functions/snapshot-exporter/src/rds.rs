@@ -1,0 +1,187 @@
+//! What the exporter needs from RDS, as one small port: sources, their snapshots, export tasks,
+//! and starting one. [`crate::rds_sdk::RdsClient`] is the SDK implementation.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use watchkeeper_shared::error::AwsError;
+
+/// A DB instance or an Aurora cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Instance,
+    Cluster,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Instance => "instance",
+            SourceKind::Cluster => "cluster",
+        }
+    }
+}
+
+/// A DB instance or cluster, as RDS describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub id: String,
+    pub kind: SourceKind,
+    pub engine: String,
+    pub tags: Vec<(String, String)>,
+    /// An instance that belongs to an Aurora cluster: its backups are the cluster's.
+    pub cluster_member: bool,
+}
+
+/// An instance or cluster snapshot, as RDS describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub arn: String,
+    pub id: String,
+    pub kind: SourceKind,
+    /// The instance or cluster it was taken of.
+    pub source_id: String,
+    pub engine: String,
+    /// `automated`, `manual`, `awsbackup`, ...
+    pub snapshot_type: String,
+    pub status: String,
+    pub created: Option<DateTime<Utc>>,
+}
+
+impl Snapshot {
+    pub fn is_available(&self) -> bool {
+        self.status.eq_ignore_ascii_case("available")
+    }
+}
+
+/// An export task's state (RDS answers upper case; the emulator lower case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskStatus {
+    Starting,
+    InProgress,
+    Complete,
+    Canceling,
+    Canceled,
+    Failed,
+    Other(String),
+}
+
+impl TaskStatus {
+    pub fn parse(text: &str) -> Self {
+        match text.to_ascii_uppercase().replace('-', "_").as_str() {
+            "STARTING" => TaskStatus::Starting,
+            "IN_PROGRESS" => TaskStatus::InProgress,
+            "COMPLETE" | "COMPLETED" => TaskStatus::Complete,
+            "CANCELING" | "CANCELLING" => TaskStatus::Canceling,
+            "CANCELED" | "CANCELLED" => TaskStatus::Canceled,
+            "FAILED" => TaskStatus::Failed,
+            _ => TaskStatus::Other(text.chars().take(40).collect()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            TaskStatus::Starting => "STARTING",
+            TaskStatus::InProgress => "IN_PROGRESS",
+            TaskStatus::Complete => "COMPLETE",
+            TaskStatus::Canceling => "CANCELING",
+            TaskStatus::Canceled => "CANCELED",
+            TaskStatus::Failed => "FAILED",
+            TaskStatus::Other(text) => text,
+        }
+    }
+
+    /// Occupies one of the account's export slots. An unknown status counts, to stay under the
+    /// quota rather than over it.
+    pub fn is_active(&self) -> bool {
+        !matches!(
+            self,
+            TaskStatus::Complete | TaskStatus::Canceled | TaskStatus::Failed
+        )
+    }
+}
+
+/// An export task, as `DescribeExportTasks` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportTask {
+    pub id: String,
+    pub source_arn: String,
+    pub status: TaskStatus,
+    pub bucket: String,
+    pub prefix: String,
+    pub failure_cause: Option<String>,
+    pub started: Option<DateTime<Utc>>,
+    pub ended: Option<DateTime<Utc>>,
+    pub total_gb: Option<i64>,
+}
+
+impl ExportTask {
+    /// Where RDS writes the Parquet files: `<prefix>/<task id>/` in the bucket.
+    pub fn location(&self) -> String {
+        let prefix = self.prefix.trim_matches('/');
+        if prefix.is_empty() {
+            format!("s3://{}/{}/", self.bucket, self.id)
+        } else {
+            format!("s3://{}/{prefix}/{}/", self.bucket, self.id)
+        }
+    }
+}
+
+/// What `StartExportTask` is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRequest {
+    pub id: String,
+    pub snapshot_arn: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub role_arn: String,
+    pub kms_key_arn: String,
+    pub tables: Vec<String>,
+}
+
+/// The outcome of a start request that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    Started(ExportTask),
+    /// `ExportTaskAlreadyExists`: the task with this identifier exists, so this snapshot's
+    /// export was started before.
+    AlreadyExists,
+}
+
+pub trait Rds: Send + Sync {
+    /// Every DB instance and cluster in the account and region, with its tags.
+    fn sources(&self) -> impl Future<Output = Result<Vec<Source>, AwsError>> + Send;
+
+    /// One instance or cluster, or `None` if there is none by that identifier.
+    fn source(
+        &self,
+        kind: SourceKind,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Source>, AwsError>> + Send;
+
+    /// One snapshot by identifier, or `None`.
+    fn snapshot(
+        &self,
+        kind: SourceKind,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>, AwsError>> + Send;
+
+    /// Every snapshot of a source (automated, manual and copies).
+    fn snapshots(
+        &self,
+        source: &Source,
+    ) -> impl Future<Output = Result<Vec<Snapshot>, AwsError>> + Send;
+
+    /// Export tasks: of one snapshot, or all of them.
+    fn export_tasks(
+        &self,
+        snapshot_arn: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<ExportTask>, AwsError>> + Send;
+
+    fn start_export(
+        &self,
+        request: &ExportRequest,
+    ) -> impl Future<Output = Result<Started, AwsError>> + Send;
+}

@@ -1,0 +1,311 @@
+//! The weekly run: what guarantees the weekly copy when events are lost. For every selected
+//! source, the newest available snapshot is exported unless it has been; a source without a
+//! recent snapshot raises the missing-backup alert; each source's last export is read back, so a
+//! failed or hung export is reported even when its event never arrived. One summary at the end.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use watchkeeper_shared::notify::Notify;
+use watchkeeper_shared::state::{Store, key_segment};
+
+use crate::deferred::{self, DeferredSnapshot};
+use crate::error::ExportError;
+use crate::event::Finish;
+use crate::exporter::{Outcome, Slots, rds_error};
+use crate::handler::{App, Run};
+use crate::notice;
+use crate::objects::Objects;
+use crate::rds::{ExportTask, Rds, Snapshot, Source, TaskStatus};
+
+/// Time kept at the end of the run for the summary: sources not reached by then are reported.
+const SUMMARY_RESERVE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the weekly run found and did, one line per snapshot or source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub sources: usize,
+    pub exported: Vec<String>,
+    pub already_done: Vec<String>,
+    pub deferred: Vec<String>,
+    pub failed: Vec<String>,
+    pub hung: Vec<String>,
+    pub missing: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    pub fn to_json(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.insert("outcome".into(), "reconciled".into());
+        }
+        value
+    }
+}
+
+impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
+    pub(crate) async fn reconcile(
+        &self,
+        run_id: &str,
+        now: DateTime<Utc>,
+        run: &mut Run,
+    ) -> Result<Report, ExportError> {
+        let rds = &self.exporter.rds;
+        let mut report = Report::default();
+        let sources = self.selected_sources(&mut report, run_id, run).await?;
+        report.sources = sources.len();
+        let mut tasks = rds.export_tasks(None).await.map_err(rds_error)?;
+        let mut slots = Slots::count(&tasks, self.exporter.max_active);
+        let (mut add, mut done) = (Vec::new(), Vec::new());
+
+        // Snapshots events deferred come first: they have waited longest.
+        for entry in deferred::load(&self.exporter.state).await {
+            let snapshot = match rds.snapshot(entry.kind, &entry.id).await {
+                Ok(Some(s)) if s.arn == entry.arn && s.is_available() => s,
+                Ok(_) => {
+                    done.push(entry.arn);
+                    continue;
+                }
+                Err(e) => {
+                    report.errors.push(format!("{}: {e}", entry.id));
+                    continue;
+                }
+            };
+            if self
+                .export_one(&snapshot, &mut tasks, &mut slots, &mut report, run)
+                .await?
+            {
+                done.push(entry.arn);
+            }
+        }
+
+        let window = Duration::days(i64::from(self.backup_window_days));
+        let hung_after = Duration::hours(i64::from(self.hung_hours));
+        for source in &sources {
+            if run.deadline.remaining() < SUMMARY_RESERVE {
+                report.errors.push(format!(
+                    "{} {}: not reached before the invocation's deadline; the next run checks it",
+                    source.kind.as_str(),
+                    source.id
+                ));
+                continue;
+            }
+            let mut snapshots = match rds.snapshots(source).await {
+                Ok(list) => list,
+                Err(e) => {
+                    report.errors.push(format!("{}: {e}", source.id));
+                    continue;
+                }
+            };
+            snapshots.retain(Snapshot::is_available);
+            snapshots.sort_by_key(|s| std::cmp::Reverse(s.created));
+            let newest = snapshots.first();
+            let recent = newest
+                .and_then(|s| s.created)
+                .is_some_and(|t| t > now - window);
+            if !recent {
+                run.without_backup += 1;
+                report.missing.push(format!(
+                    "{} {}: no available snapshot in {} days",
+                    source.kind.as_str(),
+                    source.id,
+                    self.backup_window_days
+                ));
+                self.send(
+                    &format!("missing/{}/{run_id}", source.id),
+                    &notice::missing_backup(
+                        source,
+                        newest.and_then(|s| s.created),
+                        self.backup_window_days,
+                        &self.region,
+                    ),
+                    run,
+                )
+                .await?;
+            }
+            self.check_last_export(
+                source,
+                &snapshots,
+                &tasks,
+                now - hung_after,
+                &mut report,
+                run,
+            )
+            .await?;
+            if let Some(newest) = newest {
+                if !self
+                    .export_one(newest, &mut tasks, &mut slots, &mut report, run)
+                    .await?
+                {
+                    add.push(DeferredSnapshot::of(newest));
+                }
+            }
+        }
+        deferred::update(&self.exporter.state, &add, &done).await;
+        tracing::info!(report = %report.to_json(), "weekly reconcile done");
+        self.send(
+            &format!("weekly/{run_id}"),
+            &notice::summary(&report, &self.region),
+            run,
+        )
+        .await?;
+        Ok(report)
+    }
+
+    /// Selected instances and clusters (cluster members back up through their cluster). A
+    /// source named in `EXPORT_SOURCES` that does not exist is reported as missing.
+    async fn selected_sources(
+        &self,
+        report: &mut Report,
+        run_id: &str,
+        run: &mut Run,
+    ) -> Result<Vec<Source>, ExportError> {
+        let all = self.exporter.rds.sources().await.map_err(rds_error)?;
+        let mut selected: Vec<Source> = all
+            .iter()
+            .filter(|s| self.selection.allows(&s.id, &s.tags))
+            .filter(|s| !s.cluster_member || self.selection.sources.contains(&s.id))
+            .cloned()
+            .collect();
+        selected.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        for name in &self.selection.sources {
+            if all.iter().any(|s| &s.id == name) {
+                continue;
+            }
+            run.without_backup += 1;
+            report
+                .missing
+                .push(format!("{name}: no DB instance or cluster by that name"));
+            let ghost = Source {
+                id: name.clone(),
+                kind: crate::rds::SourceKind::Instance,
+                engine: "not found".into(),
+                tags: Vec::new(),
+                cluster_member: false,
+            };
+            self.send(
+                &format!("missing/{name}/{run_id}"),
+                &notice::missing_backup(&ghost, None, self.backup_window_days, &self.region),
+                run,
+            )
+            .await?;
+        }
+        Ok(selected)
+    }
+
+    /// Exports one snapshot into the report. `false` when it was deferred.
+    async fn export_one(
+        &self,
+        snapshot: &Snapshot,
+        tasks: &mut Vec<ExportTask>,
+        slots: &mut Slots,
+        report: &mut Report,
+        run: &mut Run,
+    ) -> Result<bool, ExportError> {
+        let line = format!(
+            "{} {}: {}",
+            snapshot.kind.as_str(),
+            snapshot.source_id,
+            snapshot.id
+        );
+        match self.export_reporting(snapshot, tasks, slots, run).await {
+            Ok(Outcome::Started(task)) => {
+                report
+                    .exported
+                    .push(format!("{line} -> {}", task.location()));
+                tasks.push(task);
+            }
+            Ok(Outcome::AlreadyDone(task)) => {
+                let status = task.as_ref().map(|t| t.status.clone());
+                if !matches!(status, Some(TaskStatus::Failed | TaskStatus::Canceled)) {
+                    let status = status
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "exists".into());
+                    report.already_done.push(format!("{line} ({status})"));
+                }
+            }
+            Ok(Outcome::InFlight) => report
+                .already_done
+                .push(format!("{line} (being started by another invocation)")),
+            Ok(Outcome::Deferred { active }) => {
+                report.deferred.push(format!(
+                    "{line} ({active} exports running, at most {})",
+                    slots.max
+                ));
+                return Ok(false);
+            }
+            Err(
+                e @ (ExportError::Start { .. } | ExportError::Rds(_) | ExportError::Objects(_)),
+            ) => {
+                report.errors.push(format!("{line}: {e}"));
+            }
+            Err(other) => return Err(other),
+        }
+        Ok(true)
+    }
+
+    /// Reports the source's most recent export when it failed, was canceled, or runs too long.
+    async fn check_last_export(
+        &self,
+        source: &Source,
+        snapshots: &[Snapshot],
+        tasks: &[ExportTask],
+        hung_before: DateTime<Utc>,
+        report: &mut Report,
+        run: &mut Run,
+    ) -> Result<(), ExportError> {
+        let last = tasks
+            .iter()
+            .filter_map(|t| {
+                snapshots
+                    .iter()
+                    .find(|s| s.arn == t.source_arn)
+                    .map(|s| (t, s))
+            })
+            .max_by_key(|(t, s)| (s.created, t.started));
+        let Some((task, snapshot)) = last else {
+            return Ok(());
+        };
+        let finish = match task.status {
+            TaskStatus::Failed => Finish::Failed,
+            TaskStatus::Canceled => Finish::Canceled,
+            _ => {
+                if task.status.is_active() && task.started.is_some_and(|t| t < hung_before) {
+                    report.hung.push(format!(
+                        "{} {}: {} {} since {}",
+                        source.kind.as_str(),
+                        source.id,
+                        task.id,
+                        task.status.as_str(),
+                        task.started.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    ));
+                }
+                return Ok(());
+            }
+        };
+        let reason = task
+            .failure_cause
+            .clone()
+            .unwrap_or_else(|| "no cause given".into());
+        report.failed.push(format!(
+            "{} {}: {} {} ({reason})",
+            source.kind.as_str(),
+            source.id,
+            snapshot.id,
+            finish.as_str()
+        ));
+        // Same key as the finished event's notice: told once, whichever path sees it first.
+        let told = self
+            .send(
+                &format!("finished/{}/{}", key_segment(&task.id), finish.as_str()),
+                &notice::finished(snapshot, Some(task), finish, &self.region),
+                run,
+            )
+            .await?;
+        if told {
+            run.failed += 1;
+        }
+        Ok(())
+    }
+}

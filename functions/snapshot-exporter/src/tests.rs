@@ -1,0 +1,357 @@
+//! Domain tests over fakes: what the emulator cannot show (failed exports with a cause, RDS
+//! refusing a start, throttling, long-running exports) and the claim rules.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::error::{AwsError, Retryable};
+use watchkeeper_shared::notify::Severity;
+use watchkeeper_shared::state::Store;
+use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier};
+
+use crate::config::Config;
+use crate::handler::App;
+use crate::identifier::export_identifier;
+use crate::objects::{ExportIndex, Objects};
+use crate::rds::*;
+
+const ARN: &str = "arn:aws:rds:us-east-1:123456789012:snapshot:des-db-weekly";
+
+#[derive(Default)]
+struct FakeRds {
+    tasks: Mutex<Vec<ExportTask>>,
+    start_error: Mutex<Option<AwsError>>,
+    snapshot_time: Option<DateTime<Utc>>,
+    deleted: std::sync::atomic::AtomicBool,
+}
+
+fn snapshot(created: Option<DateTime<Utc>>) -> Snapshot {
+    Snapshot {
+        arn: ARN.into(),
+        id: "des-db-weekly".into(),
+        kind: SourceKind::Instance,
+        source_id: "des-db".into(),
+        engine: "postgres".into(),
+        snapshot_type: "manual".into(),
+        status: "available".into(),
+        created,
+    }
+}
+
+fn task(status: TaskStatus, cause: Option<&str>, started: Option<DateTime<Utc>>) -> ExportTask {
+    ExportTask {
+        id: export_identifier(ARN),
+        source_arn: ARN.into(),
+        status,
+        bucket: "des-snapshot-exports".into(),
+        prefix: "des-db/2026/11/22".into(),
+        failure_cause: cause.map(String::from),
+        started,
+        ended: None,
+        total_gb: None,
+    }
+}
+
+impl Rds for FakeRds {
+    async fn sources(&self) -> Result<Vec<Source>, AwsError> {
+        Ok(self
+            .source(SourceKind::Instance, "des-db")
+            .await?
+            .into_iter()
+            .collect())
+    }
+    async fn source(&self, kind: SourceKind, id: &str) -> Result<Option<Source>, AwsError> {
+        Ok(Some(Source {
+            id: id.into(),
+            kind,
+            engine: "postgres".into(),
+            tags: vec![],
+            cluster_member: false,
+        }))
+    }
+    async fn snapshot(&self, _: SourceKind, id: &str) -> Result<Option<Snapshot>, AwsError> {
+        let deleted = self.deleted.load(std::sync::atomic::Ordering::SeqCst);
+        Ok((id == "des-db-weekly" && !deleted).then(|| snapshot(self.snapshot_time)))
+    }
+    async fn snapshots(&self, _: &Source) -> Result<Vec<Snapshot>, AwsError> {
+        Ok(vec![snapshot(self.snapshot_time)])
+    }
+    async fn export_tasks(&self, _: Option<&str>) -> Result<Vec<ExportTask>, AwsError> {
+        Ok(self.tasks.lock().unwrap().clone())
+    }
+    async fn start_export(&self, request: &ExportRequest) -> Result<Started, AwsError> {
+        if let Some(e) = self.start_error.lock().unwrap().clone() {
+            return Err(e);
+        }
+        let mut tasks = self.tasks.lock().unwrap();
+        if tasks.iter().any(|t| t.id == request.id) {
+            return Ok(Started::AlreadyExists);
+        }
+        let started = task(TaskStatus::Starting, None, Some(Utc::now()));
+        tasks.push(started.clone());
+        Ok(Started::Started(started))
+    }
+}
+
+#[derive(Default)]
+struct FakeObjects(Mutex<HashMap<String, ExportIndex>>);
+
+impl Objects for FakeObjects {
+    async fn put_json(&self, key: &str, value: &ExportIndex) -> Result<(), AwsError> {
+        self.0.lock().unwrap().insert(key.into(), value.clone());
+        Ok(())
+    }
+    async fn get_json(&self, key: &str) -> Result<Option<ExportIndex>, AwsError> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+}
+
+type TestApp = App<FakeRds, FakeObjects, RecordingNotifier, MemoryStore>;
+
+fn app(rds: FakeRds) -> TestApp {
+    let vars = Vars::from_pairs([
+        ("STATE_BUCKET", "wk-state"),
+        (
+            "NOTIFY_SNS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:des-backups",
+        ),
+        ("EXPORT_BUCKET", "des-snapshot-exports"),
+        (
+            "EXPORT_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/des-rds-export",
+        ),
+        (
+            "EXPORT_KMS_KEY_ARN",
+            "arn:aws:kms:us-east-1:123456789012:key/k-1",
+        ),
+        ("EXPORT_SOURCES", "des-db"),
+    ]);
+    let config = Config::from_vars(&vars).unwrap();
+    App::new(
+        config,
+        rds,
+        FakeObjects::default(),
+        RecordingNotifier::default(),
+        MemoryStore::default(),
+        "us-east-1".into(),
+    )
+}
+
+fn event(event_id: &str) -> Value {
+    json!({"version": "0", "id": format!("e-{event_id}"), "detail-type": "RDS DB Snapshot Event", "source": "aws.rds",
+           "account": "123456789012", "time": "2026-11-22T09:00:00Z", "region": "us-east-1", "resources": [ARN],
+           "detail": {"SourceArn": ARN, "SourceIdentifier": "des-db-weekly", "EventID": event_id, "SourceType": "SNAPSHOT"}})
+}
+
+fn minute() -> Deadline {
+    Deadline::after(Duration::from_secs(60))
+}
+
+#[tokio::test]
+async fn a_failed_export_is_told_with_its_cause() {
+    let rds = FakeRds::default();
+    rds.tasks.lock().unwrap().push(task(
+        TaskStatus::Failed,
+        Some("The S3 bucket des-snapshot-exports isn't accessible."),
+        None,
+    ));
+    let app = app(rds);
+    let answer = app
+        .handle(event("RDS-EVENT-0159"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "failed");
+    let sent = app.notifier().notifications();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].severity, Severity::Critical);
+    assert_eq!(sent[0].subject, "RDS export FAILED: des-db-weekly");
+    assert!(
+        sent[0]
+            .text
+            .contains("Reason: The S3 bucket des-snapshot-exports isn't accessible."),
+        "{}",
+        sent[0].text
+    );
+}
+
+#[tokio::test]
+async fn a_refused_start_alerts_with_what_to_fix_and_fails_permanently() {
+    let rds = FakeRds::default();
+    *rds.start_error.lock().unwrap() = Some(AwsError {
+        operation: "rds:StartExportTask",
+        code: "KMSKeyNotAccessibleFault".into(),
+        message: "The specified KMS key is not accessible".into(),
+        status: Some(400),
+        retryable: false,
+    });
+    let app = app(rds);
+    let err = app
+        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable());
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(err).error_type,
+        "Permanent.ExportNotStarted"
+    );
+    let sent = app.notifier().notifications();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].severity, Severity::Critical);
+    assert!(sent[0].text.contains("kms:CreateGrant"), "{}", sent[0].text);
+    let key = format!("exports/{}", export_identifier(ARN));
+    assert!(
+        !app.exporter.state.is_claimed(&key),
+        "released so a retry after the fix can start it"
+    );
+}
+
+#[tokio::test]
+async fn throttling_and_the_export_quota_are_retryable_and_silent() {
+    for code in ["ThrottlingException", "ExportTaskLimitReachedFault"] {
+        let rds = FakeRds::default();
+        *rds.start_error.lock().unwrap() = Some(AwsError {
+            operation: "rds:StartExportTask",
+            code: code.into(),
+            message: "slow down".into(),
+            status: Some(400),
+            retryable: code == "ThrottlingException",
+        });
+        let app = app(rds);
+        let err = app
+            .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{code}");
+        assert!(app.notifier().notifications().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_live_claim_is_retried_and_a_dead_holders_claim_taken_over() {
+    let app = app(FakeRds::default());
+    let key = format!("exports/{}", export_identifier(ARN));
+    app.exporter.state.claim(&key, &minute()).await.unwrap();
+    let err = app
+        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(err).error_type,
+        "Retryable.ClaimInFlight"
+    );
+    assert!(
+        app.exporter.rds.tasks.lock().unwrap().is_empty(),
+        "never counted as done"
+    );
+
+    let app = app_with_crashed_claim().await;
+    let answer = app
+        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "started", "{answer}");
+}
+
+async fn app_with_crashed_claim() -> TestApp {
+    let app = app(FakeRds::default());
+    let key = format!("exports/{}", export_identifier(ARN));
+    let crashed = Deadline::at(Utc::now() - chrono::Duration::minutes(10));
+    app.exporter.state.claim(&key, &crashed).await.unwrap();
+    app
+}
+
+#[tokio::test]
+async fn the_weekly_run_reports_failed_and_hung_exports_without_their_events() {
+    let now = Utc::now();
+    let rds = FakeRds {
+        snapshot_time: Some(now - chrono::Duration::hours(40)),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().push(task(
+        TaskStatus::InProgress,
+        None,
+        Some(now - chrono::Duration::hours(30)),
+    ));
+    let app = app(rds);
+    let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let report = app.handle(weekly, minute(), now).await.unwrap();
+    assert_eq!(report["hung"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(
+        report["exported"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+
+    if let Some(t) = app.exporter.rds.tasks.lock().unwrap().first_mut() {
+        t.status = TaskStatus::Failed;
+        t.failure_cause = Some("Access denied to the KMS key".into());
+    }
+    let weekly = json!({"id": "w-2", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let report = app.handle(weekly, minute(), now).await.unwrap();
+    assert_eq!(
+        report["failed"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    let sent = app.notifier().notifications();
+    assert!(
+        sent.iter()
+            .any(|n| n.subject == "RDS export FAILED: des-db-weekly" && n.text.contains("KMS key"))
+    );
+    let summary = sent.last().unwrap();
+    assert_eq!(summary.severity, Severity::Critical);
+    assert!(summary.subject.contains("1 failed"), "{}", summary.subject);
+}
+
+#[tokio::test]
+async fn an_export_that_outlives_its_snapshot_is_reported_from_its_index() {
+    let rds = FakeRds {
+        snapshot_time: Some(Utc::now()),
+        ..FakeRds::default()
+    };
+    let app = app(rds);
+    let started = app
+        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(started["outcome"], "started");
+    // The automated snapshot expires with the one-day retention before the export finishes.
+    app.exporter
+        .rds
+        .deleted
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(t) = app.exporter.rds.tasks.lock().unwrap().first_mut() {
+        t.status = TaskStatus::Complete;
+    }
+    let done = app
+        .handle(event("RDS-EVENT-0161"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(done["outcome"], "completed", "{done}");
+    assert_eq!(done["source"], "des-db");
+    assert_eq!(done["latest_updated"], true);
+    let latest = app
+        .exporter
+        .objects
+        .0
+        .lock()
+        .unwrap()
+        .get("des-db/latest.json")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (latest.engine.as_str(), latest.status.as_str()),
+        ("postgres", "COMPLETE")
+    );
+    let sent = app.notifier().notifications();
+    assert_eq!(
+        sent.last().map(|n| n.resource.clone()),
+        Some(Some("des-db".to_string()))
+    );
+}

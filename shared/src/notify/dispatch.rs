@@ -1,0 +1,260 @@
+//! Dispatch: one notification to every configured channel, once per key and channel.
+//!
+//! Each channel's send is guarded by a claim in the state store: claimed before the send,
+//! completed after it succeeded, released after it failed. A claim completed earlier means the
+//! channel delivered already; a failed send is always an error returned to the caller.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+
+use super::config::NotifyConfig;
+use super::email::EmailChannel;
+use super::error::{ChannelError, NotifyError};
+use super::model::Notification;
+use super::sns::SnsChannel;
+use super::webhook::WebhookChannel;
+use crate::deadline::Deadline;
+use crate::secret::SecretsManagerSource;
+use crate::state::{Claim, StateStore, Store, key_segment};
+
+/// Time kept after a channel's send for recording it (the claim's completion).
+pub const RECORD_MARGIN: Duration = Duration::from_secs(2);
+
+/// Which channels a `send_once` call delivered to, and which had delivered before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub sent: Vec<&'static str>,
+    pub already_sent: Vec<&'static str>,
+}
+
+/// The port domain logic sends through. [`Notifier`] is the real one; tests use a recorder.
+pub trait Notify: Send + Sync {
+    /// Sends `notification` once per `key`: a second call with the same key sends nothing to the
+    /// channels that already delivered. Every send is bounded by `deadline` (the invocation's),
+    /// which is also how long this call's claims protect it.
+    fn send_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Delivery, NotifyError>> + Send;
+}
+
+/// One configured channel.
+#[derive(Debug, Clone)]
+pub enum Channel {
+    Sns(SnsChannel),
+    Email(EmailChannel),
+    Webhook(WebhookChannel),
+}
+
+impl Channel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Channel::Sns(_) => "sns",
+            Channel::Email(_) => "email",
+            Channel::Webhook(_) => "webhook",
+        }
+    }
+
+    /// Sends, giving up at `until` (a send cut off there may or may not have been delivered).
+    pub async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
+        let send = async {
+            match self {
+                Channel::Sns(c) => c.send(n).await,
+                Channel::Email(c) => c.send(n).await,
+                Channel::Webhook(c) => c.send(n, until).await,
+            }
+        };
+        match until.run(send).await {
+            Some(result) => result,
+            None => Err(ChannelError {
+                channel: self.name(),
+                message: "no answer before the invocation's deadline".into(),
+                retryable: true,
+            }),
+        }
+    }
+}
+
+/// Sends to every configured channel, once per key and channel.
+#[derive(Debug, Clone)]
+pub struct Notifier<S = StateStore> {
+    channels: Vec<Channel>,
+    claims: S,
+}
+
+impl<S: Store> Notifier<S> {
+    pub fn new(channels: Vec<Channel>, claims: S) -> Self {
+        Self { channels, claims }
+    }
+
+    pub fn channel_names(&self) -> Vec<&'static str> {
+        self.channels.iter().map(Channel::name).collect()
+    }
+}
+
+impl Notifier<StateStore> {
+    /// Builds the configured channels from one SDK config; reads the webhook URL once, here.
+    pub async fn connect(
+        config: &NotifyConfig,
+        sdk: &SdkConfig,
+        claims: StateStore,
+    ) -> Result<Self, NotifyError> {
+        let mut channels = Vec::new();
+        if let Some(topic) = &config.sns_topic_arn {
+            channels.push(Channel::Sns(SnsChannel::new(
+                aws_sdk_sns::Client::new(sdk),
+                topic.clone(),
+            )));
+        }
+        if let Some(email) = &config.email {
+            channels.push(Channel::Email(EmailChannel::new(
+                aws_sdk_sesv2::Client::new(sdk),
+                email.clone(),
+            )));
+        }
+        if let Some(webhook) = &config.webhook {
+            let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
+            channels.push(Channel::Webhook(
+                WebhookChannel::from_secret(&secrets, webhook).await?,
+            ));
+        }
+        Ok(Self::new(channels, claims))
+    }
+}
+
+/// Each path segment made safe on its own, so keys keep their hierarchy (`event/<id>`).
+fn dedupe_key(key: &str) -> String {
+    key.split('/')
+        .filter(|s| !s.is_empty())
+        .map(key_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl<S: Store> Notifier<S> {
+    /// One channel's claimed send: completed on success, released on failure. The channel's own
+    /// error is what the caller gets, even when releasing the claim fails as well.
+    async fn send_claimed(
+        &self,
+        channel: &Channel,
+        claim_key: &str,
+        notification: &Notification,
+        until: &Deadline,
+    ) -> Result<(), ChannelError> {
+        match channel.send(notification, until).await {
+            Ok(()) => self.claims.complete(claim_key).await.map_err(|e| {
+                // Delivered, but not recorded: the claim stays pending, and a retry after its
+                // lease sends again. The one way a channel can repeat.
+                tracing::error!(channel = channel.name(), error = %e, "sent, but recording the delivery failed");
+                ChannelError {
+                    channel: channel.name(),
+                    message: format!("sent, but recording the delivery failed: {e}"),
+                    retryable: true,
+                }
+            }),
+            Err(err) => {
+                tracing::warn!(channel = channel.name(), error = %err, "notification channel failed");
+                // The channel's error is what the invocation reports, whatever happens to the
+                // release: an unreleased claim only delays the retry to its lease end.
+                if let Err(release) = self.claims.release(claim_key).await {
+                    tracing::error!(channel = channel.name(), error = %release, "could not release the claim of a failed channel; a retry takes it over after its lease");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+impl<S: Store> Notify for Notifier<S> {
+    async fn send_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+        deadline: &Deadline,
+    ) -> Result<Delivery, NotifyError> {
+        let send_by = deadline.shortened_by(RECORD_MARGIN);
+        let key = dedupe_key(key);
+        let mut delivery = Delivery::default();
+        let mut failures = Vec::new();
+        let mut in_flight = Vec::new();
+        let mut in_flight_until = None;
+        for channel in &self.channels {
+            let claim_key = format!("notify/{key}/{}", channel.name());
+            match self.claims.claim(&claim_key, deadline).await? {
+                Claim::Claimed => {}
+                Claim::Done => {
+                    delivery.already_sent.push(channel.name());
+                    continue;
+                }
+                // Held by an invocation that may still be sending: not done, so this one fails
+                // (retryably) and its retry after `until` takes the claim over if still pending.
+                Claim::InFlight { until } => {
+                    tracing::warn!(channel = channel.name(), key, %until, "notification in flight in another invocation");
+                    in_flight.push(channel.name());
+                    in_flight_until = in_flight_until.max(Some(until));
+                    continue;
+                }
+            }
+            match self
+                .send_claimed(channel, &claim_key, notification, &send_by)
+                .await
+            {
+                Ok(()) => delivery.sent.push(channel.name()),
+                Err(err) => failures.push(err),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(NotifyError::Channels(failures));
+        }
+        if let Some(until) = in_flight_until {
+            return Err(NotifyError::InFlight {
+                channels: in_flight,
+                until,
+            });
+        }
+        tracing::info!(key, subject = %notification.subject_line(), sent = ?delivery.sent, already_sent = ?delivery.already_sent, "notification delivered");
+        Ok(delivery)
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::error::Retryable;
+    use crate::notify::{ChatFormat, Severity};
+    use crate::secret::SecretUrl;
+    use crate::testing::MemoryStore;
+
+    fn refused_webhook() -> Channel {
+        // Nothing listens on the discard port of loopback: the connection is refused at once.
+        let url = SecretUrl::new("http://127.0.0.1:9/hooks/secret-token");
+        Channel::Webhook(WebhookChannel::new(url, ChatFormat::Slack).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_failed_release_does_not_hide_the_channels_error() {
+        let store = MemoryStore::default();
+        store.fail_releases();
+        let notifier = Notifier::new(vec![refused_webhook()], store);
+        let n = Notification::new("test", Severity::Critical, "s", "t");
+        let deadline = Deadline::after(Duration::from_secs(30));
+        let err = notifier.send_once("k", &n, &deadline).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("webhook") && shown.contains("connection failed"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("injected"),
+            "the release's error is only logged: {shown}"
+        );
+        // The claim stayed pending: a retry meanwhile is in flight, not a duplicate.
+        let again = notifier.send_once("k", &n, &deadline).await.unwrap_err();
+        assert!(matches!(again, NotifyError::InFlight { .. }), "{again}");
+    }
+}

@@ -1,0 +1,558 @@
+//! budget-alerter against the emulator (Budgets with CalculatedSpend, Cost Explorer results
+//! configured through the emulator's API, S3 state, SNS with an SMS-filtered subscription), on
+//! the real-shaped AWS Budgets notifications in `events/`, in process with a chosen clock and end
+//! to end through the Lambda runtime.
+
+use std::process::Stdio;
+
+use budget_alerter::event::{Invocation, classify};
+use budget_alerter::handler::Context;
+use budget_alerter::message::{self, AlertType};
+use chrono::{DateTime, Utc};
+use harness::budget::{BudgetSpec, BudgetWorld, FUNCTION, budgets_event_at, seed_004};
+use harness::lambda::LambdaRuntime;
+use harness::moto::ACCOUNT;
+use harness::paths::{event_path, function_binary, read_event};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use watchkeeper_shared::deadline::Deadline;
+
+fn at(text: &str) -> Context {
+    let deadline = Deadline::after(std::time::Duration::from_secs(60));
+    Context {
+        account: None,
+        now: text.parse::<DateTime<Utc>>().unwrap(),
+        deadline,
+    }
+}
+
+fn d(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+const FIXTURES: [&str; 7] = [
+    "budgets-cost-actual-50.json",
+    "budgets-cost-actual-80.json",
+    "budgets-cost-forecasted.json",
+    "budgets-service-actual-100.json",
+    "budgets-usage-actual.json",
+    "budgets-cost-annual-thousands.json",
+    "budgets-unparsed.json",
+];
+
+#[test]
+fn every_fixture_parses_to_its_amounts_and_threshold() {
+    // (fixture, budget, type, budgeted, threshold, amount, unit as printed)
+    let expected = [
+        (
+            "budgets-cost-actual-50.json",
+            "des-monthly",
+            AlertType::Actual,
+            "25.00",
+            "12.50",
+            "13.10",
+            "$13.10",
+        ),
+        (
+            "budgets-cost-actual-80.json",
+            "des-monthly",
+            AlertType::Actual,
+            "25.00",
+            "20.00",
+            "21.25",
+            "$21.25",
+        ),
+        (
+            "budgets-cost-forecasted.json",
+            "des-monthly",
+            AlertType::Forecasted,
+            "25.00",
+            "25.00",
+            "27.5",
+            "$27.50",
+        ),
+        (
+            "budgets-service-actual-100.json",
+            "des-cloudwatch",
+            AlertType::Actual,
+            "5.00",
+            "5.00",
+            "5.12",
+            "$5.12",
+        ),
+        (
+            "budgets-usage-actual.json",
+            "des-data-transfer-gb",
+            AlertType::Actual,
+            "100.00",
+            "80.00",
+            "84.3",
+            "84.30 GB",
+        ),
+        (
+            "budgets-cost-annual-thousands.json",
+            "des-annual",
+            AlertType::Actual,
+            "3000",
+            "1500",
+            "1512.4",
+            "$1512.40",
+        ),
+    ];
+    for (fixture, name, kind, budgeted, threshold, amount, shown) in expected {
+        let event = read_event(fixture).unwrap();
+        let Ok(Invocation::Sns(records)) = classify(&event) else {
+            panic!("{fixture}")
+        };
+        let m = message::parse(&records[0].message).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        assert_eq!(m.budget_name, name, "{fixture}");
+        assert_eq!(m.alert_type, kind, "{fixture}");
+        assert_eq!(
+            (m.budgeted.value, m.threshold.value, m.amount.value),
+            (d(budgeted), d(threshold), d(amount)),
+            "{fixture}"
+        );
+        assert_eq!(m.amount.to_string(), shown, "{fixture}");
+        assert_eq!(m.account.as_deref(), Some(ACCOUNT), "{fixture}");
+    }
+    let event = read_event("budgets-unparsed.json").unwrap();
+    let Ok(Invocation::Sns(records)) = classify(&event) else {
+        panic!()
+    };
+    assert!(message::parse(&records[0].message).is_err());
+}
+
+#[tokio::test]
+async fn daily_check_alerts_each_threshold_once_per_period() {
+    let world = BudgetWorld::start().await.unwrap();
+    let app = world
+        .app(&[("BUDGET_COST_EXPLORER", "false")])
+        .await
+        .unwrap();
+    let check = async |spec: BudgetSpec, when: &str| {
+        world.set_budgets(&[spec]).await.unwrap();
+        app.handle(
+            serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+            &at(when),
+        )
+        .await
+        .unwrap();
+        world.inbox().await.unwrap()
+    };
+    let november = "2026-11-24T12:00:00Z";
+    let alerts = check(BudgetSpec::cost("des-monthly", "25.0", "13.75"), november).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].attributes["severity"], "WARNING");
+    assert!(
+        alerts[0]
+            .subject
+            .starts_with("Budget des-monthly passed 50%: 13.75 USD of 25.00 USD"),
+        "{}",
+        alerts[0].subject
+    );
+    assert!(
+        alerts[0].message.contains("(55%) in November 2026"),
+        "{}",
+        alerts[0].message
+    );
+    assert!(
+        check(BudgetSpec::cost("des-monthly", "25.0", "13.75"), november)
+            .await
+            .is_empty(),
+        "again: nothing"
+    );
+
+    let alerts = check(BudgetSpec::cost("des-monthly", "25.0", "21.25"), november).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].attributes["severity"], "CRITICAL");
+    assert!(
+        alerts[0].subject.contains("passed 80%"),
+        "{}",
+        alerts[0].subject
+    );
+    assert!(
+        check(BudgetSpec::cost("des-monthly", "25.0", "21.25"), november)
+            .await
+            .is_empty(),
+        "again: nothing"
+    );
+
+    let december = "2026-12-03T12:00:00Z";
+    let alerts = check(BudgetSpec::cost("des-monthly", "25.0", "13.75"), december).await;
+    assert_eq!(alerts.len(), 1, "next period, a warning again: {alerts:?}");
+    assert!(
+        alerts[0].subject.contains("passed 50%") && alerts[0].message.contains("December 2026")
+    );
+
+    let forecast = || BudgetSpec::cost("des-monthly", "25.0", "10.00").forecast("27.50");
+    let alerts = check(forecast(), "2026-12-05T12:00:00Z").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].attributes["severity"], "WARNING");
+    assert_eq!(alerts[0].attributes["alert_type"], "FORECASTED");
+    assert!(
+        alerts[0]
+            .subject
+            .starts_with("Budget des-monthly forecast 110%"),
+        "{}",
+        alerts[0].subject
+    );
+    assert!(
+        alerts[0].message.starts_with("Early warning"),
+        "{}",
+        alerts[0].message
+    );
+    assert!(
+        check(forecast(), "2026-12-06T12:00:00Z").await.is_empty(),
+        "again: nothing"
+    );
+    assert!(
+        world.sms().await.unwrap().is_empty(),
+        "nothing below 100% goes to SMS"
+    );
+}
+
+#[tokio::test]
+async fn per_service_budgets_alert_with_the_service_and_the_table_matches_cost_explorer() {
+    let world = BudgetWorld::start().await.unwrap();
+    world
+        .set_budgets(&seed_004("10.00", "5.00", "2.40", "1.00"))
+        .await
+        .unwrap();
+    let costs = [
+        ("Amazon Elastic Compute Cloud - Compute", "3.9012"),
+        ("AmazonCloudWatch", "4.8"),
+        ("Amazon Simple Storage Service", "2.35"),
+        ("AWS Data Transfer", "0.91"),
+        ("Amazon Relational Database Service", "0.0101516483"),
+        ("AWS Key Management Service", "0.02"),
+    ];
+    world
+        .queue_costs("2026-11-01", "2026-11-23", &costs)
+        .await
+        .unwrap();
+    let app = world.app(&[("BUDGET_TOP_SERVICES", "4")]).await.unwrap();
+    let summary = app.daily_check(&at("2026-11-24T12:00:00Z")).await.unwrap();
+    let mut alerts = world.inbox().await.unwrap();
+    alerts.sort_by(|a, b| a.subject.cmp(&b.subject));
+    assert_eq!(alerts.len(), 2, "{summary}\n{alerts:?}");
+    assert!(
+        alerts[0].subject.starts_with(
+            "Budget des-cloudwatch (AmazonCloudWatch) passed 100%: 5.00 USD of 5.00 USD"
+        ),
+        "{}",
+        alerts[0].subject
+    );
+    assert!(
+        alerts[1].subject.starts_with(
+            "Budget des-s3 (Amazon Simple Storage Service) passed 100%: 2.40 USD of 2.00 USD"
+        ),
+        "{}",
+        alerts[1].subject
+    );
+    for alert in &alerts {
+        assert_eq!(
+            (
+                alert.attributes["severity"].as_str(),
+                alert.attributes["sms"].as_str()
+            ),
+            ("CRITICAL", "true")
+        );
+    }
+    // The table: Cost Explorer's figures, largest first, the top four, budgets beside them.
+    let text = &alerts[0].message;
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains(" USD"))
+        .take(4)
+        .collect();
+    assert!(
+        rows[0].contains("AmazonCloudWatch")
+            && rows[0].contains("4.80 USD")
+            && rows[0].contains("budget des-cloudwatch: 5.0"),
+        "{text}"
+    );
+    assert!(
+        rows[1].contains("Amazon Elastic Compute Cloud - Compute") && rows[1].contains("3.90 USD"),
+        "{text}"
+    );
+    assert!(
+        rows[2].contains("Amazon Simple Storage Service")
+            && rows[2].contains("2.35 USD")
+            && rows[2].contains("budget des-s3"),
+        "{text}"
+    );
+    assert!(
+        rows[3].contains("AWS Data Transfer")
+            && rows[3].contains("0.91 USD")
+            && rows[3].contains("budget des-data-transfer"),
+        "{text}"
+    );
+    assert!(text.contains("... and 2 more services"), "{text}");
+    assert!(text.contains("01 Nov to 22 Nov 2026, before credits and refunds, estimated; the last two days are left out"), "{text}");
+    assert!(
+        text.contains("des-data-transfer        AWS Data Transfer")
+            && text.contains("1.00 USD of 3.0"),
+        "{text}"
+    );
+    assert!(text.contains("credits included"), "{text}");
+    let sms = world.sms().await.unwrap();
+    assert_eq!(
+        sms.len(),
+        2,
+        "the 100% alerts reach the SMS subscription: {sms:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_same_threshold_from_sns_and_the_daily_check_is_one_notification() {
+    let world = BudgetWorld::start().await.unwrap();
+    world
+        .set_budgets(&seed_004("21.25", "1.00", "0.50", "0.20"))
+        .await
+        .unwrap();
+    let app = world.app(&[]).await.unwrap();
+    let day = "2026-11-20T15:00:00Z";
+    let sns = budgets_event_at("budgets-cost-actual-80.json", "2026-11-20T14:02:11.123Z").unwrap();
+    let answer = app.handle(sns.clone(), &at(day)).await.unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "alerted", "{answer}");
+    let first = world.inbox().await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        first[0]
+            .message
+            .contains("Noticed by  an AWS Budgets notification"),
+        "{}",
+        first[0].message
+    );
+    assert!(
+        first[0].message.contains("Cost Explorer unavailable")
+            || first[0].message.contains("no costs recorded yet"),
+        "{}",
+        first[0].message
+    );
+
+    let daily = app.daily_check(&at(day)).await.unwrap();
+    assert!(
+        world.inbox().await.unwrap().is_empty(),
+        "the daily check adds nothing: {daily}"
+    );
+    let again = app.handle(sns, &at(day)).await.unwrap();
+    assert_eq!(again["records"][0]["outcome"], "already alerted", "{again}");
+    let late_lower =
+        budgets_event_at("budgets-cost-actual-50.json", "2026-11-20T16:00:00Z").unwrap();
+    let late = app.handle(late_lower, &at(day)).await.unwrap();
+    assert_eq!(
+        late["records"][0]["outcome"], "already alerted",
+        "a late 50% after the 80% one: {late}"
+    );
+    assert!(world.inbox().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unparsable_messages_are_forwarded_verbatim_and_cost_explorer_outages_are_skipped() {
+    let world = BudgetWorld::start().await.unwrap();
+    let app = world.app(&[]).await.unwrap();
+    let event = read_event("budgets-unparsed.json").unwrap();
+    let answer = app
+        .handle(event.clone(), &at("2026-11-22T10:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "forwarded unparsed");
+    let forwarded = world.inbox().await.unwrap();
+    assert_eq!(forwarded.len(), 1);
+    assert!(
+        forwarded[0]
+            .subject
+            .starts_with("Unparsed budget message: AWS Budgets: des-monthly notice")
+    );
+    assert!(forwarded[0].message.starts_with("UNPARSED"));
+    assert!(
+        forwarded[0]
+            .message
+            .contains(event["Records"][0]["Sns"]["Message"].as_str().unwrap())
+    );
+    app.handle(event, &at("2026-11-22T10:00:00Z"))
+        .await
+        .unwrap();
+    assert!(
+        world.inbox().await.unwrap().is_empty(),
+        "a duplicate delivery is forwarded once"
+    );
+
+    // Cost Explorer refusing (here: nothing listening where it should be) leaves the alert whole.
+    let offline = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "t", "t", None, None, "t",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let costs =
+        budget_alerter::costs::CostExplorerApi::new(aws_sdk_costexplorer::Client::new(&offline));
+    let config = budget_alerter::config::Config::from_vars(
+        &watchkeeper_shared::config::Vars::from_pairs(world.env(&[])),
+    )
+    .unwrap();
+    let sdk = world.moto.sdk_config().await;
+    let state = watchkeeper_shared::state::StateStore::new(
+        world.moto.s3().await,
+        harness::budget::BUCKET,
+        FUNCTION,
+    );
+    let notifier =
+        watchkeeper_shared::notify::Notifier::connect(&config.notify, &sdk, state.clone())
+            .await
+            .unwrap();
+    let budgets = budget_alerter::budget::BudgetsApi::new(aws_sdk_budgets::Client::new(&sdk));
+    let app = budget_alerter::handler::App::new(config, budgets, costs, notifier, state);
+    world
+        .set_budgets(&[BudgetSpec::cost("des-monthly", "25.0", "13.00")])
+        .await
+        .unwrap();
+    app.daily_check(&at("2026-11-24T12:00:00Z")).await.unwrap();
+    let alerts = world.inbox().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert!(
+        alerts[0]
+            .message
+            .contains("Where the money goes: not shown (Cost Explorer unavailable: Dispatch)"),
+        "{}",
+        alerts[0].message
+    );
+}
+
+#[tokio::test]
+async fn end_to_end_through_the_lambda_runtime() {
+    let world = BudgetWorld::start().await.unwrap();
+    world
+        .set_budgets(&seed_004("12.00", "5.30", "0.50", "0.20"))
+        .await
+        .unwrap();
+    let runtime = LambdaRuntime::start(FUNCTION, &world.env(&[]))
+        .await
+        .unwrap();
+    let now = Utc::now().to_rfc3339();
+    for fixture in FIXTURES {
+        let event = budgets_event_at(fixture, &now).unwrap();
+        let answer = runtime.invoke(&event).await.unwrap();
+        assert!(
+            answer.ok,
+            "{fixture}: {}\n{}",
+            answer.output,
+            runtime.logs()
+        );
+    }
+    let inbox = world.inbox().await.unwrap();
+    assert_eq!(
+        inbox.len(),
+        FIXTURES.len(),
+        "one alert per fixture: {inbox:?}"
+    );
+    let sms = world.sms().await.unwrap();
+    assert_eq!(sms.len(), 1, "only the 100% one goes to SMS: {sms:?}");
+    assert!(
+        sms[0]
+            .subject
+            .starts_with("Budget des-cloudwatch (AmazonCloudWatch) passed 100%: $5.12 of $5.00"),
+        "{}",
+        sms[0].subject
+    );
+
+    // The daily check: des-cloudwatch at 106% was told by SNS already; the others are under
+    // every threshold.
+    let answer = runtime
+        .invoke_file(&event_path("scheduled-event.json"))
+        .await
+        .unwrap();
+    assert!(answer.ok, "{}", answer.output);
+    assert_eq!(
+        answer.json()["alerts"],
+        Value::Array(vec![]),
+        "{}",
+        answer.output
+    );
+    assert!(world.inbox().await.unwrap().is_empty());
+
+    let malformed = runtime
+        .invoke(&serde_json::json!({"hello": "world"}))
+        .await
+        .unwrap();
+    assert!(
+        !malformed.ok && malformed.output.contains("Permanent.MalformedEvent"),
+        "{}",
+        malformed.output
+    );
+
+    let logs = runtime.json_logs();
+    let emf: Vec<&Value> = logs.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert!(
+        emf.iter().any(|l| l["BudgetAlerts"].as_f64() == Some(1.0)),
+        "{emf:?}"
+    );
+    assert!(
+        emf.iter()
+            .any(|l| l["Budget"] == "des-cloudwatch" && l["SpendPercent"].as_f64() == Some(106.0)),
+        "{emf:?}"
+    );
+}
+
+#[test]
+fn init_refuses_a_forecast_on_a_daily_budget_naming_the_variable() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let world = runtime.block_on(BudgetWorld::start()).unwrap();
+    let mut daily = BudgetSpec::cost("des-daily", "1.0", "0.10");
+    daily.time_unit = aws_sdk_budgets::types::TimeUnit::Daily;
+    runtime.block_on(world.set_budgets(&[daily])).unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let output = std::process::Command::new(function_binary(FUNCTION).unwrap())
+            .env_clear()
+            .envs(world.env(extra))
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    let (ok, output) = run(&[("BUDGET_NAMES", "des-daily")]);
+    assert!(
+        !ok && output.contains("BUDGET_FORECAST_PERCENT") && output.contains("des-daily is daily"),
+        "{output}"
+    );
+    let (ok, output) = run(&[("BUDGET_NAMES", "des-monthly-typo")]);
+    assert!(
+        !ok && output.contains("BUDGET_NAMES") && output.contains("des-monthly-typo"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn without_an_account_the_daily_check_fails_naming_budget_account_id() {
+    // The runtime emulator's invoked-function ARN names no account, so the default cannot apply.
+    let world = BudgetWorld::start().await.unwrap();
+    let env: Vec<(String, String)> = world
+        .env(&[])
+        .into_iter()
+        .filter(|(k, _)| k != "BUDGET_ACCOUNT_ID")
+        .collect();
+    let runtime = LambdaRuntime::start(FUNCTION, &env).await.unwrap();
+    let answer = runtime
+        .invoke_file(&event_path("scheduled-event.json"))
+        .await
+        .unwrap();
+    assert!(!answer.ok, "{}", answer.output);
+    assert!(
+        answer.output.contains("Permanent.InvalidConfiguration")
+            && answer.output.contains("BUDGET_ACCOUNT_ID"),
+        "{}",
+        answer.output
+    );
+}
