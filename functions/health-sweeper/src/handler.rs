@@ -1,5 +1,5 @@
-//! One sweep: read the last state and discover (together), probe, fold the results into the
-//! stored state, alert on a change. Every step fits one budget: `SWEEP_DEADLINE_MS`, and never
+//! One sweep: read the last state and probe the targets it knows while discovery runs, probe
+//! the new ones discovery found, fold the results into the stored state, alert on a change. Every step fits one budget: `SWEEP_DEADLINE_MS`, and never
 //! past [`SAFETY_MARGIN`] before the Lambda's own deadline.
 //!
 //! The budget is spent as: discovery at most a quarter of it (past that, or on an error, the
