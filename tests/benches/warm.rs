@@ -128,19 +128,24 @@ fn snapshot_exporter_snapshot_created(bencher: divan::Bencher) {
 
 #[divan::bench]
 fn health_sweeper_three_targets(bencher: divan::Bencher) {
-    use health_sweeper::health::{Outcome, Rules, SweepState, Target};
+    use health_sweeper::health::{Sweep, SweepState};
+    use health_sweeper::quorum::Rules;
+    use health_sweeper::target::{Outcome, Target, Thresholds};
     let rules = Rules {
-        healthy_threshold: 2,
-        unhealthy_threshold: 3,
+        thresholds: Thresholds {
+            healthy: 2,
+            unhealthy: 3,
+            stale_sweeps: 3,
+        },
         quorum: None,
         reminder: None,
     };
     let observations: Vec<(Target, Outcome)> = (0..3u8)
         .map(|i| {
             let target = Target {
-                id: format!("i-0000000{i}"),
-                name: format!("des-backend-{i}"),
                 addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 20 + i), 8080)),
+                name: format!("des-backend-{i}"),
+                instance: Some(format!("i-0000000{i}")),
             };
             (target, Outcome::Healthy { status: 200, millis: 3 })
         })
@@ -149,8 +154,13 @@ fn health_sweeper_three_targets(bencher: divan::Bencher) {
     let now = Utc::now();
     bencher.bench(|| {
         let mut state = state.clone();
-        state.observe(black_box(&observations), &rules, now);
-        let alert = state.decide(&rules, false, now);
+        let sweep = Sweep {
+            observations: black_box(&observations),
+            discovery_error: None,
+            now,
+        };
+        state.observe(&sweep, &rules);
+        let alert = state.decide(&rules, false, None, now);
         serde_json::to_string(&state).map(|s| s.len()).unwrap_or(0) + usize::from(alert.is_some())
     });
 }

@@ -22,7 +22,10 @@ def handler(event, context):
     threshold = re.search(r"Alert Threshold: > ?\$?([\d,.]+)", text)
     period = record.get("Timestamp", datetime.now(timezone.utc).isoformat())[:7]
     key = f"budget/{name}/{threshold.group(1) if threshold else 'unknown'}/{period}"
-    budget = budgets.describe_budget(AccountId=ACCOUNT, BudgetName=name)["Budget"]
+    try:
+        budget = budgets.describe_budget(AccountId=ACCOUNT, BudgetName=name)["Budget"]
+    except budgets.exceptions.NotFoundException:
+        budget = {}
     today = datetime.now(timezone.utc).date()
     costs = ce.get_cost_and_usage(
         TimePeriod={"Start": today.replace(day=1).isoformat(), "End": today.isoformat()},
@@ -30,8 +33,8 @@ def handler(event, context):
         GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}]) if today.day > 1 else {"ResultsByTime": []}
     groups = [g for r in costs["ResultsByTime"] for g in r.get("Groups", [])]
     top = sorted(groups, key=lambda g: -float(g["Metrics"]["UnblendedCost"]["Amount"]))[:5]
-    spend = budget["CalculatedSpend"]["ActualSpend"]["Amount"]
-    limit = budget["BudgetLimit"]["Amount"]
+    spend = budget.get("CalculatedSpend", {}).get("ActualSpend", {}).get("Amount", "?")
+    limit = budget.get("BudgetLimit", {}).get("Amount", "?")
     sent = publish_once(key, f"Budget {name}: {spend} of {limit}",
                         json.dumps({"budget": name, "top": [g["Keys"][0] for g in top]}))
     return {"alerted": sent}

@@ -218,6 +218,10 @@ impl Scenario {
                     budgets_event_at("budgets-cost-actual-80.json", &Utc::now().to_rfc3339())?,
                 ),
                 ("daily check (4 budgets)".into(), read_event("scheduled-event.json")?),
+                (
+                    "daily check, nothing new to tell".into(),
+                    read_event("scheduled-event.json")?,
+                ),
             ],
         })
     }
