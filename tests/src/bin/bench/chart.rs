@@ -67,7 +67,7 @@ pub fn svg(results: &Results) -> String {
 
 /// Draws one panel of horizontal bars (linear scale from zero); returns the next free y.
 fn panel(out: &mut String, top: f64, title: &str, groups: &Groups) -> f64 {
-    let (label_w, bar_h, right) = (150.0, 14.0, 90.0);
+    let (label_w, bar_h, right) = (190.0, 14.0, 90.0);
     let max = groups
         .iter()
         .flat_map(|(_, bars)| bars.iter().map(|b| b.0))
@@ -110,6 +110,7 @@ fn sweep_groups(results: &Results) -> Groups {
     else {
         return Vec::new();
     };
+    let open_files = column("open files");
     results
         .sweep
         .iter()
@@ -117,8 +118,12 @@ fn sweep_groups(results: &Results) -> Groups {
         .filter_map(|row| {
             let w = seconds(row.get(wall)?)?;
             let c = seconds(row.get(cpu)?)?;
+            let files = open_files
+                .and_then(|i| row.get(i))
+                .map(|f| format!(", {f} files"))
+                .unwrap_or_default();
             Some((
-                format!("{} targets", row.get(targets)?),
+                format!("{} targets{files}", row.get(targets)?),
                 vec![
                     (w, PYTHON, format!("{w:.2} s wall")),
                     (c, CPU, format!("{c:.2} s CPU")),
