@@ -40,9 +40,12 @@ fn deploy_notifier_ecs_deployment(bencher: divan::Bencher) {
             panic!("not an EventBridge event")
         };
         match interpret(&envelope) {
-            Ok(Interpreted::Ecs(EcsEvent::Deployment(change))) => {
-                render(&deployment_notification(&change, None, Some("prod"), &envelope.id))
-            }
+            Ok(Interpreted::Ecs(EcsEvent::Deployment(change))) => render(&deployment_notification(
+                &change,
+                None,
+                Some("prod"),
+                &envelope.id,
+            )),
             _ => panic!("not a deployment change"),
         }
     });
@@ -68,7 +71,10 @@ fn budget_alerter_notification(bencher: divan::Bencher) {
     use budget_alerter::render::{CostsNote, notification};
     let config = Config::from_vars(&Vars::from_pairs([
         ("STATE_BUCKET", "wk-state"),
-        ("NOTIFY_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:des-budget-alerts"),
+        (
+            "NOTIFY_SNS_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:des-budget-alerts",
+        ),
     ]))
     .expect("config");
     let text = fixture("budgets-cost-actual-80.json");
@@ -147,7 +153,13 @@ fn health_sweeper_three_targets(bencher: divan::Bencher) {
                 name: format!("des-backend-{i}"),
                 instance: Some(format!("i-0000000{i}")),
             };
-            (target, Outcome::Healthy { status: 200, millis: 3 })
+            (
+                target,
+                Outcome::Healthy {
+                    status: 200,
+                    millis: 3,
+                },
+            )
         })
         .collect();
     let state = SweepState::default();

@@ -39,7 +39,10 @@ pub fn operation(entry: &Value) -> String {
         .map(|(_, rest)| rest.split_once('/').map(|(_, p)| p).unwrap_or(""))
         .unwrap_or(url);
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if let Some(action) = query.split('&').find_map(|pair| pair.strip_prefix("Action=")) {
+    if let Some(action) = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+    {
         return format!("{service}:{action}");
     }
     if service == "ses" && path.contains("outbound-emails") {

@@ -157,15 +157,20 @@ impl Moto {
     /// Starts recording the requests moto receives, forgetting any recorded before.
     pub async fn record_calls(&self) -> Result<()> {
         let null = Value::Null;
-        self.control("/moto-api/recorder/reset-recording", &null).await?;
-        self.control("/moto-api/recorder/start-recording", &null).await
+        self.control("/moto-api/recorder/reset-recording", &null)
+            .await?;
+        self.control("/moto-api/recorder/start-recording", &null)
+            .await
     }
 
     /// The AWS operations recorded since `record_calls`, in order, named `service:Operation`.
     pub async fn recorded_calls(&self) -> Result<Vec<String>> {
         let text = self
             .http
-            .get(format!("{}/moto-api/recorder/download-recording", self.endpoint))
+            .get(format!(
+                "{}/moto-api/recorder/download-recording",
+                self.endpoint
+            ))
             .send()
             .await?
             .text()

@@ -152,20 +152,20 @@ pub async fn begin_rotation(
     lambda_arn: &str,
     secret: &str,
 ) -> Result<String> {
-        let rules = aws_sdk_secretsmanager::types::RotationRulesType::builder()
-            .automatically_after_days(90)
-            .build();
-        let out = secrets
-            .rotate_secret()
-            .secret_id(secret)
-            .rotation_lambda_arn(lambda_arn)
-            .rotation_rules(rules)
-            .send()
-            .await?;
-        match out.version_id {
-            Some(token) => Ok(token),
-            None => fail("rotate_secret returned no version id"),
-        }
+    let rules = aws_sdk_secretsmanager::types::RotationRulesType::builder()
+        .automatically_after_days(90)
+        .build();
+    let out = secrets
+        .rotate_secret()
+        .secret_id(secret)
+        .rotation_lambda_arn(lambda_arn)
+        .rotation_rules(rules)
+        .send()
+        .await?;
+    match out.version_id {
+        Some(token) => Ok(token),
+        None => fail("rotate_secret returned no version id"),
+    }
 }
 
 /// The emulator's rotate_secret wants an existing Lambda: a role and a function that never runs.

@@ -84,7 +84,10 @@ impl RuntimeApi {
             if let Some(at) = lock(&self.shared).first_next {
                 return Ok(at);
             }
-            if tokio::time::timeout_at(until.into(), notified).await.is_err() {
+            if tokio::time::timeout_at(until.into(), notified)
+                .await
+                .is_err()
+            {
                 return fail("the function never asked for its first event");
             }
         }
@@ -102,7 +105,10 @@ impl RuntimeApi {
             if let Some(answer) = lock(&self.shared).answers.get(before) {
                 return Ok(answer.clone());
             }
-            if tokio::time::timeout_at(until.into(), notified).await.is_err() {
+            if tokio::time::timeout_at(until.into(), notified)
+                .await
+                .is_err()
+            {
                 return fail("the function did not answer in time");
             }
         }
@@ -110,7 +116,9 @@ impl RuntimeApi {
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>;
@@ -143,9 +151,7 @@ async fn serve(stream: TcpStream, queue: Queue, shared: Arc<Mutex<Shared>>, chan
                 std::process::id(),
                 event.len()
             )
-        } else if method == "POST"
-            && (path.ends_with("/response") || path.ends_with("/error"))
-        {
+        } else if method == "POST" && (path.ends_with("/response") || path.ends_with("/error")) {
             {
                 let mut s = lock(&shared);
                 let took = s.sent_at.map(|t| now - t).unwrap_or_default();

@@ -47,10 +47,25 @@ pub fn svg(results: &Results) -> String {
 
     let mut body = String::new();
     let mut y = 60.0;
-    y = panel(&mut body, y, "Init: process start to first GET next (median of 20 cold starts)", &init);
-    y = panel(&mut body, y + 20.0, "Peak RSS after a cold start and 100 warm invocations", &rss);
+    y = panel(
+        &mut body,
+        y,
+        "Init: process start to first GET next (median of 20 cold starts)",
+        &init,
+    );
+    y = panel(
+        &mut body,
+        y + 20.0,
+        "Peak RSS after a cold start and 100 warm invocations",
+        &rss,
+    );
     if !sweep.is_empty() {
-        y = panel(&mut body, y + 20.0, "health-sweeper: one sweep, wall time and CPU time by number of targets", &sweep);
+        y = panel(
+            &mut body,
+            y + 20.0,
+            "health-sweeper: one sweep, wall time and CPU time by number of targets",
+            &sweep,
+        );
     }
     let height = y + 20.0;
     format!(
@@ -74,11 +89,21 @@ fn panel(out: &mut String, top: f64, title: &str, groups: &Groups) -> f64 {
         .fold(0.0_f64, f64::max)
         .max(f64::MIN_POSITIVE);
     let scale = (WIDTH - label_w - right - 10.0) / max;
-    let _ = writeln!(out, "<text x=\"10\" y=\"{}\" font-weight=\"bold\">{}</text>", top + 14.0, escape(title));
+    let _ = writeln!(
+        out,
+        "<text x=\"10\" y=\"{}\" font-weight=\"bold\">{}</text>",
+        top + 14.0,
+        escape(title)
+    );
     let mut y = top + 24.0;
     for (label, bars) in groups {
         let group_h = bars.len() as f64 * (bar_h + 2.0);
-        let _ = writeln!(out, "<text x=\"10\" y=\"{:.1}\">{}</text>", y + group_h / 2.0 + 4.0, escape(label));
+        let _ = writeln!(
+            out,
+            "<text x=\"10\" y=\"{:.1}\">{}</text>",
+            y + group_h / 2.0 + 4.0,
+            escape(label)
+        );
         for (value, colour, text) in bars {
             let w = (value * scale).max(1.0);
             let _ = writeln!(

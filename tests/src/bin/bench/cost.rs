@@ -5,8 +5,7 @@ use crate::measure::median;
 use crate::report::FunctionResult;
 
 /// When the prices below were taken from AWS's public price pages (us-east-1, arm64 Lambda).
-pub const PRICES_DATE: &str =
-    "AWS public list prices for us-east-1 as of 2026-11-24 (written in here, not fetched: the bench runs offline)";
+pub const PRICES_DATE: &str = "AWS public list prices for us-east-1 as of 2026-11-24 (written in here, not fetched: the bench runs offline)";
 const LAMBDA_PER_MILLION: f64 = 0.20;
 const LAMBDA_ARM_GB_SECOND: f64 = 0.000_013_333_4;
 const S3_PUT_PER_1000: f64 = 0.005;
@@ -72,7 +71,10 @@ pub fn estimate(f: &FunctionResult) -> Cost {
         for call in &calls.calls {
             let (service, op) = call.split_once(':').unwrap_or((call, ""));
             match service {
-                "s3" if op.starts_with("Put") || op.starts_with("List") || op.starts_with("Delete") => {
+                "s3" if op.starts_with("Put")
+                    || op.starts_with("List")
+                    || op.starts_with("Delete") =>
+                {
                     c.s3_puts += events
                 }
                 "s3" => c.s3_gets += events,
@@ -111,7 +113,16 @@ pub fn markdown(functions: &[FunctionResult]) -> String {
         total += c.dollars;
         md.push_str(&format!(
             "| {} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.3} |\n",
-            c.function, c.invocations, c.gb_seconds, c.s3_puts, c.s3_gets, c.sns, c.ses, c.secrets, c.cost_explorer, c.dollars
+            c.function,
+            c.invocations,
+            c.gb_seconds,
+            c.s3_puts,
+            c.s3_gets,
+            c.sns,
+            c.ses,
+            c.secrets,
+            c.cost_explorer,
+            c.dollars
         ));
     }
     md.push_str(&format!("| all | | | | | | | | | {total:.2} |\n"));

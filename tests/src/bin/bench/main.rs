@@ -50,7 +50,10 @@ async fn run() -> Result<()> {
         return write(results, &out);
     }
     wanted.retain(|w| !w.starts_with("--"));
-    let python = cached_tool("venv-moto/bin/python", "moto (PyPI moto[server]), which has boto3")?;
+    let python = cached_tool(
+        "venv-moto/bin/python",
+        "moto (PyPI moto[server]), which has boto3",
+    )?;
     let runtime_py = workspace_root().join("tests/bench/python/runtime.py");
     let dir = tempfile::tempdir()?;
     let mut functions = Vec::new();
@@ -65,18 +68,18 @@ async fn run() -> Result<()> {
         };
         let reference = Launch {
             program: python.clone(),
-            args: vec![
-                runtime_py.display().to_string(),
-                function.replace('-', "_"),
-            ],
+            args: vec![runtime_py.display().to_string(), function.replace('-', "_")],
         };
         let mut scenario = Scenario::start(function, 2 * WARM + 4).await?;
         let work = dir.path().join(function);
         std::fs::create_dir_all(&work)?;
         let rust_cold = cold_starts(&rust, &scenario, COLD_STARTS, &work).await?;
         let (_, mut rust_run) = measured_run(&rust, &mut scenario, WARM, 0, true, &work).await?;
-        (rust_run.cold_ms, rust_run.cold_cpu_ms, rust_run.cold_wait_ms) =
-            (rust_cold.wall, rust_cold.cpu, rust_cold.wait);
+        (
+            rust_run.cold_ms,
+            rust_run.cold_cpu_ms,
+            rust_run.cold_wait_ms,
+        ) = (rust_cold.wall, rust_cold.cpu, rust_cold.wait);
         let py_dir = work.join("python");
         std::fs::create_dir_all(&py_dir)?;
         let py_cold = cold_starts(&reference, &scenario, COLD_STARTS, &py_dir).await?;
@@ -104,7 +107,10 @@ async fn run() -> Result<()> {
 
 fn write(results: Results, out: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
     std::fs::write(out.join("results.md"), results.markdown())?;
     std::fs::write(out.join("chart.svg"), chart::svg(&results))?;
     println!("{}", results.markdown());

@@ -52,7 +52,12 @@ pub struct Run {
     pub first_failure: Option<String>,
 }
 
-async fn spawn(launch: &Launch, scenario: &Scenario, api: &RuntimeApi, log: &Path) -> Result<Child> {
+async fn spawn(
+    launch: &Launch,
+    scenario: &Scenario,
+    api: &RuntimeApi,
+    log: &Path,
+) -> Result<Child> {
     let mut command = Command::new(&launch.program);
     command.args(&launch.args).env_clear().kill_on_drop(true);
     for key in ["PATH", "HOME"] {
@@ -61,7 +66,10 @@ async fn spawn(launch: &Launch, scenario: &Scenario, api: &RuntimeApi, log: &Pat
         }
     }
     command
-        .env("AWS_LAMBDA_RUNTIME_API", format!("http://{}", api.address()))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://{}", api.address()),
+        )
         .env("AWS_LAMBDA_FUNCTION_NAME", scenario.function)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -83,7 +91,12 @@ pub struct Colds {
 }
 
 /// `count` cold starts: process start to the first `GET next`, each in a new process.
-pub async fn cold_starts(launch: &Launch, scenario: &Scenario, count: usize, dir: &Path) -> Result<Colds> {
+pub async fn cold_starts(
+    launch: &Launch,
+    scenario: &Scenario,
+    count: usize,
+    dir: &Path,
+) -> Result<Colds> {
     let mut colds = Colds::default();
     for i in 0..count {
         let api = RuntimeApi::start().await?;
@@ -113,7 +126,9 @@ fn schedstat(pid: u32) -> (f64, f64) {
     };
     for task in tasks.flatten() {
         let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().unwrap_or(0.0));
+        let mut fields = text
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().unwrap_or(0.0));
         total.0 += fields.next().unwrap_or(0.0) / 1e6;
         total.1 += fields.next().unwrap_or(0.0) / 1e6;
     }
@@ -149,7 +164,11 @@ pub async fn measured_run(
                 first_failure = Some(format!("{kind}: {}", answer.body));
             }
             let calls = scenario.moto().recorded_calls().await?;
-            kinds.push(Calls { kind, ok: answer.ok, calls });
+            kinds.push(Calls {
+                kind,
+                ok: answer.ok,
+                calls,
+            });
         }
     }
     let mut warm_ms = Vec::new();
@@ -165,7 +184,12 @@ pub async fn measured_run(
     }
     let peak_rss_mb = match child.id() {
         Some(pid) => peak_rss(pid)?,
-        None => return fail(format!("the function exited; log:\n{}", harness::process::tail(&log))),
+        None => {
+            return fail(format!(
+                "the function exited; log:\n{}",
+                harness::process::tail(&log)
+            ));
+        }
     };
     let _ = child.kill().await;
     Ok((

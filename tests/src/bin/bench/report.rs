@@ -116,7 +116,11 @@ impl Results {
              Arm64: {}.\n\n",
             self.date,
             self.machine,
-            if self.arm64.is_empty() { "not built" } else { &self.arm64 }
+            if self.arm64.is_empty() {
+                "not built"
+            } else {
+                &self.arm64
+            }
         );
         md.push_str("| function | init (ms) | init CPU / waiting for CPU (ms) | Python init (ms) | Python init CPU (ms) | × faster | warm median / p95 (ms) | Python warm median (ms) | peak RSS (MB) | Python peak RSS (MB) | x86_64 binary / zip (MB) | arm64 zip (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for f in &self.functions {
@@ -178,7 +182,9 @@ impl Results {
 }
 
 fn size(value: Option<f64>) -> String {
-    value.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into())
+    value
+        .map(|v| format!("{v:.2}"))
+        .unwrap_or_else(|| "–".into())
 }
 
 /// `s3:GetObject ×2, sns:Publish` (in first-seen order), or `none`.
@@ -196,7 +202,13 @@ fn calls_text(calls: &[String]) -> String {
     let total = calls.len();
     let list = counted
         .iter()
-        .map(|(c, n)| if *n > 1 { format!("{c} ×{n}") } else { c.clone() })
+        .map(|(c, n)| {
+            if *n > 1 {
+                format!("{c} ×{n}")
+            } else {
+                c.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     format!("{total}: {list}")
@@ -209,7 +221,9 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_gb = meminfo
         .lines()
@@ -225,7 +239,11 @@ fn machine() -> String {
         .unwrap_or_default();
     // The machine may be shared: the load when the report was made says how busy it was.
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
         "{cpu}, {cores} cores, {mem_gb:.0} GB, Linux {}, {rustc}, load average {load}",
         kernel.trim()
@@ -240,7 +258,11 @@ pub fn parse_divan(text: &str) -> Vec<(String, f64)> {
         let cells: Vec<&str> = line.split('│').collect();
         let first = cells.first().copied().unwrap_or_default();
         let name_part = first.trim_start_matches(|c: char| "├╰─│ ".contains(c));
-        let name = name_part.split_whitespace().next().unwrap_or_default().to_string();
+        let name = name_part
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let median = cells.get(2).and_then(|c| to_micros(c.trim()));
         let leaf = first.contains('╰') || first.contains('├');
         match median {

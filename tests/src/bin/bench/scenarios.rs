@@ -203,9 +203,15 @@ impl Scenario {
             "snapshot-exporter" => {
                 let event = self.event(n, 0).await?;
                 vec![
-                    ("snapshot created, selected source, first delivery".into(), event.clone()),
+                    (
+                        "snapshot created, selected source, first delivery".into(),
+                        event.clone(),
+                    ),
                     ("the same event delivered again".into(), event),
-                    ("weekly reconcile (4 sources)".into(), read_event("rds-weekly-export-schedule.json")?),
+                    (
+                        "weekly reconcile (4 sources)".into(),
+                        read_event("rds-weekly-export-schedule.json")?,
+                    ),
                 ]
             }
             _ => vec![
@@ -217,7 +223,10 @@ impl Scenario {
                     "the same notification again".into(),
                     budgets_event_at("budgets-cost-actual-80.json", &Utc::now().to_rfc3339())?,
                 ),
-                ("daily check (4 budgets)".into(), read_event("scheduled-event.json")?),
+                (
+                    "daily check (4 budgets)".into(),
+                    read_event("scheduled-event.json")?,
+                ),
                 (
                     "daily check, nothing new to tell".into(),
                     read_event("scheduled-event.json")?,
