@@ -6,6 +6,8 @@
 //! - [`lambda::LambdaRuntime`]: a built function binary served by the Lambda Runtime API emulator
 //!   of cargo-lambda, invoked with fixtures from `events/`.
 //! - [`http::HttpServer`]: loopback HTTP servers that answer, fail, hang, or record what they got.
+//! - [`faults::FaultyProxy`]: a proxy in front of the emulator that fails, throttles or hangs on cue.
+//! - [`leaks`]: the secret-leak check every integration and end-to-end test ends with.
 //!
 //! Nothing here talks to any address outside 127.0.0.0/8. Tools that are missing give an error
 //! saying what to install (`bash tests/setup.sh` installs all of them), never a hang.
@@ -14,7 +16,9 @@ pub mod budget;
 pub mod deploy;
 pub mod export;
 pub mod http;
+pub mod faults;
 pub mod lambda;
+pub mod leaks;
 pub mod mail;
 pub mod mariadb;
 pub mod moto;
