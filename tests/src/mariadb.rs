@@ -18,6 +18,8 @@ pub const ROOT: &str = "root";
 pub struct MariaDbOptions {
     /// The general query log: every statement the server receives, to prove what did not.
     pub general_log: bool,
+    /// Serve TLS with this certificate and key (PEM files); the client tools then use TLS too.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 pub struct MariaDb {
@@ -25,6 +27,7 @@ pub struct MariaDb {
     password: String,
     client: PathBuf,
     dir: tempfile::TempDir,
+    tls: bool,
     _server: Child,
 }
 
@@ -89,6 +92,20 @@ impl MariaDb {
                 dir.path().join("general.log").display()
             ));
         }
+        if let Some((cert, key)) = &options.tls {
+            let (cert_copy, key_copy) =
+                (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::copy(cert, &cert_copy)?;
+            std::fs::copy(key, &key_copy)?;
+            if root {
+                let mut chown = Command::new("chown");
+                chown.args(["mysql:mysql"]).arg(&cert_copy).arg(&key_copy);
+                run(chown, "chown").await?;
+            }
+            command
+                .arg(format!("--ssl-cert={}", cert_copy.display()))
+                .arg(format!("--ssl-key={}", key_copy.display()));
+        }
         if root {
             command.arg("--user=mysql");
         }
@@ -122,6 +139,7 @@ impl MariaDb {
             password,
             client,
             dir,
+            tls: options.tls.is_some(),
             _server: child,
         })
     }
@@ -145,6 +163,23 @@ impl MariaDb {
 
     /// Runs SQL as `user` over TCP with password authentication; fails if the login fails.
     pub async fn sql_as(&self, user: &str, password: &str, sql: &str) -> Result<String> {
+        run(self.client_command(user, password, sql), "mariadb client")
+            .await
+            .map(|out| out.trim().to_string())
+    }
+
+    /// Runs SQL as root in a session of its own that lasts as long as the SQL does (hold a lock
+    /// with `LOCK TABLES ...; SELECT SLEEP(n)`); the child is killed when dropped.
+    pub fn sql_in_background(&self, sql: &str) -> Result<Child> {
+        let mut command = self.client_command(ROOT, &self.password, sql);
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        Ok(command.spawn()?)
+    }
+
+    fn client_command(&self, user: &str, password: &str, sql: &str) -> Command {
         let mut client = Command::new(&self.client);
         client
             .arg("--no-defaults")
@@ -159,13 +194,13 @@ impl MariaDb {
                 "-N",
                 "-B",
             ])
-            .arg("--connect-timeout=5")
-            .arg("-e")
-            .arg(sql)
-            .env("MYSQL_PWD", password);
-        run(client, "mariadb client")
-            .await
-            .map(|out| out.trim().to_string())
+            .arg("--connect-timeout=5");
+        if self.tls {
+            // TLS without verification: the tool only stands in for an application.
+            client.arg("--ssl").arg("--disable-ssl-verify-server-cert");
+        }
+        client.arg("-e").arg(sql).env("MYSQL_PWD", password);
+        client
     }
 
     pub async fn can_login(&self, user: &str, password: &str) -> bool {

@@ -250,6 +250,26 @@ impl Postgres {
         run(psql, "psql").await.map(|out| out.trim().to_string())
     }
 
+    /// Runs SQL as the superuser in a session of its own that lasts as long as the SQL does (hold
+    /// a lock with `BEGIN; LOCK ...; SELECT pg_sleep(n)`); the child is killed when dropped.
+    pub fn sql_in_background(&self, sql: &str) -> Result<tokio::process::Child> {
+        let mut psql = Command::new(&self.psql);
+        psql.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            SUPERUSER,
+        ])
+        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-X", "-c", sql])
+        .env("PGPASSWORD", &self.password)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+        Ok(psql.spawn()?)
+    }
+
     /// True when `user` can log in with `password`.
     pub async fn can_login(&self, user: &str, password: &str) -> bool {
         self.sql_as(user, password, "postgres", "SELECT 1")
@@ -302,6 +322,20 @@ fn command(args: &[&str], run_as: Option<&str>) -> Command {
             c
         }
     }
+}
+
+/// A loopback listener that accepts connections and never answers: a database that hangs after
+/// the TCP handshake. Connections are held until the returned task is dropped with the runtime.
+pub async fn silent_server() -> Result<(u16, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let port = listener.local_addr()?.port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    Ok((port, task))
 }
 
 pub(crate) async fn is_root() -> bool {

@@ -104,6 +104,37 @@ impl RotationWorld {
         Ok(token)
     }
 
+    /// Writes a version with `stages` the way anyone allowed `PutSecretValue` can (an attacker, a
+    /// misbehaving tool), under a new version id, which it returns.
+    pub async fn put_version(
+        &self,
+        secret: &str,
+        value: &Value,
+        stages: &[&str],
+    ) -> Result<String> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let token = format!(
+            "00000000-0000-4000-8000-{:06}{:06}",
+            std::process::id() % 1_000_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        self.secrets
+            .put_secret_value()
+            .secret_id(secret)
+            .client_request_token(&token)
+            .secret_string(value.to_string())
+            .set_version_stages(Some(stages.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await?;
+        Ok(token)
+    }
+
+    /// The alerts and notices delivered to the topic's queue since the last call.
+    pub async fn alerts(&self) -> Result<Vec<crate::moto::SnsEnvelope>> {
+        self.moto.received_notifications(&self.queue_url).await
+    }
+
     /// Version id -> staging labels.
     pub async fn labels(&self, secret: &str) -> Result<HashMap<String, Vec<String>>> {
         let out = self

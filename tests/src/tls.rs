@@ -17,14 +17,22 @@ pub struct TestCa {
 }
 
 impl TestCa {
+    /// A CA and a server certificate for `localhost` and 127.0.0.1.
     pub async fn create() -> Result<Self> {
+        Self::create_for("DNS:localhost,IP:127.0.0.1").await
+    }
+
+    /// A CA and a server certificate whose subjectAltName is `san` (`DNS:db.internal`, ...).
+    pub async fn create_for(san: &str) -> Result<Self> {
         let openssl = system_tool(&["openssl"], "openssl")?;
         let dir = tempfile::Builder::new().prefix("wk-ca-").tempdir()?;
         let p = |name: &str| dir.path().join(name);
         let ext = p("server.ext");
         std::fs::write(
             &ext,
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+            format!(
+                "subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+            ),
         )?;
         let steps: [Vec<&str>; 3] = [
             vec![

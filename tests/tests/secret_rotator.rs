@@ -70,6 +70,10 @@ async fn postgres_single_user_rotation_changes_the_password_and_leaks_it_nowhere
                 answer.output,
                 world.runtime.logs()
             );
+            if step == "setSecret" {
+                // AWSCURRENT is tried first: no refused login; a repeat sees one (the old password).
+                assert_eq!(answer.json()["failed_logins"], attempt, "{}", answer.output);
+            }
             if step == "createSecret" {
                 let pending = world
                     .secrets
@@ -352,24 +356,61 @@ async fn database_down_during_set_secret_alerts_and_a_retry_completes() {
         pg.can_login("app", "app-initial-password-0").await,
         "the current password still works"
     );
-    for step in ["setSecret", "testSecret", "finishSecret"] {
+    assert!(world.step(&secret, &token, "setSecret").await.unwrap().ok);
+    // After setSecret, single user: the alert says the old password no longer works.
+    pg.stop().await.unwrap();
+    assert!(!world.step(&secret, &token, "testSecret").await.unwrap().ok);
+    let alerts = world.alerts().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert!(
+        alerts[0]
+            .message
+            .contains("the AWSCURRENT password no longer works")
+            && alerts[0].message.contains(&token),
+        "{}",
+        alerts[0].message
+    );
+    pg.start_again().await.unwrap();
+    for step in ["testSecret", "finishSecret"] {
         let answer = world.step(&secret, &token, step).await.unwrap();
         assert!(answer.ok, "{step}: {}", answer.output);
     }
     assert!(pg.can_login("app", &pending_password).await);
 }
 
+/// Starts rotating `secret` and runs setSecret, which must fail with `expected` in its error.
+async fn set_secret_fails(world: &RotationWorld, secret: &str, expected: &[&str]) -> String {
+    let token = world.begin_rotation(secret).await.unwrap();
+    assert!(world.step(secret, &token, "createSecret").await.unwrap().ok);
+    let refused = world.step(secret, &token, "setSecret").await.unwrap();
+    assert!(!refused.ok, "setSecret succeeded for {secret}");
+    let lower = refused.output.to_ascii_lowercase();
+    assert!(
+        expected.iter().any(|e| lower.contains(e)),
+        "{secret}: expected one of {expected:?} in {}",
+        refused.output
+    );
+    refused.output
+}
+
 #[tokio::test]
 async fn tls_is_verified_and_never_downgraded() {
     let ca = TestCa::create().await.unwrap();
-    let tls_pg = Postgres::start(PgOptions {
-        tls: Some((ca.server_cert.clone(), ca.server_key.clone())),
-        ..PgOptions::default()
-    })
-    .await
-    .unwrap();
+    let other_name = TestCa::create_for("DNS:db.internal").await.unwrap();
+    let untrusted = TestCa::create().await.unwrap();
+    let start = |cert: &TestCa| {
+        Postgres::start(PgOptions {
+            tls: Some((cert.server_cert.clone(), cert.server_key.clone())),
+            ..PgOptions::default()
+        })
+    };
+    let tls_pg = start(&ca).await.unwrap();
+    // Signed by the trusted CA, but for db.internal only (the RDS endpoint behind a CNAME).
+    let named_pg = start(&other_name).await.unwrap();
+    let untrusted_pg = start(&untrusted).await.unwrap();
     let plain_pg = Postgres::start(PgOptions::default()).await.unwrap();
-    for pg in [&tls_pg, &plain_pg] {
+    let plain_maria = MariaDb::start(MariaDbOptions::default()).await.unwrap();
+    for pg in [&tls_pg, &named_pg, &untrusted_pg, &plain_pg] {
         pg.sql(
             "postgres",
             "CREATE ROLE app LOGIN PASSWORD 'app-initial-password-0'",
@@ -377,7 +418,22 @@ async fn tls_is_verified_and_never_downgraded() {
         .await
         .unwrap();
     }
-    let ca_file = ca.ca_cert.display().to_string();
+    plain_maria
+        .sql("CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-initial-password-0'")
+        .await
+        .unwrap();
+    // The CA of `other_name` is trusted too: its certificate fails on its name alone.
+    let bundle = ca.dir().join("bundle.pem");
+    std::fs::write(
+        &bundle,
+        [
+            std::fs::read_to_string(&ca.ca_cert).unwrap(),
+            std::fs::read_to_string(&other_name.ca_cert).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let ca_file = bundle.display().to_string();
     let world = RotationWorld::start(&[("DB_TLS", "verify-full"), ("DB_TLS_CA_FILE", &ca_file)])
         .await
         .unwrap();
@@ -396,27 +452,115 @@ async fn tls_is_verified_and_never_downgraded() {
             .await
     );
 
+    // `sslmode: disable` in the secret does not loosen DB_TLS=verify-full.
+    let mut plain_value = pg_secret(&plain_pg, "app", "app-initial-password-0");
+    plain_value["sslmode"] = json!("disable");
     let plain = world
-        .create_secret(
-            "des/db/plain",
-            &pg_secret(&plain_pg, "app", "app-initial-password-0"),
-        )
+        .create_secret("des/db/plain", &plain_value)
         .await
         .unwrap();
-    let token = world.begin_rotation(&plain).await.unwrap();
-    assert!(world.step(&plain, &token, "createSecret").await.unwrap().ok);
-    let refused = world.step(&plain, &token, "setSecret").await.unwrap();
-    assert!(!refused.ok);
-    assert!(
-        refused.output.to_ascii_lowercase().contains("tls")
-            || refused.output.to_ascii_lowercase().contains("ssl"),
-        "{}",
-        refused.output
-    );
+    set_secret_fails(&world, &plain, &["tls", "ssl"]).await;
     assert!(
         plain_pg.can_login("app", "app-initial-password-0").await,
         "nothing changed over plaintext"
     );
+
+    // A certificate for another name fails; naming it in tls_server_name verifies against it.
+    let named_value = pg_secret(&named_pg, "app", "app-initial-password-0");
+    let named = world
+        .create_secret("des/db/named", &named_value)
+        .await
+        .unwrap();
+    set_secret_fails(
+        &world,
+        &named,
+        &["not valid for name", "notvalidforname", "certificate"],
+    )
+    .await;
+    let mut aliased_value = named_value.clone();
+    aliased_value["tls_server_name"] = json!("db.internal");
+    let aliased = world
+        .create_secret("des/db/aliased", &aliased_value)
+        .await
+        .unwrap();
+    world.rotate(&aliased).await.unwrap();
+    let current = world.value(&aliased, "AWSCURRENT").await.unwrap();
+    assert!(
+        named_pg
+            .can_login("app", current["password"].as_str().unwrap())
+            .await
+    );
+
+    // A certificate from a CA outside DB_TLS_CA_FILE fails.
+    let mut untrusted_value = pg_secret(&untrusted_pg, "app", "app-initial-password-0");
+    untrusted_value["host"] = json!("localhost");
+    let untrusted_secret = world
+        .create_secret("des/db/untrusted", &untrusted_value)
+        .await
+        .unwrap();
+    set_secret_fails(
+        &world,
+        &untrusted_secret,
+        &["unknownissuer", "unknown issuer", "certificate"],
+    )
+    .await;
+    assert!(
+        untrusted_pg
+            .can_login("app", "app-initial-password-0")
+            .await
+    );
+
+    // MariaDB without TLS: a clear error, no plaintext session.
+    let maria = world
+        .create_secret("des/mysql/plain", &json!({"engine": "mariadb", "host": "127.0.0.1", "port": plain_maria.port(), "username": "app", "password": "app-initial-password-0", "sslmode": "disable"}))
+        .await
+        .unwrap();
+    let output = set_secret_fails(&world, &maria, &["tls is required"]).await;
+    assert!(output.contains("Permanent."), "{output}");
+    assert!(plain_maria.can_login("app", "app-initial-password-0").await);
+}
+
+#[tokio::test]
+async fn a_database_that_never_answers_is_given_up_within_the_connect_timeout() {
+    let (port, _server) = harness::postgres::silent_server().await.unwrap();
+    let ca = TestCa::create().await.unwrap();
+    let ca_file = ca.ca_cert.display().to_string();
+    for tls in ["verify-full", "disable"] {
+        let world = RotationWorld::start(&[
+            ("DB_TLS", tls),
+            ("DB_TLS_CA_FILE", &ca_file),
+            ("DB_CONNECT_TIMEOUT_MS", "1000"),
+        ])
+        .await
+        .unwrap();
+        let secret = world
+            .create_secret("des/db/silent", &json!({"engine": "postgres", "host": "127.0.0.1", "port": port, "username": "app", "password": "p", "dbname": "postgres"}))
+            .await
+            .unwrap();
+        let token = world.begin_rotation(&secret).await.unwrap();
+        assert!(
+            world
+                .step(&secret, &token, "createSecret")
+                .await
+                .unwrap()
+                .ok
+        );
+        let started = std::time::Instant::now();
+        let answer = world.step(&secret, &token, "setSecret").await.unwrap();
+        let elapsed = started.elapsed();
+        println!("DB_TLS={tls}: setSecret against a silent server gave up after {elapsed:?}");
+        assert!(!answer.ok);
+        assert!(
+            answer.output.contains("Retryable.DatabaseFailed")
+                && answer.output.contains("no session within 1000 ms"),
+            "{}",
+            answer.output
+        );
+        assert!(
+            elapsed < std::time::Duration::from_millis(2500),
+            "{elapsed:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -488,9 +632,12 @@ async fn failed_pre_checks_change_nothing() {
 
 #[tokio::test]
 async fn mariadb_single_and_alternating_rotations() {
-    let db = MariaDb::start(MariaDbOptions { general_log: true })
-        .await
-        .unwrap();
+    let db = MariaDb::start(MariaDbOptions {
+        general_log: true,
+        ..MariaDbOptions::default()
+    })
+    .await
+    .unwrap();
     db.sql("CREATE DATABASE dispatch; CREATE TABLE dispatch.report (id INT PRIMARY KEY, note TEXT); CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-initial-password-0'; GRANT SELECT, INSERT ON dispatch.* TO 'app'@'127.0.0.1'").await.unwrap();
     let world = RotationWorld::start(PLAINTEXT).await.unwrap();
     let secret_value = json!({"engine": "mariadb", "host": "127.0.0.1", "port": db.port(), "username": "app", "password": "app-initial-password-0", "dbname": "dispatch"});
@@ -582,4 +729,59 @@ async fn api_keys_rotate_and_owners_are_told() {
         !notices[0].message.contains(key),
         "the key itself is never in a notification"
     );
+    assert!(
+        notices[0].message.contains("must accept the new key"),
+        "{}",
+        notices[0].message
+    );
+
+    // A newer rotation has begun; finishSecret of the finished one is repeated: the newer
+    // rotation's AWSPENDING stays, and the owners are not told twice.
+    let first = world
+        .labels(&secret)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(_, l)| l.contains(&"AWSCURRENT".to_string()))
+        .unwrap()
+        .0;
+    let newer = world.begin_rotation(&secret).await.unwrap();
+    assert!(
+        world
+            .step(&secret, &newer, "createSecret")
+            .await
+            .unwrap()
+            .ok
+    );
+    let repeated = world.step(&secret, &first, "finishSecret").await.unwrap();
+    assert!(repeated.ok, "{}", repeated.output);
+    let labels = world.labels(&secret).await.unwrap();
+    assert!(
+        labels[&newer].contains(&"AWSPENDING".to_string()),
+        "{labels:?}"
+    );
+    assert!(world.alerts().await.unwrap().is_empty(), "no second notice");
+    for step in &STEPS[1..] {
+        assert!(
+            world.step(&secret, &newer, step).await.unwrap().ok,
+            "{step}"
+        );
+    }
+    assert_eq!(
+        world.alerts().await.unwrap().len(),
+        1,
+        "one notice for the newer key"
+    );
+}
+
+#[test]
+fn the_binary_compiles_in_no_public_root_certificate() {
+    // Database TLS trusts DB_TLS_CA_FILE only: no public web root is even in the binary.
+    let binary = std::fs::read(harness::paths::function_binary("secret-rotator").unwrap()).unwrap();
+    for name in ["ISRG Root X1", "DigiCert Global Root", "GlobalSign"] {
+        assert!(
+            !binary.windows(name.len()).any(|w| w == name.as_bytes()),
+            "{name} is compiled in"
+        );
+    }
 }

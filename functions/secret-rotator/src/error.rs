@@ -3,7 +3,7 @@
 use watchkeeper_shared::error::{AwsError, Retryable, diagnostic};
 use watchkeeper_shared::notify::NotifyError;
 
-use crate::database::DbError;
+use crate::database::{DbError, DbErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
@@ -16,7 +16,11 @@ pub enum RotationError {
     #[error("{0}")]
     Aws(#[from] AwsError),
     #[error("database: {0}")]
-    Database(#[from] DbError),
+    Database(DbError),
+    /// A check made before acting with the master's privileges (or before promoting a version)
+    /// refused the request: it needs a person, never a retry.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The pending credentials were not accepted by the database in testSecret.
     #[error("test failed: {0}")]
     Test(String),
@@ -27,11 +31,22 @@ pub enum RotationError {
 impl Retryable for RotationError {
     fn is_retryable(&self) -> bool {
         match self {
-            RotationError::Malformed(_) | RotationError::PreCheck(_) => false,
+            RotationError::Malformed(_)
+            | RotationError::PreCheck(_)
+            | RotationError::Refused(_) => false,
             RotationError::Aws(e) => e.is_retryable(),
             RotationError::Database(e) => e.is_retryable(),
             RotationError::Test(_) => true,
             RotationError::Notify(e) => e.is_retryable(),
+        }
+    }
+}
+
+impl From<DbError> for RotationError {
+    fn from(err: DbError) -> Self {
+        match err.kind {
+            DbErrorKind::Refused => RotationError::Refused(err.to_string()),
+            _ => RotationError::Database(err),
         }
     }
 }
@@ -43,6 +58,7 @@ impl From<RotationError> for lambda_runtime::Diagnostic {
             RotationError::PreCheck(_) => "PreCheckFailed",
             RotationError::Aws(_) => "SecretsManagerFailed",
             RotationError::Database(_) => "DatabaseFailed",
+            RotationError::Refused(_) => "Refused",
             RotationError::Test(_) => "TestFailed",
             RotationError::Notify(_) => "NotificationFailed",
         };

@@ -9,8 +9,9 @@ use watchkeeper_shared::telemetry::Metrics;
 
 use crate::database::Database;
 use crate::error::RotationError;
-use crate::event;
+use crate::event::{self, RotationEvent, Step};
 use crate::rotation::{Rotator, SOURCE};
+use crate::secret_value::SecretKind;
 use crate::secrets::SecretsApi;
 
 pub struct App<A, D, N> {
@@ -35,11 +36,13 @@ impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
             Ok(outcome) => Ok(outcome),
             Err(err) => {
                 tracing::error!(secret = %event.secret_id, step = event.step.as_str(), error = %err, retryable = err.is_retryable(), "rotation step failed");
+                let state = self.state_after_failure(&event, &err).await;
+                let name = secret_name(&event.secret_id);
+                let refused = matches!(err, RotationError::Refused(_));
                 let text = format!(
-                    "Rotation of secret {secret} failed at {step} (version {token}).\n\nError: {err}\nRetryable: {retryable}\n\n\
-                     The current credentials (AWSCURRENT) were not changed by this failure and keep working. Secrets Manager retries the \
-                     rotation; if it keeps failing, fix the cause and rotate again, or cancel the rotation.",
+                    "Rotation of secret {secret} {what} at {step} (version {token}).\n\nError: {err}\nRetryable: {retryable}\n\n{state}",
                     secret = event.secret_id,
+                    what = if refused { "was refused" } else { "failed" },
                     step = event.step.as_str(),
                     token = event.token,
                     retryable = if err.is_retryable() {
@@ -48,11 +51,14 @@ impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
                         "no, it needs a person"
                     },
                 );
-                let name = secret_name(&event.secret_id);
                 let alert = Notification::new(
                     SOURCE,
                     Severity::Critical,
-                    format!("Secret rotation failed: {name} at {}", event.step.as_str()),
+                    format!(
+                        "Secret rotation {}: {name} at {}",
+                        if refused { "refused" } else { "failed" },
+                        event.step.as_str()
+                    ),
                     text,
                 )
                 .with_resource(name);
@@ -62,16 +68,45 @@ impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
                     event.token,
                     event.step.as_str()
                 );
-                if let Err(alert_error) = self
-                    .rotator
-                    .notifier
-                    .send_once(&key, &alert, &deadline)
-                    .await
-                {
+                if let Err(alert_error) = self.rotator.notify_once(&key, &alert, &deadline).await {
                     tracing::error!(error = %alert_error, "rotation failure alert could not be sent");
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// What the failure left behind, truthfully: in single-user mode a completed setSecret has
+    /// already changed the password, so AWSCURRENT's no longer works.
+    async fn state_after_failure(&self, event: &RotationEvent, err: &RotationError) -> String {
+        let single_user = matches!(
+            self.rotator.pending(event).await,
+            Ok(SecretKind::Database(db)) if db.masterarn.is_none()
+        );
+        let set_may_have_run = matches!(event.step, Step::Test | Step::Finish)
+            && !matches!(err, RotationError::Refused(_));
+        if single_user && set_may_have_run {
+            format!(
+                "setSecret has already set the new password in the database: the AWSCURRENT password no longer works, \
+                 and applications must use version {token} (AWSPENDING) until the rotation completes. Fix the cause and \
+                 run the rotation again (createSecret keeps the pending value), or move AWSCURRENT to version {token} \
+                 yourself (update-secret-version-stage).",
+                token = event.token
+            )
+        } else if matches!(err, RotationError::Refused(_)) && event.step == Step::Finish {
+            "AWSCURRENT was not moved: applications keep using the current version. The pending version does not \
+             log in, so setSecret has not completed for it: run the rotation again (createSecret keeps the pending \
+             value and setSecret sets it), or cancel it."
+                .to_string()
+        } else if matches!(err, RotationError::Refused(_)) {
+            "Nothing was changed: the request was refused before any credential was used to change anything, and \
+             AWSCURRENT was not moved. A secret's contents asked for something this function does not do: check who \
+             wrote the secret's versions (CloudTrail PutSecretValue / UpdateSecretVersionStage)."
+                .to_string()
+        } else {
+            "The current credentials (AWSCURRENT) were not changed by this failure and keep working. Secrets Manager \
+             retries the rotation; if it keeps failing, fix the cause and rotate again, or cancel the rotation."
+                .to_string()
         }
     }
 }

@@ -2,30 +2,24 @@
 //!
 //! - createSecret: reuse the AWSPENDING value of the token if there is one; otherwise a new
 //!   password (or API key) from `GetRandomPassword`, stored as AWSPENDING.
-//! - setSecret: if the pending credentials already log in, done. Otherwise, alternating users: the
-//!   master secret's user sets the password (creating the clone the first time); single user: the
-//!   first known password of the user that still logs in (AWSCURRENT, AWSPREVIOUS, then the newest
-//!   earlier versions, so an interrupted rotation never strands a password) sets the new one.
-//! - testSecret: the pending credentials log in and query (and read `test_table` when the secret
-//!   names one).
-//! - finishSecret: AWSCURRENT moves to the token (AWSPREVIOUS follows it), and AWSPENDING is
-//!   removed so no stale pending version is left behind.
+//! - setSecret: see [`crate::set_secret`] (the checks before the master credentials are used).
+//! - testSecret: see [`crate::test_secret`].
+//! - finishSecret: the pending credentials are checked again (a version that does not log in is
+//!   never promoted), then AWSCURRENT moves to the token (AWSPREVIOUS follows it), and AWSPENDING
+//!   is removed so no stale pending version is left behind.
 
 use serde_json::{Value, json};
 use watchkeeper_shared::deadline::Deadline;
-use watchkeeper_shared::notify::{Notification, Notify, Severity};
-use watchkeeper_shared::secret::Secret;
+use watchkeeper_shared::notify::{Delivery, Notification, Notify, NotifyError, Severity};
 
-use crate::database::{Database, DbErrorKind, TlsMode};
+use crate::database::{Database, TlsMode};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::secret_value::{self, DbSecret, SecretKind};
-use crate::secrets::{CURRENT, Description, PENDING, PREVIOUS, SecretsApi};
+use crate::guard;
+use crate::secret_value::{self, ApiKeySecret, SecretKind};
+use crate::secrets::{CURRENT, Description, PENDING, SecretsApi};
 
 pub const SOURCE: &str = "secret-rotator";
-
-/// How many earlier versions setSecret tries after AWSCURRENT and AWSPREVIOUS.
-const EARLIER_VERSIONS_TRIED: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -39,6 +33,22 @@ pub struct Rotator<A, D, N> {
     pub db: D,
     pub notifier: N,
     pub policy: Policy,
+}
+
+/// What a step did, in words, and how many logins it saw refused (lockout policies count them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    pub outcome: &'static str,
+    pub failed_logins: usize,
+}
+
+impl From<&'static str> for Done {
+    fn from(outcome: &'static str) -> Self {
+        Done {
+            outcome,
+            failed_logins: 0,
+        }
+    }
 }
 
 impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
@@ -64,6 +74,11 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         if description.has_label(&event.token, CURRENT) {
             if event.step == Step::Finish {
                 self.remove_stale_pending(event, &description).await?;
+                // A retried finishSecret still tells the owners (once) if the first try could not.
+                if let SecretKind::ApiKey(key) = self.version_value(event).await? {
+                    self.announce_api_key(event, &description, &key, deadline)
+                        .await?;
+                }
             }
             tracing::info!(secret = %name, step = event.step.as_str(), "version is already AWSCURRENT: nothing to do");
             return Ok(json!({"step": event.step.as_str(), "outcome": "already current"}));
@@ -74,17 +89,30 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                 event.token
             )));
         }
-        let outcome = match event.step {
+        let done = match event.step {
             Step::Create => self.create(event).await?,
-            Step::Set => self.set(event).await?,
+            Step::Set => self.set(event, &description).await?,
             Step::Test => self.test(event).await?,
             Step::Finish => self.finish(event, &description, deadline).await?,
         };
-        tracing::info!(secret = %name, step = event.step.as_str(), outcome, "rotation step done");
-        Ok(json!({"step": event.step.as_str(), "outcome": outcome}))
+        tracing::info!(secret = %name, step = event.step.as_str(), outcome = done.outcome, failed_logins = done.failed_logins, "rotation step done");
+        Ok(
+            json!({"step": event.step.as_str(), "outcome": done.outcome, "failed_logins": done.failed_logins}),
+        )
     }
 
-    async fn pending(&self, event: &RotationEvent) -> Result<SecretKind, RotationError> {
+    /// Sends `notification` once per `key` within the invocation's deadline: the one place this
+    /// function sends from.
+    pub async fn notify_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+        deadline: &Deadline,
+    ) -> Result<Delivery, NotifyError> {
+        self.notifier.send_once(key, notification, deadline).await
+    }
+
+    pub(crate) async fn pending(&self, event: &RotationEvent) -> Result<SecretKind, RotationError> {
         let value = self
             .secrets
             .value(&event.secret_id, Some(&event.token), PENDING)
@@ -97,13 +125,17 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         secret_value::parse(&value)
     }
 
-    async fn create(&self, event: &RotationEvent) -> Result<&'static str, RotationError> {
+    pub(crate) async fn current(&self, event: &RotationEvent) -> Result<SecretKind, RotationError> {
         let current = self
             .secrets
             .value(&event.secret_id, None, CURRENT)
             .await?
             .ok_or_else(|| RotationError::Malformed("secret has no AWSCURRENT value".into()))?;
-        let current = secret_value::parse(&current)?;
+        secret_value::parse(&current)
+    }
+
+    async fn create(&self, event: &RotationEvent) -> Result<Done, RotationError> {
+        let current = self.current(event).await?;
         if let Some(existing) = self
             .secrets
             .value(&event.secret_id, Some(&event.token), PENDING)
@@ -111,7 +143,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         {
             // A retry of this step: keep what was generated (a new value would change a version).
             secret_value::parse(&existing)?;
-            return Ok("reused the pending version");
+            return Ok("reused the pending version".into());
         }
         let fresh = self
             .secrets
@@ -129,135 +161,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                 event.rotation_token.as_deref(),
             )
             .await?;
-        Ok("created the pending version")
-    }
-
-    async fn set(&self, event: &RotationEvent) -> Result<&'static str, RotationError> {
-        let pending = match self.pending(event).await? {
-            SecretKind::ApiKey(_) => {
-                return Ok("API key: nothing to set (the provider takes the key from the secret)");
-            }
-            SecretKind::Database(db) => db,
-        };
-        let pending_creds = pending.credentials(self.policy.default_tls);
-        match self.db.check_login(&pending_creds).await {
-            Ok(()) => return Ok("pending credentials already log in"),
-            Err(e) if e.kind == DbErrorKind::Auth => {}
-            Err(e) => return Err(e.into()),
-        }
-        if let Some(master_arn) = &pending.masterarn {
-            let master = self
-                .secrets
-                .value(master_arn, None, CURRENT)
-                .await?
-                .ok_or_else(|| {
-                    RotationError::Malformed("master secret has no AWSCURRENT value".into())
-                })?;
-            let SecretKind::Database(master) = secret_value::parse(&master)? else {
-                return Err(RotationError::Malformed(
-                    "master secret is not a database secret".into(),
-                ));
-            };
-            let clone_of = (pending.username != pending.original_username())
-                .then(|| pending.original_username());
-            self.db
-                .set_password(
-                    &master.credentials(self.policy.default_tls),
-                    &pending.username,
-                    &pending.password,
-                    clone_of,
-                )
-                .await?;
-            return Ok("master user set the pending password");
-        }
-        let admin = self.working_login(event, &pending).await?;
-        self.db
-            .set_password(
-                &admin.credentials(self.policy.default_tls),
-                &pending.username,
-                &pending.password,
-                None,
-            )
-            .await?;
-        Ok("user set its own pending password")
-    }
-
-    /// The first stored version of this user's credentials that still logs in.
-    async fn working_login(
-        &self,
-        event: &RotationEvent,
-        pending: &DbSecret,
-    ) -> Result<DbSecret, RotationError> {
-        let mut candidates: Vec<Secret<String>> = Vec::new();
-        for stage in [CURRENT, PREVIOUS] {
-            candidates.extend(self.secrets.value(&event.secret_id, None, stage).await?);
-        }
-        for version in self
-            .secrets
-            .versions_newest_first(&event.secret_id)
-            .await?
-            .iter()
-            .filter(|v| **v != event.token)
-            .take(EARLIER_VERSIONS_TRIED)
-        {
-            candidates.extend(
-                self.secrets
-                    .value_of_version(&event.secret_id, version)
-                    .await?,
-            );
-        }
-        let tried = candidates.len();
-        for candidate in candidates {
-            let Ok(SecretKind::Database(db)) = secret_value::parse(&candidate) else {
-                continue;
-            };
-            if db.username != pending.username {
-                continue;
-            }
-            match self
-                .db
-                .check_login(&db.credentials(self.policy.default_tls))
-                .await
-            {
-                Ok(()) => return Ok(db),
-                Err(e) if e.kind == DbErrorKind::Auth => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(RotationError::Test(format!(
-            "no stored password of {} logs in ({tried} versions tried: AWSCURRENT, AWSPREVIOUS and earlier ones)",
-            pending.username
-        )))
-    }
-
-    async fn test(&self, event: &RotationEvent) -> Result<&'static str, RotationError> {
-        match self.pending(event).await? {
-            SecretKind::ApiKey(key) => match key.key() {
-                Some(value) if !value.is_empty() => Ok("API key present"),
-                _ => Err(RotationError::Test(format!(
-                    "pending API key has no \"{}\" value",
-                    key.key_field
-                ))),
-            },
-            SecretKind::Database(db) => {
-                self.db
-                    .check_login(&db.credentials(self.policy.default_tls))
-                    .await
-                    .map_err(|e| match e.kind {
-                        DbErrorKind::Auth => RotationError::Test(format!(
-                            "pending credentials of {} were refused: {}",
-                            db.username, e.message
-                        )),
-                        _ => e.into(),
-                    })?;
-                if let Some(table) = &db.test_table {
-                    self.db
-                        .check_table(&db.credentials(self.policy.default_tls), table)
-                        .await?;
-                }
-                Ok("pending credentials log in")
-            }
-        }
+        Ok("created the pending version".into())
     }
 
     async fn finish(
@@ -265,7 +169,24 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         event: &RotationEvent,
         description: &Description,
         deadline: &Deadline,
-    ) -> Result<&'static str, RotationError> {
+    ) -> Result<Done, RotationError> {
+        let pending = self.pending(event).await?;
+        match &pending {
+            SecretKind::ApiKey(key) => api_key_present(key)?,
+            // Never promote a version for another user or server, or one that does not work: an
+            // application would be redirected or locked out.
+            SecretKind::Database(db) => {
+                if let SecretKind::Database(current) = self.current(event).await? {
+                    guard::pending_matches_current(&current, db)?;
+                }
+                self.pending_works(db).await.map_err(|e| match e {
+                RotationError::Test(why) => RotationError::Refused(format!(
+                    "finishSecret will not make a version AWSCURRENT that does not log in ({why}); AWSCURRENT was not moved"
+                )),
+                other => other,
+            })?
+            }
+        }
         let current = description.version_with(CURRENT).map(str::to_string);
         self.secrets
             .move_label(
@@ -278,62 +199,98 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         self.secrets
             .move_label(&event.secret_id, PENDING, None, Some(&event.token))
             .await?;
-        if let SecretKind::ApiKey(key) = self.pending_after_finish(event).await? {
-            let owners = key
-                .owners
-                .clone()
-                .unwrap_or_else(|| "(no owners listed in the secret)".into());
-            let provider = key
-                .provider
-                .clone()
-                .unwrap_or_else(|| "the provider".into());
-            let text = format!(
-                "A new API key for {provider} is now AWSCURRENT in secret {name}.\n\nOwners: {owners}\n\nApplications reading the secret pick it up on their next read; \
-                 register the new key with {provider} if it is not issued there. The previous key stays readable as AWSPREVIOUS until the next rotation.",
-                name = description.name
-            );
-            let n = Notification::new(
-                SOURCE,
-                Severity::Info,
-                format!("New API key live: {}", description.name),
-                text,
-            )
-            .with_resource(description.name.clone())
-            .with_attribute("owners", owners);
-            self.notifier
-                .send_once(
-                    &format!("api-key-live/{}/{}", description.name, event.token),
-                    &n,
-                    deadline,
-                )
+        if let SecretKind::ApiKey(key) = &pending {
+            self.announce_api_key(event, description, key, deadline)
                 .await?;
         }
-        Ok("AWSCURRENT moved to the new version")
+        Ok("AWSCURRENT moved to the new version".into())
     }
 
-    /// The value just made current (read by version id: its AWSPENDING label is gone).
-    async fn pending_after_finish(
+    /// Tells the owners a new API key is live, once per version (the claim is the record).
+    async fn announce_api_key(
         &self,
         event: &RotationEvent,
-    ) -> Result<SecretKind, RotationError> {
+        description: &Description,
+        key: &ApiKeySecret,
+        deadline: &Deadline,
+    ) -> Result<(), RotationError> {
+        let owners = key
+            .owners
+            .clone()
+            .unwrap_or_else(|| "(no owners listed in the secret)".into());
+        let provider = key
+            .provider
+            .clone()
+            .unwrap_or_else(|| "the provider".into());
+        let text = format!(
+            "A new API key for {provider} is now AWSCURRENT in secret {name} (version {token}).\n\nOwners: {owners}\n\n\
+             The provider must accept the new key: unless {provider} issued it or reads it from this secret, register it with \
+             {provider} now (a manual step); until then, calls made with it are refused. Applications pick it up on their next \
+             read of the secret. The previous key stays readable as AWSPREVIOUS until the next rotation.",
+            name = description.name,
+            token = event.token,
+        );
+        let notice = Notification::new(
+            SOURCE,
+            Severity::Warning,
+            format!("New API key live: {}", description.name),
+            text,
+        )
+        .with_resource(description.name.clone())
+        .with_attribute("owners", owners);
+        self.notify_once(
+            &format!("api-key-live/{}/{}", description.name, event.token),
+            &notice,
+            deadline,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The token's value, whatever its labels.
+    async fn version_value(&self, event: &RotationEvent) -> Result<SecretKind, RotationError> {
         let value = self
             .secrets
-            .value(&event.secret_id, Some(&event.token), CURRENT)
+            .value_of_version(&event.secret_id, &event.token)
             .await?
-            .ok_or_else(|| RotationError::Malformed("new version has no value".into()))?;
+            .ok_or_else(|| RotationError::Malformed("version has no value".into()))?;
         secret_value::parse(&value)
     }
 
+    /// A repeated finishSecret: AWSPENDING is removed from the token's own version, and from
+    /// versions older than it (a rotation that was abandoned); a newer rotation's is left alone.
     async fn remove_stale_pending(
         &self,
         event: &RotationEvent,
         description: &Description,
     ) -> Result<(), RotationError> {
-        if let Some(stale) = description.version_with(PENDING) {
-            self.secrets
-                .move_label(&event.secret_id, PENDING, None, Some(stale))
-                .await?;
+        let Some(pending) = description.version_with(PENDING) else {
+            return Ok(());
+        };
+        if pending != event.token {
+            // Only a version created strictly before the token's is stale; equal or unknown
+            // times leave it alone.
+            let versions = self.secrets.versions_newest_first(&event.secret_id).await?;
+            let created = |id: &str| versions.iter().find(|(v, _)| v == id).map(|(_, t)| *t);
+            let older =
+                matches!((created(pending), created(&event.token)), (Some(p), Some(t)) if p < t);
+            if !older {
+                return Ok(());
+            }
         }
+        self.secrets
+            .move_label(&event.secret_id, PENDING, None, Some(pending))
+            .await?;
         Ok(())
+    }
+}
+
+pub(crate) fn api_key_present(key: &ApiKeySecret) -> Result<(), RotationError> {
+    match key.key() {
+        Some(value) if !value.is_empty() => Ok(()),
+        _ => Err(RotationError::Test(format!(
+            "pending API key has no \"{}\" value",
+            key.key_field
+        ))),
     }
 }

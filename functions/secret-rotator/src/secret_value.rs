@@ -1,8 +1,9 @@
 //! The secret's JSON: the standard RDS form for databases, or an API key.
 //!
 //! Database secrets: `{"engine", "host", "port", "username", "password", "dbname"?, "masterarn"?,
-//! "sslmode"?}` (engine `postgres` or `mysql`/`mariadb`). With `masterarn`, rotation alternates
-//! between `<user>` and `<user>_clone`, created by the master secret's user.
+//! "sslmode"?, "tls_server_name"?, "test_table"?}` (engine `postgres` or `mysql`/`mariadb`). With
+//! `masterarn`, rotation alternates between `<user>` and `<user>_clone`, created by the master
+//! secret's user. A master secret may be RDS-managed, `{"username", "password"}` only.
 //!
 //! API keys: `{"type": "api-key", "key_field"?: "api_key", "api_key": "...", "owners"?: "...",
 //! "provider"?: "..."}`.
@@ -33,8 +34,10 @@ pub struct DbSecret {
     pub dbname: Option<String>,
     /// ARN of the secret of a user allowed to create and alter the rotated users.
     pub masterarn: Option<String>,
-    /// `sslmode` in the secret: `disable` turns TLS off for this database, explicitly.
+    /// `sslmode` in the secret. It can only make TLS stricter than `DB_TLS`, never looser.
     pub tls: Option<TlsMode>,
+    /// The name the server certificate must carry when `host` is an alias (CNAME) of it.
+    pub tls_server_name: Option<String>,
     /// A table testSecret reads with the new credentials (`schema.table` or `table`).
     pub test_table: Option<String>,
     fields: Secret<Map<String, Value>>,
@@ -121,11 +124,60 @@ pub fn parse(text: &Secret<String>) -> Result<SecretKind, RotationError> {
         masterarn: text_field("masterarn"),
         test_table: text_field("test_table"),
         tls,
+        tls_server_name: text_field("tls_server_name"),
         fields: Secret::new(fields),
     }))
 }
 
+/// A master secret: the standard form, or one managed by RDS itself, `{"username", "password"}`
+/// only (its host, port and engine are then those of the rotated secret).
+#[derive(Debug, Clone)]
+pub enum MasterValue {
+    Full(DbSecret),
+    LoginOnly {
+        username: String,
+        password: Secret<String>,
+    },
+}
+
+pub fn parse_master(text: &Secret<String>) -> Result<MasterValue, RotationError> {
+    let value: Value = serde_json::from_str(text.expose())
+        .map_err(|_| RotationError::Malformed("master secret value is not JSON".into()))?;
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    if value.get("host").is_some() || value.get("engine").is_some() {
+        return match parse(text)? {
+            SecretKind::Database(db) => Ok(MasterValue::Full(db)),
+            SecretKind::ApiKey(_) => Err(RotationError::Malformed(
+                "master secret is not a database secret".into(),
+            )),
+        };
+    }
+    match (field("username"), field("password")) {
+        (Some(username), Some(password)) => Ok(MasterValue::LoginOnly {
+            username,
+            password: Secret::new(password),
+        }),
+        _ => Err(RotationError::Malformed(
+            "master secret lacks \"username\" or \"password\"".into(),
+        )),
+    }
+}
+
 impl DbSecret {
+    /// These connection settings (engine, host, port, database, TLS) with another user's login.
+    pub fn as_user(&self, username: &str, password: &Secret<String>) -> DbSecret {
+        let mut other = self.clone();
+        other.username = username.to_string();
+        other.password = password.clone();
+        other
+    }
+
     pub fn credentials(&self, default_tls: TlsMode) -> Credentials {
         Credentials {
             engine: self.engine,
@@ -134,8 +186,14 @@ impl DbSecret {
             username: self.username.clone(),
             password: self.password.clone(),
             dbname: self.dbname.clone(),
-            tls: self.tls.unwrap_or(default_tls),
+            tls: default_tls.stricter(self.tls),
+            tls_server_name: self.tls_server_name.clone(),
         }
+    }
+
+    /// Engine, host and port: where this secret's credentials are used.
+    pub fn endpoint(&self) -> (crate::database::Engine, String, u16) {
+        (self.engine, self.host.to_ascii_lowercase(), self.port)
     }
 
     /// The user the next version uses: the same one, or, alternating, the other of the pair.

@@ -11,6 +11,9 @@ pub const CURRENT: &str = "AWSCURRENT";
 pub const PENDING: &str = "AWSPENDING";
 pub const PREVIOUS: &str = "AWSPREVIOUS";
 
+/// ListSecretVersionIds pages read at most (100 versions each).
+const MAX_VERSION_PAGES: usize = 20;
+
 #[derive(Debug, Clone, Default)]
 pub struct Description {
     pub name: String,
@@ -50,11 +53,12 @@ pub trait SecretsApi: Send + Sync {
         secret: &str,
         version: &str,
     ) -> impl Future<Output = Result<Option<Secret<String>>, AwsError>> + Send;
-    /// Every version id, newest first, deprecated ones included.
+    /// Every version id with its creation time (nanoseconds since the epoch), newest first,
+    /// deprecated ones included.
     fn versions_newest_first(
         &self,
         secret: &str,
-    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(String, i128)>, AwsError>> + Send;
     fn random_password(
         &self,
         length: i64,
@@ -153,28 +157,38 @@ impl SecretsApi for SecretsManager {
         self.get(secret, Some(version), None).await
     }
 
-    async fn versions_newest_first(&self, secret: &str) -> Result<Vec<String>, AwsError> {
-        let out = self
-            .client
-            .list_secret_version_ids()
-            .secret_id(secret)
-            .include_deprecated(true)
-            .max_results(20)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecretVersionIds", &e))?;
-        let mut versions: Vec<(i64, String)> = out
-            .versions()
-            .iter()
-            .filter_map(|v| {
+    async fn versions_newest_first(&self, secret: &str) -> Result<Vec<(String, i128)>, AwsError> {
+        let mut versions: Vec<(String, i128)> = Vec::new();
+        let mut next: Option<String> = None;
+        // Every page: a secret can hold up to about a hundred versions.
+        for _ in 0..MAX_VERSION_PAGES {
+            let out = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret)
+                .include_deprecated(true)
+                .max_results(100)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("secretsmanager:ListSecretVersionIds", &e))?;
+            versions.extend(out.versions().iter().filter_map(|v| {
                 Some((
-                    v.created_date().map(|d| d.secs()).unwrap_or(0),
                     v.version_id()?.to_string(),
+                    v.created_date()
+                        .map(|d| {
+                            i128::from(d.secs()) * 1_000_000_000 + i128::from(d.subsec_nanos())
+                        })
+                        .unwrap_or(0),
                 ))
-            })
-            .collect();
-        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-        Ok(versions.into_iter().map(|(_, id)| id).collect())
+            }));
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => break,
+            }
+        }
+        versions.sort_by_key(|v| std::cmp::Reverse(v.1));
+        Ok(versions)
     }
 
     async fn random_password(

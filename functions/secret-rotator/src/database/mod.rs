@@ -3,7 +3,8 @@
 //! `mysql_native_password` hash computed here).
 //!
 //! TLS is verify-full against the configured CA bundle by default, and never falls back to
-//! plaintext: plaintext happens only when the configuration or the secret says so.
+//! plaintext: plaintext happens only when the configuration and the secret both allow it (see
+//! [`TlsMode::stricter`]).
 
 use std::fmt;
 use std::future::Future;
@@ -18,6 +19,9 @@ use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::secret::Secret;
 
 pub mod mysql;
+pub mod mysql_grants;
+pub mod mysql_users;
+pub mod pg_roles;
 pub mod postgres;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,16 @@ pub enum TlsMode {
     Disable,
 }
 
+impl TlsMode {
+    /// The stricter of two modes: a secret can only tighten what the configuration allows.
+    pub fn stricter(self, other: Option<TlsMode>) -> TlsMode {
+        match (self, other) {
+            (TlsMode::Disable, None | Some(TlsMode::Disable)) => TlsMode::Disable,
+            _ => TlsMode::VerifyFull,
+        }
+    }
+}
+
 /// Where and as whom to log in. The password only ever shows as `***`.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -62,6 +76,8 @@ pub struct Credentials {
     pub password: Secret<String>,
     pub dbname: Option<String>,
     pub tls: TlsMode,
+    /// The name the server's certificate must carry, when `host` is an alias (a CNAME) of it.
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +92,8 @@ pub enum DbErrorKind {
     Query,
     /// The function is not set up for this (no CA bundle for TLS, ...).
     Setup,
+    /// A check made before acting with the master's privileges refused the request.
+    Refused,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -120,15 +138,36 @@ pub trait Database: Send + Sync {
         table: &str,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// Logged in as `admin`, sets `user`'s password. With `clone_of`, creates `user` first if it
-    /// does not exist, with the roles and privileges of `clone_of`.
+    /// Logged in as `admin`, sets `request.user`'s password, after refusing (kind `Refused`) a
+    /// user that holds or can reach administrative privileges. With `clone_of`, creates the user
+    /// first if it does not exist, as a copy of `clone_of`, all or nothing.
     fn set_password(
         &self,
         admin: &Credentials,
-        user: &str,
-        password: &Secret<String>,
-        clone_of: Option<&str>,
+        request: &SetPassword<'_>,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// How the privileges of `clone` differ from those of `original` (empty: the same), read while
+    /// logged in with the pair's own credentials (`current` and `pending`, one of each user), never
+    /// the master's. The differences name privileges, never a password.
+    fn clone_differences(
+        &self,
+        current: &Credentials,
+        pending: &Credentials,
+        original: &str,
+        clone: &str,
+    ) -> impl Future<Output = Result<Vec<String>, DbError>> + Send;
+}
+
+/// What setSecret asks of the master user.
+#[derive(Debug, Clone)]
+pub struct SetPassword<'a> {
+    pub user: &'a str,
+    pub password: &'a Secret<String>,
+    /// The original of an alternating pair, when `user` is its clone.
+    pub clone_of: Option<&'a str>,
+    /// Users that must never be altered or cloned: the master user itself.
+    pub forbidden: &'a [&'a str],
 }
 
 /// Connection settings shared by both engines.
@@ -184,17 +223,26 @@ impl Database for SqlDatabases {
     async fn set_password(
         &self,
         admin: &Credentials,
-        user: &str,
-        password: &Secret<String>,
-        clone_of: Option<&str>,
+        request: &SetPassword<'_>,
     ) -> Result<(), DbError> {
         match admin.engine {
+            Engine::Postgres => pg_roles::set_password(&self.settings, admin, request).await,
+            Engine::MySql => mysql_users::set_password(&self.settings, admin, request).await,
+        }
+    }
+
+    async fn clone_differences(
+        &self,
+        current: &Credentials,
+        pending: &Credentials,
+        original: &str,
+        clone: &str,
+    ) -> Result<Vec<String>, DbError> {
+        match pending.engine {
             Engine::Postgres => {
-                postgres::set_password(&self.settings, admin, user, password, clone_of).await
+                pg_roles::clone_differences(&self.settings, pending, original, clone).await
             }
-            Engine::MySql => {
-                mysql::set_password(&self.settings, admin, user, password, clone_of).await
-            }
+            Engine::MySql => mysql_users::clone_differences(&self.settings, current, pending).await,
         }
     }
 }
@@ -207,4 +255,27 @@ pub fn quote_ident(name: &str) -> String {
 /// `'text'` for MySQL/MariaDB: quotes and backslashes escaped.
 pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_can_only_make_tls_stricter() {
+        use TlsMode::{Disable, VerifyFull};
+        for (config, secret, effective) in [
+            (VerifyFull, Some(Disable), VerifyFull),
+            (VerifyFull, None, VerifyFull),
+            (Disable, Some(VerifyFull), VerifyFull),
+            (Disable, Some(Disable), Disable),
+            (Disable, None, Disable),
+        ] {
+            assert_eq!(
+                config.stricter(secret),
+                effective,
+                "{config:?} + {secret:?}"
+            );
+        }
+    }
 }

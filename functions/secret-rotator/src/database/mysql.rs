@@ -1,19 +1,14 @@
-//! MySQL and MariaDB through mysql_async with rustls.
-//!
-//! MariaDB: passwords are set as `mysql_native_password` hashes computed here
-//! (`IDENTIFIED BY PASSWORD '*<hash>'`), so the cleartext is never sent and the general log shows
-//! only the hash. MySQL 8 (caching_sha2_password) takes the password itself in `ALTER USER`; the
-//! server rewrites it as `<secret>` in its general and slow logs, but it does travel on the
-//! (TLS-protected) connection.
+//! MySQL and MariaDB through mysql_async with rustls: logging in. TLS trusts `DB_TLS_CA_FILE`
+//! only (mysql_async's built-in public roots are switched off) and is required: a server that
+//! does not offer it is an error, never a plaintext session. User administration is in
+//! [`super::mysql_users`].
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts};
-use sha1::{Digest, Sha1};
-use watchkeeper_shared::secret::Secret;
 
-use super::{Credentials, DbError, DbErrorKind, Settings, TlsMode, quote_literal};
+use super::{Credentials, DbError, DbErrorKind, Settings, TlsMode};
 
-async fn connect(settings: &Settings, creds: &Credentials) -> Result<Conn, DbError> {
+pub async fn connect(settings: &Settings, creds: &Credentials) -> Result<Conn, DbError> {
     let mut options = OptsBuilder::default()
         .ip_or_hostname(creds.host.clone())
         .tcp_port(creds.port)
@@ -33,22 +28,34 @@ async fn connect(settings: &Settings, creds: &Credentials) -> Result<Conn, DbErr
                 "TLS is required but DB_TLS_CA_FILE is not set (set it, or DB_TLS=disable)",
             ));
         };
-        options =
-            options.ssl_opts(SslOpts::default().with_root_certs(vec![ca_file.clone().into()]));
+        options = options.ssl_opts(ssl_opts(ca_file, creds.tls_server_name.clone()));
     }
     match tokio::time::timeout(settings.connect_timeout, Conn::new(options)).await {
         Err(_) => Err(DbError::new(
             creds,
             DbErrorKind::Unreachable,
-            "connect timed out",
+            format!(
+                "no session within {} ms (TCP connect, TLS handshake and login together)",
+                settings.connect_timeout.as_millis()
+            ),
         )),
         Ok(Err(e)) => Err(classify(creds, &e)),
         Ok(Ok(conn)) => Ok(conn),
     }
 }
 
-fn classify(creds: &Credentials, err: &mysql_async::Error) -> DbError {
-    let kind = match err {
+/// verify-full against `ca_file` only: mysql_async would add its built-in public web roots
+/// (compiled in with its rustls feature) unless told not to. The name override changes which name
+/// is verified, not whether: the certificate must still name `server_name` and chain to the file.
+fn ssl_opts(ca_file: &std::path::Path, server_name: Option<String>) -> SslOpts {
+    SslOpts::default()
+        .with_root_certs(vec![ca_file.to_path_buf().into()])
+        .with_disable_built_in_roots(true)
+        .with_danger_tls_hostname_override(server_name)
+}
+
+pub fn kind_of(err: &mysql_async::Error) -> DbErrorKind {
+    match err {
         // 1045: access denied; 1044: no access to the database; 1698: no such user via socket auth.
         mysql_async::Error::Server(server) if matches!(server.code, 1045 | 1044 | 1698) => {
             DbErrorKind::Auth
@@ -71,8 +78,32 @@ fn classify(creds: &Credentials, err: &mysql_async::Error) -> DbError {
             }
         }
         _ => DbErrorKind::Query,
+    }
+}
+
+pub fn classify(creds: &Credentials, err: &mysql_async::Error) -> DbError {
+    let kind = kind_of(err);
+    let message = match (kind, err) {
+        (DbErrorKind::Tls, mysql_async::Error::Driver(_)) => format!(
+            "{err} (TLS is required: the server must offer TLS with a certificate from DB_TLS_CA_FILE)"
+        ),
+        _ => err.to_string(),
     };
-    DbError::new(creds, kind, err.to_string())
+    DbError::new(creds, kind, message)
+}
+
+/// For a statement that carried a password or its hash: the server's text may quote the
+/// statement, so only the error's code is kept.
+pub fn classify_redacted(creds: &Credentials, err: &mysql_async::Error) -> DbError {
+    let code = match err {
+        mysql_async::Error::Server(server) => format!("server error {}", server.code),
+        _ => "connection error".to_string(),
+    };
+    DbError::new(
+        creds,
+        kind_of(err),
+        format!("a statement setting a password failed ({code}; its text is withheld)"),
+    )
 }
 
 pub async fn check_login(settings: &Settings, creds: &Credentials) -> Result<(), DbError> {
@@ -103,148 +134,42 @@ pub async fn check_table(
     result
 }
 
-/// `*` and the upper-case hex SHA1 of SHA1(password): the stored form of mysql_native_password.
-pub fn native_password_hash(password: &str) -> String {
-    let stage1 = Sha1::digest(password.as_bytes());
-    let stage2 = Sha1::digest(stage1);
-    format!("*{}", hex::encode_upper(stage2))
-}
-
-fn quote_account(user: &str, host: &str) -> String {
-    format!("{}@{}", quote_literal(user), quote_literal(host))
-}
-
-pub async fn set_password(
-    settings: &Settings,
-    admin: &Credentials,
-    user: &str,
-    password: &Secret<String>,
-    clone_of: Option<&str>,
-) -> Result<(), DbError> {
-    let mut conn = connect(settings, admin).await?;
-    let result = set_password_on(&mut conn, admin, user, password, clone_of).await;
-    let _ = conn.disconnect().await;
-    result
-}
-
-async fn set_password_on(
-    conn: &mut Conn,
-    admin: &Credentials,
-    user: &str,
-    password: &Secret<String>,
-    clone_of: Option<&str>,
-) -> Result<(), DbError> {
-    let fail = |e: mysql_async::Error| classify(admin, &e);
-    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(fail)?;
-    let mariadb = version
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .contains("mariadb");
-    let identified = if mariadb {
-        format!(
-            "IDENTIFIED BY PASSWORD {}",
-            quote_literal(&native_password_hash(password.expose()))
-        )
-    } else {
-        format!("IDENTIFIED BY {}", quote_literal(password.expose()))
-    };
-    if clone_of.is_none() && admin.username == user {
-        // A user changing its own password needs no privilege and no access to mysql.user.
-        let own = if mariadb {
-            format!(
-                "SET PASSWORD = {}",
-                quote_literal(&native_password_hash(password.expose()))
-            )
-        } else {
-            format!("ALTER USER USER() {identified}")
-        };
-        conn.query_drop(own).await.map_err(fail)?;
-        return Ok(());
-    }
-    let hosts: Vec<String> = conn
-        .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
-        .await
-        .map_err(fail)?;
-    if !hosts.is_empty() {
-        for host in hosts {
-            conn.query_drop(format!(
-                "ALTER USER {} {identified}",
-                quote_account(user, &host)
-            ))
-            .await
-            .map_err(fail)?;
-        }
-        return Ok(());
-    }
-    let Some(original) = clone_of else {
-        return Err(DbError::new(
-            admin,
-            DbErrorKind::Query,
-            format!("user {user} does not exist"),
-        ));
-    };
-    let original_hosts: Vec<String> = conn
-        .exec("SELECT Host FROM mysql.user WHERE User = ?", (original,))
-        .await
-        .map_err(fail)?;
-    if original_hosts.is_empty() {
-        return Err(DbError::new(
-            admin,
-            DbErrorKind::Query,
-            format!("user {original} to clone does not exist"),
-        ));
-    }
-    for host in original_hosts {
-        conn.query_drop(format!(
-            "CREATE USER {} {identified}",
-            quote_account(user, &host)
-        ))
-        .await
-        .map_err(fail)?;
-        // Copy every grant of the original, minus any authentication clause.
-        let grants: Vec<String> = conn
-            .query(format!(
-                "SHOW GRANTS FOR {}",
-                quote_account(original, &host)
-            ))
-            .await
-            .map_err(fail)?;
-        let from = format!("TO {}", quote_grantee(original, &host));
-        let to = format!("TO {}", quote_account(user, &host));
-        for grant in grants {
-            let grant = match grant.find(" IDENTIFIED BY") {
-                Some(cut) => grant[..cut].to_string(),
-                None => grant,
-            };
-            if grant.contains(&from) {
-                conn.query_drop(grant.replace(&from, &to))
-                    .await
-                    .map_err(fail)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// How SHOW GRANTS writes an account: `` `user`@`host` ``.
-fn quote_grantee(user: &str, host: &str) -> String {
-    format!(
-        "`{}`@`{}`",
-        user.replace('`', "``"),
-        host.replace('`', "``")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn native_hash_matches_the_server() {
-        // SELECT PASSWORD('password') on MariaDB.
-        assert_eq!(
-            native_password_hash("password"),
-            "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
+    fn tls_trusts_the_configured_bundle_only_and_verifies_everything() {
+        let opts = ssl_opts(std::path::Path::new("/bundle.pem"), None);
+        assert!(
+            opts.disable_built_in_roots(),
+            "public web roots must not be trusted"
+        );
+        assert!(!opts.accept_invalid_certs() && !opts.skip_domain_validation());
+        assert_eq!(opts.root_certs().len(), 1);
+    }
+
+    #[test]
+    fn errors_of_password_statements_keep_only_their_code() {
+        let creds = Credentials {
+            engine: super::super::Engine::MySql,
+            host: "db".into(),
+            port: 3306,
+            username: "root".into(),
+            password: watchkeeper_shared::secret::Secret::new("m".into()),
+            dbname: None,
+            tls: TlsMode::VerifyFull,
+            tls_server_name: None,
+        };
+        let err = mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1064,
+            message: "You have an error in your SQL syntax near 'IDENTIFIED BY 'hunter2''".into(),
+            state: "42000".into(),
+        });
+        let redacted = classify_redacted(&creds, &err).to_string();
+        assert!(
+            !redacted.contains("hunter2") && redacted.contains("1064"),
+            "{redacted}"
         );
     }
 }

@@ -1,23 +1,54 @@
-//! PostgreSQL: tokio-postgres with rustls. Passwords are set as SCRAM-SHA-256 verifiers computed
-//! here: the server stores the verifier as is, and neither its log (even with
-//! `log_statement = 'all'`) nor the wire ever holds the cleartext.
+//! PostgreSQL: tokio-postgres with rustls. Logging in, and the bounded connect: TCP, the TLS
+//! handshake and authentication together must finish within `DB_CONNECT_TIMEOUT_MS`, so a server
+//! that accepts the connection and never answers cannot hold the function until Lambda kills it.
+//!
+//! Role administration (passwords, clones) is in [`super::pg_roles`].
 
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
-use watchkeeper_shared::secret::Secret;
 
 use super::{Credentials, DbError, DbErrorKind, Settings, TlsMode, quote_ident};
 
-/// `'text'` for PostgreSQL (standard_conforming_strings: only quotes need doubling).
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+/// Logs in as `creds`, the whole of it bounded by the connect timeout.
+pub async fn connect(settings: &Settings, creds: &Credentials) -> Result<Client, DbError> {
+    match tokio::time::timeout(settings.connect_timeout, connect_unbounded(settings, creds)).await {
+        Ok(result) => result,
+        Err(_) => Err(DbError::new(
+            creds,
+            DbErrorKind::Unreachable,
+            format!(
+                "no session within {} ms (TCP connect, TLS handshake and login together)",
+                settings.connect_timeout.as_millis()
+            ),
+        )),
+    }
 }
 
-async fn connect(settings: &Settings, creds: &Credentials) -> Result<Client, DbError> {
+async fn connect_unbounded(settings: &Settings, creds: &Credentials) -> Result<Client, DbError> {
     let mut config = tokio_postgres::Config::new();
+    match (&creds.tls, &creds.tls_server_name) {
+        (TlsMode::VerifyFull, Some(name)) => {
+            // Dial `host`'s address, verify the certificate against `name`: given both, the
+            // driver connects to `hostaddr` and uses `host` for TLS.
+            let address = tokio::net::lookup_host((creds.host.as_str(), creds.port))
+                .await
+                .ok()
+                .and_then(|mut found| found.next())
+                .ok_or_else(|| {
+                    DbError::new(
+                        creds,
+                        DbErrorKind::Unreachable,
+                        "host name does not resolve",
+                    )
+                })?;
+            config.host(name).hostaddr(address.ip());
+        }
+        _ => {
+            config.host(&creds.host);
+        }
+    }
     config
-        .host(&creds.host)
         .port(creds.port)
         .user(&creds.username)
         .password(creds.password.expose().as_bytes())
@@ -29,7 +60,7 @@ async fn connect(settings: &Settings, creds: &Credentials) -> Result<Client, DbE
             settings.statement_timeout.as_millis(),
             settings.lock_timeout.as_millis()
         ));
-    let connecting = match creds.tls {
+    let client = match creds.tls {
         TlsMode::Disable => {
             config.ssl_mode(SslMode::Disable);
             let (client, connection) = config
@@ -47,7 +78,8 @@ async fn connect(settings: &Settings, creds: &Credentials) -> Result<Client, DbE
                     "TLS is required but DB_TLS_CA_FILE is not set (set it, or DB_TLS=disable)",
                 ));
             };
-            // Require: no plaintext fallback. rustls verifies the chain and the host name.
+            // Require: no plaintext fallback. rustls verifies the chain and the host name
+            // against DB_TLS_CA_FILE only.
             config.ssl_mode(SslMode::Require);
             let tls = rustls::ClientConfig::builder()
                 .with_root_certificates(roots.clone())
@@ -60,10 +92,11 @@ async fn connect(settings: &Settings, creds: &Credentials) -> Result<Client, DbE
             client
         }
     };
-    Ok(connecting)
+    Ok(client)
 }
 
-fn classify(creds: &Credentials, err: &tokio_postgres::Error) -> DbError {
+/// A driver error as a [`DbError`]. Server messages carry no statement text, so no password.
+pub fn classify(creds: &Credentials, err: &tokio_postgres::Error) -> DbError {
     if let Some(db) = err.as_db_error() {
         let kind = if *db.code() == SqlState::INVALID_PASSWORD
             || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
@@ -79,12 +112,6 @@ fn classify(creds: &Credentials, err: &tokio_postgres::Error) -> DbError {
         );
     }
     let text = err.to_string();
-    let lower = text.to_ascii_lowercase();
-    let kind = if lower.contains("tls") || lower.contains("ssl") || lower.contains("certificate") {
-        DbErrorKind::Tls
-    } else {
-        DbErrorKind::Unreachable
-    };
     // Walk the sources for the underlying cause (refused, timed out, bad certificate).
     let mut detail = String::new();
     let mut source = std::error::Error::source(err);
@@ -96,6 +123,12 @@ fn classify(creds: &Credentials, err: &tokio_postgres::Error) -> DbError {
         text
     } else {
         format!("{text}: {detail}")
+    };
+    let lower = message.to_ascii_lowercase();
+    let kind = if lower.contains("tls") || lower.contains("ssl") || lower.contains("certificate") {
+        DbErrorKind::Tls
+    } else {
+        DbErrorKind::Unreachable
     };
     DbError::new(creds, kind, message)
 }
@@ -120,54 +153,5 @@ pub async fn check_table(
         .simple_query(&format!("SELECT 1 FROM {} LIMIT 1", name.join(".")))
         .await
         .map_err(|e| classify(creds, &e))?;
-    Ok(())
-}
-
-pub async fn set_password(
-    settings: &Settings,
-    admin: &Credentials,
-    user: &str,
-    password: &Secret<String>,
-    clone_of: Option<&str>,
-) -> Result<(), DbError> {
-    let client = connect(settings, admin).await?;
-    let verifier = postgres_protocol::password::scram_sha_256(password.expose().as_bytes());
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
-            &[&user],
-        )
-        .await
-        .map_err(|e| classify(admin, &e))?
-        .is_some();
-    let statements = match (exists, clone_of) {
-        (true, _) => vec![format!(
-            "ALTER ROLE {} WITH PASSWORD {}",
-            quote_ident(user),
-            quote_literal(&verifier)
-        )],
-        (false, Some(original)) => vec![
-            format!(
-                "CREATE ROLE {} WITH LOGIN PASSWORD {}",
-                quote_ident(user),
-                quote_literal(&verifier)
-            ),
-            // Membership: the clone inherits every privilege of the original, now and later.
-            format!("GRANT {} TO {}", quote_ident(original), quote_ident(user)),
-        ],
-        (false, None) => {
-            return Err(DbError::new(
-                admin,
-                DbErrorKind::Query,
-                format!("role {user} does not exist"),
-            ));
-        }
-    };
-    for statement in statements {
-        client
-            .batch_execute(&statement)
-            .await
-            .map_err(|e| classify(admin, &e))?;
-    }
     Ok(())
 }

@@ -1,0 +1,343 @@
+//! MySQL/MariaDB user administration as the master user.
+//!
+//! MariaDB: passwords are set as `mysql_native_password` hashes computed here
+//! (`IDENTIFIED BY PASSWORD '*<hash>'`), so the cleartext is never sent and the general log shows
+//! only the hash. MySQL 8 (caching_sha2_password) takes the password itself in `ALTER USER`; the
+//! server rewrites it as `<secret>` in its logs, but it does travel on the (TLS) connection, and
+//! any error of such a statement is reported by code only.
+//!
+//! Before anything changes, the users involved are refused if they are the master user or hold
+//! (directly or through a role) `ALL` or `SUPER` or `CREATE USER` on `*.*`, any `GRANT OPTION`,
+//! or write access to the grant tables (`*.*` or `mysql.*`).
+//!
+//! A clone is created on every host entry of the original with every grant of it copied
+//! (privileges, roles, `REQUIRE`, resource limits, `SET DEFAULT ROLE`); if a statement fails, what
+//! was created is dropped, and an existing clone whose grants differ is dropped and made again.
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use sha1::{Digest, Sha1};
+
+use super::mysql::{classify, classify_redacted, connect};
+use super::mysql_grants::{dangerous, granted_role, normalized, quote_account, retarget};
+use super::{Credentials, DbError, DbErrorKind, SetPassword, Settings, quote_literal};
+
+/// Roles granted to roles are followed this deep at most.
+const ROLE_DEPTH: usize = 8;
+
+/// `*` and the upper-case hex SHA1 of SHA1(password): the stored form of mysql_native_password.
+pub fn native_password_hash(password: &str) -> String {
+    let stage1 = Sha1::digest(password.as_bytes());
+    let stage2 = Sha1::digest(stage1);
+    format!("*{}", hex::encode_upper(stage2))
+}
+
+pub async fn set_password(
+    settings: &Settings,
+    admin: &Credentials,
+    request: &SetPassword<'_>,
+) -> Result<(), DbError> {
+    let mut conn = connect(settings, admin).await?;
+    let result = set_password_on(&mut conn, admin, request).await;
+    let _ = conn.disconnect().await;
+    result
+}
+
+async fn set_password_on(
+    conn: &mut Conn,
+    admin: &Credentials,
+    request: &SetPassword<'_>,
+) -> Result<(), DbError> {
+    let fail = |e: mysql_async::Error| classify(admin, &e);
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(fail)?;
+    let mariadb = version
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .contains("mariadb");
+    let password = request.password.expose();
+    let identified = if mariadb {
+        format!(
+            "IDENTIFIED BY PASSWORD {}",
+            quote_literal(&native_password_hash(password))
+        )
+    } else {
+        format!("IDENTIFIED BY {}", quote_literal(password))
+    };
+    if request.forbidden.is_empty() && admin.username == request.user && request.clone_of.is_none()
+    {
+        // A user changing its own password needs no privilege and no access to mysql.user.
+        let own = if mariadb {
+            format!(
+                "SET PASSWORD = {}",
+                quote_literal(&native_password_hash(password))
+            )
+        } else {
+            format!("ALTER USER USER() {identified}")
+        };
+        return conn
+            .query_drop(own)
+            .await
+            .map_err(|e| classify_redacted(admin, &e));
+    }
+    for user in [Some(request.user), request.clone_of].into_iter().flatten() {
+        if let Some(why) = refusal(conn, admin, user, request.forbidden).await? {
+            return Err(DbError::new(admin, DbErrorKind::Refused, why));
+        }
+    }
+    let mut hosts = hosts_of(conn, admin, request.user).await?;
+    if let (Some(original), false) = (request.clone_of, hosts.is_empty()) {
+        // A clone left half made (a failure its cleanup could not undo) is made again.
+        if !same_grants(conn, admin, original, request.user).await? {
+            tracing::warn!(
+                user = request.user,
+                "clone's grants differ from the original's: recreating it"
+            );
+            drop_users(conn, request.user, &hosts).await.map_err(fail)?;
+            hosts.clear();
+        }
+    }
+    if !hosts.is_empty() {
+        for host in &hosts {
+            conn.query_drop(format!(
+                "ALTER USER {} {identified}",
+                quote_account(request.user, host)
+            ))
+            .await
+            .map_err(|e| classify_redacted(admin, &e))?;
+        }
+        return Ok(());
+    }
+    let Some(original) = request.clone_of else {
+        return Err(DbError::new(
+            admin,
+            DbErrorKind::Query,
+            format!("user {} does not exist", request.user),
+        ));
+    };
+    let original_hosts = hosts_of(conn, admin, original).await?;
+    if original_hosts.is_empty() {
+        return Err(DbError::new(
+            admin,
+            DbErrorKind::Query,
+            format!("user {original} to clone does not exist"),
+        ));
+    }
+    let mut created = Vec::new();
+    let outcome = create_clone(
+        conn,
+        admin,
+        original,
+        request.user,
+        &original_hosts,
+        &identified,
+        &mut created,
+    )
+    .await;
+    if outcome.is_err() && !created.is_empty() {
+        // All or nothing: a retry starts clean (or, if this fails too, repairs as above).
+        if let Err(e) = drop_users(conn, request.user, &created).await {
+            tracing::warn!(error = %classify(admin, &e), "half-made clone could not be dropped");
+        }
+    }
+    outcome
+}
+
+async fn create_clone(
+    conn: &mut Conn,
+    admin: &Credentials,
+    original: &str,
+    clone: &str,
+    hosts: &[String],
+    identified: &str,
+    created: &mut Vec<String>,
+) -> Result<(), DbError> {
+    for host in hosts {
+        conn.query_drop(format!(
+            "CREATE USER {} {identified}",
+            quote_account(clone, host)
+        ))
+        .await
+        .map_err(|e| classify_redacted(admin, &e))?;
+        created.push(host.clone());
+        for grant in grants_of(conn, admin, original, host).await? {
+            if let Some(statement) = retarget(&grant, original, clone, host) {
+                conn.query_drop(statement)
+                    .await
+                    .map_err(|e| classify(admin, &e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn hosts_of(
+    conn: &mut Conn,
+    admin: &Credentials,
+    user: &str,
+) -> Result<Vec<String>, DbError> {
+    let mut hosts: Vec<String> = conn
+        .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
+        .await
+        .map_err(|e| classify(admin, &e))?;
+    hosts.sort();
+    Ok(hosts)
+}
+
+async fn grants_of(
+    conn: &mut Conn,
+    admin: &Credentials,
+    user: &str,
+    host: &str,
+) -> Result<Vec<String>, DbError> {
+    let account = if host.is_empty() {
+        // A role (MariaDB writes roles without a host).
+        quote_literal(user)
+    } else {
+        quote_account(user, host)
+    };
+    conn.query(format!("SHOW GRANTS FOR {account}"))
+        .await
+        .map_err(|e| classify(admin, &e))
+}
+
+async fn drop_users(
+    conn: &mut Conn,
+    user: &str,
+    hosts: &[String],
+) -> Result<(), mysql_async::Error> {
+    for host in hosts {
+        conn.query_drop(format!("DROP USER IF EXISTS {}", quote_account(user, host)))
+            .await?;
+    }
+    Ok(())
+}
+
+/// True when `clone` has, on the same host entries, exactly the grants of `original`.
+async fn same_grants(
+    conn: &mut Conn,
+    admin: &Credentials,
+    original: &str,
+    clone: &str,
+) -> Result<bool, DbError> {
+    let hosts = hosts_of(conn, admin, original).await?;
+    if hosts != hosts_of(conn, admin, clone).await? {
+        return Ok(false);
+    }
+    for host in &hosts {
+        let mut wanted: Vec<String> = grants_of(conn, admin, original, host)
+            .await?
+            .iter()
+            .map(|g| normalized(g, original, host))
+            .collect();
+        let mut have: Vec<String> = grants_of(conn, admin, clone, host)
+            .await?
+            .iter()
+            .map(|g| normalized(g, clone, host))
+            .collect();
+        wanted.sort();
+        have.sort();
+        if wanted != have {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Why `user` must not be altered or cloned with the master's privileges, if it must not.
+async fn refusal(
+    conn: &mut Conn,
+    admin: &Credentials,
+    user: &str,
+    forbidden: &[&str],
+) -> Result<Option<String>, DbError> {
+    if forbidden.contains(&user) {
+        return Ok(Some(format!(
+            "user {user} is the master user: the function does not alter or clone it"
+        )));
+    }
+    // (grantee, host; "" for a role), followed through granted roles.
+    let mut queue: Vec<(String, String, usize)> = hosts_of(conn, admin, user)
+        .await?
+        .into_iter()
+        .map(|h| (user.to_string(), h, 0))
+        .collect();
+    let mut seen = Vec::new();
+    while let Some((grantee, host, depth)) = queue.pop() {
+        if seen.contains(&(grantee.clone(), host.clone())) || depth > ROLE_DEPTH {
+            continue;
+        }
+        seen.push((grantee.clone(), host.clone()));
+        for grant in grants_of(conn, admin, &grantee, &host).await? {
+            if let Some(what) = dangerous(&grant) {
+                let via = if grantee == user {
+                    String::new()
+                } else {
+                    format!(" through role {grantee}")
+                };
+                return Ok(Some(format!(
+                    "user {user} holds {what}{via}: the function does not alter or clone it with the master's privileges"
+                )));
+            }
+            if let Some(role) = granted_role(&grant) {
+                queue.push((role, String::new(), depth + 1));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// How the pending user's own grants differ from the current user's: each logs in with its own
+/// credentials and reads `SHOW GRANTS` for itself (no privilege needed).
+pub async fn clone_differences(
+    settings: &Settings,
+    current: &Credentials,
+    pending: &Credentials,
+) -> Result<Vec<String>, DbError> {
+    let wanted = own_grants(settings, current).await?;
+    let have = own_grants(settings, pending).await?;
+    let mut differences: Vec<String> = wanted
+        .iter()
+        .filter(|g| !have.contains(g))
+        .map(|g| format!("{} lacks: {g}", pending.username))
+        .collect();
+    differences.extend(
+        have.iter()
+            .filter(|g| !wanted.contains(g))
+            .map(|g| format!("{} also has: {g}", pending.username)),
+    );
+    Ok(differences)
+}
+
+async fn own_grants(settings: &Settings, creds: &Credentials) -> Result<Vec<String>, DbError> {
+    let mut conn = connect(settings, creds).await?;
+    let result = async {
+        let account: Option<String> = conn.query_first("SELECT CURRENT_USER()").await?;
+        let account = account.unwrap_or_default();
+        let (user, host) = account.rsplit_once('@').unwrap_or((account.as_str(), ""));
+        let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
+        Ok::<_, mysql_async::Error>(
+            grants
+                .iter()
+                .map(|g| normalized(g, user, host))
+                .collect::<Vec<_>>(),
+        )
+    }
+    .await
+    .map_err(|e| classify(creds, &e));
+    let _ = conn.disconnect().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_hash_matches_the_server() {
+        // SELECT PASSWORD('password') on MariaDB.
+        assert_eq!(
+            native_password_hash("password"),
+            "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
+        );
+    }
+}

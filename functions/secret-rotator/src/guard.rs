@@ -1,0 +1,154 @@
+//! The checks made on a secret's contents before the master credentials are used: whoever can
+//! write a secret's AWSPENDING value must not be able to steer the master user at another user,
+//! another database, or another master. Each refusal says what was refused and why, no value.
+//!
+//! (Two more checks need the database and are made there: AWSCURRENT must log in, see
+//! [`crate::set_secret`], and the users involved must hold no administrative privilege, see
+//! [`crate::database::SetPassword`].)
+
+use crate::error::RotationError;
+use crate::secret_value::{CLONE_SUFFIX, DbSecret, MasterValue};
+
+/// The other user of an alternating pair: `app` <-> `app_clone`.
+pub fn toggle(user: &str) -> String {
+    match user.strip_suffix(CLONE_SUFFIX) {
+        Some(original) => original.to_string(),
+        None => format!("{user}{CLONE_SUFFIX}"),
+    }
+}
+
+/// The pending version may differ from AWSCURRENT in its password, and (alternating) in the user:
+/// the current one or its counterpart of the pair, nothing else. Checked before the master is used
+/// and, in both modes, before a version is set or promoted: a pending version that points at
+/// another server would otherwise be made AWSCURRENT by this function for whoever wrote it.
+pub fn pending_matches_current(
+    current: &DbSecret,
+    pending: &DbSecret,
+) -> Result<(), RotationError> {
+    let refuse = |why: String| Err(RotationError::Refused(why));
+    if pending.endpoint() != current.endpoint() {
+        return refuse(
+            "the pending version names another engine, host or port than AWSCURRENT".into(),
+        );
+    }
+    if pending.dbname != current.dbname {
+        return refuse("the pending version names another database than AWSCURRENT".into());
+    }
+    if pending.masterarn != current.masterarn {
+        return refuse("the pending version names another master secret than AWSCURRENT".into());
+    }
+    let counterpart = toggle(&current.username);
+    let alternating = pending.masterarn.is_some();
+    if pending.username != current.username && !(alternating && pending.username == counterpart) {
+        return refuse(if alternating {
+            format!(
+                "the pending version's user {} is neither the current user {} nor its counterpart {counterpart}",
+                pending.username, current.username
+            )
+        } else {
+            format!(
+                "the pending version's user {} is not the current user {} (single-user rotation)",
+                pending.username, current.username
+            )
+        });
+    }
+    Ok(())
+}
+
+/// The master's login, used at the rotated secret's engine, host and port only. A full master
+/// secret must name the same ones; an RDS-managed one (`username`/`password` only) takes them
+/// from the rotated secret.
+pub fn master_login(master: MasterValue, secret: &DbSecret) -> Result<DbSecret, RotationError> {
+    match master {
+        MasterValue::LoginOnly { username, password } => Ok(secret.as_user(&username, &password)),
+        MasterValue::Full(master) => {
+            if master.endpoint() != secret.endpoint() {
+                return Err(RotationError::Refused(
+                    "the master secret names another engine, host or port than the rotated secret"
+                        .into(),
+                ));
+            }
+            let mut login = secret.as_user(&master.username, &master.password);
+            // The master secret can only make TLS stricter too.
+            if master.tls.is_some() && secret.tls.is_none() {
+                login.tls = master.tls;
+            }
+            Ok(login)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret_value::{SecretKind, parse, parse_master};
+    use watchkeeper_shared::secret::Secret;
+
+    fn db(json: &str) -> DbSecret {
+        match parse(&Secret::new(json.to_string())).unwrap() {
+            SecretKind::Database(db) => db,
+            SecretKind::ApiKey(_) => panic!("not a database secret"),
+        }
+    }
+
+    const CURRENT: &str = r#"{"engine":"postgres","host":"db.internal","port":5432,"username":"app","password":"x","masterarn":"arn:m"}"#;
+
+    #[test]
+    fn only_the_pair_and_the_same_endpoint_pass() {
+        let current = db(CURRENT);
+        for ok in ["app", "app_clone"] {
+            let pending = db(&CURRENT.replace("\"app\"", &format!("\"{ok}\"")));
+            assert!(pending_matches_current(&current, &pending).is_ok(), "{ok}");
+        }
+        for (from, to) in [
+            ("\"app\"", "\"postgres_clone\""),
+            ("\"app\"", "\"rds_superuser\""),
+            ("\"app\"", "\"app_clone_clone\""),
+            ("db.internal", "evil.example"),
+            ("5432", "5433"),
+            ("arn:m", "arn:other-master"),
+        ] {
+            let pending = db(&CURRENT.replace(from, to));
+            let err = pending_matches_current(&current, &pending).unwrap_err();
+            assert!(matches!(err, RotationError::Refused(_)), "{to}: {err}");
+            assert!(!err.to_string().contains("\"x\""));
+        }
+        let clone = db(&CURRENT.replace("\"app\"", "\"app_clone\""));
+        let back = db(CURRENT);
+        assert!(pending_matches_current(&clone, &back).is_ok());
+        let single = db(&CURRENT.replace(",\"masterarn\":\"arn:m\"", ""));
+        let switched = db(&CURRENT
+            .replace(",\"masterarn\":\"arn:m\"", "")
+            .replace("\"app\"", "\"app_clone\""));
+        assert!(pending_matches_current(&single, &single).is_ok());
+        assert!(pending_matches_current(&single, &switched).is_err());
+    }
+
+    #[test]
+    fn masters_must_match_or_take_the_secret_endpoint() {
+        let secret = db(CURRENT);
+        let rds_managed =
+            parse_master(&Secret::new(r#"{"username":"root","password":"m"}"#.into())).unwrap();
+        let login = master_login(rds_managed, &secret).unwrap();
+        assert_eq!(
+            (login.username.as_str(), login.endpoint()),
+            ("root", secret.endpoint())
+        );
+        let same = parse_master(&Secret::new(r#"{"engine":"postgres","host":"DB.internal","port":5432,"username":"root","password":"m"}"#.into())).unwrap();
+        assert!(master_login(same, &secret).is_ok());
+        for other in [
+            r#"{"engine":"postgres","host":"other.internal","port":5432,"username":"root","password":"m"}"#,
+            r#"{"engine":"postgres","host":"db.internal","port":6543,"username":"root","password":"m"}"#,
+            r#"{"engine":"mysql","host":"db.internal","port":5432,"username":"root","password":"m"}"#,
+        ] {
+            let master = parse_master(&Secret::new(other.into())).unwrap();
+            assert!(
+                matches!(
+                    master_login(master, &secret),
+                    Err(RotationError::Refused(_))
+                ),
+                "{other}"
+            );
+        }
+    }
+}

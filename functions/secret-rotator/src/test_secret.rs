@@ -1,0 +1,87 @@
+//! testSecret: the pending credentials log in and query (and read `test_table` when the secret
+//! names one); alternating users, when the clone is the one going live, its privileges equal the
+//! original's, read with the two users' own logins (never the master's). finishSecret runs the
+//! same login check again before it promotes anything.
+
+use watchkeeper_shared::notify::Notify;
+
+use crate::database::{Database, DbErrorKind};
+use crate::error::RotationError;
+use crate::event::RotationEvent;
+use crate::rotation::{Done, Rotator, api_key_present};
+use crate::secret_value::{self, DbSecret, SecretKind};
+use crate::secrets::SecretsApi;
+
+impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
+    pub(crate) async fn test(&self, event: &RotationEvent) -> Result<Done, RotationError> {
+        match self.pending(event).await? {
+            SecretKind::ApiKey(key) => {
+                api_key_present(&key)?;
+                Ok("API key present".into())
+            }
+            SecretKind::Database(db) => {
+                self.pending_works(&db).await?;
+                // Checked when the clone is the one going live (setSecret repairs it then).
+                if db.masterarn.is_some() && db.username != db.original_username() {
+                    self.clone_equals_original(event, &db).await?;
+                }
+                Ok("pending credentials log in".into())
+            }
+        }
+    }
+
+    /// The pending credentials log in, query, and read `test_table` when the secret names one.
+    pub(crate) async fn pending_works(&self, db: &DbSecret) -> Result<(), RotationError> {
+        let creds = db.credentials(self.policy.default_tls);
+        self.db
+            .check_login(&creds)
+            .await
+            .map_err(|e| match e.kind {
+                DbErrorKind::Auth => RotationError::Test(format!(
+                    "pending credentials of {} were refused: {}",
+                    db.username, e.message
+                )),
+                _ => e.into(),
+            })?;
+        if let Some(table) = &db.test_table {
+            self.db.check_table(&creds, table).await?;
+        }
+        Ok(())
+    }
+
+    /// Alternating users: the clone holds exactly the original's privileges, read with the two
+    /// users' own logins.
+    async fn clone_equals_original(
+        &self,
+        event: &RotationEvent,
+        pending: &DbSecret,
+    ) -> Result<(), RotationError> {
+        let SecretKind::Database(current) = self.current(event).await? else {
+            return Err(RotationError::Malformed(
+                "AWSCURRENT is not a database secret".into(),
+            ));
+        };
+        if current.username == pending.username {
+            return Ok(());
+        }
+        let original = pending.original_username().to_string();
+        let clone = format!("{original}{}", secret_value::CLONE_SUFFIX);
+        let differences = self
+            .db
+            .clone_differences(
+                &current.credentials(self.policy.default_tls),
+                &pending.credentials(self.policy.default_tls),
+                &original,
+                &clone,
+            )
+            .await?;
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(RotationError::Test(format!(
+                "{clone} does not hold the privileges of {original}: {} (setSecret recreates it on the next try)",
+                differences.join("; ")
+            )))
+        }
+    }
+}
