@@ -78,7 +78,12 @@ impl FaultyProxy {
 
     /// The emulator's environment for a function, with the endpoint pointing here.
     pub fn env(&self, moto: &Moto) -> Vec<(String, String)> {
-        let mut env = moto.env();
+        self.redirect(&moto.env())
+    }
+
+    /// A function's environment with its AWS endpoint pointing here.
+    pub fn redirect(&self, env: &[(String, String)]) -> Vec<(String, String)> {
+        let mut env = env.to_vec();
         for (key, value) in &mut env {
             if key == "AWS_ENDPOINT_URL" {
                 *value = self.endpoint();
@@ -159,8 +164,8 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
             Err(_) => return,
         },
         Fault::Down => {
-            // Reset, not a clean close: what a client sees when the server process is gone.
-            let _ = stream.set_linger(Some(Duration::ZERO));
+            // Closed without an answer: what a client sees when the server process goes away.
+            drop(stream);
             return;
         }
         Fault::Hang => {

@@ -21,6 +21,8 @@ pub struct LambdaRuntime {
     cargo_lambda: PathBuf,
     function_log: PathBuf,
     dir: tempfile::TempDir,
+    /// Every invocation's answer or error report, for the secret-leak check.
+    answers: std::sync::Mutex<Vec<String>>,
     _watch: Child,
     _function: Child,
 }
@@ -100,6 +102,7 @@ impl LambdaRuntime {
             cargo_lambda,
             function_log,
             dir,
+            answers: std::sync::Mutex::new(Vec::new()),
             _watch: watch,
             _function: function,
         })
@@ -141,6 +144,10 @@ impl LambdaRuntime {
         };
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{stdout}{stderr}"));
         if output.status.success() {
             Ok(Invocation {
                 ok: true,
@@ -164,6 +171,14 @@ impl LambdaRuntime {
     /// Everything the function printed so far (its JSON logs and EMF lines).
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.function_log).unwrap_or_default()
+    }
+
+    /// Every invocation's answer or error report so far, as printed.
+    pub fn answers(&self) -> Vec<String> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The function's log lines that parse as JSON.

@@ -5,6 +5,8 @@
 //! - [`postgres::Postgres`], [`mariadb::MariaDb`]: throwaway database servers with password auth.
 //! - [`lambda::LambdaRuntime`]: a built function binary served by the Lambda Runtime API emulator
 //!   of cargo-lambda, invoked with fixtures from `events/`.
+//! - [`runtime_api::RuntimeApi`]: a Lambda Runtime API the harness controls: many processes of one
+//!   function, short deadlines, processes killed mid-invocation.
 //! - [`http::HttpServer`]: loopback HTTP servers that answer, fail, hang, or record what they got.
 //! - [`faults::FaultyProxy`]: a proxy in front of the emulator that fails, throttles or hangs on cue.
 //! - [`leaks`]: the secret-leak check every integration and end-to-end test ends with.
@@ -15,8 +17,9 @@
 pub mod budget;
 pub mod deploy;
 pub mod export;
-pub mod http;
 pub mod faults;
+pub mod fuzz;
+pub mod http;
 pub mod lambda;
 pub mod leaks;
 pub mod mail;
@@ -26,6 +29,7 @@ pub mod paths;
 pub mod postgres;
 pub mod process;
 pub mod rotation;
+pub mod runtime_api;
 pub mod sweep;
 pub mod tls;
 
