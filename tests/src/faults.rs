@@ -43,6 +43,8 @@ struct Shared {
     fault: Mutex<Fault>,
     passed: AtomicUsize,
     injected: AtomicUsize,
+    /// Each request seen: what it was, and the fault it got.
+    seen: Mutex<Vec<String>>,
 }
 
 pub struct FaultyProxy {
@@ -67,6 +69,7 @@ impl FaultyProxy {
             fault: Mutex::new(Fault::None),
             passed: AtomicUsize::new(0),
             injected: AtomicUsize::new(0),
+            seen: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(serve(listener, shared.clone()));
         Ok(Self { addr, shared, task })
@@ -106,6 +109,15 @@ impl FaultyProxy {
     /// Requests passed to the emulator so far.
     pub fn passed(&self) -> usize {
         self.shared.passed.load(Ordering::SeqCst)
+    }
+
+    /// Every request so far, as `<fault> <method> <path> <x-amz-target or Action>`.
+    pub fn seen(&self) -> Vec<String> {
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Faults injected so far.
@@ -158,6 +170,25 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
         &shared.injected
     };
     counter.fetch_add(1, Ordering::SeqCst);
+    let body = String::from_utf8_lossy(&request.body);
+    let action = request
+        .header("x-amz-target")
+        .map(str::to_string)
+        .or_else(|| {
+            body.split('&')
+                .find(|p| p.starts_with("Action="))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    shared
+        .seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(format!(
+            "{fault:?} {} {} {action}",
+            request.method,
+            request.path.split('?').next().unwrap_or("")
+        ));
     let answer = match fault {
         Fault::None => match forward(shared.upstream, &request).await {
             Ok(answer) => answer,

@@ -114,7 +114,8 @@ pub fn from_runtime(runtime: &LambdaRuntime) -> Vec<Outbound> {
     out
 }
 
-/// What a loopback server (a webhook receiver) was sent: request lines, headers and bodies.
+/// What a loopback server (a webhook receiver) was sent: headers and bodies. Not the request
+/// line: a webhook's URL is its secret, and the receiver it names is the one place it belongs.
 pub fn from_server(name: &str, server: &HttpServer) -> Vec<Outbound> {
     server
         .requests()
@@ -129,9 +130,7 @@ pub fn from_server(name: &str, server: &HttpServer) -> Vec<Outbound> {
             Outbound::new(
                 format!("{name} request {i}"),
                 format!(
-                    "{} {}\n{}\n{}",
-                    r.method,
-                    r.path,
+                    "{}\n{}",
                     headers.join("\n"),
                     String::from_utf8_lossy(&r.body)
                 ),
