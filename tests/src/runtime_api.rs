@@ -200,7 +200,18 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
             if let Some(pending) = lock(&shared.queue).pop_front() {
                 break pending;
             }
-            arrived.await;
+            // A killed process's poll must not take the next event: stop waiting when the
+            // connection closes.
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                _ = arrived => {}
+                peeked = stream.peek(&mut byte) => {
+                    if !matches!(peeked, Ok(n) if n > 0) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
         };
         let deadline_ms = chrono::Utc::now().timestamp_millis()
             + i64::try_from(shared.deadline.as_millis()).unwrap_or(i64::MAX);
