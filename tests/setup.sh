@@ -2,8 +2,9 @@
 # Installs what the tests and the demo need, each piece only if it is missing:
 #   - Debian packages: PostgreSQL 15 (server + psql) and MariaDB (server + client), via apt-get;
 #   - Python tools, each in its own virtual env under the cache folder (WATCHKEEPER_CACHE, default
-#     .cache/ in the workspace): moto[server] (the AWS emulator) and cargo-lambda (the Lambda
-#     runtime API emulator), pinned.
+#     .cache/ in the workspace): moto[server] (the AWS emulator), cargo-lambda (the Lambda
+#     runtime API emulator) and checkov (static checks of infra/; it pins a boto3 that conflicts
+#     with moto's, hence its own venv), pinned.
 # Safe to run again; prints one line per piece.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ mkdir -p "$cache"
 
 MOTO_VERSION="5.2.5"
 CARGO_LAMBDA_VERSION="1.9.2"
+CHECKOV_VERSION="3.3.30"
 
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -63,4 +65,5 @@ venv_tool() { # name, binary, pip spec
 }
 venv_tool venv-moto moto_server "moto[server]==$MOTO_VERSION"
 venv_tool venv-lambda cargo-lambda "cargo-lambda==$CARGO_LAMBDA_VERSION"
+venv_tool venv-checkov checkov "checkov==$CHECKOV_VERSION"
 say "done"

@@ -1,0 +1,4 @@
+output "failure_queue_url" {
+  description = "The on-failure queue."
+  value       = module.function.failure_queue_url
+}

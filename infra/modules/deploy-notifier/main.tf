@@ -1,0 +1,197 @@
+# deploy-notifier: ECS deployment, service-action and stopped-task events from EventBridge, and the
+# signed "apply finished" POST from CI on its Function URL.
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  name           = "deploy-notifier"
+  hmac           = var.ci_auth == "hmac"
+  create_secret  = local.hmac && var.ci_signing_secret_arn == ""
+  signing_secret = local.create_secret ? aws_secretsmanager_secret.signing[0].arn : var.ci_signing_secret_arn
+
+  # The events the function acts on, as it filters them itself: every deployment state change (an
+  # IN_PROGRESS is remembered for the duration), WARN/ERROR service actions, and stopped tasks of
+  # a service that crashed or failed to start.
+  rules = {
+    deployments = {
+      description = "ECS deployment state changes"
+      pattern = {
+        source        = ["aws.ecs"]
+        "detail-type" = ["ECS Deployment State Change"]
+      }
+    }
+    service-actions = {
+      description = "ECS service actions of type WARN or ERROR"
+      pattern = {
+        source        = ["aws.ecs"]
+        "detail-type" = ["ECS Service Action"]
+        detail = {
+          eventType = ["WARN", "ERROR"]
+        }
+      }
+    }
+    stopped-tasks = {
+      description = "Stopped ECS service tasks whose essential container exited or that failed to start"
+      pattern = {
+        source        = ["aws.ecs"]
+        "detail-type" = ["ECS Task State Change"]
+        detail = {
+          lastStatus = ["STOPPED"]
+          group      = [{ prefix = "service:" }]
+          stopCode   = ["EssentialContainerExited", "TaskFailedToStart"]
+        }
+      }
+    }
+  }
+}
+
+# --- The CI signing key ---------------------------------------------------------------------------
+
+resource "random_password" "signing" {
+  count = local.create_secret ? 1 : 0
+
+  length  = 48
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "signing" {
+  # checkov:skip=CKV2_AWS_57:The key is shared with CI; it is rotated by hand on both sides (taint random_password.signing and update the CI secret).
+  # checkov:skip=CKV_AWS_149:The AWS managed key is enough for a key only this function and the deployer read; a CMK costs $1 a month.
+  count = local.create_secret ? 1 : 0
+
+  name_prefix             = "${var.common.prefix}/watchkeeper/ci-signing-key-"
+  description             = "HMAC key CI signs its deploy-notifier reports with."
+  recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret_version" "signing" {
+  count = local.create_secret ? 1 : 0
+
+  secret_id     = aws_secretsmanager_secret.signing[0].id
+  secret_string = random_password.signing[0].result
+}
+
+data "aws_iam_policy_document" "function" {
+  statement {
+    sid       = "SigningKey"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [local.signing_secret]
+  }
+}
+
+# --- The function ---------------------------------------------------------------------------------
+
+module "function" {
+  source = "../lambda"
+
+  name                  = local.name
+  description           = "ECS deployment events and CI reports become one notification each"
+  prefix                = var.common.prefix
+  artifact              = "${var.common.artifacts_dir}/${local.name}/bootstrap.zip"
+  architecture          = var.common.architecture
+  timeout               = 30
+  state_bucket          = var.common.state_bucket
+  notify                = var.common.notify
+  log_retention_days    = var.common.log_retention_days
+  log_level             = var.common.log_level
+  alarm_topic_arn       = var.common.alarm_topic_arn
+  duration_alarm_ms     = var.common.duration_alarm_ms
+  max_retry_attempts    = 2
+  max_event_age_seconds = 3600
+  own_policy            = local.hmac
+  policy_json           = local.hmac ? data.aws_iam_policy_document.function.json : null
+
+  environment = {
+    DEPLOY_ENVIRONMENT             = var.environment_label
+    DEPLOY_NOTIFY_IN_PROGRESS      = tostring(var.notify_in_progress)
+    CI_AUTH                        = var.ci_auth
+    CI_SIGNING_SECRET_ARN          = local.hmac ? local.signing_secret : ""
+    CI_MAX_BODY_BYTES              = tostring(var.ci_max_body_bytes)
+    CI_SIGNATURE_WINDOW_SECONDS    = tostring(var.ci_signature_window_seconds)
+    CI_SIGNING_KEY_REFRESH_SECONDS = tostring(var.ci_signing_key_refresh_seconds)
+  }
+
+  depends_on = [aws_secretsmanager_secret_version.signing]
+}
+
+# --- Function URL (CI) ----------------------------------------------------------------------------
+
+resource "aws_lambda_function_url" "ci" {
+  # checkov:skip=CKV_AWS_258:With ci_auth = hmac every request is authenticated by the function (HMAC-SHA256 over timestamp and body, 5-minute window, replays refused); ci_auth = iam selects AWS_IAM.
+  function_name      = module.function.function_name
+  authorization_type = local.hmac ? "NONE" : "AWS_IAM"
+}
+
+# With AWS_IAM, the callers named (CI's deploy role) may use the URL.
+resource "aws_lambda_permission" "ci_url" {
+  for_each = local.hmac ? toset([]) : toset(var.ci_invoker_arns)
+
+  statement_id           = "CiUrl${substr(sha256(each.value), 0, 12)}"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = module.function.function_name
+  principal              = each.value
+  function_url_auth_type = "AWS_IAM"
+}
+
+resource "aws_lambda_permission" "ci_invoke" {
+  for_each = local.hmac ? toset([]) : toset(var.ci_invoker_arns)
+
+  statement_id  = "CiInvoke${substr(sha256(each.value), 0, 12)}"
+  action        = "lambda:InvokeFunction"
+  function_name = module.function.function_name
+  principal     = each.value
+}
+
+# --- EventBridge rules ----------------------------------------------------------------------------
+
+resource "aws_cloudwatch_event_rule" "ecs" {
+  for_each = local.rules
+
+  name          = "${var.common.prefix}-${local.name}-${each.key}"
+  description   = each.value.description
+  event_pattern = jsonencode(each.value.pattern)
+}
+
+resource "aws_cloudwatch_event_target" "ecs" {
+  for_each = local.rules
+
+  rule = aws_cloudwatch_event_rule.ecs[each.key].name
+  arn  = module.function.function_arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 8
+  }
+}
+
+resource "aws_lambda_permission" "ecs" {
+  for_each = local.rules
+
+  statement_id   = "EventBridge-${each.key}"
+  action         = "lambda:InvokeFunction"
+  function_name  = module.function.function_name
+  principal      = "events.amazonaws.com"
+  source_arn     = aws_cloudwatch_event_rule.ecs[each.key].arn
+  source_account = data.aws_caller_identity.current.account_id
+}
+
+# --- ECS events already sent to an SNS topic (the seeds' EventBridge -> SNS) ----------------------
+
+resource "aws_sns_topic_subscription" "ecs_events" {
+  count = var.ecs_events_topic_arn == "" ? 0 : 1
+
+  topic_arn = var.ecs_events_topic_arn
+  protocol  = "lambda"
+  endpoint  = module.function.function_arn
+}
+
+resource "aws_lambda_permission" "ecs_events" {
+  count = var.ecs_events_topic_arn == "" ? 0 : 1
+
+  statement_id   = "EcsEventsTopic"
+  action         = "lambda:InvokeFunction"
+  function_name  = module.function.function_name
+  principal      = "sns.amazonaws.com"
+  source_arn     = var.ecs_events_topic_arn
+  source_account = data.aws_caller_identity.current.account_id
+}

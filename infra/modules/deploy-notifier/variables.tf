@@ -1,0 +1,72 @@
+variable "common" {
+  type = object({
+    prefix             = string
+    artifacts_dir      = string
+    architecture       = string
+    log_retention_days = number
+    log_level          = string
+    duration_alarm_ms  = number
+    alarm_topic_arn    = string
+    kms_key_arn        = string
+    state_bucket       = object({ name = string, arn = string })
+    notify = object({
+      topic_arn          = string
+      topic_kms_key_arn  = string
+      email_from         = string
+      email_to           = string
+      ses_identity_arns  = list(string)
+      webhook_secret_arn = string
+      webhook_format     = string
+    })
+  })
+  description = "What every function module gets from the root."
+}
+
+variable "environment_label" {
+  type        = string
+  description = "DEPLOY_ENVIRONMENT: label in subjects (empty: none)."
+}
+
+variable "notify_in_progress" {
+  type        = bool
+  description = "DEPLOY_NOTIFY_IN_PROGRESS: also notify when a deployment starts."
+}
+
+variable "ci_auth" {
+  type        = string
+  description = "CI_AUTH: hmac (Function URL auth NONE, signed requests) or iam (AWS_IAM)."
+}
+
+variable "ci_signing_secret_arn" {
+  type        = string
+  description = "An existing signing key secret (empty: one is created)."
+}
+
+variable "ci_invoker_arns" {
+  type        = list(string)
+  description = "With iam: principals allowed to call the Function URL."
+}
+
+variable "ci_max_body_bytes" {
+  type        = number
+  description = "CI_MAX_BODY_BYTES: largest accepted CI body."
+  default     = 65536
+}
+
+variable "ci_signature_window_seconds" {
+  type        = number
+  description = "CI_SIGNATURE_WINDOW_SECONDS: accepted clock difference of a signature's timestamp."
+  default     = 300
+}
+
+variable "ci_signing_key_refresh_seconds" {
+  type        = number
+  description = "CI_SIGNING_KEY_REFRESH_SECONDS: a rotated signing key is picked up without a redeploy; an unknown signature makes the function read the secret again, at most this often."
+  default     = 60
+}
+
+variable "ecs_events_topic_arn" {
+  type        = string
+  description = "An existing SNS topic EventBridge already sends ECS events to; the function subscribes to it (empty: none)."
+  default     = ""
+}

@@ -1,0 +1,84 @@
+variable "common" {
+  type = object({
+    prefix             = string
+    artifacts_dir      = string
+    architecture       = string
+    log_retention_days = number
+    log_level          = string
+    duration_alarm_ms  = number
+    alarm_topic_arn    = string
+    kms_key_arn        = string
+    state_bucket       = object({ name = string, arn = string })
+    notify = object({
+      topic_arn          = string
+      topic_kms_key_arn  = string
+      email_from         = string
+      email_to           = string
+      ses_identity_arns  = list(string)
+      webhook_secret_arn = string
+      webhook_format     = string
+    })
+  })
+  description = "What every function module gets from the root."
+}
+
+variable "export_sources" {
+  type        = list(string)
+  description = "EXPORT_SOURCES: instance or cluster identifiers."
+}
+
+variable "export_source_tag" {
+  type        = string
+  description = "EXPORT_SOURCE_TAG: key=value on the instances or clusters."
+}
+
+variable "export_tables" {
+  type        = list(string)
+  description = "EXPORT_TABLES: what to export (empty: everything)."
+}
+
+variable "export_prefix" {
+  type        = string
+  description = "EXPORT_PREFIX: put before <source>/<yyyy>/<mm>/<dd>/ (empty, or ending in /)."
+  default     = ""
+}
+
+variable "max_active" {
+  type        = number
+  description = "EXPORT_MAX_ACTIVE: exports allowed to run at once in the account (RDS allows 5)."
+  default     = 5
+}
+
+variable "backup_window_days" {
+  type        = number
+  description = "EXPORT_BACKUP_WINDOW_DAYS: alert when a source has no snapshot newer than this."
+  default     = 8
+}
+
+variable "hung_hours" {
+  type        = number
+  description = "EXPORT_HUNG_HOURS: an export still running after this is reported as hung."
+  default     = 24
+}
+
+variable "glacier_days" {
+  type        = number
+  description = "Days before exports move to Glacier."
+}
+
+variable "expiry_days" {
+  type        = number
+  description = "Days before exports are deleted."
+}
+
+variable "schedule" {
+  type        = string
+  description = "When the weekly scan runs."
+  default     = "cron(0 3 ? * SUN *)"
+}
+
+variable "force_destroy" {
+  type        = bool
+  description = "Let terraform destroy empty the export bucket first."
+  default     = false
+}

@@ -1,0 +1,344 @@
+# --- The seeds' variables -------------------------------------------------------------------------
+
+variable "region" {
+  type        = string
+  description = "AWS region to deploy into (the region of the backends, the database and the budgets' account)."
+  default     = "us-east-1"
+}
+
+variable "project_prefix" {
+  type        = string
+  description = "Short prefix of every resource name, as in the seeds (for example \"des\")."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.project_prefix))
+    error_message = "project_prefix must be 2 to 21 lower-case letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "manager_email" {
+  type        = string
+  description = "Who is told: subscribed by email to the alert topic (confirm the subscription) and, with email_from, the SES recipient."
+
+  validation {
+    condition     = can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.manager_email))
+    error_message = "manager_email must be an email address."
+  }
+}
+
+# --- Artifacts ------------------------------------------------------------------------------------
+
+variable "artifacts_dir" {
+  type        = string
+  description = "Folder holding <function>/bootstrap.zip as `cargo lambda build --release --arm64 --output-format zip` writes it (relative to infra/)."
+  default     = "../target/lambda"
+}
+
+variable "architecture" {
+  type        = string
+  description = "Lambda architecture the artifacts were built for: arm64 (cargo lambda build --arm64), or x86_64 for those who cannot build arm64."
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Days CloudWatch keeps each function's logs (seed 004: 7)."
+  default     = 7
+}
+
+variable "log_level" {
+  type        = string
+  description = "Lambda application log level of every function (AWS_LAMBDA_LOG_LEVEL): TRACE, DEBUG, INFO, WARN, ERROR or FATAL."
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
+    error_message = "log_level must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL."
+  }
+}
+
+variable "force_destroy_buckets" {
+  type        = bool
+  description = "Let terraform destroy delete the state and export buckets with everything in them (every version). Set to true, apply, then destroy."
+  default     = false
+}
+
+variable "duration_alarm_ms" {
+  type        = number
+  description = "Alarm when an invocation takes longer than this (seed 003: 1500 ms). health-sweeper's own threshold follows its probe timeout."
+  default     = 1500
+}
+
+# --- Notification channels ------------------------------------------------------------------------
+
+variable "sms_phone_number" {
+  type        = string
+  description = "Optional E.164 phone number subscribed by SMS to the alert topic, filtered to what must page (message attribute sms = true: the 100 % budget alert, system down). Empty: no SMS."
+  default     = ""
+
+  validation {
+    condition     = var.sms_phone_number == "" || can(regex("^\\+[1-9][0-9]{6,14}$", var.sms_phone_number))
+    error_message = "sms_phone_number must be empty or an E.164 number such as +34600111222."
+  }
+}
+
+variable "email_from" {
+  type        = string
+  description = "Optional sender address for SES email (text + HTML) to manager_email, besides the SNS topic. An SES identity is created for it (and, while the account is in the SES sandbox, for manager_email): confirm both. Empty: SNS only."
+  default     = ""
+}
+
+variable "webhook_secret_arn" {
+  type        = string
+  description = "Optional ARN of a Secrets Manager secret holding a Slack or Teams webhook URL (plain, or JSON {\"url\": ...}). Empty: no chat channel."
+  default     = ""
+}
+
+variable "webhook_format" {
+  type        = string
+  description = "Format of the chat webhook: slack or teams."
+  default     = "slack"
+
+  validation {
+    condition     = contains(["slack", "teams"], var.webhook_format)
+    error_message = "webhook_format must be slack or teams."
+  }
+}
+
+# --- deploy-notifier ------------------------------------------------------------------------------
+
+variable "deploy_environment" {
+  type        = string
+  description = "Label in deploy-notifier's subjects, [prod] ... (empty: none)."
+  default     = ""
+}
+
+variable "deploy_notify_in_progress" {
+  type        = bool
+  description = "Also notify when an ECS deployment starts (rollbacks always are)."
+  default     = false
+}
+
+variable "ecs_events_topic_arn" {
+  type        = string
+  description = "Optional: an SNS topic that already receives ECS events (the seeds' EventBridge -> SNS); deploy-notifier subscribes to it too. An event that arrives both ways is notified once (the dedupe key is the event's id)."
+  default     = ""
+}
+
+variable "ci_auth" {
+  type        = string
+  description = "How the Function URL authenticates CI: hmac (auth type NONE, requests signed with the key kept in Secrets Manager) or iam (auth type AWS_IAM, SigV4)."
+  default     = "hmac"
+
+  validation {
+    condition     = contains(["hmac", "iam"], var.ci_auth)
+    error_message = "ci_auth must be hmac or iam."
+  }
+}
+
+variable "ci_signing_secret_arn" {
+  type        = string
+  description = "With ci_auth = hmac: an existing Secrets Manager secret holding the CI signing key (at least 32 bytes). Empty: one is created with a random key."
+  default     = ""
+}
+
+variable "ci_invoker_arns" {
+  type        = list(string)
+  description = "With ci_auth = iam: IAM roles or users (ARNs) allowed to call the Function URL, such as the CI's deploy role."
+  default     = []
+}
+
+# --- secret-rotator -------------------------------------------------------------------------------
+
+variable "rotated_secret_arns" {
+  type        = list(string)
+  description = "Secrets Manager secrets rotated by secret-rotator (RDS form or API keys). Empty: the rotator is deployed without rotating anything."
+  default     = []
+}
+
+variable "master_secret_arns" {
+  type        = list(string)
+  description = "Master secrets named by masterarn in rotated secrets (alternating users): read-only for the rotator."
+  default     = []
+}
+
+variable "secrets_kms_key_arns" {
+  type        = list(string)
+  description = "Customer-managed KMS keys that encrypt the rotated or master secrets (empty when they use the AWS managed key)."
+  default     = []
+}
+
+variable "rotation_days" {
+  type        = number
+  description = "Rotate every this many days (seed 004: 90)."
+  default     = 90
+}
+
+variable "vpc_id" {
+  type        = string
+  description = "VPC of the database and the backends: secret-rotator and health-sweeper run in it."
+}
+
+variable "private_subnet_ids" {
+  type        = list(string)
+  description = "Private subnets (with a NAT gateway or VPC endpoints for Secrets Manager, S3, SNS, EC2) for secret-rotator and health-sweeper."
+}
+
+variable "database_cidr_blocks" {
+  type        = list(string)
+  description = "Where the databases are, for secret-rotator's security group egress."
+}
+
+variable "database_ports" {
+  type        = list(number)
+  description = "Ports secret-rotator connects to (PostgreSQL 5432, MySQL 3306)."
+  default     = [5432]
+}
+
+variable "db_tls" {
+  type        = string
+  description = "secret-rotator's TLS to the databases: verify-full (against rds_ca_bundle_path) or disable (plaintext, explicitly)."
+  default     = "verify-full"
+
+  validation {
+    condition     = contains(["verify-full", "disable"], var.db_tls)
+    error_message = "db_tls must be verify-full or disable."
+  }
+}
+
+variable "rds_ca_bundle_path" {
+  type        = string
+  description = "Path of the RDS CA bundle (global-bundle.pem from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), shipped with secret-rotator and named by DB_TLS_CA_FILE. Required with db_tls = verify-full."
+  default     = ""
+
+  validation {
+    condition     = var.db_tls == "disable" || var.rds_ca_bundle_path != ""
+    error_message = "rds_ca_bundle_path is required while db_tls is verify-full (plaintext needs db_tls = \"disable\" explicitly)."
+  }
+}
+
+# --- snapshot-exporter ----------------------------------------------------------------------------
+
+variable "export_sources" {
+  type        = list(string)
+  description = "RDS instance or cluster identifiers whose snapshots are exported to S3 (empty: use export_source_tag)."
+  default     = []
+}
+
+variable "export_source_tag" {
+  type        = string
+  description = "Alternatively, export instances and clusters tagged with this key=value (empty with no export_sources: Project=<project_prefix>)."
+  default     = ""
+}
+
+variable "export_tables" {
+  type        = list(string)
+  description = "Optional list of database tables to export (database.schema.table); empty: everything."
+  default     = []
+}
+
+variable "export_glacier_days" {
+  type        = number
+  description = "Days after which exported snapshots move to S3 Glacier Flexible Retrieval."
+  default     = 30
+}
+
+variable "export_expiry_days" {
+  type        = number
+  description = "Days after which exported snapshots are deleted."
+  default     = 365
+}
+
+# --- budget-alerter -------------------------------------------------------------------------------
+
+variable "monthly_budget_usd" {
+  type        = number
+  description = "Monthly cost budget of the account (seed 004: 25), alerted at 50 %, 80 % and 100 %."
+  default     = 25
+}
+
+variable "service_budgets" {
+  type = map(object({
+    service   = string
+    limit_usd = number
+  }))
+  description = "Per-service monthly budgets (seed 004): key = short name, service = the Cost Explorer service name, limit in USD."
+  default = {
+    cloudwatch    = { service = "AmazonCloudWatch", limit_usd = 5 }
+    s3            = { service = "Amazon Simple Storage Service", limit_usd = 2 }
+    data-transfer = { service = "AWS Data Transfer", limit_usd = 3 }
+  }
+}
+
+variable "budget_cost_explorer" {
+  type        = bool
+  description = "Show the top services in budget alerts (one Cost Explorer GetCostAndUsage call per run at most, $0.01 each)."
+  default     = true
+}
+
+# --- health-sweeper -------------------------------------------------------------------------------
+
+variable "sweep_project" {
+  type        = string
+  description = "Discover EC2 instances tagged Project=<this> (empty: project_prefix)."
+  default     = ""
+}
+
+variable "sweep_role" {
+  type        = string
+  description = "... and Role=<this>."
+  default     = "backend"
+}
+
+variable "sweep_port" {
+  type        = number
+  description = "Port probed on the backends."
+  default     = 8080
+}
+
+variable "sweep_path" {
+  type        = string
+  description = "Path probed (seed 000: /despachos/reporte)."
+  default     = "/despachos/reporte"
+}
+
+variable "sweep_target_group_arns" {
+  type        = list(string)
+  description = "ALB/NLB target groups whose registered targets are probed too."
+  default     = []
+}
+
+variable "sweep_static_targets" {
+  type        = list(string)
+  description = "More targets, name=ip:port or ip:port (private addresses only)."
+  default     = []
+}
+
+variable "sweep_backend_cidr_blocks" {
+  type        = list(string)
+  description = "Where the backends are, for health-sweeper's security group egress on sweep_port (empty: the VPC's CIDR)."
+  default     = []
+}
+
+variable "sweep_timeout_ms" {
+  type        = number
+  description = "One probe's timeout."
+  default     = 2000
+}
+
+variable "sweep_reminder_hours" {
+  type        = number
+  description = "Remind every N hours while the system is not ok (0: never)."
+  default     = 0
+}
+
+variable "sweep_maintenance" {
+  type        = bool
+  description = "Silence health alerts, keep sweeping."
+  default     = false
+}

@@ -1,0 +1,259 @@
+//! The EventBridge patterns of infra/, run through a small evaluator of EventBridge's rules on
+//! the fixtures in events/: each rule matches the fixtures it is for and no other.
+
+#[allow(dead_code)]
+#[path = "infra/hcl.rs"]
+mod hcl_model;
+#[path = "infra/pattern.rs"]
+mod pattern;
+#[allow(dead_code)]
+#[path = "infra/support.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+
+use hcl::Expression;
+use hcl_model::{attr, object_get, to_json};
+use support::*;
+
+/// Which fixtures (file stems in events/, `*` at the end for a prefix) each EventBridge rule must
+/// match; it must match no other fixture. Rule ids are `<module>/<resource>[<for_each key>]`.
+const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
+    ("deploy-notifier/ecs[deployments]", &["ecs-deployment-*"]),
+    (
+        "deploy-notifier/ecs[service-actions]",
+        &["ecs-service-action-placement-failure"],
+    ),
+    (
+        "deploy-notifier/ecs[stopped-tasks]",
+        &["ecs-task-stopped-*"],
+    ),
+    ("snapshot-exporter/rds[snapshots]", &["rds-snapshot-*"]),
+    (
+        "snapshot-exporter/rds[cluster-snapshots]",
+        &["rds-cluster-snapshot-*"],
+    ),
+];
+
+/// Every EventBridge rule with a pattern in a function module, by id.
+fn event_rules() -> BTreeMap<String, serde_json::Value> {
+    let mut rules = BTreeMap::new();
+    for name in function_modules() {
+        let module = function_module(&name);
+        for (resource, block) in module.typed("resource", "aws_cloudwatch_event_rule") {
+            let Some(pattern) = attr(&block.body, "event_pattern") else {
+                continue;
+            };
+            let Expression::FuncCall(call) = pattern else {
+                panic!("{name}/{resource}: event_pattern must be jsonencode(...)");
+            };
+            let arg = call.args.first().expect("jsonencode argument");
+            match (arg, attr(&block.body, "for_each")) {
+                (Expression::Object(_), _) => {
+                    rules.insert(
+                        format!("{name}/{resource}"),
+                        to_json(arg).expect("literal pattern"),
+                    );
+                }
+                (Expression::Traversal(_), Some(for_each)) => {
+                    // for_each = local.<map>, event_pattern = jsonencode(each.value.<attr>)
+                    let field = format!("{arg}")
+                        .rsplit('.')
+                        .next()
+                        .map(String::from)
+                        .expect("attribute");
+                    let map_name = format!("{for_each}");
+                    let map = map_name
+                        .strip_prefix("local.")
+                        .and_then(|l| module.local(l))
+                        .unwrap_or_else(|| {
+                            panic!("{name}/{resource}: for_each must be a local map")
+                        });
+                    let Expression::Object(entries) = map else {
+                        panic!("{name}/{resource}: {map_name} is not an object");
+                    };
+                    for (key, value) in entries {
+                        let key = hcl_model::key_name(key).expect("rule key");
+                        let pattern = object_get(value, &field).expect("pattern attribute");
+                        rules.insert(
+                            format!("{name}/{resource}[{key}]"),
+                            to_json(pattern).expect("literal pattern"),
+                        );
+                    }
+                }
+                _ => panic!("{name}/{resource}: event_pattern this check cannot read: {pattern}"),
+            }
+        }
+    }
+    rules
+}
+
+fn fixtures() -> BTreeMap<String, serde_json::Value> {
+    std::fs::read_dir(root().join("events"))
+        .expect("events/")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(&p).expect("fixture");
+            (
+                stem,
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+            )
+        })
+        .collect()
+}
+
+fn wanted(globs: &[&str], stem: &str) -> bool {
+    globs.iter().any(|g| match g.strip_suffix('*') {
+        Some(prefix) => stem.starts_with(prefix),
+        None => stem == *g,
+    })
+}
+
+#[test]
+fn event_patterns_match_their_fixtures_and_nothing_else() {
+    let rules = event_rules();
+    let mut events = fixtures();
+    // Variants the rules must turn away: a task stopped by hand, a task that is not a service's.
+    if let Some(task) = events.get("ecs-task-stopped-essential-exit").cloned() {
+        let mut by_hand = task.clone();
+        by_hand["detail"]["stopCode"] = "UserInitiated".into();
+        events.insert("variant-task-stopped-by-user".into(), by_hand);
+        let mut batch = task;
+        batch["detail"]["group"] = "family:nightly-batch".into();
+        events.insert("variant-task-not-of-a-service".into(), batch);
+    }
+    let crates = function_crates();
+    for (id, pattern) in &rules {
+        let function = id.split('/').next().unwrap_or_default();
+        let globs = EXPECTED_MATCHES
+            .iter()
+            .find(|(rule, _)| rule == id)
+            .map(|(_, globs)| *globs)
+            .unwrap_or_else(|| {
+                panic!("rule {id} has no entry in EXPECTED_MATCHES: say which fixtures it is for")
+            });
+        let mut matched = Vec::new();
+        for (stem, event) in &events {
+            let hit = pattern::matches(pattern, event).unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(
+                hit,
+                wanted(globs, stem),
+                "{id} {} {stem}.json (pattern {pattern})",
+                if hit { "matches" } else { "does not match" }
+            );
+            if hit {
+                matched.push(stem.clone());
+            }
+        }
+        if matched.is_empty() {
+            assert!(
+                !crates.contains(function),
+                "{id} matches no fixture in events/ ({globs:?})"
+            );
+            eprintln!(
+                "patterns: skipped {id}: no {globs:?} fixture in events/ (functions/{function} is not here)"
+            );
+        } else {
+            eprintln!("patterns: {id} matches {matched:?} and nothing else");
+        }
+    }
+    for (id, _) in EXPECTED_MATCHES {
+        assert!(
+            rules.contains_key(*id),
+            "EXPECTED_MATCHES names {id}, which infra/ does not define"
+        );
+    }
+}
+
+/// The services a policy document's statement lets in, with whether it is limited to this
+/// account (`aws:SourceAccount`).
+fn service_statements(module: &hcl_model::Module, doc: &str) -> Vec<(Vec<String>, bool)> {
+    let block = module
+        .data("aws_iam_policy_document", doc)
+        .unwrap_or_else(|| panic!("alerts: no policy document {doc}"));
+    hcl_model::nested(&block.body, "statement")
+        .into_iter()
+        .flat_map(|(statement, _)| {
+            let limited = hcl_model::nested(statement, "condition")
+                .iter()
+                .any(|(c, _)| matches!(attr(c, "variable"), Some(Expression::String(v)) if v == "aws:SourceAccount"));
+            hcl_model::nested(statement, "principals")
+                .into_iter()
+                .filter(|(p, _)| matches!(attr(p, "type"), Some(Expression::String(t)) if t == "Service"))
+                .map(move |(p, _)| {
+                    let identifiers = attr(p, "identifiers").expect("identifiers");
+                    let resolved = match identifiers {
+                        Expression::Traversal(_) => {
+                            let name = format!("{identifiers}");
+                            let local = name.strip_prefix("local.").expect("a local list");
+                            module.local(local).expect("the local").clone()
+                        }
+                        other => other.clone(),
+                    };
+                    (hcl_model::string_list(&resolved).expect("service names"), limited)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn aws_services_may_publish_alerts_for_this_account_only() {
+    let alerts = load(&root().join("infra/modules/alerts"));
+    // A Budgets notification to a topic that does not let budgets.amazonaws.com publish is
+    // dropped without a word; an encrypted topic needs the key policy to agree.
+    for (doc, services) in [
+        (
+            "alerts",
+            &[
+                "budgets.amazonaws.com",
+                "events.amazonaws.com",
+                "rds.amazonaws.com",
+            ][..],
+        ),
+        (
+            "key",
+            &[
+                "budgets.amazonaws.com",
+                "events.amazonaws.com",
+                "rds.amazonaws.com",
+            ][..],
+        ),
+        ("budgets", &["budgets.amazonaws.com"][..]),
+    ] {
+        let statements = service_statements(&alerts, doc);
+        for service in services {
+            let allowed = statements
+                .iter()
+                .find(|(names, _)| names.iter().any(|n| n == service));
+            match allowed {
+                Some((_, limited)) => assert!(
+                    limited,
+                    "{doc}: {service} is let in without aws:SourceAccount"
+                ),
+                None => panic!("{doc}: {service} may not publish"),
+            }
+        }
+        assert!(
+            statements.iter().all(|(_, limited)| *limited),
+            "{doc}: a service is let in for any account"
+        );
+    }
+    // The SMS subscription pages only on what the functions mark with the attribute sms = "true".
+    let (_, sms) = alerts
+        .typed("resource", "aws_sns_topic_subscription")
+        .into_iter()
+        .find(|(name, _)| name == "sms")
+        .expect("an SMS subscription");
+    let Some(Expression::FuncCall(call)) = attr(&sms.body, "filter_policy") else {
+        panic!("the SMS subscription needs filter_policy = jsonencode(...)");
+    };
+    let policy = to_json(call.args.first().expect("policy")).expect("literal policy");
+    assert_eq!(policy, serde_json::json!({"sms": ["true"]}));
+}
