@@ -72,6 +72,7 @@ impl FaultyProxy {
             seen: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(serve(listener, shared.clone()));
+        crate::leaks::guard::alias(&format!("http://{addr}"), moto.endpoint());
         Ok(Self { addr, shared, task })
     }
 
@@ -259,4 +260,62 @@ async fn forward(upstream: SocketAddr, request: &RecordedRequest) -> Result<Vec<
     out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
     out.extend_from_slice(&answer[end + 4..]);
     Ok(out)
+}
+
+/// Invokes `event` through `api` while a fault is on, and checks the answer is an honest
+/// failure: it came before the invocation's deadline (plus `grace` for the runtime round trip),
+/// and an error is a retryable one (`Retryable.*`), never a permanent one.
+pub async fn invoke_faulted(
+    api: &crate::runtime_api::RuntimeApi,
+    event: &serde_json::Value,
+    deadline: Duration,
+    grace: Duration,
+    case: &str,
+) -> crate::runtime_api::Answer {
+    let started = std::time::Instant::now();
+    let answer = api
+        .invoke(event, deadline + grace)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("{case}: no answer within the deadline"));
+    let took = started.elapsed();
+    assert!(took < deadline + grace, "{case}: took {took:?}");
+    if !answer.ok {
+        let kind = answer.json()["errorType"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            kind.starts_with("Retryable."),
+            "{case}: a fault must fail retryably, got {}",
+            answer.body
+        );
+    }
+    answer
+}
+
+/// Redelivers `event` until it succeeds, as Lambda's retries would (a claim left by a faulted
+/// holder is in flight until its lease ends: a retryable answer too). Returns the attempts.
+pub async fn redeliver(
+    api: &crate::runtime_api::RuntimeApi,
+    event: &serde_json::Value,
+    deadline: Duration,
+    case: &str,
+) -> usize {
+    let started = std::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let answer = invoke_faulted(api, event, deadline, Duration::from_secs(3), case).await;
+        if answer.ok {
+            return attempt;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{case}: still failing after {attempt} redeliveries: {}",
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

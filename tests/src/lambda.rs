@@ -23,6 +23,8 @@ pub struct LambdaRuntime {
     dir: tempfile::TempDir,
     /// Every invocation's answer or error report, for the secret-leak check.
     answers: std::sync::Mutex<Vec<String>>,
+    /// The AWS endpoint it uses, for the secret-leak check when it stops.
+    endpoint: Option<String>,
     _watch: Child,
     _function: Child,
 }
@@ -103,6 +105,7 @@ impl LambdaRuntime {
             function_log,
             dir,
             answers: std::sync::Mutex::new(Vec::new()),
+            endpoint: crate::leaks::guard::endpoint_of(env),
             _watch: watch,
             _function: function,
         })
@@ -110,6 +113,13 @@ impl LambdaRuntime {
 
     /// Invokes the function with a JSON event.
     pub async fn invoke(&self, event: &Value) -> Result<Invocation> {
+        if let (Some(endpoint), Some(signature)) = (
+            &self.endpoint,
+            event["headers"]["x-watchkeeper-signature"].as_str(),
+        ) {
+            let hex = signature.trim_start_matches("sha256=");
+            crate::leaks::guard::secret_used(endpoint, hex);
+        }
         let file = self.dir.path().join("event.json");
         std::fs::write(&file, serde_json::to_vec(event)?)?;
         self.invoke_file(&file).await
@@ -187,5 +197,13 @@ impl LambdaRuntime {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+}
+
+impl Drop for LambdaRuntime {
+    fn drop(&mut self) {
+        if let Some(endpoint) = &self.endpoint {
+            crate::leaks::guard::texts(endpoint, crate::leaks::from_runtime(self));
+        }
     }
 }

@@ -132,6 +132,7 @@ impl RuntimeApi {
         Ok(FunctionProcess {
             child,
             log,
+            endpoint: crate::leaks::guard::endpoint_of(env),
             _dir: dir,
         })
     }
@@ -147,6 +148,8 @@ impl Drop for RuntimeApi {
 pub struct FunctionProcess {
     child: Child,
     log: PathBuf,
+    /// The AWS endpoint it uses, for the secret-leak check when it stops.
+    endpoint: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -167,6 +170,15 @@ impl FunctionProcess {
         match self.child.try_wait()? {
             None => Ok(()),
             Some(status) => fail(format!("function exited ({status}):\n{}", self.logs())),
+        }
+    }
+}
+
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        if let Some(endpoint) = &self.endpoint {
+            let log = crate::leaks::Outbound::new("a function process's log", self.logs());
+            crate::leaks::guard::texts(endpoint, vec![log]);
         }
     }
 }

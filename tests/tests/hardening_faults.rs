@@ -4,10 +4,10 @@
 //! a retryable error (`Retryable.*`), never a permanent one, and the redelivered event must then
 //! succeed with exactly one notification per channel and no secret in any output.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::deploy::{DeployNotifier, FUNCTION, SIGNING_KEY, Setup, WEBHOOK_TOKEN};
-use harness::faults::{Fault, FaultyProxy};
+use harness::faults::{self, Fault, FaultyProxy, invoke_faulted};
 use harness::http::Behaviour;
 use harness::leaks::{self, Outbound};
 use harness::paths::read_event;
@@ -35,44 +35,12 @@ fn deployment_event(n: usize) -> Value {
     event
 }
 
-/// Invokes and checks the faulted answer: in time, and retryable when it is an error.
 async fn faulted(api: &RuntimeApi, event: &Value, case: &str) -> Answer {
-    let started = Instant::now();
-    let answer = api
-        .invoke(event, DEADLINE + GRACE)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{case}: no answer within the deadline"));
-    let took = started.elapsed();
-    assert!(took < DEADLINE + GRACE, "{case}: took {took:?}");
-    if !answer.ok {
-        let kind = answer.json()["errorType"].as_str().unwrap_or("").to_string();
-        assert!(
-            kind.starts_with("Retryable."),
-            "{case}: a fault must fail retryably, got {}",
-            answer.body
-        );
-    }
-    answer
+    invoke_faulted(api, event, DEADLINE, GRACE, case).await
 }
 
-/// Redelivers until the event succeeds, as Lambda's retries would (a claim left by a faulted
-/// holder is in flight until its lease ends: that is a retryable answer too).
 async fn redeliver(api: &RuntimeApi, event: &Value, case: &str) -> usize {
-    let started = Instant::now();
-    for attempt in 1.. {
-        let answer = faulted(api, event, case).await;
-        if answer.ok {
-            return attempt;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "{case}: still failing after {attempt} redeliveries: {}",
-            answer.body
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    unreachable!()
+    faults::redeliver(api, event, DEADLINE, case).await
 }
 
 async fn deploy_world() -> (DeployNotifier, FaultyProxy, RuntimeApi, FunctionProcess) {
