@@ -378,3 +378,71 @@ fn health_sweeper_config_and_state_documents() {
         },
     );
 }
+
+/// Health responses: a loopback backend answering mutated HTTP responses (broken status lines,
+/// lying lengths, endless headers, redirects to the metadata address, raw bytes, silence). The
+/// sweeper's prober must classify each without panicking, within its per-probe timeout, and
+/// never follow a redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_sweeper_probes_of_hostile_backends() {
+    use health_sweeper::health::{Outcome, Target};
+    use health_sweeper::probe::Prober;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const RESPONSES: &[&str] = &[
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 99999999999\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\nx",
+        "HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\npartial",
+        "HTTP/1.0 429 Too Many\r\n\r\n",
+    ];
+    let cases = (cases() / 25).clamp(40, 4000);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let payloads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let server = {
+        let (payloads, connections) = (payloads.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let payload = payloads.lock().unwrap().pop().unwrap_or_default();
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buffer)).await;
+                    let _ = stream.write_all(&payload).await;
+                    if payload.is_empty() {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                });
+            }
+        })
+    };
+    let timeout = Duration::from_millis(150);
+    let prober = Prober::new("/despachos/reporte".into(), vec![200, 302], timeout, 4).unwrap();
+    let target = Target { id: "static:fuzz".into(), name: "fuzz".into(), addr };
+    let mut rng = Rng::new(seed() ^ 0x4ea1);
+    let mut healthy = 0;
+    for case in 0..cases {
+        let base = rng.pick(RESPONSES).copied().unwrap_or_default();
+        let payload = match rng.below(5) {
+            0 => Vec::new(),
+            1 => (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
+            2 => format!("{base}{}", "X-Pad: y\r\n".repeat(rng.below(20_000))).into_bytes(),
+            _ => mutate_text(&mut rng, base).replace('\n', "\r\n").into_bytes(),
+        };
+        payloads.lock().unwrap().push(payload.clone());
+        let before = connections.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let outcomes = prober.probe_all(std::slice::from_ref(&target), deadline, "fuzz").await;
+        let took = started.elapsed();
+        assert!(took < timeout + Duration::from_millis(500), "case {case} took {took:?}: {:?}", String::from_utf8_lossy(&payload));
+        assert_eq!(outcomes.len(), 1);
+        healthy += usize::from(matches!(outcomes[0], Outcome::Healthy { .. }));
+        assert!(connections.load(Ordering::SeqCst) - before <= 1, "a redirect was followed");
+    }
+    server.abort();
+    eprintln!("health-sweeper probes: {cases} hostile backends, {healthy} answered healthy");
+}
