@@ -1,150 +1,300 @@
-//! Benchmark of one health sweep (not a timed test): 1,000 and 10,000 loopback targets, 10 % of
-//! which accept and never answer, 2 s probe timeout, the default concurrency. Reports wall time,
-//! CPU time (total and per probe) and peak RSS of the sweeping process.
+//! Benchmark of one health sweep as the function runs it (not a timed test): discovery of the
+//! targets from ALB target groups in the emulator (at most 1,000 targets per group, as AWS
+//! allows), probes of loopback backends of which every tenth accepts and never answers (2 s
+//! timeout), the S3 read and conditional write of the N-target state document, and the alert:
+//! the stored state says DEGRADED, the sweep finds 90 % up, so it renders and sends a
+//! "recovered" alert through SNS and writes the state again. 100, 1,000 and 10,000 targets at
+//! the default concurrency (from the open-file limit), and 10,000 again under Lambda's limit of
+//! 1,024 open files.
 //!
-//! The backends run in a child process (this same binary, started with `BENCH_ROLE=backends`) so
-//! that their work is not counted. Run: `cargo bench -p watchkeeper-tests --bench sweep`.
+//! Three kinds of process, so that each number is the sweeper's own:
+//! - this one, the orchestrator: starts the emulator, registers the targets, seeds the state;
+//! - `BENCH_ROLE=backends`: the loopback backends;
+//! - `BENCH_ROLE=sweeper`: builds the function's `App` from environment variables exactly as
+//!   `main.rs` does, runs one sweep, and reports wall time, CPU time (`getrusage`, user + system)
+//!   and peak RSS (`ru_maxrss`) of the whole process.
+//!
+//! Run: `ulimit -n 65536; cargo bench -p watchkeeper-tests --bench sweep`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use chrono::Utc;
-use health_sweeper::health::{Rules, SweepState, Target};
-use health_sweeper::probe::Prober;
+use harness::sweep::{BUCKET, SweepWorld};
+use health_sweeper::handler::state_key;
+use health_sweeper::health::SweepState;
+use health_sweeper::quorum::SystemState;
+use health_sweeper::target::{Failure, Target, TargetHealth, TargetState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use watchkeeper_shared::state::{StateStore, Store};
 
-/// Each size gets its own port, so a size never meets the sockets of the one before.
-fn port(count: usize) -> u16 {
-    18_000 + (count / 1000 % 1000) as u16
-}
 const HANG_EVERY: usize = 10;
+const PER_GROUP: usize = 1000;
+const SYSTEM: &str = "bench";
 
-fn address(i: usize, count: usize) -> SocketAddr {
+/// Backends live in the emulator's VPC (127.0.0.0/16), from 127.0.100.1 up.
+fn address(i: usize, port: u16) -> SocketAddr {
     SocketAddr::from((
-        Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8),
-        port(count),
+        Ipv4Addr::new(127, 0, 100 + (i / 250) as u8, (i % 250 + 1) as u8),
+        port,
     ))
 }
 
-fn main() {
-    let count: usize = std::env::var("BENCH_TARGETS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn main() -> Result<()> {
+    let count: usize = env_number("BENCH_TARGETS").unwrap_or(1000);
+    let port = env_number("BENCH_PORT").unwrap_or(18_080) as u16;
     match std::env::var("BENCH_ROLE").as_deref() {
-        Ok("backends") => return backends(count),
+        Ok("backends") => return backends(count, port),
         Ok("sweeper") => return sweeper(count),
         _ => {}
     }
-    println!("| targets | never answer | wall time | CPU time | CPU per probe | peak RSS |");
-    println!("|---|---|---|---|---|---|");
-    for count in [1_000, 10_000] {
-        // Each size in a fresh process, so peak RSS is that size's own.
-        let output = Command::new(std::env::current_exe().expect("own path"))
-            .env("BENCH_ROLE", "sweeper")
-            .env("BENCH_TARGETS", count.to_string())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("sweeper process");
-        print!("{}", String::from_utf8_lossy(&output.stdout));
+    println!(
+        "open-file limit of this shell: {}",
+        health_sweeper::limits::open_files_limit()
+    );
+    println!(
+        "| targets | never answer | open files | concurrency | wall | CPU | CPU per target | peak RSS | discovery (during probes) / probes done at / state + alert |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let runtime = tokio::runtime::Runtime::new()?;
+    for (i, (count, open_files)) in [
+        (100, None),
+        (1_000, None),
+        (10_000, None),
+        (10_000, Some(1024)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let port = 18_080 + i as u16;
+        runtime.block_on(run_size(count, port, open_files))?;
     }
+    Ok(())
 }
 
-/// The sweeping side: one process per size (`BENCH_ROLE=sweeper`).
-fn sweeper(count: usize) {
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+/// One row: emulator and backends up, targets registered, state seeded, one sweeper process.
+async fn run_size(count: usize, port: u16, open_files: Option<u64>) -> Result<()> {
+    let me = std::env::current_exe()?;
+    let mut backends = Command::new(&me)
         .env("BENCH_ROLE", "backends")
         .env("BENCH_TARGETS", count.to_string())
+        .env("BENCH_PORT", port.to_string())
         .stdout(Stdio::piped())
-        .spawn()
-        .expect("backends process");
+        .spawn()?;
     let mut ready = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut ready)
-        .expect("ready line");
-    assert_eq!(ready.trim(), "ready", "backends did not start");
+    if let Some(out) = backends.stdout.take() {
+        BufReader::new(out).read_line(&mut ready)?;
+    }
+    if ready.trim() != "ready" {
+        return Err("backends did not start".into());
+    }
+    let world = SweepWorld::start(&[]).await?;
+    let mut arns = Vec::new();
+    for (g, group) in (0..count).collect::<Vec<_>>().chunks(PER_GROUP).enumerate() {
+        let targets: Vec<(String, u16)> = group
+            .iter()
+            .map(|&i| (address(i, port).ip().to_string(), port))
+            .collect();
+        arns.push(
+            world
+                .target_group(&format!("bench-{g}"), TargetTypeEnum::Ip, &targets)
+                .await?,
+        );
+    }
+    seed_state(&world, count, port).await?;
 
+    let mut sweeper = Command::new(&me);
+    sweeper
+        .env_clear()
+        .envs(world.moto.env())
+        .env("BENCH_ROLE", "sweeper")
+        .env("BENCH_TARGETS", count.to_string())
+        .env("STATE_BUCKET", BUCKET)
+        .env("NOTIFY_SNS_TOPIC_ARN", &world.topic_arn)
+        .env("SWEEP_TARGET_GROUP_ARNS", arns.join(","))
+        .env("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/16")
+        .env("SWEEP_SYSTEM_NAME", SYSTEM)
+        .env("SWEEP_TIMEOUT_MS", "2000")
+        .env("RUST_LOG", "error")
+        .stderr(Stdio::inherit());
+    if let Some(limit) = open_files {
+        sweeper.env("BENCH_OPEN_FILES", limit.to_string());
+    }
+    let output = sweeper.output()?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    let alerts = world.moto.received_notifications(&world.queue_url).await?;
+    if alerts.len() != 1 || !alerts[0].subject.contains("recovered") {
+        eprintln!("expected one recovered alert, got {alerts:?}");
+    }
+    let _ = backends.kill();
+    let _ = backends.wait();
+    Ok(())
+}
+
+/// The document a steady deployment would have: every target known, the hanging tenth down,
+/// and the system last told DEGRADED, so the measured sweep alerts (recovered).
+async fn seed_state(world: &SweepWorld, count: usize, port: u16) -> Result<()> {
+    let now = Utc::now();
+    let mut state = SweepState::new();
+    state.sweeps = 10;
+    state.system = SystemState::Degraded;
+    state.alerted = SystemState::Degraded;
+    state.alert_seq = 1;
+    for i in 0..count {
+        let target = Target {
+            addr: address(i, port),
+            name: address(i, port).to_string(),
+            instance: None,
+        };
+        let mut t = TargetState::new(&target, 1, now);
+        t.probed = 10;
+        if i % HANG_EVERY == 0 {
+            (t.health, t.failures, t.last) = (TargetHealth::Unhealthy, 5, "timeout".into());
+            t.failure = Some(Failure::Timeout);
+        } else {
+            (t.health, t.successes, t.last) = (TargetHealth::Healthy, 5, "HTTP 200 in 1 ms".into());
+        }
+        state.targets.insert(target.key(), t);
+    }
+    let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
+    store.create(&state_key(SYSTEM), &state).await?;
+    Ok(())
+}
+
+/// The sweeping side: the function's init and one sweep, measured.
+fn sweeper(count: usize) -> Result<()> {
+    let open_files = env_number("BENCH_OPEN_FILES");
+    if let Some(limit) = open_files {
+        set_open_files(limit as u64)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .expect("runtime");
-    let targets: Vec<Target> = (0..count)
-        .map(|i| Target {
-            id: format!("t{i}"),
-            name: format!("t{i}"),
-            addr: address(i, count),
-        })
-        .collect();
-    let prober = Prober::new(
-        "/despachos/reporte".into(),
-        vec![200, 302],
-        Duration::from_secs(2),
-        256,
-    )
-    .expect("client");
-    let rules = Rules {
-        healthy_threshold: 2,
-        unhealthy_threshold: 3,
-        quorum: None,
-        reminder: None,
-    };
-    let cpu_before = cpu_seconds();
-    let started = Instant::now();
-    let outcomes = runtime.block_on(prober.probe_all(
-        &targets,
-        tokio::time::Instant::now() + Duration::from_secs(55),
-        "bench",
-    ));
-    let mut state = SweepState::default();
-    let observations: Vec<_> = targets.into_iter().zip(outcomes).collect();
-    state.observe(&observations, &rules, Utc::now());
-    let wall = started.elapsed();
-    let cpu = cpu_seconds() - cpu_before;
-    let _ = child.kill();
-    let _ = child.wait();
+        .build()?;
+    let (summary, wall, concurrency) = runtime.block_on(async {
+        let app = init().await?;
+        let concurrency = app.1;
+        let started = Instant::now();
+        let summary = app
+            .0
+            .sweep(
+                "bench",
+                &watchkeeper_shared::deadline::Deadline::after(Duration::from_secs(60)),
+            )
+            .await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((summary, started.elapsed(), concurrency))
+    })?;
+    let usage = rusage();
+    let cpu = usage.0;
     let hung = count / HANG_EVERY;
+    let phases = &summary["phases_ms"];
+    let after_probes = summary["millis"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(phases["probes_done_at"].as_u64().unwrap_or(0));
     println!(
-        "| {count} | {hung} | {:.2} s | {:.3} s | {:.1} µs | {:.1} MB |",
+        "| {count} | {hung} | {} | {concurrency} | {:.2} s | {:.3} s | {:.0} µs | {:.1} MB | {} / {} / {} ms |",
+        open_files.map_or_else(
+            || health_sweeper::limits::open_files_limit().to_string(),
+            |l| l.to_string()
+        ),
         wall.as_secs_f64(),
         cpu,
         cpu * 1e6 / count as f64,
-        peak_rss_kb() as f64 / 1024.0
+        usage.1 as f64 / 1024.0,
+        phases["discovery"],
+        phases["probes_done_at"],
+        after_probes,
     );
-    let unhealthy = observations
-        .iter()
-        .filter(|(_, o)| matches!(o, health_sweeper::health::Outcome::Unhealthy(_)))
-        .count();
-    assert_eq!(
-        unhealthy, hung,
-        "every hanging target must time out, every other one answer"
+    let right = summary["up"].as_u64() == Some((count - hung) as u64)
+        && summary["down"].as_u64() == Some(hung as u64)
+        && summary["not_probed"].as_u64() == Some(0)
+        && summary["alert"]["kind"] == "Recovered";
+    if !right {
+        eprintln!("unexpected sweep result: {summary}");
+    }
+    Ok(())
+}
+
+type App = health_sweeper::handler::App<
+    health_sweeper::discovery::Discovery,
+    watchkeeper_shared::notify::Notifier,
+    StateStore,
+>;
+
+/// What `main.rs` builds at init, from the same environment variables.
+async fn init() -> Result<(App, usize)> {
+    use health_sweeper::discovery::{Discovery, TargetGroupDiscovery};
+    let vars = watchkeeper_shared::config::Vars::from_env();
+    let config = health_sweeper::config::Config::from_vars(&vars)?;
+    let common = watchkeeper_shared::init::Common::connect(
+        "health-sweeper",
+        &vars,
+        &config.state_bucket,
+        &config.notify,
+    )
+    .await?;
+    let discovery = Discovery {
+        ec2: None,
+        target_groups: Some(TargetGroupDiscovery::new(
+            aws_sdk_elasticloadbalancingv2::Client::new(&common.sdk),
+            aws_sdk_ec2::Client::new(&common.sdk),
+            config.target_group_arns.clone(),
+            config.port,
+        )),
+    };
+    let prober = health_sweeper::probe::Prober::new(
+        config.path.clone(),
+        config.healthy_codes.clone(),
+        config.probe_timeout,
+        config.concurrency,
     );
+    let concurrency = config.concurrency;
+    let app = App::new(
+        config,
+        discovery,
+        prober,
+        common.notifier,
+        common.state,
+        "us-east-1".into(),
+    );
+    Ok((app, concurrency))
 }
 
 /// The backends: `count` listeners, every tenth never answers.
-fn backends(count: usize) {
+fn backends(count: usize, port: u16) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .expect("runtime");
+        .build()?;
     runtime.block_on(async move {
         let mut listeners = Vec::with_capacity(count);
         for i in 0..count {
-            listeners.push((i % HANG_EVERY == 0, TcpListener::bind(address(i, count)).await.expect("bind backend")));
+            listeners.push((i % HANG_EVERY == 0, TcpListener::bind(address(i, port)).await?));
         }
         for (hang, listener) in listeners {
             tokio::spawn(async move {
                 loop {
-                    let Ok((mut stream, _)) = listener.accept().await else { continue };
+                    let Ok((mut stream, _)) = listener.accept().await else {
+                        continue;
+                    };
                     tokio::spawn(async move {
                         let mut buffer = [0u8; 1024];
                         let _ = stream.read(&mut buffer).await;
                         if hang {
                             tokio::time::sleep(Duration::from_secs(600)).await;
                         } else {
-                            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                                .await;
                         }
                     });
                 }
@@ -153,34 +303,34 @@ fn backends(count: usize) {
         println!("ready");
         let _ = std::io::stdout().flush();
         std::future::pending::<()>().await;
-    });
+        Ok(())
+    })
 }
 
-/// User + system CPU seconds of this process so far.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
+/// (user + system CPU seconds, peak RSS in KiB) of this process, from `getrusage`.
+fn rusage() -> (f64, i64) {
+    // SAFETY: an all-zero rusage is a valid value; getrusage only writes into it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer to a rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return (0.0, 0);
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        usage.ru_maxrss,
+    )
+}
+
+/// Lowers this process's open-file limit, as Lambda's is.
+fn set_open_files(limit: u64) -> Result<()> {
+    let value = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
     };
-    // After the command name: utime and stime are fields 12 and 13 (0-based), in 1/100 s.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Peak resident set size (VmHWM) in KiB.
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &value) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
 
 use crate::Result;
 use crate::http::{Behaviour, HttpServer};
@@ -95,6 +96,48 @@ impl SweepWorld {
             backends,
             instance_ids,
         })
+    }
+
+    /// A target group named `name` in the world's VPC holding `targets` (instance ids or IP
+    /// addresses, each with its port), registered in batches as a large deployment would be.
+    pub async fn target_group(
+        &self,
+        name: &str,
+        kind: TargetTypeEnum,
+        targets: &[(String, u16)],
+    ) -> Result<String> {
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&self.moto.sdk_config().await);
+        let arn = elb
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(i32::from(self.port))
+            .vpc_id(&self.vpc_id)
+            .target_type(kind)
+            .send()
+            .await?
+            .target_groups()
+            .first()
+            .and_then(|g| g.target_group_arn())
+            .unwrap_or_default()
+            .to_string();
+        for batch in targets.chunks(500) {
+            let descriptions = batch
+                .iter()
+                .map(|(id, port)| {
+                    TargetDescription::builder()
+                        .id(id)
+                        .port(i32::from(*port))
+                        .build()
+                })
+                .collect::<Vec<_>>();
+            elb.register_targets()
+                .target_group_arn(&arn)
+                .set_targets(Some(descriptions))
+                .send()
+                .await?;
+        }
+        Ok(arn)
     }
 
     /// The function's environment: emulator, state, SNS, discovery of the tagged instances, and

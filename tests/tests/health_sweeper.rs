@@ -11,11 +11,14 @@ use harness::paths::event_path;
 use harness::sweep::{BUCKET, FUNCTION, PROJECT, SweepWorld};
 use health_sweeper::config::Config;
 use health_sweeper::discovery::{Discover, Discovery, Ec2Discovery, TargetGroupDiscovery};
-use health_sweeper::handler::{App, STATE_KEY};
+use health_sweeper::handler::{App, state_key};
 use health_sweeper::health::SweepState;
 use health_sweeper::probe::Prober;
+use health_sweeper::quorum::SystemState;
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
+use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::notify::{Channel, Notifier, SnsChannel};
 use watchkeeper_shared::state::{StateStore, Store};
 use watchkeeper_shared::testing::RecordingNotifier;
 
@@ -41,7 +44,17 @@ async fn backends_going_down_and_recovering_alert_once_each() {
         }
     };
 
-    sweeps(2, &mut last).await;
+    sweeps(1, &mut last).await;
+    assert_eq!(
+        (
+            last["state"].as_str(),
+            last["up"].as_u64(),
+            last["unknown"].as_u64()
+        ),
+        (Some("STARTING"), Some(0), Some(3)),
+        "no verdict yet: starting, not OK: {last}"
+    );
+    sweeps(1, &mut last).await;
     assert_eq!(
         (last["state"].as_str(), last["up"].as_u64()),
         (Some("OK"), Some(3)),
@@ -81,6 +94,7 @@ async fn backends_going_down_and_recovering_alert_once_each() {
         "[des] System degraded: only 1 of 3 backends up"
     );
     assert_eq!(alerts[0].attributes["severity"], "WARNING");
+    assert!(!alerts[0].attributes.contains_key("sms"), "only DOWN pages");
     let (b, c) = (world.backends[1].1, world.backends[2].1);
     assert!(
         alerts[0]
@@ -124,6 +138,7 @@ async fn backends_going_down_and_recovering_alert_once_each() {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].subject, "[des] System down: 0 of 3 backends up");
     assert_eq!(alerts[0].attributes["severity"], "CRITICAL");
+    assert_eq!(alerts[0].attributes["sms"], "true", "DOWN pages by SMS");
     assert!(
         alerts[0].message.contains("connection refused"),
         "{}",
@@ -165,6 +180,7 @@ async fn backends_going_down_and_recovering_alert_once_each() {
         .filter_map(|m| m["Name"].as_str())
         .collect();
     for metric in [
+        "Sweeps",
         "HealthyTargets",
         "UnhealthyTargets",
         "UnknownTargets",
@@ -173,8 +189,17 @@ async fn backends_going_down_and_recovering_alert_once_each() {
     ] {
         assert!(names.contains(&metric), "{metric} missing from {names:?}");
     }
+    assert!(
+        emf.iter().all(|line| line["Sweeps"] == 1.0),
+        "a heartbeat per sweep"
+    );
     assert_eq!(emf.last().unwrap()["HealthyTargets"], 2.0);
     assert_eq!(emf.last().unwrap()["Function"], "health-sweeper");
+}
+
+/// Outside Lambda: the sweep is bounded by `SWEEP_DEADLINE_MS` alone.
+fn no_lambda_deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(15 * 60))
 }
 
 fn config(pairs: &[(&str, String)]) -> Config {
@@ -205,8 +230,7 @@ async fn app(
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
-    )
-    .unwrap();
+    );
     App::new(
         config,
         discovery,
@@ -326,7 +350,7 @@ async fn targets_outside_the_allowed_networks_are_never_probed() {
         discovery,
     )
     .await;
-    let summary = app.sweep("t", None).await.unwrap();
+    let summary = app.sweep("t", &no_lambda_deadline()).await.unwrap();
     assert_eq!(summary["targets"], 0, "{summary}");
 }
 
@@ -342,12 +366,13 @@ async fn overlapping_sweeps_keep_both_updates() {
         Discovery::default(),
     )
     .await;
-    let (first, second) = tokio::join!(app.sweep("one", None), app.sweep("two", None));
+    let deadline = no_lambda_deadline();
+    let (first, second) = tokio::join!(app.sweep("one", &deadline), app.sweep("two", &deadline));
     first.unwrap();
     second.unwrap();
     let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
     let state = store
-        .load::<SweepState>(STATE_KEY)
+        .load::<SweepState>(&state_key("backends"))
         .await
         .unwrap()
         .unwrap()
@@ -377,15 +402,16 @@ async fn a_sweep_of_hanging_targets_ends_inside_its_deadline() {
     ]);
     let app = app(&world.moto, config, Discovery::default()).await;
     let started = Instant::now();
-    let summary = app.sweep("deadline", None).await.unwrap();
+    let summary = app.sweep("deadline", &no_lambda_deadline()).await.unwrap();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "sweep took {took:?}");
-    // 20 at a time, 2 s each: about 40 timed out by the deadline, the rest unknown, none guessed down.
+    // 20 at a time, 2 s each, probes until 4 s: 20 ran their full timeout; the next 20 were cut
+    // short by the deadline and count as not probed, like the 160 never started. None is down.
     let not_probed = summary["not_probed"].as_u64().unwrap();
-    assert!((100..=170).contains(&not_probed), "{summary}");
+    assert!((170..=180).contains(&not_probed), "{summary}");
     assert_eq!(summary["unknown"], 200, "{summary}");
     assert_eq!(
-        summary["state"], "OK",
+        summary["state"], "STARTING",
         "unknown targets do not raise alarms: {summary}"
     );
 }
@@ -406,16 +432,16 @@ async fn maintenance_keeps_sweeping_and_sends_nothing() {
     )
     .await;
     for _ in 0..4 {
-        app.sweep("m", None).await.unwrap();
+        app.sweep("m", &no_lambda_deadline()).await.unwrap();
     }
     let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
     let state = store
-        .load::<SweepState>(STATE_KEY)
+        .load::<SweepState>(&state_key("backends"))
         .await
         .unwrap()
         .unwrap()
         .value;
-    assert_eq!(state.system, health_sweeper::health::SystemState::Down);
+    assert_eq!(state.system, SystemState::Down);
     assert_eq!(state.alert_seq, 0);
     assert_eq!(failing.requests().len(), 4, "sweeping goes on");
 }
@@ -518,6 +544,312 @@ async fn target_groups_give_their_registered_targets() {
         },
     )
     .await;
-    let summary = app.sweep("tg", None).await.unwrap();
+    let summary = app.sweep("tg", &no_lambda_deadline()).await.unwrap();
     assert_eq!(summary["targets"], 3, "{summary}");
+}
+
+/// An app whose alerts go through the real notifier: SNS in the emulator, claims in S3.
+async fn app_with_sns(
+    world: &SweepWorld,
+    config: Config,
+    discovery: Discovery,
+) -> App<Discovery, Notifier<StateStore>, StateStore> {
+    let sdk = world.moto.sdk_config().await;
+    let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
+    let sns = SnsChannel::new(aws_sdk_sns::Client::new(&sdk), world.topic_arn.clone());
+    let prober = Prober::new(
+        config.path.clone(),
+        config.healthy_codes.clone(),
+        config.probe_timeout,
+        config.concurrency,
+    );
+    App::new(
+        config,
+        discovery,
+        prober,
+        Notifier::new(vec![Channel::Sns(sns)], store.clone()),
+        store,
+        "us-east-1".into(),
+    )
+}
+
+#[tokio::test]
+async fn an_instance_found_by_its_tags_and_by_a_target_group_on_another_port_is_two_targets() {
+    use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+    let world = SweepWorld::start(&[Behaviour::Status(200)]).await.unwrap();
+    // The same instance also serves on a second port, registered in a target group (the
+    // emulator keeps one registration per instance, so the two ports come from two sources).
+    let std::net::IpAddr::V4(ip) = world.backends[0].1.ip() else {
+        panic!("the world's backends are IPv4")
+    };
+    let second = HttpServer::start(ip, Behaviour::Status(200)).await.unwrap();
+    let instance = world.instance_ids[0].clone();
+    let arn = world
+        .target_group(
+            "des-second-port",
+            TargetTypeEnum::Instance,
+            &[(instance, second.addr().port())],
+        )
+        .await
+        .unwrap();
+    let config = config(&[
+        ("SWEEP_PROJECT", PROJECT.into()),
+        ("SWEEP_PORT", world.port.to_string()),
+        ("SWEEP_TARGET_GROUP_ARNS", arn.clone()),
+    ]);
+    let sdk = world.moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let discovery = Discovery {
+        ec2: Some(Ec2Discovery::new(
+            ec2.clone(),
+            PROJECT.into(),
+            "backend".into(),
+            world.port,
+        )),
+        target_groups: Some(TargetGroupDiscovery::new(
+            aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            ec2,
+            vec![arn],
+            8080,
+        )),
+    };
+    let found = discovery.discover().await.unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].instance, found[1].instance, "one instance id");
+    let app = app(&world.moto, config, discovery).await;
+    app.sweep("one", &no_lambda_deadline()).await.unwrap();
+    let summary = app.sweep("two", &no_lambda_deadline()).await.unwrap();
+    assert_eq!(
+        (
+            summary["targets"].as_u64(),
+            summary["up"].as_u64(),
+            summary["state"].as_str()
+        ),
+        (Some(2), Some(2), Some("OK")),
+        "{summary}"
+    );
+    assert_eq!(second.requests().len(), 2);
+    assert_eq!(world.backends[0].2.as_ref().unwrap().requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_state_document_deleted_between_two_alerts_does_not_silence_the_second() {
+    let world = SweepWorld::start(&[]).await.unwrap();
+    let refused = harness::http::refusing_addr().unwrap();
+    let config = config(&[("SWEEP_STATIC_TARGETS", format!("a={refused}"))]);
+    let app = app_with_sns(&world, config, Discovery::default()).await;
+    let down_alerts = async || {
+        for _ in 0..3 {
+            let summary = app.sweep("s", &no_lambda_deadline()).await.unwrap();
+            assert!(summary["state"] != "OK", "{summary}");
+        }
+        world
+            .moto
+            .received_notifications(&world.queue_url)
+            .await
+            .unwrap()
+    };
+    let first = down_alerts().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        first[0].subject,
+        "[backends] System down: 0 of 1 backends up"
+    );
+    // Someone deletes (or resets) the state document: the next sweeps start over.
+    world
+        .moto
+        .s3()
+        .await
+        .delete_object()
+        .bucket(BUCKET)
+        .key(format!("health-sweeper/docs/{}", state_key("backends")))
+        .send()
+        .await
+        .unwrap();
+    let second = down_alerts().await;
+    assert_eq!(second.len(), 1, "the second alert is sent: {second:?}");
+    assert!(
+        second[0].message.contains("Alert #1"),
+        "{}",
+        second[0].message
+    );
+}
+
+#[tokio::test]
+async fn two_sweepers_sharing_a_bucket_keep_their_own_state_and_alerts() {
+    let world = SweepWorld::start(&[]).await.unwrap();
+    let refused = harness::http::refusing_addr().unwrap();
+    let sweeper = |name: &str| {
+        config(&[
+            ("SWEEP_STATIC_TARGETS", format!("a={refused}")),
+            ("SWEEP_SYSTEM_NAME", name.to_string()),
+        ])
+    };
+    let red = app_with_sns(&world, sweeper("red"), Discovery::default()).await;
+    let blue = app_with_sns(&world, sweeper("blue"), Discovery::default()).await;
+    for _ in 0..3 {
+        red.sweep("r", &no_lambda_deadline()).await.unwrap();
+        blue.sweep("b", &no_lambda_deadline()).await.unwrap();
+    }
+    let mut subjects: Vec<String> = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.subject)
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "[blue] System down: 0 of 1 backends up",
+            "[red] System down: 0 of 1 backends up"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn with_every_network_allowed_the_never_probed_addresses_are_still_not_probed() {
+    use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
+    let world = SweepWorld::start(&[]).await.unwrap();
+    // A loopback server the configuration does not list: it must never hear a probe.
+    let unlisted = HttpServer::start(Ipv4Addr::new(127, 0, 0, 9), Behaviour::Status(200))
+        .await
+        .unwrap();
+    let port = unlisted.addr().port();
+    let addresses = ["169.254.169.254", "0.0.0.0", "127.0.0.9"];
+    let config = {
+        let mut all = vec![
+            ("STATE_BUCKET".to_string(), BUCKET.to_string()),
+            ("NOTIFY_SNS_TOPIC_ARN".to_string(), world.topic_arn.clone()),
+            (
+                "SWEEP_ALLOWED_NETWORKS".to_string(),
+                "0.0.0.0/0".to_string(),
+            ),
+        ];
+        all.push((
+            "SWEEP_TARGET_GROUP_ARNS".to_string(),
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/x/1".into(),
+        ));
+        Config::from_vars(&Vars::from_pairs(all)).unwrap()
+    };
+    // Checked before anything is swept: these must be refused, or this test would send a probe
+    // off loopback.
+    for ip in addresses {
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
+        assert!(!config.is_allowed(&addr), "{addr} would be probed");
+    }
+    let targets: Vec<(String, u16)> = addresses.iter().map(|ip| (ip.to_string(), port)).collect();
+    let arn = world
+        .target_group("des-denied", TargetTypeEnum::Ip, &targets)
+        .await
+        .unwrap();
+    let sdk = world.moto.sdk_config().await;
+    let discovery = Discovery {
+        ec2: None,
+        target_groups: Some(TargetGroupDiscovery::new(
+            aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            aws_sdk_ec2::Client::new(&sdk),
+            vec![arn],
+            8080,
+        )),
+    };
+    assert_eq!(
+        discovery.discover().await.unwrap().len(),
+        3,
+        "discovery finds them"
+    );
+    let app = app(&world.moto, config, discovery).await;
+    let summary = app.sweep("denied", &no_lambda_deadline()).await.unwrap();
+    assert_eq!(
+        (
+            summary["denied"].as_u64(),
+            summary["probed"].as_u64(),
+            summary["targets"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0)),
+        "{summary}"
+    );
+    assert!(unlisted.requests().is_empty());
+}
+
+#[tokio::test]
+async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_hangs() {
+    let world = SweepWorld::start(&[]).await.unwrap();
+    // An EC2 endpoint that accepts and never answers.
+    let hanging_ec2 = HttpServer::local(Behaviour::Hang).await.unwrap();
+    let backend = HttpServer::local(Behaviour::Status(200)).await.unwrap();
+    let hanging_backend = HttpServer::local(Behaviour::Hang).await.unwrap();
+    let config = config(&[
+        ("SWEEP_PROJECT", PROJECT.into()),
+        (
+            "SWEEP_STATIC_TARGETS",
+            format!("up={},stuck={}", backend.addr(), hanging_backend.addr()),
+        ),
+        ("SWEEP_TIMEOUT_MS", "30000".into()),
+        ("SWEEP_DEADLINE_MS", "40000".into()),
+    ]);
+    let sdk = world.moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&sdk)
+            .endpoint_url(hanging_ec2.url(""))
+            .build(),
+    );
+    let discovery = Discovery {
+        ec2: Some(Ec2Discovery::new(
+            ec2,
+            PROJECT.into(),
+            "backend".into(),
+            8080,
+        )),
+        target_groups: None,
+    };
+    let app = app(&world.moto, config, discovery).await;
+    // The Lambda has 8 s left: the sweep may use 3 (5 s stay for the runtime).
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "req-1".into();
+    context.deadline = (chrono::Utc::now().timestamp_millis() + 8_000) as u64;
+    let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), context);
+    let started = Instant::now();
+    // Bounded here too, so that a sweep that ignores its deadline fails instead of hanging.
+    let summary = tokio::time::timeout(Duration::from_secs(20), app.handle(event))
+        .await
+        .expect("the sweep ignored the Lambda's deadline")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(3_300),
+        "sweep took {took:?}: {summary}"
+    );
+    assert!(
+        took > Duration::from_millis(2_000),
+        "the probes used their share: {took:?}"
+    );
+    assert!(
+        summary["discovery_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer")),
+        "{summary}"
+    );
+    assert_eq!(
+        (summary["probed"].as_u64(), summary["not_probed"].as_u64()),
+        (Some(1), Some(1)),
+        "the static targets are probed; the hanging one is cut short, not failed: {summary}"
+    );
+    assert_eq!(backend.requests().len(), 1);
+    assert_eq!(summary["alert"]["kind"], "DiscoveryFailing", "{summary}");
+    let sent = app.notifier().notifications();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].text.contains("Discovery is failing"),
+        "{}",
+        sent[0].text
+    );
+    // Told once.
+    let summary = app
+        .sweep("req-2", &Deadline::after(Duration::from_secs(8)))
+        .await
+        .unwrap();
+    assert!(summary["alert"].is_null(), "{summary}");
 }

@@ -1,10 +1,13 @@
 //! The words of an alert (seed 000: degraded "1 of 3 up", down "0 up", recovered "2+ up again").
+//! A DOWN alert (and a reminder that the system is still down) carries the SNS attribute
+//! `sms=true`: the suite's SMS subscription filters on it, so only these page a phone.
 
 use std::fmt::Write as _;
 
 use watchkeeper_shared::notify::{Notification, Severity};
 
-use crate::health::{Alert, AlertKind, SystemState};
+use crate::health::{Alert, AlertKind};
+use crate::quorum::SystemState;
 
 pub const SOURCE: &str = "health-sweeper";
 
@@ -51,9 +54,21 @@ pub fn notification(
             Severity::Warning,
             format!("Still degraded: {up} of {total} backends up"),
         ),
+        (AlertKind::DiscoveryFailing, state) => (
+            Severity::Warning,
+            format!(
+                "Discovery failing; system {}, {up} of {total} backends up",
+                state.as_str()
+            ),
+        ),
     };
+    let pages = alert.state == SystemState::Down
+        && matches!(alert.kind, AlertKind::Down | AlertKind::Reminder);
     let mut text = String::new();
     let _ = writeln!(text, "{headline}.\n");
+    for note in &alert.notes {
+        let _ = writeln!(text, "{note}\n");
+    }
     for line in &alert.lines {
         let _ = writeln!(text, "- {line}");
     }
@@ -77,8 +92,72 @@ pub fn notification(
     let mut n = Notification::new(SOURCE, severity, format!("[{system}] {headline}"), text)
         .with_resource(system.to_string())
         .with_attribute("state", alert.state.as_str());
+    if pages {
+        n = n.with_attribute("sms", "true");
+    }
     if let Some(url) = console {
         n = n.with_link("Backends in the EC2 console", url);
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(kind: AlertKind, state: SystemState, up: usize) -> Alert {
+        Alert {
+            seq: 1,
+            kind,
+            state,
+            up,
+            total: 3,
+            lines: vec!["a (10.0.0.1:8080): DOWN since 10:00 UTC, last probe: timeout".into()],
+            notes: vec!["Every target timed out: the sweeper itself may be cut off.".into()],
+            at: chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
+        }
+    }
+
+    fn probe() -> ProbeSummary {
+        ProbeSummary {
+            path: "/despachos/reporte".into(),
+            port: 8080,
+            healthy_codes: vec![200, 302],
+            timeout_ms: 2000,
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+        }
+    }
+
+    #[test]
+    fn down_pages_by_sms_and_nothing_else_does() {
+        let down = notification(
+            "des",
+            &alert(AlertKind::Down, SystemState::Down, 0),
+            &probe(),
+            None,
+        );
+        assert_eq!(down.subject, "[des] System down: 0 of 3 backends up");
+        assert_eq!(down.attributes.get("sms").map(String::as_str), Some("true"));
+        assert!(down.text.contains("may be cut off"), "{}", down.text);
+        let still = notification(
+            "des",
+            &alert(AlertKind::Reminder, SystemState::Down, 0),
+            &probe(),
+            None,
+        );
+        assert_eq!(
+            still.attributes.get("sms").map(String::as_str),
+            Some("true")
+        );
+        for (kind, state, up) in [
+            (AlertKind::Degraded, SystemState::Degraded, 1),
+            (AlertKind::Recovered, SystemState::Ok, 2),
+            (AlertKind::Reminder, SystemState::Degraded, 1),
+            (AlertKind::DiscoveryFailing, SystemState::Down, 0),
+        ] {
+            let n = notification("des", &alert(kind, state, up), &probe(), None);
+            assert!(!n.attributes.contains_key("sms"), "{kind:?}");
+        }
+    }
 }

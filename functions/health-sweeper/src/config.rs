@@ -1,50 +1,15 @@
 //! The sweeper's configuration, read from the environment once at init.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use watchkeeper_shared::config::{ConfigError, Vars};
 use watchkeeper_shared::notify::NotifyConfig;
 
-use crate::health::{Rules, Target};
-
-/// An IPv4 network, `a.b.c.d/n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    base: u32,
-    mask: u32,
-}
-
-impl Network {
-    pub fn parse(text: &str) -> Option<Self> {
-        let (ip, bits) = text.trim().split_once('/')?;
-        let ip: Ipv4Addr = ip.parse().ok()?;
-        let bits: u32 = bits.parse().ok()?;
-        if bits > 32 {
-            return None;
-        }
-        let mask = if bits == 0 {
-            0
-        } else {
-            u32::MAX << (32 - bits)
-        };
-        Some(Self {
-            base: u32::from(ip) & mask,
-            mask,
-        })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match ip {
-            IpAddr::V4(v4) => u32::from(v4) & self.mask == self.base,
-            IpAddr::V6(_) => false,
-        }
-    }
-}
-
-/// Private networks: where backends in a VPC live. Link-local (the instance metadata service) and
-/// public addresses are never probed.
-pub const DEFAULT_ALLOWED_NETWORKS: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10";
+use crate::limits;
+use crate::networks::{AllowedNetworks, DEFAULT_ALLOWED_NETWORKS};
+use crate::quorum::Rules;
+use crate::target::{Target, Thresholds};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -65,18 +30,19 @@ pub struct Config {
     pub healthy_codes: Vec<u16>,
     /// `SWEEP_TIMEOUT_MS` (default 2000): one probe, connection included.
     pub probe_timeout: Duration,
-    /// `SWEEP_CONCURRENCY` (default 256): probes in flight at once.
+    /// `SWEEP_CONCURRENCY` (default: the open-file limit less headroom, see [`limits`]).
     pub concurrency: usize,
     /// `SWEEP_DEADLINE_MS` (default 40000): the whole sweep; also kept 5 s below the Lambda's
     /// remaining time.
     pub deadline: Duration,
-    /// `SWEEP_HEALTHY_THRESHOLD` (2), `SWEEP_UNHEALTHY_THRESHOLD` (3), `SWEEP_QUORUM` (majority),
-    /// `SWEEP_REMINDER_HOURS` (0 = no reminders).
+    /// `SWEEP_HEALTHY_THRESHOLD` (2), `SWEEP_UNHEALTHY_THRESHOLD` (3), `SWEEP_STALE_SWEEPS` (3),
+    /// `SWEEP_QUORUM` (majority), `SWEEP_REMINDER_HOURS` (0 = no reminders).
     pub rules: Rules,
     /// `SWEEP_MAINTENANCE`: silence alerts, keep sweeping.
     pub maintenance: bool,
-    /// `SWEEP_ALLOWED_NETWORKS`: targets must be inside these (default: private networks).
-    pub allowed: Vec<Network>,
+    /// `SWEEP_ALLOWED_NETWORKS`: targets must be inside these (default: private networks), and
+    /// some addresses are refused whatever they say.
+    pub allowed: AllowedNetworks,
     /// `SWEEP_SYSTEM_NAME`: what the alerts call the system (default: the project, or `backends`).
     pub system_name: String,
 }
@@ -86,18 +52,12 @@ impl Config {
         let allowed_text = vars
             .optional("SWEEP_ALLOWED_NETWORKS")
             .unwrap_or_else(|| DEFAULT_ALLOWED_NETWORKS.to_string());
-        let allowed = allowed_text
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|n| {
-                Network::parse(n).ok_or_else(|| {
-                    ConfigError::new(
-                        "SWEEP_ALLOWED_NETWORKS",
-                        "must be IPv4 networks like 10.0.0.0/8, comma-separated",
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let allowed = AllowedNetworks::parse(&allowed_text).ok_or_else(|| {
+            ConfigError::new(
+                "SWEEP_ALLOWED_NETWORKS",
+                "must be IPv4 networks like 10.0.0.0/8, comma-separated",
+            )
+        })?;
         let port = vars.parse_or("SWEEP_PORT", "a TCP port", 8080u16)?;
         if port == 0 {
             return Err(ConfigError::new(
@@ -162,7 +122,10 @@ impl Config {
         };
         let reminder_hours =
             vars.parse_or("SWEEP_REMINDER_HOURS", "a whole number of hours", 0u32)?;
-        let concurrency = positive("SWEEP_CONCURRENCY", 256)? as usize;
+        let concurrency = match vars.optional("SWEEP_CONCURRENCY") {
+            None => limits::default_concurrency(),
+            Some(_) => positive("SWEEP_CONCURRENCY", 1)? as usize,
+        };
         let probe_timeout = vars.millis("SWEEP_TIMEOUT_MS", Duration::from_secs(2))?;
         if probe_timeout.is_zero() {
             return Err(ConfigError::new("SWEEP_TIMEOUT_MS", "must be at least 1"));
@@ -187,8 +150,11 @@ impl Config {
             concurrency,
             deadline: vars.millis("SWEEP_DEADLINE_MS", Duration::from_secs(40))?,
             rules: Rules {
-                healthy_threshold: positive("SWEEP_HEALTHY_THRESHOLD", 2)?,
-                unhealthy_threshold: positive("SWEEP_UNHEALTHY_THRESHOLD", 3)?,
+                thresholds: Thresholds {
+                    healthy: positive("SWEEP_HEALTHY_THRESHOLD", 2)?,
+                    unhealthy: positive("SWEEP_UNHEALTHY_THRESHOLD", 3)?,
+                    stale_sweeps: positive("SWEEP_STALE_SWEEPS", 3)?,
+                },
                 quorum: vars.parse::<usize>("SWEEP_QUORUM", "a whole number of targets")?,
                 reminder: (reminder_hours > 0)
                     .then(|| chrono::Duration::hours(i64::from(reminder_hours))),
@@ -199,11 +165,11 @@ impl Config {
     }
 
     pub fn is_allowed(&self, addr: &SocketAddr) -> bool {
-        self.allowed.iter().any(|n| n.contains(addr.ip()))
+        self.allowed.allows(addr.ip())
     }
 }
 
-fn parse_static(entry: &str, allowed: &[Network]) -> Result<Target, ConfigError> {
+fn parse_static(entry: &str, allowed: &AllowedNetworks) -> Result<Target, ConfigError> {
     const VAR: &str = "SWEEP_STATIC_TARGETS";
     let (name, address) = match entry.split_once('=') {
         Some((name, address)) => (name.trim().to_string(), address.trim()),
@@ -212,16 +178,16 @@ fn parse_static(entry: &str, allowed: &[Network]) -> Result<Target, ConfigError>
     let addr: SocketAddr = address
         .parse()
         .map_err(|_| ConfigError::new(VAR, "entries must be name=ip:port or ip:port"))?;
-    if !allowed.iter().any(|n| n.contains(addr.ip())) {
+    if let Some(why) = allowed.refusal(addr.ip()) {
         return Err(ConfigError::new(
             VAR,
-            "a static target is outside SWEEP_ALLOWED_NETWORKS",
+            format!("a static target may not be probed: {why}"),
         ));
     }
     Ok(Target {
-        id: format!("static:{addr}"),
-        name,
         addr,
+        name,
+        instance: None,
     })
 }
 
@@ -248,13 +214,9 @@ mod tests {
             (8080, "/despachos/reporte")
         );
         assert_eq!(config.healthy_codes, [200, 302]);
-        assert_eq!(
-            (
-                config.rules.healthy_threshold,
-                config.rules.unhealthy_threshold
-            ),
-            (2, 3)
-        );
+        let t = config.rules.thresholds;
+        assert_eq!((t.healthy, t.unhealthy, t.stale_sweeps), (2, 3, 3));
+        assert_eq!(config.concurrency, limits::default_concurrency());
         assert_eq!(config.system_name, "des");
         assert!(config.is_allowed(&"10.0.1.5:8080".parse().unwrap()));
         assert!(
@@ -304,15 +266,35 @@ mod tests {
     }
 
     #[test]
-    fn networks_match_by_prefix() {
-        let n = Network::parse("172.16.0.0/12").unwrap();
-        assert!(n.contains("172.31.255.1".parse().unwrap()));
-        assert!(!n.contains("172.32.0.1".parse().unwrap()));
-        assert!(
-            Network::parse("0.0.0.0/0")
-                .unwrap()
-                .contains("1.2.3.4".parse().unwrap())
+    fn never_probed_addresses_are_refused_as_static_targets_whatever_the_networks() {
+        for target in [
+            "169.254.169.254:80",
+            "0.0.0.0:8080",
+            "127.0.0.9:8080",
+            "[::1]:8080",
+            "224.0.0.1:80",
+        ] {
+            let err = Config::from_vars(&vars(&[
+                ("SWEEP_ALLOWED_NETWORKS", "0.0.0.0/0"),
+                ("SWEEP_STATIC_TARGETS", target),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.variable, "SWEEP_STATIC_TARGETS", "{target}");
+        }
+        let err = Config::from_vars(&vars(&[
+            ("SWEEP_PROJECT", "des"),
+            ("SWEEP_ALLOWED_NETWORKS", "fd00::/8"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.variable, "SWEEP_ALLOWED_NETWORKS",
+            "IPv6 networks are refused"
         );
-        assert!(Network::parse("1.2.3.4").is_none());
+        let err = Config::from_vars(&vars(&[
+            ("SWEEP_PROJECT", "des"),
+            ("SWEEP_STALE_SWEEPS", "0"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "SWEEP_STALE_SWEEPS");
     }
 }

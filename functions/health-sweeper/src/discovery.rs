@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use aws_sdk_ec2::types::Filter;
 use watchkeeper_shared::error::AwsError;
 
-use crate::health::Target;
+use crate::target::Target;
 
 /// The port discovery goes through.
 pub trait Discover: Send + Sync {
@@ -81,9 +81,9 @@ fn instance_target(instance: &aws_sdk_ec2::types::Instance, port: u16) -> Option
         .and_then(|t| t.value())
         .unwrap_or(id);
     Some(Target {
-        id: id.to_string(),
-        name: name.to_string(),
         addr: SocketAddr::new(ip, port),
+        name: name.to_string(),
+        instance: Some(id.to_string()),
     })
 }
 
@@ -117,14 +117,31 @@ impl Discover for TargetGroupDiscovery {
     async fn discover(&self) -> Result<Vec<Target>, AwsError> {
         let mut targets = Vec::new();
         let mut instances: Vec<(String, u16)> = Vec::new();
-        for arn in &self.target_group_arns {
-            let health = self
-                .elb
-                .describe_target_health()
-                .target_group_arn(arn)
-                .send()
-                .await
+        // All groups at once: a target group holds at most 1,000 targets, so a large deployment
+        // has many, and one round trip each in sequence would eat the sweep's budget.
+        let mut requests = tokio::task::JoinSet::new();
+        for (index, arn) in self.target_group_arns.iter().enumerate() {
+            let request = self.elb.describe_target_health().target_group_arn(arn);
+            requests.spawn(async move { (index, request.send().await) });
+        }
+        let mut answers = Vec::with_capacity(self.target_group_arns.len());
+        while let Some(joined) = requests.join_next().await {
+            let Ok((index, answer)) = joined else {
+                return Err(AwsError {
+                    operation: "elasticloadbalancing:DescribeTargetHealth",
+                    code: "TaskFailed".into(),
+                    message: "the request task did not complete".into(),
+                    status: None,
+                    retryable: true,
+                });
+            };
+            let health = answer
                 .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetHealth", &e))?;
+            answers.push((index, health));
+        }
+        // In configuration order, so the first group to name an address gives its name.
+        answers.sort_by_key(|(index, _)| *index);
+        for (_, health) in &answers {
             for description in health.target_health_descriptions() {
                 let draining = description
                     .target_health()
@@ -146,9 +163,9 @@ impl Discover for TargetGroupDiscovery {
                 } else if let Ok(ip) = id.parse::<IpAddr>() {
                     let addr = SocketAddr::new(ip, port);
                     targets.push(Target {
-                        id: format!("ip:{addr}"),
-                        name: addr.to_string(),
                         addr,
+                        name: addr.to_string(),
+                        instance: None,
                     });
                 }
                 // Lambda targets (an ARN) are not HTTP backends to probe.

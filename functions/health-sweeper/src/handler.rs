@@ -1,59 +1,48 @@
-//! One sweep: discover, probe, fold the results into the stored state, alert on a change.
+//! One sweep: read the last state and probe the targets it knows while discovery runs, probe
+//! the new ones discovery found, fold the results into the stored state, alert on a change. Every step fits one budget: `SWEEP_DEADLINE_MS`, and never
+//! past [`SAFETY_MARGIN`] before the Lambda's own deadline.
+//!
+//! The budget is spent as: discovery at most a quarter of it (past that, or on an error, the
+//! sweep goes on with the static targets and those known from the last state, and says so
+//! once); probes until [`reserve`] before the end; the state write (with its conflict retries)
+//! and the alert in what is left. A step that still does not fit fails the invocation
+//! retryably; an alert not sent stays pending in the state and the next sweep sends it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::Utc;
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use watchkeeper_shared::deadline::Deadline;
-use watchkeeper_shared::error::{AwsError, Retryable, diagnostic};
-use watchkeeper_shared::notify::{Notify, NotifyError};
-use watchkeeper_shared::state::{StateError, Store};
-use watchkeeper_shared::telemetry::Metrics;
+use watchkeeper_shared::notify::Notify;
+use watchkeeper_shared::state::{Store, Versioned, key_segment};
 
-use crate::alert::{self, ProbeSummary, SOURCE};
+use crate::alert::{self, ProbeSummary};
 use crate::config::Config;
 use crate::discovery::Discover;
-use crate::health::{Alert, Outcome, SweepState, Target, TargetHealth};
+use crate::document;
+pub use crate::error::SweepError;
+use crate::error::bounded;
+use crate::health::{Sweep, SweepState};
 use crate::probe::Prober;
+use crate::report::Report;
+use crate::target::{Outcome, Target};
 
-/// The state document's key (under `health-sweeper/docs/`).
-pub const STATE_KEY: &str = "sweep-state";
-/// Time kept free after the probes for the state write and the alert.
+/// Kept free before the Lambda's deadline: the runtime must still report the result.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(5);
-/// Time the sweep keeps, inside its own budget, for the state write and the alert.
-pub const BOOKKEEPING: Duration = Duration::from_secs(1);
 
-#[derive(Debug, thiserror::Error)]
-pub enum SweepError {
-    #[error("discovery: {0}")]
-    Discovery(#[from] AwsError),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Notify(#[from] NotifyError),
+/// Time kept after the probes for the state write and the alert: a fifth of the budget, at
+/// most 3 s (a 10,000-target document is written in well under a second).
+pub fn reserve(budget: Duration) -> Duration {
+    (budget / 5).min(Duration::from_secs(3))
 }
 
-impl Retryable for SweepError {
-    fn is_retryable(&self) -> bool {
-        match self {
-            SweepError::Discovery(e) => e.is_retryable(),
-            SweepError::State(e) => e.is_retryable(),
-            SweepError::Notify(e) => e.is_retryable(),
-        }
-    }
-}
-
-impl From<SweepError> for lambda_runtime::Diagnostic {
-    fn from(err: SweepError) -> Self {
-        let kind = match &err {
-            SweepError::Discovery(_) => "DiscoveryFailed",
-            SweepError::State(_) => "StateFailed",
-            SweepError::Notify(_) => "NotificationFailed",
-        };
-        diagnostic(kind, &err)
-    }
+/// The state document of one system: two sweepers sharing a bucket never mix.
+pub fn state_key(system_name: &str) -> String {
+    format!("{}/sweep-state", key_segment(system_name))
 }
 
 pub struct App<D, N, S> {
@@ -63,6 +52,7 @@ pub struct App<D, N, S> {
     notifier: N,
     state: S,
     region: String,
+    state_key: String,
 }
 
 impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
@@ -74,6 +64,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         state: S,
         region: String,
     ) -> Self {
+        let state_key = state_key(&config.system_name);
         Self {
             config,
             discovery,
@@ -81,99 +72,209 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             notifier,
             state,
             region,
+            state_key,
         }
     }
 
-    /// One sweep. `remaining` is the Lambda's time left; `correlation` prefixes each probe's
-    /// correlation id (the Lambda request id).
+    /// The notifier alerts go through (tests read what it sent).
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
+
+    /// One scheduled invocation: the event's content is ignored (nothing in it can add a
+    /// target); its context gives the request id and the Lambda's deadline.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, SweepError> {
+        let deadline = Deadline::from_context(&event.context);
+        self.sweep(&event.context.request_id, &deadline).await
+    }
+
+    /// One sweep inside `invocation` (the Lambda's deadline) less [`SAFETY_MARGIN`], and inside
+    /// `SWEEP_DEADLINE_MS`. `correlation` prefixes each probe's correlation id (the request id).
     pub async fn sweep(
         &self,
         correlation: &str,
-        remaining: Option<Duration>,
+        invocation: &Deadline,
     ) -> Result<Value, SweepError> {
         let started = Instant::now();
-        let budget = match remaining {
-            Some(left) => self.config.deadline.min(left.saturating_sub(SAFETY_MARGIN)),
-            None => self.config.deadline,
-        };
-        let budget = budget.max(Duration::from_millis(100));
-        // The alert's send and its claim's lease follow the invocation's own deadline.
-        let invocation = Deadline::after(remaining.unwrap_or(budget));
-        // The probes stop early enough for the state write and the alert to fit in the budget too.
-        let deadline = started + budget - (budget / 10).min(BOOKKEEPING);
-        let targets = self.targets().await?;
-        let outcomes = self.prober.probe_all(&targets, deadline, correlation).await;
-        let not_probed = outcomes
-            .iter()
-            .filter(|o| **o == Outcome::NotProbed)
-            .count();
-        if not_probed > 0 {
-            tracing::warn!(
-                not_probed,
-                budget_ms = budget.as_millis() as u64,
-                "targets not probed before the deadline count as unknown"
-            );
+        let budget = self
+            .config
+            .deadline
+            .min(invocation.remaining().saturating_sub(SAFETY_MARGIN))
+            .max(Duration::from_millis(100));
+        let mut report = Report::new(budget);
+        let result = self.run(correlation, started, budget, &mut report).await;
+        report.emit_metrics(started.elapsed());
+        let summary = report.summary(started.elapsed());
+        match &result {
+            Ok(()) => tracing::info!(summary = %summary, "sweep done"),
+            Err(e) => tracing::error!(error = %e, summary = %summary, "sweep failed"),
         }
-        let observations: Vec<(Target, Outcome)> = targets.into_iter().zip(outcomes).collect();
+        result.map(|()| summary)
+    }
+
+    async fn run(
+        &self,
+        correlation: &str,
+        started: Instant,
+        budget: Duration,
+        report: &mut Report,
+    ) -> Result<(), SweepError> {
+        let end = started + budget;
+        let probes_end = end.checked_sub(reserve(budget)).unwrap_or(end);
+        // The targets known from the last sweep, and the static ones, are probed while discovery
+        // runs; then discovery's new targets are probed, and known ones it no longer lists are
+        // dropped (their probes wasted, never counted).
+        let early = async {
+            let stored = bounded(
+                end,
+                "reading the state",
+                self.state.load::<SweepState>(&self.state_key),
+            )
+            .await?;
+            let mut known = stored
+                .as_ref()
+                .map(|v| known_targets(&v.value))
+                .unwrap_or_default();
+            known.extend(self.config.static_targets.iter().cloned());
+            let (mut known, _) = self.allowed(known);
+            if let Some(last) = &stored {
+                last.value.probe_order(&mut known);
+            }
+            let probed = self
+                .prober
+                .probe_all(&known, probes_end, correlation, 0)
+                .await;
+            Ok::<_, SweepError>((stored, known, probed))
+        };
+        let discovery = async {
+            let found =
+                tokio::time::timeout_at(started + budget / 4, self.discovery.discover()).await;
+            (found, started.elapsed())
+        };
+        let (early, (discovered, discovery_took)) = tokio::join!(early, discovery);
+        let (stored, known, probed_known) = early?;
+        report.discovery_ms = discovery_took.as_millis() as u64;
+        let discovered = match discovered {
+            Ok(Ok(targets)) => Ok(targets),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", (budget / 4).as_millis())),
+        };
+        let (mut targets, discovery_error) = match discovered {
+            Ok(targets) => (targets, None),
+            Err(error) => {
+                tracing::warn!(
+                    error,
+                    "discovery failed: probing the static and last known targets"
+                );
+                let known = stored.as_ref().map(|v| known_targets(&v.value));
+                (known.unwrap_or_default(), Some(error))
+            }
+        };
+        targets.extend(self.config.static_targets.iter().cloned());
+        let (targets, denied) = self.allowed(targets);
+        report.denied = denied.len();
+        for target in denied.iter().take(5) {
+            let why = self
+                .config
+                .allowed
+                .refusal(target.addr.ip())
+                .unwrap_or_default();
+            tracing::warn!(target = %target.name, addr = %target.addr, why, "target never probed");
+        }
+
+        let mut outcomes: HashMap<SocketAddr, Outcome> = known
+            .iter()
+            .map(|t| t.addr)
+            .zip(probed_known.outcomes)
+            .collect();
+        let first_new = known.len();
+        drop(known);
+        let new: Vec<Target> = targets
+            .iter()
+            .filter(|t| !outcomes.contains_key(&t.addr))
+            .cloned()
+            .collect();
+        let probed_new = self
+            .prober
+            .probe_all(&new, probes_end, correlation, first_new)
+            .await;
+        outcomes.extend(new.iter().map(|t| t.addr).zip(probed_new.outcomes));
+        report.probe_ms = started.elapsed().as_millis() as u64;
+        report.out_of_sockets = probed_known.out_of_sockets + probed_new.out_of_sockets;
+        let observations: Vec<(Target, Outcome)> = targets
+            .into_iter()
+            .map(|t| {
+                let outcome = outcomes.remove(&t.addr).unwrap_or(Outcome::NotProbed);
+                (t, outcome)
+            })
+            .collect();
+        report.observe(&observations);
+        drop(outcomes);
+
         let now = Utc::now();
         let rules = self.config.rules;
         let maintenance = self.config.maintenance;
-        let state = self
-            .state
-            .modify(STATE_KEY, |current: Option<SweepState>| {
-                let mut state = current.unwrap_or_default();
-                state.observe(&observations, &rules, now);
-                state.decide(&rules, maintenance, now);
-                state
-            })
-            .await?;
-        // The alert of this sweep, or one an earlier sweep could not deliver.
-        let delivered = match &state.pending {
-            Some(pending) => Some(self.deliver(pending, &invocation).await?),
-            None => None,
+        let sweep = Sweep {
+            observations: &observations,
+            discovery_error: discovery_error.as_deref(),
+            now,
         };
-        self.emit_metrics(&state, &observations, started.elapsed());
-        let summary = json!({
-            "state": state.system.as_str(),
-            "up": state.count(TargetHealth::Healthy),
-            "down": state.count(TargetHealth::Unhealthy),
-            "unknown": state.count(TargetHealth::Unknown),
-            "targets": state.targets.len(),
-            "not_probed": not_probed,
-            "alert": delivered,
-            "maintenance": maintenance || state.maintenance,
-            "millis": started.elapsed().as_millis() as u64,
-        });
-        tracing::info!(summary = %summary, "sweep done");
-        Ok(summary)
+        let written = started.elapsed();
+        let state = bounded(
+            end,
+            "writing the state",
+            document::write_state(&self.state, &self.state_key, stored, |state| {
+                state.observe(&sweep, &rules);
+                state.decide(&rules, maintenance, sweep.discovery_error, now);
+            }),
+        )
+        .await?;
+        report.state_ms = (started.elapsed() - written).as_millis() as u64;
+        report.state(&state.value, maintenance, discovery_error);
+        // The alert of this sweep, or one an earlier sweep could not deliver.
+        if state.value.pending.is_some() {
+            // The send (and its claim's lease) ends with the sweep's budget.
+            let send_by = Deadline::after(end.saturating_duration_since(Instant::now()));
+            let delivered =
+                bounded(end, "sending the alert", self.deliver(state, &send_by)).await?;
+            report.alert = Some(delivered);
+        }
+        Ok(())
     }
 
-    /// Discovered and static targets inside the allowed networks, each address once.
-    async fn targets(&self) -> Result<Vec<Target>, SweepError> {
-        let mut targets = self.discovery.discover().await?;
-        targets.extend(self.config.static_targets.iter().cloned());
-        let mut seen = HashSet::new();
+    /// Targets the configuration allows, each address once (the first source that named it
+    /// gives its name), and those it refuses.
+    fn allowed(&self, targets: Vec<Target>) -> (Vec<Target>, Vec<Target>) {
+        let mut seen = HashSet::with_capacity(targets.len());
         let mut allowed = Vec::with_capacity(targets.len());
+        let mut denied = Vec::new();
         for target in targets {
-            if !self.config.is_allowed(&target.addr) {
-                tracing::warn!(target = %target.name, addr = %target.addr, "target outside SWEEP_ALLOWED_NETWORKS: not probed");
-                continue;
-            }
-            if seen.insert(target.addr) {
+            if !self.config.allowed.allows(target.addr.ip()) {
+                denied.push(target);
+            } else if seen.insert(target.addr) {
                 allowed.push(target);
             }
         }
-        Ok(allowed)
+        (allowed, denied)
     }
 
-    async fn deliver(&self, pending: &Alert, deadline: &Deadline) -> Result<Value, SweepError> {
+    /// Sends the pending alert of `state` (just written), then clears it.
+    async fn deliver(
+        &self,
+        state: Versioned<SweepState>,
+        deadline: &Deadline,
+    ) -> Result<Value, SweepError> {
+        let Some(pending) = state.value.pending.clone() else {
+            return Ok(Value::Null);
+        };
+        let epoch = &state.value.epoch;
         let probe = ProbeSummary {
             path: self.config.path.clone(),
             port: self.config.port,
             healthy_codes: self.config.healthy_codes.clone(),
             timeout_ms: self.config.probe_timeout.as_millis(),
-            healthy_threshold: self.config.rules.healthy_threshold,
-            unhealthy_threshold: self.config.rules.unhealthy_threshold,
+            healthy_threshold: self.config.rules.thresholds.healthy,
+            unhealthy_threshold: self.config.rules.thresholds.unhealthy,
         };
         let console = self.config.project.as_ref().map(|project| {
             format!(
@@ -181,38 +282,43 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
                 r = self.region
             )
         });
-        let notification = alert::notification(&self.config.system_name, pending, &probe, console);
+        let notification = alert::notification(&self.config.system_name, &pending, &probe, console);
+        // The epoch keeps keys of a reset document apart from alerts already sent; the system
+        // name keeps two sweepers sharing a bucket apart.
+        let key = format!(
+            "alert/{}/{epoch}/{}",
+            key_segment(&self.config.system_name),
+            pending.seq
+        );
         let delivery = self
             .notifier
-            .send_once(&format!("alert/{}", pending.seq), &notification, deadline)
+            .send_once(&key, &notification, deadline)
             .await?;
         let seq = pending.seq;
-        self.state
-            .modify(STATE_KEY, |current: Option<SweepState>| {
-                let mut state = current.unwrap_or_default();
-                state.delivered(seq);
-                state
-            })
-            .await?;
-        Ok(
-            json!({"seq": seq, "kind": pending.kind, "subject": notification.subject_line(), "sent": delivery.sent}),
-        )
+        document::write_state(&self.state, &self.state_key, Some(state), |state| {
+            state.delivered(seq)
+        })
+        .await?;
+        Ok(json!({
+            "seq": seq,
+            "kind": pending.kind,
+            "subject": notification.subject_line(),
+            "sent": delivery.sent,
+        }))
     }
+}
 
-    fn emit_metrics(&self, state: &SweepState, observations: &[(Target, Outcome)], took: Duration) {
-        let mut metrics = Metrics::for_function(SOURCE);
-        metrics.count("HealthyTargets", state.count(TargetHealth::Healthy) as u64);
-        metrics.count(
-            "UnhealthyTargets",
-            state.count(TargetHealth::Unhealthy) as u64,
-        );
-        metrics.count("UnknownTargets", state.count(TargetHealth::Unknown) as u64);
-        metrics.millis("SweepDuration", took.as_secs_f64() * 1000.0);
-        for (_, outcome) in observations {
-            if let Outcome::Healthy { millis, .. } = outcome {
-                metrics.millis("ProbeLatency", *millis as f64);
-            }
-        }
-        metrics.emit();
-    }
+/// The targets of the last state, for a sweep whose discovery failed.
+fn known_targets(state: &SweepState) -> Vec<Target> {
+    state
+        .targets
+        .iter()
+        .filter_map(|(addr, t)| {
+            Some(Target {
+                addr: addr.parse().ok()?,
+                name: t.name.clone(),
+                instance: t.instance.clone(),
+            })
+        })
+        .collect()
 }

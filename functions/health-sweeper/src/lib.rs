@@ -4,6 +4,13 @@
 pub mod alert;
 pub mod config;
 pub mod discovery;
+pub mod document;
+pub mod error;
 pub mod handler;
 pub mod health;
+pub mod limits;
+pub mod networks;
 pub mod probe;
+pub mod quorum;
+pub mod report;
+pub mod target;

@@ -1,8 +1,6 @@
 //! Lambda entry point: configuration, AWS clients and the HTTP client once at init; one sweep per
 //! scheduled event. The event's content is ignored: nothing in it can add a target.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
@@ -12,6 +10,7 @@ use watchkeeper_shared::telemetry;
 use health_sweeper::config::Config;
 use health_sweeper::discovery::{Discovery, Ec2Discovery, TargetGroupDiscovery};
 use health_sweeper::handler::App;
+use health_sweeper::limits;
 use health_sweeper::probe::Prober;
 
 #[tokio::main(flavor = "current_thread")]
@@ -51,7 +50,7 @@ async fn main() -> Result<(), Error> {
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
-    )?;
+    );
     let region = common
         .sdk
         .region()
@@ -59,7 +58,9 @@ async fn main() -> Result<(), Error> {
         .unwrap_or_default();
     tracing::info!(
         static_targets = config.static_targets.len(),
-        discovery = config.project.is_some(),
+        discovery = config.project.is_some() || !config.target_group_arns.is_empty(),
+        concurrency = config.concurrency,
+        open_files = limits::open_files_limit(),
         "health-sweeper ready"
     );
     let app = App::new(
@@ -70,19 +71,5 @@ async fn main() -> Result<(), Error> {
         common.state,
         region,
     );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let remaining = remaining(event.context.deadline);
-        let app = &app;
-        async move { app.sweep(&event.context.request_id, remaining).await }
-    }))
-    .await
-}
-
-/// Time left before the Lambda's deadline (milliseconds since the epoch).
-fn remaining(deadline_ms: u64) -> Option<Duration> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    deadline_ms.checked_sub(now).map(Duration::from_millis)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| app.handle(event))).await
 }

@@ -217,8 +217,12 @@ async fn health_sweeper() -> harness::Result<()> {
     let mut minute = 0;
     // (what happens, which backend answers how, sweeps to run)
     type Step<'a> = (&'a str, Vec<(usize, Option<Behaviour>)>, usize);
-    let steps: [Step; 3] = [
-        ("all backends answer", vec![], 2),
+    let steps: [Step; 5] = [
+        (
+            "all backends answer (the first sweep has no verdict yet: STARTING, never alerted)",
+            vec![],
+            2,
+        ),
         (
             "des-backend-b answers 503, des-backend-c stops answering",
             vec![
@@ -230,6 +234,20 @@ async fn health_sweeper() -> harness::Result<()> {
         (
             "both come back",
             vec![
+                (1, Some(Behaviour::Status(200))),
+                (2, Some(Behaviour::Status(200))),
+            ],
+            2,
+        ),
+        (
+            "every backend refuses connections (as after a security group change)",
+            vec![(0, None), (1, None), (2, None)],
+            3,
+        ),
+        (
+            "they answer again",
+            vec![
+                (0, Some(Behaviour::Status(200))),
                 (1, Some(Behaviour::Status(200))),
                 (2, Some(Behaviour::Status(200))),
             ],
@@ -255,15 +273,23 @@ async fn health_sweeper() -> harness::Result<()> {
             );
             for alert in world.moto.received_notifications(&world.queue_url).await? {
                 println!(
-                    "    ALERT [{}] {}",
+                    "    ALERT [{}{}] {}",
                     alert
                         .attributes
                         .get("severity")
                         .map(String::as_str)
                         .unwrap_or("?"),
+                    if alert.attributes.get("sms").is_some_and(|v| v == "true") {
+                        ", sms=true"
+                    } else {
+                        ""
+                    },
                     alert.subject
                 );
-                for line in alert.message.lines().filter(|l| l.starts_with("- ")) {
+                // The target lines and any note (such as the sweeper being cut off).
+                for line in alert.message.lines().skip(1).filter(|l| {
+                    !l.is_empty() && !l.starts_with("Probe:") && !l.starts_with("Alert #")
+                }) {
                     println!("      {line}");
                 }
             }
@@ -275,7 +301,7 @@ async fn health_sweeper() -> harness::Result<()> {
         .filter(|l| l.get("_aws").is_some())
         .count();
     println!(
-        "\n{emf} CloudWatch EMF metric lines printed (HealthyTargets, UnhealthyTargets, UnknownTargets, SweepDuration, ProbeLatency)"
+        "\n{emf} CloudWatch EMF metric lines printed, one per sweep (Sweeps heartbeat, HealthyTargets, UnhealthyTargets, UnknownTargets, SweepDuration, ProbeLatency)"
     );
     Ok(())
 }

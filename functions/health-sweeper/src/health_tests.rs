@@ -1,0 +1,467 @@
+use std::net::SocketAddr;
+
+use super::*;
+use crate::target::Thresholds;
+
+const RULES: Rules = Rules {
+    thresholds: Thresholds {
+        healthy: 2,
+        unhealthy: 3,
+        stale_sweeps: 3,
+    },
+    quorum: None,
+    reminder: None,
+};
+
+fn target(i: u8) -> Target {
+    Target {
+        addr: SocketAddr::from(([127, 0, 0, i], 8080)),
+        name: format!("backend-{i}"),
+        instance: Some(format!("i-{i}")),
+    }
+}
+
+fn key(i: u8) -> String {
+    target(i).key()
+}
+
+fn ok() -> Outcome {
+    Outcome::Healthy {
+        status: 200,
+        millis: 3,
+    }
+}
+
+fn fail() -> Outcome {
+    Outcome::Unhealthy(Failure::Status(503))
+}
+
+fn at(minute: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_790_000_000 + minute * 60, 0).unwrap()
+}
+
+fn apply(state: &mut SweepState, observations: &[(Target, Outcome)], minute: i64) -> Option<Alert> {
+    let sweep = Sweep {
+        observations,
+        discovery_error: None,
+        now: at(minute),
+    };
+    state.observe(&sweep, &RULES);
+    state.decide(&RULES, false, None, at(minute))
+}
+
+fn sweep(state: &mut SweepState, outcomes: &[Outcome], minute: i64) -> Option<Alert> {
+    let observations: Vec<_> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (target(i as u8 + 1), o.clone()))
+        .collect();
+    apply(state, &observations, minute)
+}
+
+#[test]
+fn hysteresis_flips_exactly_at_the_thresholds() {
+    let mut state = SweepState::new();
+    let health = |s: &SweepState| s.targets[&key(1)].health;
+    let one = |s: &mut SweepState, o: Outcome, m| apply(s, &[(target(1), o)], m);
+    one(&mut state, ok(), 0);
+    assert_eq!(health(&state), TargetHealth::Unknown);
+    one(&mut state, ok(), 1);
+    assert_eq!(health(&state), TargetHealth::Healthy);
+    one(&mut state, fail(), 2);
+    one(&mut state, fail(), 3);
+    assert_eq!(
+        health(&state),
+        TargetHealth::Healthy,
+        "two failures are not enough"
+    );
+    one(&mut state, Outcome::NotProbed, 4);
+    one(&mut state, fail(), 5);
+    assert_eq!(
+        health(&state),
+        TargetHealth::Unhealthy,
+        "the third failure is"
+    );
+    assert_eq!(state.targets[&key(1)].since, at(5));
+    one(&mut state, ok(), 6);
+    assert_eq!(health(&state), TargetHealth::Unhealthy);
+    one(&mut state, ok(), 7);
+    assert_eq!(health(&state), TargetHealth::Healthy);
+}
+
+#[test]
+fn ok_degraded_down_recovered_alert_once_each() {
+    let mut state = SweepState::new();
+    for m in 0..2 {
+        assert_eq!(sweep(&mut state, &[ok(), ok(), ok()], m), None);
+    }
+    assert_eq!(state.system, SystemState::Ok);
+    let mut alerts = vec![];
+    for m in 2..8 {
+        alerts.extend(sweep(&mut state, &[ok(), fail(), fail()], m));
+    }
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        (alerts[0].kind, alerts[0].up, alerts[0].total),
+        (AlertKind::Degraded, 1, 3)
+    );
+    assert!(alerts[0].lines[0].contains("DOWN") && alerts[0].lines[0].contains("HTTP 503"));
+    let mut alerts = vec![];
+    for m in 8..14 {
+        alerts.extend(sweep(&mut state, &[fail(), fail(), fail()], m));
+    }
+    assert_eq!(
+        alerts.iter().map(|a| a.kind).collect::<Vec<_>>(),
+        [AlertKind::Down]
+    );
+    let mut alerts = vec![];
+    for m in 14..20 {
+        alerts.extend(sweep(&mut state, &[ok(), ok(), fail()], m));
+    }
+    assert_eq!(
+        alerts.iter().map(|a| (a.kind, a.up)).collect::<Vec<_>>(),
+        [(AlertKind::Recovered, 2)]
+    );
+    assert_eq!(state.alert_seq, 3);
+}
+
+#[test]
+fn two_targets_on_one_instance_are_two_targets() {
+    // One instance registered on two ports: same instance id, two addresses.
+    let a = target(1);
+    let b = Target {
+        addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        ..a.clone()
+    };
+    let mut state = SweepState::new();
+    for m in 0..2 {
+        apply(&mut state, &[(a.clone(), ok()), (b.clone(), ok())], m);
+    }
+    assert_eq!(state.targets.len(), 2);
+    assert_eq!(state.counts().healthy, 2, "{:?}", state.targets);
+    assert_eq!(state.system, SystemState::Ok);
+}
+
+#[test]
+fn starting_is_shown_and_never_alerted() {
+    let mut state = SweepState::new();
+    assert_eq!(sweep(&mut state, &[ok(), ok(), ok()], 0), None);
+    assert_eq!(
+        state.system,
+        SystemState::Starting,
+        "no verdict yet: starting, not OK"
+    );
+    assert_eq!(
+        sweep(&mut state, &[ok(), ok(), ok()], 1),
+        None,
+        "a first OK is no news"
+    );
+    assert_eq!(state.system, SystemState::Ok);
+
+    // A fresh deployment whose backends are all failing: DOWN once the verdicts are in.
+    let mut state = SweepState::new();
+    let mut alerts = vec![];
+    for m in 0..3 {
+        alerts.extend(sweep(&mut state, &[fail(), fail(), fail()], m));
+        if m < 2 {
+            assert_eq!(state.system, SystemState::Starting);
+        }
+    }
+    assert_eq!(
+        alerts.iter().map(|a| a.kind).collect::<Vec<_>>(),
+        [AlertKind::Down]
+    );
+}
+
+#[test]
+fn no_targets_is_down() {
+    let mut state = SweepState::new();
+    let alert = sweep(&mut state, &[], 0).unwrap();
+    assert_eq!((alert.kind, alert.total), (AlertKind::Down, 0));
+}
+
+#[test]
+fn maintenance_silences_and_the_change_is_told_after() {
+    let mut state = SweepState::new();
+    for m in 0..4 {
+        state.observe(
+            &Sweep {
+                observations: &[(target(1), fail())],
+                discovery_error: None,
+                now: at(m),
+            },
+            &RULES,
+        );
+        assert_eq!(state.decide(&RULES, true, None, at(m)), None);
+    }
+    assert_eq!(state.system, SystemState::Down);
+    let alert = state.decide(&RULES, false, None, at(5)).unwrap();
+    assert_eq!(alert.kind, AlertKind::Down);
+    state.maintenance = true;
+    sweep(&mut state, &[ok()], 6);
+    assert_eq!(
+        sweep(&mut state, &[ok()], 7),
+        None,
+        "maintenance flag in the document"
+    );
+}
+
+#[test]
+fn reminders_repeat_while_not_ok() {
+    let rules = Rules {
+        reminder: Some(chrono::Duration::hours(2)),
+        ..RULES
+    };
+    let mut state = SweepState::new();
+    for m in 0..3 {
+        let observations = [(target(1), fail())];
+        let sweep = Sweep {
+            observations: &observations,
+            discovery_error: None,
+            now: at(m),
+        };
+        state.observe(&sweep, &rules);
+    }
+    assert_eq!(
+        state.decide(&rules, false, None, at(3)).map(|a| a.kind),
+        Some(AlertKind::Down)
+    );
+    assert_eq!(state.decide(&rules, false, None, at(60)), None);
+    assert_eq!(
+        state.decide(&rules, false, None, at(124)).map(|a| a.kind),
+        Some(AlertKind::Reminder)
+    );
+}
+
+#[test]
+fn a_target_that_leaves_discovery_is_listed_once_as_removed_never_as_down() {
+    let mut state = SweepState::new();
+    for m in 0..2 {
+        sweep(&mut state, &[ok(), ok(), ok()], m);
+    }
+    for m in 2..5 {
+        sweep(&mut state, &[ok(), ok(), fail()], m);
+    }
+    assert_eq!(state.system, SystemState::Ok, "2 of 3 is a majority");
+    // Backend 3 is terminated and 2 fails: 1 of 2 up, degraded; 3 is removed, not down.
+    let mut alerts = vec![];
+    for m in 5..8 {
+        alerts.extend(sweep(&mut state, &[ok(), fail()], m));
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let lines = &alerts[0].lines;
+    assert_eq!(
+        (alerts[0].kind, alerts[0].up, alerts[0].total),
+        (AlertKind::Degraded, 1, 2)
+    );
+    let about_3: Vec<_> = lines.iter().filter(|l| l.contains(&key(3))).collect();
+    assert_eq!(about_3.len(), 1, "{lines:?}");
+    assert!(
+        about_3[0].contains("removed") && !about_3[0].contains("DOWN"),
+        "{lines:?}"
+    );
+    // Listed once: the next alert does not mention it.
+    let next = (8..12)
+        .find_map(|m| sweep(&mut state, &[ok(), ok()], m))
+        .unwrap();
+    assert!(
+        next.lines.iter().all(|l| !l.contains(&key(3))),
+        "{:?}",
+        next.lines
+    );
+    assert!(state.removed.is_empty());
+}
+
+#[test]
+fn a_chronic_deadline_shortfall_still_probes_every_target_within_a_few_sweeps() {
+    // 10 targets, time for 3 probes a sweep, in the order the state asks for.
+    let mut state = SweepState::new();
+    let all: Vec<Target> = (1..=10).map(target).collect();
+    let mut last_probed = [None::<u64>; 10];
+    for m in 0..12 {
+        let mut order = all.clone();
+        state.probe_order(&mut order);
+        let observations: Vec<(Target, Outcome)> = order
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), if i < 3 { ok() } else { Outcome::NotProbed }))
+            .collect();
+        apply(&mut state, &observations, m);
+        for (t, o) in &observations {
+            if *o != Outcome::NotProbed {
+                let i = usize::from(
+                    t.addr
+                        .ip()
+                        .to_string()
+                        .rsplit('.')
+                        .next()
+                        .unwrap()
+                        .parse::<u8>()
+                        .unwrap(),
+                ) - 1;
+                last_probed[i] = Some(m as u64);
+            }
+        }
+        if m >= 3 {
+            // Every target probed within the last ceil(10 / 3) = 4 sweeps.
+            for (i, last) in last_probed.iter().enumerate() {
+                assert!(
+                    last.is_some_and(|l| m as u64 - l < 4),
+                    "target {i} at sweep {m}: {last_probed:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn targets_that_timed_out_go_first_among_the_equally_recent() {
+    let mut state = SweepState::new();
+    let timeout = Outcome::Unhealthy(Failure::Timeout);
+    sweep(&mut state, &[ok(), timeout.clone(), fail(), timeout], 0);
+    // Target 5 is new: never probed, first of all.
+    let mut order: Vec<Target> = (1..=5).map(target).collect();
+    state.probe_order(&mut order);
+    let keys: Vec<u8> = order
+        .iter()
+        .map(|t| t.name.rsplit('-').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(keys, [5, 2, 4, 1, 3]);
+}
+
+#[test]
+fn a_verdict_not_renewed_for_stale_sweeps_becomes_unknown_and_the_alert_says_why() {
+    let mut state = SweepState::new();
+    for m in 0..3 {
+        sweep(&mut state, &[fail(), fail(), fail()], m);
+    }
+    assert_eq!(state.system, SystemState::Down);
+    for m in 3..5 {
+        sweep(&mut state, &[fail(), fail(), Outcome::NotProbed], m);
+    }
+    assert_eq!(
+        state.targets[&key(3)].health,
+        TargetHealth::Unhealthy,
+        "2 sweeps unprobed"
+    );
+    let alert = sweep(&mut state, &[ok(), ok(), Outcome::NotProbed], 5);
+    assert_eq!(
+        state.targets[&key(3)].health,
+        TargetHealth::Unknown,
+        "3 sweeps unprobed"
+    );
+    assert_eq!(alert, None, "still down: nothing healthy, and one unknown");
+    let alert = sweep(&mut state, &[ok(), ok(), Outcome::NotProbed], 6).unwrap();
+    assert_eq!(alert.kind, AlertKind::Recovered);
+    assert!(
+        alert
+            .lines
+            .iter()
+            .any(|l| l.contains("UNKNOWN") && l.contains("not probed for 4 sweeps")),
+        "{:?}",
+        alert.lines
+    );
+}
+
+#[test]
+fn all_refused_or_all_timing_out_points_at_the_sweepers_own_network() {
+    for (failure, words) in [
+        (Failure::Refused, "refused"),
+        (Failure::Timeout, "timed out"),
+    ] {
+        let mut state = SweepState::new();
+        let failing = Outcome::Unhealthy(failure);
+        let alert = (0..3)
+            .find_map(|m| sweep(&mut state, &[failing.clone(), failing.clone()], m))
+            .unwrap();
+        assert_eq!(alert.kind, AlertKind::Down);
+        assert!(
+            alert.notes[0].contains(words) && alert.notes[0].contains("security group"),
+            "{:?}",
+            alert.notes
+        );
+    }
+    let mut state = SweepState::new();
+    let mixed = [
+        Outcome::Unhealthy(Failure::Refused),
+        Outcome::Unhealthy(Failure::Timeout),
+    ];
+    let alert = (0..3).find_map(|m| sweep(&mut state, &mixed, m)).unwrap();
+    assert!(alert.notes.is_empty(), "{:?}", alert.notes);
+}
+
+#[test]
+fn discovery_failing_is_told_once_and_keeps_the_known_targets() {
+    let mut state = SweepState::new();
+    for m in 0..2 {
+        sweep(&mut state, &[ok(), ok(), ok()], m);
+    }
+    let failing = |state: &mut SweepState, m| {
+        let observations = [(target(1), ok())];
+        let sweep = Sweep {
+            observations: &observations,
+            discovery_error: Some("ec2:DescribeInstances: timed out"),
+            now: at(m),
+        };
+        state.observe(&sweep, &RULES);
+        state.decide(&RULES, false, sweep.discovery_error, at(m))
+    };
+    let alert = failing(&mut state, 2).unwrap();
+    assert_eq!(alert.kind, AlertKind::DiscoveryFailing);
+    assert!(
+        alert.notes[0].contains("Discovery is failing"),
+        "{:?}",
+        alert.notes
+    );
+    assert_eq!(state.targets.len(), 3, "not seen is not removed");
+    assert!(state.removed.is_empty());
+    assert_eq!(failing(&mut state, 3), None, "told once");
+}
+
+#[test]
+fn each_document_has_its_own_epoch_and_old_documents_get_one() {
+    assert_ne!(SweepState::new().epoch, SweepState::new().epoch);
+    assert_eq!(SweepState::new().epoch.len(), 32);
+    let mut old = SweepState::default();
+    sweep(&mut old, &[ok()], 0);
+    assert_eq!(old.epoch.len(), 32);
+}
+
+#[test]
+fn long_target_lists_are_cut_and_counted() {
+    let mut state = SweepState::new();
+    let many: Vec<(Target, Outcome)> = (0..500u32)
+        .map(|i| {
+            let addr = SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250) as u8], 80));
+            (
+                Target {
+                    addr,
+                    name: addr.to_string(),
+                    instance: None,
+                },
+                fail(),
+            )
+        })
+        .collect();
+    let alert = (0..3).find_map(|m| apply(&mut state, &many, m)).unwrap();
+    assert_eq!(alert.lines.len(), MAX_ALERT_LINES + 1);
+    assert!(
+        alert
+            .lines
+            .last()
+            .unwrap()
+            .contains("440 more (500 targets in all: 500 down"),
+        "{:?}",
+        alert.lines.last()
+    );
+}
+
+#[test]
+fn pending_alerts_clear_only_when_delivered() {
+    let mut state = SweepState::new();
+    let alert = sweep(&mut state, &[], 0).unwrap();
+    state.delivered(alert.seq + 1);
+    assert!(state.pending.is_some());
+    state.delivered(alert.seq);
+    assert!(state.pending.is_none());
+}

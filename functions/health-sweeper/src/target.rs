@@ -1,0 +1,174 @@
+//! One target: what it is, what a probe of it can find, and its hysteresis.
+//!
+//! A target is identified by its address and port: an instance registered on two ports is two
+//! targets, and an address found by two discovery sources is one. The instance id and the name
+//! are labels.
+//!
+//! Hysteresis (Kong's active health-check rule, with one failure counter): `Unknown` until a
+//! verdict; healthy after `healthy_threshold` consecutive successes, unhealthy after
+//! `unhealthy_threshold` consecutive failures of any kind (HTTP status, timeout, refused). A
+//! probe that did not run changes nothing, but a target not probed for `stale_sweeps` sweeps
+//! loses its verdict: what was true then may not be now.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Something to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The identity: address and port.
+    pub addr: SocketAddr,
+    /// What people call it: the `Name` tag, the instance id, or the address.
+    pub name: String,
+    /// The EC2 instance behind it, when there is one.
+    pub instance: Option<String>,
+}
+
+impl Target {
+    /// The key of the target in the state document.
+    pub fn key(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+/// Why a probe failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    /// Answered with a code outside the healthy ones (429, 500, 503, ...).
+    Status(u16),
+    Timeout,
+    Refused,
+    /// Any other transport failure (reset, malformed answer, ...).
+    Transport(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Status(code) => write!(f, "HTTP {code}"),
+            Failure::Timeout => f.write_str("timeout"),
+            Failure::Refused => f.write_str("connection refused"),
+            Failure::Transport(what) => f.write_str(what),
+        }
+    }
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Healthy {
+        status: u16,
+        millis: u64,
+    },
+    Unhealthy(Failure),
+    /// No verdict either way: the sweep's deadline came first (before the probe started, or
+    /// while it ran), or the sweeper itself ran out of sockets.
+    NotProbed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetHealth {
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+/// What the state document keeps per target (keyed by [`Target::key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetState {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    pub health: TargetHealth,
+    pub successes: u32,
+    pub failures: u32,
+    /// The last probe's result, in words ("HTTP 200 in 12 ms", "timeout").
+    pub last: String,
+    /// The last probe's failure, if it failed (cleared by a success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// When `health` last changed.
+    pub since: DateTime<Utc>,
+    /// The sweep (number) that last probed it; 0: never.
+    #[serde(default)]
+    pub probed: u64,
+    /// The sweep that first saw it.
+    #[serde(default)]
+    pub added: u64,
+}
+
+/// The per-target thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub healthy: u32,
+    pub unhealthy: u32,
+    /// Sweeps without a probe after which a verdict is dropped.
+    pub stale_sweeps: u32,
+}
+
+impl TargetState {
+    pub fn new(target: &Target, sweep: u64, now: DateTime<Utc>) -> Self {
+        Self {
+            name: target.name.clone(),
+            instance: target.instance.clone(),
+            health: TargetHealth::Unknown,
+            successes: 0,
+            failures: 0,
+            last: "not probed yet".into(),
+            failure: None,
+            since: now,
+            probed: 0,
+            added: sweep,
+        }
+    }
+
+    /// Applies the outcome of sweep number `sweep`.
+    pub fn observe(
+        &mut self,
+        outcome: &Outcome,
+        thresholds: &Thresholds,
+        sweep: u64,
+        now: DateTime<Utc>,
+    ) {
+        let before = self.health;
+        match outcome {
+            Outcome::Healthy { status, millis } => {
+                self.probed = sweep;
+                self.successes = self.successes.saturating_add(1);
+                self.failures = 0;
+                self.failure = None;
+                self.last = format!("HTTP {status} in {millis} ms");
+                if self.successes >= thresholds.healthy {
+                    self.health = TargetHealth::Healthy;
+                }
+            }
+            Outcome::Unhealthy(failure) => {
+                self.probed = sweep;
+                self.failures = self.failures.saturating_add(1);
+                self.successes = 0;
+                self.last = failure.to_string();
+                self.failure = Some(failure.clone());
+                if self.failures >= thresholds.unhealthy {
+                    self.health = TargetHealth::Unhealthy;
+                }
+            }
+            Outcome::NotProbed => {
+                let unprobed = sweep.saturating_sub(self.probed.max(self.added));
+                if unprobed >= u64::from(thresholds.stale_sweeps) {
+                    self.health = TargetHealth::Unknown;
+                    self.successes = 0;
+                    self.failures = 0;
+                    self.failure = None;
+                    self.last = format!("not probed for {unprobed} sweeps (sweep deadline)");
+                }
+                // Otherwise `last` still describes the last probe that ran.
+            }
+        }
+        if self.health != before {
+            self.since = now;
+        }
+    }
+}
