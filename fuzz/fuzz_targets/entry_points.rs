@@ -78,7 +78,8 @@ fuzz_target!(|data: &[u8]| {
                     assert!(config.is_allowed(&target.addr));
                 }
             }
-            let _ = health_sweeper::config::Network::parse(&text);
+            let _ = health_sweeper::networks::Network::parse(&text);
+            let _ = health_sweeper::networks::AllowedNetworks::parse(&text);
         }
         _ => {
             let _ = serde_json::from_slice::<health_sweeper::health::SweepState>(rest);

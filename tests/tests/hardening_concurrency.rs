@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use harness::moto::Moto;
-use health_sweeper::health::{Outcome, Rules, SweepState, Target};
+use health_sweeper::health::{Sweep, SweepState};
+use health_sweeper::quorum::Rules;
+use health_sweeper::target::{Outcome, Target, Thresholds};
 use serde::{Deserialize, Serialize};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
@@ -128,16 +130,19 @@ async fn overlapping_sweeps_of_the_sweep_state_lose_no_observation() {
     let moto = Moto::start().await.unwrap();
     let store = store(&moto).await;
     let rules = Rules {
-        healthy_threshold: 2,
-        unhealthy_threshold: 3,
+        thresholds: Thresholds {
+            healthy: 2,
+            unhealthy: 3,
+            stale_sweeps: 3,
+        },
         quorum: None,
         reminder: None,
     };
     let targets: Vec<Target> = (0..3)
         .map(|i| Target {
-            id: format!("i-{i:017}"),
-            name: format!("api-{i}"),
             addr: format!("10.0.1.{i}:8080").parse().unwrap(),
+            name: format!("api-{i}"),
+            instance: Some(format!("i-{i:017}")),
         })
         .collect();
     let sweeps = 24;
@@ -153,7 +158,12 @@ async fn overlapping_sweeps_of_the_sweep_state_lose_no_observation() {
                     let observations = observations.clone();
                     store.modify("sweep/state", move |current: Option<SweepState>| {
                         let mut state = current.unwrap_or_default();
-                        state.observe(&observations, &rules, Utc::now());
+                        let sweep = Sweep {
+                            observations: &observations,
+                            discovery_error: None,
+                            now: Utc::now(),
+                        };
+                        state.observe(&sweep, &rules);
                         state
                     })
                 })

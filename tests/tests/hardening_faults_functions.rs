@@ -145,7 +145,7 @@ async fn health_sweeper_counts_each_sweep_once_through_faults() {
     let store = watchkeeper_shared::state::StateStore::new(world.moto.s3().await, sweep::BUCKET, sweep::FUNCTION);
     use watchkeeper_shared::state::Store;
     let state = store
-        .load::<health_sweeper::health::SweepState>(health_sweeper::handler::STATE_KEY)
+        .load::<health_sweeper::health::SweepState>(&health_sweeper::handler::state_key(sweep::PROJECT))
         .await
         .unwrap();
     let sweeps = state.map(|s| s.value.sweeps).unwrap_or(0);

@@ -303,7 +303,8 @@ fn secret_rotator_events_and_secret_json() {
 
 #[test]
 fn health_sweeper_config_and_state_documents() {
-    use health_sweeper::config::{Config, Network};
+    use health_sweeper::config::Config;
+    use health_sweeper::networks::{AllowedNetworks, Network};
     use health_sweeper::health::SweepState;
     const VARS: &[&str] = &[
         "SWEEP_ALLOWED_NETWORKS",
@@ -362,6 +363,7 @@ fn health_sweeper_config_and_state_documents() {
             }
             for (_, v) in pairs {
                 let _ = Network::parse(v);
+                let _ = AllowedNetworks::parse(v);
             }
         },
     );
@@ -385,7 +387,7 @@ fn health_sweeper_config_and_state_documents() {
 /// never follow a redirect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_sweeper_probes_of_hostile_backends() {
-    use health_sweeper::health::{Outcome, Target};
+    use health_sweeper::target::{Outcome, Target};
     use health_sweeper::probe::Prober;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -420,8 +422,8 @@ async fn health_sweeper_probes_of_hostile_backends() {
         })
     };
     let timeout = Duration::from_millis(150);
-    let prober = Prober::new("/despachos/reporte".into(), vec![200, 302], timeout, 4).unwrap();
-    let target = Target { id: "static:fuzz".into(), name: "fuzz".into(), addr };
+    let prober = Prober::new("/despachos/reporte".into(), vec![200, 302], timeout, 4);
+    let target = Target { addr, name: "fuzz".into(), instance: None };
     let mut rng = Rng::new(seed() ^ 0x4ea1);
     let mut healthy = 0;
     for case in 0..cases {
@@ -436,7 +438,7 @@ async fn health_sweeper_probes_of_hostile_backends() {
         let before = connections.load(Ordering::SeqCst);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        let outcomes = prober.probe_all(std::slice::from_ref(&target), deadline, "fuzz").await;
+        let outcomes = prober.probe_all(std::slice::from_ref(&target), deadline, "fuzz", 0).await.outcomes;
         let took = started.elapsed();
         assert!(took < timeout + Duration::from_millis(500), "case {case} took {took:?}: {:?}", String::from_utf8_lossy(&payload));
         assert_eq!(outcomes.len(), 1);
