@@ -239,6 +239,11 @@ pub mod guard {
     }
 
     static EVIDENCE: Mutex<BTreeMap<String, Evidence>> = Mutex::new(BTreeMap::new());
+    /// Every secret of every emulator stopped so far in this test binary, and texts that belong
+    /// to no emulator (what loopback webhook receivers were sent): scanned against all of them,
+    /// since no test's secret belongs in any webhook.
+    static ALL_STORED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    static UNOWNED: Mutex<Vec<Outbound>> = Mutex::new(Vec::new());
     /// Proxies in front of an emulator: their endpoint names the emulator's.
     static ALIASES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
 
@@ -295,6 +300,17 @@ pub mod guard {
         }
     }
 
+    /// Texts tied to no emulator (a loopback server's requests), scanned against the secrets of
+    /// every emulator stopped so far and of every one that stops later.
+    pub fn texts_unowned(texts: Vec<Outbound>) {
+        if texts.is_empty() {
+            return;
+        }
+        let secrets = lock(&ALL_STORED).clone();
+        check(&secrets, &texts);
+        lock(&UNOWNED).extend(texts);
+    }
+
     /// Called by the emulator as it stops: reads its secrets and what it was sent, and scans.
     pub fn emulator_stopping(endpoint: &str) {
         let Some(data) = model_data(endpoint) else {
@@ -322,6 +338,8 @@ pub mod guard {
             (secrets, std::mem::take(&mut entry.pending))
         };
         texts.extend(pending);
+        texts.extend(lock(&UNOWNED).iter().cloned());
+        lock(&ALL_STORED).extend(secrets.iter().cloned());
         check(&secrets, &texts);
     }
 
