@@ -26,7 +26,11 @@ impl Rng {
 
     /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 
     pub fn chance(&mut self, one_in: usize) -> bool {
@@ -92,7 +96,9 @@ pub fn string(rng: &mut Rng) -> String {
         2 => "A".repeat(rng.below(100_000)),
         _ => {
             let len = rng.below(12);
-            (0..len).map(|_| (b'a' + rng.below(26) as u8) as char).collect()
+            (0..len)
+                .map(|_| (b'a' + rng.below(26) as u8) as char)
+                .collect()
         }
     }
 }
@@ -130,9 +136,10 @@ pub fn mutate(rng: &mut Rng, doc: &mut Value) {
     let mut here: &Value = doc;
     for _ in 0..depth {
         let step = match here {
-            Value::Object(map) if !map.is_empty() => {
-                map.iter().nth(rng.below(map.len())).map(|(k, v)| (k.clone(), v))
-            }
+            Value::Object(map) if !map.is_empty() => map
+                .iter()
+                .nth(rng.below(map.len()))
+                .map(|(k, v)| (k.clone(), v)),
             Value::Array(items) if !items.is_empty() => {
                 let i = rng.below(items.len());
                 items.get(i).map(|v| (i.to_string(), v))

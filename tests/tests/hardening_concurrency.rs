@@ -152,7 +152,15 @@ async fn overlapping_sweeps_of_the_sweep_state_lose_no_observation() {
             tokio::spawn(async move {
                 let observations: Vec<(Target, Outcome)> = targets
                     .iter()
-                    .map(|t| (t.clone(), Outcome::Healthy { status: 200, millis: 3 }))
+                    .map(|t| {
+                        (
+                            t.clone(),
+                            Outcome::Healthy {
+                                status: 200,
+                                millis: 3,
+                            },
+                        )
+                    })
                     .collect();
                 until_written(|| {
                     let observations = observations.clone();

@@ -70,7 +70,12 @@ async fn deploy_notifier_survives_the_emulator_failing_at_every_point() {
     assert!(requests >= 6, "claims, sends and completions: {requests}");
 
     let mut cases = Vec::new();
-    for fault in [Fault::ServerError, Fault::Throttle, Fault::Hang, Fault::Down] {
+    for fault in [
+        Fault::ServerError,
+        Fault::Throttle,
+        Fault::Hang,
+        Fault::Down,
+    ] {
         cases.push((fault, 0));
     }
     for after in 1..requests {
@@ -104,7 +109,10 @@ async fn deploy_notifier_survives_the_emulator_failing_at_every_point() {
         events.push(event);
     }
     process.check_alive().unwrap();
-    assert!(failed >= 4, "the faults from the first request all fail: {failed}");
+    assert!(
+        failed >= 4,
+        "the faults from the first request all fail: {failed}"
+    );
 
     let mut redeliveries = 0;
     for (n, event) in events.iter().enumerate() {
@@ -115,7 +123,11 @@ async fn deploy_notifier_survives_the_emulator_failing_at_every_point() {
         assert!(api.invoke(event, DEADLINE).await.unwrap().unwrap().ok);
     }
 
-    let published = world.moto.received_notifications(&world.queue_url).await.unwrap();
+    let published = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
     let emails = world.moto.sent_emails().await.unwrap();
     let posts = world.webhook.requests();
     for n in 0..events.len() {
@@ -156,10 +168,22 @@ async fn deploy_notifier_fails_retryably_on_a_hanging_webhook_and_the_retry_send
     world.webhook.set_behaviour(Behaviour::Hang);
     let event = deployment_event(100);
     let answer = faulted(&api, &event, "hanging webhook").await;
-    assert!(!answer.ok, "a hanging channel is a failed send: {}", answer.body);
+    assert!(
+        !answer.ok,
+        "a hanging channel is a failed send: {}",
+        answer.body
+    );
     world.webhook.set_behaviour(Behaviour::Status(200));
     redeliver(&api, &event, "hanging webhook").await;
-    assert_eq!(world.moto.received_notifications(&world.queue_url).await.unwrap().len(), 1);
+    assert_eq!(
+        world
+            .moto
+            .received_notifications(&world.queue_url)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(world.moto.sent_emails().await.unwrap().len(), 1);
     assert_eq!(world.webhook.requests().len(), 2, "one hung, one answered");
 

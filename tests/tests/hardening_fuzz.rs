@@ -97,7 +97,12 @@ fn drive<I: std::fmt::Debug>(
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     watchdog();
     STARTED.get_or_init(Instant::now);
-    let mut rng = Rng::new(seed() ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31) ^ b as u64));
+    let mut rng = Rng::new(
+        seed()
+            ^ name
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31) ^ b as u64),
+    );
     let count = cases();
     let mut slowest = Duration::ZERO;
     let mut heaviest = 0;
@@ -115,9 +120,21 @@ fn drive<I: std::fmt::Debug>(
             let text = format!("{input:?}");
             text.chars().take(2000).collect::<String>()
         };
-        assert!(outcome.is_ok(), "{name}: input {case} panicked: {}", shown());
-        assert!(took < TIME_LIMIT, "{name}: input {case} took {took:?}: {}", shown());
-        assert!(used < MEMORY_LIMIT, "{name}: input {case} used {used} bytes: {}", shown());
+        assert!(
+            outcome.is_ok(),
+            "{name}: input {case} panicked: {}",
+            shown()
+        );
+        assert!(
+            took < TIME_LIMIT,
+            "{name}: input {case} took {took:?}: {}",
+            shown()
+        );
+        assert!(
+            used < MEMORY_LIMIT,
+            "{name}: input {case} used {used} bytes: {}",
+            shown()
+        );
         slowest = slowest.max(took);
         heaviest = heaviest.max(used);
     }
@@ -156,12 +173,16 @@ fn deploy_notifier_events_and_function_url_requests() {
         "function-url-get.json",
         "aws-health-event.json",
     ]);
-    drive("deploy-notifier event", |rng| mutated_fixture(rng, &events), |doc| {
-        if let Ok(envelope) = event::envelope(doc) {
-            let _ = ecs::interpret(&envelope);
-        }
-        let _ = event::classify(doc.clone());
-    });
+    drive(
+        "deploy-notifier event",
+        |rng| mutated_fixture(rng, &events),
+        |doc| {
+            if let Ok(envelope) = event::envelope(doc) {
+                let _ = ecs::interpret(&envelope);
+            }
+            let _ = event::classify(doc.clone());
+        },
+    );
     let ci_body = read_event("ci-apply-finished.json").unwrap()["body"]
         .as_str()
         .map(str::to_string)
@@ -173,8 +194,16 @@ fn deploy_notifier_events_and_function_url_requests() {
         |rng| {
             let mut doc = report.clone();
             mutate(rng, &mut doc);
-            let body = if rng.chance(4) { string(rng) } else { doc.to_string() };
-            let timestamp = if rng.chance(2) { "1790000000".to_string() } else { string(rng) };
+            let body = if rng.chance(4) {
+                string(rng)
+            } else {
+                doc.to_string()
+            };
+            let timestamp = if rng.chance(2) {
+                "1790000000".to_string()
+            } else {
+                string(rng)
+            };
             let signature = if rng.chance(3) {
                 ci::sign(key.expose(), 1_790_000_000, body.as_bytes())
             } else {
@@ -199,7 +228,11 @@ fn deploy_notifier_events_and_function_url_requests() {
         |rng| {
             let mut doc = json!({"key": "k".repeat(40)});
             mutate(rng, &mut doc);
-            if rng.chance(2) { doc.to_string() } else { string(rng) }
+            if rng.chance(2) {
+                doc.to_string()
+            } else {
+                string(rng)
+            }
         },
         |text| {
             let _ = signing_key::parse(&Secret::new(text.clone()), "AWSCURRENT");
@@ -220,17 +253,30 @@ fn budget_alerter_events_and_budgets_text() {
         "budgets-usage-actual.json",
         "scheduled-event.json",
     ]);
-    drive("budget-alerter event", |rng| mutated_fixture(rng, &events), |doc| {
-        let _ = event::classify(doc);
-    });
+    drive(
+        "budget-alerter event",
+        |rng| mutated_fixture(rng, &events),
+        |doc| {
+            let _ = event::classify(doc);
+        },
+    );
     let texts: Vec<String> = events
         .iter()
-        .filter_map(|e| e["Records"][0]["Sns"]["Message"].as_str().map(str::to_string))
+        .filter_map(|e| {
+            e["Records"][0]["Sns"]["Message"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     assert!(texts.len() >= 6);
     drive(
         "budget-alerter Budgets message text",
-        |rng| mutate_text(rng, rng.clone().pick(&texts).map(String::as_str).unwrap_or("")),
+        |rng| {
+            mutate_text(
+                rng,
+                rng.clone().pick(&texts).map(String::as_str).unwrap_or(""),
+            )
+        },
         |text| {
             let _ = message::parse(text);
             let _ = money::Amount::parse_text(text);
@@ -250,15 +296,27 @@ fn snapshot_exporter_events_and_identifiers() {
         "rds-snapshot-export-failed.json",
         "rds-weekly-export-schedule.json",
     ]);
-    drive("snapshot-exporter event", |rng| mutated_fixture(rng, &events), |doc| {
-        let _ = event::classify(doc);
-    });
+    drive(
+        "snapshot-exporter event",
+        |rng| mutated_fixture(rng, &events),
+        |doc| {
+            let _ = event::classify(doc);
+        },
+    );
     drive(
         "snapshot-exporter export identifier",
-        |rng| mutate_text(rng, "arn:aws:rds:us-east-1:123456789012:snapshot:rds:des-db-2026-11-20-03-10"),
+        |rng| {
+            mutate_text(
+                rng,
+                "arn:aws:rds:us-east-1:123456789012:snapshot:rds:des-db-2026-11-20-03-10",
+            )
+        },
         |arn| {
             let id = identifier::export_identifier(arn);
-            assert!(identifier::is_valid(&id), "{arn:?} gave the invalid identifier {id:?}");
+            assert!(
+                identifier::is_valid(&id),
+                "{arn:?} gave the invalid identifier {id:?}"
+            );
         },
     );
 }
@@ -267,9 +325,13 @@ fn snapshot_exporter_events_and_identifiers() {
 fn secret_rotator_events_and_secret_json() {
     use secret_rotator::{event, secret_value};
     let events = fixtures(&["secret-rotation-create-secret.json"]);
-    drive("secret-rotator event", |rng| mutated_fixture(rng, &events), |doc| {
-        let _ = event::parse(doc);
-    });
+    drive(
+        "secret-rotator event",
+        |rng| mutated_fixture(rng, &events),
+        |doc| {
+            let _ = event::parse(doc);
+        },
+    );
     let secrets = [
         json!({"engine": "postgres", "host": "db.internal", "port": 5432, "username": "app",
                "password": "fuzz-password-0123456789", "dbname": "des",
@@ -288,7 +350,11 @@ fn secret_rotator_events_and_secret_json() {
             for _ in 0..=rng.below(2) {
                 mutate(rng, &mut doc);
             }
-            if rng.chance(10) { mutate_text(rng, &doc.to_string()) } else { doc.to_string() }
+            if rng.chance(10) {
+                mutate_text(rng, &doc.to_string())
+            } else {
+                doc.to_string()
+            }
         },
         |text| {
             let secret = Secret::new(text.clone());
@@ -304,8 +370,8 @@ fn secret_rotator_events_and_secret_json() {
 #[test]
 fn health_sweeper_config_and_state_documents() {
     use health_sweeper::config::Config;
-    use health_sweeper::networks::{AllowedNetworks, Network};
     use health_sweeper::health::SweepState;
+    use health_sweeper::networks::{AllowedNetworks, Network};
     const VARS: &[&str] = &[
         "SWEEP_ALLOWED_NETWORKS",
         "SWEEP_PORT",
@@ -350,7 +416,11 @@ fn health_sweeper_config_and_state_documents() {
                 if rng.chance(6) {
                     continue;
                 }
-                let v = if rng.chance(3) { mutate_text(rng, v) } else { v.to_string() };
+                let v = if rng.chance(3) {
+                    mutate_text(rng, v)
+                } else {
+                    v.to_string()
+                };
                 pairs.push((k.to_string(), v));
             }
             pairs
@@ -358,7 +428,10 @@ fn health_sweeper_config_and_state_documents() {
         |pairs| {
             if let Ok(config) = Config::from_vars(&Vars::from_pairs(pairs.clone())) {
                 for target in &config.static_targets {
-                    assert!(config.is_allowed(&target.addr), "{target:?} outside the allow-list");
+                    assert!(
+                        config.is_allowed(&target.addr),
+                        "{target:?} outside the allow-list"
+                    );
                 }
             }
             for (_, v) in pairs {
@@ -387,8 +460,8 @@ fn health_sweeper_config_and_state_documents() {
 /// never follow a redirect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_sweeper_probes_of_hostile_backends() {
-    use health_sweeper::target::{Outcome, Target};
     use health_sweeper::probe::Prober;
+    use health_sweeper::target::{Outcome, Target};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const RESPONSES: &[&str] = &[
@@ -412,7 +485,9 @@ async fn health_sweeper_probes_of_hostile_backends() {
                 let payload = payloads.lock().unwrap().pop().unwrap_or_default();
                 tokio::spawn(async move {
                     let mut buffer = [0u8; 4096];
-                    let _ = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buffer)).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buffer))
+                            .await;
                     let _ = stream.write_all(&payload).await;
                     if payload.is_empty() {
                         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -423,7 +498,11 @@ async fn health_sweeper_probes_of_hostile_backends() {
     };
     let timeout = Duration::from_millis(150);
     let prober = Prober::new("/despachos/reporte".into(), vec![200, 302], timeout, 4);
-    let target = Target { addr, name: "fuzz".into(), instance: None };
+    let target = Target {
+        addr,
+        name: "fuzz".into(),
+        instance: None,
+    };
     let mut rng = Rng::new(seed() ^ 0x4ea1);
     let mut healthy = 0;
     for case in 0..cases {
@@ -432,18 +511,30 @@ async fn health_sweeper_probes_of_hostile_backends() {
             0 => Vec::new(),
             1 => (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
             2 => format!("{base}{}", "X-Pad: y\r\n".repeat(rng.below(20_000))).into_bytes(),
-            _ => mutate_text(&mut rng, base).replace('\n', "\r\n").into_bytes(),
+            _ => mutate_text(&mut rng, base)
+                .replace('\n', "\r\n")
+                .into_bytes(),
         };
         payloads.lock().unwrap().push(payload.clone());
         let before = connections.load(Ordering::SeqCst);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        let outcomes = prober.probe_all(std::slice::from_ref(&target), deadline, "fuzz", 0).await.outcomes;
+        let outcomes = prober
+            .probe_all(std::slice::from_ref(&target), deadline, "fuzz", 0)
+            .await
+            .outcomes;
         let took = started.elapsed();
-        assert!(took < timeout + Duration::from_millis(500), "case {case} took {took:?}: {:?}", String::from_utf8_lossy(&payload));
+        assert!(
+            took < timeout + Duration::from_millis(500),
+            "case {case} took {took:?}: {:?}",
+            String::from_utf8_lossy(&payload)
+        );
         assert_eq!(outcomes.len(), 1);
         healthy += usize::from(matches!(outcomes[0], Outcome::Healthy { .. }));
-        assert!(connections.load(Ordering::SeqCst) - before <= 1, "a redirect was followed");
+        assert!(
+            connections.load(Ordering::SeqCst) - before <= 1,
+            "a redirect was followed"
+        );
     }
     server.abort();
     eprintln!("health-sweeper probes: {cases} hostile backends, {healthy} answered healthy");

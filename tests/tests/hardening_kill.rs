@@ -27,7 +27,10 @@ use snapshot_exporter::rds::SourceKind;
 const DEADLINE: Duration = Duration::from_secs(4);
 
 fn kills() -> usize {
-    std::env::var("WATCHKEEPER_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
+    std::env::var("WATCHKEEPER_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
 }
 
 fn rng(salt: u64) -> Rng {
@@ -93,7 +96,13 @@ async fn kill_during(
 fn sent_unrecorded(requests: &[String], channel: &str) -> bool {
     let claim_puts = requests
         .iter()
-        .filter(|r| r.contains(" PUT ") && r.contains("/claims/notify/") && r.split_whitespace().nth(2).is_some_and(|p| p.ends_with(&format!("/{channel}"))))
+        .filter(|r| {
+            r.contains(" PUT ")
+                && r.contains("/claims/notify/")
+                && r.split_whitespace()
+                    .nth(2)
+                    .is_some_and(|p| p.ends_with(&format!("/{channel}")))
+        })
         .count();
     let sent = match channel {
         "sns" => requests.iter().any(|r| r.contains("Action=Publish")),
@@ -118,9 +127,20 @@ async fn redeliver(api: &RuntimeApi, event: &Value, tally: &mut Tally) -> Value 
         if answer.ok {
             return answer.json();
         }
-        let kind = answer.json()["errorType"].as_str().unwrap_or("").to_string();
-        assert!(kind.starts_with("Retryable."), "a redelivery failed for good: {}", answer.body);
-        assert!(started.elapsed() < Duration::from_secs(120), "never succeeded: {}", answer.body);
+        let kind = answer.json()["errorType"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            kind.starts_with("Retryable."),
+            "a redelivery failed for good: {}",
+            answer.body
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never succeeded: {}",
+            answer.body
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
@@ -128,7 +148,11 @@ async fn redeliver(api: &RuntimeApi, event: &Value, tally: &mut Tally) -> Value 
 /// The time a warm invocation takes, to draw kill points from.
 async fn timed(api: &RuntimeApi, event: &Value) -> Duration {
     let started = Instant::now();
-    let answer = api.invoke(event, Duration::from_secs(60)).await.unwrap().unwrap();
+    let answer = api
+        .invoke(event, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(answer.ok, "{}", answer.body);
     started.elapsed()
 }
@@ -164,7 +188,15 @@ async fn deploy_notifier_killed_mid_invocation_notifies_once() {
         let process = api.spawn(deploy::FUNCTION, &env).unwrap();
         // Let it start polling: a kill during init is not a kill mid-invocation.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        kill_during(&api, &proxy, process, e, kill_point(&mut rng, longest), &mut tally).await;
+        kill_during(
+            &api,
+            &proxy,
+            process,
+            e,
+            kill_point(&mut rng, longest),
+            &mut tally,
+        )
+        .await;
         windows.push(tally.windows[before..].to_vec());
     }
     let mut survivor = api.spawn(deploy::FUNCTION, &env).unwrap();
@@ -173,7 +205,11 @@ async fn deploy_notifier_killed_mid_invocation_notifies_once() {
     }
     survivor.check_alive().unwrap();
 
-    let published = world.moto.received_notifications(&world.queue_url).await.unwrap();
+    let published = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
     let emails = world.moto.sent_emails().await.unwrap();
     let posts = world.webhook.requests();
     for (i, open) in windows.iter().enumerate() {
@@ -181,16 +217,31 @@ async fn deploy_notifier_killed_mid_invocation_notifies_once() {
         let allowed = |channel: &str| 1 + usize::from(open.iter().any(|c| c == channel));
         let sns = published.iter().filter(|m| m.message.contains(&id)).count();
         let mail = emails.iter().filter(|m| m.text.contains(&id)).count();
-        let chat = posts.iter().filter(|r| String::from_utf8_lossy(&r.body).contains(&id)).count();
-        assert!(sns >= 1 && sns <= allowed("sns"), "{id}: {sns} SNS messages, open {open:?}");
-        assert!(mail >= 1 && mail <= allowed("email"), "{id}: {mail} emails, open {open:?}");
-        assert!(chat >= 1 && chat <= allowed("webhook"), "{id}: {chat} posts, open {open:?}");
+        let chat = posts
+            .iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains(&id))
+            .count();
+        assert!(
+            sns >= 1 && sns <= allowed("sns"),
+            "{id}: {sns} SNS messages, open {open:?}"
+        );
+        assert!(
+            mail >= 1 && mail <= allowed("email"),
+            "{id}: {mail} emails, open {open:?}"
+        );
+        assert!(
+            chat >= 1 && chat <= allowed("webhook"),
+            "{id}: {chat} posts, open {open:?}"
+        );
     }
     eprintln!("deploy-notifier kills: {tally:?}");
 
     let mut texts = leaks::from_moto(&world.moto).await.unwrap();
     texts.extend(leaks::from_server("webhook", &world.webhook));
-    texts.push(Outbound::new("the surviving process's log", survivor.logs()));
+    texts.push(Outbound::new(
+        "the surviving process's log",
+        survivor.logs(),
+    ));
     leaks::assert_no_secrets(&[SIGNING_KEY, WEBHOOK_TOKEN], &texts);
 }
 
@@ -205,11 +256,20 @@ async fn snapshot_exporter_killed_mid_invocation_exports_once() {
 
     let mut arns = Vec::new();
     for n in 0..2 + kills() {
-        arns.push(world.snapshot(LISTED, &format!("des-db-kill-{n}")).await.unwrap());
+        arns.push(
+            world
+                .snapshot(LISTED, &format!("des-db-kill-{n}"))
+                .await
+                .unwrap(),
+        );
     }
     let event = |n: usize| {
-        export::created_event(SourceKind::Instance, &arns[n], &format!("a1b2c3d4-0000-4000-8000-{n:012}"))
-            .unwrap()
+        export::created_event(
+            SourceKind::Instance,
+            &arns[n],
+            &format!("a1b2c3d4-0000-4000-8000-{n:012}"),
+        )
+        .unwrap()
     };
     let warm = api.spawn(export::FUNCTION, &env).unwrap();
     timed(&api, &event(0)).await;
@@ -218,33 +278,66 @@ async fn snapshot_exporter_killed_mid_invocation_exports_once() {
     for n in 2..arns.len() {
         let process = api.spawn(export::FUNCTION, &env).unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        kill_during(&api, &proxy, process, &event(n), kill_point(&mut rng, longest), &mut tally).await;
+        kill_during(
+            &api,
+            &proxy,
+            process,
+            &event(n),
+            kill_point(&mut rng, longest),
+            &mut tally,
+        )
+        .await;
     }
     let mut survivor = api.spawn(export::FUNCTION, &env).unwrap();
     for n in 2..arns.len() {
         let answer = redeliver(&api, &event(n), &mut tally).await;
         let outcome = answer["outcome"].as_str().unwrap_or("");
-        assert!(["started", "already-exported"].contains(&outcome), "{answer}");
+        assert!(
+            ["started", "already-exported"].contains(&outcome),
+            "{answer}"
+        );
     }
     survivor.check_alive().unwrap();
 
     let tasks = world.export_tasks().await.unwrap();
     for arn in &arns {
-        let exports = tasks.iter().filter(|t| t.source_arn() == Some(arn.as_str())).count();
+        let exports = tasks
+            .iter()
+            .filter(|t| t.source_arn() == Some(arn.as_str()))
+            .count();
         assert_eq!(exports, 1, "{arn}: one export");
     }
-    let notices = world.moto.received_notifications(&world.queue_url).await.unwrap();
-    let started: Vec<_> = notices.iter().filter(|m| m.subject.to_lowercase().contains("start")).collect();
-    let ids: BTreeSet<String> = arns.iter().map(|a| a.rsplit(':').next().unwrap_or("").to_string()).collect();
+    let notices = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    let started: Vec<_> = notices
+        .iter()
+        .filter(|m| m.subject.to_lowercase().contains("start"))
+        .collect();
+    let ids: BTreeSet<String> = arns
+        .iter()
+        .map(|a| a.rsplit(':').next().unwrap_or("").to_string())
+        .collect();
     for id in &ids {
-        let told = started.iter().filter(|m| m.message.contains(id.as_str()) || m.subject.contains(id.as_str())).count();
+        let told = started
+            .iter()
+            .filter(|m| m.message.contains(id.as_str()) || m.subject.contains(id.as_str()))
+            .count();
         let open = tally.windows.iter().filter(|c| *c == "sns").count();
-        assert!(told >= 1 && told <= 1 + open, "{id}: told {told} times ({open} kills in the window)");
+        assert!(
+            told >= 1 && told <= 1 + open,
+            "{id}: told {told} times ({open} kills in the window)"
+        );
     }
     eprintln!("snapshot-exporter kills: {tally:?}");
     let mut texts = leaks::from_moto(&world.moto).await.unwrap();
     texts.extend(leaks::from_notifications(&notices));
-    texts.push(Outbound::new("the surviving process's log", survivor.logs()));
+    texts.push(Outbound::new(
+        "the surviving process's log",
+        survivor.logs(),
+    ));
     leaks::assert_no_secrets(&["local-only-password"], &texts);
 }
 
@@ -256,9 +349,7 @@ async fn secret_rotator_killed_mid_step_completes_the_rotation() {
     let api = RuntimeApi::start(DEADLINE).await.unwrap();
     let mut rng = rng(3);
     let mut tally = Tally::default();
-    let step_event = |secret: &str, token: &str, step: &str| {
-        json!({"SecretId": secret, "ClientRequestToken": token, "Step": step})
-    };
+    let step_event = |secret: &str, token: &str, step: &str| json!({"SecretId": secret, "ClientRequestToken": token, "Step": step});
     let mut old_keys = Vec::new();
     let mut secrets = Vec::new();
     for n in 0..=kills() {
@@ -293,13 +384,25 @@ async fn secret_rotator_killed_mid_step_completes_the_rotation() {
         // The steps before the killed one run normally.
         let runner = api.spawn(rotation::FUNCTION, &env).unwrap();
         for earlier in STEPS.iter().take_while(|s| **s != step) {
-            let answer = api.invoke(&step_event(secret, token, earlier), Duration::from_secs(60)).await.unwrap().unwrap();
+            let answer = api
+                .invoke(&step_event(secret, token, earlier), Duration::from_secs(60))
+                .await
+                .unwrap()
+                .unwrap();
             assert!(answer.ok, "{earlier}: {}", answer.body);
         }
         drop(runner);
         let process = api.spawn(rotation::FUNCTION, &env).unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        kill_during(&api, &proxy, process, &step_event(secret, token, step), kill_point(&mut rng, longest), &mut tally).await;
+        kill_during(
+            &api,
+            &proxy,
+            process,
+            &step_event(secret, token, step),
+            kill_point(&mut rng, longest),
+            &mut tally,
+        )
+        .await;
         killed_at.push(step);
     }
     survivor = api.spawn(rotation::FUNCTION, &env).unwrap();
@@ -312,14 +415,29 @@ async fn secret_rotator_killed_mid_step_completes_the_rotation() {
 
     for ((secret, token), old) in secrets.iter().zip(&tokens).zip(&old_keys) {
         let labels = world.labels(secret).await.unwrap();
-        assert!(labels[token].contains(&"AWSCURRENT".to_string()), "{secret}: {labels:?}");
-        assert!(!labels.values().any(|l| l.contains(&"AWSPENDING".to_string())), "{labels:?}");
+        assert!(
+            labels[token].contains(&"AWSCURRENT".to_string()),
+            "{secret}: {labels:?}"
+        );
+        assert!(
+            !labels
+                .values()
+                .any(|l| l.contains(&"AWSPENDING".to_string())),
+            "{labels:?}"
+        );
         let current = world.value(secret, "AWSCURRENT").await.unwrap();
-        assert_ne!(current["api_key"].as_str(), Some(old.as_str()), "{secret} rotated");
+        assert_ne!(
+            current["api_key"].as_str(),
+            Some(old.as_str()),
+            "{secret} rotated"
+        );
     }
     // Failed steps alert (by design); the owners' notice comes once per rotation.
     let notices = world.alerts().await.unwrap();
-    let live = notices.iter().filter(|n| n.subject.starts_with("New API key live")).count();
+    let live = notices
+        .iter()
+        .filter(|n| n.subject.starts_with("New API key live"))
+        .count();
     let open = tally.windows.iter().filter(|c| *c == "sns").count();
     // One per killed rotation, one for the warm one.
     let rotations = secrets.len() + 1;
@@ -336,7 +454,10 @@ async fn secret_rotator_killed_mid_step_completes_the_rotation() {
     }
     let mut texts = leaks::from_moto(&world.moto).await.unwrap();
     texts.extend(leaks::from_notifications(&notices));
-    texts.push(Outbound::new("the surviving process's log", survivor.logs()));
+    texts.push(Outbound::new(
+        "the surviving process's log",
+        survivor.logs(),
+    ));
     let refs: Vec<&str> = secret_values.iter().map(String::as_str).collect();
     leaks::assert_no_secrets(&refs, &texts);
 }

@@ -18,7 +18,14 @@ async fn a_stored_secret_published_to_sns_fails_the_test() {
         .await
         .unwrap();
     let sns = aws_sdk_sns::Client::new(&config);
-    let topic = sns.create_topic().name("t").send().await.unwrap().topic_arn.unwrap_or_default();
+    let topic = sns
+        .create_topic()
+        .name("t")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap_or_default();
 
     // Nothing leaked yet: what was sent is scanned and passes.
     let texts = leaks::from_moto(&moto).await.unwrap();
@@ -36,7 +43,10 @@ async fn a_stored_secret_published_to_sns_fails_the_test() {
         .and_then(|e| e.downcast::<String>().ok())
         .expect("the emulator's leak check must fail the test");
     assert!(message.contains("secrets leaked"), "{message}");
-    assert!(!message.contains("stored-password-4711"), "the report must not repeat the secret");
+    assert!(
+        !message.contains("stored-password-4711"),
+        "the report must not repeat the secret"
+    );
 }
 
 #[test]

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::deploy::{DeployNotifier, FUNCTION, SIGNING_KEY, Setup, WEBHOOK_TOKEN, now, sign_request};
+use harness::deploy::{
+    DeployNotifier, FUNCTION, SIGNING_KEY, Setup, WEBHOOK_TOKEN, now, sign_request,
+};
 use harness::leaks::{self, Outbound};
 use harness::paths::read_event;
 use harness::runtime_api::RuntimeApi;
@@ -52,7 +54,10 @@ fn forged(i: usize) -> Value {
         0 => ci_event(&tag, "a-guessed-key-0123456789abcdef0123456789"),
         1 => {
             let mut event = ci_event(&tag, SIGNING_KEY);
-            let body = event["body"].as_str().unwrap().replace("success", "failure");
+            let body = event["body"]
+                .as_str()
+                .unwrap()
+                .replace("success", "failure");
             event["body"] = json!(body);
             event
         }
@@ -63,12 +68,16 @@ fn forged(i: usize) -> Value {
         }
         3 => {
             let mut event = ci_event(&tag, SIGNING_KEY);
-            event["headers"]["x-watchkeeper-signature"] = json!(format!("sha256={}", "0".repeat(64)));
+            event["headers"]["x-watchkeeper-signature"] =
+                json!(format!("sha256={}", "0".repeat(64)));
             event
         }
         _ => {
             let mut event = ci_event(&tag, SIGNING_KEY);
-            event["headers"].as_object_mut().unwrap().remove("x-watchkeeper-signature");
+            event["headers"]
+                .as_object_mut()
+                .unwrap()
+                .remove("x-watchkeeper-signature");
             event
         }
     }
@@ -117,7 +126,11 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
                     .await
                     .unwrap()
                     .expect("an answer within the deadline");
-                assert!(answer.ok, "a Function URL request always gets an HTTP answer: {}", answer.body);
+                assert!(
+                    answer.ok,
+                    "a Function URL request always gets an HTTP answer: {}",
+                    answer.body
+                );
                 let status = answer.json()["statusCode"].as_u64().unwrap_or(0);
                 statuses.push((status, sent.elapsed()));
                 if status != 503 {
@@ -145,7 +158,10 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
         for (status, took) in statuses {
             *by_status.entry(*status).or_default() += 1;
             latencies.push(*took);
-            assert!(*status < 500 || *status == 503, "{kind:?} {group}: {status}");
+            assert!(
+                *status < 500 || *status == 503,
+                "{kind:?} {group}: {status}"
+            );
         }
         let (last, _) = statuses.last().copied().unwrap();
         match kind {
@@ -164,12 +180,20 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
         .map(|(_, g, ..)| *g)
         .collect();
     for group in &groups {
-        assert_eq!(accepted.get(group), Some(&1), "signed request {group}: accepted once");
+        assert_eq!(
+            accepted.get(group),
+            Some(&1),
+            "signed request {group}: accepted once"
+        );
     }
 
     // Notifications: each valid report once per channel, no forgery at all.
     let emails = world.moto.sent_emails().await.unwrap();
-    let published = world.moto.received_notifications(&world.queue_url).await.unwrap();
+    let published = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
     let posts: Vec<String> = world
         .webhook
         .requests()
@@ -179,17 +203,28 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
     for group in &groups {
         let tag = format!("V{group:05}X");
         let counts = (
-            published.iter().filter(|m| m.message.contains(&tag)).count(),
+            published
+                .iter()
+                .filter(|m| m.message.contains(&tag))
+                .count(),
             emails.iter().filter(|m| m.text.contains(&tag)).count(),
             posts.iter().filter(|p| p.contains(&tag)).count(),
         );
         assert_eq!(counts, (1, 1, 1), "{tag} (sns, email, chat)");
     }
     assert_eq!(emails.len(), groups.len(), "nothing else was mailed");
-    assert!(!posts.iter().any(|p| p.contains("F0")), "a forgery was posted");
+    assert!(
+        !posts.iter().any(|p| p.contains("F0")),
+        "a forgery was posted"
+    );
 
     latencies.sort();
-    let pct = |p: usize| latencies.get(latencies.len() * p / 100).copied().unwrap_or_default();
+    let pct = |p: usize| {
+        latencies
+            .get(latencies.len() * p / 100)
+            .copied()
+            .unwrap_or_default()
+    };
     eprintln!(
         "load: {total} requests ({} valid, {} replays, {} forgeries), {concurrency} at a time, {processes} processes: {:.1} s, {:.1} requests/s; answers {by_status:?}; latency p50 {:?} p95 {:?} p99 {:?}",
         groups.len(),
@@ -209,7 +244,12 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
     }
     let signatures: Vec<String> = results.iter().map(|(.., s)| s.clone()).collect();
     let mut secrets: Vec<&str> = vec![SIGNING_KEY, WEBHOOK_TOKEN];
-    secrets.extend(signatures.iter().map(String::as_str).filter(|s| s.len() >= 8));
+    secrets.extend(
+        signatures
+            .iter()
+            .map(String::as_str)
+            .filter(|s| s.len() >= 8),
+    );
     leaks::assert_no_secrets(&secrets, &texts);
 }
 
