@@ -24,10 +24,6 @@ use hcl::Expression;
 use hcl_model::attr;
 use support::*;
 
-/// Variables infra/ sets ahead of the code that reads them, merged separately. Once the code
-/// reads one, the check says the entry can go.
-const ANNOUNCED: &[(&str, &str)] = &[("health-sweeper", "SWEEP_STALE_SWEEPS")];
-
 /// Variables set by Lambda or used only by tests: `AWS_*` (region, endpoint, SDK tuning with
 /// defaults, log level from the logging config) and `RUST_LOG`.
 fn platform_variable(name: &str) -> bool {
@@ -105,22 +101,7 @@ fn every_variable_a_function_reads_is_set_by_its_module_and_no_other() {
             "{name}: the scan found no variables: {read:?}"
         );
         let missing: Vec<_> = read.difference(&set).collect();
-        let announced: BTreeSet<&str> = ANNOUNCED
-            .iter()
-            .filter(|(f, _)| *f == name)
-            .map(|(_, v)| *v)
-            .collect();
-        for variable in &announced {
-            if read.contains(*variable) {
-                eprintln!("variables: {name} reads {variable} now: its ANNOUNCED entry can go");
-            } else {
-                eprintln!("variables: {name}: {variable} is set ahead of the code that reads it");
-            }
-        }
-        let stale: Vec<_> = set
-            .difference(&read)
-            .filter(|v| !announced.contains(v.as_str()))
-            .collect();
+        let stale: Vec<_> = set.difference(&read).collect();
         assert!(
             missing.is_empty(),
             "{name} reads {missing:?} but infra/modules/{name} does not set them"

@@ -785,3 +785,32 @@ fn the_binary_compiles_in_no_public_root_certificate() {
         );
     }
 }
+
+/// The empty `webpki-roots` patched in for mysql_async must never reach an HTTPS client: a crate
+/// that relies on those roots (an AWS SDK client, the webhook client) would trust nothing and
+/// fail every call. Only mysql_async may depend on it.
+#[test]
+fn only_mysql_async_depends_on_the_empty_web_roots() {
+    let lock =
+        std::fs::read_to_string(harness::paths::workspace_root().join("Cargo.lock")).unwrap();
+    let dependents: Vec<&str> = lock
+        .split("[[package]]")
+        .filter(|package| {
+            package.lines().any(|line| {
+                line.trim().trim_matches(['"', ',']).split(' ').next() == Some("webpki-roots")
+            })
+        })
+        .filter_map(|package| {
+            package
+                .lines()
+                .find_map(|line| line.strip_prefix("name = "))
+                .map(|name| name.trim_matches('"'))
+        })
+        .filter(|name| *name != "webpki-roots")
+        .collect();
+    assert_eq!(
+        dependents,
+        ["mysql_async"],
+        "crates depending on webpki-roots"
+    );
+}

@@ -95,7 +95,7 @@ module "function" {
     SWEEP_PATH                = var.path
     SWEEP_HEALTHY_CODES       = "200,302"
     SWEEP_TIMEOUT_MS          = tostring(var.timeout_ms)
-    SWEEP_CONCURRENCY         = "256"
+    SWEEP_CONCURRENCY         = "" # empty: from the open-file limit (896 probes at once on Lambda)
     SWEEP_DEADLINE_MS         = "40000"
     SWEEP_HEALTHY_THRESHOLD   = "2"
     SWEEP_UNHEALTHY_THRESHOLD = "3"
