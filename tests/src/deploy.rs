@@ -28,6 +28,8 @@ pub struct DeployNotifier {
     pub queue_url: String,
     pub webhook: HttpServer,
     pub runtime: LambdaRuntime,
+    /// The environment the function runs with (to start more processes of it).
+    pub env: Vec<(String, String)>,
 }
 
 /// Options for [`DeployNotifier::start`].
@@ -95,6 +97,7 @@ impl DeployNotifier {
         env.extend(setup.env);
         let runtime = LambdaRuntime::start(FUNCTION, &env).await?;
         Ok(Self {
+            env,
             moto,
             topic_arn,
             signing_secret_arn: signing_arn,

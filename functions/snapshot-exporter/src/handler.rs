@@ -16,7 +16,7 @@ use crate::exporter::{Exporter, Outcome, Slots, rds_error};
 use crate::identifier::export_identifier;
 use crate::notice::{self, SOURCE};
 use crate::objects::Objects;
-use crate::rds::{ExportTask, Rds, Snapshot};
+use crate::rds::{ExportTask, Rds, Snapshot, TaskStatus};
 
 /// One invocation: its deadline (claims and sends are bounded by it) and what it did, for its
 /// EMF line.
@@ -240,10 +240,29 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 .await?;
                 Ok(answer("started", json!({"location": task.location()})))
             }
-            Outcome::AlreadyDone(task) => Ok(answer(
-                "already-exported",
-                json!({"status": task.map(|t| t.status.as_str().to_string())}),
-            )),
+            Outcome::AlreadyDone(task) => {
+                // The export may have been started by an invocation that died (or failed to
+                // send) before its notice: owe the notice until it is sent. Its key dedupes
+                // it when it was.
+                if let Some(task) = task.as_ref().filter(|t| {
+                    t.source_arn == snapshot.arn
+                        && !matches!(
+                            t.status,
+                            TaskStatus::Failed | TaskStatus::Canceled | TaskStatus::Canceling
+                        )
+                }) {
+                    self.send(
+                        &format!("started/{}", task.id),
+                        &notice::started(&snapshot, task, &self.region),
+                        run,
+                    )
+                    .await?;
+                }
+                Ok(answer(
+                    "already-exported",
+                    json!({"status": task.map(|t| t.status.as_str().to_string())}),
+                ))
+            }
             Outcome::InFlight => Err(ExportError::InFlight(snapshot.arn.clone())),
             Outcome::Deferred { active } => {
                 deferred::update(
