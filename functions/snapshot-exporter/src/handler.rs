@@ -232,35 +232,33 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         };
         match outcome {
             Outcome::Started(task) => {
-                self.send(
-                    &format!("started/{}", task.id),
-                    &notice::started(&snapshot, &task, &self.region),
-                    run,
-                )
-                .await?;
+                self.tell_started(&snapshot, &task, run).await?;
                 Ok(answer("started", json!({"location": task.location()})))
             }
             Outcome::AlreadyDone(task) => {
-                // The export may have been started by an invocation that died (or failed to
-                // send) before its notice: owe the notice until it is sent. Its key dedupes
-                // it when it was.
-                if let Some(task) = task.as_ref().filter(|t| {
-                    t.source_arn == snapshot.arn
-                        && !matches!(
-                            t.status,
-                            TaskStatus::Failed | TaskStatus::Canceled | TaskStatus::Canceling
+                // A retry of a start whose notice or index write failed, or whose process died
+                // after StartExportTask: the notice is sent now (once, by its key).
+                let task = match task {
+                    Some(task) => Some(task),
+                    None => self.our_task(&snapshot).await?,
+                };
+                let status = task.as_ref().map(|t| t.status.as_str().to_string());
+                let mut notice_sent = false;
+                if let Some(task) = &task {
+                    if task.id == export_identifier(&snapshot.arn)
+                        && matches!(
+                            task.status,
+                            TaskStatus::Starting | TaskStatus::InProgress | TaskStatus::Complete
                         )
-                }) {
-                    self.send(
-                        &format!("started/{}", task.id),
-                        &notice::started(&snapshot, task, &self.region),
-                        run,
-                    )
-                    .await?;
+                    {
+                        notice_sent = self.tell_started(&snapshot, task, run).await?;
+                    } else {
+                        self.exporter.write_index(&snapshot, task).await?;
+                    }
                 }
                 Ok(answer(
                     "already-exported",
-                    json!({"status": task.map(|t| t.status.as_str().to_string())}),
+                    json!({"status": status, "started_notice_sent": notice_sent}),
                 ))
             }
             Outcome::InFlight => Err(ExportError::InFlight(snapshot.arn.clone())),
@@ -277,6 +275,38 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 ))
             }
         }
+    }
+
+    /// Says the export started (once per task, by the key `started/{task id}`), then writes its
+    /// index object. The notice goes first: a failed index write fails the invocation and its
+    /// retry rewrites the index, while the notice is not sent twice. True when sent now.
+    async fn tell_started(
+        &self,
+        snapshot: &Snapshot,
+        task: &ExportTask,
+        run: &Run,
+    ) -> Result<bool, ExportError> {
+        let sent = self
+            .send(
+                &format!("started/{}", task.id),
+                &notice::started(snapshot, task, &self.region),
+                run,
+            )
+            .await?;
+        self.exporter.write_index(snapshot, task).await?;
+        Ok(sent)
+    }
+
+    /// The export task with this function's identifier for `snapshot`, as RDS lists it now.
+    async fn our_task(&self, snapshot: &Snapshot) -> Result<Option<ExportTask>, ExportError> {
+        let id = export_identifier(&snapshot.arn);
+        let tasks = self
+            .exporter
+            .rds
+            .export_tasks(Some(&snapshot.arn))
+            .await
+            .map_err(rds_error)?;
+        Ok(tasks.into_iter().find(|t| t.id == id))
     }
 
     /// `Exporter::export`, counted, with an alert when RDS refuses for a reason a person must fix.
