@@ -79,6 +79,7 @@ module "secret_rotator" {
   common               = local.common
   rotated_secret_arns  = var.rotated_secret_arns
   master_secret_arns   = var.master_secret_arns
+  master_secret_hosts  = var.master_secret_hosts
   secrets_kms_key_arns = var.secrets_kms_key_arns
   rotation_days        = var.rotation_days
   vpc_id               = var.vpc_id

@@ -167,6 +167,20 @@ variable "master_secret_arns" {
   default     = []
 }
 
+variable "master_secret_hosts" {
+  type        = map(string)
+  description = "ROTATION_MASTER_HOSTS: for each master secret without a host of its own (RDS-managed, username and password only), as rotated secrets write it in masterarn, the only \"host:port\" where secret-rotator uses it. Such a master not listed here is refused."
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for arn, address in var.master_secret_hosts :
+      can(regex("^[^=,\\s]+$", arn)) && can(regex("^[^=,:/\\s]+:[0-9]{1,5}$", address))
+    ])
+    error_message = "master_secret_hosts maps a master secret ARN (no '=', ',' or spaces) to \"host:port\"."
+  }
+}
+
 variable "secrets_kms_key_arns" {
   type        = list(string)
   description = "Customer-managed KMS keys that encrypt the rotated or master secrets (empty when they use the AWS managed key)."

@@ -28,6 +28,8 @@ pub struct DeployNotifier {
     pub queue_url: String,
     pub webhook: HttpServer,
     pub runtime: LambdaRuntime,
+    /// The environment the function runs with (to start more processes of it).
+    pub env: Vec<(String, String)>,
 }
 
 /// Options for [`DeployNotifier::start`].
@@ -70,6 +72,7 @@ impl DeployNotifier {
             queue_url: seeded.queue_url,
             webhook: seeded.webhook,
             runtime,
+            env: seeded.env,
         })
     }
 

@@ -117,6 +117,8 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.task.abort();
+        // The secret-leak check: no secret of any test belongs in what a webhook was sent.
+        crate::leaks::guard::texts_unowned(crate::leaks::from_server("a loopback server", self));
     }
 }
 
@@ -181,7 +183,7 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.shutdown().await;
 }
 
-async fn read_request(stream: &mut TcpStream) -> Option<RecordedRequest> {
+pub(crate) async fn read_request(stream: &mut TcpStream) -> Option<RecordedRequest> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let head_end = loop {

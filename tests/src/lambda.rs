@@ -21,6 +21,10 @@ pub struct LambdaRuntime {
     cargo_lambda: PathBuf,
     function_log: PathBuf,
     dir: tempfile::TempDir,
+    /// Every invocation's answer or error report, for the secret-leak check.
+    answers: std::sync::Mutex<Vec<String>>,
+    /// The AWS endpoint it uses, for the secret-leak check when it stops.
+    endpoint: Option<String>,
     _watch: Child,
     _function: Child,
 }
@@ -100,6 +104,8 @@ impl LambdaRuntime {
             cargo_lambda,
             function_log,
             dir,
+            answers: std::sync::Mutex::new(Vec::new()),
+            endpoint: crate::leaks::guard::endpoint_of(env),
             _watch: watch,
             _function: function,
         })
@@ -107,6 +113,13 @@ impl LambdaRuntime {
 
     /// Invokes the function with a JSON event.
     pub async fn invoke(&self, event: &Value) -> Result<Invocation> {
+        if let (Some(endpoint), Some(signature)) = (
+            &self.endpoint,
+            event["headers"]["x-watchkeeper-signature"].as_str(),
+        ) {
+            let hex = signature.trim_start_matches("sha256=");
+            crate::leaks::guard::secret_used(endpoint, hex);
+        }
         let file = self.dir.path().join("event.json");
         std::fs::write(&file, serde_json::to_vec(event)?)?;
         self.invoke_file(&file).await
@@ -141,6 +154,10 @@ impl LambdaRuntime {
         };
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{stdout}{stderr}"));
         if output.status.success() {
             Ok(Invocation {
                 ok: true,
@@ -166,11 +183,27 @@ impl LambdaRuntime {
         std::fs::read_to_string(&self.function_log).unwrap_or_default()
     }
 
+    /// Every invocation's answer or error report so far, as printed.
+    pub fn answers(&self) -> Vec<String> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The function's log lines that parse as JSON.
     pub fn json_logs(&self) -> Vec<Value> {
         self.logs()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+}
+
+impl Drop for LambdaRuntime {
+    fn drop(&mut self) {
+        if let Some(endpoint) = &self.endpoint {
+            crate::leaks::guard::texts(endpoint, crate::leaks::from_runtime(self));
+        }
     }
 }

@@ -5,7 +5,11 @@
 //! - [`postgres::Postgres`], [`mariadb::MariaDb`]: throwaway database servers with password auth.
 //! - [`lambda::LambdaRuntime`]: a built function binary served by the Lambda Runtime API emulator
 //!   of cargo-lambda, invoked with fixtures from `events/`.
+//! - [`runtime_api::RuntimeApi`]: a Lambda Runtime API the harness controls: many processes of one
+//!   function, short deadlines, processes killed mid-invocation.
 //! - [`http::HttpServer`]: loopback HTTP servers that answer, fail, hang, or record what they got.
+//! - [`faults::FaultyProxy`]: a proxy in front of the emulator that fails, throttles or hangs on cue.
+//! - [`leaks`]: the secret-leak check every integration and end-to-end test ends with.
 //!
 //! Nothing here talks to any address outside 127.0.0.0/8. Tools that are missing give an error
 //! saying what to install (`bash tests/setup.sh` installs all of them), never a hang.
@@ -14,8 +18,11 @@ pub mod budget;
 pub mod calls;
 pub mod deploy;
 pub mod export;
+pub mod faults;
+pub mod fuzz;
 pub mod http;
 pub mod lambda;
+pub mod leaks;
 pub mod mail;
 pub mod mariadb;
 pub mod moto;
@@ -24,6 +31,7 @@ pub mod postgres;
 pub mod process;
 pub mod rotation;
 pub mod runtime_api;
+pub mod timed_runtime;
 pub mod sweep;
 pub mod tls;
 

@@ -122,18 +122,37 @@ impl MariaDb {
         wait_for_port(addr, &mut child, Duration::from_secs(60), "mariadbd", &log).await?;
 
         let password = format!("maria-root-{}", std::process::id());
-        let mut setup = Command::new(&client);
-        setup
-            .arg("--no-defaults")
-            .arg(format!("--socket={}", socket.display()))
-            .args(["-u", "root", "-e"])
-            .arg(format!(
-                "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
-             ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{password}'; \
-             GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
-             ALTER USER 'root'@'localhost' IDENTIFIED BY '{password}';"
-            ));
-        run(setup, "mariadb root password").await?;
+        // The port answering is not proof that this server is up: on a busy machine another
+        // process's server can hold the port for a moment. The socket is this server's own, so
+        // wait for it to accept, and report the server's log if it died instead.
+        let mut attempt = 0;
+        loop {
+            let mut setup = Command::new(&client);
+            setup
+                .arg("--no-defaults")
+                .arg(format!("--socket={}", socket.display()))
+                .args(["-u", "root", "-e"])
+                .arg(format!(
+                    "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
+                 ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{password}'; \
+                 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
+                 ALTER USER 'root'@'localhost' IDENTIFIED BY '{password}';"
+                ));
+            match run(setup, "mariadb root password").await {
+                Ok(_) => break,
+                Err(e) if attempt < 40 && e.to_string().contains("Can't connect") => {
+                    if let Some(status) = child.try_wait()? {
+                        return crate::fail(format!(
+                            "mariadbd exited ({status}) before accepting on its socket:\n{}",
+                            crate::process::tail(&log)
+                        ));
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Self {
             port,
             password,

@@ -25,6 +25,13 @@ pub struct Moto {
     _child: Child,
 }
 
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Before the emulator stops: the secret-leak check over everything the test did with it.
+        crate::leaks::guard::emulator_stopping(&self.endpoint);
+    }
+}
+
 impl Moto {
     /// Starts moto and waits until it answers. Fails with a clear message if moto is not installed.
     pub async fn start() -> Result<Self> {

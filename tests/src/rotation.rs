@@ -23,6 +23,8 @@ pub struct RotationWorld {
     pub queue_url: String,
     pub lambda_arn: String,
     pub runtime: LambdaRuntime,
+    /// The environment the function runs with (to start more processes of it).
+    pub env: Vec<(String, String)>,
 }
 
 impl RotationWorld {
@@ -40,6 +42,7 @@ impl RotationWorld {
         function_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let runtime = LambdaRuntime::start(FUNCTION, &function_env).await?;
         Ok(Self {
+            env: function_env,
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             moto,
             topic_arn,

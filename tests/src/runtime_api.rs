@@ -1,45 +1,141 @@
-//! A minimal Lambda Runtime API on loopback for benchmarks: it hands out queued events and
-//! timestamps what the function does, to the microsecond, on this side of the socket. Init is
-//! measured from process start to the function's first `GET /runtime/invocation/next` (the point
-//! where AWS ends the Init phase too); an invocation from the moment its event is sent to the
-//! moment its response (or error report) has arrived.
+//! A minimal Lambda Runtime API the harness controls, for what the cargo-lambda emulator
+//! ([`crate::lambda`]) does not let a test do: run several processes of one function against one
+//! queue of invocations (Lambda scaling out), give each invocation a short deadline, and kill a
+//! process at any point of an invocation and start another one.
 //!
-//! It speaks only what a runtime client sends: HTTP/1.1 with keep-alive, bodies with
-//! `Content-Length` or chunked. cargo-lambda's emulator (used by the tests) cannot say when the
-//! first request arrived; this one can.
+//! The protocol is Lambda's: `GET /2018-06-01/runtime/invocation/next` (long poll, the event with
+//! its request id, deadline and function ARN headers), then `POST .../<id>/response` or
+//! `.../<id>/error`. One request per connection, as in [`crate::http`].
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::process::{Child, Command};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
 
+use crate::http::read_request;
+use crate::paths::function_binary;
+use crate::process::spawn_logged;
 use crate::{Result, fail};
 
-/// One answered invocation.
+/// An invocation's outcome, as the function reported it.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The handler returned `Ok` (posted to `/response`).
     pub ok: bool,
+    /// The response body, or the error report (`{"errorType": ..., "errorMessage": ...}`).
     pub body: String,
-    /// From sending the event to receiving the answer.
-    pub took: Duration,
 }
 
-#[derive(Default)]
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+struct Pending {
+    id: String,
+    event: Vec<u8>,
+    reply: oneshot::Sender<Answer>,
+}
+
 struct Shared {
-    first_next: Option<Instant>,
-    answers: Vec<Answer>,
-    sent_at: Option<Instant>,
+    queue: Mutex<VecDeque<Pending>>,
+    arrived: Notify,
+    taken: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    deadline: Duration,
+    next_id: AtomicU64,
 }
 
 pub struct RuntimeApi {
     addr: SocketAddr,
-    events: mpsc::UnboundedSender<String>,
-    shared: Arc<Mutex<Shared>>,
-    changed: Arc<Notify>,
-    task: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl RuntimeApi {
+    /// An API on a free loopback port whose invocations each get `deadline` to run.
+    pub async fn start(deadline: Duration) -> Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            arrived: Notify::new(),
+            taken: Mutex::new(HashMap::new()),
+            deadline,
+            next_id: AtomicU64::new(1),
+        });
+        let task = tokio::spawn(serve(listener, shared.clone()));
+        Ok(Self { addr, shared, task })
+    }
+
+    /// Queues an event for whichever process asks next and waits up to `limit` for its answer;
+    /// `None` when no answer came (the process died or hung).
+    pub async fn invoke(&self, event: &Value, limit: Duration) -> Result<Option<Answer>> {
+        let (reply, answer) = oneshot::channel();
+        let id = format!(
+            "req-{:08}",
+            self.shared.next_id.fetch_add(1, Ordering::SeqCst)
+        );
+        lock(&self.shared.queue).push_back(Pending {
+            id,
+            event: serde_json::to_vec(event)?,
+            reply,
+        });
+        self.shared.arrived.notify_one();
+        match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(answer)) => Ok(Some(answer)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Forgets every queued and taken invocation (after a kill: Lambda would redeliver instead).
+    pub fn forget_pending(&self) {
+        lock(&self.shared.queue).clear();
+        lock(&self.shared.taken).clear();
+    }
+
+    /// Invocations a process has taken and not yet answered.
+    pub fn in_progress(&self) -> usize {
+        lock(&self.shared.taken).len()
+    }
+
+    /// Starts a process of the built function `name` polling this API, with `env` (and nothing
+    /// else from this process's environment but PATH and HOME). Killed when dropped.
+    pub fn spawn(&self, name: &str, env: &[(String, String)]) -> Result<FunctionProcess> {
+        let binary = function_binary(name)?;
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("function.log");
+        let mut command = Command::new(&binary);
+        command.env_clear();
+        for key in ["PATH", "HOME"] {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_LEVEL", "info")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let child = spawn_logged(command, &log)?;
+        Ok(FunctionProcess {
+            child,
+            log,
+            endpoint: crate::leaks::guard::endpoint_of(env),
+            _dir: dir,
+        })
+    }
 }
 
 impl Drop for RuntimeApi {
@@ -48,179 +144,118 @@ impl Drop for RuntimeApi {
     }
 }
 
-impl RuntimeApi {
-    pub async fn start() -> Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
-        let (events, queue) = mpsc::unbounded_channel();
-        let queue = Arc::new(tokio::sync::Mutex::new(queue));
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let changed = Arc::new(Notify::new());
-        let (s, c) = (shared.clone(), changed.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, queue.clone(), s.clone(), c.clone()));
-            }
-        });
-        Ok(Self {
-            addr,
-            events,
-            shared,
-            changed,
-            task,
-        })
+/// One process of a function.
+pub struct FunctionProcess {
+    child: Child,
+    log: PathBuf,
+    /// The AWS endpoint it uses, for the secret-leak check when it stops.
+    endpoint: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl FunctionProcess {
+    /// Kills the process at once (SIGKILL: no cleanup, as when Lambda ends a sandbox).
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
     }
 
-    /// The value of `AWS_LAMBDA_RUNTIME_API` for the function.
-    pub fn address(&self) -> String {
-        self.addr.to_string()
+    /// Everything it printed (JSON logs and EMF lines).
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits for the first `GET next`; returns when it arrived.
-    pub async fn first_next(&self, limit: Duration) -> Result<Instant> {
-        let until = Instant::now() + limit;
-        loop {
-            let notified = self.changed.notified();
-            if let Some(at) = lock(&self.shared).first_next {
-                return Ok(at);
-            }
-            if tokio::time::timeout_at(until.into(), notified)
-                .await
-                .is_err()
-            {
-                return fail("the function never asked for its first event");
-            }
-        }
-    }
-
-    /// Sends one event and waits for its answer.
-    pub async fn invoke(&self, event: &serde_json::Value, limit: Duration) -> Result<Answer> {
-        let before = lock(&self.shared).answers.len();
-        if self.events.send(event.to_string()).is_err() {
-            return fail("runtime API stopped");
-        }
-        let until = Instant::now() + limit;
-        loop {
-            let notified = self.changed.notified();
-            if let Some(answer) = lock(&self.shared).answers.get(before) {
-                return Ok(answer.clone());
-            }
-            if tokio::time::timeout_at(until.into(), notified)
-                .await
-                .is_err()
-            {
-                return fail("the function did not answer in time");
-            }
+    /// Fails if the process has exited (an init error or a crash).
+    pub fn check_alive(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => fail(format!("function exited ({status}):\n{}", self.logs())),
         }
     }
 }
 
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>;
-
-async fn serve(stream: TcpStream, queue: Queue, shared: Arc<Mutex<Shared>>, changed: Arc<Notify>) {
-    let _ = stream.set_nodelay(true);
-    let mut stream = BufReader::new(stream);
-    let mut counter = 0u64;
-    while let Ok(Some((method, path, body))) = read_request(&mut stream).await {
-        let now = Instant::now();
-        let reply = if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            {
-                let mut s = lock(&shared);
-                s.first_next.get_or_insert(now);
-            }
-            changed.notify_waiters();
-            let Some(event) = queue.lock().await.recv().await else {
-                return;
-            };
-            counter += 1;
-            let deadline = chrono::Utc::now().timestamp_millis() + 900_000;
-            lock(&shared).sent_at = Some(Instant::now());
-            format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                 lambda-runtime-aws-request-id: bench-{}-{counter}\r\n\
-                 lambda-runtime-deadline-ms: {deadline}\r\n\
-                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\n\
-                 lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\n\
-                 content-length: {}\r\n\r\n{event}",
-                std::process::id(),
-                event.len()
-            )
-        } else if method == "POST" && (path.ends_with("/response") || path.ends_with("/error")) {
-            {
-                let mut s = lock(&shared);
-                let took = s.sent_at.map(|t| now - t).unwrap_or_default();
-                s.answers.push(Answer {
-                    ok: path.ends_with("/response"),
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                    took,
-                });
-            }
-            changed.notify_waiters();
-            "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_string()
-        } else {
-            "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_string()
-        };
-        if stream.get_mut().write_all(reply.as_bytes()).await.is_err() {
-            return;
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        if let Some(endpoint) = &self.endpoint {
+            let log = crate::leaks::Outbound::new("a function process's log", self.logs());
+            crate::leaks::guard::texts(endpoint, vec![log]);
         }
     }
 }
 
-/// Reads one request: method, path and body (`Content-Length` or chunked).
-async fn read_request(
-    stream: &mut BufReader<TcpStream>,
-) -> std::io::Result<Option<(String, String, Vec<u8>)>> {
-    let mut line = String::new();
-    if stream.read_line(&mut line).await? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let (mut length, mut chunked) = (0usize, false);
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
     loop {
-        let mut header = String::new();
-        if stream.read_line(&mut header).await? == 0 {
-            return Ok(None);
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let Some((name, value)) = header.split_once(':') else {
-            continue;
-        };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-        if name == "content-length" {
-            length = value.parse().unwrap_or(0);
-        } else if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
-            chunked = true;
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            stream.read_line(&mut size).await?;
-            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-                .unwrap_or(0);
-            let mut chunk = vec![0; size + 2];
-            stream.read_exact(&mut chunk).await?;
-            chunk.truncate(size);
-            body.extend_from_slice(&chunk);
-            if size == 0 {
-                break;
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    connections.spawn(handle(stream, shared.clone()));
+                }
             }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
-    } else {
-        body.resize(length, 0);
-        stream.read_exact(&mut body).await?;
     }
-    Ok(Some((method, path, body)))
+}
+
+async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
+    let Some(request) = read_request(&mut stream).await else {
+        return;
+    };
+    let path = request.path.trim_start_matches("/2018-06-01/runtime");
+    if request.method == "GET" && path == "/invocation/next" {
+        let pending = loop {
+            let arrived = shared.arrived.notified();
+            if let Some(pending) = lock(&shared.queue).pop_front() {
+                break pending;
+            }
+            // A killed process's poll must not take the next event: stop waiting when the
+            // connection closes.
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                _ = arrived => {}
+                peeked = stream.peek(&mut byte) => {
+                    if !matches!(peeked, Ok(n) if n > 0) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        let deadline_ms = chrono::Utc::now().timestamp_millis()
+            + i64::try_from(shared.deadline.as_millis()).unwrap_or(i64::MAX);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {}\r\nLambda-Runtime-Deadline-Ms: {deadline_ms}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:harness\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            pending.id,
+            pending.event.len()
+        );
+        let mut answer = head.into_bytes();
+        answer.extend_from_slice(&pending.event);
+        if stream.write_all(&answer).await.is_ok() {
+            lock(&shared.taken).insert(pending.id, pending.reply);
+        } else {
+            // The poller went away before it got the event: keep it for the next one.
+            lock(&shared.queue).push_front(pending);
+            shared.arrived.notify_one();
+        }
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let mut parts = path.trim_start_matches("/invocation/").splitn(2, '/');
+    let (id, outcome) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if request.method == "POST" && (outcome == "response" || outcome == "error") {
+        if let Some(reply) = lock(&shared.taken).remove(id) {
+            let _ = reply.send(Answer {
+                ok: outcome == "response",
+                body: String::from_utf8_lossy(&request.body).into_owned(),
+            });
+        }
+    }
+    let _ = stream
+        .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        .await;
+    let _ = stream.shutdown().await;
 }

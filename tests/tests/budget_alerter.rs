@@ -348,6 +348,44 @@ async fn the_same_threshold_from_sns_and_the_daily_check_is_one_notification() {
     assert!(world.inbox().await.unwrap().is_empty());
 }
 
+/// A message anyone with sns:Publish on the topic could post, claiming a threshold no configured
+/// percentage matches: told once, but the real 80 % alert still goes out when spend gets there.
+#[tokio::test]
+async fn a_forged_threshold_does_not_silence_the_configured_ones() {
+    let world = BudgetWorld::start().await.unwrap();
+    world
+        .set_budgets(&seed_004("7.50", "1.00", "0.50", "0.20"))
+        .await
+        .unwrap();
+    let app = world.app(&[]).await.unwrap();
+    let day = "2026-11-20T15:00:00Z";
+    let mut forged =
+        budgets_event_at("budgets-cost-actual-80.json", "2026-11-20T14:02:11.123Z").unwrap();
+    if let Some(Value::String(text)) = forged.pointer_mut("/Records/0/Sns/Message") {
+        *text = text
+            .replace("Alert Threshold: > $20.00", "Alert Threshold: > $1,000,000")
+            .replace("ACTUAL Amount: $21.25", "ACTUAL Amount: $1,000,001");
+    }
+    let answer = app.handle(forged, &at(day)).await.unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "alerted", "{answer}");
+    let told = world.inbox().await.unwrap();
+    assert_eq!(told.len(), 1);
+    assert!(told[0].message.contains("disagree"), "{}", told[0].message);
+
+    world
+        .set_budgets(&seed_004("21.25", "1.00", "0.50", "0.20"))
+        .await
+        .unwrap();
+    let daily = app.daily_check(&at(day)).await.unwrap();
+    let told = world.inbox().await.unwrap();
+    assert_eq!(told.len(), 1, "{daily}");
+    assert!(
+        told[0].message.contains("has passed 80%"),
+        "{}",
+        told[0].message
+    );
+}
+
 #[tokio::test]
 async fn unparsable_messages_are_forwarded_verbatim_and_cost_explorer_outages_are_skipped() {
     let world = BudgetWorld::start().await.unwrap();
@@ -427,7 +465,7 @@ async fn unparsable_messages_are_forwarded_verbatim_and_cost_explorer_outages_ar
 async fn end_to_end_through_the_lambda_runtime() {
     let world = BudgetWorld::start().await.unwrap();
     world
-        .set_budgets(&seed_004("12.00", "5.30", "0.50", "0.20"))
+        .set_budgets(&seed_004("13.10", "5.30", "0.50", "0.20"))
         .await
         .unwrap();
     let runtime = LambdaRuntime::start(FUNCTION, &world.env(&[]))
@@ -453,9 +491,9 @@ async fn end_to_end_through_the_lambda_runtime() {
     let sms = world.sms().await.unwrap();
     assert_eq!(sms.len(), 1, "only the 100% one goes to SMS: {sms:?}");
     assert!(
-        sms[0]
-            .subject
-            .starts_with("Budget des-cloudwatch (AmazonCloudWatch) passed 100%: $5.12 of $5.00"),
+        sms[0].subject.starts_with(
+            "Budget des-cloudwatch (AmazonCloudWatch) passed 100%: 5.30 USD of 5.00 USD"
+        ),
         "{}",
         sms[0].subject
     );

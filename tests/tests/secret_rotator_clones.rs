@@ -92,13 +92,18 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
         assert!(answer.ok, "{step}: {}", answer.output);
     }
 
-    // A clone that lost a privilege fails testSecret; setSecret's retry repairs it.
-    pg.sql("postgres", "REVOKE app FROM app_clone")
+    // A clone that lost a setting fails testSecret; setSecret's retry repairs it. (One that lost
+    // its membership of `app` or its `role` setting is no longer recognisable as the clone: see
+    // secret_rotator_takeover.)
+    pg.sql("postgres", "ALTER ROLE app_clone RESET work_mem")
         .await
         .unwrap();
     let test = world.step(&secret, &token, "testSecret").await.unwrap();
     assert!(
-        !test.ok && test.output.contains("app_clone is not a member of app"),
+        !test.ok
+            && test
+                .output
+                .contains("app_clone lacks the setting work_mem of app"),
         "{}",
         test.output
     );
@@ -180,16 +185,23 @@ async fn mariadb_clone_over_tls_copies_every_grant_after_failed_attempts() {
     .await
     .unwrap();
     let ca_file = ca.ca_cert.display().to_string();
-    let world = RotationWorld::start(&[("DB_TLS", "verify-full"), ("DB_TLS_CA_FILE", &ca_file)])
-        .await
-        .unwrap();
-    let master = world
+    // An RDS-managed master (no host of its own) is bound to this server by configuration.
+    let binding = format!("des/mysql/master=127.0.0.1:{}", db.port());
+    let world = RotationWorld::start(&[
+        ("DB_TLS", "verify-full"),
+        ("DB_TLS_CA_FILE", &ca_file),
+        ("ROTATION_MASTER_HOSTS", &binding),
+    ])
+    .await
+    .unwrap();
+    world
         .create_secret(
             "des/mysql/master",
             &json!({"username": "root", "password": db.root_password()}),
         )
         .await
         .unwrap();
+    let master = "des/mysql/master";
     let secret = world
         .create_secret(
             "des/mysql/app",
@@ -220,8 +232,11 @@ async fn mariadb_clone_over_tls_copies_every_grant_after_failed_attempts() {
         "no half-made clone is left"
     );
 
-    // A connection lost mid-creation leaves a clone with some grants: the retry makes it again.
-    db.sql("CREATE TABLE dispatch.audit (id INT); CREATE USER 'app_clone'@'127.0.0.1' IDENTIFIED BY 'half-made-0'; GRANT SELECT ON dispatch.* TO 'app_clone'@'127.0.0.1'")
+    // A connection lost mid-creation leaves a clone (created and marked) with some grants: the
+    // retry makes it again.
+    db.sql("CREATE TABLE dispatch.audit (id INT); CREATE USER 'app_clone'@'127.0.0.1' IDENTIFIED BY 'half-made-0'; \
+            INSERT INTO watchkeeper.rotator_clones (user, host, clone_of) VALUES ('app_clone', '127.0.0.1', 'app'); \
+            GRANT SELECT ON dispatch.* TO 'app_clone'@'127.0.0.1'")
         .await
         .unwrap();
     for step in ["setSecret", "testSecret", "finishSecret"] {

@@ -288,14 +288,19 @@ async fn mariadb_escalation_attempts_are_refused_and_change_nothing() {
     )
     .await
     .unwrap();
-    let world = RotationWorld::start(PLAINTEXT).await.unwrap();
-    let master = world
+    // An RDS-managed master (no host of its own) is bound to this server by configuration.
+    let binding = format!("des/mysql/master=127.0.0.1:{}", db.port());
+    let world = RotationWorld::start(&[("DB_TLS", "disable"), ("ROTATION_MASTER_HOSTS", &binding)])
+        .await
+        .unwrap();
+    world
         .create_secret(
             "des/mysql/master",
             &json!({"username": "root", "password": db.root_password()}),
         )
         .await
         .unwrap();
+    let master = "des/mysql/master";
     let users = || {
         db.sql("SELECT GROUP_CONCAT(User, '@', Host, ':', authentication_string ORDER BY User, Host) FROM mysql.user")
     };

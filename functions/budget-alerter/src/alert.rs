@@ -44,16 +44,30 @@ pub struct Alert {
     /// Carries `sms=true` for the SMS subscription's filter policy.
     pub sms: bool,
     pub origin: Origin,
+    /// Whether the threshold is one of the configuration's and may enter the period record. A
+    /// notification's threshold that matches none (or whose figures cannot be checked against
+    /// the budget) is told once under its own key but never recorded: recorded, it would count
+    /// every lower configured threshold as told and silence them for the period.
+    pub recorded: bool,
+    /// Said in the notification, e.g. when the message's figures disagree with the budget's.
+    pub note: Option<String>,
 }
 
 impl Alert {
-    /// The key that makes this alert go out once, whoever notices it first.
+    /// The key that makes this alert go out once, whoever notices it first. An unrecorded
+    /// alert's key can never be a configured threshold's, so it cannot use up that one's send.
     pub fn key(&self) -> String {
+        let threshold = percent_text(self.threshold);
+        let threshold = if self.recorded {
+            threshold
+        } else {
+            format!("message-{threshold}")
+        };
         format!(
             "alert/{}/{}/{}/{}",
             key_segment(&self.budget),
             self.alert_type.key(),
-            percent_text(self.threshold),
+            threshold,
             self.period.key
         )
     }
@@ -94,7 +108,12 @@ impl PeriodRecord {
             .any(|t| t >= threshold)
     }
 
+    /// Records a configured threshold (and the lower ones passed with it); unrecorded alerts
+    /// leave the record as it is.
     pub fn record(&mut self, alert: &Alert) {
+        if !alert.recorded {
+            return;
+        }
         let set = match alert.alert_type {
             AlertType::Actual => &mut self.actual,
             AlertType::Forecasted => &mut self.forecasted,
@@ -143,6 +162,8 @@ pub fn daily(
             severity,
             sms,
             origin: Origin::DailyCheck,
+            recorded: true,
+            note: None,
         }
     };
     let actual = budget.actual.as_ref().zip(budget.actual_percent());
@@ -182,40 +203,61 @@ pub fn daily(
     alerts
 }
 
-/// The alert an AWS Budgets notification stands for. The threshold comes as an amount; it is
-/// matched to a configured percentage when it is one (to the cent), so that the notification and
-/// the daily check share a key.
+/// The configured thresholds `percent` has reached, lowest first.
+fn reached(config: &Config, alert_type: AlertType, percent: Decimal) -> Vec<Decimal> {
+    match alert_type {
+        AlertType::Actual => config
+            .thresholds
+            .iter()
+            .copied()
+            .filter(|t| percent >= *t)
+            .collect(),
+        AlertType::Forecasted => config
+            .forecast_percent
+            .filter(|t| percent >= *t)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The alert an AWS Budgets notification stands for. Anyone allowed to publish to the topic can
+/// write the message, so its figures are checked before they count:
+/// - when `DescribeBudgets` knows the budget (`budget`), the alert is graded and recorded by the
+///   budget's own actual or forecasted percentage (the highest configured threshold it has
+///   reached); a message claiming more than that is told once under its own key, unrecorded,
+///   saying that the figures disagree;
+/// - otherwise the message's threshold is matched to a configured percentage (to the cent) so
+///   that the notification and the daily check share a key; one matching none, or a message
+///   about another account (`foreign`), is told once under its own key and not recorded.
 pub fn from_message(
     config: &Config,
     message: &BudgetsMessage,
     budget: Option<&Budget>,
+    foreign: bool,
     at: DateTime<Utc>,
 ) -> Alert {
     let candidates = config
         .thresholds
         .iter()
         .chain(config.forecast_percent.iter());
-    let threshold = candidates
-        .copied()
-        .find(|t| {
-            // Checked: both amounts come from the message and may be anything.
-            let share = message.budgeted.share(*t).value;
-            share
-                .checked_sub(message.threshold.value)
-                .is_some_and(|gap| gap.abs() <= Decimal::new(1, 2))
-        })
+    let configured = candidates.copied().find(|t| {
+        // Checked: both amounts come from the message and may be anything.
+        let share = message.budgeted.share(*t).value;
+        share
+            .checked_sub(message.threshold.value)
+            .is_some_and(|gap| gap.abs() <= Decimal::new(1, 2))
+    });
+    let claimed = configured
         .or_else(|| message.threshold.percent_of(&message.budgeted))
-        .map(|t| t.round_dp(2).normalize())
-        .unwrap_or(Decimal::ONE_HUNDRED);
+        .map(|t| t.round_dp(2).normalize());
     let time_unit = budget
         .map(|b| b.time_unit)
         .or(message.time_unit)
         .unwrap_or(TimeUnit::Monthly);
-    let (severity, sms) = grade(config, message.alert_type, threshold);
-    Alert {
+    let mut alert = Alert {
         budget: message.budget_name.clone(),
         alert_type: message.alert_type,
-        threshold,
+        threshold: claimed.unwrap_or(Decimal::ONE_HUNDRED),
         period: time_unit.period(at),
         time_unit,
         percent: message.amount.percent_of(&message.budgeted),
@@ -223,111 +265,52 @@ pub fn from_message(
         limit: message.budgeted.clone(),
         amount: message.amount.clone(),
         also_past: Vec::new(),
-        severity,
-        sms,
+        severity: Severity::Warning,
+        sms: false,
         origin: Origin::Budgets,
+        recorded: configured.is_some() && !foreign,
+        note: None,
+    };
+    let own = budget.and_then(|b| match message.alert_type {
+        AlertType::Actual => b.actual.clone().zip(b.actual_percent()),
+        AlertType::Forecasted => b.forecast.clone().zip(b.forecast_percent()),
+    });
+    let mut graded_by = alert.threshold;
+    if let (Some(b), Some((amount, percent))) = (budget, own) {
+        let disagree = format!(
+            "The AWS Budgets notification's figures ({} {} of {}, threshold {}) disagree with the budget's own ({amount} of {}, {}%); this alert uses the budget's.",
+            message.alert_type.as_str(),
+            message.amount,
+            message.budgeted,
+            message.threshold,
+            b.limit,
+            percent_text(percent)
+        );
+        let mut crossed = reached(config, message.alert_type, percent);
+        let top = crossed.pop();
+        match top {
+            Some(top) if claimed.is_none_or(|c| c <= top) => {
+                if configured != Some(top) {
+                    alert.note = Some(disagree);
+                }
+                alert.threshold = top;
+                alert.also_past = crossed;
+                alert.recorded = true;
+            }
+            // The message claims a threshold the budget has not reached: told, not recorded.
+            _ => {
+                alert.note = Some(disagree);
+                alert.recorded = false;
+            }
+        }
+        graded_by = top.unwrap_or(percent);
+        alert.limit = b.limit.clone();
+        alert.amount = amount;
+        alert.percent = Some(percent);
     }
+    (alert.severity, alert.sms) = grade(config, message.alert_type, graded_by);
+    alert
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::message::parse;
-    use watchkeeper_shared::config::Vars;
-
-    fn config(extra: &[(&'static str, &'static str)]) -> Config {
-        let base = [
-            ("STATE_BUCKET", "b"),
-            (
-                "NOTIFY_SNS_TOPIC_ARN",
-                "arn:aws:sns:us-east-1:123456789012:t",
-            ),
-        ];
-        Config::from_vars(&Vars::from_pairs(base.iter().chain(extra).copied())).unwrap()
-    }
-
-    fn message(budgeted: &str, threshold: &str, amount: &str, kind: &str) -> BudgetsMessage {
-        parse(&format!("Budget Name: des-monthly\nBudgeted Amount: {budgeted}\nAlert Type: {kind}\nAlert Threshold: > {threshold}\n{kind} Amount: {amount}\nfor the current month")).unwrap()
-    }
-
-    #[test]
-    fn message_thresholds_snap_to_configured_percentages() {
-        let c = config(&[]);
-        let at = "2026-11-20T10:00:00Z".parse().unwrap();
-        let a = from_message(
-            &c,
-            &message("$30.00", "$24.00", "$36.69", "ACTUAL"),
-            None,
-            at,
-        );
-        assert_eq!(
-            (a.threshold, a.severity, a.sms),
-            (Decimal::from(80), Severity::Critical, false)
-        );
-        assert_eq!(a.key(), "alert/des-monthly/actual/80/2026-11");
-        let a = from_message(&c, &message("$25", "$25.00", "$25.01", "ACTUAL"), None, at);
-        assert_eq!((a.severity, a.sms), (Severity::Critical, true));
-        let a = from_message(&c, &message("$100", "$33.33", "$40", "ACTUAL"), None, at);
-        assert_eq!(
-            (a.threshold.to_string(), a.severity),
-            ("33.33".to_string(), Severity::Warning)
-        );
-        let a = from_message(
-            &c,
-            &message("$25.00", "$25.00", "$27.5", "FORECASTED"),
-            None,
-            at,
-        );
-        assert_eq!(
-            (a.key().as_str(), a.severity, a.sms),
-            (
-                "alert/des-monthly/forecasted/100/2026-11",
-                Severity::Warning,
-                false
-            )
-        );
-        let sms_at_80 = config(&[("BUDGET_SMS_PERCENT", "80")]);
-        assert!(
-            from_message(
-                &sms_at_80,
-                &message("$30.00", "$24.00", "$25", "ACTUAL"),
-                None,
-                at
-            )
-            .sms
-        );
-    }
-
-    #[test]
-    fn extreme_message_amounts_do_not_panic() {
-        let c = config(&[]);
-        let at = "2026-11-20T10:00:00Z".parse().unwrap();
-        let max = "79,228,162,514,264,337,593,543,950,335";
-        for (b, t, a) in [
-            (max, &*format!("-{max}"), max),
-            ("$0", "$0", "$0"),
-            (max, max, "$0.0000000000000000000000000001"),
-        ] {
-            let alert = from_message(&c, &message(b, t, a, "ACTUAL"), None, at);
-            let _ = alert.key();
-        }
-    }
-
-    #[test]
-    fn records_cover_lower_thresholds() {
-        let mut record = PeriodRecord::default();
-        assert!(!record.covers(AlertType::Actual, Decimal::from(50)));
-        let c = config(&[]);
-        let a = from_message(
-            &c,
-            &message("$30.00", "$24.00", "$25", "ACTUAL"),
-            None,
-            "2026-11-20T10:00:00Z".parse().unwrap(),
-        );
-        record.record(&a);
-        assert!(record.covers(AlertType::Actual, Decimal::from(50)));
-        assert!(record.covers(AlertType::Actual, Decimal::from(80)));
-        assert!(!record.covers(AlertType::Actual, Decimal::from(100)));
-        assert!(!record.covers(AlertType::Forecasted, Decimal::from(50)));
-    }
-}
+mod tests;

@@ -207,7 +207,18 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             .filter(|b| !b.services.is_empty() && self.config.watches(&b.name))
             .cloned()
             .collect();
-        let alert = alert::from_message(&self.config, &parsed, budget, record.sent_at(ctx.now));
+        let foreign = match (&parsed.account, &account) {
+            (Some(named), Some(own)) => named != own,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let alert = alert::from_message(
+            &self.config,
+            &parsed,
+            budget,
+            foreign,
+            record.sent_at(ctx.now),
+        );
         let told = self
             .state
             .load::<PeriodRecord>(&PeriodRecord::key(&alert.budget, &alert.period))
@@ -247,16 +258,18 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         let sent = self.send(&alert.key(), &n, &ctx.deadline).await?;
         // After the send: a failed write is repaired by the next run, whose send of the same key
         // is then a no-op.
-        self.state
-            .modify(
-                &PeriodRecord::key(&alert.budget, &alert.period),
-                |current: Option<PeriodRecord>| {
-                    let mut record = current.unwrap_or_default();
-                    record.record(alert);
-                    record
-                },
-            )
-            .await?;
+        if alert.recorded {
+            self.state
+                .modify(
+                    &PeriodRecord::key(&alert.budget, &alert.period),
+                    |current: Option<PeriodRecord>| {
+                        let mut record = current.unwrap_or_default();
+                        record.record(alert);
+                        record
+                    },
+                )
+                .await?;
+        }
         run.alerts.push(json!({"key": alert.key(), "subject": n.subject_line(), "severity": alert.severity, "sms": alert.sms, "sent": sent > 0}));
         Ok(sent)
     }

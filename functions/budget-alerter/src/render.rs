@@ -39,14 +39,21 @@ pub fn notification(
         .map(|p| format!(" ({}%)", percent_text(p)))
         .unwrap_or_default();
     let threshold = percent_text(alert.threshold);
+    // An unrecorded threshold is the notification's claim, not a configured one the figures
+    // confirm: worded as reported.
+    let (passed, has_passed) = if alert.recorded {
+        ("passed", "has passed")
+    } else {
+        ("reported past", "is reported past")
+    };
     let (subject, lead) = match alert.alert_type {
         AlertType::Actual => (
             format!(
-                "Budget {name} passed {threshold}%: {} of {}",
+                "Budget {name} {passed} {threshold}%: {} of {}",
                 alert.amount, alert.limit
             ),
             format!(
-                "Budget {name} has passed {threshold}% of its {} limit: {} of {} spent{percent} in {}.",
+                "Budget {name} {has_passed} {threshold}% of its {} limit: {} of {} spent{percent} in {}.",
                 alert.time_unit.as_word(),
                 alert.amount,
                 alert.limit,
@@ -74,6 +81,9 @@ pub fn notification(
             .map(|t| format!("{}%", percent_text(*t)))
             .collect();
         text.push_str(&format!(" It is also past {}.", past.join(" and ")));
+    }
+    if let Some(note) = &alert.note {
+        text.push_str(&format!("\n\n{note}"));
     }
     text.push_str("\n\n");
     let mut facts = vec![("Budget", alert.budget.clone())];

@@ -8,6 +8,7 @@ use watchkeeper_shared::config::{ConfigError, Vars};
 use watchkeeper_shared::notify::NotifyConfig;
 
 use crate::database::{Settings, TlsMode, load_roots};
+use crate::master_hosts::MasterHosts;
 use crate::rotation::Policy;
 
 /// Characters left out of generated passwords by default: they break connection strings and
@@ -20,7 +21,8 @@ pub struct Config {
     pub state_bucket: String,
     pub notify: NotifyConfig,
     /// `ROTATION_PASSWORD_LENGTH` (32) and `ROTATION_EXCLUDE_CHARACTERS` (`:/@"'\`); `DB_TLS`
-    /// (`verify-full` default, or `disable`).
+    /// (`verify-full` default, or `disable`); `ROTATION_MASTER_HOSTS` (`<masterarn>=<host>:<port>`,
+    /// comma-separated: where each master secret without a host of its own may be used).
     pub policy: Policy,
     /// `DB_TLS_CA_FILE` (the RDS CA bundle), `DB_CONNECT_TIMEOUT_MS` (5000),
     /// `DB_STATEMENT_TIMEOUT_MS` (10000), `DB_LOCK_TIMEOUT_MS` (5000).
@@ -69,6 +71,10 @@ impl Config {
                     .optional("ROTATION_EXCLUDE_CHARACTERS")
                     .unwrap_or_else(|| DEFAULT_EXCLUDED.to_string()),
                 default_tls,
+                master_hosts: MasterHosts::parse(
+                    &vars.optional("ROTATION_MASTER_HOSTS").unwrap_or_default(),
+                )
+                .map_err(|problem| ConfigError::new("ROTATION_MASTER_HOSTS", problem))?,
             },
             db: Settings {
                 roots,
@@ -112,6 +118,7 @@ mod tests {
             ("DB_TLS", "prefer"),
             ("DB_TLS_CA_FILE", "/no/such/bundle.pem"),
             ("DB_LOCK_TIMEOUT_MS", "0"),
+            ("ROTATION_MASTER_HOSTS", "arn:m=db.internal"),
         ] {
             assert_eq!(
                 Config::from_vars(&vars(&[(name, value)]))

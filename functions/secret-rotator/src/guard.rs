@@ -7,6 +7,7 @@
 //! [`crate::database::SetPassword`].)
 
 use crate::error::RotationError;
+use crate::master_hosts::MasterHosts;
 use crate::secret_value::{CLONE_SUFFIX, DbSecret, MasterValue};
 
 /// The other user of an alternating pair: `app` <-> `app_clone`.
@@ -56,11 +57,31 @@ pub fn pending_matches_current(
 }
 
 /// The master's login, used at the rotated secret's engine, host and port only. A full master
-/// secret must name the same ones; an RDS-managed one (`username`/`password` only) takes them
-/// from the rotated secret.
-pub fn master_login(master: MasterValue, secret: &DbSecret) -> Result<DbSecret, RotationError> {
+/// secret must name the same ones; an RDS-managed one (`username`/`password` only) must be bound to
+/// that host and port (and TLS name) by `ROTATION_MASTER_HOSTS`, under the name `master_arn`
+/// (the rotated secret's `masterarn` as written): otherwise a secret naming any host would get the
+/// master's password sent there.
+pub fn master_login(
+    master: MasterValue,
+    master_arn: &str,
+    secret: &DbSecret,
+    hosts: &MasterHosts,
+) -> Result<DbSecret, RotationError> {
     match master {
-        MasterValue::LoginOnly { username, password } => Ok(secret.as_user(&username, &password)),
+        MasterValue::LoginOnly { username, password } => {
+            if !hosts.allows(
+                master_arn,
+                &secret.host,
+                secret.port,
+                secret.tls_server_name.as_deref(),
+            ) {
+                return Err(RotationError::Refused(
+                    "the master secret names no host and ROTATION_MASTER_HOSTS does not bind it to the rotated secret's host and port (and tls_server_name, if set): add <masterarn>=<host>:<port> for it there, or give the master secret its own engine, host and port"
+                        .into(),
+                ));
+            }
+            Ok(secret.as_user(&username, &password))
+        }
         MasterValue::Full(master) => {
             if master.endpoint() != secret.endpoint() {
                 return Err(RotationError::Refused(
@@ -128,14 +149,36 @@ mod tests {
     fn masters_must_match_or_take_the_secret_endpoint() {
         let secret = db(CURRENT);
         let rds_managed =
-            parse_master(&Secret::new(r#"{"username":"root","password":"m"}"#.into())).unwrap();
-        let login = master_login(rds_managed, &secret).unwrap();
+            || parse_master(&Secret::new(r#"{"username":"root","password":"m"}"#.into())).unwrap();
+        let bound = MasterHosts::parse("arn:m=DB.internal:5432").unwrap();
+        let login = master_login(rds_managed(), "arn:m", &secret, &bound).unwrap();
         assert_eq!(
             (login.username.as_str(), login.endpoint()),
             ("root", secret.endpoint())
         );
+        for (arn, hosts) in [
+            ("arn:m", MasterHosts::default()),
+            (
+                "arn:m",
+                MasterHosts::parse("arn:m=db.internal:5433").unwrap(),
+            ),
+            (
+                "arn:m",
+                MasterHosts::parse("arn:m=other.internal:5432").unwrap(),
+            ),
+            ("arn:other", bound.clone()),
+        ] {
+            let err = master_login(rds_managed(), arn, &secret, &hosts).unwrap_err();
+            assert!(matches!(err, RotationError::Refused(_)), "{hosts:?}");
+            assert!(err.to_string().contains("ROTATION_MASTER_HOSTS"));
+        }
+        let renamed = db(&CURRENT.replace(
+            "\"port\":5432",
+            "\"port\":5432,\"tls_server_name\":\"evil.example\"",
+        ));
+        assert!(master_login(rds_managed(), "arn:m", &renamed, &bound).is_err());
         let same = parse_master(&Secret::new(r#"{"engine":"postgres","host":"DB.internal","port":5432,"username":"root","password":"m"}"#.into())).unwrap();
-        assert!(master_login(same, &secret).is_ok());
+        assert!(master_login(same, "arn:m", &secret, &MasterHosts::default()).is_ok());
         for other in [
             r#"{"engine":"postgres","host":"other.internal","port":5432,"username":"root","password":"m"}"#,
             r#"{"engine":"postgres","host":"db.internal","port":6543,"username":"root","password":"m"}"#,
@@ -144,7 +187,7 @@ mod tests {
             let master = parse_master(&Secret::new(other.into())).unwrap();
             assert!(
                 matches!(
-                    master_login(master, &secret),
+                    master_login(master, "arn:m", &secret, &bound),
                     Err(RotationError::Refused(_))
                 ),
                 "{other}"

@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod guard;
 pub mod handler;
+pub mod master_hosts;
 pub mod rotation;
 pub mod secret_value;
 pub mod secrets;

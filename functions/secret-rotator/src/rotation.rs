@@ -16,6 +16,7 @@ use crate::database::{Database, TlsMode};
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::guard;
+use crate::master_hosts::MasterHosts;
 use crate::secret_value::{self, ApiKeySecret, SecretKind};
 use crate::secrets::{CURRENT, Description, PENDING, SecretsApi};
 
@@ -26,6 +27,8 @@ pub struct Policy {
     pub password_length: i64,
     pub exclude_characters: String,
     pub default_tls: TlsMode,
+    /// `ROTATION_MASTER_HOSTS`: where host-less master secrets may be used.
+    pub master_hosts: MasterHosts,
 }
 
 pub struct Rotator<A, D, N> {

@@ -11,10 +11,14 @@
 //! 1. the pending version names the same engine, host, port, database and master secret as
 //!    AWSCURRENT, and its user is the current user or its counterpart of the pair;
 //! 2. AWSCURRENT logs in (its writer knows a working credential of that user);
-//! 3. the master secret names the same engine, host and port (an RDS-managed one, username and
-//!    password only, is used at the rotated secret's);
+//! 3. the master secret names the same engine, host and port; an RDS-managed one (username and
+//!    password only) is used only where `ROTATION_MASTER_HOSTS` binds it: the rotated secret's host
+//!    and port (and `tls_server_name`, if set) must be the bound ones;
 //! 4. in the database, as the master: neither user is, or can act as, the master user or an
-//!    administrative role (see [`crate::database::SetPassword`]).
+//!    administrative role (see [`crate::database::SetPassword`]);
+//! 5. an existing `<user>_clone`, whether its password is to be set or it is the current user
+//!    going back to `<user>`, is the rotator's clone of `<user>` (marked so when it was created):
+//!    a role or user that merely shares the name is neither taken over nor dropped.
 //!
 //! The master's AWSPENDING is tried when its AWSCURRENT is refused (a master mid-rotation).
 
@@ -102,12 +106,19 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         let master_arn = pending.masterarn.as_deref().unwrap_or_default();
         let original = pending.original_username();
         let request_clone_of = (pending.username != original).then_some(original);
+        let current_clone = (pending.username == original && current.username != original)
+            .then_some(current.username.as_str());
         let mut tried = 0;
         for stage in [CURRENT, PENDING] {
             let Some(value) = self.secrets.value(master_arn, None, stage).await? else {
                 continue;
             };
-            let master = guard::master_login(secret_value::parse_master(&value)?, pending)?;
+            let master = guard::master_login(
+                secret_value::parse_master(&value)?,
+                master_arn,
+                pending,
+                &self.policy.master_hosts,
+            )?;
             tried += 1;
             let forbidden = [master.username.as_str()];
             let request = SetPassword {
@@ -115,6 +126,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                 password: &pending.password,
                 clone_of: request_clone_of,
                 forbidden: &forbidden,
+                current_clone,
             };
             match self
                 .db
@@ -193,6 +205,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                 password: &pending.password,
                 clone_of: None,
                 forbidden: &[],
+                current_clone: None,
             };
             self.db
                 .set_password(&candidate.credentials(self.policy.default_tls), &request)

@@ -4,7 +4,8 @@
 //! `ExportTaskAlreadyExists` for its deterministic identifier. The claim in the state store only
 //! keeps two concurrent invocations from both counting a free slot and starting past the quota;
 //! a claim that cannot be read or written never blocks an export (the identifier still makes a
-//! second start harmless).
+//! second start harmless). The index object is the caller's to write (`write_index`), after
+//! whatever it has to say about the start.
 
 use chrono::{Datelike, Utc};
 use watchkeeper_shared::deadline::Deadline;
@@ -73,8 +74,6 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
             .iter()
             .find(|t| t.id == id || t.source_arn == snapshot.arn)
         {
-            // Refreshed on every visit: a lost index write is repaired by the next one.
-            self.write_index(snapshot, task).await?;
             return Ok(Outcome::AlreadyDone(Some(task.clone())));
         }
         let claim_key = format!("exports/{id}");
@@ -106,7 +105,6 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
                 slots.active += 1;
                 self.complete(holding, &claim_key).await;
                 tracing::info!(snapshot = %snapshot.arn, task = %task.id, location = %task.location(), "export started");
-                self.write_index(snapshot, &task).await?;
                 Ok(Outcome::Started(task))
             }
             Ok(Started::AlreadyExists) => {
@@ -152,7 +150,9 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
         }
     }
 
-    /// The index object beside the export's folder: `<prefix>/<task id>.index.json`.
+    /// The index object beside the export's folder: `<prefix>/<task id>.index.json`. Written by
+    /// the caller after `export` (once its notice is out, so a failed write cannot lose it) and
+    /// on every later visit and the export's finish, so a lost write is repaired.
     pub async fn write_index(
         &self,
         snapshot: &Snapshot,

@@ -16,7 +16,7 @@ use crate::exporter::{Exporter, Outcome, Slots, rds_error};
 use crate::identifier::export_identifier;
 use crate::notice::{self, SOURCE};
 use crate::objects::Objects;
-use crate::rds::{ExportTask, Rds, Snapshot};
+use crate::rds::{ExportTask, Rds, Snapshot, TaskStatus};
 
 /// One invocation: its deadline (claims and sends are bounded by it) and what it did, for its
 /// EMF line.
@@ -232,18 +232,35 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         };
         match outcome {
             Outcome::Started(task) => {
-                self.send(
-                    &format!("started/{}", task.id),
-                    &notice::started(&snapshot, &task, &self.region),
-                    run,
-                )
-                .await?;
+                self.tell_started(&snapshot, &task, run).await?;
                 Ok(answer("started", json!({"location": task.location()})))
             }
-            Outcome::AlreadyDone(task) => Ok(answer(
-                "already-exported",
-                json!({"status": task.map(|t| t.status.as_str().to_string())}),
-            )),
+            Outcome::AlreadyDone(task) => {
+                // A retry of a start whose notice or index write failed, or whose process died
+                // after StartExportTask: the notice is sent now (once, by its key).
+                let task = match task {
+                    Some(task) => Some(task),
+                    None => self.our_task(&snapshot).await?,
+                };
+                let status = task.as_ref().map(|t| t.status.as_str().to_string());
+                let mut notice_sent = false;
+                if let Some(task) = &task {
+                    if task.id == export_identifier(&snapshot.arn)
+                        && matches!(
+                            task.status,
+                            TaskStatus::Starting | TaskStatus::InProgress | TaskStatus::Complete
+                        )
+                    {
+                        notice_sent = self.tell_started(&snapshot, task, run).await?;
+                    } else {
+                        self.exporter.write_index(&snapshot, task).await?;
+                    }
+                }
+                Ok(answer(
+                    "already-exported",
+                    json!({"status": status, "started_notice_sent": notice_sent}),
+                ))
+            }
             Outcome::InFlight => Err(ExportError::InFlight(snapshot.arn.clone())),
             Outcome::Deferred { active } => {
                 deferred::update(
@@ -258,6 +275,38 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 ))
             }
         }
+    }
+
+    /// Says the export started (once per task, by the key `started/{task id}`), then writes its
+    /// index object. The notice goes first: a failed index write fails the invocation and its
+    /// retry rewrites the index, while the notice is not sent twice. True when sent now.
+    async fn tell_started(
+        &self,
+        snapshot: &Snapshot,
+        task: &ExportTask,
+        run: &Run,
+    ) -> Result<bool, ExportError> {
+        let sent = self
+            .send(
+                &format!("started/{}", task.id),
+                &notice::started(snapshot, task, &self.region),
+                run,
+            )
+            .await?;
+        self.exporter.write_index(snapshot, task).await?;
+        Ok(sent)
+    }
+
+    /// The export task with this function's identifier for `snapshot`, as RDS lists it now.
+    async fn our_task(&self, snapshot: &Snapshot) -> Result<Option<ExportTask>, ExportError> {
+        let id = export_identifier(&snapshot.arn);
+        let tasks = self
+            .exporter
+            .rds
+            .export_tasks(Some(&snapshot.arn))
+            .await
+            .map_err(rds_error)?;
+        Ok(tasks.into_iter().find(|t| t.id == id))
     }
 
     /// `Exporter::export`, counted, with an alert when RDS refuses for a reason a person must fix.

@@ -72,11 +72,16 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                     continue;
                 }
             };
+            // Kept on anything but a started or existing export (throttling, the export quota,
+            // a refusal to fix): the weekly run only exports each source's newest snapshot, so
+            // this list is the deferred older snapshot's only way to S3.
             if self
                 .export_one(&snapshot, &mut tasks, &mut slots, &mut report, run)
                 .await?
             {
                 done.push(entry.arn);
+            } else {
+                tracing::warn!(snapshot = %entry.arn, "deferred snapshot not exported this run; kept for the next");
             }
         }
 
@@ -133,6 +138,8 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 run,
             )
             .await?;
+            // Not settled (deferred, or the start failed for now): listed, so a newer snapshot
+            // taking its place as the newest does not leave it behind.
             if let Some(newest) = newest {
                 if !self
                     .export_one(newest, &mut tasks, &mut slots, &mut report, run)
@@ -194,7 +201,9 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         Ok(selected)
     }
 
-    /// Exports one snapshot into the report. `false` when it was deferred.
+    /// Exports one snapshot into the report. True when it needs no further run (its export
+    /// started or exists); false when it was deferred, is being started by another invocation,
+    /// or could not be started (the error is in the report), so a deferred entry is kept.
     async fn export_one(
         &self,
         snapshot: &Snapshot,
@@ -214,9 +223,14 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 report
                     .exported
                     .push(format!("{line} -> {}", task.location()));
+                self.index(snapshot, &task, &line, report).await;
                 tasks.push(task);
             }
             Ok(Outcome::AlreadyDone(task)) => {
+                if let Some(task) = &task {
+                    // Refreshed on every visit: a lost index write is repaired by the next one.
+                    self.index(snapshot, task, &line, report).await;
+                }
                 let status = task.as_ref().map(|t| t.status.clone());
                 if !matches!(status, Some(TaskStatus::Failed | TaskStatus::Canceled)) {
                     let status = status
@@ -225,9 +239,12 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                     report.already_done.push(format!("{line} ({status})"));
                 }
             }
-            Ok(Outcome::InFlight) => report
-                .already_done
-                .push(format!("{line} (being started by another invocation)")),
+            Ok(Outcome::InFlight) => {
+                report
+                    .already_done
+                    .push(format!("{line} (being started by another invocation)"));
+                return Ok(false);
+            }
             Ok(Outcome::Deferred { active }) => {
                 report.deferred.push(format!(
                     "{line} ({active} exports running, at most {})",
@@ -238,11 +255,25 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             Err(
                 e @ (ExportError::Start { .. } | ExportError::Rds(_) | ExportError::Objects(_)),
             ) => {
-                report.errors.push(format!("{line}: {e}"));
+                report
+                    .errors
+                    .push(format!("{line}: {e} (tried again next run)"));
+                return Ok(false);
             }
             Err(other) => return Err(other),
         }
         Ok(true)
+    }
+
+    /// Writes an export's index object; a failure is reported, not fatal: the export runs, and
+    /// its finish (or the next run's visit) writes the index again.
+    async fn index(&self, snapshot: &Snapshot, task: &ExportTask, line: &str, report: &mut Report) {
+        if let Err(e) = self.exporter.write_index(snapshot, task).await {
+            tracing::warn!(snapshot = %snapshot.arn, task = %task.id, error = %e, "index object not written; rewritten when the export finishes");
+            report
+                .errors
+                .push(format!("{line}: index object not written: {e}"));
+        }
     }
 
     /// Reports the source's most recent export when it failed, was canceled, or runs too long.

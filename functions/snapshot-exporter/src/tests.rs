@@ -98,11 +98,23 @@ impl Rds for FakeRds {
     }
 }
 
+/// The objects written, and how many of the next puts fail (retryably).
 #[derive(Default)]
-struct FakeObjects(Mutex<HashMap<String, ExportIndex>>);
+struct FakeObjects(Mutex<HashMap<String, ExportIndex>>, Mutex<usize>);
 
 impl Objects for FakeObjects {
     async fn put_json(&self, key: &str, value: &ExportIndex) -> Result<(), AwsError> {
+        let mut failing = self.1.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            return Err(AwsError {
+                operation: "s3:PutObject",
+                code: "SlowDown".into(),
+                message: "reduce your request rate".into(),
+                status: Some(503),
+                retryable: true,
+            });
+        }
         self.0.lock().unwrap().insert(key.into(), value.clone());
         Ok(())
     }
@@ -354,4 +366,107 @@ async fn an_export_that_outlives_its_snapshot_is_reported_from_its_index() {
         sent.last().map(|n| n.resource.clone()),
         Some(Some("des-db".to_string()))
     );
+}
+
+fn started_notices(app: &TestApp) -> usize {
+    app.notifier()
+        .notifications()
+        .iter()
+        .filter(|n| n.subject.starts_with("RDS export started"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_failed_index_write_after_the_start_still_tells_the_start_once() {
+    let app = app(FakeRds::default());
+    *app.exporter.objects.1.lock().unwrap() = 1;
+    let err = app
+        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    // Lambda's retry finds the task (STARTING): already exported, and the index is written.
+    let answer = app
+        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "already-exported", "{answer}");
+    assert_eq!(started_notices(&app), 1);
+    assert_eq!(app.exporter.rds.tasks.lock().unwrap().len(), 1);
+    let task = app.exporter.rds.tasks.lock().unwrap()[0].clone();
+    assert!(
+        app.exporter
+            .objects
+            .0
+            .lock()
+            .unwrap()
+            .contains_key(&crate::exporter::index_key(&task))
+    );
+    // A third delivery says nothing new.
+    app.handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(started_notices(&app), 1);
+}
+
+#[tokio::test]
+async fn a_failed_started_notice_is_sent_by_the_retry() {
+    let app = app(FakeRds::default());
+    app.notifier().fail_next();
+    let err = app
+        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(started_notices(&app), 0);
+    let answer = app
+        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "already-exported", "{answer}");
+    assert_eq!(answer["started_notice_sent"], true, "{answer}");
+    assert_eq!(started_notices(&app), 1);
+}
+
+#[tokio::test]
+async fn a_deferred_snapshot_whose_retry_fails_for_now_stays_deferred() {
+    use crate::deferred::{self, DeferredSnapshot};
+    let now = Utc::now();
+    let rds = FakeRds {
+        snapshot_time: Some(now - chrono::Duration::hours(2)),
+        ..FakeRds::default()
+    };
+    *rds.start_error.lock().unwrap() = Some(AwsError {
+        operation: "rds:StartExportTask",
+        code: "ExportTaskLimitReachedFault".into(),
+        message: "too many export tasks".into(),
+        status: Some(400),
+        retryable: false,
+    });
+    let app = app(rds);
+    deferred::update(
+        &app.exporter.state,
+        &[DeferredSnapshot::of(&snapshot(Some(now)))],
+        &[],
+    )
+    .await;
+    let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let report = app.handle(weekly, minute(), now).await.unwrap();
+    assert!(
+        report["errors"].as_array().is_some_and(|e| !e.is_empty()),
+        "{report}"
+    );
+    let kept = deferred::load(&app.exporter.state).await;
+    assert!(kept.iter().any(|s| s.arn == ARN), "{kept:?}");
+
+    // Once the quota frees, the next run starts it and the entry goes.
+    *app.exporter.rds.start_error.lock().unwrap() = None;
+    let weekly = json!({"id": "w-2", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let report = app.handle(weekly, minute(), now).await.unwrap();
+    assert_eq!(
+        report["exported"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert!(deferred::load(&app.exporter.state).await.is_empty());
 }

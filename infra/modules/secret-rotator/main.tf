@@ -153,6 +153,7 @@ module "function" {
     ROTATION_EXCLUDE_CHARACTERS = var.exclude_characters
     DB_TLS                      = var.db_tls
     DB_TLS_CA_FILE              = var.rds_ca_bundle_path == "" ? "" : local.ca_file
+    ROTATION_MASTER_HOSTS       = join(",", [for arn, address in var.master_secret_hosts : "${arn}=${address}"])
     DB_CONNECT_TIMEOUT_MS       = "5000"
     DB_STATEMENT_TIMEOUT_MS     = "10000"
     DB_LOCK_TIMEOUT_MS          = "5000"

@@ -32,6 +32,12 @@ variable "master_secret_arns" {
   description = "Master secrets (alternating users), read only."
 }
 
+variable "master_secret_hosts" {
+  type        = map(string)
+  description = "ROTATION_MASTER_HOSTS: master secret without a host (as masterarn names it) => the \"host:port\" where it may be used."
+  default     = {}
+}
+
 variable "secrets_kms_key_arns" {
   type        = list(string)
   description = "Customer-managed keys of those secrets."

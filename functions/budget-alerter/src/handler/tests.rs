@@ -242,3 +242,77 @@ proptest::proptest! {
         }
     }
 }
+
+/// Anyone with sns:Publish on the topic can post a Budgets-shaped message. One claiming a
+/// threshold no configured percentage matches is told once, but it must not count the real
+/// 50/80/100 % thresholds as told, whether or not DescribeBudgets knows the budget then.
+#[tokio::test]
+async fn a_message_with_an_unconfigured_threshold_does_not_silence_the_real_ones() {
+    let forged = "Budget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $1,000,000.00\nACTUAL Amount: $1,000,001.00";
+    for budget_known in [true, false] {
+        let at_message = if budget_known {
+            vec![budget("des-monthly", "25", "7.50")]
+        } else {
+            Vec::new()
+        };
+        let app = app(&[("BUDGET_NAMES", "des-monthly")], at_message);
+        let answer = app.handle(sns(forged), &ctx()).await.unwrap();
+        assert_eq!(answer["records"][0]["outcome"], "alerted", "{answer}");
+        let again = app.handle(sns(forged), &ctx()).await.unwrap();
+        assert_eq!(
+            again["records"][0]["alerts"][0]["sent"], false,
+            "told once: {again}"
+        );
+        let sent = app.notifier.notifications();
+        assert_eq!(sent.len(), 1);
+        if budget_known {
+            assert!(sent[0].text.contains("disagree"), "{}", sent[0].text);
+            assert!(
+                sent[0].text.contains("7.50 USD of 25.00 USD"),
+                "{}",
+                sent[0].text
+            );
+            assert!(
+                sent[0].subject.contains("reported past"),
+                "{}",
+                sent[0].subject
+            );
+            assert_eq!(
+                sent[0].severity,
+                watchkeeper_shared::notify::Severity::Warning
+            );
+        }
+
+        *app.budgets.budgets.lock().unwrap() = vec![budget("des-monthly", "25", "21.25")];
+        app.daily_check(&ctx()).await.unwrap();
+        let sent = app.notifier.notifications();
+        assert_eq!(sent.len(), 2, "budget known: {budget_known}");
+        assert!(
+            sent[1].subject.contains("passed 80%"),
+            "{}",
+            sent[1].subject
+        );
+    }
+}
+
+/// With the budget known, a genuine notification is graded by the budget's own figures: a late
+/// 50 % message when spend is already at 85 % records 80 (and 50), so the daily check is quiet.
+#[tokio::test]
+async fn a_message_is_graded_and_recorded_by_the_budgets_own_figures() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "21.25")],
+    );
+    let late = "Budget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $12.50\nACTUAL Amount: $13.00";
+    app.handle(sns(late), &ctx()).await.unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].subject.contains("passed 80%"),
+        "{}",
+        sent[0].subject
+    );
+    assert!(sent[0].text.contains("disagree"), "{}", sent[0].text);
+    app.daily_check(&ctx()).await.unwrap();
+    assert_eq!(app.notifier.notifications().len(), 1);
+}

@@ -19,6 +19,7 @@ use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::secret::Secret;
 
 pub mod mysql;
+pub mod mysql_clones;
 pub mod mysql_grants;
 pub mod mysql_users;
 pub mod pg_roles;
@@ -168,6 +169,9 @@ pub struct SetPassword<'a> {
     pub clone_of: Option<&'a str>,
     /// Users that must never be altered or cloned: the master user itself.
     pub forbidden: &'a [&'a str],
+    /// Alternating, back to the original: the current user, `<user>_clone`. It must be the
+    /// rotator's clone of `user` (a role merely named so proves nothing about `user`).
+    pub current_clone: Option<&'a str>,
 }
 
 /// Connection settings shared by both engines.

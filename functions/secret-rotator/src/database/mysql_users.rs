@@ -12,13 +12,17 @@
 //!
 //! A clone is created on every host entry of the original with every grant of it copied
 //! (privileges, roles, `REQUIRE`, resource limits, `SET DEFAULT ROLE`); if a statement fails, what
-//! was created is dropped, and an existing clone whose grants differ is dropped and made again.
+//! the call created is dropped, and an existing clone whose grants differ is dropped and made
+//! again. An existing `<user>_clone` (the one to set, or the current user going back to `<user>`)
+//! must be marked as the rotator's clone of `<user>` (see [`super::mysql_clones`]); otherwise it
+//! is refused, never altered or dropped.
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use sha1::{Digest, Sha1};
 
 use super::mysql::{classify, classify_redacted, connect};
+use super::mysql_clones;
 use super::mysql_grants::{dangerous, granted_role, normalized, quote_account, retarget};
 use super::{Credentials, DbError, DbErrorKind, SetPassword, Settings, quote_literal};
 
@@ -84,6 +88,25 @@ async fn set_password_on(
             return Err(DbError::new(admin, DbErrorKind::Refused, why));
         }
     }
+    let pair = match (request.clone_of, request.current_clone) {
+        (Some(original), _) => Some((request.user, original)),
+        (None, Some(clone)) => Some((clone, request.user)),
+        (None, None) => None,
+    };
+    if let Some((clone, original)) = pair {
+        let clone_hosts = hosts_of(conn, admin, clone).await?;
+        if !clone_hosts.is_empty()
+            && !mysql_clones::is_clone_of(conn, admin, clone, original, &clone_hosts).await?
+        {
+            return Err(DbError::new(
+                admin,
+                DbErrorKind::Refused,
+                format!(
+                    "user {clone} exists but is not marked as the rotator's clone of {original} (watchkeeper.rotator_clones): the function neither alters, drops nor lets it stand for {original}; rename that user, or mark it if it is the clone"
+                ),
+            ));
+        }
+    }
     let mut hosts = hosts_of(conn, admin, request.user).await?;
     if let (Some(original), false) = (request.clone_of, hosts.is_empty()) {
         // A clone left half made (a failure its cleanup could not undo) is made again.
@@ -93,6 +116,9 @@ async fn set_password_on(
                 "clone's grants differ from the original's: recreating it"
             );
             drop_users(conn, request.user, &hosts).await.map_err(fail)?;
+            mysql_clones::unmark(conn, request.user, &hosts)
+                .await
+                .map_err(fail)?;
             hosts.clear();
         }
     }
@@ -122,6 +148,7 @@ async fn set_password_on(
             format!("user {original} to clone does not exist"),
         ));
     }
+    mysql_clones::ensure_table(conn, admin).await?;
     let mut created = Vec::new();
     let outcome = create_clone(
         conn,
@@ -135,7 +162,12 @@ async fn set_password_on(
     .await;
     if outcome.is_err() && !created.is_empty() {
         // All or nothing: a retry starts clean (or, if this fails too, repairs as above).
-        if let Err(e) = drop_users(conn, request.user, &created).await {
+        // Marks go only once their accounts are gone: an account left over stays recognisable.
+        let cleanup = match drop_users(conn, request.user, &created).await {
+            Ok(()) => mysql_clones::unmark(conn, request.user, &created).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = cleanup {
             tracing::warn!(error = %classify(admin, &e), "half-made clone could not be dropped");
         }
     }
@@ -159,6 +191,7 @@ async fn create_clone(
         .await
         .map_err(|e| classify_redacted(admin, &e))?;
         created.push(host.clone());
+        mysql_clones::mark(conn, admin, clone, host, original).await?;
         for grant in grants_of(conn, admin, original, host).await? {
             if let Some(statement) = retarget(&grant, original, clone, host) {
                 conn.query_drop(statement)

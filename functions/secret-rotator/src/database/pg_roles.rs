@@ -9,6 +9,11 @@
 //! A clone is created in one transaction: `CREATE ROLE ... LOGIN PASSWORD`, `GRANT <user>`, the
 //! original's per-role settings, and `SET role = <user>`, so the clone's sessions act as `<user>`
 //! and whatever they create is owned by `<user>`, readable after the next flip.
+//!
+//! An existing `<user>_clone` is only altered (or, as the current user, lets `<user>` be altered)
+//! when it is such a clone: a member of `<user>` with the setting `role = <user>`. A role that
+//! merely has the name is refused, never taken over. The clone is created and marked in the same
+//! transaction, so no call leaves an unmarked clone behind.
 
 use tokio_postgres::{Client, GenericClient};
 
@@ -35,6 +40,24 @@ pub async fn set_password(
     for role in [Some(request.user), request.clone_of].into_iter().flatten() {
         if let Some(why) = refusal(&client, admin, role, request.forbidden).await? {
             return Err(DbError::new(admin, DbErrorKind::Refused, why));
+        }
+    }
+    let pair = match (request.clone_of, request.current_clone) {
+        (Some(original), _) => Some((request.user, original)),
+        (None, Some(clone)) => Some((clone, request.user)),
+        (None, None) => None,
+    };
+    if let Some((clone, original)) = pair {
+        if role_exists(&client, admin, clone).await?
+            && !is_clone_of(&client, admin, clone, original).await?
+        {
+            return Err(DbError::new(
+                admin,
+                DbErrorKind::Refused,
+                format!(
+                    "role {clone} exists but is not the rotator's clone of {original} (a member of it with the setting role = {original}): the function neither takes it over nor lets it stand for {original}; rename that role or mark it as the clone"
+                ),
+            ));
         }
     }
     let verifier = postgres_protocol::password::scram_sha_256(request.password.expose().as_bytes());
@@ -91,6 +114,30 @@ async fn role_exists(
         .await
         .map_err(|e| classify(creds, &e))?
         .is_some())
+}
+
+/// Whether `clone` is what the rotator makes of `original`: a member of it whose sessions act as
+/// it (`role = <original>` for every database).
+async fn is_clone_of(
+    client: &impl GenericClient,
+    creds: &Credentials,
+    clone: &str,
+    original: &str,
+) -> Result<bool, DbError> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m \
+               JOIN pg_catalog.pg_roles g ON g.oid = m.roleid \
+               JOIN pg_catalog.pg_roles u ON u.oid = m.member \
+               WHERE u.rolname = $1 AND g.rolname = $2) \
+             AND EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting s \
+               JOIN pg_catalog.pg_roles r ON r.oid = s.setrole \
+               WHERE r.rolname = $1 AND s.setdatabase = 0 AND ('role=' || $2::text) = ANY (s.setconfig))",
+            &[&clone, &original],
+        )
+        .await
+        .map_err(|e| classify(creds, &e))?;
+    row.try_get(0).map_err(|e| classify(creds, &e))
 }
 
 /// Why `role` must not be altered or cloned with the master's privileges, if it must not.

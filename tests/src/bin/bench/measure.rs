@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use harness::process::spawn_logged;
-use harness::runtime_api::RuntimeApi;
+use harness::timed_runtime::RuntimeApi;
 use harness::{Result, fail};
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
