@@ -50,8 +50,33 @@ impl Default for Setup {
     }
 }
 
+/// The emulator and webhook receiver seeded for a deploy-notifier, and the function's environment
+/// (for runs that bring their own Lambda runtime, such as the benchmarks).
+pub struct Seeded {
+    pub moto: Moto,
+    pub topic_arn: String,
+    pub signing_secret_arn: String,
+    pub queue_url: String,
+    pub webhook: HttpServer,
+    pub env: Vec<(String, String)>,
+}
+
 impl DeployNotifier {
     pub async fn start(setup: Setup) -> Result<Self> {
+        let seeded = Self::seed(setup).await?;
+        let runtime = LambdaRuntime::start(FUNCTION, &seeded.env).await?;
+        Ok(Self {
+            moto: seeded.moto,
+            topic_arn: seeded.topic_arn,
+            signing_secret_arn: seeded.signing_secret_arn,
+            queue_url: seeded.queue_url,
+            webhook: seeded.webhook,
+            runtime,
+            env: seeded.env,
+        })
+    }
+
+    pub async fn seed(setup: Setup) -> Result<Seeded> {
         let moto = Moto::start().await?;
         let config = moto.sdk_config().await;
         let (topic_arn, queue_url) = moto
@@ -95,15 +120,13 @@ impl DeployNotifier {
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         env.extend(setup.env);
-        let runtime = LambdaRuntime::start(FUNCTION, &env).await?;
-        Ok(Self {
-            env,
+        Ok(Seeded {
             moto,
             topic_arn,
             signing_secret_arn: signing_arn,
             queue_url,
             webhook,
-            runtime,
+            env,
         })
     }
 

@@ -15,6 +15,7 @@
 //! saying what to install (`bash tests/setup.sh` installs all of them), never a hang.
 
 pub mod budget;
+pub mod calls;
 pub mod deploy;
 pub mod export;
 pub mod faults;
@@ -30,6 +31,7 @@ pub mod postgres;
 pub mod process;
 pub mod rotation;
 pub mod runtime_api;
+pub mod timed_runtime;
 pub mod sweep;
 pub mod tls;
 

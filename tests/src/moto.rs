@@ -43,7 +43,10 @@ impl Moto {
         for _ in 0..3 {
             let port = free_port()?;
             let mut command = Command::new(&server);
-            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                // moto's request recorder (off until `record_calls`) writes here, not in the cwd.
+                .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"));
             let mut child = spawn_logged(command, &log)?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             match wait_for_port(
@@ -156,6 +159,34 @@ impl Moto {
         } else {
             fail(format!("moto {path} answered {}", answer.status()))
         }
+    }
+
+    /// Starts recording the requests moto receives, forgetting any recorded before.
+    pub async fn record_calls(&self) -> Result<()> {
+        let null = Value::Null;
+        self.control("/moto-api/recorder/reset-recording", &null)
+            .await?;
+        self.control("/moto-api/recorder/start-recording", &null)
+            .await
+    }
+
+    /// The AWS operations recorded since `record_calls`, in order, named `service:Operation`.
+    pub async fn recorded_calls(&self) -> Result<Vec<String>> {
+        let text = self
+            .http
+            .get(format!(
+                "{}/moto-api/recorder/download-recording",
+                self.endpoint
+            ))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .map(|entry| crate::calls::operation(&entry))
+            .collect())
     }
 
     /// What every function's world needs: the state bucket, and an alert topic with a queue

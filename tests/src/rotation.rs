@@ -67,21 +67,7 @@ impl RotationWorld {
     /// Starts a rotation the way Secrets Manager does before it calls createSecret: rotation on,
     /// a new version id labelled AWSPENDING. Returns that id (the ClientRequestToken).
     pub async fn begin_rotation(&self, secret: &str) -> Result<String> {
-        let rules = aws_sdk_secretsmanager::types::RotationRulesType::builder()
-            .automatically_after_days(90)
-            .build();
-        let out = self
-            .secrets
-            .rotate_secret()
-            .secret_id(secret)
-            .rotation_lambda_arn(&self.lambda_arn)
-            .rotation_rules(rules)
-            .send()
-            .await?;
-        match out.version_id {
-            Some(token) => Ok(token),
-            None => fail("rotate_secret returned no version id"),
-        }
+        begin_rotation(&self.secrets, &self.lambda_arn, secret).await
     }
 
     /// Invokes one step through the Lambda runtime.
@@ -162,10 +148,33 @@ impl RotationWorld {
     }
 }
 
+/// Starts a rotation the way Secrets Manager does before it calls createSecret (see
+/// [`RotationWorld::begin_rotation`]); for runs that bring their own Lambda runtime.
+pub async fn begin_rotation(
+    secrets: &aws_sdk_secretsmanager::Client,
+    lambda_arn: &str,
+    secret: &str,
+) -> Result<String> {
+    let rules = aws_sdk_secretsmanager::types::RotationRulesType::builder()
+        .automatically_after_days(90)
+        .build();
+    let out = secrets
+        .rotate_secret()
+        .secret_id(secret)
+        .rotation_lambda_arn(lambda_arn)
+        .rotation_rules(rules)
+        .send()
+        .await?;
+    match out.version_id {
+        Some(token) => Ok(token),
+        None => fail("rotate_secret returned no version id"),
+    }
+}
+
 /// The emulator's rotate_secret wants an existing Lambda: a role and a function that never runs.
 /// Created with plain HTTP calls (the emulator routes on the credential scope and does not check
 /// signatures), which keeps the IAM and Lambda SDKs out of the build.
-async fn placeholder_rotation_lambda(moto: &Moto) -> Result<String> {
+pub async fn placeholder_rotation_lambda(moto: &Moto) -> Result<String> {
     moto.control(
         "/moto-api/config",
         &json!({"lambda": {"use_docker": false}}),
