@@ -10,5 +10,7 @@ CKV_SKIP_PACKAGE_UPDATE_CHECK=true "${WATCHKEEPER_CACHE:-$root/.cache}/venv-chec
   --directory infra --framework terraform --quiet --compact --skip-download --download-external-modules false
 echo "[test] building every function binary (the end-to-end tests run them)"
 cargo build --workspace --bins --locked
+echo "[test] building the benchmarks (run by tests/bench.sh, compiled here so they cannot rot)"
+cargo test --workspace --benches --no-run --locked
 echo "[test] running all tests"
 cargo test --workspace --locked --no-fail-fast

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::config::{ConfigError, Vars};
 
@@ -25,6 +27,7 @@ pub async fn load_sdk_config(vars: &Vars) -> Result<SdkConfig, ConfigError> {
         .operation_attempt_timeout(vars.millis(ATTEMPT_TIMEOUT_VAR, Duration::from_secs(10))?)
         .build();
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(timeouts)
         .load()
         .await;
@@ -32,6 +35,17 @@ pub async fn load_sdk_config(vars: &Vars) -> Result<SdkConfig, ConfigError> {
         return Err(ConfigError::new("AWS_REGION", "is required but not set"));
     }
     Ok(config)
+}
+
+/// The HTTPS client every AWS client of a function shares: hyper on rustls with ring and the
+/// system's root certificates. Built explicitly because the SDK's default client would compile
+/// aws-lc in beside ring (see the workspace Cargo.toml).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// An S3 client. Path-style addressing when a custom endpoint is set: an emulator on

@@ -32,6 +32,17 @@ impl Common {
         notify: &NotifyConfig,
     ) -> Result<Self, InitError> {
         let sdk = crate::aws::load_sdk_config(vars).await?;
+        Self::with_sdk(function, sdk, state_bucket, notify).await
+    }
+
+    /// The same from an SDK config already loaded, for a function that reads something else at
+    /// init at the same time (deploy-notifier's signing keys).
+    pub async fn with_sdk(
+        function: &str,
+        sdk: SdkConfig,
+        state_bucket: &str,
+        notify: &NotifyConfig,
+    ) -> Result<Self, InitError> {
         let state = StateStore::new(crate::aws::s3_client(&sdk), state_bucket, function);
         let notifier = Notifier::connect(notify, &sdk, state.clone()).await?;
         tracing::info!(function, channels = ?notifier.channel_names(), "clients ready");

@@ -10,6 +10,7 @@
 //! - [`deadline`]: when the current invocation must be done; bounds sends and claim leases.
 //! - [`error`]: errors that say whether a retry could help.
 //! - [`init`]: the clients and stores every function builds at init.
+//! - [`tls`]: the one rustls crypto provider (ring) every TLS client uses.
 
 pub mod aws;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod notify;
 pub mod secret;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -10,7 +10,9 @@
 use std::io::Write;
 
 use serde_json::{Map, Value, json};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the JSON log subscriber. Call once, first thing in `main`, with the function's crate
 /// name (`env!("CARGO_CRATE_NAME")`).
@@ -19,38 +21,44 @@ use tracing_subscriber::EnvFilter;
 /// AWS SDK, hyper, rustls) logs warnings only, because at debug level they log request details
 /// nobody needs in CloudWatch. `RUST_LOG`, when set, replaces all of this.
 pub fn init_logging(function_crate: &str) {
-    let _ = tracing_subscriber::fmt()
+    let format = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(log_filter(function_crate))
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false)
-        .with_writer(std::io::stdout)
-        // try_init: a second call (several tests in one process) keeps the first subscriber.
+        .with_writer(std::io::stdout);
+    // try_init: a second call (several tests in one process) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(format)
+        .with(log_filter(function_crate))
         .try_init();
 }
 
-fn log_filter(function_crate: &str) -> EnvFilter {
-    if let Ok(explicit) = std::env::var("RUST_LOG") {
-        if let Ok(filter) = EnvFilter::try_new(explicit) {
-            return filter;
-        }
+/// `RUST_LOG` takes `target=level` directives separated by commas (`warn,deploy_notifier=debug`);
+/// one that does not parse is ignored in favour of the default.
+fn log_filter(function_crate: &str) -> Targets {
+    if let Ok(explicit) = std::env::var("RUST_LOG")
+        && let Ok(filter) = explicit.parse::<Targets>()
+    {
+        return filter;
     }
     let level = match std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .map(|l| l.to_ascii_lowercase())
         .as_deref()
     {
-        Ok("trace") => "trace",
-        Ok("debug") => "debug",
-        Ok("warn") => "warn",
-        Ok("error" | "fatal") => "error",
-        _ => "info",
+        Ok("trace") => LevelFilter::TRACE,
+        Ok("debug") => LevelFilter::DEBUG,
+        Ok("warn") => LevelFilter::WARN,
+        Ok("error" | "fatal") => LevelFilter::ERROR,
+        _ => LevelFilter::INFO,
     };
-    EnvFilter::new(format!(
-        "warn,{function_crate}={level},watchkeeper_shared={level},lambda_runtime={level}"
-    ))
+    Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target(function_crate, level)
+        .with_target("watchkeeper_shared", level)
+        .with_target("lambda_runtime", level)
 }
 
 /// A CloudWatch unit for a metric.

@@ -16,7 +16,7 @@ impl Rng {
         Self(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -29,7 +29,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 
@@ -109,9 +109,9 @@ pub fn value(rng: &mut Rng, depth: usize) -> Value {
         0 => Value::Null,
         1 => Value::Bool(rng.chance(2)),
         2 => match rng.below(3) {
-            0 => Value::from(rng.next() as i64),
-            1 => Value::from(rng.next()),
-            _ => serde_json::Number::from_f64(f64::from_bits(rng.next()))
+            0 => Value::from(rng.next_u64() as i64),
+            1 => Value::from(rng.next_u64()),
+            _ => serde_json::Number::from_f64(f64::from_bits(rng.next_u64()))
                 .map(Value::Number)
                 .unwrap_or(Value::Null),
         },

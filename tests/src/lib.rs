@@ -31,8 +31,8 @@ pub mod postgres;
 pub mod process;
 pub mod rotation;
 pub mod runtime_api;
-pub mod timed_runtime;
 pub mod sweep;
+pub mod timed_runtime;
 pub mod tls;
 
 /// Harness failures are reported, not handled: a boxed error with a readable message.

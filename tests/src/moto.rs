@@ -59,6 +59,7 @@ impl Moto {
             .await
             {
                 Ok(()) => {
+                    watchkeeper_shared::tls::install();
                     let moto = Self {
                         endpoint: format!("http://127.0.0.1:{port}"),
                         http: reqwest::Client::new(),
@@ -98,6 +99,7 @@ impl Moto {
     /// An SDK config pointing at this emulator, for seeding resources and reading results.
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
+            .http_client(watchkeeper_shared::aws::https_client())
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_sns::config::Credentials::new(

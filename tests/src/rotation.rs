@@ -180,6 +180,7 @@ pub async fn placeholder_rotation_lambda(moto: &Moto) -> Result<String> {
         &json!({"lambda": {"use_docker": false}}),
     )
     .await?;
+    watchkeeper_shared::tls::install();
     let http = reqwest::Client::new();
     let auth = |service: &str| {
         format!(

@@ -246,13 +246,14 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
     }
     let mut parts = path.trim_start_matches("/invocation/").splitn(2, '/');
     let (id, outcome) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if request.method == "POST" && (outcome == "response" || outcome == "error") {
-        if let Some(reply) = lock(&shared.taken).remove(id) {
-            let _ = reply.send(Answer {
-                ok: outcome == "response",
-                body: String::from_utf8_lossy(&request.body).into_owned(),
-            });
-        }
+    if request.method == "POST"
+        && (outcome == "response" || outcome == "error")
+        && let Some(reply) = lock(&shared.taken).remove(id)
+    {
+        let _ = reply.send(Answer {
+            ok: outcome == "response",
+            body: String::from_utf8_lossy(&request.body).into_owned(),
+        });
     }
     let _ = stream
         .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")

@@ -419,6 +419,7 @@ async fn unparsable_messages_are_forwarded_verbatim_and_cost_explorer_outages_ar
 
     // Cost Explorer refusing (here: nothing listening where it should be) leaves the alert whole.
     let offline = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(watchkeeper_shared::aws::https_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url("http://127.0.0.1:9")
         .credentials_provider(aws_sdk_sns::config::Credentials::new(

@@ -509,7 +509,7 @@ async fn health_sweeper_probes_of_hostile_backends() {
         let base = rng.pick(RESPONSES).copied().unwrap_or_default();
         let payload = match rng.below(5) {
             0 => Vec::new(),
-            1 => (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
+            1 => (0..rng.below(300)).map(|_| rng.next_u64() as u8).collect(),
             2 => format!("{base}{}", "X-Pad: y\r\n".repeat(rng.below(20_000))).into_bytes(),
             _ => mutate_text(&mut rng, base)
                 .replace('\n', "\r\n")

@@ -184,14 +184,14 @@ fn readme_required() -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        if let [_, variable, default, ..] = cells.as_slice() {
-            if default.starts_with("required") {
-                for name in variable.split(',').map(|v| v.trim().trim_matches('`')) {
-                    required
-                        .entry(section.clone())
-                        .or_default()
-                        .insert(name.to_string());
-                }
+        if let [_, variable, default, ..] = cells.as_slice()
+            && default.starts_with("required")
+        {
+            for name in variable.split(',').map(|v| v.trim().trim_matches('`')) {
+                required
+                    .entry(section.clone())
+                    .or_default()
+                    .insert(name.to_string());
             }
         }
     }

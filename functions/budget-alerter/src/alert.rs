@@ -174,16 +174,16 @@ pub fn daily(
             .copied()
             .filter(|t| percent >= *t)
             .collect();
-        if let Some((&top, lower)) = crossed.split_last() {
-            if !told.covers(AlertType::Actual, top) {
-                alerts.push(make(
-                    AlertType::Actual,
-                    top,
-                    amount,
-                    percent,
-                    lower.to_vec(),
-                ));
-            }
+        if let Some((&top, lower)) = crossed.split_last()
+            && !told.covers(AlertType::Actual, top)
+        {
+            alerts.push(make(
+                AlertType::Actual,
+                top,
+                amount,
+                percent,
+                lower.to_vec(),
+            ));
         }
     }
     let forecast = budget.forecast.as_ref().zip(budget.forecast_percent());

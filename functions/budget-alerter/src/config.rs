@@ -63,13 +63,13 @@ impl Config {
             Some(v) => Some(percent("BUDGET_FORECAST_PERCENT", &v)?),
         };
         let account_id = vars.optional("BUDGET_ACCOUNT_ID");
-        if let Some(account) = &account_id {
-            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ConfigError::new(
-                    "BUDGET_ACCOUNT_ID",
-                    "must be a 12-digit AWS account id",
-                ));
-            }
+        if let Some(account) = &account_id
+            && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ConfigError::new(
+                "BUDGET_ACCOUNT_ID",
+                "must be a 12-digit AWS account id",
+            ));
         }
         let budget_names = vars.list("BUDGET_NAMES");
         if budget_names

@@ -152,10 +152,11 @@ pub fn parse_report(body: &[u8]) -> Result<ApplyReport, String> {
         _ => return Err("\"status\" must be \"success\" or \"failure\"".into()),
     };
     let run_url = text("run_url")?;
-    if let Some(url) = &run_url {
-        if !url.starts_with("https://") && !url.starts_with("http://") {
-            return Err("\"run_url\" must be an http(s) URL".into());
-        }
+    if let Some(url) = &run_url
+        && !url.starts_with("https://")
+        && !url.starts_with("http://")
+    {
+        return Err("\"run_url\" must be an http(s) URL".into());
     }
     Ok(ApplyReport {
         project: required("project")?,

@@ -74,14 +74,14 @@ pub fn classify(payload: Value) -> Result<Invocation, DeployError> {
     {
         return Ok(Invocation::FunctionUrl(url_request(&object)));
     }
-    if let Some(records) = object.get("Records").and_then(Value::as_array) {
-        if records.iter().any(|r| r.get("Sns").is_some()) {
-            return records
-                .iter()
-                .map(sns_record)
-                .collect::<Result<_, _>>()
-                .map(Invocation::Sns);
-        }
+    if let Some(records) = object.get("Records").and_then(Value::as_array)
+        && records.iter().any(|r| r.get("Sns").is_some())
+    {
+        return records
+            .iter()
+            .map(sns_record)
+            .collect::<Result<_, _>>()
+            .map(Invocation::Sns);
     }
     if object.contains_key("detail-type") && object.contains_key("source") {
         return envelope(&Value::Object(object)).map(Invocation::EventBridge);

@@ -111,10 +111,10 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         let notification = ci::report_notification(&report);
         match self.notifier.send_once(&key, &notification, deadline).await {
             Ok(delivery) => {
-                if let Some(claim) = &replay_claim {
-                    if let Err(e) = self.state.complete(claim).await {
-                        tracing::warn!(error = %e, "could not mark the replay claim done; it still blocks replays while pending");
-                    }
+                if let Some(claim) = &replay_claim
+                    && let Err(e) = self.state.complete(claim).await
+                {
+                    tracing::warn!(error = %e, "could not mark the replay claim done; it still blocks replays while pending");
                 }
                 respond(
                     202,
@@ -123,10 +123,10 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             }
             Err(e) => {
                 // Nothing lost: free the signature so the sender's retry is accepted.
-                if let Some(claim) = &replay_claim {
-                    if let Err(release) = self.state.release(claim).await {
-                        tracing::error!(error = %release, "could not release the replay claim");
-                    }
+                if let Some(claim) = &replay_claim
+                    && let Err(release) = self.state.release(claim).await
+                {
+                    tracing::error!(error = %release, "could not release the replay claim");
                 }
                 tracing::error!(error = %e, retryable = e.is_retryable(), "CI notification failed");
                 unavailable(&e)

@@ -136,11 +136,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 // A start no later than the recorded end is a late delivery of this deployment's
                 // own start (a retry, or out of order): announcing it now would say "started"
                 // after "completed".
-                if let Some(ended) = deployments.ended_at(id).await {
-                    if change.updated_at.is_none_or(|at| at <= ended) {
-                        return Ok(json!({"outcome": "ignored", "event": event.id,
+                if let Some(ended) = deployments.ended_at(id).await
+                    && change.updated_at.is_none_or(|at| at <= ended)
+                {
+                    return Ok(json!({"outcome": "ignored", "event": event.id,
                             "reason": "IN_PROGRESS delivered after the deployment ended"}));
-                    }
                 }
                 let at = change.updated_at.unwrap_or_else(Utc::now);
                 deployments

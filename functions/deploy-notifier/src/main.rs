@@ -3,6 +3,7 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
+use watchkeeper_shared::aws;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
@@ -18,24 +19,31 @@ async fn main() -> Result<(), Error> {
     telemetry::init_logging(env!("CARGO_CRATE_NAME"));
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
-    let common = Common::connect(
-        "deploy-notifier",
-        &vars,
-        &config.state_bucket,
-        &config.notify,
-    )
-    .await?;
-    let signing_keys = match &config.auth {
-        UrlAuth::Hmac { secret_arn } => Some(
-            SigningKeys::load(
-                SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&common.sdk)),
+    let sdk = aws::load_sdk_config(&vars).await?;
+    let load_signing_keys = async {
+        match &config.auth {
+            UrlAuth::Hmac { secret_arn } => SigningKeys::load(
+                SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk)),
                 secret_arn,
                 config.signing_key_refresh,
             )
-            .await?,
-        ),
-        UrlAuth::Iam => None,
+            .await
+            .map(Some),
+            UrlAuth::Iam => Ok(None),
+        }
     };
+    // The webhook URL and the signing keys are read side by side: init waits for one Secrets
+    // Manager round trip, not three.
+    let (common, signing_keys) = tokio::join!(
+        Common::with_sdk(
+            "deploy-notifier",
+            sdk.clone(),
+            &config.state_bucket,
+            &config.notify
+        ),
+        load_signing_keys
+    );
+    let (common, signing_keys) = (common?, signing_keys?);
     let app = App::new(config, common.notifier, common.state, signing_keys);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         app.handle(event.payload, Deadline::from_context(&event.context))

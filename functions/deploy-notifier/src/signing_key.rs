@@ -135,15 +135,17 @@ async fn read_keys(
     source: &impl SecretSource,
     secret_id: &str,
 ) -> Result<Vec<Secret<Vec<u8>>>, SigningKeyError> {
-    let current = source
-        .value(secret_id, CURRENT)
-        .await?
-        .ok_or(SigningKeyError::Invalid {
-            stage: CURRENT,
-            reason: "no such version".into(),
-        })?;
+    // Both versions in one round trip's time: this runs at init and on a key mismatch.
+    let (current, previous) = tokio::join!(
+        source.value(secret_id, CURRENT),
+        source.value(secret_id, PREVIOUS)
+    );
+    let current = current?.ok_or(SigningKeyError::Invalid {
+        stage: CURRENT,
+        reason: "no such version".into(),
+    })?;
     let mut keys = vec![parse(&current, CURRENT)?];
-    match source.value(secret_id, PREVIOUS).await {
+    match previous {
         Ok(Some(previous)) => match parse(&previous, PREVIOUS) {
             Ok(key) => keys.push(key),
             // An old key that is not valid any more is simply not accepted.

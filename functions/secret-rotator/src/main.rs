@@ -17,8 +17,8 @@ use secret_rotator::secrets::SecretsManager;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init_logging(env!("CARGO_CRATE_NAME"));
-    // rustls needs one process-wide crypto provider when several are compiled in.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The database drivers take rustls's process-wide provider.
+    watchkeeper_shared::tls::install();
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
     let common = Common::connect(

@@ -136,10 +136,10 @@ fn snapshot_event(
     let snapshot_arn = text("SourceArn").ok_or("RDS snapshot event without a SourceArn")?;
     let snapshot_id = snapshot_id_of(snapshot_arn, kind)
         .ok_or_else(|| format!("SourceArn is not a {} snapshot ARN", kind.as_str()))?;
-    if let Some(named) = text("SourceIdentifier") {
-        if named != snapshot_id {
-            return Err("SourceIdentifier does not match SourceArn".into());
-        }
+    if let Some(named) = text("SourceIdentifier")
+        && named != snapshot_id
+    {
+        return Err("SourceIdentifier does not match SourceArn".into());
     }
     Ok(Invocation::Snapshot(SnapshotEvent {
         id,

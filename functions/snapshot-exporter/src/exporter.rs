@@ -196,18 +196,14 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
     }
 
     async fn complete(&self, holding: bool, key: &str) {
-        if holding {
-            if let Err(e) = self.state.complete(key).await {
-                tracing::warn!(key, error = %e, "could not mark the claim done; RDS's task list still says so");
-            }
+        if holding && let Err(e) = self.state.complete(key).await {
+            tracing::warn!(key, error = %e, "could not mark the claim done; RDS's task list still says so");
         }
     }
 
     async fn release(&self, holding: bool, key: &str) {
-        if holding {
-            if let Err(e) = self.state.release(key).await {
-                tracing::warn!(key, error = %e, "could not release the claim; it expires with its lease");
-            }
+        if holding && let Err(e) = self.state.release(key).await {
+            tracing::warn!(key, error = %e, "could not release the claim; it expires with its lease");
         }
     }
 }

@@ -90,21 +90,20 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
     /// A snapshot deleted before its export finished (automated ones expire with the retention),
     /// as the export's index object remembers it; or as much as the event and task tell.
     async fn remembered(&self, event: &SnapshotEvent, task: Option<&ExportTask>) -> Snapshot {
-        if let Some(task) = task {
-            if let Ok(Some(index)) = self.exporter.objects.get_json(&index_key(task)).await {
-                if index.snapshot_arn == event.snapshot_arn {
-                    return Snapshot {
-                        arn: index.snapshot_arn,
-                        id: index.snapshot_id,
-                        kind: event.kind,
-                        source_id: index.source_id,
-                        engine: index.engine,
-                        snapshot_type: String::new(),
-                        status: "deleted".into(),
-                        created: index.snapshot_time,
-                    };
-                }
-            }
+        if let Some(task) = task
+            && let Ok(Some(index)) = self.exporter.objects.get_json(&index_key(task)).await
+            && index.snapshot_arn == event.snapshot_arn
+        {
+            return Snapshot {
+                arn: index.snapshot_arn,
+                id: index.snapshot_id,
+                kind: event.kind,
+                source_id: index.source_id,
+                engine: index.engine,
+                snapshot_type: String::new(),
+                status: "deleted".into(),
+                created: index.snapshot_time,
+            };
         }
         Snapshot {
             arn: event.snapshot_arn.clone(),

@@ -140,13 +140,12 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             .await?;
             // Not settled (deferred, or the start failed for now): listed, so a newer snapshot
             // taking its place as the newest does not leave it behind.
-            if let Some(newest) = newest {
-                if !self
+            if let Some(newest) = newest
+                && !self
                     .export_one(newest, &mut tasks, &mut slots, &mut report, run)
                     .await?
-                {
-                    add.push(DeferredSnapshot::of(newest));
-                }
+            {
+                add.push(DeferredSnapshot::of(newest));
             }
         }
         deferred::update(&self.exporter.state, &add, &done).await;

@@ -43,6 +43,7 @@ impl WebhookChannel {
         check_webhook_url(url.expose()).map_err(|reason| {
             ChannelError::permanent("webhook", format!("webhook URL {url} {reason}"))
         })?;
+        crate::tls::install();
         let http = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             // A webhook that redirects is misconfigured; following it could send the payload elsewhere.

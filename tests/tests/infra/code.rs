@@ -130,7 +130,8 @@ pub fn sdk_calls(
 }
 
 /// The namespace a function's code gives its state store: the first argument of
-/// `Common::connect` in main.rs, a string literal or a `const` of the crate.
+/// `Common::connect` (or `Common::with_sdk`) in main.rs, a string literal or a `const` of the
+/// crate.
 pub fn state_namespace(crate_dir: &Path) -> Result<String, String> {
     let function = crate_dir.display();
     let sources = crate::source::crate_sources(crate_dir)?;
@@ -138,11 +139,10 @@ pub fn state_namespace(crate_dir: &Path) -> Result<String, String> {
         .iter()
         .find(|s| s.path.ends_with("src/main.rs"))
         .ok_or_else(|| format!("{function}: no src/main.rs"))?;
-    let at = main
-        .code
-        .find("Common::connect(")
-        .expect("Common::connect in main.rs")
-        + "Common::connect(".len();
+    let at = ["Common::connect(", "Common::with_sdk("]
+        .iter()
+        .find_map(|call| main.code.find(call).map(|at| at + call.len()))
+        .ok_or_else(|| format!("{function}: no Common::connect or Common::with_sdk in main.rs"))?;
     let argument = main.code[at..].trim_start();
     if argument.starts_with('"') {
         let offset = main.code.len() - argument.len();

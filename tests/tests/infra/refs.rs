@@ -119,10 +119,11 @@ pub fn problems(module: &Module, load: &dyn Fn(&str) -> Module) -> Vec<String> {
             },
             // `aws_x.name`: a resource reference (a type named in a string, or after `data.`,
             // is not followed by `.name`, or is not at the start of a word).
-            rtype if rtype.starts_with("aws_") || rtype.starts_with("random_") => {
-                if !declared("resource", rtype, &a) {
-                    found.push(format!("{where_}: {rtype}.{a} is not declared"));
-                }
+            rtype
+                if (rtype.starts_with("aws_") || rtype.starts_with("random_"))
+                    && !declared("resource", rtype, &a) =>
+            {
+                found.push(format!("{where_}: {rtype}.{a} is not declared"));
             }
             _ => {}
         }

@@ -194,10 +194,9 @@ pub fn crate_sources(crate_dir: &Path) -> Result<Vec<Source>, String> {
                 if let Some(name) = pair[1]
                     .strip_prefix("pub mod ")
                     .or_else(|| pair[1].strip_prefix("mod "))
+                    && gated
                 {
-                    if gated {
-                        excluded.insert(name.trim_end_matches(';').to_string());
-                    }
+                    excluded.insert(name.trim_end_matches(';').to_string());
                 }
             }
         }

@@ -62,7 +62,7 @@ pub fn function_module(name: &str) -> Module {
 }
 
 /// The call of the shared Lambda module inside a function module.
-pub fn lambda_call<'a>(module: &'a Module) -> &'a hcl::Block {
+pub fn lambda_call(module: &Module) -> &hcl::Block {
     module
         .module_calls()
         .into_iter()

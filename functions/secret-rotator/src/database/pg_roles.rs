@@ -47,18 +47,17 @@ pub async fn set_password(
         (None, Some(clone)) => Some((clone, request.user)),
         (None, None) => None,
     };
-    if let Some((clone, original)) = pair {
-        if role_exists(&client, admin, clone).await?
-            && !is_clone_of(&client, admin, clone, original).await?
-        {
-            return Err(DbError::new(
-                admin,
-                DbErrorKind::Refused,
-                format!(
-                    "role {clone} exists but is not the rotator's clone of {original} (a member of it with the setting role = {original}): the function neither takes it over nor lets it stand for {original}; rename that role or mark it as the clone"
-                ),
-            ));
-        }
+    if let Some((clone, original)) = pair
+        && role_exists(&client, admin, clone).await?
+        && !is_clone_of(&client, admin, clone, original).await?
+    {
+        return Err(DbError::new(
+            admin,
+            DbErrorKind::Refused,
+            format!(
+                "role {clone} exists but is not the rotator's clone of {original} (a member of it with the setting role = {original}): the function neither takes it over nor lets it stand for {original}; rename that role or mark it as the clone"
+            ),
+        ));
     }
     let verifier = postgres_protocol::password::scram_sha_256(request.password.expose().as_bytes());
     let fail = |e: tokio_postgres::Error| classify(admin, &e);

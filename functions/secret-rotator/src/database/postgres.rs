@@ -81,6 +81,7 @@ async fn connect_unbounded(settings: &Settings, creds: &Credentials) -> Result<C
             // Require: no plaintext fallback. rustls verifies the chain and the host name
             // against DB_TLS_CA_FILE only.
             config.ssl_mode(SslMode::Require);
+            watchkeeper_shared::tls::install();
             let tls = rustls::ClientConfig::builder()
                 .with_root_certificates(roots.clone())
                 .with_no_client_auth();

@@ -92,15 +92,15 @@ async fn run() -> Result<()> {
         functions.push(result);
     }
     // A run of some functions keeps the others' last measurements.
-    if let Ok(text) = std::fs::read_to_string(out.join("results.json")) {
-        if let Ok(last) = serde_json::from_str::<Results>(&text) {
-            for kept in last.functions {
-                if !functions.iter().any(|f| f.function == kept.function) {
-                    functions.push(kept);
-                }
+    if let Ok(text) = std::fs::read_to_string(out.join("results.json"))
+        && let Ok(last) = serde_json::from_str::<Results>(&text)
+    {
+        for kept in last.functions {
+            if !functions.iter().any(|f| f.function == kept.function) {
+                functions.push(kept);
             }
-            functions.sort_by_key(|f| FUNCTIONS.iter().position(|n| *n == f.function));
         }
+        functions.sort_by_key(|f| FUNCTIONS.iter().position(|n| *n == f.function));
     }
     write(Results::collect(functions)?, &out)
 }

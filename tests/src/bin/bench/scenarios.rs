@@ -148,7 +148,7 @@ impl Scenario {
                 let step = ["createSecret", "setSecret", "testSecret", "finishSecret"][n % 4];
                 // A rotation left unfinished (a failed step) keeps the emulator from starting the
                 // next: its steps then fail too, and the run counts them as failures.
-                if n % 4 == 0 {
+                if n.is_multiple_of(4) {
                     match begin_rotation(secrets, lambda_arn, secret).await {
                         Ok(next) => *token = next,
                         Err(e) => eprintln!("starting rotation {}: {e}", n / 4),
