@@ -44,14 +44,20 @@ impl WebhookChannel {
             ChannelError::permanent("webhook", format!("webhook URL {url} {reason}"))
         })?;
         crate::tls::install();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             // A webhook that redirects is misconfigured; following it could send the payload elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                ChannelError::permanent("webhook", format!("client: {}", e.without_url()))
-            })?;
+            .redirect(reqwest::redirect::Policy::none());
+        // The system bundle already read for the AWS client, instead of a second scan of the
+        // system's certificate folder at init.
+        if let Some(roots) = crate::tls::system_ca_bundle()
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(pem).ok())
+        {
+            builder = builder.tls_certs_only(roots);
+        }
+        let http = builder.build().map_err(|e| {
+            ChannelError::permanent("webhook", format!("client: {}", e.without_url()))
+        })?;
         Ok(Self { http, url, format })
     }
 
