@@ -6,6 +6,7 @@
 //! `Retry-After` it asked for; any other 4xx is a configuration problem and is not retried.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -32,17 +33,32 @@ const MIN_ATTEMPT_TIME: Duration = Duration::from_secs(1);
 /// A Slack or Teams incoming webhook. The URL is a credential: it is only ever shown redacted.
 #[derive(Debug, Clone)]
 pub struct WebhookChannel {
-    http: reqwest::Client,
+    /// Built at the first send: building it parses the CA bundle (about 2 ms of CPU), which init
+    /// need not pay for a channel that may not post before the sandbox is recycled.
+    http: OnceLock<reqwest::Client>,
     url: SecretUrl,
     format: ChatFormat,
 }
 
 impl WebhookChannel {
-    /// Checks the URL (HTTPS, or HTTP to a loopback IP for local testing) and builds the client.
+    /// Checks the URL (HTTPS, or HTTP to a loopback IP for local testing); the client is built at
+    /// the first send.
     pub fn new(url: SecretUrl, format: ChatFormat) -> Result<Self, ChannelError> {
         check_webhook_url(url.expose()).map_err(|reason| {
             ChannelError::permanent("webhook", format!("webhook URL {url} {reason}"))
         })?;
+        Ok(Self {
+            http: OnceLock::new(),
+            url,
+            format,
+        })
+    }
+
+    /// The HTTP client, built once (two sends racing to build it keep one of the two).
+    fn client(&self) -> Result<&reqwest::Client, ChannelError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
         crate::tls::install();
         let mut builder = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
@@ -55,10 +71,10 @@ impl WebhookChannel {
         {
             builder = builder.tls_certs_only(roots);
         }
-        let http = builder.build().map_err(|e| {
+        let built = builder.build().map_err(|e| {
             ChannelError::permanent("webhook", format!("client: {}", e.without_url()))
         })?;
-        Ok(Self { http, url, format })
+        Ok(self.http.get_or_init(|| built))
     }
 
     /// Reads the URL from a Secrets Manager secret: the plain URL or JSON `{"url": "..."}`.
@@ -86,14 +102,14 @@ impl WebhookChannel {
     /// Posts the notification, retrying a 429 or 5xx while the time until `until` allows.
     pub async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
         let body = self.payload(n).to_string();
+        let http = self.client()?;
         let mut attempt = 1;
         loop {
             let remaining = until.remaining();
             if remaining.is_zero() {
                 return Err(self.error("not tried: no time left before the deadline", true));
             }
-            let answer = self
-                .http
+            let answer = http
                 .post(self.url.expose())
                 .timeout(remaining.min(WEBHOOK_TIMEOUT))
                 .header("content-type", "application/json")
