@@ -38,22 +38,18 @@ pub async fn load_sdk_config(vars: &Vars) -> Result<SdkConfig, ConfigError> {
 }
 
 /// The HTTPS client every AWS client of a function shares: hyper on rustls with ring and the
-/// system's root certificates (one bundle, read once: [`crate::tls::system_ca_bundle`]). Built explicitly because the SDK's default client would compile
+/// system's root certificates. Built explicitly because the SDK's default client would compile
 /// aws-lc in beside ring (see the workspace Cargo.toml).
+///
+/// The trust store stays the client's default, the system's roots: the client loads them once per
+/// process and keeps them. A custom trust store (a PEM bundle) is parsed again for every SDK client
+/// constructed (the client checks its configuration by building a connector), several times at
+/// init.
 pub fn https_client() -> SharedHttpClient {
-    let trust = match crate::tls::system_ca_bundle() {
-        Some(pem) => tls::TrustStore::empty().with_pem_certificate(pem),
-        None => tls::TrustStore::default(),
-    };
-    let context = tls::TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .unwrap_or_default();
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
-        .tls_context(context)
         .build_https()
 }
 

@@ -17,15 +17,15 @@ const CA_BUNDLES: [&str; 3] = [
     "/etc/ssl/cert.pem",
 ];
 
-/// The system's root certificates as one PEM bundle, read once per process and shared by the AWS
-/// client and the webhook client: `SSL_CERT_FILE` when it is set, else the first bundle of
+/// The system's root certificates as one PEM bundle, read once per process, for the webhook
+/// client: `SSL_CERT_FILE` when it is set, else the first bundle of
 /// [`CA_BUNDLES`] that exists (a set `SSL_CERT_FILE` that cannot be read gives `None`, not another
 /// bundle: the operator named that one).
 ///
-/// Why not the clients' own loading: it reads the bundle and then every file of the system's
-/// certificate folder (the same certificates again, about 150 files on Debian), once per client,
-/// which was 5 ms of CPU at init for a function that calls AWS there. `None` (no bundle, or only
-/// `SSL_CERT_DIR` set, which asks for a folder) leaves the clients to their own loading.
+/// Why not reqwest's own loading: it reads the bundle and then every file of the system's
+/// certificate folder (the same certificates again, about 150 files on Debian), a few ms of CPU.
+/// `None` (no bundle, or only `SSL_CERT_DIR` set, which asks for a folder) leaves the client to
+/// its own loading.
 pub fn system_ca_bundle() -> Option<&'static [u8]> {
     static BUNDLE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
     BUNDLE
