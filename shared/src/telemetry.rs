@@ -234,6 +234,16 @@ mod tests {
             "{filter}"
         );
         assert!(filter.contains("deploy_notifier="), "{filter}");
+        let filter = log_filter("deploy_notifier");
+        use tracing::Level;
+        if std::env::var("AWS_LAMBDA_LOG_LEVEL").is_err() {
+            assert!(filter.would_enable("deploy_notifier::handler", &Level::INFO));
+            assert!(filter.would_enable("watchkeeper_shared::notify", &Level::INFO));
+            assert!(filter.would_enable("lambda_runtime::layers::trace", &Level::INFO));
+        }
+        assert!(filter.would_enable("aws_smithy_runtime", &Level::WARN));
+        assert!(!filter.would_enable("aws_smithy_runtime", &Level::INFO));
+        assert!(!filter.would_enable("hyper_util::client", &Level::DEBUG));
     }
 
     #[test]

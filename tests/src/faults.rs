@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
-use crate::Result;
-use crate::http::{RecordedRequest, read_request};
+use crate::http::{RecordedRequest, read_request, serve_each};
 use crate::moto::Moto;
+use crate::{Result, lock};
 
 /// What the proxy does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,7 @@ impl FaultyProxy {
 
     /// The next `passes` requests go through, every later one gets `fault`.
     pub fn fail_after(&self, passes: usize, fault: Fault) {
-        *self.shared.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+        *lock(&self.shared.fault) = fault;
         self.shared.pass_first.store(passes, Ordering::SeqCst);
     }
 
@@ -114,11 +114,7 @@ impl FaultyProxy {
 
     /// Every request so far, as `<fault> <method> <path> <x-amz-target or Action>`.
     pub fn seen(&self) -> Vec<String> {
-        self.shared
-            .seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.shared.seen).clone()
     }
 
     /// Faults injected so far.
@@ -134,22 +130,12 @@ impl Drop for FaultyProxy {
 }
 
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    connections.spawn(handle(stream, shared.clone()));
-                }
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+    serve_each(listener, move |stream| handle(stream, shared.clone())).await
 }
 
 /// The fault for the next request: passes while `pass_first` lasts.
 fn next_fault(shared: &Shared) -> Fault {
-    let fault = *shared.fault.lock().unwrap_or_else(|e| e.into_inner());
+    let fault = *lock(&shared.fault);
     if fault == Fault::None {
         return Fault::None;
     }
@@ -181,15 +167,11 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    shared
-        .seen
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(format!(
-            "{fault:?} {} {} {action}",
-            request.method,
-            request.path.split('?').next().unwrap_or("")
-        ));
+    lock(&shared.seen).push(format!(
+        "{fault:?} {} {} {action}",
+        request.method,
+        request.path.split('?').next().unwrap_or("")
+    ));
     let answer = match fault {
         Fault::None => match forward(shared.upstream, &request).await {
             Ok(answer) => answer,

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::Result;
+use crate::{Result, lock};
 
 /// How a server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,19 +98,11 @@ impl HttpServer {
     }
 
     pub fn set_behaviour(&self, behaviour: Behaviour) {
-        *self
-            .shared
-            .behaviour
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = behaviour;
+        *lock(&self.shared.behaviour) = behaviour;
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.shared.requests).clone()
     }
 }
 
@@ -129,14 +121,23 @@ pub fn refusing_addr() -> Result<SocketAddr> {
 }
 
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    // Connections live in this set: aborting the accept task drops the set and with it every
-    // connection, hanging ones included.
+    serve_each(listener, move |stream| handle(stream, shared.clone())).await
+}
+
+/// Accepts connections until the task running this is aborted, each served by `handle` in its
+/// own task. The connections live in a set owned here: aborting the accept task drops the set and
+/// with it every connection, hanging ones included. Finished connections are reaped as they end.
+pub async fn serve_each<F, Fut>(listener: TcpListener, handle: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    connections.spawn(handle(stream, shared.clone()));
+                    connections.spawn(handle(stream));
                 }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -149,11 +150,11 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
         return;
     };
     let seen = {
-        let mut requests = shared.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut requests = lock(&shared.requests);
         requests.push(request);
         requests.len()
     };
-    let behaviour = *shared.behaviour.lock().unwrap_or_else(|e| e.into_inner());
+    let behaviour = *lock(&shared.behaviour);
     let (code, retry_after) = match behaviour {
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use crate::paths::{cached_tool, free_port, function_binary, workspace_root};
 use crate::process::{spawn_logged, wait_for_port};
-use crate::{Result, fail};
+use crate::{Result, fail, lock};
 
 /// How long one invocation may take before the harness gives up on it.
 pub const INVOKE_LIMIT: Duration = Duration::from_secs(90);
@@ -154,10 +154,7 @@ impl LambdaRuntime {
         };
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        self.answers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(format!("{stdout}{stderr}"));
+        lock(&self.answers).push(format!("{stdout}{stderr}"));
         if output.status.success() {
             Ok(Invocation {
                 ok: true,
@@ -185,10 +182,7 @@ impl LambdaRuntime {
 
     /// Every invocation's answer or error report so far, as printed.
     pub fn answers(&self) -> Vec<String> {
-        self.answers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.answers).clone()
     }
 
     /// The function's log lines that parse as JSON.

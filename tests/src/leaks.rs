@@ -7,6 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use watchkeeper_shared::notify::percent_encode;
 
 use crate::http::HttpServer;
 use crate::lambda::LambdaRuntime;
@@ -68,17 +69,7 @@ fn forms(secret: &str) -> Vec<String> {
     let json = serde_json::to_string(secret).unwrap_or_default();
     forms.push(json.trim_matches('"').to_string());
     forms.push(STANDARD.encode(secret).trim_end_matches('=').to_string());
-    let percent: String = secret
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    forms.push(percent);
+    forms.push(percent_encode(secret));
     forms.sort();
     forms.dedup();
     forms

@@ -40,6 +40,12 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Builds a harness error from a message.
+/// A mutex's guard, poisoned or not: a test thread that panicked holding it must not hide what
+/// the others recorded.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn fail<T>(message: impl Into<String>) -> Result<T> {
     Err(message.into().into())
 }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
+use watchkeeper_shared::notify::percent_encode;
 
 use crate::lambda::{Invocation, LambdaRuntime};
 use crate::moto::{ACCOUNT, Moto, REGION};
@@ -190,7 +191,7 @@ pub async fn placeholder_rotation_lambda(moto: &Moto) -> Result<String> {
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}).to_string();
     let form = format!(
         "Action=CreateRole&Version=2010-05-08&RoleName=wk-rotation&AssumeRolePolicyDocument={}",
-        url_encode(&trust)
+        percent_encode(&trust)
     );
     let answer = http
         .post(format!("{}/", moto.endpoint()))
@@ -226,15 +227,4 @@ pub async fn placeholder_rotation_lambda(moto: &Moto) -> Result<String> {
         Some(arn) if status.is_success() => Ok(arn.to_string()),
         _ => fail(format!("emulator CreateFunction answered {status}: {body}")),
     }
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

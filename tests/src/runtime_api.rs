@@ -19,12 +19,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{Notify, oneshot};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
-use crate::http::read_request;
+use crate::http::{read_request, serve_each};
 use crate::paths::function_binary;
 use crate::process::spawn_logged;
-use crate::{Result, fail};
+use crate::{Result, fail, lock};
 
 /// An invocation's outcome, as the function reported it.
 #[derive(Debug, Clone)]
@@ -183,22 +183,8 @@ impl Drop for FunctionProcess {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    connections.spawn(handle(stream, shared.clone()));
-                }
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+    serve_each(listener, move |stream| handle(stream, shared.clone())).await
 }
 
 async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {

@@ -23,6 +23,32 @@ async fn set_secret_refused(world: &RotationWorld, name: &str, value: &Value, wh
     );
 }
 
+/// `app` and a role that only shares its clone's name (`app_clone`, password
+/// `unrelated-password-0`): neither rotation may touch the other.
+async fn clone_takeover_refused_both_ways(
+    world: &RotationWorld,
+    prefix: &str,
+    secret: impl Fn(&str, &str) -> Value,
+    why: &str,
+) {
+    // Forward: app's rotation would reset app_clone's password and grant it app.
+    set_secret_refused(
+        world,
+        &format!("{prefix}/app"),
+        &secret("app", "app-password-0"),
+        why,
+    )
+    .await;
+    // Backward: whoever knows app_clone's password would get app's reset.
+    set_secret_refused(
+        world,
+        &format!("{prefix}/app-clone"),
+        &secret("app_clone", "unrelated-password-0"),
+        why,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn host_less_master_is_used_only_where_bound() {
     let pg = Postgres::start(PgOptions::default()).await.unwrap();
@@ -138,19 +164,10 @@ async fn postgres_role_that_only_shares_the_clone_name_is_not_taken_over() {
     };
     let before = roles().await.unwrap();
     let secret = |user: &str, password: &str| json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port(), "username": user, "password": password, "dbname": "postgres", "masterarn": master});
-    // Forward: app's rotation would reset app_clone's password and grant it app.
-    set_secret_refused(
+    clone_takeover_refused_both_ways(
         &world,
-        "des/db/app",
-        &secret("app", "app-password-0"),
-        "is not the rotator's clone of app",
-    )
-    .await;
-    // Backward: whoever knows app_clone's password would get app's reset.
-    set_secret_refused(
-        &world,
-        "des/db/app-clone",
-        &secret("app_clone", "unrelated-password-0"),
+        "des/db",
+        secret,
         "is not the rotator's clone of app",
     )
     .await;
@@ -193,17 +210,10 @@ async fn mariadb_user_that_only_shares_the_clone_name_is_neither_reset_nor_dropp
     };
     let before = users().await.unwrap();
     let secret = |user: &str, password: &str| json!({"engine": "mariadb", "host": "127.0.0.1", "port": db.port(), "username": user, "password": password, "dbname": "dispatch", "masterarn": master});
-    set_secret_refused(
+    clone_takeover_refused_both_ways(
         &world,
-        "des/mysql/app",
-        &secret("app", "app-password-0"),
-        "is not marked as the rotator's clone of app",
-    )
-    .await;
-    set_secret_refused(
-        &world,
-        "des/mysql/app-clone",
-        &secret("app_clone", "unrelated-password-0"),
+        "des/mysql",
+        secret,
         "is not marked as the rotator's clone of app",
     )
     .await;

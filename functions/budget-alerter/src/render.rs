@@ -1,6 +1,6 @@
 //! The notification an alert becomes: what was passed, by how much, and where the money goes.
 
-use watchkeeper_shared::notify::{Notification, Severity};
+use watchkeeper_shared::notify::{Notification, Severity, percent_encode};
 
 use crate::alert::{Alert, Origin};
 use crate::budget::Budget;
@@ -228,17 +228,10 @@ fn costs_section(costs: &CostsNote, per_service: &[Budget], top: usize) -> Strin
 
 /// The Budgets console page of a budget; the name percent-encoded (it comes from AWS's message).
 fn budget_url(name: &str) -> String {
-    let encoded: String = name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    format!("https://console.aws.amazon.com/billing/home#/budgets/details?name={encoded}")
+    format!(
+        "https://console.aws.amazon.com/billing/home#/budgets/details?name={}",
+        percent_encode(name)
+    )
 }
 
 /// A message on the Budgets topic that is not a notification this function understands:

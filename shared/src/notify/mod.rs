@@ -34,6 +34,6 @@ pub use dispatch::{Channel, Delivery, Notifier, Notify, RECORD_MARGIN};
 pub use email::{EmailChannel, render_mime};
 pub use error::{ChannelError, NotifyError};
 pub use model::{Link, Notification, Severity};
-pub use render::{MAX_SUBJECT_CHARS, escape_html};
+pub use render::{MAX_SUBJECT_CHARS, escape_html, percent_encode};
 pub use sns::SnsChannel;
 pub use webhook::{WEBHOOK_TIMEOUT, WebhookChannel};

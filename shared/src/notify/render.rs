@@ -107,6 +107,20 @@ fn fold_to_ascii(c: char) -> char {
     }
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters, so that any text (a budget
+/// name from AWS's message, say) is one component of a URL and cannot add a `?`, `#` or `&`.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -124,6 +138,13 @@ pub fn escape_html(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("Az09-_.~"), "Az09-_.~");
+        assert_eq!(percent_encode("a b?c#d&e/ñ"), "a%20b%3Fc%23d%26e%2F%C3%B1");
+    }
+
     use super::*;
     use crate::notify::Severity;
     use proptest::prelude::*;

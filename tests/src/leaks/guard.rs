@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Outbound, assert_no_secrets};
+use crate::lock;
 
 #[derive(Default)]
 struct Evidence {
@@ -33,10 +34,6 @@ static ALL_STORED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static UNOWNED: Mutex<Vec<Outbound>> = Mutex::new(Vec::new());
 /// Proxies in front of an emulator: their endpoint names the emulator's.
 static ALIASES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn canonical(endpoint: &str) -> String {
     let endpoint = endpoint.trim_end_matches('/').to_string();
