@@ -405,3 +405,210 @@ async fn finish_secret_never_promotes_a_password_that_was_never_set() {
             .await
     );
 }
+
+/// An application role that owns its database plants what a master session could resolve: an
+/// operator `public.=(oid,int4)` (an exact match that beats pg_catalog's implicit casts even with
+/// the default search_path) and, in a second database, a database-level
+/// `search_path = evil, pg_catalog` with `evil.=(name,name)`. Alternating rotations (the first,
+/// and the second, which checks the existing clone) and a single-user rotation of a privileged
+/// role in that database run; the planted functions never run (a sequence, which no rollback
+/// undoes, counts their calls) and nobody becomes superuser.
+#[tokio::test]
+async fn objects_an_application_role_plants_never_run_with_the_masters_rights() {
+    let pg = Postgres::start(PgOptions::default()).await.unwrap();
+    // One statement per call: CREATE DATABASE cannot run in psql -c's implicit transaction.
+    for statement in [
+        "CREATE ROLE app LOGIN PASSWORD 'app-password-0'",
+        "CREATE DATABASE appdb OWNER app",
+        "CREATE ROLE app2 LOGIN PASSWORD 'app2-password-0'",
+        "CREATE DATABASE app2db OWNER app2",
+        "CREATE ROLE ops LOGIN CREATEROLE PASSWORD 'ops-password-0'",
+    ] {
+        pg.sql("postgres", statement).await.unwrap();
+    }
+    // The planted operators: each call bumps a sequence, then tries to make its owner superuser.
+    pg.sql_as(
+        "app",
+        "app-password-0",
+        "appdb",
+        "CREATE SEQUENCE public.fired; GRANT USAGE, UPDATE ON SEQUENCE public.fired TO PUBLIC; \
+         CREATE FUNCTION public.planted_eq(oid, int4) RETURNS boolean LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_catalog.nextval('public.fired'); \
+           BEGIN EXECUTE 'ALTER ROLE app SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; \
+           RETURN $1::pg_catalog.int4 OPERATOR(pg_catalog.=) $2; END $$; \
+         CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = int4, FUNCTION = public.planted_eq)",
+    )
+    .await
+    .unwrap();
+    pg.sql_as(
+        "app2",
+        "app2-password-0",
+        "app2db",
+        "CREATE SCHEMA evil; CREATE SEQUENCE evil.fired; \
+         GRANT USAGE ON SCHEMA evil TO PUBLIC; GRANT USAGE, UPDATE ON SEQUENCE evil.fired TO PUBLIC; \
+         CREATE FUNCTION evil.planted_eq(name, name) RETURNS boolean LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_catalog.nextval('evil.fired'); \
+           BEGIN EXECUTE 'ALTER ROLE app2 SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; \
+           RETURN $1::pg_catalog.text OPERATOR(pg_catalog.=) $2::pg_catalog.text; END $$; \
+         CREATE OPERATOR evil.= (LEFTARG = name, RIGHTARG = name, FUNCTION = evil.planted_eq); \
+         ALTER DATABASE app2db SET search_path = evil, pg_catalog",
+    )
+    .await
+    .unwrap();
+    let fired = || async {
+        let first = pg
+            .sql("appdb", "SELECT is_called FROM public.fired")
+            .await
+            .unwrap();
+        let second = pg
+            .sql("app2db", "SELECT is_called FROM evil.fired")
+            .await
+            .unwrap();
+        (first, second)
+    };
+    // The planted operators work: a session that resolves them runs them.
+    pg.sql_as("app", "app-password-0", "appdb", "SELECT 1::oid = 1::int4")
+        .await
+        .unwrap();
+    assert_eq!(fired().await.0, "t", "the planted operator is resolvable");
+    pg.sql(
+        "appdb",
+        "SELECT pg_catalog.setval('public.fired', 1, false)",
+    )
+    .await
+    .unwrap();
+
+    let world = RotationWorld::start(PLAINTEXT).await.unwrap();
+    let master = world
+        .create_secret(
+            "des/db/master",
+            &pg_secret(&pg, SUPERUSER, pg.superuser_password()),
+        )
+        .await
+        .unwrap();
+    let secret_in = |name: &str, user: &str, password: &str, db: &str, masterarn: Option<&str>| {
+        let mut value = pg_secret(&pg, user, password);
+        value["dbname"] = json!(db);
+        if let Some(arn) = masterarn {
+            value["masterarn"] = json!(arn);
+        }
+        let name = name.to_string();
+        let world = &world;
+        async move { world.create_secret(&name, &value).await.unwrap() }
+    };
+    let app = secret_in(
+        "des/db/app",
+        "app",
+        "app-password-0",
+        "appdb",
+        Some(&master),
+    )
+    .await;
+    let app2 = secret_in(
+        "des/db/app2",
+        "app2",
+        "app2-password-0",
+        "app2db",
+        Some(&master),
+    )
+    .await;
+    let mut outcomes = Vec::new();
+    for secret in [&app, &app2] {
+        for rotation in ["first", "second"] {
+            let outcome = world.rotate(secret).await.map(|_| ());
+            outcomes.push(format!("{secret}, {rotation} rotation: {outcome:?}"));
+        }
+    }
+    // A privileged role's own password, in the application's database: refused (CREATEROLE),
+    // and the refusal's own catalog queries resolve nothing planted.
+    let ops = secret_in("des/db/ops", "ops", "ops-password-0", "appdb", None).await;
+    let token = world.begin_rotation(&ops).await.unwrap();
+    assert!(world.step(&ops, &token, "createSecret").await.unwrap().ok);
+    let refused = world.step(&ops, &token, "setSecret").await.unwrap();
+    assert!(!refused.ok, "ops is refused: {}", refused.output);
+
+    assert_eq!(
+        fired().await,
+        ("f".to_string(), "f".to_string()),
+        "a planted operator ran in a session of the rotator"
+    );
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            "SELECT string_agg(rolname || '=' || rolsuper, ',' ORDER BY rolname) FROM pg_roles \
+             WHERE rolname IN ('app', 'app_clone', 'app2', 'app2_clone', 'ops')"
+        )
+        .await
+        .unwrap(),
+        "app=false,app2=false,app2_clone=false,app_clone=false,ops=false"
+    );
+    // And the rotations themselves are unaffected by what was planted.
+    for outcome in &outcomes {
+        assert!(outcome.ends_with("Ok(())"), "{outcome}");
+    }
+}
+
+/// `DB_TLS=disable` (plaintext allowed inside the VPC), a master secret that says
+/// `sslmode: verify-full`, and an application secret that says `sslmode: disable`: the
+/// application's logins may go in plaintext, the master's never does (the server's own log of
+/// each connection says which were encrypted).
+#[tokio::test]
+async fn the_masters_session_keeps_its_own_tls_whatever_the_application_secret_says() {
+    let ca = harness::tls::TestCa::create().await.unwrap();
+    let pg = Postgres::start(PgOptions {
+        tls: Some((ca.server_cert.clone(), ca.server_key.clone())),
+        ..PgOptions::default()
+    })
+    .await
+    .unwrap();
+    for statement in [
+        "CREATE ROLE app LOGIN PASSWORD 'app-password-0'",
+        "ALTER SYSTEM SET log_connections = on",
+        "SELECT pg_reload_conf()",
+    ] {
+        pg.sql("postgres", statement).await.unwrap();
+    }
+    let ca_file = ca.ca_cert.display().to_string();
+    let world = RotationWorld::start(&[("DB_TLS", "disable"), ("DB_TLS_CA_FILE", &ca_file)])
+        .await
+        .unwrap();
+    let mut master_value = pg_secret(&pg, SUPERUSER, pg.superuser_password());
+    master_value["host"] = json!("localhost");
+    master_value["sslmode"] = json!("verify-full");
+    let master = world
+        .create_secret("des/db/master", &master_value)
+        .await
+        .unwrap();
+    let mut app_value = pg_secret(&pg, "app", "app-password-0");
+    app_value["host"] = json!("localhost");
+    app_value["sslmode"] = json!("disable");
+    app_value["masterarn"] = json!(master);
+    let app = world.create_secret("des/db/app", &app_value).await.unwrap();
+    world.rotate(&app).await.unwrap();
+
+    let log = pg.server_log();
+    let sessions: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            line.contains("connection authorized")
+                && line.contains("application_name=watchkeeper-secret-rotator")
+        })
+        .collect();
+    let masters: Vec<&&str> = sessions
+        .iter()
+        .filter(|line| line.contains(&format!("user={SUPERUSER} ")))
+        .collect();
+    assert!(!masters.is_empty(), "the master logged in: {sessions:#?}");
+    for line in &masters {
+        assert!(
+            line.contains("SSL enabled"),
+            "a master session without TLS: {line}"
+        );
+    }
+    assert!(
+        sessions
+            .iter()
+            .any(|line| line.contains("user=app") && !line.contains("SSL enabled")),
+        "the application's own logins follow its sslmode: {sessions:#?}"
+    );
+}

@@ -6,6 +6,7 @@
 //! [`crate::set_secret`], and the users involved must hold no administrative privilege, see
 //! [`crate::database::SetPassword`].)
 
+use crate::database::Engine;
 use crate::error::RotationError;
 use crate::master_hosts::MasterHosts;
 use crate::secret_value::{CLONE_SUFFIX, DbSecret, MasterValue};
@@ -56,11 +57,31 @@ pub fn pending_matches_current(
     Ok(())
 }
 
+/// The database a master session opens: the master secret's own `dbname`, else the engine's
+/// administrative one. Never the rotated secret's: roles are cluster-wide, and the application's
+/// database is where an application role can plant objects and settings (see
+/// [`crate::database::postgres::Names`]). MySQL/MariaDB: no default database, so an unqualified
+/// name in a master session resolves nowhere.
+fn admin_database(engine: Engine, master_dbname: Option<&str>) -> Option<String> {
+    match (master_dbname, engine) {
+        (Some(name), _) => Some(name.to_string()),
+        (None, Engine::Postgres) => Some("postgres".to_string()),
+        (None, Engine::MySql) => None,
+    }
+}
+
 /// The master's login, used at the rotated secret's engine, host and port only. A full master
 /// secret must name the same ones; an RDS-managed one (`username`/`password` only) must be bound to
 /// that host and port (and TLS name) by `ROTATION_MASTER_HOSTS`, under the name `master_arn`
 /// (the rotated secret's `masterarn` as written): otherwise a secret naming any host would get the
 /// master's password sent there.
+///
+/// Nothing in the rotated secret decides how the master connects beyond that endpoint: the
+/// session opens the administrative database ([`admin_database`]), and its TLS is the master
+/// secret's own `sslmode` and `tls_server_name` (made stricter by `DB_TLS` only), so an
+/// application secret saying `sslmode: disable` or naming another certificate cannot loosen it.
+/// An RDS-managed master has no `sslmode` of its own: `DB_TLS` alone decides, and its TLS name is
+/// the one `ROTATION_MASTER_HOSTS` bound.
 pub fn master_login(
     master: MasterValue,
     master_arn: &str,
@@ -80,7 +101,10 @@ pub fn master_login(
                         .into(),
                 ));
             }
-            Ok(secret.as_user(&username, &password))
+            let mut login = secret.as_user(&username, &password);
+            login.dbname = admin_database(secret.engine, None);
+            login.tls = None;
+            Ok(login)
         }
         MasterValue::Full(master) => {
             if master.endpoint() != secret.endpoint() {
@@ -90,10 +114,9 @@ pub fn master_login(
                 ));
             }
             let mut login = secret.as_user(&master.username, &master.password);
-            // The master secret can only make TLS stricter too.
-            if master.tls.is_some() && secret.tls.is_none() {
-                login.tls = master.tls;
-            }
+            login.dbname = admin_database(master.engine, master.dbname.as_deref());
+            login.tls = master.tls;
+            login.tls_server_name = master.tls_server_name.clone();
             Ok(login)
         }
     }
@@ -102,6 +125,7 @@ pub fn master_login(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::database::TlsMode;
     use crate::secret_value::{SecretKind, parse, parse_master};
     use watchkeeper_shared::secret::Secret;
 
@@ -143,6 +167,51 @@ mod tests {
             .replace("\"app\"", "\"app_clone\""));
         assert!(pending_matches_current(&single, &single).is_ok());
         assert!(pending_matches_current(&single, &switched).is_err());
+    }
+
+    #[test]
+    fn nothing_in_the_rotated_secret_loosens_the_masters_session() {
+        let secret = db(&CURRENT.replace(
+            "\"port\":5432",
+            "\"port\":5432,\"sslmode\":\"disable\",\"dbname\":\"appdb\",\"tls_server_name\":\"other.example\"",
+        ));
+        let full = parse_master(&Secret::new(r#"{"engine":"postgres","host":"db.internal","port":5432,"username":"root","password":"m","sslmode":"verify-full","tls_server_name":"db.example"}"#.into())).unwrap();
+        let login = master_login(full, "arn:m", &secret, &MasterHosts::default()).unwrap();
+        assert_eq!(login.tls, Some(TlsMode::VerifyFull));
+        assert_eq!(login.tls_server_name.as_deref(), Some("db.example"));
+        assert_eq!(
+            login.dbname.as_deref(),
+            Some("postgres"),
+            "never the application's database"
+        );
+        assert_eq!(
+            login.credentials(TlsMode::Disable).tls,
+            TlsMode::VerifyFull,
+            "DB_TLS=disable does not loosen it either"
+        );
+        let own_db = parse_master(&Secret::new(r#"{"engine":"postgres","host":"db.internal","port":5432,"username":"root","password":"m","dbname":"admin"}"#.into())).unwrap();
+        let login = master_login(own_db, "arn:m", &secret, &MasterHosts::default()).unwrap();
+        assert_eq!(login.dbname.as_deref(), Some("admin"));
+        assert_eq!(
+            login.tls, None,
+            "the application's sslmode is not the master's"
+        );
+        let host_less =
+            parse_master(&Secret::new(r#"{"username":"root","password":"m"}"#.into())).unwrap();
+        let plain = db(&CURRENT.replace(
+            "\"port\":5432",
+            "\"port\":5432,\"sslmode\":\"disable\",\"dbname\":\"appdb\"",
+        ));
+        let bound = MasterHosts::parse("arn:m=db.internal:5432").unwrap();
+        let login = master_login(host_less, "arn:m", &plain, &bound).unwrap();
+        assert_eq!(
+            (login.tls, login.dbname.as_deref()),
+            (None, Some("postgres"))
+        );
+        assert_eq!(
+            login.credentials(TlsMode::VerifyFull).tls,
+            TlsMode::VerifyFull
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod mysql;
 pub mod mysql_clones;
 pub mod mysql_grants;
 pub mod mysql_users;
+pub mod pg_cleartext;
 pub mod pg_roles;
 pub mod postgres;
 

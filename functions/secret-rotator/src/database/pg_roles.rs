@@ -17,7 +17,7 @@
 
 use tokio_postgres::{Client, GenericClient};
 
-use super::postgres::{classify, connect};
+use super::postgres::{Names, classify, connect};
 use super::{Credentials, DbError, DbErrorKind, SetPassword, Settings, quote_ident};
 
 /// `'text'` for PostgreSQL (standard_conforming_strings: only quotes need doubling).
@@ -36,7 +36,7 @@ pub async fn set_password(
     admin: &Credentials,
     request: &SetPassword<'_>,
 ) -> Result<(), DbError> {
-    let mut client = connect(settings, admin).await?;
+    let mut client = connect(settings, admin, Names::Pinned).await?;
     for role in [Some(request.user), request.clone_of].into_iter().flatten() {
         if let Some(why) = refusal(&client, admin, role, request.forbidden).await? {
             return Err(DbError::new(admin, DbErrorKind::Refused, why));
@@ -131,7 +131,8 @@ async fn is_clone_of(
                WHERE u.rolname = $1 AND g.rolname = $2) \
              AND EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting s \
                JOIN pg_catalog.pg_roles r ON r.oid = s.setrole \
-               WHERE r.rolname = $1 AND s.setdatabase = 0 AND ('role=' || $2::text) = ANY (s.setconfig))",
+               WHERE r.rolname = $1 AND s.setdatabase OPERATOR(pg_catalog.=) 0::pg_catalog.oid \
+               AND ('role=' || $2::pg_catalog.text) = ANY (s.setconfig))",
             &[&clone, &original],
         )
         .await
@@ -151,7 +152,7 @@ async fn refusal(
             "WITH RECURSIVE reach(oid) AS ( \
                SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1 \
                UNION SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN reach r ON m.member = r.oid) \
-             SELECT r.rolname::text, r.rolsuper, r.rolcreaterole, r.rolreplication, r.rolbypassrls \
+             SELECT r.rolname::pg_catalog.text, r.rolsuper, r.rolcreaterole, r.rolreplication, r.rolbypassrls \
              FROM pg_catalog.pg_roles r JOIN reach USING (oid)",
             &[&role],
         )
@@ -195,7 +196,7 @@ async fn role_settings(
 ) -> Result<Vec<(String, String)>, DbError> {
     let rows = client
         .query(
-            "SELECT COALESCE(d.datname::text, ''), s.setconfig \
+            "SELECT COALESCE(d.datname::pg_catalog.text, ''), s.setconfig \
              FROM pg_catalog.pg_db_role_setting s \
              JOIN pg_catalog.pg_roles r ON r.oid = s.setrole \
              LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase \
@@ -272,12 +273,12 @@ pub async fn clone_differences(
     original: &str,
     clone: &str,
 ) -> Result<Vec<String>, DbError> {
-    let client = connect(settings, pending).await?;
+    let client = connect(settings, pending, Names::Pinned).await?;
     let fail = |e: tokio_postgres::Error| classify(pending, &e);
     let mut differences = Vec::new();
     let rows = client
         .query(
-            "SELECT g.rolname::text FROM pg_catalog.pg_auth_members m \
+            "SELECT g.rolname::pg_catalog.text FROM pg_catalog.pg_auth_members m \
              JOIN pg_catalog.pg_roles g ON g.oid = m.roleid \
              JOIN pg_catalog.pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
             &[&clone],
