@@ -1,5 +1,10 @@
 //! The AWS emulator: moto in server mode on a free loopback port, one per test (moto keeps all
 //! state in its process, so tests that share nothing can run in parallel).
+//!
+//! moto is served by `tests/emulator/moto_server.py`, which gives S3 the atomicity of its
+//! conditional writes (one S3 request at a time); see that file. `WATCHKEEPER_BARE_MOTO=1` starts
+//! moto's own `moto_server` instead, to show what the launcher adds (the atomicity test in
+//! `hardening_concurrency` fails against it).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -35,14 +40,23 @@ impl Drop for Moto {
 impl Moto {
     /// Starts moto and waits until it answers. Fails with a clear message if moto is not installed.
     pub async fn start() -> Result<Self> {
-        let server = cached_tool("venv-moto/bin/moto_server", "moto (PyPI moto[server])")?;
+        let bare = std::env::var_os("WATCHKEEPER_BARE_MOTO").is_some_and(|v| v == "1");
+        let (program, launcher) = if bare {
+            let server = cached_tool("venv-moto/bin/moto_server", "moto (PyPI moto[server])")?;
+            (server, None)
+        } else {
+            let python = cached_tool("venv-moto/bin/python", "moto (PyPI moto[server])")?;
+            let launcher = crate::paths::workspace_root().join("tests/emulator/moto_server.py");
+            (python, Some(launcher))
+        };
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("moto.log");
         let mut last_error = None;
         // The free port can be taken between the check and moto's bind; try a few.
         for _ in 0..3 {
             let port = free_port()?;
-            let mut command = Command::new(&server);
+            let mut command = Command::new(&program);
+            command.args(launcher.iter());
             command
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 // moto's request recorder (off until `record_calls`) writes here, not in the cwd.
@@ -73,6 +87,11 @@ impl Moto {
             }
         }
         Err(last_error.unwrap_or_else(|| "moto did not start".into()))
+    }
+
+    /// The last lines the emulator printed (its tracebacks, when it answered 500).
+    pub fn log_tail(&self) -> String {
+        tail(&self.log)
     }
 
     pub fn endpoint(&self) -> &str {

@@ -250,9 +250,14 @@ impl Postgres {
         run(psql, "psql").await.map(|out| out.trim().to_string())
     }
 
-    /// Runs SQL as the superuser in a session of its own that lasts as long as the SQL does (hold
-    /// a lock with `BEGIN; LOCK ...; SELECT pg_sleep(n)`); the child is killed when dropped.
-    pub fn sql_in_background(&self, sql: &str) -> Result<tokio::process::Child> {
+    /// Takes `LOCK TABLE <table> IN <mode> MODE` as the superuser in a session of its own, and
+    /// returns once the server says the lock is granted. The lock is held until
+    /// [`HeldLock::release`]: a test that needs a statement to meet the lock waits for it, not for
+    /// a guessed time.
+    pub async fn hold_lock(&self, table: &str, mode: &str) -> Result<HeldLock<'_>> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!("wk_lock_holder_{}", NEXT.fetch_add(1, Ordering::SeqCst));
         let mut psql = Command::new(&self.psql);
         psql.args([
             "-h",
@@ -262,12 +267,37 @@ impl Postgres {
             "-U",
             SUPERUSER,
         ])
-        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-X", "-c", sql])
+        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-X"])
+        .args([
+            "-c",
+            &format!("BEGIN; LOCK TABLE {table} IN {mode} MODE; SELECT pg_sleep(3600)"),
+        ])
         .env("PGPASSWORD", &self.password)
+        .env("PGAPPNAME", &name)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-        Ok(psql.spawn()?)
+        let mut child = psql.spawn()?;
+        let granted = format!(
+            "SELECT count(*) FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a \
+             ON a.pid = l.pid WHERE a.application_name = '{name}' \
+             AND l.relation = '{table}'::regclass AND l.granted"
+        );
+        let start = std::time::Instant::now();
+        while self.sql("postgres", &granted).await? != "1" {
+            if let Some(status) = child.try_wait()? {
+                return fail(format!("the session locking {table} exited ({status})"));
+            }
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                return fail(format!("{table} was not locked within 60 s"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(HeldLock {
+            pg: self,
+            name,
+            child,
+        })
     }
 
     /// True when `user` can log in with `password`.
@@ -342,5 +372,30 @@ pub(crate) async fn is_root() -> bool {
     match Command::new("id").arg("-u").output().await {
         Ok(out) => String::from_utf8_lossy(&out.stdout).trim() == "0",
         Err(_) => false,
+    }
+}
+
+/// A table lock held by a session of its own (see [`Postgres::hold_lock`]).
+pub struct HeldLock<'a> {
+    pg: &'a Postgres,
+    name: String,
+    child: tokio::process::Child,
+}
+
+impl HeldLock<'_> {
+    /// Ends the holding session (its transaction rolls back, the lock goes) and waits for it.
+    pub async fn release(mut self) -> Result<()> {
+        self.pg
+            .sql(
+                "postgres",
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+                     WHERE application_name = '{}'",
+                    self.name
+                ),
+            )
+            .await?;
+        self.child.wait().await?;
+        Ok(())
     }
 }

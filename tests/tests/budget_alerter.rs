@@ -421,7 +421,10 @@ async fn unparsable_messages_are_forwarded_verbatim_and_cost_explorer_outages_ar
     let offline = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(watchkeeper_shared::aws::https_client())
         .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:9")
+        .endpoint_url(format!(
+            "http://{}",
+            harness::http::refusing_addr().unwrap()
+        ))
         .credentials_provider(aws_sdk_sns::config::Credentials::new(
             "t", "t", None, None, "t",
         ))
@@ -544,11 +547,13 @@ fn init_refuses_a_forecast_on_a_daily_budget_naming_the_variable() {
     let mut daily = BudgetSpec::cost("des-daily", "1.0", "0.10");
     daily.time_unit = aws_sdk_budgets::types::TimeUnit::Daily;
     runtime.block_on(world.set_budgets(&[daily])).unwrap();
+    // Nothing answers there: a function that passed init would fail at its first poll.
+    let runtime_api = harness::http::refusing_addr().unwrap().to_string();
     let run = |extra: &[(&str, &str)]| {
         let output = std::process::Command::new(function_binary(FUNCTION).unwrap())
             .env_clear()
             .envs(world.env(extra))
-            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api.as_str())
             .stdin(Stdio::null())
             .output()
             .unwrap();

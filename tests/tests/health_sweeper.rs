@@ -818,8 +818,10 @@ async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_han
         .expect("the sweep ignored the Lambda's deadline")
         .unwrap();
     let took = started.elapsed();
+    // The sweep's share is 3 s; what the runtime needs comes out of the other 5. A second of
+    // those is slack for a loaded machine, the rest is never touched.
     assert!(
-        took < Duration::from_millis(3_300),
+        took < Duration::from_millis(4_000),
         "sweep took {took:?}: {summary}"
     );
     assert!(

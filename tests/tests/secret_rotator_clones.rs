@@ -3,8 +3,6 @@
 //! (roles, settings, grants, REQUIRE SSL, resource limits, default role), and acts as the owner
 //! so objects made through either login stay usable by both. Real PostgreSQL and MariaDB (TLS).
 
-use std::time::Duration;
-
 use harness::mariadb::{MariaDb, MariaDbOptions};
 use harness::postgres::{PgOptions, Postgres, SUPERUSER};
 use harness::rotation::RotationWorld;
@@ -70,10 +68,10 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
     );
 
     // The GRANT after CREATE ROLE cannot get its lock: the whole creation is rolled back.
-    let mut lock = pg
-        .sql_in_background("BEGIN; LOCK TABLE pg_catalog.pg_auth_members IN SHARE MODE; SELECT pg_sleep(4); COMMIT")
+    let lock = pg
+        .hold_lock("pg_catalog.pg_auth_members", "SHARE")
+        .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
     let failed = world.step(&secret, &token, "setSecret").await.unwrap();
     assert!(
         !failed.ok && failed.output.contains("Retryable."),
@@ -86,7 +84,7 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
         "the failure came after CREATE ROLE"
     );
     assert_eq!(clones().await.unwrap(), "0", "no half-made clone is left");
-    lock.wait().await.unwrap();
+    lock.release().await.unwrap();
     for step in ["setSecret", "testSecret"] {
         let answer = world.step(&secret, &token, step).await.unwrap();
         assert!(answer.ok, "{step}: {}", answer.output);

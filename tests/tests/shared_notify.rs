@@ -328,10 +328,11 @@ async fn a_send_in_flight_elsewhere_is_not_a_duplicate() {
     );
     let store = state(&moto).await;
     let notifier = Notifier::new(vec![channel], store.clone());
-    // The crashed holder's invocation ended 29 s ago: its lease has one second left.
+    // The crashed holder's invocation ended 20 s ago: its lease has ten seconds left, far more
+    // than the claim and the first send_once take on a loaded machine.
     let margin = watchkeeper_shared::state::CLAIM_LEASE_MARGIN;
     let holder = Deadline::at(
-        chrono::Utc::now() - chrono::Duration::from_std(margin - Duration::from_secs(1)).unwrap(),
+        chrono::Utc::now() - chrono::Duration::from_std(margin - Duration::from_secs(10)).unwrap(),
     );
     assert_eq!(
         store

@@ -2,7 +2,7 @@
 //! S3; SNS): end to end through the Lambda runtime with the `events/` fixtures, and the handler
 //! in this process for the export quota and the weekly reconcile.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use harness::export::{
     CLUSTER, EXPORT_BUCKET, EXPORT_PREFIX, ExportWorld, FUNCTION, KMS_KEY_ARN, LISTED, ROLE_ARN,
     TAGGED, UNSELECTED, created_event, fixture_for,
@@ -24,12 +24,22 @@ fn minute() -> Deadline {
     Deadline::after(std::time::Duration::from_secs(60))
 }
 
-fn today_prefix(source: &str) -> String {
-    format!("{EXPORT_PREFIX}{source}/{}", Utc::now().format("%Y/%m/%d"))
+/// Asserts that `prefix` is `source`'s dated export prefix for a day between `since` and now (a
+/// test that runs across midnight UTC sees either day), and returns it.
+fn assert_dated_prefix(prefix: Option<&str>, source: &str, since: DateTime<Utc>) -> String {
+    let prefix = prefix.expect("the export task has an S3 prefix");
+    let days =
+        [since, Utc::now()].map(|at| format!("{EXPORT_PREFIX}{source}/{}", at.format("%Y/%m/%d")));
+    assert!(
+        days.iter().any(|day| day == prefix),
+        "{prefix} is not one of {days:?}"
+    );
+    prefix.to_string()
 }
 
 #[tokio::test]
 async fn snapshot_events_export_once_and_finished_exports_are_told() {
+    let started = Utc::now();
     let world = ExportWorld::start().await.unwrap();
     let arn = world.snapshot(LISTED, MANUAL).await.unwrap();
     let cluster_arn = world
@@ -79,7 +89,7 @@ async fn snapshot_events_export_once_and_finished_exports_are_told() {
     assert!(is_valid(&id));
     assert_eq!(task.export_task_identifier(), Some(id.as_str()));
     assert_eq!(task.s3_bucket(), Some(EXPORT_BUCKET));
-    assert_eq!(task.s3_prefix(), Some(today_prefix(LISTED).as_str()));
+    let prefix = assert_dated_prefix(task.s3_prefix(), LISTED, started);
     assert_eq!(task.iam_role_arn(), Some(ROLE_ARN));
     assert_eq!(task.kms_key_id(), Some(KMS_KEY_ARN));
     assert!(
@@ -88,7 +98,7 @@ async fn snapshot_events_export_once_and_finished_exports_are_told() {
             .any(|t| t.source_arn() == Some(cluster_arn.as_str()))
     );
     let index = world
-        .object(&format!("{}/{id}.index.json", today_prefix(LISTED)))
+        .object(&format!("{prefix}/{id}.index.json"))
         .await
         .expect("index object beside the export");
     assert_eq!(
@@ -102,7 +112,7 @@ async fn snapshot_events_export_once_and_finished_exports_are_told() {
 
     let done = invoke("rds-snapshot-export-completed.json").await;
     assert_eq!(done["outcome"], "completed", "{done}");
-    let location = format!("s3://{EXPORT_BUCKET}/{}/{id}/", today_prefix(LISTED));
+    let location = format!("s3://{EXPORT_BUCKET}/{prefix}/{id}/");
     assert_eq!(done["location"], location.as_str());
     let latest = world
         .object(&format!("{EXPORT_PREFIX}{LISTED}/latest.json"))

@@ -230,8 +230,13 @@ mod tests {
     use crate::testing::MemoryStore;
 
     fn refused_webhook() -> Channel {
-        // Nothing listens on the discard port of loopback: the connection is refused at once.
-        let url = SecretUrl::new("http://127.0.0.1:9/hooks/secret-token");
+        // A loopback port just released by the kernel: nothing listens there, so the connection
+        // is refused at once (no fixed port, which something on the machine may hold).
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .unwrap();
+        let url = SecretUrl::new(format!("http://127.0.0.1:{port}/hooks/secret-token"));
         Channel::Webhook(WebhookChannel::new(url, ChatFormat::Slack).unwrap())
     }
 
