@@ -50,7 +50,9 @@ async fn postgres_escalation_attempts_are_refused_and_change_nothing() {
          CREATE ROLE other_app LOGIN PASSWORD 'other-password-0'; \
          CREATE ROLE admin_app LOGIN CREATEROLE PASSWORD 'admin-password-0'; \
          CREATE ROLE sneaky LOGIN PASSWORD 'sneaky-password-0'; GRANT postgres TO sneaky; \
-         CREATE ROLE rds_superuser NOLOGIN; CREATE ROLE rdsish LOGIN PASSWORD 'rdsish-password-0'; GRANT rds_superuser TO rdsish",
+         CREATE ROLE rds_superuser NOLOGIN; CREATE ROLE rdsish LOGIN PASSWORD 'rdsish-password-0'; GRANT rds_superuser TO rdsish; \
+         CREATE ROLE filer LOGIN PASSWORD 'filer-password-0'; GRANT pg_write_server_files TO filer; \
+         CREATE ROLE runner LOGIN PASSWORD 'runner-password-0'; GRANT pg_execute_server_program TO runner",
     )
     .await
     .unwrap();
@@ -99,13 +101,13 @@ async fn postgres_escalation_attempts_are_refused_and_change_nothing() {
             "another-role",
             app.clone(),
             Some(with(&app, "username", json!("other_app"))),
-            "is neither the current user",
+            "is not the counterpart",
         ),
         (
             "master-clone",
             app.clone(),
             Some(with(&app, "username", json!("postgres_clone"))),
-            "is neither the current user",
+            "is not the counterpart",
         ),
         (
             "foreign-master-pending",
@@ -160,6 +162,38 @@ async fn postgres_escalation_attempts_are_refused_and_change_nothing() {
             ),
             None,
             "rds_superuser",
+        ),
+        (
+            "clone-of-file-writer",
+            with(
+                &with(&app, "username", json!("filer")),
+                "password",
+                json!("filer-password-0"),
+            ),
+            None,
+            "can act as pg_write_server_files, a role that runs programs or reads or writes files",
+        ),
+        (
+            "clone-of-program-runner",
+            with(
+                &with(&app, "username", json!("runner")),
+                "password",
+                json!("runner-password-0"),
+            ),
+            None,
+            "can act as pg_execute_server_program",
+        ),
+        (
+            "pending-is-the-current-user",
+            app.clone(),
+            Some(app.clone()),
+            "the current user is never altered",
+        ),
+        (
+            "pending-is-an-api-key",
+            app.clone(),
+            Some(json!({"type": "api-key", "api_key": "k-0"})),
+            "another kind of secret",
         ),
         (
             "clone-of-master",
@@ -284,7 +318,15 @@ async fn mariadb_escalation_attempts_are_refused_and_change_nothing() {
          CREATE USER 'super'@'127.0.0.1' IDENTIFIED BY 'super-password-0'; GRANT SUPER ON *.* TO 'super'@'127.0.0.1'; \
          CREATE USER 'everything'@'127.0.0.1' IDENTIFIED BY 'everything-password-0'; GRANT ALL PRIVILEGES ON *.* TO 'everything'@'127.0.0.1'; \
          CREATE ROLE admins; GRANT ALL PRIVILEGES ON *.* TO admins; \
-         CREATE USER 'via_role'@'127.0.0.1' IDENTIFIED BY 'role-password-0'; GRANT admins TO 'via_role'@'127.0.0.1'",
+         CREATE USER 'via_role'@'127.0.0.1' IDENTIFIED BY 'role-password-0'; GRANT admins TO 'via_role'@'127.0.0.1'; \
+         CREATE USER 'filer'@'127.0.0.1' IDENTIFIED BY 'filer-password-0'; GRANT FILE ON *.* TO 'filer'@'127.0.0.1'; \
+         CREATE USER 'definer'@'127.0.0.1' IDENTIFIED BY 'definer-password-0'; GRANT SET USER ON *.* TO 'definer'@'127.0.0.1'; \
+         CREATE USER 'proxy'@'127.0.0.1' IDENTIFIED BY 'proxy-password-0'; GRANT PROXY ON ''@'%' TO 'proxy'@'127.0.0.1'; \
+         CREATE USER 'pattern'@'127.0.0.1' IDENTIFIED BY 'pattern-password-0'; GRANT INSERT ON `my%`.* TO 'pattern'@'127.0.0.1'; \
+         CREATE USER 'columns'@'127.0.0.1' IDENTIFIED BY 'columns-password-0'; GRANT UPDATE (Password) ON mysql.user TO 'columns'@'127.0.0.1'; \
+         CREATE ROLE outer_role; CREATE ROLE inner_role; GRANT FILE ON *.* TO inner_role; GRANT inner_role TO outer_role; \
+         CREATE USER 'nested'@'127.0.0.1' IDENTIFIED BY 'nested-password-0'; GRANT outer_role TO 'nested'@'127.0.0.1'; \
+         CREATE USER 'plain'@'127.0.0.1' IDENTIFIED BY 'plain-password-0'; GRANT SELECT ON dispatch.* TO 'plain'@'127.0.0.1'",
     )
     .await
     .unwrap();
@@ -301,8 +343,9 @@ async fn mariadb_escalation_attempts_are_refused_and_change_nothing() {
         .await
         .unwrap();
     let master = "des/mysql/master";
+    // (Granting to PUBLIC adds its row to mysql.user: the comparison leaves it out.)
     let users = || {
-        db.sql("SELECT GROUP_CONCAT(User, '@', Host, ':', authentication_string ORDER BY User, Host) FROM mysql.user")
+        db.sql("SELECT GROUP_CONCAT(User, '@', Host, ':', authentication_string ORDER BY User, Host) FROM mysql.user WHERE User <> 'PUBLIC'")
     };
     let before = users().await.unwrap();
     let cases = [
@@ -313,10 +356,41 @@ async fn mariadb_escalation_attempts_are_refused_and_change_nothing() {
             "everything-password-0",
             "ALL PRIVILEGES on *.*",
         ),
-        ("via_role", "role-password-0", "through role admins"),
+        ("via_role", "role-password-0", "through admins"),
         ("root", db.root_password(), "is the master user"),
+        ("filer", "filer-password-0", "holds FILE"),
+        (
+            "definer",
+            "definer-password-0",
+            "act as another account (SET USER)",
+        ),
+        ("proxy", "proxy-password-0", "holds PROXY"),
+        (
+            "pattern",
+            "pattern-password-0",
+            "write access to the grant tables",
+        ),
+        (
+            "columns",
+            "columns-password-0",
+            "write access to the grant tables",
+        ),
+        (
+            "nested",
+            "nested-password-0",
+            "holds FILE (the server's files) through",
+        ),
+        // What PUBLIC holds, every account holds (granted just before this case).
+        (
+            "plain",
+            "plain-password-0",
+            "write access to the grant tables through PUBLIC",
+        ),
     ];
     for (user, password, why) in cases {
+        if user == "plain" {
+            db.sql("GRANT INSERT ON mysql.* TO PUBLIC").await.unwrap();
+        }
         let secret = world
             .create_secret(
                 &format!("des/mysql/{user}"),
@@ -519,13 +593,11 @@ async fn objects_an_application_role_plants_never_run_with_the_masters_rights() 
             outcomes.push(format!("{secret}, {rotation} rotation: {outcome:?}"));
         }
     }
-    // A privileged role's own password, in the application's database: refused (CREATEROLE),
-    // and the refusal's own catalog queries resolve nothing planted.
+    // A privileged role's own single-user rotation, in the application's database: it changes
+    // only its own password (no one else's rights are used), and resolves nothing planted.
     let ops = secret_in("des/db/ops", "ops", "ops-password-0", "appdb", None).await;
-    let token = world.begin_rotation(&ops).await.unwrap();
-    assert!(world.step(&ops, &token, "createSecret").await.unwrap().ok);
-    let refused = world.step(&ops, &token, "setSecret").await.unwrap();
-    assert!(!refused.ok, "ops is refused: {}", refused.output);
+    let outcome = world.rotate(&ops).await.map(|_| ());
+    outcomes.push(format!("{ops}, single-user rotation: {outcome:?}"));
 
     assert_eq!(
         fired().await,
@@ -546,6 +618,27 @@ async fn objects_an_application_role_plants_never_run_with_the_masters_rights() 
     for outcome in &outcomes {
         assert!(outcome.ends_with("Ok(())"), "{outcome}");
     }
+
+    // A user whose clone's name would not fit: a permanent error at createSecret, naming the
+    // limit, instead of a retryable failure at every later step.
+    let long_user = "u".repeat(58);
+    let long = secret_in(
+        "des/db/long",
+        &long_user,
+        "long-password-0",
+        "appdb",
+        Some(&master),
+    )
+    .await;
+    let token = world.begin_rotation(&long).await.unwrap();
+    let created = world.step(&long, &token, "createSecret").await.unwrap();
+    assert!(
+        !created.ok
+            && created.output.contains("Permanent.Refused")
+            && created.output.contains("63 bytes"),
+        "{}",
+        created.output
+    );
 }
 
 /// `DB_TLS=disable` (plaintext allowed inside the VPC), a master secret that says
@@ -610,5 +703,84 @@ async fn the_masters_session_keeps_its_own_tls_whatever_the_application_secret_s
             .iter()
             .any(|line| line.contains("user=app") && !line.contains("SSL enabled")),
         "the application's own logins follow its sslmode: {sessions:#?}"
+    );
+}
+
+/// Two ways a login could "prove" a user it does not belong to, on MariaDB: an anonymous account
+/// `''@'127.0.0.1'` matches any user name before `'victim'@'%'` does, so its password "logs in as
+/// victim"; and an account named `victim2_clone`, marked as the rotator's clone in a mark table it
+/// can write itself. Neither gets the master to reset the victim's password or clone it.
+#[tokio::test]
+async fn mariadb_logins_that_prove_another_account_are_refused() {
+    let db = MariaDb::start(MariaDbOptions::default()).await.unwrap();
+    db.sql(
+        "CREATE DATABASE dispatch; \
+         CREATE USER 'victim'@'%' IDENTIFIED BY 'victim-password-0'; GRANT SELECT ON dispatch.* TO 'victim'@'%'; \
+         CREATE USER ''@'127.0.0.1' IDENTIFIED BY 'anonymous-password-0'; \
+         CREATE USER 'victim2'@'127.0.0.1' IDENTIFIED BY 'victim2-password-0'; GRANT SELECT ON dispatch.* TO 'victim2'@'127.0.0.1'; \
+         CREATE DATABASE watchkeeper; \
+         CREATE TABLE watchkeeper.rotator_clones (`user` VARCHAR(128) NOT NULL, `host` VARCHAR(255) NOT NULL, `clone_of` VARCHAR(128) NOT NULL, `created` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`user`, `host`)); \
+         CREATE USER 'victim2_clone'@'127.0.0.1' IDENTIFIED BY 'forger-password-0'; GRANT INSERT ON watchkeeper.* TO 'victim2_clone'@'127.0.0.1'",
+    )
+    .await
+    .unwrap();
+    // The forger marks itself as the clone.
+    db.sql_as(
+        "victim2_clone",
+        "forger-password-0",
+        "INSERT INTO watchkeeper.rotator_clones (`user`, `host`, `clone_of`) VALUES ('victim2_clone', '127.0.0.1', 'victim2')",
+    )
+    .await
+    .unwrap();
+    let binding = format!("des/mysql/master=127.0.0.1:{}", db.port());
+    let world = RotationWorld::start(&[("DB_TLS", "disable"), ("ROTATION_MASTER_HOSTS", &binding)])
+        .await
+        .unwrap();
+    world
+        .create_secret(
+            "des/mysql/master",
+            &json!({"username": "root", "password": db.root_password()}),
+        )
+        .await
+        .unwrap();
+    let users = || {
+        db.sql("SELECT GROUP_CONCAT(User, '@', Host, ':', authentication_string ORDER BY User, Host) FROM mysql.user")
+    };
+    let before = users().await.unwrap();
+    for (name, user, password, why) in [
+        (
+            "anonymous",
+            "victim",
+            "anonymous-password-0",
+            "does not log in as victim",
+        ),
+        (
+            "forged-mark",
+            "victim2_clone",
+            "forger-password-0",
+            "can write the rotator's mark table",
+        ),
+    ] {
+        let secret = world
+            .create_secret(
+                &format!("des/mysql/{name}"),
+                &json!({"engine": "mariadb", "host": "127.0.0.1", "port": db.port(), "username": user, "password": password, "masterarn": "des/mysql/master"}),
+            )
+            .await
+            .unwrap();
+        let token = world.begin_rotation(&secret).await.unwrap();
+        assert!(
+            world
+                .step(&secret, &token, "createSecret")
+                .await
+                .unwrap()
+                .ok
+        );
+        assert_refused(&world, &secret, &token, why).await;
+    }
+    assert_eq!(
+        users().await.unwrap(),
+        before,
+        "no account was created or changed"
     );
 }

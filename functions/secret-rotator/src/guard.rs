@@ -9,7 +9,7 @@
 use crate::database::Engine;
 use crate::error::RotationError;
 use crate::master_hosts::MasterHosts;
-use crate::secret_value::{CLONE_SUFFIX, DbSecret, MasterValue};
+use crate::secret_value::{CLONE_SUFFIX, DbSecret, MasterValue, SecretKind};
 
 /// The other user of an alternating pair: `app` <-> `app_clone`.
 pub fn toggle(user: &str) -> String {
@@ -41,20 +41,63 @@ pub fn pending_matches_current(
     }
     let counterpart = toggle(&current.username);
     let alternating = pending.masterarn.is_some();
-    if pending.username != current.username && !(alternating && pending.username == counterpart) {
-        return refuse(if alternating {
-            format!(
-                "the pending version's user {} is neither the current user {} nor its counterpart {counterpart}",
+    if !alternating && pending.username != current.username {
+        return refuse(format!(
+            "the pending version's user {} is not the current user {} (single-user rotation)",
+            pending.username, current.username
+        ));
+    }
+    if alternating {
+        // The current user is never altered with the master's rights: the pending version
+        // names the other user of the pair.
+        if pending.username != counterpart {
+            return refuse(format!(
+                "the pending version's user {} is not the counterpart {counterpart} of the current user {} (alternating users: the current user is never altered)",
                 pending.username, current.username
-            )
-        } else {
-            format!(
-                "the pending version's user {} is not the current user {} (single-user rotation)",
-                pending.username, current.username
-            )
-        });
+            ));
+        }
+        // `a_clone_clone` would make the pair (a_clone_clone, a_clone) while the clone is made of
+        // `a`: the login proven would not be the user cloned.
+        let doubled = format!("{CLONE_SUFFIX}{CLONE_SUFFIX}");
+        if let Some(name) = [&current.username, &pending.username]
+            .into_iter()
+            .find(|u| u.ends_with(&doubled))
+        {
+            return refuse(format!(
+                "user {name} ends in {doubled}: alternating users are <user> and <user>{CLONE_SUFFIX} only"
+            ));
+        }
     }
     Ok(())
+}
+
+/// A rotation never changes what a secret is: a database secret whose pending version is an API
+/// key (or the reverse) would skip every check made on the other kind.
+pub fn same_kind(current: &SecretKind, pending: &SecretKind) -> Result<(), RotationError> {
+    match (current, pending) {
+        (SecretKind::Database(_), SecretKind::Database(_))
+        | (SecretKind::ApiKey(_), SecretKind::ApiKey(_)) => Ok(()),
+        _ => Err(RotationError::Refused(
+            "the pending version is another kind of secret (database or API key) than AWSCURRENT"
+                .into(),
+        )),
+    }
+}
+
+/// The longest user name each engine takes: PostgreSQL 63 bytes; MySQL/MariaDB 80 characters
+/// (MariaDB's limit; MySQL 8's 32 is checked at setSecret, where the server is known).
+pub fn user_name_fits(engine: Engine, user: &str) -> Result<(), RotationError> {
+    let (fits, limit) = match engine {
+        Engine::Postgres => (user.len() <= 63, "PostgreSQL's 63 bytes"),
+        Engine::MySql => (user.chars().count() <= 80, "MariaDB's 80 characters"),
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(RotationError::Refused(format!(
+            "user name {user} is longer than {limit}: alternating rotation cannot create it (shorten the user name, or rotate it as a single user)"
+        )))
+    }
 }
 
 /// The database a master session opens: the master secret's own `dbname`, else the engine's
@@ -141,11 +184,11 @@ mod tests {
     #[test]
     fn only_the_pair_and_the_same_endpoint_pass() {
         let current = db(CURRENT);
-        for ok in ["app", "app_clone"] {
-            let pending = db(&CURRENT.replace("\"app\"", &format!("\"{ok}\"")));
-            assert!(pending_matches_current(&current, &pending).is_ok(), "{ok}");
-        }
+        let pending = db(&CURRENT.replace("\"app\"", "\"app_clone\""));
+        assert!(pending_matches_current(&current, &pending).is_ok());
         for (from, to) in [
+            // The current user itself: never altered with the master's rights.
+            ("\"app\"", "\"app\""),
             ("\"app\"", "\"postgres_clone\""),
             ("\"app\"", "\"rds_superuser\""),
             ("\"app\"", "\"app_clone_clone\""),
@@ -167,6 +210,40 @@ mod tests {
             .replace("\"app\"", "\"app_clone\""));
         assert!(pending_matches_current(&single, &single).is_ok());
         assert!(pending_matches_current(&single, &switched).is_err());
+    }
+
+    #[test]
+    fn a_doubled_clone_suffix_is_refused() {
+        // Proof for billing_clone_clone must not set a clone of billing.
+        let current = db(&CURRENT.replace("\"app\"", "\"billing_clone_clone\""));
+        let pending = db(&CURRENT.replace("\"app\"", "\"billing_clone\""));
+        let err = pending_matches_current(&current, &pending).unwrap_err();
+        assert!(err.to_string().contains("_clone_clone"), "{err}");
+        let current = db(&CURRENT.replace("\"app\"", "\"billing_clone\""));
+        let pending = db(&CURRENT.replace("\"app\"", "\"billing_clone_clone\""));
+        assert!(pending_matches_current(&current, &pending).is_err());
+    }
+
+    #[test]
+    fn kinds_and_name_lengths() {
+        let database = || SecretKind::Database(db(CURRENT));
+        let key = || parse(&Secret::new(r#"{"type":"api-key","api_key":"k"}"#.into())).unwrap();
+        assert!(same_kind(&database(), &database()).is_ok());
+        assert!(same_kind(&key(), &key()).is_ok());
+        assert!(matches!(
+            same_kind(&database(), &key()),
+            Err(RotationError::Refused(_))
+        ));
+        assert!(matches!(
+            same_kind(&key(), &database()),
+            Err(RotationError::Refused(_))
+        ));
+        let long = "u".repeat(58);
+        assert!(user_name_fits(Engine::Postgres, &format!("{}_clone", "u".repeat(57))).is_ok());
+        let err = user_name_fits(Engine::Postgres, &format!("{long}_clone")).unwrap_err();
+        assert!(err.to_string().contains("63 bytes"), "{err}");
+        assert!(user_name_fits(Engine::MySql, &format!("{long}_clone")).is_ok());
+        assert!(user_name_fits(Engine::MySql, &"u".repeat(81)).is_err());
     }
 
     #[test]

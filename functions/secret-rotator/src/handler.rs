@@ -7,7 +7,7 @@ use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Notification, Notify, Severity};
 use watchkeeper_shared::telemetry::Metrics;
 
-use crate::database::Database;
+use crate::database::{Database, DbErrorKind};
 use crate::error::RotationError;
 use crate::event::{self, RotationEvent, Step};
 use crate::rotation::{Rotator, SOURCE};
@@ -85,12 +85,26 @@ impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
         );
         let set_may_have_run = matches!(event.step, Step::Test | Step::Finish)
             && !matches!(err, RotationError::Refused(_));
+        // The connection went while setSecret was at work: the new password may have been
+        // committed with its answer lost.
+        let set_uncertain = event.step == Step::Set
+            && matches!(err, RotationError::Database(e) if e.kind == DbErrorKind::Unreachable);
         if single_user && set_may_have_run {
             format!(
                 "setSecret has already set the new password in the database: the AWSCURRENT password no longer works, \
                  and applications must use version {token} (AWSPENDING) until the rotation completes. Fix the cause and \
                  run the rotation again (createSecret keeps the pending value), or move AWSCURRENT to version {token} \
                  yourself (update-secret-version-stage).",
+                token = event.token
+            )
+        } else if single_user && set_uncertain {
+            format!(
+                "setSecret could not reach the database or lost its connection. If it never got through, the current \
+                 credentials (AWSCURRENT) were not changed and keep working. If the connection went while the new \
+                 password was being set, the database may already hold it: then the AWSCURRENT password no longer \
+                 works and applications must use version {token} (AWSPENDING). Secrets Manager retries setSecret, \
+                 which then logs in with the pending version and completes the rotation; if the retries fail, try \
+                 both passwords, and move AWSCURRENT to version {token} if only the pending one works.",
                 token = event.token
             )
         } else if matches!(err, RotationError::Refused(_)) && event.step == Step::Finish {

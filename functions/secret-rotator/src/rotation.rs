@@ -153,7 +153,11 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             .random_password(self.policy.password_length, &self.policy.exclude_characters)
             .await?;
         let pending = match &current {
-            SecretKind::Database(db) => db.with_login(&db.next_username(), &fresh),
+            SecretKind::Database(db) => {
+                let next = db.next_username();
+                guard::user_name_fits(db.engine, &next)?;
+                db.with_login(&next, &fresh)
+            }
             SecretKind::ApiKey(key) => key.with_key(&fresh),
         };
         self.secrets
@@ -174,13 +178,15 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         deadline: &Deadline,
     ) -> Result<Done, RotationError> {
         let pending = self.pending(event).await?;
-        match &pending {
-            SecretKind::ApiKey(key) => api_key_present(key)?,
+        let current = self.current(event).await?;
+        guard::same_kind(&current, &pending)?;
+        match (&pending, &current) {
+            (SecretKind::ApiKey(key), _) => api_key_present(key)?,
             // Never promote a version for another user or server, or one that does not work: an
             // application would be redirected or locked out.
-            SecretKind::Database(db) => {
-                if let SecretKind::Database(current) = self.current(event).await? {
-                    guard::pending_matches_current(&current, db)?;
+            (SecretKind::Database(db), current) => {
+                if let SecretKind::Database(current) = current {
+                    guard::pending_matches_current(current, db)?;
                 }
                 self.pending_works(db).await.map_err(|e| match e {
                 RotationError::Test(why) => RotationError::Refused(format!(

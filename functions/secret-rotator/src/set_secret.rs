@@ -44,7 +44,9 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
         event: &RotationEvent,
         description: &Description,
     ) -> Result<Done, RotationError> {
-        let pending = match self.pending(event).await? {
+        let pending = self.pending(event).await?;
+        guard::same_kind(&self.current(event).await?, &pending)?;
+        let pending = match pending {
             SecretKind::ApiKey(_) => {
                 return Ok(
                     "API key: nothing to set here (the provider must accept the key: see the notice at finishSecret)"

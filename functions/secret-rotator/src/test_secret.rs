@@ -8,13 +8,16 @@ use watchkeeper_shared::notify::Notify;
 use crate::database::{Database, DbErrorKind};
 use crate::error::RotationError;
 use crate::event::RotationEvent;
+use crate::guard;
 use crate::rotation::{Done, Rotator, api_key_present};
 use crate::secret_value::{self, DbSecret, SecretKind};
 use crate::secrets::SecretsApi;
 
 impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     pub(crate) async fn test(&self, event: &RotationEvent) -> Result<Done, RotationError> {
-        match self.pending(event).await? {
+        let pending = self.pending(event).await?;
+        guard::same_kind(&self.current(event).await?, &pending)?;
+        match pending {
             SecretKind::ApiKey(key) => {
                 api_key_present(&key)?;
                 Ok("API key present".into())

@@ -187,6 +187,37 @@ pub struct Settings {
     pub lock_timeout: Duration,
 }
 
+impl Settings {
+    /// How long one database operation (a login check, a password change with its checks and a
+    /// clone's statements, a comparison of grants) may take in all: the connect, and three
+    /// statement timeouts for what follows. The server bounds each statement too (PostgreSQL's
+    /// `statement_timeout`, MariaDB's `max_statement_time`, MySQL's `max_execution_time` for
+    /// reads); this bound also ends a session whose server, or a box on the way, stops answering.
+    pub fn operation_limit(&self) -> Duration {
+        self.connect_timeout + self.statement_timeout * 3
+    }
+
+    async fn bounded<T>(
+        &self,
+        creds: &Credentials,
+        operation: impl Future<Output = Result<T, DbError>>,
+    ) -> Result<T, DbError> {
+        let limit = self.operation_limit();
+        tokio::time::timeout(limit, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DbError::new(
+                    creds,
+                    DbErrorKind::Unreachable,
+                    format!(
+                        "no answer within {} ms (DB_CONNECT_TIMEOUT_MS + 3 x DB_STATEMENT_TIMEOUT_MS)",
+                        limit.as_millis()
+                    ),
+                ))
+            })
+    }
+}
+
 /// Loads a PEM bundle (the RDS global bundle, or a test CA). Errors say what is wrong, not the file.
 pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
@@ -212,17 +243,27 @@ pub struct SqlDatabases {
 
 impl Database for SqlDatabases {
     async fn check_login(&self, creds: &Credentials) -> Result<(), DbError> {
-        match creds.engine {
-            Engine::Postgres => postgres::check_login(&self.settings, creds).await,
-            Engine::MySql => mysql::check_login(&self.settings, creds).await,
-        }
+        let settings = &self.settings;
+        settings
+            .bounded(creds, async {
+                match creds.engine {
+                    Engine::Postgres => postgres::check_login(settings, creds).await,
+                    Engine::MySql => mysql::check_login(settings, creds).await,
+                }
+            })
+            .await
     }
 
     async fn check_table(&self, creds: &Credentials, table: &str) -> Result<(), DbError> {
-        match creds.engine {
-            Engine::Postgres => postgres::check_table(&self.settings, creds, table).await,
-            Engine::MySql => mysql::check_table(&self.settings, creds, table).await,
-        }
+        let settings = &self.settings;
+        settings
+            .bounded(creds, async {
+                match creds.engine {
+                    Engine::Postgres => postgres::check_table(settings, creds, table).await,
+                    Engine::MySql => mysql::check_table(settings, creds, table).await,
+                }
+            })
+            .await
     }
 
     async fn set_password(
@@ -230,10 +271,15 @@ impl Database for SqlDatabases {
         admin: &Credentials,
         request: &SetPassword<'_>,
     ) -> Result<(), DbError> {
-        match admin.engine {
-            Engine::Postgres => pg_roles::set_password(&self.settings, admin, request).await,
-            Engine::MySql => mysql_users::set_password(&self.settings, admin, request).await,
-        }
+        let settings = &self.settings;
+        settings
+            .bounded(admin, async {
+                match admin.engine {
+                    Engine::Postgres => pg_roles::set_password(settings, admin, request).await,
+                    Engine::MySql => mysql_users::set_password(settings, admin, request).await,
+                }
+            })
+            .await
     }
 
     async fn clone_differences(
@@ -243,12 +289,19 @@ impl Database for SqlDatabases {
         original: &str,
         clone: &str,
     ) -> Result<Vec<String>, DbError> {
-        match pending.engine {
-            Engine::Postgres => {
-                pg_roles::clone_differences(&self.settings, pending, original, clone).await
-            }
-            Engine::MySql => mysql_users::clone_differences(&self.settings, current, pending).await,
-        }
+        let settings = &self.settings;
+        settings
+            .bounded(pending, async {
+                match pending.engine {
+                    Engine::Postgres => {
+                        pg_roles::clone_differences(settings, pending, original, clone).await
+                    }
+                    Engine::MySql => {
+                        mysql_users::clone_differences(settings, current, pending).await
+                    }
+                }
+            })
+            .await
     }
 }
 
@@ -265,6 +318,47 @@ pub fn quote_literal(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_operation_that_never_ends_is_ended_as_retryable() {
+        let settings = Settings {
+            roots: None,
+            ca_file: None,
+            connect_timeout: Duration::from_millis(20),
+            statement_timeout: Duration::from_millis(10),
+            lock_timeout: Duration::from_millis(10),
+        };
+        let creds = Credentials {
+            engine: Engine::MySql,
+            host: "db".into(),
+            port: 3306,
+            username: "app".into(),
+            password: Secret::new("p".into()),
+            dbname: None,
+            tls: TlsMode::Disable,
+            tls_server_name: None,
+        };
+        let started = std::time::Instant::now();
+        let err = settings
+            .bounded(&creds, std::future::pending::<Result<(), DbError>>())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DbErrorKind::Unreachable);
+        assert!(err.is_retryable() && err.message.contains("50 ms"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn servers_are_told_apart_by_their_version() {
+        let maria = mysql::Server::parse("10.11.6-MariaDB-0+deb12u1");
+        assert!(maria.mariadb && maria.version == (10, 11) && maria.has_public_grants());
+        assert_eq!(maria.max_user_name(), 80);
+        let old = mysql::Server::parse("10.6.16-MariaDB");
+        assert!(!old.has_public_grants());
+        let mysql = mysql::Server::parse("8.0.36");
+        assert!(!mysql.mariadb && mysql.version == (8, 0) && !mysql.has_public_grants());
+        assert_eq!(mysql.max_user_name(), 32);
+    }
 
     #[test]
     fn a_secret_can_only_make_tls_stricter() {

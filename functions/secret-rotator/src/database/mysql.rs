@@ -8,7 +8,70 @@ use mysql_async::{Conn, OptsBuilder, SslOpts};
 
 use super::{Credentials, DbError, DbErrorKind, Settings, TlsMode};
 
-pub async fn connect(settings: &Settings, creds: &Credentials) -> Result<Conn, DbError> {
+/// The server a session is on, read once after login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Server {
+    pub mariadb: bool,
+    /// (major, minor).
+    pub version: (u32, u32),
+}
+
+impl Server {
+    /// From `SELECT VERSION()`: `10.11.6-MariaDB-0+deb12u1`, `8.0.36`.
+    pub fn parse(version: &str) -> Server {
+        let mut numbers = version
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse::<u32>().unwrap_or(0));
+        Server {
+            mariadb: version.to_ascii_lowercase().contains("mariadb"),
+            version: (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)),
+        }
+    }
+
+    /// MariaDB 10.11 has grants to `PUBLIC`, which every account holds.
+    pub fn has_public_grants(self) -> bool {
+        self.mariadb && self.version >= (10, 11)
+    }
+
+    /// The longest user name the server takes (MySQL 8: 32 characters; MariaDB: 80).
+    pub fn max_user_name(self) -> usize {
+        if self.mariadb { 80 } else { 32 }
+    }
+
+    /// Statements that bound every later statement of the session on the server: MariaDB's
+    /// `max_statement_time` (seconds, every statement); MySQL's `max_execution_time` (ms, reads).
+    fn statement_limit(self, limit: std::time::Duration) -> String {
+        if self.mariadb {
+            format!(
+                "SET SESSION max_statement_time = {:.3}",
+                limit.as_secs_f64()
+            )
+        } else {
+            format!("SET SESSION max_execution_time = {}", limit.as_millis())
+        }
+    }
+}
+
+/// The session's `sql_mode` without `NO_BACKSLASH_ESCAPES`: literals are written with
+/// backslashes escaped (see [`super::quote_literal`]), and under that mode a password holding a
+/// backslash would be stored other than the secret says.
+const BACKSLASH_ESCAPES: &str = "SET SESSION sql_mode = REPLACE(REPLACE(REPLACE(@@SESSION.sql_mode, \
+     'NO_BACKSLASH_ESCAPES,', ''), ',NO_BACKSLASH_ESCAPES', ''), 'NO_BACKSLASH_ESCAPES', '')";
+
+/// Logs in as `creds`, then bounds the session's statements and reads which server it is on.
+pub async fn connect(settings: &Settings, creds: &Credentials) -> Result<(Conn, Server), DbError> {
+    let mut conn = connect_only(settings, creds).await?;
+    let fail = |e: mysql_async::Error| classify(creds, &e);
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(fail)?;
+    let server = Server::parse(&version.unwrap_or_default());
+    conn.query_drop(server.statement_limit(settings.statement_timeout))
+        .await
+        .map_err(fail)?;
+    conn.query_drop(BACKSLASH_ESCAPES).await.map_err(fail)?;
+    Ok((conn, server))
+}
+
+async fn connect_only(settings: &Settings, creds: &Credentials) -> Result<Conn, DbError> {
     let mut options = OptsBuilder::default()
         .ip_or_hostname(creds.host.clone())
         .tcp_port(creds.port)
@@ -106,14 +169,32 @@ pub fn classify_redacted(creds: &Credentials, err: &mysql_async::Error) -> DbErr
     )
 }
 
+/// Logs in and checks who the server says logged in: a password can open another account than
+/// the one named (an anonymous `''@'host'` account matches any user name before `'user'@'%'`
+/// does), and then it proves nothing about the named user.
 pub async fn check_login(settings: &Settings, creds: &Credentials) -> Result<(), DbError> {
-    let mut conn = connect(settings, creds).await?;
+    let (mut conn, _) = connect(settings, creds).await?;
     let result = conn
-        .query_drop("SELECT 1")
+        .query_first::<String, _>("SELECT CURRENT_USER()")
         .await
         .map_err(|e| classify(creds, &e));
     let _ = conn.disconnect().await;
-    result
+    let account = result?.unwrap_or_default();
+    let user = account
+        .rsplit_once('@')
+        .map_or(account.as_str(), |(u, _)| u);
+    if user == creds.username {
+        Ok(())
+    } else {
+        Err(DbError::new(
+            creds,
+            DbErrorKind::Auth,
+            format!(
+                "the password opened the account {account:?}, not {}",
+                creds.username
+            ),
+        ))
+    }
 }
 
 pub async fn check_table(
@@ -121,7 +202,7 @@ pub async fn check_table(
     creds: &Credentials,
     table: &str,
 ) -> Result<(), DbError> {
-    let mut conn = connect(settings, creds).await?;
+    let (mut conn, _) = connect(settings, creds).await?;
     let name: Vec<String> = table
         .split('.')
         .map(|part| format!("`{}`", part.replace('`', "``")))

@@ -5,10 +5,11 @@
 //! (created by the master user the first time a clone is made). MariaDB has no user comment or
 //! attribute to carry it (`CREATE USER ... COMMENT/ATTRIBUTE` is MySQL 8.0.21+; MariaDB 10.11
 //! rejects it as a syntax error), and a mark among the clone's grants would show in the grants
-//! that must equal the original's. Only administrators can write that table. Each account is
-//! marked right after its `CREATE USER`, in the same call: if marking fails, the account is
-//! dropped with the rest of what the call created; if even that fails, the unmarked account is
-//! refused on retry, never taken for a clone.
+//! that must equal the original's. Only administrators should write that table, and an account
+//! that can write it is never taken for a clone, marked or not. Each account is marked right
+//! before its `CREATE USER`: a call that fails drops what it created and takes back the marks of
+//! accounts it did not create; a call cut short (a timeout, a crash) leaves a mark without an
+//! account (harmless) or a marked account whose grants the retry repairs.
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -16,6 +17,8 @@ use mysql_async::prelude::Queryable;
 use super::mysql::classify;
 use super::{Credentials, DbError};
 
+/// The rotator's own database, holding the mark table.
+pub const DATABASE_NAME: &str = "watchkeeper";
 const DATABASE: &str = "CREATE DATABASE IF NOT EXISTS `watchkeeper`";
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS `watchkeeper`.`rotator_clones` (\
     `user` VARCHAR(128) NOT NULL, `host` VARCHAR(255) NOT NULL, `clone_of` VARCHAR(128) NOT NULL, \

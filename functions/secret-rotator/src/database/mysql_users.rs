@@ -21,9 +21,11 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use sha1::{Digest, Sha1};
 
-use super::mysql::{classify, classify_redacted, connect};
+use super::mysql::{Server, classify, classify_redacted, connect};
 use super::mysql_clones;
-use super::mysql_grants::{dangerous, granted_role, normalized, quote_account, retarget};
+use super::mysql_grants::{
+    GrantLine, classify_grant, normalized, quote_account, retarget, writes_to,
+};
 use super::{Credentials, DbError, DbErrorKind, SetPassword, Settings, quote_literal};
 
 /// Roles granted to roles are followed this deep at most.
@@ -41,23 +43,31 @@ pub async fn set_password(
     admin: &Credentials,
     request: &SetPassword<'_>,
 ) -> Result<(), DbError> {
-    let mut conn = connect(settings, admin).await?;
-    let result = set_password_on(&mut conn, admin, request).await;
+    let (mut conn, server) = connect(settings, admin).await?;
+    let result = set_password_on(&mut conn, server, admin, request).await;
     let _ = conn.disconnect().await;
     result
 }
 
 async fn set_password_on(
     conn: &mut Conn,
+    server: Server,
     admin: &Credentials,
     request: &SetPassword<'_>,
 ) -> Result<(), DbError> {
     let fail = |e: mysql_async::Error| classify(admin, &e);
-    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(fail)?;
-    let mariadb = version
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .contains("mariadb");
+    let mariadb = server.mariadb;
+    if request.user.chars().count() > server.max_user_name() {
+        return Err(DbError::new(
+            admin,
+            DbErrorKind::Refused,
+            format!(
+                "user name {} is longer than the {} characters this server takes",
+                request.user,
+                server.max_user_name()
+            ),
+        ));
+    }
     let password = request.password.expose();
     let identified = if mariadb {
         format!(
@@ -84,7 +94,7 @@ async fn set_password_on(
             .map_err(|e| classify_redacted(admin, &e));
     }
     for user in [Some(request.user), request.clone_of].into_iter().flatten() {
-        if let Some(why) = refusal(conn, admin, user, request.forbidden).await? {
+        if let Some(why) = refusal(conn, admin, user, request.forbidden, &server).await? {
             return Err(DbError::new(admin, DbErrorKind::Refused, why));
         }
     }
@@ -105,6 +115,23 @@ async fn set_password_on(
                     "user {clone} exists but is not marked as the rotator's clone of {original} (watchkeeper.rotator_clones): the function neither alters, drops nor lets it stand for {original}; rename that user, or mark it if it is the clone"
                 ),
             ));
+        }
+        // The mark is only worth something if the account it vouches for cannot write it.
+        for host in &clone_hosts {
+            if grants_of(conn, admin, clone, host)
+                .await?
+                .iter()
+                .any(|g| writes_to(g, mysql_clones::DATABASE_NAME))
+            {
+                return Err(DbError::new(
+                    admin,
+                    DbErrorKind::Refused,
+                    format!(
+                        "user {clone} can write the rotator's mark table ({}.rotator_clones): its mark proves nothing, and it is not taken as the rotator's clone of {original}",
+                        mysql_clones::DATABASE_NAME
+                    ),
+                ));
+            }
         }
     }
     let mut hosts = hosts_of(conn, admin, request.user).await?;
@@ -184,14 +211,26 @@ async fn create_clone(
     created: &mut Vec<String>,
 ) -> Result<(), DbError> {
     for host in hosts {
-        conn.query_drop(format!(
-            "CREATE USER {} {identified}",
-            quote_account(clone, host)
-        ))
-        .await
-        .map_err(|e| classify_redacted(admin, &e))?;
-        created.push(host.clone());
+        // Marked before it exists: a crash between the two leaves a mark with no account
+        // (harmless: nothing is marked for a host with no account) or a marked account that the
+        // retry recognises and repairs, never an unmarked one it would have to refuse.
         mysql_clones::mark(conn, admin, clone, host, original).await?;
+        if let Err(e) = conn
+            .query_drop(format!(
+                "CREATE USER {} {identified}",
+                quote_account(clone, host)
+            ))
+            .await
+        {
+            if hosts_of(conn, admin, clone)
+                .await
+                .is_ok_and(|h| !h.contains(host))
+            {
+                let _ = mysql_clones::unmark(conn, clone, std::slice::from_ref(host)).await;
+            }
+            return Err(classify_redacted(admin, &e));
+        }
+        created.push(host.clone());
         for grant in grants_of(conn, admin, original, host).await? {
             if let Some(statement) = retarget(&grant, original, clone, host) {
                 conn.query_drop(statement)
@@ -276,43 +315,70 @@ async fn same_grants(
     Ok(true)
 }
 
-/// Why `user` must not be altered or cloned with the master's privileges, if it must not.
+/// Why `user` must not be altered or cloned with the master's privileges, if it must not: it is
+/// the master user, or one of its grant lines (followed through granted roles, and the grants of
+/// `PUBLIC` where the server has them) is administrative, cannot be read, or leads through more
+/// than [`ROLE_DEPTH`] roles.
 async fn refusal(
     conn: &mut Conn,
     admin: &Credentials,
     user: &str,
     forbidden: &[&str],
+    server: &Server,
 ) -> Result<Option<String>, DbError> {
     if forbidden.contains(&user) {
         return Ok(Some(format!(
             "user {user} is the master user: the function does not alter or clone it"
         )));
     }
-    // (grantee, host; "" for a role), followed through granted roles.
+    let refuse = |why: String| {
+        Ok(Some(format!(
+            "{why}: the function does not alter or clone it with the master's privileges"
+        )))
+    };
+    // (grantee, host; "" for a MariaDB role), followed through granted roles.
     let mut queue: Vec<(String, String, usize)> = hosts_of(conn, admin, user)
         .await?
         .into_iter()
         .map(|h| (user.to_string(), h, 0))
         .collect();
+    if server.has_public_grants() {
+        // Every account holds what PUBLIC holds (MariaDB 10.11+).
+        queue.push(("PUBLIC".to_string(), String::new(), 0));
+    }
     let mut seen = Vec::new();
     while let Some((grantee, host, depth)) = queue.pop() {
-        if seen.contains(&(grantee.clone(), host.clone())) || depth > ROLE_DEPTH {
+        if seen.contains(&(grantee.clone(), host.clone())) {
             continue;
         }
+        if depth > ROLE_DEPTH {
+            return refuse(format!(
+                "user {user} reaches role {grantee} through more than {ROLE_DEPTH} roles"
+            ));
+        }
         seen.push((grantee.clone(), host.clone()));
+        let via = if grantee == user {
+            String::new()
+        } else {
+            format!(" through {grantee}")
+        };
         for grant in grants_of(conn, admin, &grantee, &host).await? {
-            if let Some(what) = dangerous(&grant) {
-                let via = if grantee == user {
-                    String::new()
-                } else {
-                    format!(" through role {grantee}")
-                };
-                return Ok(Some(format!(
-                    "user {user} holds {what}{via}: the function does not alter or clone it with the master's privileges"
-                )));
-            }
-            if let Some(role) = granted_role(&grant) {
-                queue.push((role, String::new(), depth + 1));
+            match classify_grant(&grant) {
+                GrantLine::Dangerous(what) => {
+                    return refuse(format!("user {user} holds {what}{via}"));
+                }
+                GrantLine::Unreadable => {
+                    return refuse(format!(
+                        "user {user} has a grant{via} the function cannot read ({})",
+                        normalized(&grant, &grantee, &host)
+                    ));
+                }
+                GrantLine::Roles(roles) => {
+                    for (role, role_host) in roles {
+                        queue.push((role, role_host.unwrap_or_default(), depth + 1));
+                    }
+                }
+                GrantLine::Harmless => {}
             }
         }
     }
@@ -342,7 +408,7 @@ pub async fn clone_differences(
 }
 
 async fn own_grants(settings: &Settings, creds: &Credentials) -> Result<Vec<String>, DbError> {
-    let mut conn = connect(settings, creds).await?;
+    let (mut conn, _) = connect(settings, creds).await?;
     let result = async {
         let account: Option<String> = conn.query_first("SELECT CURRENT_USER()").await?;
         let account = account.unwrap_or_default();

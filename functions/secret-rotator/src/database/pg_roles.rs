@@ -25,6 +25,13 @@ fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Predefined roles whose members act as the server's operating-system user.
+const SERVER_ACCESS_ROLES: &[&str] = &[
+    "pg_execute_server_program",
+    "pg_read_server_files",
+    "pg_write_server_files",
+];
+
 /// Settings that are list-valued: their elements are quoted one by one.
 const LIST_SETTINGS: &[&str] = &["search_path", "temp_tablespaces"];
 
@@ -37,7 +44,18 @@ pub async fn set_password(
     request: &SetPassword<'_>,
 ) -> Result<(), DbError> {
     let mut client = connect(settings, admin, Names::Pinned).await?;
-    for role in [Some(request.user), request.clone_of].into_iter().flatten() {
+    // A role changing its own password uses no privilege of anyone else's: nothing to refuse
+    // (so a privileged role's own single-user rotation works, as on MySQL/MariaDB).
+    let own_password = request.forbidden.is_empty()
+        && admin.username == request.user
+        && request.clone_of.is_none()
+        && request.current_clone.is_none();
+    let checked = if own_password {
+        None
+    } else {
+        Some(request.user)
+    };
+    for role in [checked, request.clone_of].into_iter().flatten() {
         if let Some(why) = refusal(&client, admin, role, request.forbidden).await? {
             return Err(DbError::new(admin, DbErrorKind::Refused, why));
         }
@@ -165,6 +183,10 @@ async fn refusal(
             "the master user"
         } else if name == "rds_superuser" {
             "the RDS administrators' role"
+        } else if name == "rds_password" {
+            "the RDS role that may change any role's password"
+        } else if SERVER_ACCESS_ROLES.contains(&name.as_str()) {
+            "a role that runs programs or reads or writes files as the server"
         } else if flag(1) {
             "a superuser"
         } else if flag(2) {

@@ -172,13 +172,27 @@ pub fn classify(creds: &Credentials, err: &tokio_postgres::Error) -> DbError {
     DbError::new(creds, kind, message)
 }
 
+/// Logs in and checks the server's own word on who logged in (`session_user`): a login proves
+/// something about the named user only if it is that user's session.
 pub async fn check_login(settings: &Settings, creds: &Credentials) -> Result<(), DbError> {
     let client = connect(settings, creds, Names::Pinned).await?;
-    client
-        .simple_query("SELECT 1")
+    let row = client
+        .query_one("SELECT session_user::pg_catalog.text", &[])
         .await
         .map_err(|e| classify(creds, &e))?;
-    Ok(())
+    let user: String = row.try_get(0).map_err(|e| classify(creds, &e))?;
+    if user == creds.username {
+        Ok(())
+    } else {
+        Err(DbError::new(
+            creds,
+            DbErrorKind::Auth,
+            format!(
+                "the login opened a session of {user:?}, not {}",
+                creds.username
+            ),
+        ))
+    }
 }
 
 pub async fn check_table(
