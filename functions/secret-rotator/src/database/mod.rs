@@ -21,6 +21,7 @@ use watchkeeper_shared::secret::Secret;
 pub mod mysql;
 pub mod mysql_clones;
 pub mod mysql_grants;
+pub mod mysql_plaintext;
 pub mod mysql_users;
 pub mod pg_cleartext;
 pub mod pg_roles;
