@@ -288,3 +288,124 @@ async fn mariadb_clone_over_tls_copies_every_grant_after_failed_attempts() {
             .contains(current["password"].as_str().unwrap())
     );
 }
+
+/// A MariaDB clone's creation cut short where a Lambda timeout or a kill can cut it: the process
+/// is killed (SIGKILL) while its first statement of the clone waits on a lock, and the server ends
+/// that statement. The retry finishes the clone: no account is ever left that the function would
+/// have to refuse as "not marked", needing a person.
+#[tokio::test]
+async fn a_mariadb_clone_cut_short_is_finished_by_the_retry() {
+    use harness::rotation::FUNCTION;
+    use harness::runtime_api::RuntimeApi;
+    use std::time::Duration;
+
+    let db = MariaDb::start(MariaDbOptions::default()).await.unwrap();
+    db.sql(
+        "CREATE DATABASE dispatch; \
+         CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-password-0'; \
+         GRANT SELECT, INSERT ON dispatch.* TO 'app'@'127.0.0.1'; \
+         CREATE DATABASE watchkeeper; \
+         CREATE TABLE watchkeeper.rotator_clones (`user` VARCHAR(128) NOT NULL, `host` VARCHAR(255) NOT NULL, `clone_of` VARCHAR(128) NOT NULL, `created` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`user`, `host`))",
+    )
+    .await
+    .unwrap();
+    let binding = format!("des/mysql/master=127.0.0.1:{}", db.port());
+    let world = RotationWorld::start(&[
+        ("DB_TLS", "disable"),
+        ("ROTATION_MASTER_HOSTS", &binding),
+        ("DB_LOCK_TIMEOUT_MS", "60000"),
+        ("DB_STATEMENT_TIMEOUT_MS", "60000"),
+    ])
+    .await
+    .unwrap();
+    world
+        .create_secret(
+            "des/mysql/master",
+            &json!({"username": "root", "password": db.root_password()}),
+        )
+        .await
+        .unwrap();
+    let secret = world
+        .create_secret(
+            "des/mysql/app",
+            &json!({"engine": "mariadb", "host": "127.0.0.1", "port": db.port(), "username": "app", "password": "app-password-0", "masterarn": "des/mysql/master"}),
+        )
+        .await
+        .unwrap();
+    let token = world.begin_rotation(&secret).await.unwrap();
+    assert!(
+        world
+            .step(&secret, &token, "createSecret")
+            .await
+            .unwrap()
+            .ok
+    );
+
+    // Another transaction holds the clone's row of the mark table: the clone's creation waits
+    // when it writes its mark (a row lock: creating the table if missing does not wait on it).
+    let mut locker = db
+        .sql_in_background(
+            "BEGIN; INSERT INTO watchkeeper.rotator_clones (`user`, `host`, `clone_of`) \
+             VALUES ('app_clone', '127.0.0.1', 'app'); SELECT SLEEP(3600)",
+        )
+        .unwrap();
+    let waiting = |info: &'static str| {
+        let db = &db;
+        async move {
+            for _ in 0..600 {
+                let id = db
+                    .sql(&format!(
+                        "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '{info}' AND ID <> CONNECTION_ID() LIMIT 1"
+                    ))
+                    .await
+                    .unwrap();
+                if !id.is_empty() {
+                    return id;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("no session ran {info}");
+        }
+    };
+    let locker_id = waiting("SELECT SLEEP(3600)").await;
+
+    let api = RuntimeApi::start(Duration::from_secs(60)).await.unwrap();
+    let mut process = api.spawn(FUNCTION, &world.env).unwrap();
+    let event = json!({"SecretId": secret, "ClientRequestToken": token, "Step": "setSecret"});
+    let invocation = {
+        let api = &api;
+        let event = event.clone();
+        async move { api.invoke(&event, Duration::from_secs(120)).await }
+    };
+    let cut_short = async {
+        let statement = waiting("REPLACE INTO%rotator_clones%").await;
+        let users_then = db
+            .sql("SELECT GROUP_CONCAT(User ORDER BY User) FROM mysql.user WHERE User LIKE 'app%'")
+            .await
+            .unwrap();
+        process.kill().await.unwrap();
+        // The server ends what the dead process left waiting, as it would after a timeout.
+        db.sql(&format!("KILL {statement}")).await.unwrap();
+        users_then
+    };
+    let users_then = tokio::select! {
+        answer = invocation => panic!("setSecret answered before it was cut short: {answer:?}"),
+        users = cut_short => users,
+    };
+    api.forget_pending();
+    db.sql(&format!("KILL {locker_id}")).await.unwrap();
+    let _ = locker.wait().await;
+    eprintln!("accounts when the process was killed: {users_then}");
+
+    // Secrets Manager's retry, then the rest of the rotation.
+    for step in ["setSecret", "testSecret", "finishSecret"] {
+        let answer = world.step(&secret, &token, step).await.unwrap();
+        assert!(answer.ok, "{step} after the cut: {}", answer.output);
+    }
+    let current = world.value(&secret, "AWSCURRENT").await.unwrap();
+    assert_eq!(current["username"], "app_clone");
+    assert!(
+        db.can_login("app_clone", current["password"].as_str().unwrap())
+            .await
+    );
+}
