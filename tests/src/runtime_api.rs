@@ -187,6 +187,23 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     serve_each(listener, move |stream| handle(stream, shared.clone())).await
 }
 
+/// The stream, if its peer has not closed it: a peek straight at the socket (no readiness cache),
+/// which sees the end of a connection whose process is gone.
+fn still_open(stream: TcpStream) -> Option<TcpStream> {
+    let stream = stream.into_std().ok()?;
+    let mut byte = [0u8; 1];
+    let open = match stream.peek(&mut byte) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    };
+    if open {
+        TcpStream::from_std(stream).ok()
+    } else {
+        None
+    }
+}
+
 async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
     let Some(request) = read_request(&mut stream).await else {
         return;
@@ -210,6 +227,14 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
+        };
+        // A poller whose process was killed may still be here when the event arrives (its
+        // closed connection not yet noticed): the kernel's word, not the reactor's, decides, and
+        // the event goes back for a live poller. A write to such a socket can still succeed.
+        let Some(mut stream) = still_open(stream) else {
+            lock(&shared.queue).push_front(pending);
+            shared.arrived.notify_one();
+            return;
         };
         let deadline_ms = chrono::Utc::now().timestamp_millis()
             + i64::try_from(shared.deadline.as_millis()).unwrap_or(i64::MAX);
