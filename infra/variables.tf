@@ -341,8 +341,13 @@ variable "sweep_backend_cidr_blocks" {
 
 variable "sweep_timeout_ms" {
   type        = number
-  description = "One probe's timeout."
+  description = "One probe's timeout. At most 13500: half of what the 40 s sweep leaves probes (the function refuses more at init)."
   default     = 2000
+
+  validation {
+    condition     = var.sweep_timeout_ms >= 1 && var.sweep_timeout_ms <= 13500
+    error_message = "sweep_timeout_ms must be 1 to 13500: a longer probe cannot finish inside the sweep, and hanging backends would never be judged."
+  }
 }
 
 variable "sweep_reminder_hours" {

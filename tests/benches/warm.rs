@@ -143,6 +143,7 @@ fn health_sweeper_three_targets(bencher: divan::Bencher) {
             healthy: 2,
             unhealthy: 3,
             stale_sweeps: 3,
+            start_grace: 2,
         },
         quorum: None,
         reminder: None,

@@ -309,6 +309,7 @@ async fn overlapping_sweeps_of_the_sweep_state_lose_no_observation() {
             healthy: 2,
             unhealthy: 3,
             stale_sweeps: 3,
+            start_grace: 2,
         },
         quorum: None,
         reminder: None,

@@ -396,7 +396,7 @@ async fn a_sweep_of_hanging_targets_ends_inside_its_deadline() {
     let targets: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
     let config = config(&[
         ("SWEEP_STATIC_TARGETS", targets.join(",")),
-        ("SWEEP_TIMEOUT_MS", "2000".into()),
+        ("SWEEP_TIMEOUT_MS", "1000".into()),
         ("SWEEP_DEADLINE_MS", "5000".into()),
         ("SWEEP_CONCURRENCY", "20".into()),
     ]);
@@ -405,10 +405,11 @@ async fn a_sweep_of_hanging_targets_ends_inside_its_deadline() {
     let summary = app.sweep("deadline", &no_lambda_deadline()).await.unwrap();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "sweep took {took:?}");
-    // 20 at a time, 2 s each, probes until 4 s: 20 ran their full timeout; the next 20 were cut
-    // short by the deadline and count as not probed, like the 160 never started. None is down.
+    // 20 at a time, 1 s each, probes until 4 s: three or four rounds ran their full timeout (new
+    // targets, within their start grace: unknown); the round the deadline cut short counts as
+    // not probed, like those never started. None is down.
     let not_probed = summary["not_probed"].as_u64().unwrap();
-    assert!((170..=180).contains(&not_probed), "{summary}");
+    assert!((110..=150).contains(&not_probed), "{summary}");
     assert_eq!(summary["unknown"], 200, "{summary}");
     assert_eq!(
         summary["state"], "STARTING",
@@ -787,7 +788,7 @@ async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_han
             "SWEEP_STATIC_TARGETS",
             format!("up={},stuck={}", backend.addr(), hanging_backend.addr()),
         ),
-        ("SWEEP_TIMEOUT_MS", "30000".into()),
+        ("SWEEP_TIMEOUT_MS", "10000".into()),
         ("SWEEP_DEADLINE_MS", "40000".into()),
     ]);
     let sdk = world.moto.sdk_config().await;

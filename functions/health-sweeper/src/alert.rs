@@ -54,6 +54,13 @@ pub fn notification(
             Severity::Warning,
             format!("Still degraded: {up} of {total} backends up"),
         ),
+        (AlertKind::CannotJudge, state) => (
+            Severity::Warning,
+            format!(
+                "Cannot judge: most backends unknown; system shown {}, {up} of {total} up",
+                state.as_str()
+            ),
+        ),
         (AlertKind::DiscoveryFailing, state) => (
             Severity::Warning,
             format!(

@@ -130,6 +130,28 @@ impl Config {
         if probe_timeout.is_zero() {
             return Err(ConfigError::new("SWEEP_TIMEOUT_MS", "must be at least 1"));
         }
+        let deadline = vars.millis("SWEEP_DEADLINE_MS", Duration::from_secs(40))?;
+        // A probe that cannot finish inside the sweep is "not probed", never "down": with a
+        // timeout near the time probes get, every hanging backend would vanish from the verdict
+        // and a hung system would stay OK. Probes get what discovery (a quarter at most) and
+        // the state write and alert (the reserve) leave; a timeout must fit twice in it.
+        let probe_window = deadline
+            .saturating_sub(deadline / 4)
+            .saturating_sub(crate::handler::reserve(deadline));
+        if probe_timeout * 2 > probe_window {
+            return Err(ConfigError::new(
+                "SWEEP_TIMEOUT_MS",
+                format!(
+                    "{} ms is more than half of the {} ms probes get out of SWEEP_DEADLINE_MS={} \
+                     (after discovery's quarter and the reserve for the state write and alert): \
+                     hanging backends would be cut short and never judged; lower SWEEP_TIMEOUT_MS \
+                     or raise SWEEP_DEADLINE_MS (and the Lambda timeout)",
+                    probe_timeout.as_millis(),
+                    probe_window.as_millis(),
+                    deadline.as_millis()
+                ),
+            ));
+        }
         Ok(Self {
             state_bucket: vars.required("STATE_BUCKET")?,
             notify: NotifyConfig::from_vars(vars)?,
@@ -148,12 +170,17 @@ impl Config {
             healthy_codes,
             probe_timeout,
             concurrency,
-            deadline: vars.millis("SWEEP_DEADLINE_MS", Duration::from_secs(40))?,
+            deadline,
             rules: Rules {
                 thresholds: Thresholds {
                     healthy: positive("SWEEP_HEALTHY_THRESHOLD", 2)?,
                     unhealthy: positive("SWEEP_UNHEALTHY_THRESHOLD", 3)?,
                     stale_sweeps: positive("SWEEP_STALE_SWEEPS", 3)?,
+                    start_grace: vars.parse_or(
+                        "SWEEP_START_GRACE_SWEEPS",
+                        "a whole number of sweeps",
+                        2u32,
+                    )?,
                 },
                 quorum: vars.parse::<usize>("SWEEP_QUORUM", "a whole number of targets")?,
                 reminder: (reminder_hours > 0)
@@ -296,5 +323,30 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(err.variable, "SWEEP_STALE_SWEEPS");
+    }
+
+    #[test]
+    fn a_probe_timeout_that_cannot_finish_in_the_sweep_is_refused() {
+        for (timeout, deadline) in [("48000", "40000"), ("14000", "40000"), ("3000", "10000")] {
+            let err = Config::from_vars(&vars(&[
+                ("SWEEP_PROJECT", "des"),
+                ("SWEEP_TIMEOUT_MS", timeout),
+                ("SWEEP_DEADLINE_MS", deadline),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.variable, "SWEEP_TIMEOUT_MS", "{err}");
+            assert!(err.to_string().contains("SWEEP_DEADLINE_MS"), "{err}");
+        }
+        for (timeout, deadline) in [("2000", "40000"), ("13000", "40000")] {
+            assert!(
+                Config::from_vars(&vars(&[
+                    ("SWEEP_PROJECT", "des"),
+                    ("SWEEP_TIMEOUT_MS", timeout),
+                    ("SWEEP_DEADLINE_MS", deadline),
+                ]))
+                .is_ok(),
+                "{timeout} in {deadline}"
+            );
+        }
     }
 }

@@ -33,6 +33,9 @@ pub enum AlertKind {
     Reminder,
     /// Discovery started failing; the state did not change.
     DiscoveryFailing,
+    /// Most targets have been unknown (not probed in time, or not settled) for a while: the
+    /// state shown cannot be trusted either way.
+    CannotJudge,
 }
 
 /// An alert decided by a sweep. Kept in the state until delivered, so a failed send is retried
@@ -97,6 +100,14 @@ pub struct SweepState {
     pub discovery_told: bool,
     pub sweeps: u64,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Consecutive sweeps in which probes ran (or failing targets left) and none succeeded.
+    #[serde(default)]
+    pub failing_sweeps: u32,
+    /// Consecutive sweeps, past STARTING, with most targets unknown; whether people were told.
+    #[serde(default)]
+    pub unjudged_sweeps: u64,
+    #[serde(default)]
+    pub unjudged_told: bool,
 }
 
 impl SweepState {
@@ -142,7 +153,14 @@ impl SweepState {
         let number = self.sweeps;
         let now = sweep.now;
         let mut previous = std::mem::take(&mut self.targets);
+        let mut answered = false;
+        let mut failed = false;
         for (target, outcome) in sweep.observations {
+            match outcome {
+                Outcome::Healthy { .. } => answered = true,
+                Outcome::Unhealthy(_) => failed = true,
+                Outcome::NotProbed => {}
+            }
             let key = target.key();
             let mut state = previous
                 .remove(&key)
@@ -158,6 +176,8 @@ impl SweepState {
             self.targets.append(&mut previous);
         } else {
             for (addr, gone) in previous {
+                // A target replaced while failing (a crash loop) is evidence too.
+                failed |= gone.failure.is_some() && gone.successes == 0;
                 if self.removed.len() < MAX_REMOVED {
                     self.removed.push(Removed {
                         name: gone.name,
@@ -178,7 +198,25 @@ impl SweepState {
             }
             _ => {}
         }
+        self.failing_sweeps = match (answered, failed) {
+            (true, _) => 0,
+            (false, true) => self.failing_sweeps.saturating_add(1),
+            (false, false) => self.failing_sweeps,
+        };
         self.system = rules.next(self.system, &self.counts(), self.sweeps);
+        // Whatever the targets' ages: probes ran for `unhealthy` sweeps in a row and none
+        // answered. A fleet replaced faster than the per-target threshold (a crash loop with new
+        // addresses) is down, not unknown.
+        if self.failing_sweeps >= rules.thresholds.unhealthy && !self.targets.is_empty() {
+            self.system = SystemState::Down;
+        }
+        let counts = self.counts();
+        if self.system != SystemState::Starting && counts.unknown * 2 > counts.total() {
+            self.unjudged_sweeps = self.unjudged_sweeps.saturating_add(1);
+        } else {
+            self.unjudged_sweeps = 0;
+            self.unjudged_told = false;
+        }
         self.updated_at = Some(now);
     }
 
@@ -217,17 +255,32 @@ impl SweepState {
             }),
             _ => self.reminder_due(rules, now).then_some(AlertKind::Reminder),
         };
+        let tell_unjudged = !self.unjudged_told && self.unjudged_sweeps >= rules.starting_sweeps();
+        if tell_unjudged {
+            let counts = self.counts();
+            notes.push(format!(
+                "Cannot judge: {} of {} targets have been unknown for {} sweeps (probes cut short by the sweep's deadline, or targets not settled). The state shown, {}, is the last one the evidence allowed: check SWEEP_TIMEOUT_MS against SWEEP_DEADLINE_MS and the Lambda timeout, and the backends themselves.",
+                counts.unknown,
+                counts.total(),
+                self.unjudged_sweeps,
+                self.system.as_str()
+            ));
+        }
         let kind = match kind {
             Some(kind) => kind,
             None if tell_discovery => AlertKind::DiscoveryFailing,
+            None if tell_unjudged => AlertKind::CannotJudge,
             None => return None,
         };
+        if tell_unjudged {
+            self.unjudged_told = true;
+        }
         if let Some(hint) = self.cut_off_hint() {
             notes.insert(0, hint);
         }
         self.discovery_told = self.discovery_failing.is_some();
         self.alert_seq += 1;
-        if kind != AlertKind::DiscoveryFailing {
+        if !matches!(kind, AlertKind::DiscoveryFailing | AlertKind::CannotJudge) {
             self.alerted = self.system;
             self.last_alert_at = Some(now);
         }

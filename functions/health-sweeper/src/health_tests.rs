@@ -8,6 +8,7 @@ const RULES: Rules = Rules {
         healthy: 2,
         unhealthy: 3,
         stale_sweeps: 3,
+        start_grace: 2,
     },
     quorum: None,
     reminder: None,
@@ -464,4 +465,138 @@ fn pending_alerts_clear_only_when_delivered() {
     assert!(state.pending.is_some());
     state.delivered(alert.seq);
     assert!(state.pending.is_none());
+}
+
+/// `n` targets whose addresses (127.0.1.<seed+i>) are new at every call: a fleet that crash-loops
+/// and comes back elsewhere each time.
+fn replaced_fleet(seed: u8, n: u8, outcome: &Outcome) -> Vec<(Target, Outcome)> {
+    (0..n)
+        .map(|i| {
+            let addr = SocketAddr::from(([127, 0, 1, seed.wrapping_mul(n).wrapping_add(i)], 8080));
+            (
+                Target {
+                    addr,
+                    name: format!("task-{seed}-{i}"),
+                    instance: None,
+                },
+                outcome.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_fleet_replaced_every_sweep_while_failing_goes_down_within_the_threshold() {
+    let mut state = SweepState::new();
+    for minute in 0..3 {
+        sweep(&mut state, &[ok(), ok(), ok(), ok()], minute);
+    }
+    assert_eq!(state.system, SystemState::Ok);
+    // Every task now crashes and is replaced by one at a new address before the next sweep.
+    let mut down_at = None;
+    for (n, minute) in (3..20).enumerate() {
+        let alert = apply(&mut state, &replaced_fleet(n as u8 + 1, 4, &fail()), minute);
+        if state.system == SystemState::Down {
+            assert_eq!(
+                alert.map(|a| a.kind),
+                Some(AlertKind::Down),
+                "paged once, at once"
+            );
+            down_at = Some(n + 1);
+            break;
+        }
+    }
+    assert_eq!(
+        down_at,
+        Some(RULES.thresholds.unhealthy as usize),
+        "down after `unhealthy` sweeps in which nothing answered, whatever the targets' ages"
+    );
+}
+
+#[test]
+fn a_target_that_never_answered_is_down_at_its_first_failure_past_the_grace() {
+    let mut state = SweepState::new();
+    for minute in 0..3 {
+        sweep(&mut state, &[ok(), ok()], minute);
+    }
+    // A third target appears and only ever fails: evidence, not a maybe, once past its grace.
+    let health = |s: &SweepState| s.targets[&key(3)].health;
+    sweep(&mut state, &[ok(), ok(), Outcome::NotProbed], 3);
+    sweep(&mut state, &[ok(), ok(), fail()], 4);
+    assert_eq!(
+        health(&state),
+        TargetHealth::Unknown,
+        "still within its start grace"
+    );
+    sweep(&mut state, &[ok(), ok(), fail()], 5);
+    assert_eq!(
+        health(&state),
+        TargetHealth::Unhealthy,
+        "two failures, fewer than the threshold, but it never answered"
+    );
+    // One that answered once keeps the hysteresis of the known.
+    let mut state = SweepState::new();
+    for minute in 0..3 {
+        sweep(&mut state, &[ok()], minute);
+    }
+    sweep(&mut state, &[fail()], 3);
+    assert_eq!(state.targets[&key(1)].health, TargetHealth::Healthy);
+}
+
+#[test]
+fn a_fleet_restarted_whole_is_not_paged_while_it_boots() {
+    let mut state = SweepState::new();
+    for minute in 0..3 {
+        sweep(&mut state, &[ok(), ok()], minute);
+    }
+    // Both tasks replaced at once; the new ones refuse for two sweeps while they boot.
+    let booting = replaced_fleet(9, 2, &fail());
+    for minute in 3..5 {
+        assert_eq!(apply(&mut state, &booting, minute), None, "minute {minute}");
+    }
+    let up: Vec<_> = booting.iter().map(|(t, _)| (t.clone(), ok())).collect();
+    for minute in 5..8 {
+        let alert = apply(&mut state, &up, minute);
+        assert!(
+            alert.is_none()
+                || alert
+                    .as_ref()
+                    .is_some_and(|a| a.kind == AlertKind::Recovered),
+            "minute {minute}: {alert:?}"
+        );
+    }
+    assert_ne!(state.alerted, SystemState::Down);
+}
+
+#[test]
+fn most_targets_unknown_for_long_is_told_once_as_cannot_judge() {
+    let mut state = SweepState::new();
+    for minute in 0..3 {
+        sweep(&mut state, &[ok(), ok(), ok()], minute);
+    }
+    assert_eq!(state.system, SystemState::Ok);
+    // Every probe is cut short from now on (a timeout longer than the sweep's probe time).
+    let not_probed = [Outcome::NotProbed, Outcome::NotProbed, Outcome::NotProbed];
+    let mut told = Vec::new();
+    for minute in 3..30 {
+        if let Some(alert) = sweep(&mut state, &not_probed, minute) {
+            told.push((minute, alert));
+        }
+    }
+    assert_eq!(told.len(), 1, "{told:?}");
+    let (_, alert) = &told[0];
+    assert_eq!(alert.kind, AlertKind::CannotJudge);
+    assert!(
+        alert
+            .notes
+            .iter()
+            .any(|n| n.contains("Cannot judge: 3 of 3")),
+        "{:?}",
+        alert.notes
+    );
+    // Probes that run again end it; a later spell is told again.
+    for minute in 30..33 {
+        sweep(&mut state, &[ok(), ok(), ok()], minute);
+    }
+    assert!(!state.unjudged_told);
 }

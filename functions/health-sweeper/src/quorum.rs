@@ -127,6 +127,7 @@ mod tests {
             healthy: 2,
             unhealthy: 3,
             stale_sweeps: 3,
+            start_grace: 2,
         },
         quorum: None,
         reminder: None,

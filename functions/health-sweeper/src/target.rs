@@ -98,6 +98,9 @@ pub struct TargetState {
     /// The sweep that first saw it.
     #[serde(default)]
     pub added: u64,
+    /// Whether any probe of it ever succeeded.
+    #[serde(default)]
+    pub ever_up: bool,
 }
 
 /// The per-target thresholds.
@@ -107,6 +110,10 @@ pub struct Thresholds {
     pub unhealthy: u32,
     /// Sweeps without a probe after which a verdict is dropped.
     pub stale_sweeps: u32,
+    /// Sweeps after a target is first seen during which its failures leave it unknown (it may
+    /// still be starting). Past them, a target that has never answered is down at its first
+    /// failure: it is evidence, not a maybe.
+    pub start_grace: u32,
 }
 
 impl TargetState {
@@ -122,6 +129,7 @@ impl TargetState {
             since: now,
             probed: 0,
             added: sweep,
+            ever_up: false,
         }
     }
 
@@ -137,6 +145,7 @@ impl TargetState {
         match outcome {
             Outcome::Healthy { status, millis } => {
                 self.probed = sweep;
+                self.ever_up = true;
                 self.successes = self.successes.saturating_add(1);
                 self.failures = 0;
                 self.failure = None;
@@ -151,7 +160,10 @@ impl TargetState {
                 self.successes = 0;
                 self.last = failure.to_string();
                 self.failure = Some(failure.clone());
-                if self.failures >= thresholds.unhealthy {
+                let past_grace =
+                    sweep.saturating_sub(self.added) >= u64::from(thresholds.start_grace);
+                let never_answered = !self.ever_up && self.health == TargetHealth::Unknown;
+                if self.failures >= thresholds.unhealthy || (never_answered && past_grace) {
                     self.health = TargetHealth::Unhealthy;
                 }
             }

@@ -99,6 +99,7 @@ module "function" {
     SWEEP_DEADLINE_MS         = "40000"
     SWEEP_HEALTHY_THRESHOLD   = "2"
     SWEEP_UNHEALTHY_THRESHOLD = "3"
+    SWEEP_START_GRACE_SWEEPS  = "2" # failures of a new target in its first 2 sweeps leave it unknown
     SWEEP_QUORUM              = ""
     SWEEP_REMINDER_HOURS      = tostring(var.reminder_hours)
     SWEEP_MAINTENANCE         = tostring(var.maintenance)
@@ -155,4 +156,40 @@ resource "aws_cloudwatch_metric_alarm" "heartbeat" {
   treat_missing_data  = "breaching"
   alarm_actions       = [var.common.alarm_topic_arn]
   ok_actions          = [var.common.alarm_topic_arn]
+}
+
+# Most targets unknown for 15 minutes: probes cut short (a timeout too long for the sweep, a
+# Lambda timeout too short) or targets that never settle. The sweeper then cannot tell up from
+# down; it says so once itself ("Cannot judge"), and this alarm keeps it visible.
+resource "aws_cloudwatch_metric_alarm" "unknown_targets" {
+  alarm_name          = "${var.common.prefix}-${local.name}-unknown-targets"
+  alarm_description   = "health-sweeper: most targets unknown for 15 minutes; it cannot judge the system's health."
+  evaluation_periods  = 15
+  datapoints_to_alarm = 15
+  threshold           = 0.5
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.common.alarm_topic_arn]
+  ok_actions          = [var.common.alarm_topic_arn]
+
+  metric_query {
+    id          = "share"
+    expression  = "unknown / (unknown + healthy + unhealthy)"
+    label       = "Share of targets unknown"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = { unknown = "UnknownTargets", healthy = "HealthyTargets", unhealthy = "UnhealthyTargets" }
+    content {
+      id = metric_query.key
+      metric {
+        namespace   = "Watchkeeper"
+        metric_name = metric_query.value
+        dimensions  = { Function = local.name }
+        stat        = "Maximum"
+        period      = 60
+      }
+    }
+  }
 }
