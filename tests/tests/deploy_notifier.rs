@@ -563,3 +563,99 @@ async fn ci_post_is_authenticated_answered_and_never_leaks_secrets() {
         );
     }
 }
+
+/// A broken part never silences the others: a CI signing key pasted too short or deleted, or a
+/// webhook secret holding a plain-HTTP URL, leaves the function up; a FAILED deployment still
+/// reaches SNS and email, and the CI path answers 503 (then works once the key is fixed).
+#[tokio::test]
+async fn a_broken_ci_key_or_webhook_secret_never_silences_sns_and_email() {
+    use harness::lambda::LambdaRuntime;
+    for broken in ["ci-key-too-short", "ci-key-deleted", "webhook-plain-http"] {
+        let seeded = DeployNotifier::seed(Setup::default()).await.unwrap();
+        let secrets = aws_sdk_secretsmanager::Client::new(&seeded.moto.sdk_config().await);
+        let webhook_arn = seeded
+            .env
+            .iter()
+            .find(|(k, _)| k == "NOTIFY_WEBHOOK_SECRET_ARN")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        match broken {
+            "ci-key-too-short" => {
+                secrets
+                    .put_secret_value()
+                    .secret_id(&seeded.signing_secret_arn)
+                    .secret_string("pasted-too-short")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "ci-key-deleted" => {
+                secrets
+                    .delete_secret()
+                    .secret_id(&seeded.signing_secret_arn)
+                    .force_delete_without_recovery(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                secrets
+                    .put_secret_value()
+                    .secret_id(&webhook_arn)
+                    .secret_string(
+                        json!({"url": "http://hooks.example.com/services/T0/B0/x"}).to_string(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        let runtime = LambdaRuntime::start(harness::deploy::FUNCTION, &seeded.env)
+            .await
+            .unwrap();
+        let failed = runtime
+            .invoke(&read_event("ecs-deployment-failed-rollback.json").unwrap())
+            .await
+            .unwrap();
+        let published = seeded
+            .moto
+            .received_notifications(&seeded.queue_url)
+            .await
+            .unwrap();
+        let emails = seeded.moto.sent_emails().await.unwrap();
+        assert_eq!(
+            published.len(),
+            1,
+            "{broken}: SNS still delivers\n{}",
+            runtime.logs()
+        );
+        assert_eq!(emails.len(), 1, "{broken}: email still delivers");
+        assert!(
+            published[0].subject.contains("FAILED"),
+            "{}",
+            published[0].subject
+        );
+        if broken == "webhook-plain-http" {
+            // The webhook's own failure is the invocation's: permanent, named, no URL shown.
+            assert!(!failed.ok, "{}", failed.output);
+            assert!(failed.output.contains("webhook"), "{}", failed.output);
+            assert!(
+                !failed.output.contains("T0/B0"),
+                "the URL is redacted: {}",
+                failed.output
+            );
+            assert!(seeded.webhook.requests().is_empty());
+        } else {
+            assert!(failed.ok, "{broken}: {}", failed.output);
+            assert_eq!(
+                seeded.webhook.requests().len(),
+                1,
+                "{broken}: chat delivers"
+            );
+            // The CI path answers 503 while the key cannot be read.
+            let ci = runtime.invoke(&signed_ci_event().unwrap()).await.unwrap();
+            let (status, body) = url_answer(&ci);
+            assert_eq!(status, 503, "{broken}: {body}");
+        }
+    }
+}

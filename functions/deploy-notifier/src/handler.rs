@@ -235,8 +235,12 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
     }
 }
 
-/// `Notified`, `Duplicates`, `Ignored`, `CiAccepted`, `CiRejected` and `Failures`, for a graph of
-/// what the notifier does and an alarm on failures.
+/// `Notified`, `Duplicates`, `Ignored`, `CiAccepted`, `CiRejected`, `CiFailed` and `Failures`, for
+/// a graph of what the notifier does and alarms on failures. A CI report answered 5xx (a channel
+/// or the state store failed, the signing key unreadable) is `CiFailed`: the invocation itself
+/// succeeds (the Function URL must answer), so without its own count and alarm a failed
+/// `terraform apply`'s report would be lost silently. 4xx (forged, stale, malformed) is
+/// `CiRejected`.
 fn metrics(result: &Result<Value, DeployError>) -> Metrics {
     let mut metrics = Metrics::for_function(SOURCE);
     match result {
@@ -244,10 +248,10 @@ fn metrics(result: &Result<Value, DeployError>) -> Metrics {
         Ok(answer) => {
             if let Some(status) = answer.get("statusCode").and_then(Value::as_u64) {
                 metrics.count(
-                    if status == 202 {
-                        "CiAccepted"
-                    } else {
-                        "CiRejected"
+                    match status {
+                        202 => "CiAccepted",
+                        500.. => "CiFailed",
+                        _ => "CiRejected",
                     },
                     1,
                 );

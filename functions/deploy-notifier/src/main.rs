@@ -20,16 +20,23 @@ async fn main() -> Result<(), Error> {
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
     let sdk = aws::load_sdk_config(&vars).await?;
+    // A signing key that cannot be read breaks the CI path only (it answers 503 and reads
+    // again); ECS and SNS events need no key and keep flowing.
     let load_signing_keys = async {
         match &config.auth {
-            UrlAuth::Hmac { secret_arn } => SigningKeys::load(
-                SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk)),
-                secret_arn,
-                config.signing_key_refresh,
-            )
-            .await
-            .map(Some),
-            UrlAuth::Iam => Ok(None),
+            UrlAuth::Hmac { secret_arn } => {
+                let (keys, error) = SigningKeys::start(
+                    SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk)),
+                    secret_arn,
+                    config.signing_key_refresh,
+                )
+                .await;
+                if let Some(error) = error {
+                    tracing::error!(%error, "CI signing key unavailable: CI requests answer 503 until it can be read");
+                }
+                Some(keys)
+            }
+            UrlAuth::Iam => None,
         }
     };
     // The webhook URL and the signing keys are read side by side: init waits for one Secrets
@@ -43,7 +50,7 @@ async fn main() -> Result<(), Error> {
         ),
         load_signing_keys
     );
-    let (common, signing_keys) = (common?, signing_keys?);
+    let common = common?;
     let app = App::new(config, common.notifier, common.state, signing_keys);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         app.handle(event.payload, Deadline::from_context(&event.context))

@@ -23,6 +23,11 @@ pub enum SigningKeyError {
     Aws(#[from] AwsError),
     #[error("CI signing secret {stage}: {reason}")]
     Invalid { stage: &'static str, reason: String },
+    /// No key could be read yet; the next read is due after the refresh interval.
+    #[error(
+        "CI signing secret not loaded (the last read failed); it is read again at most once per refresh interval"
+    )]
+    NotLoaded,
 }
 
 impl Retryable for SigningKeyError {
@@ -91,6 +96,36 @@ impl<P: SecretSource> SigningKeys<P> {
         })
     }
 
+    /// Reads the keys at init, without failing the function: a key that cannot be read (deleted,
+    /// too short, no access, Secrets Manager down) is a broken part of the CI path only. CI
+    /// requests then answer 503 and the first one reads the secret again (later ones at most
+    /// once per refresh interval), while ECS and SNS events, which need no key, keep flowing.
+    /// The error, if any, is returned for init to log.
+    pub async fn start(
+        source: P,
+        secret_id: impl Into<String>,
+        refresh_every: Duration,
+    ) -> (Self, Option<SigningKeyError>) {
+        let secret_id = secret_id.into();
+        let (keys, error, read_at) = match read_keys(&source, &secret_id).await {
+            Ok(keys) => (keys, None, Instant::now()),
+            Err(e) => {
+                // Due at once: the first CI request reads again.
+                let due = Instant::now()
+                    .checked_sub(refresh_every)
+                    .unwrap_or_else(Instant::now);
+                (Vec::new(), Some(e), due)
+            }
+        };
+        let keys = Self {
+            source,
+            secret_id,
+            refresh_every,
+            cached: Mutex::new(Cached { keys, read_at }),
+        };
+        (keys, error)
+    }
+
     fn keys(&self) -> (Vec<Secret<Vec<u8>>>, Instant) {
         let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         (cached.keys.clone(), cached.read_at)
@@ -110,11 +145,19 @@ impl<P: SecretSource> SigningKeys<P> {
         let check = |keys: &[Secret<Vec<u8>>]| {
             verify_signature(keys, timestamp, signature, body, now, window_seconds)
         };
-        match check(&keys) {
-            Err(SignatureError::Mismatch) if read_at.elapsed() >= self.refresh_every => {}
-            other => return Ok(other?),
+        let due = read_at.elapsed() >= self.refresh_every;
+        if keys.is_empty() {
+            if !due {
+                return Err(SigningKeyError::NotLoaded.into());
+            }
+            tracing::info!("no CI key loaded yet; reading the signing secret again");
+        } else {
+            match check(&keys) {
+                Err(SignatureError::Mismatch) if due => {}
+                other => return Ok(other?),
+            }
+            tracing::info!("signature matches no cached CI key; reading the signing secret again");
         }
-        tracing::info!("signature matches no cached CI key; reading the signing secret again");
         let fresh = read_keys(&self.source, &self.secret_id).await;
         // Whatever the outcome, the next read waits a full interval.
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
@@ -230,6 +273,34 @@ mod tests {
             verify(&keys, "forged-key-0123456789abcdef0123456789").await,
             Err(VerifyError::Signature(SignatureError::Mismatch))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_key_that_cannot_be_read_at_init_is_read_again_by_the_next_request() {
+        let secrets = StaticSecrets::default();
+        secrets.put("ci", CURRENT, "too-short");
+        let (keys, error) =
+            SigningKeys::start(secrets.clone(), "ci", Duration::from_secs(60)).await;
+        assert!(error.is_some_and(|e| e.to_string().contains("shorter than 32 bytes")));
+        // The first request reads again: still broken, a 503-kind error, not a signature one.
+        assert!(matches!(
+            verify(&keys, OLD).await,
+            Err(VerifyError::Keys(_))
+        ));
+        let reads = secrets.reads();
+        // Fixed meanwhile; inside the interval nothing is read, then the read picks it up.
+        secrets.put("ci", CURRENT, OLD);
+        assert!(matches!(
+            verify(&keys, OLD).await,
+            Err(VerifyError::Keys(SigningKeyError::NotLoaded))
+        ));
+        assert_eq!(
+            secrets.reads(),
+            reads,
+            "forged or early requests read nothing"
+        );
+        keys.cached.lock().unwrap().read_at = Instant::now() - Duration::from_secs(61);
+        assert!(verify(&keys, OLD).await.is_ok());
     }
 
     #[tokio::test]

@@ -195,3 +195,24 @@ resource "aws_lambda_permission" "ecs_events" {
   source_arn     = var.ecs_events_topic_arn
   source_account = data.aws_caller_identity.current.account_id
 }
+
+# --- A CI report that could not be delivered -----------------------------------------------------
+# The Function URL answers 503 and the invocation succeeds (an HTTP answer is the contract), so
+# neither Errors nor the dead-letter queue would show it: the function counts it as CiFailed. A
+# failed `terraform apply`'s report is exactly the one that must not vanish.
+
+resource "aws_cloudwatch_metric_alarm" "ci_failed" {
+  alarm_name          = "${var.common.prefix}-deploy-notifier-ci-failed"
+  alarm_description   = "deploy-notifier could not deliver a CI report (answered 503): check its logs; the sender's retries may not have got through."
+  namespace           = "Watchkeeper"
+  metric_name         = "CiFailed"
+  dimensions          = { Function = "deploy-notifier" }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.common.alarm_topic_arn]
+  ok_actions          = [var.common.alarm_topic_arn]
+}

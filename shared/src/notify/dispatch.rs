@@ -48,6 +48,9 @@ pub enum Channel {
     Sns(SnsChannel),
     Email(EmailChannel),
     Webhook(WebhookChannel),
+    /// A configured channel that could not be set up (its secret unreadable or invalid): every
+    /// send fails with why, retryably or not as the cause says, and the other channels deliver.
+    Unavailable(ChannelError),
 }
 
 impl Channel {
@@ -56,6 +59,7 @@ impl Channel {
             Channel::Sns(_) => "sns",
             Channel::Email(_) => "email",
             Channel::Webhook(_) => "webhook",
+            Channel::Unavailable(why) => why.channel,
         }
     }
 
@@ -66,6 +70,7 @@ impl Channel {
                 Channel::Sns(c) => c.send(n).await,
                 Channel::Email(c) => c.send(n).await,
                 Channel::Webhook(c) => c.send(n, until).await,
+                Channel::Unavailable(why) => Err(why.clone()),
             }
         };
         match until.run(send).await {
@@ -118,9 +123,15 @@ impl Notifier<StateStore> {
         }
         if let Some(webhook) = &config.webhook {
             let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
-            channels.push(Channel::Webhook(
-                WebhookChannel::from_secret(&secrets, webhook).await?,
-            ));
+            // A webhook secret that cannot be used breaks the webhook only: SNS and email must
+            // still deliver (a FAILED deployment's email has nothing to do with chat).
+            channels.push(match WebhookChannel::from_secret(&secrets, webhook).await {
+                Ok(channel) => Channel::Webhook(channel),
+                Err(why) => {
+                    tracing::error!(error = %why, "webhook channel unavailable: its sends fail, the other channels deliver");
+                    Channel::Unavailable(why)
+                }
+            });
         }
         Ok(Self::new(channels, claims))
     }

@@ -232,6 +232,12 @@ fn metrics_count_outcomes() {
         1.0
     );
     assert_eq!(line(Ok(respond(401, json!({}))))["CiRejected"], 1.0);
+    // Not delivered is not rejected: its own count, and its own alarm in infra.
+    let failed = line(Ok(respond(503, json!({}))));
+    assert_eq!(
+        (failed["CiFailed"].as_f64(), failed.get("CiRejected")),
+        (Some(1.0), None)
+    );
     assert_eq!(
         line(Err(DeployError::Malformed("x".into())))["Failures"],
         1.0
