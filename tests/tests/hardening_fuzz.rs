@@ -458,12 +458,17 @@ fn health_sweeper_config_and_state_documents() {
 /// lying lengths, endless headers, redirects to the metadata address, raw bytes, silence). The
 /// sweeper's prober must classify each without panicking, within its per-probe timeout, and
 /// never follow a redirect.
+// SERIAL is held across awaits on purpose: only other tests' threads ever wait on it, never a
+// task of this runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_sweeper_probes_of_hostile_backends() {
     use health_sweeper::probe::Prober;
     use health_sweeper::target::{Outcome, Target};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    // The other tests of this file measure each input's heap and time: none runs beside this one.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const RESPONSES: &[&str] = &[
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n",
