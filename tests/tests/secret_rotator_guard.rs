@@ -593,11 +593,18 @@ async fn objects_an_application_role_plants_never_run_with_the_masters_rights() 
             outcomes.push(format!("{secret}, {rotation} rotation: {outcome:?}"));
         }
     }
-    // A privileged role's own single-user rotation, in the application's database: it changes
-    // only its own password (no one else's rights are used), and resolves nothing planted.
+    // A privileged role's own single-user rotation, in the application's database: refused
+    // (whoever writes AWSPENDING would choose its password), and the refusal's own catalog
+    // queries resolve nothing planted.
     let ops = secret_in("des/db/ops", "ops", "ops-password-0", "appdb", None).await;
-    let outcome = world.rotate(&ops).await.map(|_| ());
-    outcomes.push(format!("{ops}, single-user rotation: {outcome:?}"));
+    let token = world.begin_rotation(&ops).await.unwrap();
+    assert!(world.step(&ops, &token, "createSecret").await.unwrap().ok);
+    let refused = world.step(&ops, &token, "setSecret").await.unwrap();
+    assert!(
+        !refused.ok && refused.output.contains("CREATEROLE"),
+        "{}",
+        refused.output
+    );
 
     assert_eq!(
         fired().await,
@@ -720,7 +727,11 @@ async fn mariadb_logins_that_prove_another_account_are_refused() {
          CREATE USER 'victim2'@'127.0.0.1' IDENTIFIED BY 'victim2-password-0'; GRANT SELECT ON dispatch.* TO 'victim2'@'127.0.0.1'; \
          CREATE DATABASE watchkeeper; \
          CREATE TABLE watchkeeper.rotator_clones (`user` VARCHAR(128) NOT NULL, `host` VARCHAR(255) NOT NULL, `clone_of` VARCHAR(128) NOT NULL, `created` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`user`, `host`)); \
-         CREATE USER 'victim2_clone'@'127.0.0.1' IDENTIFIED BY 'forger-password-0'; GRANT INSERT ON watchkeeper.* TO 'victim2_clone'@'127.0.0.1'",
+         CREATE USER 'victim2_clone'@'127.0.0.1' IDENTIFIED BY 'forger-password-0'; GRANT INSERT ON watchkeeper.* TO 'victim2_clone'@'127.0.0.1'; \
+         CREATE USER 'victim3'@'127.0.0.1' IDENTIFIED BY 'victim3-password-0'; GRANT SELECT ON dispatch.* TO 'victim3'@'127.0.0.1'; \
+         CREATE ROLE markers; GRANT INSERT ON watchkeeper.* TO markers; \
+         CREATE USER 'victim3_clone'@'127.0.0.1' IDENTIFIED BY 'forger3-password-0'; GRANT markers TO 'victim3_clone'@'127.0.0.1'; \
+         INSERT INTO watchkeeper.rotator_clones (`user`, `host`, `clone_of`) VALUES ('victim3_clone', '127.0.0.1', 'victim3')",
     )
     .await
     .unwrap();
@@ -758,6 +769,12 @@ async fn mariadb_logins_that_prove_another_account_are_refused() {
             "forged-mark",
             "victim2_clone",
             "forger-password-0",
+            "can write the rotator's mark table",
+        ),
+        (
+            "forged-mark-through-a-role",
+            "victim3_clone",
+            "forger3-password-0",
             "can write the rotator's mark table",
         ),
     ] {

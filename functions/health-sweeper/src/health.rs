@@ -255,7 +255,11 @@ impl SweepState {
             }),
             _ => self.reminder_due(rules, now).then_some(AlertKind::Reminder),
         };
-        let tell_unjudged = !self.unjudged_told && self.unjudged_sweeps >= rules.starting_sweeps();
+        // (Not while the system is down by the crash-loop rule: its targets are unknown because
+        // they are replaced, and the page has said so.)
+        let tell_unjudged = !self.unjudged_told
+            && self.unjudged_sweeps >= rules.starting_sweeps()
+            && self.failing_sweeps < rules.thresholds.unhealthy;
         if tell_unjudged {
             let counts = self.counts();
             notes.push(format!(
@@ -274,6 +278,18 @@ impl SweepState {
         };
         if tell_unjudged {
             self.unjudged_told = true;
+        }
+        let informational =
+            |kind: AlertKind| matches!(kind, AlertKind::DiscoveryFailing | AlertKind::CannotJudge);
+        if informational(kind)
+            && let Some(pending) = self.pending.as_mut()
+            && !informational(pending.kind)
+        {
+            // A change of state not yet delivered is never replaced by a notice: the notice
+            // rides along with it.
+            self.discovery_told = self.discovery_failing.is_some();
+            pending.notes.extend(notes);
+            return Some(pending.clone());
         }
         if let Some(hint) = self.cut_off_hint() {
             notes.insert(0, hint);

@@ -600,3 +600,57 @@ fn most_targets_unknown_for_long_is_told_once_as_cannot_judge() {
     }
     assert!(!state.unjudged_told);
 }
+
+#[test]
+fn a_crash_loop_pages_down_and_is_not_also_told_as_cannot_judge() {
+    let mut state = SweepState::new();
+    for minute in 0..3 {
+        sweep(&mut state, &[ok(), ok(), ok(), ok()], minute);
+    }
+    let mut kinds = Vec::new();
+    for (n, minute) in (3..40).enumerate() {
+        if let Some(alert) = apply(&mut state, &replaced_fleet(n as u8 + 1, 4, &fail()), minute) {
+            kinds.push(alert.kind);
+            state.delivered(alert.seq);
+        }
+    }
+    assert_eq!(
+        kinds,
+        [AlertKind::Down],
+        "one page, no 'cannot judge' on top of it"
+    );
+}
+
+#[test]
+fn an_undelivered_page_is_never_replaced_by_a_notice() {
+    let mut state = SweepState::new();
+    for minute in 0..3 {
+        sweep(&mut state, &[ok(), ok(), ok()], minute);
+    }
+    let mut down = None;
+    for minute in 3..6 {
+        down = down.or(sweep(&mut state, &[fail(), fail(), fail()], minute));
+    }
+    let down = down.expect("down is alerted");
+    assert_eq!(down.kind, AlertKind::Down);
+    // Its delivery keeps failing; then the probes stop (every one cut short) long enough for the
+    // "cannot judge" notice, and discovery starts failing too.
+    let not_probed = [Outcome::NotProbed, Outcome::NotProbed, Outcome::NotProbed];
+    let mut told = Vec::new();
+    for minute in 6..40 {
+        if let Some(alert) = sweep(&mut state, &not_probed, minute) {
+            told.push(alert);
+        }
+    }
+    let pending = state.pending.clone().expect("still pending");
+    assert_eq!(
+        (pending.seq, pending.kind),
+        (down.seq, AlertKind::Down),
+        "the page stays"
+    );
+    assert!(
+        told.iter()
+            .all(|a| a.seq == down.seq && a.kind == AlertKind::Down),
+        "{told:?}"
+    );
+}

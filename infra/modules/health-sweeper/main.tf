@@ -165,7 +165,7 @@ resource "aws_cloudwatch_metric_alarm" "unknown_targets" {
   alarm_name          = "${var.common.prefix}-${local.name}-unknown-targets"
   alarm_description   = "health-sweeper: most targets unknown for 15 minutes; it cannot judge the system's health."
   evaluation_periods  = 15
-  datapoints_to_alarm = 15
+  datapoints_to_alarm = 13 # a missed minute or two does not reset it
   threshold           = 0.5
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"

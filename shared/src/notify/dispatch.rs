@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 
-use super::config::NotifyConfig;
+use super::config::{NotifyConfig, WebhookConfig};
 use super::email::EmailChannel;
 use super::error::{ChannelError, NotifyError};
 use super::model::Notification;
@@ -48,9 +48,66 @@ pub enum Channel {
     Sns(SnsChannel),
     Email(EmailChannel),
     Webhook(WebhookChannel),
-    /// A configured channel that could not be set up (its secret unreadable or invalid): every
-    /// send fails with why, retryably or not as the cause says, and the other channels deliver.
-    Unavailable(ChannelError),
+    /// A webhook that could not be set up at init (its secret unreadable or invalid): see
+    /// [`DeferredWebhook`]. The other channels deliver meanwhile.
+    Deferred(DeferredWebhook),
+}
+
+/// How often a webhook that could not be set up reads its secret again.
+pub const WEBHOOK_RETRY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A webhook whose secret could not be used at init. A send reads the secret again (the first one
+/// at once, later ones at most once per [`WEBHOOK_RETRY_INTERVAL`]), so a passing Secrets Manager
+/// error or a secret fixed by hand heals without a cold start; until then every send fails with
+/// the last cause, retryably or not as it says.
+#[derive(Debug, Clone)]
+pub struct DeferredWebhook {
+    secrets: SecretsManagerSource,
+    config: WebhookConfig,
+    state: std::sync::Arc<tokio::sync::Mutex<DeferredState>>,
+}
+
+#[derive(Debug)]
+struct DeferredState {
+    channel: Option<std::sync::Arc<WebhookChannel>>,
+    error: ChannelError,
+    /// When the secret may be read again.
+    due: std::time::Instant,
+}
+
+impl DeferredWebhook {
+    pub fn new(secrets: SecretsManagerSource, config: WebhookConfig, error: ChannelError) -> Self {
+        Self {
+            secrets,
+            config,
+            state: std::sync::Arc::new(tokio::sync::Mutex::new(DeferredState {
+                channel: None,
+                error,
+                due: std::time::Instant::now(),
+            })),
+        }
+    }
+
+    async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
+        let channel = {
+            let mut state = self.state.lock().await;
+            if state.channel.is_none() && std::time::Instant::now() >= state.due {
+                state.due = std::time::Instant::now() + WEBHOOK_RETRY_INTERVAL;
+                match WebhookChannel::from_secret(&self.secrets, &self.config).await {
+                    Ok(channel) => {
+                        tracing::info!("webhook channel set up after a failed start");
+                        state.channel = Some(std::sync::Arc::new(channel));
+                    }
+                    Err(why) => state.error = why,
+                }
+            }
+            match &state.channel {
+                Some(channel) => channel.clone(),
+                None => return Err(state.error.clone()),
+            }
+        };
+        channel.send(n, until).await
+    }
 }
 
 impl Channel {
@@ -59,7 +116,7 @@ impl Channel {
             Channel::Sns(_) => "sns",
             Channel::Email(_) => "email",
             Channel::Webhook(_) => "webhook",
-            Channel::Unavailable(why) => why.channel,
+            Channel::Deferred(_) => "webhook",
         }
     }
 
@@ -70,7 +127,7 @@ impl Channel {
                 Channel::Sns(c) => c.send(n).await,
                 Channel::Email(c) => c.send(n).await,
                 Channel::Webhook(c) => c.send(n, until).await,
-                Channel::Unavailable(why) => Err(why.clone()),
+                Channel::Deferred(c) => c.send(n, until).await,
             }
         };
         match until.run(send).await {
@@ -128,8 +185,8 @@ impl Notifier<StateStore> {
             channels.push(match WebhookChannel::from_secret(&secrets, webhook).await {
                 Ok(channel) => Channel::Webhook(channel),
                 Err(why) => {
-                    tracing::error!(error = %why, "webhook channel unavailable: its sends fail, the other channels deliver");
-                    Channel::Unavailable(why)
+                    tracing::error!(error = %why, "webhook channel unavailable: its sends read the secret again and fail until it works; the other channels deliver");
+                    Channel::Deferred(DeferredWebhook::new(secrets, webhook.clone(), why))
                 }
             });
         }

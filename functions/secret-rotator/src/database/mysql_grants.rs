@@ -96,6 +96,27 @@ const GLOBAL_ADMIN: &[&str] = &[
     "SYSTEM_VARIABLES_ADMIN",
 ];
 
+/// The only privileges an account may hold on `*.*` (reads, and what acts on its own session or
+/// objects): any other global privilege, known or not (`REPLICATION SLAVE ADMIN` points the
+/// server at a source whose events write `mysql.*`; `BINLOG ADMIN`, `CLONE_ADMIN`, ...), is a
+/// refusal. An allowlist: a privilege a newer server adds is refused until it is known.
+const GLOBAL_HARMLESS: &[&str] = &[
+    "USAGE",
+    "SELECT",
+    "SHOW DATABASES",
+    "SHOW VIEW",
+    "LOCK TABLES",
+    "EXECUTE",
+    "REFERENCES",
+    "CREATE TEMPORARY TABLES",
+    "PROCESS",
+    "REPLICATION CLIENT",
+    "BINLOG MONITOR",
+    "SLAVE MONITOR",
+    "REPLICA MONITOR",
+    "SHOW CREATE ROUTINE",
+];
+
 /// Privileges that write the grant tables when granted on the `mysql` schema (or on a pattern
 /// that matches it, or on `*.*`).
 const WRITES: &[&str] = &[
@@ -213,6 +234,9 @@ fn privileges(list: &str, scope: &str) -> GrantLine {
     }
     if scope.covers_grant_tables() && has_any(WRITES) {
         return GrantLine::Dangerous("write access to the grant tables");
+    }
+    if scope == Scope::Global && names.iter().any(|n| !GLOBAL_HARMLESS.contains(&n.as_str())) {
+        return GrantLine::Dangerous("a global privilege (on *.*) outside the known-harmless ones");
     }
     GrantLine::Harmless
 }
@@ -435,6 +459,8 @@ mod tests {
         );
     }
 
+    const GLOBAL: &str = "a global privilege (on *.*) outside the known-harmless ones";
+
     #[test]
     fn administrative_grants_are_recognised() {
         let dangerous = |line: &str| match classify_grant(line) {
@@ -483,6 +509,20 @@ mod tests {
             (
                 "GRANT PROXY ON ''@'%' TO 'a'@'%'",
                 Some("PROXY (acting as another account)"),
+            ),
+            // An allowlist on *.*: replication administration, binlog replay and the unknown.
+            (
+                "GRANT REPLICATION SLAVE ADMIN ON *.* TO `a`@`%`",
+                Some(GLOBAL),
+            ),
+            (
+                "GRANT BINLOG_ADMIN,CLONE_ADMIN ON *.* TO `a`@`%`",
+                Some(GLOBAL),
+            ),
+            ("GRANT SOME_FUTURE_ADMIN ON *.* TO `a`@`%`", Some(GLOBAL)),
+            (
+                "GRANT SELECT, PROCESS, SHOW DATABASES ON *.* TO `a`@`%`",
+                None,
             ),
             // Column privileges on a grant table, and database patterns that match `mysql`.
             (

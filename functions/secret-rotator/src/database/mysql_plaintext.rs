@@ -22,8 +22,9 @@ pub const REFUSED: &str = "the server asked for the password itself over an unen
      connection (full caching_sha2_password authentication, or a cleartext plugin): refused, no \
      password sent; use TLS";
 
-/// Plugins that send the password in clear, or fetch a key to encrypt it with, once switched to.
-const PASSWORD_PLUGINS: &[&[u8]] = &[b"mysql_clear_password", b"sha256_password", b"dialog"];
+/// The only plugins a switch may name: challenge-response ones the driver speaks safely. Any other
+/// (a cleartext or key-fetching one, or one the driver cannot speak) is refused.
+const CHALLENGE_PLUGINS: &[&[u8]] = &[b"mysql_native_password", b"caching_sha2_password"];
 
 /// Connects to `host:port` and returns the loopback address the driver should connect to
 /// instead. The relay serves one connection and ends with it.
@@ -91,15 +92,17 @@ enum Verdict {
 fn check(payload: &[u8]) -> Verdict {
     match payload {
         [0x00, ..] | [0xff, ..] => Verdict::Done,
-        // caching_sha2_password: "perform full authentication" (the password or an RSA key).
-        [0x01, 0x04, ..] => Verdict::Refuse,
-        // Auth switch: to a plugin that wants the password, refused.
+        // caching_sha2_password's "fast authentication succeeded"; anything else after 0x01 (its
+        // "perform full authentication", 0x04: the password or an RSA key) is refused.
+        [0x01, 0x03, ..] => Verdict::Pass,
+        [0x01, ..] => Verdict::Refuse,
+        // Auth switch: only to a challenge-response plugin.
         [0xfe, rest @ ..] => {
             let plugin = rest.split(|b| *b == 0).next().unwrap_or_default();
-            if PASSWORD_PLUGINS.contains(&plugin) {
-                Verdict::Refuse
-            } else {
+            if CHALLENGE_PLUGINS.contains(&plugin) {
                 Verdict::Pass
+            } else {
+                Verdict::Refuse
             }
         }
         _ => Verdict::Pass,
@@ -149,6 +152,13 @@ mod tests {
             "fast authentication succeeded"
         );
         assert_eq!(check(b"\xfemysql_clear_password\0"), Verdict::Refuse);
+        assert_eq!(
+            check(b"\xfeclient_ed25519\0nonce\0"),
+            Verdict::Refuse,
+            "not spoken by the driver"
+        );
+        assert_eq!(check(b"\xfedialog\0"), Verdict::Refuse);
+        assert_eq!(check(&[0x01, 0xfe]), Verdict::Refuse);
         assert_eq!(check(b"\xfesha256_password\0"), Verdict::Refuse);
         assert_eq!(
             check(b"\xfemysql_native_password\0abcdefgh\0"),

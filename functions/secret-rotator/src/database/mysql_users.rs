@@ -116,22 +116,24 @@ async fn set_password_on(
                 ),
             ));
         }
-        // The mark is only worth something if the account it vouches for cannot write it.
-        for host in &clone_hosts {
-            if grants_of(conn, admin, clone, host)
-                .await?
-                .iter()
-                .any(|g| writes_to(g, mysql_clones::DATABASE_NAME))
-            {
-                return Err(DbError::new(
-                    admin,
-                    DbErrorKind::Refused,
-                    format!(
-                        "user {clone} can write the rotator's mark table ({}.rotator_clones): its mark proves nothing, and it is not taken as the rotator's clone of {original}",
-                        mysql_clones::DATABASE_NAME
-                    ),
-                ));
-            }
+        // The mark is only worth something if the account it vouches for cannot write it,
+        // directly, through a role or through PUBLIC.
+        let writer = !clone_hosts.is_empty()
+            && match held_grants(conn, admin, clone, &server).await? {
+                Ok(held) => held
+                    .iter()
+                    .any(|g| writes_to(&g.line, mysql_clones::DATABASE_NAME)),
+                Err(_) => true,
+            };
+        if writer {
+            return Err(DbError::new(
+                admin,
+                DbErrorKind::Refused,
+                format!(
+                    "user {clone} can write the rotator's mark table ({}.rotator_clones): its mark proves nothing, and it is not taken as the rotator's clone of {original}",
+                    mysql_clones::DATABASE_NAME
+                ),
+            ));
         }
     }
     let mut hosts = hosts_of(conn, admin, request.user).await?;
@@ -315,10 +317,63 @@ async fn same_grants(
     Ok(true)
 }
 
+/// One grant line `user` holds, with the account or role it came through.
+struct HeldGrant {
+    grantee: String,
+    host: String,
+    line: String,
+}
+
+/// Every grant line `user` holds: its own on each of its hosts, those of the roles it is granted
+/// (followed, MariaDB and MySQL 8 forms), and those of `PUBLIC` where the server has them; or why
+/// the list cannot be trusted (a role chain deeper than [`ROLE_DEPTH`]).
+async fn held_grants(
+    conn: &mut Conn,
+    admin: &Credentials,
+    user: &str,
+    server: &Server,
+) -> Result<Result<Vec<HeldGrant>, String>, DbError> {
+    // (grantee, host; "" for a MariaDB role), followed through granted roles.
+    let mut queue: Vec<(String, String, usize)> = hosts_of(conn, admin, user)
+        .await?
+        .into_iter()
+        .map(|h| (user.to_string(), h, 0))
+        .collect();
+    if server.has_public_grants() {
+        // Every account holds what PUBLIC holds (MariaDB 10.11+).
+        queue.push(("PUBLIC".to_string(), String::new(), 0));
+    }
+    let mut seen = Vec::new();
+    let mut held = Vec::new();
+    while let Some((grantee, host, depth)) = queue.pop() {
+        if seen.contains(&(grantee.clone(), host.clone())) {
+            continue;
+        }
+        if depth > ROLE_DEPTH {
+            return Ok(Err(format!(
+                "user {user} reaches role {grantee} through more than {ROLE_DEPTH} roles"
+            )));
+        }
+        seen.push((grantee.clone(), host.clone()));
+        for line in grants_of(conn, admin, &grantee, &host).await? {
+            if let GrantLine::Roles(roles) = classify_grant(&line) {
+                for (role, role_host) in roles {
+                    queue.push((role, role_host.unwrap_or_default(), depth + 1));
+                }
+            }
+            held.push(HeldGrant {
+                grantee: grantee.clone(),
+                host: host.clone(),
+                line,
+            });
+        }
+    }
+    Ok(Ok(held))
+}
+
 /// Why `user` must not be altered or cloned with the master's privileges, if it must not: it is
-/// the master user, or one of its grant lines (followed through granted roles, and the grants of
-/// `PUBLIC` where the server has them) is administrative, cannot be read, or leads through more
-/// than [`ROLE_DEPTH`] roles.
+/// the master user, or one of the grant lines it holds ([`held_grants`]) is administrative or
+/// cannot be read, or they cannot all be followed.
 async fn refusal(
     conn: &mut Conn,
     admin: &Credentials,
@@ -336,50 +391,25 @@ async fn refusal(
             "{why}: the function does not alter or clone it with the master's privileges"
         )))
     };
-    // (grantee, host; "" for a MariaDB role), followed through granted roles.
-    let mut queue: Vec<(String, String, usize)> = hosts_of(conn, admin, user)
-        .await?
-        .into_iter()
-        .map(|h| (user.to_string(), h, 0))
-        .collect();
-    if server.has_public_grants() {
-        // Every account holds what PUBLIC holds (MariaDB 10.11+).
-        queue.push(("PUBLIC".to_string(), String::new(), 0));
-    }
-    let mut seen = Vec::new();
-    while let Some((grantee, host, depth)) = queue.pop() {
-        if seen.contains(&(grantee.clone(), host.clone())) {
-            continue;
-        }
-        if depth > ROLE_DEPTH {
-            return refuse(format!(
-                "user {user} reaches role {grantee} through more than {ROLE_DEPTH} roles"
-            ));
-        }
-        seen.push((grantee.clone(), host.clone()));
-        let via = if grantee == user {
+    let held = match held_grants(conn, admin, user, server).await? {
+        Ok(held) => held,
+        Err(why) => return refuse(why),
+    };
+    for grant in &held {
+        let via = if grant.grantee == user {
             String::new()
         } else {
-            format!(" through {grantee}")
+            format!(" through {}", grant.grantee)
         };
-        for grant in grants_of(conn, admin, &grantee, &host).await? {
-            match classify_grant(&grant) {
-                GrantLine::Dangerous(what) => {
-                    return refuse(format!("user {user} holds {what}{via}"));
-                }
-                GrantLine::Unreadable => {
-                    return refuse(format!(
-                        "user {user} has a grant{via} the function cannot read ({})",
-                        normalized(&grant, &grantee, &host)
-                    ));
-                }
-                GrantLine::Roles(roles) => {
-                    for (role, role_host) in roles {
-                        queue.push((role, role_host.unwrap_or_default(), depth + 1));
-                    }
-                }
-                GrantLine::Harmless => {}
+        match classify_grant(&grant.line) {
+            GrantLine::Dangerous(what) => return refuse(format!("user {user} holds {what}{via}")),
+            GrantLine::Unreadable => {
+                return refuse(format!(
+                    "user {user} has a grant{via} the function cannot read ({})",
+                    normalized(&grant.line, &grant.grantee, &grant.host)
+                ));
             }
+            GrantLine::Roles(_) | GrantLine::Harmless => {}
         }
     }
     Ok(None)

@@ -29,6 +29,8 @@ enum Scan {
     Body { left: usize },
     /// Authentication succeeded: everything passes unread.
     Authenticated,
+    /// A cleartext request was refused: the connection is over, nothing more passes.
+    Refused,
 }
 
 pub struct RefuseCleartext<S> {
@@ -53,6 +55,9 @@ impl<S> RefuseCleartext<S> {
         while !rest.is_empty() {
             match &mut self.scan {
                 Scan::Authenticated => return Ok(()),
+                Scan::Refused => {
+                    return Err(io::Error::new(io::ErrorKind::PermissionDenied, REFUSED));
+                }
                 Scan::Body { left } => {
                     let taken = (*left).min(rest.len());
                     *left -= taken;
@@ -85,6 +90,7 @@ impl<S> RefuseCleartext<S> {
                     if is_auth {
                         let code = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
                         if code == CLEARTEXT {
+                            self.scan = Scan::Refused;
                             return Err(io::Error::new(io::ErrorKind::PermissionDenied, REFUSED));
                         }
                         if code == OK {
@@ -116,6 +122,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for RefuseCleartext<S> {
         let this = self.get_mut();
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if matches!(this.scan, Scan::Authenticated) => Poll::Ready(Ok(())),
             Poll::Ready(Ok(())) => {
                 let arrived = buf.filled()[before..].to_vec();
                 if let Err(e) = this.inspect(&arrived) {

@@ -44,18 +44,9 @@ pub async fn set_password(
     request: &SetPassword<'_>,
 ) -> Result<(), DbError> {
     let mut client = connect(settings, admin, Names::Pinned).await?;
-    // A role changing its own password uses no privilege of anyone else's: nothing to refuse
-    // (so a privileged role's own single-user rotation works, as on MySQL/MariaDB).
-    let own_password = request.forbidden.is_empty()
-        && admin.username == request.user
-        && request.clone_of.is_none()
-        && request.current_clone.is_none();
-    let checked = if own_password {
-        None
-    } else {
-        Some(request.user)
-    };
-    for role in [checked, request.clone_of].into_iter().flatten() {
+    // Also for a role changing its own password (single user): whoever can write the secret's
+    // AWSPENDING chooses that password, so a privileged role's is never set from a secret.
+    for role in [Some(request.user), request.clone_of].into_iter().flatten() {
         if let Some(why) = refusal(&client, admin, role, request.forbidden).await? {
             return Err(DbError::new(admin, DbErrorKind::Refused, why));
         }
