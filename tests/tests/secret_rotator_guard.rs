@@ -593,10 +593,10 @@ async fn objects_an_application_role_plants_never_run_with_the_masters_rights() 
             outcomes.push(format!("{secret}, {rotation} rotation: {outcome:?}"));
         }
     }
-    // A privileged role's own single-user rotation, in the application's database: refused
-    // (whoever writes AWSPENDING would choose its password), and the refusal's own catalog
-    // queries resolve nothing planted.
-    let ops = secret_in("des/db/ops", "ops", "ops-password-0", "appdb", None).await;
+    // A privileged role's own single-user rotation, in the database whose search_path is
+    // planted: refused (whoever writes AWSPENDING would choose its password), and the refusal's
+    // own catalog queries, made as that role, resolve nothing planted.
+    let ops = secret_in("des/db/ops", "ops", "ops-password-0", "app2db", None).await;
     let token = world.begin_rotation(&ops).await.unwrap();
     assert!(world.step(&ops, &token, "createSecret").await.unwrap().ok);
     let refused = world.step(&ops, &token, "setSecret").await.unwrap();
