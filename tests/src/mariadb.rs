@@ -54,6 +54,12 @@ impl MariaDb {
         let root = is_root().await;
         let dir = tempfile::Builder::new().prefix("wk-maria-").tempdir()?;
         let data = dir.path().join("data");
+        // A temporary folder of its own: a starting server removes the stale `#sql*` files it
+        // finds in its tmpdir, and in a shared /tmp those are another server's live ones (seen:
+        // a bootstrap failing with "Could not remove temporary table" while another test's
+        // server started).
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp)?;
         let dir_arg = dir.path().display().to_string();
         if root {
             let mut chown = Command::new("chown");
@@ -62,6 +68,7 @@ impl MariaDb {
         }
         let mut init = Command::new(&install);
         init.arg("--no-defaults")
+            .env("TMPDIR", &tmp)
             .arg(format!("--datadir={}", data.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
         if root {
@@ -74,7 +81,9 @@ impl MariaDb {
         let mut command = Command::new(&server);
         command
             .arg("--no-defaults")
+            .env("TMPDIR", &tmp)
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--port={port}"))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!(
