@@ -194,17 +194,7 @@ fn privilege_names(list: &str) -> Vec<String> {
 
 /// `GRANT <privileges> ON <scope> TO ...`.
 fn privileges(list: &str, scope: &str) -> GrantLine {
-    let names: Vec<String> = split_top_level(list)
-        .iter()
-        .map(|p| {
-            // A column privilege, `UPDATE (`a`, `b`)`, is the privilege on those columns.
-            let name = p.split('(').next().unwrap_or_default();
-            name.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_ascii_uppercase()
-        })
-        .collect();
+    let names = privilege_names(list);
     if names.iter().any(|n| n.is_empty()) {
         return GrantLine::Unreadable;
     }
