@@ -10,10 +10,15 @@ This launcher serves moto's own WSGI application with werkzeug, as `moto_server`
 one lock around each S3 request (reads too, so that a read never sees half of a write): S3 in
 the emulator is linearizable. Every other service is served concurrently, as by `moto_server`.
 
+It also answers `GET /_watchkeeper/sent` for the suite's secret-leak check: the secrets the
+emulator holds and everything it was sent, read from moto's in-memory backends. moto's own dump
+(`/moto-api/data.json`) cannot serve that check: it answers 500 once RDS resources exist.
+
 Usage: python moto_server.py [-H HOST] -p PORT
 """
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -60,6 +65,114 @@ class LinearizableS3:
                     close()
 
 
+SENT_ROUTE = "/_watchkeeper/sent"
+
+
+def loaded_backends(module_name, attribute):
+    """Every (account, region, backend) of one service, if the service was ever used.
+
+    moto imports a service's models on the first request to it, so a module not yet imported
+    holds nothing; importing it here would only slow the check down.
+    """
+    module = sys.modules.get(module_name)
+    if module is None:
+        return []
+    backends = []
+    # dict.items, not the BackendDict's own look-ups: those create the backends they miss.
+    for account_id, regions in list(dict.items(getattr(module, attribute))):
+        for region, backend in list(dict.items(regions)):
+            backends.append((account_id, region, backend))
+    return backends
+
+
+def as_text(value):
+    """A message attribute map (it can hold bytes) as readable JSON."""
+    return json.dumps(value, default=str, sort_keys=True) if value else ""
+
+
+def stored_secrets():
+    """Secrets Manager values (every version) and RDS master passwords."""
+    secrets = []
+    for _, _, backend in loaded_backends("moto.secretsmanager.models", "secretsmanager_backends"):
+        for secret in list(backend.secrets.values()):
+            values = [getattr(secret, "secret_string", None)]
+            values += [v.get("secret_string") for v in list(secret.versions.values())]
+            secrets += [v for v in values if v]
+    for _, _, backend in loaded_backends("moto.rds.models", "rds_backends"):
+        for resource in list(backend.databases.values()) + list(backend.clusters.values()):
+            # Read from the instance's fields: a cluster's `master_user_password` property
+            # raises rather than answer.
+            fields = vars(resource)
+            password = fields.get("master_user_password") or fields.get("_master_user_password")
+            if password:
+                secrets.append(password)
+    return sorted(set(secrets))
+
+
+def sent_messages():
+    """What left through the emulator: SES mail (raw MIME as sent), SNS messages (to topics,
+    platform endpoints and phone numbers) and SQS message bodies, each with where it was seen."""
+    sent = []
+    for _, region, backend in loaded_backends("moto.ses.models", "ses_backends"):
+        for i, message in enumerate(list(backend.sent_messages)):
+            kind = type(message).__name__
+            parts = [
+                getattr(message, name, None)
+                for name in ("subject", "body", "template", "template_data", "raw_data")
+            ]
+            text = "\n".join(p if isinstance(p, str) else as_text(p) for p in parts if p)
+            sent.append({"place": f"SES {kind} {i} ({region})", "text": text})
+    for _, region, backend in loaded_backends("moto.sns.models", "sns_backends"):
+        for topic in list(backend.topics.values()):
+            for message_id, message, subject, attributes, _ in list(topic.sent_notifications):
+                sent.append(
+                    {
+                        "place": f"SNS message {message_id} to {topic.arn}",
+                        "text": "\n".join([subject or "", message or "", as_text(attributes)]),
+                    }
+                )
+        for endpoint in list(backend.platform_endpoints.values()):
+            for message_id, message in list(endpoint.messages.items()):
+                sent.append(
+                    {"place": f"SNS message {message_id} to {endpoint.arn}", "text": message}
+                )
+        for message_id, (_, message) in list(backend.sms_messages.items()):
+            sent.append({"place": f"SNS SMS {message_id} ({region})", "text": message})
+    for _, _, backend in loaded_backends("moto.sqs.models", "sqs_backends"):
+        for queue in list(backend.queues.values()):
+            for message in list(queue._messages):
+                sent.append(
+                    {
+                        "place": f"SQS message {message.id} in {queue.name}",
+                        "text": "\n".join([message.body, as_text(message.message_attributes)]),
+                    }
+                )
+    return sent
+
+
+class SentRoute:
+    """Serves `GET /_watchkeeper/sent`: {"secrets": [...], "sent": [{"place", "text"}]}."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != SENT_ROUTE:
+            return self.app(environ, start_response)
+        try:
+            body = json.dumps({"secrets": stored_secrets(), "sent": sent_messages()})
+            status = "200 OK"
+        except Exception as error:  # the check must fail with the reason, not hang or guess
+            body = json.dumps({"error": f"{type(error).__name__}: {error}"})
+            status = "500 Internal Server Error"
+        data = body.encode("utf-8")
+        start_response(
+            status,
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -72,7 +185,7 @@ def main():
     run_simple(
         args.host,
         args.port,
-        LinearizableS3(app),
+        SentRoute(LinearizableS3(app)),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -1,19 +1,19 @@
 //! The automatic check every test gets. Each emulator, when its test drops it, reads every
-//! secret stored in its Secrets Manager (passwords, keys, webhook URLs, API keys, whole values)
-//! and scans what it was sent (SES, SNS, SQS) and what every function process that used it
-//! printed and answered (registered by [`crate::lambda::LambdaRuntime`] and
+//! secret it holds (Secrets Manager values and their passwords, keys, webhook URLs and API keys;
+//! RDS master passwords) and scans what it was sent (SES, SNS, SQS) and what every function
+//! process that used it printed and answered (registered by [`crate::lambda::LambdaRuntime`] and
 //! [`crate::runtime_api::FunctionProcess`] when they stop), plus the request signatures the
-//! runtime carried. A hit fails the test that leaked, as an assertion in its body would. Loopback servers ([`crate::http::HttpServer`]) register
-//! what they were sent too, scanned against the secrets of every emulator of the test binary.
+//! runtime carried. A hit fails the test that leaked, as an assertion in its body would; so does
+//! an emulator that cannot say what it holds and was sent. Loopback servers
+//! ([`crate::http::HttpServer`]) register what they were sent too, scanned against the secrets of
+//! every emulator of the test binary.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use super::{Outbound, assert_no_secrets};
+use super::{EmulatorReport, Outbound, SENT_ROUTE, assert_no_secrets};
 use crate::lock;
 
 #[derive(Default)]
@@ -102,26 +102,23 @@ pub fn texts_unowned(texts: Vec<Outbound>) {
 }
 
 /// Called by the emulator as it stops: reads its secrets and what it was sent, and scans.
+/// Fails the test when the emulator cannot tell (unless the test is failing already).
 pub fn emulator_stopping(endpoint: &str) {
-    let Some(data) = model_data(endpoint) else {
-        // The emulator cannot dump models with RDS resources in them; tests of functions
-        // that hold no secrets scan their notifications explicitly.
-        lock(&EVIDENCE).remove(&canonical(endpoint));
-        return;
-    };
-    let mut stored = Vec::new();
-    collect_secrets(&data["secretsmanager"], false, &mut stored);
-    stored.sort();
-    stored.dedup();
-    let mut texts = Vec::new();
-    for service in ["ses", "sesv2", "sns", "sqs"] {
-        if let Some(models) = data.get(service) {
-            texts.push(Outbound::new(
-                format!("what {service} was sent"),
-                models.to_string(),
-            ));
+    let report = match read_report(endpoint) {
+        Ok(report) => report,
+        Err(reason) => {
+            lock(&EVIDENCE).remove(&canonical(endpoint));
+            if !std::thread::panicking() {
+                panic!(
+                    "the secret-leak check cannot read what the emulator at {endpoint} holds and \
+                     was sent, so this test is not checked for leaks: {reason}"
+                );
+            }
+            return;
         }
-    }
+    };
+    let stored = report.secrets;
+    let mut texts = report.sent;
     let (secrets, pending) = {
         let mut all = lock(&EVIDENCE);
         let entry = all.entry(canonical(endpoint)).or_default();
@@ -148,54 +145,59 @@ fn check(secrets: &[String], texts: &[Outbound]) {
     assert_no_secrets(&refs, texts);
 }
 
-/// Secret values (`secret_string` in moto's models) and, inside JSON values, every string
-/// field that is a credential or a URL.
-fn collect_secrets(value: &Value, under_secret: bool, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                let is_value = matches!(key.as_str(), "secret_string" | "SecretString");
-                collect_secrets(child, under_secret || is_value, out);
-            }
-        }
-        Value::Array(items) => items
-            .iter()
-            .for_each(|v| collect_secrets(v, under_secret, out)),
-        Value::String(text) if under_secret => {
-            out.push(text.clone());
-            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(text) {
-                for (name, field) in fields {
-                    let credential = ["password", "key", "token", "secret", "url"]
-                        .iter()
-                        .any(|word| name.to_ascii_lowercase().contains(word));
-                    if let (true, Some(field)) = (credential && name != "key_field", field.as_str())
-                    {
-                        out.push(field.to_string());
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// `GET /moto-api/data.json`, blocking (this runs in `Drop`).
-fn model_data(endpoint: &str) -> Option<Value> {
+/// `GET` [`SENT_ROUTE`], blocking (this runs in `Drop`).
+fn read_report(endpoint: &str) -> Result<EmulatorReport, String> {
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let mut stream =
+        std::net::TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
-        .ok()?;
-    write!(
-        stream,
-        "GET /moto-api/data.json HTTP/1.0\r\nHost: {addr}\r\n\r\n"
-    )
-    .ok()?;
+        .map_err(|e| e.to_string())?;
+    write!(stream, "GET {SENT_ROUTE} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
+        .map_err(|e| format!("cannot send the request: {e}"))?;
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).ok()?;
-    let end = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    if !answer.starts_with(b"HTTP/1.1 200") && !answer.starts_with(b"HTTP/1.0 200") {
-        return None;
+    stream
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("no whole answer within 20 s: {e}"))?;
+    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Err(format!(
+            "not an HTTP answer: {:?}",
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        ));
+    };
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let body = &answer[end + 4..];
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        let hint = if status.contains(" 404") {
+            " (only the project's launcher, tests/emulator/moto_server.py, serves this route; \
+             moto's own moto_server, started by WATCHKEEPER_BARE_MOTO=1, does not)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "GET {SENT_ROUTE} answered {status:?}{hint}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(500)])
+        ));
     }
-    serde_json::from_slice(&answer[end + 4..]).ok()
+    EmulatorReport::from_json(body).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emulator_that_cannot_be_read_fails_the_check() {
+        // Port 9 (discard) on loopback: nothing listens there in a test environment.
+        let stopped = std::panic::catch_unwind(|| emulator_stopping("http://127.0.0.1:9"));
+        let message = stopped
+            .err()
+            .and_then(|e| e.downcast::<String>().ok())
+            .expect("an unreadable emulator must fail the test");
+        assert!(
+            message.contains("cannot read what the emulator") && message.contains("127.0.0.1:9"),
+            "{message}"
+        );
+    }
 }
