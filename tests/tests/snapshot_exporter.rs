@@ -1,6 +1,11 @@
 //! snapshot-exporter against the emulator (RDS instances, clusters, snapshots and export tasks;
 //! S3; SNS): end to end through the Lambda runtime with the `events/` fixtures, and the handler
 //! in this process for the export quota and the weekly reconcile.
+//!
+//! Leaks: the emulator's automatic check scans what the end-to-end tests published and logged
+//! for every secret it holds, the RDS master password included. What the in-process handler
+//! hands its `RecordingNotifier` and answers never reaches the emulator, so those tests scan it
+//! themselves (`assert_nothing_leaked`).
 
 use chrono::{DateTime, Duration, Utc};
 use harness::export::{
@@ -8,12 +13,13 @@ use harness::export::{
     TAGGED, UNSELECTED, created_event, fixture_for,
 };
 use harness::lambda::LambdaRuntime;
+use harness::leaks::{self, Outbound};
 use harness::paths::{event_path, read_event};
 use serde_json::{Value, json};
 use snapshot_exporter::identifier::{export_identifier, is_valid};
 use snapshot_exporter::rds::SourceKind;
 use watchkeeper_shared::deadline::Deadline;
-use watchkeeper_shared::notify::Severity;
+use watchkeeper_shared::notify::{Notification, Severity};
 use watchkeeper_shared::testing::RecordingNotifier;
 
 const MANUAL: &str = "des-db-weekly-2026-11-22";
@@ -22,6 +28,25 @@ const CLUSTER_MANUAL: &str = "des-aurora-weekly-2026-11-22";
 /// The deadline of an in-process invocation.
 fn minute() -> Deadline {
     Deadline::after(std::time::Duration::from_secs(60))
+}
+
+/// The master password `harness::export` gives every instance and cluster.
+const MASTER_PASSWORD: &str = "local-only-password";
+
+/// Scans what the in-process handler sent its notifier and answered for every secret the
+/// emulator holds.
+async fn assert_nothing_leaked(world: &ExportWorld, notices: &[Notification], answers: &[Value]) {
+    let secrets = leaks::emulator_secrets(&world.moto).await.unwrap();
+    assert!(
+        secrets.iter().any(|s| s == MASTER_PASSWORD),
+        "the emulator reports the master password as a secret"
+    );
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let mut texts = leaks::from_notices(notices);
+    for (i, answer) in answers.iter().enumerate() {
+        texts.push(Outbound::new(format!("answer {i}"), answer.to_string()));
+    }
+    leaks::assert_no_secrets(&secrets, &texts);
 }
 
 /// Asserts that `prefix` is `source`'s dated export prefix for a day between `since` and now (a
@@ -261,13 +286,14 @@ async fn five_running_exports_defer_the_sixth_until_one_completes() {
             .iter()
             .any(|t| t.export_task_identifier() == Some(export_identifier(&arn).as_str()))
     );
-    let summary = app.notifier().notifications();
-    let summary = summary.last().unwrap();
+    let notices = app.notifier().notifications();
+    let summary = notices.last().unwrap();
     assert!(
         summary.subject.starts_with("Weekly RDS export:"),
         "{}",
         summary.subject
     );
+    assert_nothing_leaked(&world, &notices, &[answer, report]).await;
 }
 
 #[tokio::test]
@@ -316,6 +342,7 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
         .handle(weekly.clone(), minute(), Utc::now())
         .await
         .unwrap();
+    let mut reports = vec![report.clone()];
     let sources: Vec<String> = world
         .export_tasks()
         .await
@@ -383,6 +410,7 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
         "{report}"
     );
     assert_eq!(world.export_tasks().await.unwrap().len(), 3);
+    reports.push(report);
     let mut later = weekly;
     later["id"] = json!("c3e9b1d7-4f2a-4a8e-9b6c-000000000003");
     let report = app
@@ -394,6 +422,9 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
         Some(4),
         "{report}"
     );
+    let notices = app.notifier().notifications();
+    reports.push(report);
+    assert_nothing_leaked(&world, &notices, &reports).await;
 }
 
 #[tokio::test]
@@ -460,11 +491,22 @@ async fn malformed_and_unknown_events_fail_clearly_or_are_skipped() {
 #[tokio::test]
 async fn a_missing_state_bucket_never_blocks_an_export() {
     let world = ExportWorld::start().await.unwrap();
+    // The real notifier, whose claims live in the same (missing) bucket as the exporter's state.
+    let store = watchkeeper_shared::state::StateStore::new(
+        world.s3.clone(),
+        "no-such-state-bucket",
+        "snapshot-exporter",
+    );
+    let sns = watchkeeper_shared::notify::SnsChannel::new(
+        aws_sdk_sns::Client::new(&world.moto.sdk_config().await),
+        world.topic_arn.clone(),
+    );
+    let notifier = watchkeeper_shared::notify::Notifier::new(
+        vec![watchkeeper_shared::notify::Channel::Sns(sns)],
+        store,
+    );
     let app = world
-        .app(
-            RecordingNotifier::default(),
-            &[("STATE_BUCKET", "no-such-state-bucket")],
-        )
+        .app(notifier, &[("STATE_BUCKET", "no-such-state-bucket")])
         .await
         .unwrap();
     let arn = world.snapshot(LISTED, MANUAL).await.unwrap();
@@ -474,15 +516,29 @@ async fn a_missing_state_bucket_never_blocks_an_export() {
         "d1b2c3d4-0000-4000-8000-000000000004",
     )
     .unwrap();
-    let answer = app
-        .handle(event.clone(), minute(), Utc::now())
+    // The export starts; the started notice cannot be claimed, so it is not sent and the
+    // invocation fails, naming the bucket, for Lambda to retry and then dead-letter: loud, not
+    // silent. Its retries find the task and start nothing more.
+    for attempt in 0..3 {
+        let err = app
+            .handle(event.clone(), minute(), Utc::now())
+            .await
+            .unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("NoSuchBucket") || shown.contains("no-such-state-bucket"),
+            "attempt {attempt}: {shown}"
+        );
+        assert_eq!(
+            world.export_tasks().await.unwrap().len(),
+            1,
+            "attempt {attempt}: one export"
+        );
+    }
+    let told = world
+        .moto
+        .received_notifications(&world.queue_url)
         .await
         .unwrap();
-    assert_eq!(answer["outcome"], "started", "{answer}");
-    let again = app.handle(event, minute(), Utc::now()).await.unwrap();
-    assert_eq!(
-        again["outcome"], "already-exported",
-        "RDS's task list dedupes: {again}"
-    );
-    assert_eq!(world.export_tasks().await.unwrap().len(), 1);
+    assert!(told.is_empty(), "{told:?}");
 }

@@ -111,6 +111,19 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
                 self.complete(holding, &claim_key).await;
                 Ok(Outcome::AlreadyDone(None))
             }
+            // Another invocation (for another snapshot) took the last free slot between the
+            // count above and this start: the claim is per snapshot, so RDS's own quota settles
+            // that race. The loser is deferred like a snapshot that found no slot, rather than
+            // failing until Lambda gives up on it.
+            Err(e) if e.code.contains("ExportTaskLimitReached") => {
+                self.release(holding, &claim_key).await;
+                tracing::info!(snapshot = %snapshot.arn, "RDS export quota reached at start: deferred to the next run");
+                // No slot is free after all: later snapshots of this run are deferred at once.
+                slots.active = slots.active.max(slots.max);
+                Ok(Outcome::Deferred {
+                    active: slots.active,
+                })
+            }
             Err(e) => {
                 self.release(holding, &claim_key).await;
                 let source = classify_rds(e);

@@ -2,11 +2,12 @@
 //! (an RDS snapshot event, or the weekly schedule).
 
 use chrono::Utc;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
+use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
 
 use snapshot_exporter::config::Config;
@@ -37,12 +38,12 @@ async fn main() -> Result<(), Error> {
         .map(|r| r.to_string())
         .unwrap_or_default();
     let app = App::new(config, rds, objects, common.notifier, common.state, region);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    runtime::serve(|event: LambdaEvent<Value>| {
         app.handle(
             event.payload,
             Deadline::from_context(&event.context),
             Utc::now(),
         )
-    }))
+    })
     .await
 }

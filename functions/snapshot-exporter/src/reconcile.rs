@@ -58,6 +58,8 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         let mut tasks = rds.export_tasks(None).await.map_err(rds_error)?;
         let mut slots = Slots::count(&tasks, self.exporter.max_active);
         let (mut add, mut done) = (Vec::new(), Vec::new());
+        // Snapshots already tried this run: a deferred one is often its source's newest too.
+        let mut tried = std::collections::HashSet::new();
 
         // Snapshots events deferred come first: they have waited longest.
         for entry in deferred::load(&self.exporter.state).await {
@@ -72,6 +74,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                     continue;
                 }
             };
+            tried.insert(snapshot.arn.clone());
             // Kept on anything but a started or existing export (throttling, the export quota,
             // a refusal to fix): the weekly run only exports each source's newest snapshot, so
             // this list is the deferred older snapshot's only way to S3.
@@ -141,6 +144,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             // Not settled (deferred, or the start failed for now): listed, so a newer snapshot
             // taking its place as the newest does not leave it behind.
             if let Some(newest) = newest
+                && !tried.contains(&newest.arn)
                 && !self
                     .export_one(newest, &mut tasks, &mut slots, &mut report, run)
                     .await?

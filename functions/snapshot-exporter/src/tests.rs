@@ -223,24 +223,49 @@ async fn a_refused_start_alerts_with_what_to_fix_and_fails_permanently() {
 }
 
 #[tokio::test]
-async fn throttling_and_the_export_quota_are_retryable_and_silent() {
-    for code in ["ThrottlingException", "ExportTaskLimitReachedFault"] {
-        let rds = FakeRds::default();
-        *rds.start_error.lock().unwrap() = Some(AwsError {
-            operation: "rds:StartExportTask",
-            code: code.into(),
-            message: "slow down".into(),
-            status: Some(400),
-            retryable: code == "ThrottlingException",
-        });
-        let app = app(rds);
-        let err = app
-            .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
-            .await
-            .unwrap_err();
-        assert!(err.is_retryable(), "{code}");
-        assert!(app.notifier().notifications().is_empty());
-    }
+async fn throttling_is_retryable_and_silent() {
+    let rds = FakeRds::default();
+    *rds.start_error.lock().unwrap() = Some(AwsError {
+        operation: "rds:StartExportTask",
+        code: "ThrottlingException".into(),
+        message: "slow down".into(),
+        status: Some(400),
+        retryable: true,
+    });
+    let app = app(rds);
+    let err = app
+        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert!(app.notifier().notifications().is_empty());
+}
+
+/// Two invocations for two snapshots count the same last free slot (the claim is per snapshot);
+/// RDS refuses the second start with its quota error. That one is deferred to the next run, as
+/// if it had found no slot, not failed until Lambda gives up on it.
+#[tokio::test]
+async fn the_loser_of_a_race_for_the_last_export_slot_is_deferred() {
+    use crate::deferred;
+    let rds = FakeRds::default();
+    *rds.start_error.lock().unwrap() = Some(AwsError {
+        operation: "rds:StartExportTask",
+        code: "ExportTaskLimitReachedFault".into(),
+        message: "too many export tasks".into(),
+        status: Some(400),
+        retryable: false,
+    });
+    let app = app(rds);
+    let answer = app
+        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "deferred", "{answer}");
+    let kept = deferred::load(&app.exporter.state).await;
+    assert!(kept.iter().any(|s| s.arn == ARN), "{kept:?}");
+    assert!(app.notifier().notifications().is_empty());
+    let key = format!("exports/{}", export_identifier(ARN));
+    assert!(!app.exporter.state.is_claimed(&key), "released");
 }
 
 #[tokio::test]
@@ -452,8 +477,9 @@ async fn a_deferred_snapshot_whose_retry_fails_for_now_stays_deferred() {
     .await;
     let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
     let report = app.handle(weekly, minute(), now).await.unwrap();
-    assert!(
-        report["errors"].as_array().is_some_and(|e| !e.is_empty()),
+    assert_eq!(
+        report["deferred"].as_array().map(Vec::len),
+        Some(1),
         "{report}"
     );
     let kept = deferred::load(&app.exporter.state).await;
