@@ -8,6 +8,7 @@
 //! - [`secret`]: a redacting wrapper for passwords, tokens and URLs with credentials.
 //! - [`telemetry`]: JSON logs and CloudWatch EMF metrics.
 //! - [`deadline`]: when the current invocation must be done; bounds sends and claim leases.
+//! - [`runtime`]: the Lambda loop, each invocation cut off before its deadline.
 //! - [`error`]: errors that say whether a retry could help.
 //! - [`init`]: the clients and stores every function builds at init.
 //! - [`tls`]: the one rustls crypto provider (ring) every TLS client uses.
@@ -18,6 +19,7 @@ pub mod deadline;
 pub mod error;
 pub mod init;
 pub mod notify;
+pub mod runtime;
 pub mod secret;
 pub mod state;
 pub mod telemetry;

@@ -192,6 +192,10 @@ pub trait Store: Send + Sync {
     /// Read-modify-write with optimistic concurrency: `change` gets the current document (or
     /// `None`) and returns the new one; on a conflict the document is re-read and `change` runs
     /// again, so concurrent writers never lose each other's updates.
+    ///
+    /// `change` must be idempotent (a set insert, not a counter): a write can land and its answer
+    /// be lost, and then it is applied again on top of itself. The sweeper's counters use
+    /// `health_sweeper::document::write_state`, which recognises its own landed write instead.
     fn modify<T, F>(
         &self,
         key: &str,

@@ -39,19 +39,29 @@ pub fn init_logging(function_crate: &str) {
 /// `RUST_LOG` takes `target=level` directives separated by commas (`warn,deploy_notifier=debug`);
 /// one that does not parse is ignored in favour of the default.
 fn log_filter(function_crate: &str) -> Targets {
-    if let Ok(explicit) = std::env::var("RUST_LOG")
+    log_filter_from(
+        function_crate,
+        std::env::var("RUST_LOG").ok().as_deref(),
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+    )
+}
+
+/// The filter for the given `RUST_LOG` and `AWS_LAMBDA_LOG_LEVEL` values.
+fn log_filter_from(
+    function_crate: &str,
+    rust_log: Option<&str>,
+    lambda_level: Option<&str>,
+) -> Targets {
+    if let Some(explicit) = rust_log
         && let Ok(filter) = explicit.parse::<Targets>()
     {
         return filter;
     }
-    let level = match std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .map(|l| l.to_ascii_lowercase())
-        .as_deref()
-    {
-        Ok("trace") => LevelFilter::TRACE,
-        Ok("debug") => LevelFilter::DEBUG,
-        Ok("warn") => LevelFilter::WARN,
-        Ok("error" | "fatal") => LevelFilter::ERROR,
+    let level = match lambda_level.map(str::to_ascii_lowercase).as_deref() {
+        Some("trace") => LevelFilter::TRACE,
+        Some("debug") => LevelFilter::DEBUG,
+        Some("warn") => LevelFilter::WARN,
+        Some("error" | "fatal") => LevelFilter::ERROR,
         _ => LevelFilter::INFO,
     };
     Targets::new()
@@ -225,25 +235,26 @@ mod tests {
 
     #[test]
     fn log_filter_caps_dependencies() {
-        if std::env::var("RUST_LOG").is_ok() {
-            return; // an explicit filter replaces the default one, by design
-        }
-        let filter = log_filter("deploy_notifier").to_string();
-        assert!(
-            filter.starts_with("warn") || filter.contains("warn"),
-            "{filter}"
-        );
-        assert!(filter.contains("deploy_notifier="), "{filter}");
-        let filter = log_filter("deploy_notifier");
         use tracing::Level;
-        if std::env::var("AWS_LAMBDA_LOG_LEVEL").is_err() {
-            assert!(filter.would_enable("deploy_notifier::handler", &Level::INFO));
-            assert!(filter.would_enable("watchkeeper_shared::notify", &Level::INFO));
-            assert!(filter.would_enable("lambda_runtime::layers::trace", &Level::INFO));
-        }
+        let filter = log_filter_from("deploy_notifier", None, None);
+        assert!(filter.would_enable("deploy_notifier::handler", &Level::INFO));
+        assert!(!filter.would_enable("deploy_notifier::handler", &Level::DEBUG));
+        assert!(filter.would_enable("watchkeeper_shared::notify", &Level::INFO));
+        assert!(filter.would_enable("lambda_runtime::layers::trace", &Level::INFO));
         assert!(filter.would_enable("aws_smithy_runtime", &Level::WARN));
         assert!(!filter.would_enable("aws_smithy_runtime", &Level::INFO));
         assert!(!filter.would_enable("hyper_util::client", &Level::DEBUG));
+        // Lambda's log level moves the function's own logs, not the dependencies'.
+        let debug = log_filter_from("deploy_notifier", None, Some("DEBUG"));
+        assert!(debug.would_enable("deploy_notifier::handler", &Level::DEBUG));
+        assert!(!debug.would_enable("aws_smithy_runtime", &Level::INFO));
+        let quiet = log_filter_from("deploy_notifier", None, Some("error"));
+        assert!(!quiet.would_enable("deploy_notifier::handler", &Level::WARN));
+        // An explicit RUST_LOG replaces the default; one that does not parse is ignored.
+        let explicit = log_filter_from("deploy_notifier", Some("aws_smithy_runtime=debug"), None);
+        assert!(explicit.would_enable("aws_smithy_runtime", &Level::DEBUG));
+        let broken = log_filter_from("deploy_notifier", Some("=,=nonsense=="), None);
+        assert!(!broken.would_enable("aws_smithy_runtime", &Level::INFO));
     }
 
     #[test]

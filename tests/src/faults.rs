@@ -1,7 +1,10 @@
 //! A proxy in front of the AWS emulator that injects faults on cue: every request passes to moto
-//! until the test says otherwise, then each one answers 500, is throttled, hangs, or finds the
-//! emulator gone (connection reset), optionally only after the first `n` requests of a run ("the
-//! emulator stopped mid-run"). Functions reach it through `AWS_ENDPOINT_URL` like the emulator.
+//! until the test says otherwise, then each one answers 500, is throttled, hangs, finds the
+//! emulator gone (connection reset), or lands and loses its answer, optionally only after the
+//! first `n` requests of a run ("the emulator stopped mid-run") and optionally for one request
+//! only. It can also kill the function process the moment its `k`-th request has landed, so a test
+//! knows exactly where a kill fell. Functions reach it through `AWS_ENDPOINT_URL` like the
+//! emulator.
 //!
 //! Minimal HTTP/1.1, one request per connection (answers say `Connection: close`), which is all
 //! the SDK needs: it opens a new connection after a closed one.
@@ -33,6 +36,37 @@ pub enum Fault {
     Hang,
     /// Drops the connection without answering: the emulator stopped.
     Down,
+    /// Passes the request to the emulator (it lands: a message is published, a document
+    /// written), then drops the connection without the answer: the network lost it.
+    LostAnswer,
+}
+
+/// The SDK settings the deployed functions run with: the harness's fast-failing overrides
+/// (`AWS_MAX_ATTEMPTS=1`, short timeouts) removed, so the SDK's own retries and the code's
+/// defaults (3 attempts, 3 s to connect, 10 s per attempt) are what a faulted call meets.
+/// `infra/` sets none of these variables (`infra::every_variable_a_function_reads_is_set_by_its_
+/// module_and_no_other` fails on any `AWS_*` variable a module sets).
+pub fn production_sdk(env: &[(String, String)]) -> Vec<(String, String)> {
+    const TEST_ONLY: [&str; 4] = [
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "AWS_ATTEMPT_TIMEOUT_MS",
+        "AWS_CONNECT_TIMEOUT_MS",
+    ];
+    env.iter()
+        .filter(|(key, _)| !TEST_ONLY.contains(&key.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// A process to kill when the `at`-th request after arming has landed.
+#[derive(Debug)]
+struct KillOrder {
+    pid: u32,
+    at: usize,
+    counted: usize,
+    /// The request it fired on, once it has.
+    fired: Option<String>,
 }
 
 #[derive(Debug)]
@@ -41,6 +75,9 @@ struct Shared {
     /// Requests to pass before `fault` applies.
     pass_first: AtomicUsize,
     fault: Mutex<Fault>,
+    /// The fault applies to one request only, then everything passes again.
+    once: std::sync::atomic::AtomicBool,
+    kill: Mutex<Option<KillOrder>>,
     passed: AtomicUsize,
     injected: AtomicUsize,
     /// Each request seen: what it was, and the fault it got.
@@ -67,6 +104,8 @@ impl FaultyProxy {
             upstream,
             pass_first: AtomicUsize::new(0),
             fault: Mutex::new(Fault::None),
+            once: std::sync::atomic::AtomicBool::new(false),
+            kill: Mutex::new(None),
             passed: AtomicUsize::new(0),
             injected: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
@@ -103,8 +142,33 @@ impl FaultyProxy {
 
     /// The next `passes` requests go through, every later one gets `fault`.
     pub fn fail_after(&self, passes: usize, fault: Fault) {
+        self.shared.once.store(false, Ordering::SeqCst);
         *lock(&self.shared.fault) = fault;
         self.shared.pass_first.store(passes, Ordering::SeqCst);
+    }
+
+    /// The next `passes` requests go through, the one after gets `fault`, later ones pass again
+    /// (one answer lost, one request refused).
+    pub fn fail_once_after(&self, passes: usize, fault: Fault) {
+        self.fail_after(passes, fault);
+        self.shared.once.store(true, Ordering::SeqCst);
+    }
+
+    /// Kills process `pid` (SIGKILL) as soon as the `at`-th request from now (1-based) has
+    /// landed in the emulator, and drops that request's answer: the process dies between a
+    /// write and knowing it was written.
+    pub fn kill_after_request(&self, pid: u32, at: usize) {
+        *lock(&self.shared.kill) = Some(KillOrder {
+            pid,
+            at,
+            counted: 0,
+            fired: None,
+        });
+    }
+
+    /// The request the armed kill fired on (`None`: not yet, or none armed); disarms it.
+    pub fn kill_fired(&self) -> Option<String> {
+        lock(&self.shared.kill).take().and_then(|order| order.fired)
     }
 
     /// Requests passed to the emulator so far.
@@ -143,7 +207,28 @@ fn next_fault(shared: &Shared) -> Fault {
         .pass_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
-    if passing { Fault::None } else { fault }
+    if passing {
+        return Fault::None;
+    }
+    if shared.once.swap(false, Ordering::SeqCst) {
+        *lock(&shared.fault) = Fault::None;
+    }
+    fault
+}
+
+/// The pid to kill if `request` is the armed kill's request (recorded as where it fired).
+fn kill_due(shared: &Shared, request: &str) -> Option<u32> {
+    let mut kill = lock(&shared.kill);
+    let order = kill.as_mut()?;
+    if order.fired.is_some() {
+        return None;
+    }
+    order.counted += 1;
+    if order.counted != order.at {
+        return None;
+    }
+    order.fired = Some(request.to_string());
+    Some(order.pid)
 }
 
 async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
@@ -167,16 +252,36 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    lock(&shared.seen).push(format!(
+    let line = format!(
         "{fault:?} {} {} {action}",
         request.method,
         request.path.split('?').next().unwrap_or("")
-    ));
+    );
+    lock(&shared.seen).push(line.clone());
     let answer = match fault {
-        Fault::None => match forward(shared.upstream, &request).await {
-            Ok(answer) => answer,
-            Err(_) => return,
-        },
+        Fault::None => {
+            let forwarded = forward(shared.upstream, &request).await;
+            if let Some(pid) = kill_due(&shared, &line) {
+                let killed = tokio::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .await;
+                assert!(
+                    killed.is_ok_and(|status| status.success()),
+                    "could not kill process {pid}"
+                );
+                return;
+            }
+            match forwarded {
+                Ok(answer) => answer,
+                Err(_) => return,
+            }
+        }
+        Fault::LostAnswer => {
+            let _ = forward(shared.upstream, &request).await;
+            drop(stream);
+            return;
+        }
         Fault::Down => {
             // Closed without an answer: what a client sees when the server process goes away.
             drop(stream);

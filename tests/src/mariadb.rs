@@ -231,7 +231,19 @@ impl MariaDb {
         client
     }
 
+    /// True when `user` can log in with `password`; false when the server refuses the login.
+    /// Any other failure (the server down, a TLS mismatch) panics.
     pub async fn can_login(&self, user: &str, password: &str) -> bool {
-        self.sql_as(user, password, "SELECT 1").await.is_ok()
+        match self.sql_as(user, password, "SELECT 1").await {
+            Ok(_) => true,
+            Err(e) => {
+                let shown = e.to_string();
+                assert!(
+                    shown.contains("Access denied"),
+                    "the login of {user} failed for another reason than its password: {shown}"
+                );
+                false
+            }
+        }
     }
 }

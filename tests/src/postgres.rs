@@ -300,11 +300,27 @@ impl Postgres {
         })
     }
 
-    /// True when `user` can log in with `password`.
+    /// True when `user` can log in with `password`; false when the server refuses the login.
+    /// Any other failure (the server down, a TLS mismatch) panics: "cannot log in" must mean the
+    /// password was refused, not that nothing answered.
     pub async fn can_login(&self, user: &str, password: &str) -> bool {
-        self.sql_as(user, password, "postgres", "SELECT 1")
-            .await
-            .is_ok()
+        match self.sql_as(user, password, "postgres", "SELECT 1").await {
+            Ok(_) => true,
+            Err(e) => {
+                let shown = e.to_string();
+                let refused = [
+                    "password authentication failed",
+                    "does not exist",
+                    "is not permitted to log in",
+                    "no pg_hba.conf entry",
+                ];
+                assert!(
+                    refused.iter().any(|r| shown.contains(r)),
+                    "the login of {user} failed for another reason than its password: {shown}"
+                );
+                false
+            }
+        }
     }
 }
 

@@ -53,6 +53,8 @@ struct Shared {
     taken: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     deadline: Duration,
     next_id: AtomicU64,
+    /// `GET next` requests received: a process that has polled has finished its init.
+    polls: AtomicU64,
 }
 
 pub struct RuntimeApi {
@@ -72,6 +74,7 @@ impl RuntimeApi {
             taken: Mutex::new(HashMap::new()),
             deadline,
             next_id: AtomicU64::new(1),
+            polls: AtomicU64::new(0),
         });
         let task = tokio::spawn(serve(listener, shared.clone()));
         Ok(Self { addr, shared, task })
@@ -101,6 +104,24 @@ impl RuntimeApi {
     pub fn forget_pending(&self) {
         lock(&self.shared.queue).clear();
         lock(&self.shared.taken).clear();
+    }
+
+    /// `GET next` polls received so far.
+    pub fn polls(&self) -> u64 {
+        self.shared.polls.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a poll arrives after the `before`-th one (a process just spawned has
+    /// finished its init and asks for an event).
+    pub async fn poll_after(&self, before: u64, limit: Duration) -> Result<()> {
+        let started = std::time::Instant::now();
+        while self.polls() <= before {
+            if started.elapsed() > limit {
+                return fail(format!("no process polled within {limit:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
     }
 
     /// Invocations a process has taken and not yet answered.
@@ -154,6 +175,16 @@ pub struct FunctionProcess {
 }
 
 impl FunctionProcess {
+    /// The process id (`None` once it has been reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the process to end (after a kill from elsewhere), up to `limit`.
+    pub async fn exited(&mut self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.child.wait()).await.is_ok()
+    }
+
     /// Kills the process at once (SIGKILL: no cleanup, as when Lambda ends a sandbox).
     pub async fn kill(&mut self) -> Result<()> {
         self.child.kill().await?;
@@ -210,6 +241,7 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
     };
     let path = request.path.trim_start_matches("/2018-06-01/runtime");
     if request.method == "GET" && path == "/invocation/next" {
+        shared.polls.fetch_add(1, Ordering::SeqCst);
         let pending = loop {
             let arrived = shared.arrived.notified();
             if let Some(pending) = lock(&shared.queue).pop_front() {

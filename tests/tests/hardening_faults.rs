@@ -1,6 +1,7 @@
-//! Faults between a function and AWS, through the built binaries: the emulator answering 500,
-//! throttling, hanging, or stopping mid-run (at every request boundary of an invocation, in
-//! turn), and a hanging chat webhook. Each faulted invocation must end within its deadline with
+//! Faults between a function and AWS, through the built binaries, with the SDK settings the
+//! functions are deployed with: the emulator answering 500, throttling, hanging, or stopping
+//! mid-run (at every request boundary of an invocation, in turn), one answer lost after its
+//! request landed (at every request in turn), and a hanging chat webhook. Each faulted invocation must end within its deadline with
 //! a retryable error (`Retryable.*`), never a permanent one, and the redelivered event must then
 //! succeed with exactly one notification per channel and no secret in any output.
 
@@ -18,14 +19,6 @@ use serde_json::{Value, json};
 const DEADLINE: Duration = Duration::from_secs(6);
 /// What the runtime waits for an answer beyond the deadline before calling it a hang.
 const GRACE: Duration = Duration::from_secs(3);
-
-/// Per-attempt and connect timeouts well inside the deadline, as deployed configs should set.
-fn tight(env: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env = env.to_vec();
-    env.push(("AWS_ATTEMPT_TIMEOUT_MS".into(), "1500".into()));
-    env.push(("AWS_CONNECT_TIMEOUT_MS".into(), "500".into()));
-    env
-}
 
 /// The failed-deployment fixture as a distinct event (its own id and deployment).
 fn deployment_event(n: usize) -> Value {
@@ -48,7 +41,10 @@ async fn deploy_world() -> (DeployNotifier, FaultyProxy, RuntimeApi, FunctionPro
     let proxy = FaultyProxy::start(&world.moto).await.unwrap();
     let api = RuntimeApi::start(DEADLINE).await.unwrap();
     let process = api
-        .spawn(FUNCTION, &tight(&proxy.redirect(&world.env)))
+        .spawn(
+            FUNCTION,
+            &faults::production_sdk(&proxy.redirect(&world.env)),
+        )
         .unwrap();
     (world, proxy, api, process)
 }
@@ -82,15 +78,24 @@ async fn deploy_notifier_survives_the_emulator_failing_at_every_point() {
         cases.push((Fault::Down, after));
         cases.push((Fault::ServerError, after));
     }
+    // One request lands and its answer is lost, at every request of the invocation in turn.
+    for after in 0..requests {
+        cases.push((Fault::LostAnswer, after));
+    }
     // A send that went out and whose completion record was then lost is sent again on retry:
     // nothing can tell the retry it went out (SNS, SES and webhooks take no idempotency key).
-    // Those cases are counted, and their channel may show two messages.
+    // So is a send whose answer was lost: the SDK sends it again. Those cases are counted, and
+    // their channel may show two messages; every other case exactly one.
     let mut resent: std::collections::BTreeMap<usize, String> = Default::default();
     let mut failed = 0;
     for (fault, after) in &cases {
         let n = events.len();
         let event = deployment_event(n);
-        proxy.fail_after(*after, *fault);
+        if *fault == Fault::LostAnswer {
+            proxy.fail_once_after(*after, *fault);
+        } else {
+            proxy.fail_after(*after, *fault);
+        }
         let mark = proxy.seen().len();
         let answer = faulted(&api, &event, &format!("{fault:?} after {after}")).await;
         failed += usize::from(!answer.ok);
@@ -102,8 +107,16 @@ async fn deploy_notifier_survives_the_emulator_failing_at_every_point() {
                 .iter()
                 .take_while(|r| r.starts_with("None "))
                 .any(|r| r.starts_with("None PUT ") && r.split_whitespace().nth(2) == Some(&path));
-            if path.contains("/claims/notify/") && written_before {
+            // (A completion whose answer was lost has landed: its retry finds the record.)
+            if path.contains("/claims/notify/") && written_before && *fault != Fault::LostAnswer {
                 resent.insert(n, path.rsplit('/').next().unwrap_or("").to_string());
+            }
+            if lost.starts_with("LostAnswer ") {
+                if lost.contains("Action=Publish") {
+                    resent.insert(n, "sns".into());
+                } else if lost.contains("/outbound-emails") {
+                    resent.insert(n, "email".into());
+                }
             }
         }
         events.push(event);

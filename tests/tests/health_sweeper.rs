@@ -18,7 +18,9 @@ use health_sweeper::quorum::SystemState;
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
-use watchkeeper_shared::notify::{Channel, Notifier, SnsChannel};
+use watchkeeper_shared::error::Retryable;
+use watchkeeper_shared::notify::{Channel, ChatFormat, Notifier, SnsChannel, WebhookChannel};
+use watchkeeper_shared::secret::SecretUrl;
 use watchkeeper_shared::state::{StateStore, Store};
 use watchkeeper_shared::testing::RecordingNotifier;
 
@@ -530,12 +532,7 @@ async fn target_groups_give_their_registered_targets() {
         ]
     );
 
-    // And a sweep over them probes all three.
-    let targets_config = config(&[(
-        "SWEEP_TARGET_GROUP_ARNS",
-        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/x/1".into(),
-    )]);
-    assert_eq!(targets_config.target_group_arns.len(), 1);
+    // And a sweep over them probes all three (the static target is one of them).
     let app = app(
         &world.moto,
         config(&[("SWEEP_STATIC_TARGETS", addr(0))]),
@@ -547,6 +544,11 @@ async fn target_groups_give_their_registered_targets() {
     .await;
     let summary = app.sweep("tg", &no_lambda_deadline()).await.unwrap();
     assert_eq!(summary["targets"], 3, "{summary}");
+    assert_eq!(summary["probed"], 3, "{summary}");
+    for (i, (_, _, server)) in world.backends.iter().enumerate() {
+        let requests = server.as_ref().map_or(0, |s| s.requests().len());
+        assert_eq!(requests, 1, "backend {i} probed once");
+    }
 }
 
 /// An app whose alerts go through the real notifier: SNS in the emulator, claims in S3.
@@ -554,6 +556,16 @@ async fn app_with_sns(
     world: &SweepWorld,
     config: Config,
     discovery: Discovery,
+) -> App<Discovery, Notifier<StateStore>, StateStore> {
+    app_with_channels(world, config, discovery, Vec::new()).await
+}
+
+/// The same with `more` channels after SNS.
+async fn app_with_channels(
+    world: &SweepWorld,
+    config: Config,
+    discovery: Discovery,
+    more: Vec<Channel>,
 ) -> App<Discovery, Notifier<StateStore>, StateStore> {
     let sdk = world.moto.sdk_config().await;
     let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
@@ -568,7 +580,10 @@ async fn app_with_sns(
         config,
         discovery,
         prober,
-        Notifier::new(vec![Channel::Sns(sns)], store.clone()),
+        Notifier::new(
+            std::iter::once(Channel::Sns(sns)).chain(more).collect(),
+            store.clone(),
+        ),
         store,
         "us-east-1".into(),
     )
@@ -778,49 +793,22 @@ async fn with_every_network_allowed_the_never_probed_addresses_are_still_not_pro
 #[tokio::test]
 async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_hangs() {
     let world = SweepWorld::start(&[]).await.unwrap();
-    // An EC2 endpoint that accepts and never answers.
-    let hanging_ec2 = HttpServer::local(Behaviour::Hang).await.unwrap();
-    let backend = HttpServer::local(Behaviour::Status(200)).await.unwrap();
-    let hanging_backend = HttpServer::local(Behaviour::Hang).await.unwrap();
-    let config = config(&[
-        ("SWEEP_PROJECT", PROJECT.into()),
-        (
-            "SWEEP_STATIC_TARGETS",
-            format!("up={},stuck={}", backend.addr(), hanging_backend.addr()),
-        ),
-        ("SWEEP_TIMEOUT_MS", "10000".into()),
-        ("SWEEP_DEADLINE_MS", "40000".into()),
-    ]);
-    let sdk = world.moto.sdk_config().await;
-    let ec2 = aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::config::Builder::from(&sdk)
-            .endpoint_url(hanging_ec2.url(""))
-            .build(),
-    );
-    let discovery = Discovery {
-        ec2: Some(Ec2Discovery::new(
-            ec2,
-            PROJECT.into(),
-            "backend".into(),
-            8080,
-        )),
-        target_groups: None,
-    };
-    let app = app(&world.moto, config, discovery).await;
+    let (hanging_ec2, backend, hanging_backend, config) = discovery_hangs().await;
+    let discovery = hanging_discovery(&world, &hanging_ec2).await;
+    let app = app_with_sns(&world, config, discovery).await;
     // The Lambda has 8 s left: the sweep may use 3 (5 s stay for the runtime).
-    let mut context = lambda_runtime::Context::default();
-    context.request_id = "req-1".into();
-    context.deadline = (chrono::Utc::now().timestamp_millis() + 8_000) as u64;
-    let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), context);
     let started = Instant::now();
     // Bounded here too, so that a sweep that ignores its deadline fails instead of hanging.
-    let summary = tokio::time::timeout(Duration::from_secs(20), app.handle(event))
-        .await
-        .expect("the sweep ignored the Lambda's deadline")
-        .unwrap();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(20),
+        app.handle(lambda_event("req-1", 8_000)),
+    )
+    .await
+    .expect("the sweep ignored the Lambda's deadline")
+    .unwrap();
     let took = started.elapsed();
-    // The sweep's share is 3 s; what the runtime needs comes out of the other 5. A second of
-    // those is slack for a loaded machine, the rest is never touched.
+    // The sweep's share is 3 s, the alert through SNS a few milliseconds more; a second of the
+    // 5 s kept is slack for a loaded machine, the rest is never touched.
     assert!(
         took < Duration::from_millis(4_000),
         "sweep took {took:?}: {summary}"
@@ -841,13 +829,18 @@ async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_han
         "the static targets are probed; the hanging one is cut short, not failed: {summary}"
     );
     assert_eq!(backend.requests().len(), 1);
+    drop(hanging_backend);
     assert_eq!(summary["alert"]["kind"], "DiscoveryFailing", "{summary}");
-    let sent = app.notifier().notifications();
-    assert_eq!(sent.len(), 1);
+    let sent = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(
-        sent[0].text.contains("Discovery is failing"),
+        sent[0].message.contains("Discovery is failing"),
         "{}",
-        sent[0].text
+        sent[0].message
     );
     // Told once.
     let summary = app
@@ -855,4 +848,111 @@ async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_han
         .await
         .unwrap();
     assert!(summary["alert"].is_null(), "{summary}");
+}
+
+/// A sweep whose probes use their whole share (one backend hangs) still has time to page: the
+/// alert gets the Lambda's deadline, not the rest of the sweep's budget. A chat webhook that
+/// hangs is cut off before that deadline, SNS has delivered meanwhile, and the next sweep sends
+/// the webhook only.
+#[tokio::test]
+async fn an_alert_after_probes_cut_short_still_pages_and_a_hung_channel_ends_before_the_deadline() {
+    let world = SweepWorld::start(&[]).await.unwrap();
+    let (hanging_ec2, backend, _hanging_backend, config) = discovery_hangs().await;
+    let discovery = hanging_discovery(&world, &hanging_ec2).await;
+    let webhook = HttpServer::local(Behaviour::Hang).await.unwrap();
+    let channel = WebhookChannel::new(
+        SecretUrl::new(webhook.url("/hooks/sweeper")),
+        ChatFormat::Slack,
+    )
+    .unwrap();
+    let app = app_with_channels(&world, config, discovery, vec![Channel::Webhook(channel)]).await;
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        app.handle(lambda_event("req-1", 8_000)),
+    )
+    .await
+    .expect("the send ignored the Lambda's deadline");
+    let took = started.elapsed();
+    let err = result.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("webhook"), "{err}");
+    // The webhook's send ends 2 s before the Lambda's deadline (kept for recording it), well
+    // before the runtime's own cut-off 0.5 s before it.
+    assert!(
+        took > Duration::from_millis(5_000) && took < Duration::from_millis(7_000),
+        "{took:?}"
+    );
+    assert_eq!(backend.requests().len(), 1);
+    let sent = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.len(),
+        1,
+        "SNS delivered while the webhook hung: {sent:?}"
+    );
+    assert_eq!(webhook.requests().len(), 1);
+    // The webhook answers again: the next sweep sends the pending alert to it, and only to it.
+    webhook.set_behaviour(Behaviour::Status(200));
+    let summary = app
+        .sweep("req-2", &Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(summary["alert"]["kind"], "DiscoveryFailing", "{summary}");
+    assert_eq!(webhook.requests().len(), 2);
+    // (Reading the queue drains it: the one message was read above.)
+    let again = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "SNS not sent twice: {again:?}");
+}
+
+/// A healthy backend, a hanging one (probes cut short), an EC2 endpoint that never answers, and
+/// a configuration that gives probes 10 s each and the sweep 40 s (the Lambda's deadline is
+/// what limits it).
+async fn discovery_hangs() -> (HttpServer, HttpServer, HttpServer, Config) {
+    let hanging_ec2 = HttpServer::local(Behaviour::Hang).await.unwrap();
+    let backend = HttpServer::local(Behaviour::Status(200)).await.unwrap();
+    let hanging_backend = HttpServer::local(Behaviour::Hang).await.unwrap();
+    let config = config(&[
+        ("SWEEP_PROJECT", PROJECT.into()),
+        (
+            "SWEEP_STATIC_TARGETS",
+            format!("up={},stuck={}", backend.addr(), hanging_backend.addr()),
+        ),
+        ("SWEEP_TIMEOUT_MS", "10000".into()),
+        ("SWEEP_DEADLINE_MS", "40000".into()),
+    ]);
+    (hanging_ec2, backend, hanging_backend, config)
+}
+
+async fn hanging_discovery(world: &SweepWorld, hanging_ec2: &HttpServer) -> Discovery {
+    let sdk = world.moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&sdk)
+            .endpoint_url(hanging_ec2.url(""))
+            .build(),
+    );
+    Discovery {
+        ec2: Some(Ec2Discovery::new(
+            ec2,
+            PROJECT.into(),
+            "backend".into(),
+            8080,
+        )),
+        target_groups: None,
+    }
+}
+
+/// An event whose Lambda deadline is `left_ms` from now.
+fn lambda_event(request_id: &str, left_ms: i64) -> lambda_runtime::LambdaEvent<Value> {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = request_id.into();
+    context.deadline = (chrono::Utc::now().timestamp_millis() + left_ms) as u64;
+    lambda_runtime::LambdaEvent::new(serde_json::json!({}), context)
 }

@@ -3,11 +3,12 @@
 //! call per event.
 
 use chrono::Utc;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
+use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
 
 use budget_alerter::budget::{BudgetSource, BudgetsApi};
@@ -37,7 +38,7 @@ async fn main() -> Result<(), Error> {
     }
     let costs = CostExplorerApi::new(aws_sdk_costexplorer::Client::new(&global));
     let app = App::new(config, budgets, costs, common.notifier, common.state);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    runtime::serve(|event: LambdaEvent<Value>| {
         let ctx = Context {
             account: account_from_arn(&event.context.invoked_function_arn),
             now: Utc::now(),
@@ -45,6 +46,6 @@ async fn main() -> Result<(), Error> {
         };
         let app = &app;
         async move { app.handle(event.payload, &ctx).await }
-    }))
+    })
     .await
 }

@@ -1,12 +1,13 @@
 //! Lambda entry point: configuration, clients and keys once at init; then one handler call per
 //! event.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 use watchkeeper_shared::aws;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
+use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
 
 use deploy_notifier::config::{Config, UrlAuth};
@@ -52,8 +53,8 @@ async fn main() -> Result<(), Error> {
     );
     let common = common?;
     let app = App::new(config, common.notifier, common.state, signing_keys);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    runtime::serve(|event: LambdaEvent<Value>| {
         app.handle(event.payload, Deadline::from_context(&event.context))
-    }))
+    })
     .await
 }

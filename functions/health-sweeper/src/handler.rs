@@ -5,8 +5,11 @@
 //! The budget is spent as: discovery at most a quarter of it (past that, or on an error, the
 //! sweep goes on with the static targets and those known from the last state, and says so
 //! once); probes until [`reserve`] before the end; the state write (with its conflict retries)
-//! and the alert in what is left. A step that still does not fit fails the invocation
-//! retryably; an alert not sent stays pending in the state and the next sweep sends it.
+//! in what is left. The alert then gets the Lambda's own deadline, not the budget's rest: probes
+//! cut short by the budget are what an outage looks like, and its page must still have time to
+//! go out (the notifier keeps 2 s of it for recording the send). A step that still does not fit
+//! fails the invocation retryably; an alert not sent stays pending in the state and the next
+//! sweep sends it.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -102,7 +105,9 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             .min(invocation.remaining().saturating_sub(SAFETY_MARGIN))
             .max(Duration::from_millis(100));
         let mut report = Report::new(budget);
-        let result = self.run(correlation, started, budget, &mut report).await;
+        let result = self
+            .run(correlation, started, budget, invocation, &mut report)
+            .await;
         report.emit_metrics(started.elapsed());
         let summary = report.summary(started.elapsed());
         match &result {
@@ -117,6 +122,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         correlation: &str,
         started: Instant,
         budget: Duration,
+        invocation: &Deadline,
         report: &mut Report,
     ) -> Result<(), SweepError> {
         let end = started + budget;
@@ -233,10 +239,8 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         report.state(&state.value, maintenance, discovery_error);
         // The alert of this sweep, or one an earlier sweep could not deliver.
         if state.value.pending.is_some() {
-            // The send (and its claim's lease) ends with the sweep's budget.
-            let send_by = Deadline::after(end.saturating_duration_since(Instant::now()));
-            let delivered =
-                bounded(end, "sending the alert", self.deliver(state, &send_by)).await?;
+            // The send (and its claim's lease) ends with the Lambda's deadline, not the sweep's.
+            let delivered = self.deliver(state, invocation).await?;
             report.alert = Some(delivered);
         }
         Ok(())

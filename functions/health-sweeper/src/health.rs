@@ -108,6 +108,9 @@ pub struct SweepState {
     pub unjudged_sweeps: u64,
     #[serde(default)]
     pub unjudged_told: bool,
+    /// The id of the write that stored this document (see `document::write_state`).
+    #[serde(default)]
+    pub last_write: String,
 }
 
 impl SweepState {
@@ -411,7 +414,7 @@ impl SweepState {
 
 /// 128 random bits from the standard library's per-process random keys (seeded by the OS) and
 /// the clock: unique, not secret.
-fn new_epoch() -> String {
+pub(crate) fn new_epoch() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut parts = [0u64; 2];
     for (i, part) in parts.iter_mut().enumerate() {

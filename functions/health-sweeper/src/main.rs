@@ -1,10 +1,11 @@
 //! Lambda entry point: configuration, AWS clients and the HTTP client once at init; one sweep per
 //! scheduled event. The event's content is ignored: nothing in it can add a target.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::init::Common;
+use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
 
 use health_sweeper::config::Config;
@@ -71,5 +72,5 @@ async fn main() -> Result<(), Error> {
         common.state,
         region,
     );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| app.handle(event))).await
+    runtime::serve(|event: LambdaEvent<Value>| app.handle(event)).await
 }

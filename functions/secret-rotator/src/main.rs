@@ -1,11 +1,12 @@
 //! Lambda entry point: configuration, the CA bundle and AWS clients once at init; one rotation
 //! step per event.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
+use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
 
 use secret_rotator::config::Config;
@@ -38,8 +39,8 @@ async fn main() -> Result<(), Error> {
     };
     tracing::info!(tls = ?config.policy.default_tls, ca_bundle = config.db.ca_file.is_some(), "secret-rotator ready");
     let app = App { rotator };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    runtime::serve(|event: LambdaEvent<Value>| {
         app.handle(event.payload, Deadline::from_context(&event.context))
-    }))
+    })
     .await
 }

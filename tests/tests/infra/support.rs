@@ -20,15 +20,26 @@ pub fn load(path: &Path) -> Module {
 
 /// Function crates in this checkout (functions/<name>/Cargo.toml).
 pub fn function_crates() -> BTreeSet<String> {
-    std::fs::read_dir(root().join("functions"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().join("Cargo.toml").is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .expect("functions/ must be readable")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // Checks that loop over the functions must not pass by looping zero times.
+    for name in [
+        "budget-alerter",
+        "deploy-notifier",
+        "health-sweeper",
+        "secret-rotator",
+        "snapshot-exporter",
+    ] {
+        assert!(
+            crates.contains(name),
+            "functions/{name} not found: {crates:?}"
+        );
+    }
+    crates
 }
 
 /// Function modules in infra/modules.

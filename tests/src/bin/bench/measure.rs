@@ -182,6 +182,14 @@ pub async fn measured_run(
         }
         warm_ms.push(millis(answer.took));
     }
+    // A failed invocation is a wrong answer: the bench fails rather than time it into a median.
+    if warm_failed > 0 {
+        let _ = child.kill().await;
+        return fail(format!(
+            "{warm_failed} of {warm} warm invocations failed; the first: {}",
+            first_failure.unwrap_or_default()
+        ));
+    }
     let peak_rss_mb = match child.id() {
         Some(pid) => peak_rss(pid)?,
         None => {

@@ -311,3 +311,30 @@ pub fn seconds(cell: &str) -> Option<f64> {
         _ => Some(value),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The rows of the first table after the heading that starts with `heading`.
+    fn table_after(text: &str, heading: &str) -> Vec<String> {
+        text.lines()
+            .skip_while(|line| !line.starts_with(heading))
+            .skip(1)
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The README's "AWS calls per event" table is the one the last bench run wrote, row for row:
+    /// a figure edited by hand, or a bench result not copied over, fails here.
+    #[test]
+    fn the_readme_shows_the_calls_the_bench_counted() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let results = std::fs::read_to_string(root.join("tests/bench/results.md")).unwrap();
+        let shown = table_after(&readme, "### AWS calls per event");
+        let counted = table_after(&results, "## AWS calls per event kind");
+        assert!(counted.len() > 10, "{counted:?}");
+        assert_eq!(shown, counted);
+    }
+}
