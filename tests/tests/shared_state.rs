@@ -268,3 +268,118 @@ async fn documents_are_deleted_and_deleting_an_absent_one_is_fine() {
         Err(StateError::InvalidKey { .. })
     ));
 }
+
+/// The contract every `Store` keeps, as a script of operations and the outcome of each, kind
+/// by kind (ETags and lease ends differ between stores; their presence and order do not).
+async fn contract_script<S: Store>(store: &S) -> Vec<String> {
+    let holder = invocation();
+    let dead = Deadline::at(chrono::Utc::now() - chrono::Duration::minutes(10));
+    let mut outcomes = Vec::new();
+    let claim = |c: Result<Claim, StateError>| match c {
+        Ok(Claim::Claimed) => "claimed".to_string(),
+        Ok(Claim::Done) => "done".to_string(),
+        Ok(Claim::InFlight { .. }) => "in flight".to_string(),
+        Err(e) => format!("error: {}", kind(&e)),
+    };
+    fn kind(e: &StateError) -> &'static str {
+        match e {
+            StateError::Conflict { .. } => "conflict",
+            _ => "other",
+        }
+    }
+    let wrote = |w: Result<String, StateError>| match w {
+        Ok(etag) if !etag.is_empty() => "written".to_string(),
+        Ok(_) => "written without an etag".to_string(),
+        Err(e) => format!("error: {}", kind(&e)),
+    };
+    // Claims: one winner, in flight for the others, done once completed, free after release,
+    // and a dead holder's claim taken over.
+    outcomes.push(claim(store.claim("c/1", &holder).await));
+    outcomes.push(claim(store.claim("c/1", &holder).await));
+    store.complete("c/1").await.unwrap();
+    outcomes.push(claim(store.claim("c/1", &holder).await));
+    outcomes.push(claim(store.claim("c/2", &holder).await));
+    store.release("c/2").await.unwrap();
+    store.release("c/never-claimed").await.unwrap();
+    outcomes.push(claim(store.claim("c/2", &holder).await));
+    outcomes.push(claim(store.claim("c/3", &dead).await));
+    outcomes.push(claim(store.claim("c/3", &holder).await));
+    // Documents: create once, update with the ETag read, a stale ETag refused, delete then
+    // create again, an absent document is None.
+    outcomes.push(wrote(
+        store.create("d/1", &Counter { values: vec![1] }).await,
+    ));
+    outcomes.push(wrote(
+        store.create("d/1", &Counter { values: vec![2] }).await,
+    ));
+    let read = store.load::<Counter>("d/1").await.unwrap().unwrap();
+    outcomes.push(format!("read {:?}", read.value.values));
+    outcomes.push(wrote(
+        store
+            .update("d/1", &read.etag, &Counter { values: vec![1, 2] })
+            .await,
+    ));
+    outcomes.push(wrote(
+        store
+            .update("d/1", &read.etag, &Counter { values: vec![9] })
+            .await,
+    ));
+    let read = store.load::<Counter>("d/1").await.unwrap().unwrap();
+    outcomes.push(format!("read {:?}", read.value.values));
+    store.delete("d/1").await.unwrap();
+    store.delete("d/1").await.unwrap();
+    outcomes.push(format!(
+        "after delete {:?}",
+        store.load::<Counter>("d/1").await.unwrap().map(|v| v.value)
+    ));
+    outcomes.push(wrote(
+        store
+            .update("d/1", &read.etag, &Counter { values: vec![3] })
+            .await,
+    ));
+    outcomes.push(wrote(
+        store.create("d/1", &Counter { values: vec![4] }).await,
+    ));
+    let modified = store
+        .modify("d/1", |current: Option<Counter>| {
+            let mut c = current.unwrap_or_default();
+            c.values.push(5);
+            c
+        })
+        .await
+        .unwrap();
+    outcomes.push(format!("modified {:?}", modified.values));
+    outcomes
+}
+
+/// The in-memory store the functions' unit tests use keeps S3's contract: the same script gives
+/// the same outcomes against both, so a unit test on the fake cannot pass on behaviour S3 lacks.
+#[tokio::test]
+async fn the_memory_store_keeps_the_contract_of_the_s3_store() {
+    let moto = Moto::start().await.unwrap();
+    let s3 = contract_script(&store(&moto).await).await;
+    let memory = contract_script(&watchkeeper_shared::testing::MemoryStore::default()).await;
+    assert_eq!(memory, s3);
+    assert_eq!(
+        s3,
+        [
+            "claimed",
+            "in flight",
+            "done",
+            "claimed",
+            "claimed",
+            "claimed",
+            "claimed",
+            "written",
+            "error: conflict",
+            "read [1]",
+            "written",
+            "error: conflict",
+            "read [1, 2]",
+            "after delete None",
+            "error: conflict",
+            "written",
+            "modified [4, 5]",
+        ]
+    );
+}

@@ -308,6 +308,10 @@ mod tests {
             verify_signature(&[key()], Some(&ts), None, body, NOW, 300),
             Err(SignatureError::Missing(SIGNATURE_HEADER))
         );
+        // Each side of the 300 s window.
+        for edge in [NOW + 300, NOW - 300] {
+            assert!(verify_signature(&[key()], Some(&ts), Some(&good), body, edge, 300).is_ok());
+        }
         assert_eq!(
             verify_signature(&[key()], Some(&ts), Some(&good), body, NOW + 301, 300),
             Err(SignatureError::Stale)

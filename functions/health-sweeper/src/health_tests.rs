@@ -227,9 +227,11 @@ fn reminders_repeat_while_not_ok() {
         state.decide(&rules, false, None, at(3)).map(|a| a.kind),
         Some(AlertKind::Down)
     );
+    // Each side of the 2 h boundary: the page went out at minute 3.
     assert_eq!(state.decide(&rules, false, None, at(60)), None);
+    assert_eq!(state.decide(&rules, false, None, at(122)), None);
     assert_eq!(
-        state.decide(&rules, false, None, at(124)).map(|a| a.kind),
+        state.decide(&rules, false, None, at(123)).map(|a| a.kind),
         Some(AlertKind::Reminder)
     );
 }

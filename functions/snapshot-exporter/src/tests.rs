@@ -496,3 +496,36 @@ async fn a_deferred_snapshot_whose_retry_fails_for_now_stays_deferred() {
     );
     assert!(deferred::load(&app.exporter.state).await.is_empty());
 }
+
+/// Each side of the 24 h hung-export boundary (`EXPORT_HUNG_HOURS` default).
+#[tokio::test]
+async fn an_export_is_hung_only_past_its_limit() {
+    let now = Utc::now();
+    for (started_ago, hung) in [
+        (
+            chrono::Duration::hours(24) - chrono::Duration::minutes(1),
+            0,
+        ),
+        (
+            chrono::Duration::hours(24) + chrono::Duration::minutes(1),
+            1,
+        ),
+    ] {
+        let rds = FakeRds {
+            snapshot_time: Some(now - chrono::Duration::hours(40)),
+            ..FakeRds::default()
+        };
+        rds.tasks
+            .lock()
+            .unwrap()
+            .push(task(TaskStatus::InProgress, None, Some(now - started_ago)));
+        let app = app(rds);
+        let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        let report = app.handle(weekly, minute(), now).await.unwrap();
+        assert_eq!(
+            report["hung"].as_array().map(Vec::len),
+            Some(hung),
+            "started {started_ago} ago: {report}"
+        );
+    }
+}

@@ -316,3 +316,33 @@ async fn a_message_is_graded_and_recorded_by_the_budgets_own_figures() {
     app.daily_check(&ctx()).await.unwrap();
     assert_eq!(app.notifier.notifications().len(), 1);
 }
+
+/// A notification Budgets sent at 23:59:59 on the last day of a month, handled after midnight,
+/// belongs to the month it was sent in: its alert and its record are keyed to that month, so the
+/// new month's own 80 % is still told.
+#[tokio::test]
+async fn a_notification_sent_before_midnight_and_handled_after_keys_to_its_own_month() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "21.25")],
+    );
+    let message = "Budget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $20.00\nACTUAL Amount: $21.25";
+    let mut event = sns(message);
+    event["Records"][0]["Sns"]["Timestamp"] = json!("2026-11-30T23:59:59Z");
+    let after_midnight = Context {
+        now: "2026-12-01T00:00:30Z".parse().unwrap(),
+        ..ctx()
+    };
+    app.handle(event, &after_midnight).await.unwrap();
+    let keys: Vec<String> = app
+        .notifier
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(key, _)| key.clone())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].contains("2026-11"), "{keys:?}");
+    assert!(!keys[0].contains("2026-12"), "{keys:?}");
+}
