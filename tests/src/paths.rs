@@ -73,16 +73,49 @@ pub fn target_dir() -> PathBuf {
 
 /// A function binary built by `cargo build --workspace --bins` (the test and demo scripts do it
 /// before anything runs; a test run holds cargo's build lock, so it cannot build by itself).
+///
+/// A binary older than a source it is built from (the function's or the shared crate's) is
+/// refused too: a test must not pass or fail on code that is no longer there.
 pub fn function_binary(name: &str) -> Result<PathBuf> {
     let path = target_dir().join("debug").join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        fail(format!(
+    let Ok(built) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+        return fail(format!(
             "function binary {} is not built. Run `cargo build --workspace --bins` first (tests/test.sh does).",
             path.display()
-        ))
+        ));
+    };
+    let root = workspace_root();
+    for dir in [root.join("functions").join(name), root.join("shared")] {
+        if let Some(newer) = newer_source(&dir, built) {
+            return fail(format!(
+                "function binary {} is older than {}. Run `cargo build --workspace --bins` first (tests/test.sh does).",
+                path.display(),
+                newer.display()
+            ));
+        }
     }
+    Ok(path)
+}
+
+/// A `.rs` or `Cargo.toml` file under `dir` modified after `than`.
+fn newer_source(dir: &std::path::Path, than: std::time::SystemTime) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(newer) = newer_source(&path, than) {
+                return Some(newer);
+            }
+            continue;
+        }
+        let source = path.extension().is_some_and(|e| e == "rs")
+            || path.file_name().is_some_and(|n| n == "Cargo.toml");
+        let modified = entry.metadata().and_then(|m| m.modified()).ok();
+        if source && modified.is_some_and(|m| m > than) {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// A fixture from `events/`.

@@ -110,6 +110,14 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
         }
     }
 
+    // A few valid requests sent again once everything is done: the replay meets a used signature.
+    let late_replays: Vec<Value> = plan
+        .iter()
+        .filter(|(kind, ..)| *kind == Kind::Valid)
+        .take(5)
+        .map(|(_, _, event)| event.clone())
+        .collect();
+
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::new();
@@ -146,6 +154,19 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
         results.push(task.await.unwrap());
     }
     let elapsed = started.elapsed();
+    for event in &late_replays {
+        let answer = api
+            .invoke(event, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("an answer");
+        let body = answer.json();
+        assert_eq!(body["statusCode"], 401, "{body}");
+        assert!(
+            body["body"].as_str().unwrap_or("").contains("already used"),
+            "{body}"
+        );
+    }
     for process in &mut running {
         process.check_alive().unwrap();
     }
@@ -214,8 +235,36 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
     }
     assert_eq!(emails.len(), groups.len(), "nothing else was mailed");
     assert!(
-        !posts.iter().any(|p| p.contains("F0")),
+        !posts.iter().any(|p| has_forgery_tag(p)),
         "a forgery was posted"
+    );
+    assert!(
+        !published.iter().any(|m| has_forgery_tag(&m.message)),
+        "a forgery was published"
+    );
+    assert!(
+        !emails.iter().any(|m| has_forgery_tag(&m.text)),
+        "a forgery was mailed"
+    );
+    // Replays: refused while the original was in flight (503, retried) or after it was used
+    // (401); both paths are counted, and each replay ended refused.
+    let replays: Vec<&Vec<(u64, _)>> = results
+        .iter()
+        .filter(|(k, ..)| *k == Kind::Replay)
+        .map(|(_, _, statuses, _)| statuses)
+        .collect();
+    let in_flight = replays
+        .iter()
+        .filter(|s| s.iter().any(|(status, _)| *status == 503))
+        .count();
+    let used = replays
+        .iter()
+        .filter(|s| s.iter().all(|(status, _)| *status == 401))
+        .count();
+    eprintln!(
+        "replays: {} in the load, {in_flight} met their original in flight, {used} met it used; {} sent after the load, each refused as used",
+        replays.len(),
+        late_replays.len()
     );
 
     latencies.sort();
@@ -251,6 +300,14 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
             .filter(|s| s.len() >= 8),
     );
     leaks::assert_no_secrets(&secrets, &texts);
+}
+
+/// Whether `text` carries a forged request's tag (`F` and five digits then `X`).
+fn has_forgery_tag(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes
+        .windows(7)
+        .any(|w| w[0] == b'F' && w[6] == b'X' && w[1..6].iter().all(u8::is_ascii_digit))
 }
 
 /// The hex signature a request carried (a secret of its own: it must not show anywhere).

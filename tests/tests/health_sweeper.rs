@@ -369,9 +369,21 @@ async fn overlapping_sweeps_keep_both_updates() {
     )
     .await;
     let deadline = no_lambda_deadline();
+    world.moto.record_calls().await.unwrap();
     let (first, second) = tokio::join!(app.sweep("one", &deadline), app.sweep("two", &deadline));
     first.unwrap();
     second.unwrap();
+    // The sweeps did overlap: both created the document, one was refused (412) and re-applied
+    // its sweep on the other's, so three conditional writes for two sweeps.
+    let writes = world
+        .moto
+        .recorded_calls()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|call| call.starts_with("s3:PutObject (conditional)"))
+        .count();
+    assert_eq!(writes, 3, "two creates and the loser's re-applied update");
     let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
     let state = store
         .load::<SweepState>(&state_key("backends"))
