@@ -146,7 +146,9 @@ async fn postgres_single_user_rotation_changes_the_password_and_leaks_it_nowhere
     }
 }
 
-#[tokio::test]
+// A runtime of its own for the client: it samples throughout the rotation, not only when the
+// rotation's own steps wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alternating_users_never_interrupt_a_client() {
     let pg = Postgres::start(PgOptions::default()).await.unwrap();
     pg.sql("postgres", "CREATE ROLE app LOGIN PASSWORD 'app-initial-password-0'; CREATE TABLE dispatch (id serial PRIMARY KEY, note text); GRANT SELECT, INSERT ON dispatch TO app; GRANT USAGE ON SEQUENCE dispatch_id_seq TO app").await.unwrap();
@@ -196,10 +198,24 @@ async fn alternating_users_never_interrupt_a_client() {
         })
     };
 
+    // Right after each flip of AWSCURRENT, the new and the previous credentials both log in.
+    let both_log_in = async |world: &RotationWorld| {
+        for stage in ["AWSCURRENT", "AWSPREVIOUS"] {
+            let value = world.value(&secret, stage).await.unwrap();
+            let user = value["username"].as_str().unwrap();
+            assert!(
+                pg.can_login(user, value["password"].as_str().unwrap())
+                    .await,
+                "{stage} ({user}) logs in just after the flip"
+            );
+        }
+    };
     world.rotate(&secret).await.unwrap();
+    both_log_in(&world).await;
     let first = world.value(&secret, "AWSCURRENT").await.unwrap();
     assert_eq!(first["username"], "app_clone");
     world.rotate(&secret).await.unwrap();
+    both_log_in(&world).await;
     let second = world.value(&secret, "AWSCURRENT").await.unwrap();
     assert_eq!(second["username"], "app");
     stop.store(true, Ordering::SeqCst);
