@@ -10,6 +10,7 @@
 //! - [`deadline`]: when the current invocation must be done; bounds sends and claim leases.
 //! - [`runtime`]: the Lambda loop, each invocation cut off before its deadline.
 //! - [`error`]: errors that say whether a retry could help.
+//! - [`event`]: the event shapes several functions receive (SNS records, schedules).
 //! - [`init`]: the clients and stores every function builds at init.
 //! - [`tls`]: the one rustls crypto provider (ring) every TLS client uses.
 
@@ -17,6 +18,7 @@ pub mod aws;
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod event;
 pub mod init;
 pub mod notify;
 pub mod runtime;

@@ -15,10 +15,65 @@
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::deadline::Deadline;
+
+/// What a handler knows about the invocation it serves, besides the event: every function's
+/// handler is `handle(&self, payload: Value, invocation: &Invocation)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Lambda's request id (correlation ids, logs).
+    pub request_id: String,
+    /// The account in the invoked function's ARN, when it names one.
+    pub account: Option<String>,
+    /// When the invocation started: the one clock reading a handler decides by.
+    pub now: DateTime<Utc>,
+    /// When it must be done: bounds each send, each claim's lease, the whole handler.
+    pub deadline: Deadline,
+}
+
+impl Invocation {
+    /// From the runtime's context.
+    pub fn from_context(context: &lambda_runtime::Context) -> Self {
+        Self {
+            request_id: context.request_id.clone(),
+            account: account_from_arn(&context.invoked_function_arn),
+            now: Utc::now(),
+            deadline: Deadline::from_context(context),
+        }
+    }
+
+    /// An invocation at `now` with `deadline` (tests, and callers without a Lambda context).
+    pub fn at(now: DateTime<Utc>, deadline: Deadline) -> Self {
+        Self {
+            request_id: "local".into(),
+            account: None,
+            now,
+            deadline,
+        }
+    }
+
+    /// An invocation starting now with `left` to run.
+    pub fn with_time_left(left: Duration) -> Self {
+        Self::at(Utc::now(), Deadline::after(left))
+    }
+
+    /// The same with another request id.
+    pub fn with_request_id(mut self, request_id: &str) -> Self {
+        self.request_id = request_id.to_string();
+        self
+    }
+}
+
+/// The account in an invoked function's ARN: `arn:aws:lambda:<region>:<account>:function:<name>`.
+pub fn account_from_arn(arn: &str) -> Option<String> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| account.to_string())
+}
 
 /// Kept free before the deadline to report the failure to the runtime and flush the logs.
 pub const ANSWER_MARGIN: Duration = Duration::from_millis(500);
@@ -26,19 +81,20 @@ pub const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 /// The error type of an invocation cut off at its deadline.
 pub const DEADLINE_REACHED: &str = "Retryable.DeadlineReached";
 
-/// Runs the Lambda loop: `handler` is called once per event, each call bounded by the event's
-/// deadline less [`ANSWER_MARGIN`].
+/// Runs the Lambda loop: `handler` is called once per event with its [`Invocation`], each call
+/// bounded by the event's deadline less [`ANSWER_MARGIN`].
 pub async fn serve<H, Fut, E>(handler: H) -> Result<(), lambda_runtime::Error>
 where
-    H: Fn(LambdaEvent<Value>) -> Fut,
+    H: Fn(Value, Invocation) -> Fut,
     Fut: Future<Output = Result<Value, E>>,
     E: Into<Diagnostic>,
 {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let deadline = Deadline::from_context(&event.context);
+        let invocation = Invocation::from_context(&event.context);
+        let deadline = invocation.deadline;
         // Boxed: a handler's future is deep (the rotator's nests database sessions in steps), and
         // one more layer of nesting around it overflows the compiler's layout depth.
-        bounded(deadline, Box::pin(handler(event)))
+        bounded(deadline, Box::pin(handler(event.payload, invocation)))
     }))
     .await
 }
@@ -83,6 +139,19 @@ mod tests {
                 error_message: "failed".into(),
             }
         }
+    }
+
+    #[test]
+    fn the_account_comes_from_the_invoked_functions_arn() {
+        assert_eq!(
+            account_from_arn("arn:aws:lambda:us-east-1:123456789012:function:des-budget-alerter"),
+            Some("123456789012".into())
+        );
+        assert_eq!(
+            account_from_arn("arn:aws:lambda:us-east-1:12345:function:x"),
+            None
+        );
+        assert_eq!(account_from_arn(""), None);
     }
 
     #[tokio::test]

@@ -32,11 +32,11 @@ fn render(n: &Notification) -> usize {
 fn deploy_notifier_ecs_deployment(bencher: divan::Bencher) {
     use deploy_notifier::ecs::{EcsEvent, Interpreted, interpret};
     use deploy_notifier::ecs_render::deployment_notification;
-    use deploy_notifier::event::{Invocation, classify};
+    use deploy_notifier::event::{EventKind, classify};
     let text = fixture("ecs-deployment-completed.json");
     bencher.bench(|| {
         let payload: Value = serde_json::from_str(black_box(&text)).expect("fixture");
-        let Ok(Invocation::EventBridge(envelope)) = classify(payload) else {
+        let Ok(EventKind::EventBridge(envelope)) = classify(payload) else {
             panic!("not an EventBridge event")
         };
         match interpret(&envelope) {
@@ -66,7 +66,7 @@ fn deploy_notifier_ci_report(bencher: divan::Bencher) {
 fn budget_alerter_notification(bencher: divan::Bencher) {
     use budget_alerter::alert::from_message;
     use budget_alerter::config::Config;
-    use budget_alerter::event::{Invocation, classify};
+    use budget_alerter::event::{EventKind, classify};
     use budget_alerter::message::parse;
     use budget_alerter::render::{CostsNote, notification};
     let config = Config::from_vars(&Vars::from_pairs([
@@ -81,7 +81,7 @@ fn budget_alerter_notification(bencher: divan::Bencher) {
     let now = Utc::now();
     bencher.bench(|| {
         let payload: Value = serde_json::from_str(black_box(&text)).expect("fixture");
-        let Ok(Invocation::Sns(records)) = classify(&payload) else {
+        let Ok(EventKind::Sns(records)) = classify(&payload) else {
             panic!("not an SNS event")
         };
         let mut size = 0;
@@ -98,14 +98,14 @@ fn budget_alerter_notification(bencher: divan::Bencher) {
 
 #[divan::bench]
 fn snapshot_exporter_snapshot_created(bencher: divan::Bencher) {
-    use snapshot_exporter::event::{Invocation, classify};
+    use snapshot_exporter::event::{EventKind, classify};
     use snapshot_exporter::identifier::export_identifier;
     use snapshot_exporter::notice::started;
     use snapshot_exporter::rds::{ExportTask, Snapshot, TaskStatus};
     let text = fixture("rds-snapshot-created-manual.json");
     bencher.bench(|| {
         let payload: Value = serde_json::from_str(black_box(&text)).expect("fixture");
-        let Ok(Invocation::Snapshot(event)) = classify(&payload) else {
+        let Ok(EventKind::Snapshot(event)) = classify(&payload) else {
             panic!("not a snapshot event")
         };
         let snapshot = Snapshot {

@@ -5,8 +5,7 @@
 
 use std::process::Stdio;
 
-use budget_alerter::event::{Invocation, classify};
-use budget_alerter::handler::Context;
+use budget_alerter::event::{EventKind, classify};
 use budget_alerter::message::{self, AlertType};
 use chrono::{DateTime, Utc};
 use harness::budget::{BudgetSpec, BudgetWorld, FUNCTION, budgets_event_at, seed_004};
@@ -16,14 +15,11 @@ use harness::paths::{event_path, function_binary, read_event};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::runtime::Invocation;
 
-fn at(text: &str) -> Context {
+fn at(text: &str) -> Invocation {
     let deadline = Deadline::after(std::time::Duration::from_secs(60));
-    Context {
-        account: None,
-        now: text.parse::<DateTime<Utc>>().unwrap(),
-        deadline,
-    }
+    Invocation::at(text.parse::<DateTime<Utc>>().unwrap(), deadline)
 }
 
 fn d(text: &str) -> Decimal {
@@ -101,7 +97,7 @@ fn every_fixture_parses_to_its_amounts_and_threshold() {
     ];
     for (fixture, name, kind, budgeted, threshold, amount, shown) in expected {
         let event = read_event(fixture).unwrap();
-        let Ok(Invocation::Sns(records)) = classify(&event) else {
+        let Ok(EventKind::Sns(records)) = classify(&event) else {
             panic!("{fixture}")
         };
         let m = message::parse(&records[0].message).unwrap_or_else(|e| panic!("{fixture}: {e}"));
@@ -116,7 +112,7 @@ fn every_fixture_parses_to_its_amounts_and_threshold() {
         assert_eq!(m.account.as_deref(), Some(ACCOUNT), "{fixture}");
     }
     let event = read_event("budgets-unparsed.json").unwrap();
-    let Ok(Invocation::Sns(records)) = classify(&event) else {
+    let Ok(EventKind::Sns(records)) = classify(&event) else {
         panic!()
     };
     assert!(message::parse(&records[0].message).is_err());

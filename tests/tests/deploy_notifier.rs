@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use watchkeeper_shared::runtime::Invocation;
 
 use deploy_notifier::config::Config;
 use deploy_notifier::handler::App;
@@ -344,7 +345,10 @@ async fn a_holder_killed_mid_send_is_retried_and_sends_exactly_once() {
     let holder = Deadline::after(Duration::from_secs(4));
     let first = tokio::spawn({
         let (app, event) = (app.clone(), event.clone());
-        async move { app.handle(event, holder).await }
+        async move {
+            app.handle(event, &Invocation::at(chrono::Utc::now(), holder))
+                .await
+        }
     });
     while webhook.requests().is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -354,7 +358,10 @@ async fn a_holder_killed_mid_send_is_retried_and_sends_exactly_once() {
 
     // Lambda's first retry: the claim is still the dead holder's.
     let early = app
-        .handle(event.clone(), Deadline::after(Duration::from_secs(60)))
+        .handle(
+            event.clone(),
+            &Invocation::with_time_left(Duration::from_secs(60)),
+        )
         .await
         .unwrap_err();
     assert!(early.is_retryable(), "{early}");
@@ -368,14 +375,17 @@ async fn a_holder_killed_mid_send_is_retried_and_sends_exactly_once() {
     )
     .await;
     let late = app
-        .handle(event.clone(), Deadline::after(Duration::from_secs(60)))
+        .handle(
+            event.clone(),
+            &Invocation::with_time_left(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
     assert_eq!(late["outcome"], "notified", "{late}");
     assert_eq!(late["sent"], json!(["webhook"]));
     assert_eq!(webhook.requests().len(), 2);
     let again = app
-        .handle(event, Deadline::after(Duration::from_secs(60)))
+        .handle(event, &Invocation::with_time_left(Duration::from_secs(60)))
         .await
         .unwrap();
     assert_eq!(again["outcome"], "duplicate");

@@ -20,6 +20,7 @@ use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Channel, ChatFormat, Notifier, SnsChannel, WebhookChannel};
+use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::secret::SecretUrl;
 use watchkeeper_shared::state::{StateStore, Store};
 use watchkeeper_shared::testing::RecordingNotifier;
@@ -813,7 +814,7 @@ async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_han
     // Bounded here too, so that a sweep that ignores its deadline fails instead of hanging.
     let summary = tokio::time::timeout(
         Duration::from_secs(20),
-        app.handle(lambda_event("req-1", 8_000)),
+        app.handle(serde_json::json!({}), &invocation("req-1", 8_000)),
     )
     .await
     .expect("the sweep ignored the Lambda's deadline")
@@ -881,7 +882,7 @@ async fn an_alert_after_probes_cut_short_still_pages_and_a_hung_channel_ends_bef
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(20),
-        app.handle(lambda_event("req-1", 8_000)),
+        app.handle(serde_json::json!({}), &invocation("req-1", 8_000)),
     )
     .await
     .expect("the send ignored the Lambda's deadline");
@@ -961,10 +962,7 @@ async fn hanging_discovery(world: &SweepWorld, hanging_ec2: &HttpServer) -> Disc
     }
 }
 
-/// An event whose Lambda deadline is `left_ms` from now.
-fn lambda_event(request_id: &str, left_ms: i64) -> lambda_runtime::LambdaEvent<Value> {
-    let mut context = lambda_runtime::Context::default();
-    context.request_id = request_id.into();
-    context.deadline = (chrono::Utc::now().timestamp_millis() + left_ms) as u64;
-    lambda_runtime::LambdaEvent::new(serde_json::json!({}), context)
+/// An invocation whose Lambda deadline is `left_ms` from now.
+fn invocation(request_id: &str, left_ms: u64) -> Invocation {
+    Invocation::with_time_left(Duration::from_millis(left_ms)).with_request_id(request_id)
 }

@@ -20,6 +20,7 @@ use snapshot_exporter::identifier::{export_identifier, is_valid};
 use snapshot_exporter::rds::SourceKind;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::notify::{Notification, Severity};
+use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::testing::RecordingNotifier;
 
 const MANUAL: &str = "des-db-weekly-2026-11-22";
@@ -259,7 +260,7 @@ async fn five_running_exports_defer_the_sixth_until_one_completes() {
     .unwrap();
 
     let answer = app
-        .handle(event.clone(), minute(), Utc::now())
+        .handle(event.clone(), &Invocation::at(Utc::now(), minute()))
         .await
         .unwrap();
     assert_eq!(answer["outcome"], "deferred", "{answer}");
@@ -272,7 +273,10 @@ async fn five_running_exports_defer_the_sixth_until_one_completes() {
 
     app.rds().finish(&running[0]);
     let weekly = read_event("rds-weekly-export-schedule.json").unwrap();
-    let report = app.handle(weekly, minute(), Utc::now()).await.unwrap();
+    let report = app
+        .handle(weekly, &Invocation::at(Utc::now(), minute()))
+        .await
+        .unwrap();
     let exported = report["exported"].as_array().unwrap();
     assert!(
         exported
@@ -339,7 +343,7 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
     let weekly = read_event("rds-weekly-export-schedule.json").unwrap();
 
     let report = app
-        .handle(weekly.clone(), minute(), Utc::now())
+        .handle(weekly.clone(), &Invocation::at(Utc::now(), minute()))
         .await
         .unwrap();
     let mut reports = vec![report.clone()];
@@ -398,7 +402,10 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
     // Run again: nothing new. A week on with no new snapshots, every source is missing.
     let mut again = weekly.clone();
     again["id"] = json!("c3e9b1d7-4f2a-4a8e-9b6c-000000000002");
-    let report = app.handle(again, minute(), Utc::now()).await.unwrap();
+    let report = app
+        .handle(again, &Invocation::at(Utc::now(), minute()))
+        .await
+        .unwrap();
     assert_eq!(
         report["exported"].as_array().map(Vec::len),
         Some(0),
@@ -414,7 +421,10 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
     let mut later = weekly;
     later["id"] = json!("c3e9b1d7-4f2a-4a8e-9b6c-000000000003");
     let report = app
-        .handle(later, minute(), Utc::now() + Duration::days(9))
+        .handle(
+            later,
+            &Invocation::at(Utc::now() + Duration::days(9), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -521,7 +531,7 @@ async fn a_missing_state_bucket_never_blocks_an_export() {
     // silent. Its retries find the task and start nothing more.
     for attempt in 0..3 {
         let err = app
-            .handle(event.clone(), minute(), Utc::now())
+            .handle(event.clone(), &Invocation::at(Utc::now(), minute()))
             .await
             .unwrap_err();
         let shown = err.to_string();

@@ -16,20 +16,11 @@ use crate::budget::{Budget, BudgetSource};
 use crate::config::Config;
 use crate::costs::CostSource;
 use crate::error::AlertError;
-use crate::event::{Invocation, SnsRecord, classify};
+use crate::event::{EventKind, SnsRecord, classify};
 use crate::message;
 use crate::period::complete_days_this_month;
 use crate::render::{self, CostsNote, SOURCE};
-
-/// What the runtime knows about one invocation.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// The account of the invoked function's ARN (used when `BUDGET_ACCOUNT_ID` is unset).
-    pub account: Option<String>,
-    pub now: DateTime<Utc>,
-    /// When the invocation must be done: bounds each send and the lease of its claim.
-    pub deadline: Deadline,
-}
+pub use watchkeeper_shared::runtime::Invocation;
 
 pub struct App<B, C, N, S> {
     config: Config,
@@ -62,10 +53,10 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
     }
 
     /// Handles one invocation. Errors are for Lambda to retry or dead-letter.
-    pub async fn handle(&self, payload: Value, ctx: &Context) -> Result<Value, AlertError> {
+    pub async fn handle(&self, payload: Value, ctx: &Invocation) -> Result<Value, AlertError> {
         let result = match classify(&payload)? {
-            Invocation::Schedule => self.daily_check(ctx).await,
-            Invocation::Sns(records) => self.notifications(&records, ctx).await,
+            EventKind::Schedule => self.daily_check(ctx).await,
+            EventKind::Sns(records) => self.notifications(&records, ctx).await,
         };
         if let Err(e) = &result {
             tracing::error!(error = %e, retryable = e.is_retryable(), "invocation failed");
@@ -73,7 +64,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         result
     }
 
-    fn account(&self, ctx: &Context) -> Result<String, AlertError> {
+    fn account(&self, ctx: &Invocation) -> Result<String, AlertError> {
         self.config
             .account_id
             .clone()
@@ -89,7 +80,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
 
     /// Reads every watched budget, alerts on each threshold crossed for the first time this
     /// period, and reports spend as metrics.
-    pub async fn daily_check(&self, ctx: &Context) -> Result<Value, AlertError> {
+    pub async fn daily_check(&self, ctx: &Invocation) -> Result<Value, AlertError> {
         let account = self.account(ctx)?;
         let all = self.budgets.budgets(&account).await?;
         let watched: Vec<&Budget> = all
@@ -134,7 +125,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
     async fn notifications(
         &self,
         records: &[SnsRecord],
-        ctx: &Context,
+        ctx: &Invocation,
     ) -> Result<Value, AlertError> {
         let mut results = Vec::new();
         let mut first_error = None;
@@ -160,7 +151,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
     async fn notification(
         &self,
         record: &SnsRecord,
-        ctx: &Context,
+        ctx: &Invocation,
         run: &mut Run,
     ) -> Result<Value, AlertError> {
         let parsed = match message::parse(&record.message) {
@@ -244,7 +235,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         budget: Option<&Budget>,
         per_service: &[Budget],
         run: &mut Run,
-        ctx: &Context,
+        ctx: &Invocation,
     ) -> Result<u64, AlertError> {
         if run.costs.is_none() {
             run.costs = Some(self.where_the_money_goes(ctx.now).await);

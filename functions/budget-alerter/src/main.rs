@@ -2,11 +2,8 @@
 //! configured, a check of the configuration against the account's budgets); then one handler
 //! call per event.
 
-use chrono::Utc;
-use lambda_runtime::{Error, LambdaEvent};
-use serde_json::Value;
+use lambda_runtime::Error;
 use watchkeeper_shared::config::Vars;
-use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
 use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
@@ -14,8 +11,7 @@ use watchkeeper_shared::telemetry;
 use budget_alerter::budget::{BudgetSource, BudgetsApi};
 use budget_alerter::config::Config;
 use budget_alerter::costs::CostExplorerApi;
-use budget_alerter::event::account_from_arn;
-use budget_alerter::handler::{App, Context};
+use budget_alerter::handler::App;
 use budget_alerter::render::SOURCE;
 
 #[tokio::main(flavor = "current_thread")]
@@ -38,14 +34,7 @@ async fn main() -> Result<(), Error> {
     }
     let costs = CostExplorerApi::new(aws_sdk_costexplorer::Client::new(&global));
     let app = App::new(config, budgets, costs, common.notifier, common.state);
-    runtime::serve(|event: LambdaEvent<Value>| {
-        let ctx = Context {
-            account: account_from_arn(&event.context.invoked_function_arn),
-            now: Utc::now(),
-            deadline: Deadline::from_context(&event.context),
-        };
-        let app = &app;
-        async move { app.handle(event.payload, &ctx).await }
-    })
-    .await
+    let app = &app;
+    runtime::serve(|payload, invocation| async move { app.handle(payload, &invocation).await })
+        .await
 }

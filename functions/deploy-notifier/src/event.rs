@@ -4,11 +4,14 @@
 
 use serde_json::{Map, Value};
 
+pub use watchkeeper_shared::event::SnsRecord;
+use watchkeeper_shared::event::sns_records;
+
 use crate::error::DeployError;
 
 /// One invocation, classified.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Invocation {
+pub enum EventKind {
     FunctionUrl(UrlRequest),
     Sns(Vec<SnsRecord>),
     EventBridge(Envelope),
@@ -27,15 +30,6 @@ pub struct Envelope {
     pub time: String,
     pub resources: Vec<String>,
     pub detail: Value,
-}
-
-/// One SNS record: the message is EventBridge JSON (the seeds send EventBridge -> SNS) or text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SnsRecord {
-    pub message_id: String,
-    pub topic_arn: String,
-    pub subject: Option<String>,
-    pub message: String,
 }
 
 /// A Lambda Function URL request (payload format 2.0), reduced to what the function uses.
@@ -60,7 +54,7 @@ impl UrlRequest {
     }
 }
 
-pub fn classify(payload: Value) -> Result<Invocation, DeployError> {
+pub fn classify(payload: Value) -> Result<EventKind, DeployError> {
     let Value::Object(object) = payload else {
         return Err(DeployError::Malformed(format!(
             "expected a JSON object, got {}",
@@ -72,21 +66,15 @@ pub fn classify(payload: Value) -> Result<Invocation, DeployError> {
         .and_then(|c| c.get("http"))
         .is_some()
     {
-        return Ok(Invocation::FunctionUrl(url_request(&object)));
+        return Ok(EventKind::FunctionUrl(url_request(&object)));
     }
-    if let Some(records) = object.get("Records").and_then(Value::as_array)
-        && records.iter().any(|r| r.get("Sns").is_some())
-    {
-        return records
-            .iter()
-            .map(sns_record)
-            .collect::<Result<_, _>>()
-            .map(Invocation::Sns);
+    if let Some(records) = sns_records(object.get("Records")) {
+        return records.map(EventKind::Sns).map_err(DeployError::Malformed);
     }
     if object.contains_key("detail-type") && object.contains_key("source") {
-        return envelope(&Value::Object(object)).map(Invocation::EventBridge);
+        return envelope(&Value::Object(object)).map(EventKind::EventBridge);
     }
-    Ok(Invocation::Unknown(object))
+    Ok(EventKind::Unknown(object))
 }
 
 /// Parses an EventBridge event (directly invoked, or the message of an SNS record).
@@ -115,21 +103,6 @@ pub fn envelope(value: &Value) -> Result<Envelope, DeployError> {
             })
             .unwrap_or_default(),
         detail: value.get("detail").cloned().unwrap_or(Value::Null),
-    })
-}
-
-fn sns_record(record: &Value) -> Result<SnsRecord, DeployError> {
-    let sns = record
-        .get("Sns")
-        .ok_or_else(|| DeployError::Malformed("SNS record without \"Sns\"".into()))?;
-    let text = |name: &str| sns.get(name).and_then(Value::as_str).map(str::to_string);
-    Ok(SnsRecord {
-        message_id: text("MessageId")
-            .ok_or_else(|| DeployError::Malformed("SNS record without a MessageId".into()))?,
-        topic_arn: text("TopicArn").unwrap_or_default(),
-        subject: text("Subject").filter(|s| !s.is_empty()),
-        message: text("Message")
-            .ok_or_else(|| DeployError::Malformed("SNS record without a Message".into()))?,
     })
 }
 
@@ -199,7 +172,7 @@ mod tests {
     #[test]
     fn shapes_are_told_apart() {
         let url = json!({"version": "2.0", "requestContext": {"http": {"method": "post"}, "requestId": "r1"}, "headers": {"X-Watchkeeper-Timestamp": "1"}, "body": "{}"});
-        let Ok(Invocation::FunctionUrl(request)) = classify(url) else {
+        let Ok(EventKind::FunctionUrl(request)) = classify(url) else {
             panic!("not a URL request")
         };
         assert_eq!(request.method, "POST");
@@ -207,15 +180,15 @@ mod tests {
 
         let sns = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "m1", "TopicArn": "t", "Message": "hello"}}]});
         assert!(
-            matches!(classify(sns), Ok(Invocation::Sns(records)) if records[0].message == "hello")
+            matches!(classify(sns), Ok(EventKind::Sns(records)) if records[0].message == "hello")
         );
 
         let eb = json!({"id": "e1", "detail-type": "X", "source": "aws.ecs", "detail": {}});
-        assert!(matches!(classify(eb), Ok(Invocation::EventBridge(e)) if e.id == "e1"));
+        assert!(matches!(classify(eb), Ok(EventKind::EventBridge(e)) if e.id == "e1"));
 
         assert!(matches!(
             classify(json!({"hello": 1})),
-            Ok(Invocation::Unknown(_))
+            Ok(EventKind::Unknown(_))
         ));
         assert!(matches!(
             classify(json!([1, 2])),

@@ -185,13 +185,13 @@ pub fn respond(status: u16, body: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Invocation, classify};
+    use crate::event::{EventKind, classify};
     use crate::testing::{KEY, app, later, status, url};
     use watchkeeper_shared::notify::Severity;
 
     fn request(v: Value) -> UrlRequest {
         match classify(v) {
-            Ok(Invocation::FunctionUrl(r)) => r,
+            Ok(EventKind::FunctionUrl(r)) => r,
             other => panic!("{other:?}"),
         }
     }

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Delivery, Notification, Notify, Severity};
+use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::secret::{SecretSource, SecretsManagerSource};
 use watchkeeper_shared::state::Store;
 use watchkeeper_shared::telemetry::Metrics;
@@ -15,7 +16,7 @@ use crate::deployments::Deployments;
 use crate::ecs::{self, DeploymentChange, DeploymentStatus, EcsEvent, Interpreted, SOURCE};
 use crate::ecs_render::{self, env_prefix};
 use crate::error::DeployError;
-use crate::event::{Envelope, Invocation, SnsRecord, classify, envelope};
+use crate::event::{Envelope, EventKind, SnsRecord, classify, envelope};
 use crate::signing_key::SigningKeys;
 
 pub struct App<N, S, K = SecretsManagerSource> {
@@ -43,20 +44,24 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
 
     /// Handles one invocation. Errors are for Lambda to retry or dead-letter; a Function URL
     /// request always gets an HTTP answer instead. One EMF line counts what happened.
-    pub async fn handle(&self, payload: Value, deadline: Deadline) -> Result<Value, DeployError> {
-        let result = self.dispatch(payload, &deadline).await;
+    pub async fn handle(
+        &self,
+        payload: Value,
+        invocation: &Invocation,
+    ) -> Result<Value, DeployError> {
+        let result = self.dispatch(payload, &invocation.deadline).await;
         metrics(&result).emit();
         result
     }
 
     async fn dispatch(&self, payload: Value, deadline: &Deadline) -> Result<Value, DeployError> {
         match classify(payload)? {
-            Invocation::FunctionUrl(request) => Ok(self
+            EventKind::FunctionUrl(request) => Ok(self
                 .handle_url(&request, Utc::now().timestamp(), deadline)
                 .await),
-            Invocation::EventBridge(event) => self.handle_event(&event, deadline).await,
-            Invocation::Sns(records) => self.handle_sns(&records, deadline).await,
-            Invocation::Unknown(object) => self.handle_unknown(&object, deadline).await,
+            EventKind::EventBridge(event) => self.handle_event(&event, deadline).await,
+            EventKind::Sns(records) => self.handle_sns(&records, deadline).await,
+            EventKind::Unknown(object) => self.handle_unknown(&object, deadline).await,
         }
     }
 

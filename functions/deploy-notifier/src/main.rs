@@ -1,11 +1,9 @@
 //! Lambda entry point: configuration, clients and keys once at init; then one handler call per
 //! event.
 
-use lambda_runtime::{Error, LambdaEvent};
-use serde_json::Value;
+use lambda_runtime::Error;
 use watchkeeper_shared::aws;
 use watchkeeper_shared::config::Vars;
-use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
 use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
@@ -53,8 +51,7 @@ async fn main() -> Result<(), Error> {
     );
     let common = common?;
     let app = App::new(config, common.notifier, common.state, signing_keys);
-    runtime::serve(|event: LambdaEvent<Value>| {
-        app.handle(event.payload, Deadline::from_context(&event.context))
-    })
-    .await
+    let app = &app;
+    runtime::serve(|payload, invocation| async move { app.handle(payload, &invocation).await })
+        .await
 }

@@ -1,6 +1,7 @@
 //! Fixtures for the unit tests: an app over the shared fakes, and event builders.
 
 use std::time::Duration;
+use watchkeeper_shared::runtime::Invocation;
 
 use serde_json::{Value, json};
 use watchkeeper_shared::config::Vars;
@@ -66,6 +67,7 @@ pub fn later() -> Deadline {
 impl TestApp {
     /// Handles `payload` with a deadline a minute away.
     pub async fn run(&self, payload: Value) -> Result<Value, DeployError> {
-        self.handle(payload, later()).await
+        self.handle(payload, &Invocation::at(chrono::Utc::now(), later()))
+            .await
     }
 }

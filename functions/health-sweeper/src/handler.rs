@@ -16,11 +16,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::Utc;
-use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::notify::Notify;
+use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::state::{Store, Versioned, key_segment};
 
 use crate::alert::{self, ProbeSummary};
@@ -85,10 +85,14 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
     }
 
     /// One scheduled invocation: the event's content is ignored (nothing in it can add a
-    /// target); its context gives the request id and the Lambda's deadline.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, SweepError> {
-        let deadline = Deadline::from_context(&event.context);
-        self.sweep(&event.context.request_id, &deadline).await
+    /// target); the invocation gives the request id and the Lambda's deadline.
+    pub async fn handle(
+        &self,
+        _payload: Value,
+        invocation: &Invocation,
+    ) -> Result<Value, SweepError> {
+        self.sweep(&invocation.request_id, &invocation.deadline)
+            .await
     }
 
     /// One sweep inside `invocation` (the Lambda's deadline) less [`SAFETY_MARGIN`], and inside

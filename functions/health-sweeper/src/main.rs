@@ -1,8 +1,7 @@
 //! Lambda entry point: configuration, AWS clients and the HTTP client once at init; one sweep per
 //! scheduled event. The event's content is ignored: nothing in it can add a target.
 
-use lambda_runtime::{Error, LambdaEvent};
-use serde_json::Value;
+use lambda_runtime::Error;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::init::Common;
 use watchkeeper_shared::runtime;
@@ -72,5 +71,7 @@ async fn main() -> Result<(), Error> {
         common.state,
         region,
     );
-    runtime::serve(|event: LambdaEvent<Value>| app.handle(event)).await
+    let app = &app;
+    runtime::serve(|payload, invocation| async move { app.handle(payload, &invocation).await })
+        .await
 }

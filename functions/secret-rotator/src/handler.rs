@@ -2,9 +2,9 @@
 //! alerted once per secret, version and step.
 
 use serde_json::Value;
-use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Notification, Notify, Severity};
+use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::telemetry::Metrics;
 
 use crate::database::{Database, DbErrorKind};
@@ -19,9 +19,13 @@ pub struct App<A, D, N> {
 }
 
 impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
-    pub async fn handle(&self, payload: Value, deadline: Deadline) -> Result<Value, RotationError> {
+    pub async fn handle(
+        &self,
+        payload: Value,
+        invocation: &Invocation,
+    ) -> Result<Value, RotationError> {
         let event = event::parse(&payload)?;
-        let result = self.rotator.run(&event, &deadline).await;
+        let result = self.rotator.run(&event, &invocation.deadline).await;
         let mut metrics = Metrics::for_function(SOURCE);
         metrics.count(
             if result.is_ok() {
@@ -68,7 +72,11 @@ impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
                     event.token,
                     event.step.as_str()
                 );
-                if let Err(alert_error) = self.rotator.notify_once(&key, &alert, &deadline).await {
+                if let Err(alert_error) = self
+                    .rotator
+                    .notify_once(&key, &alert, &invocation.deadline)
+                    .await
+                {
                     tracing::error!(error = %alert_error, "rotation failure alert could not be sent");
                 }
                 Err(err)

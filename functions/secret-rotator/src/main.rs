@@ -1,10 +1,8 @@
 //! Lambda entry point: configuration, the CA bundle and AWS clients once at init; one rotation
 //! step per event.
 
-use lambda_runtime::{Error, LambdaEvent};
-use serde_json::Value;
+use lambda_runtime::Error;
 use watchkeeper_shared::config::Vars;
-use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
 use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
@@ -39,8 +37,7 @@ async fn main() -> Result<(), Error> {
     };
     tracing::info!(tls = ?config.policy.default_tls, ca_bundle = config.db.ca_file.is_some(), "secret-rotator ready");
     let app = App { rotator };
-    runtime::serve(|event: LambdaEvent<Value>| {
-        app.handle(event.payload, Deadline::from_context(&event.context))
-    })
-    .await
+    let app = &app;
+    runtime::serve(|payload, invocation| async move { app.handle(payload, &invocation).await })
+        .await
 }

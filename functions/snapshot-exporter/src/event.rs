@@ -3,6 +3,7 @@
 //! RDS, and only what RDS answers is acted on.
 
 use serde_json::Value;
+use watchkeeper_shared::event::is_schedule;
 
 use crate::rds::SourceKind;
 
@@ -10,7 +11,7 @@ pub const SNAPSHOT_EVENT: &str = "RDS DB Snapshot Event";
 pub const CLUSTER_SNAPSHOT_EVENT: &str = "RDS DB Cluster Snapshot Event";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invocation {
+pub enum EventKind {
     /// An EventBridge scheduled event: the weekly reconcile. `id` keys its summary.
     Schedule {
         id: String,
@@ -63,7 +64,7 @@ pub struct SnapshotEvent {
 }
 
 /// Classifies one invocation payload.
-pub fn classify(payload: &Value) -> Result<Invocation, String> {
+pub fn classify(payload: &Value) -> Result<EventKind, String> {
     let Value::Object(event) = payload else {
         return Err("the event is not a JSON object".into());
     };
@@ -76,7 +77,7 @@ pub fn classify(payload: &Value) -> Result<Invocation, String> {
         .ok_or("EventBridge event without a usable id")?
         .to_string();
     match (source, detail_type) {
-        ("aws.events", "Scheduled Event") => Ok(Invocation::Schedule { id }),
+        (source, detail_type) if is_schedule(source, detail_type) => Ok(EventKind::Schedule { id }),
         ("aws.rds", SNAPSHOT_EVENT | CLUSTER_SNAPSHOT_EVENT) => {
             let kind = if detail_type == SNAPSHOT_EVENT {
                 SourceKind::Instance
@@ -85,7 +86,7 @@ pub fn classify(payload: &Value) -> Result<Invocation, String> {
             };
             snapshot_event(id, kind, event.get("detail"))
         }
-        _ => Ok(Invocation::Ignored {
+        _ => Ok(EventKind::Ignored {
             id,
             reason: format!(
                 "{} from {} is not an event this function handles",
@@ -100,13 +101,13 @@ fn snapshot_event(
     id: String,
     kind: SourceKind,
     detail: Option<&Value>,
-) -> Result<Invocation, String> {
+) -> Result<EventKind, String> {
     let Some(Value::Object(detail)) = detail else {
         return Err("RDS snapshot event without a detail object".into());
     };
     let text = |key: &str| detail.get(key).and_then(Value::as_str);
     let Some(rds_event) = text("EventID") else {
-        return Ok(Invocation::Ignored {
+        return Ok(EventKind::Ignored {
             id,
             reason: "RDS snapshot event without an EventID".into(),
         });
@@ -124,7 +125,7 @@ fn snapshot_event(
             Action::ExportFinished(Finish::Completed)
         }
         _ => {
-            return Ok(Invocation::Ignored {
+            return Ok(EventKind::Ignored {
                 id,
                 reason: format!(
                     "{} is not a snapshot-created or export-finished event",
@@ -141,7 +142,7 @@ fn snapshot_event(
     {
         return Err("SourceIdentifier does not match SourceArn".into());
     }
-    Ok(Invocation::Snapshot(SnapshotEvent {
+    Ok(EventKind::Snapshot(SnapshotEvent {
         id,
         rds_event: rds_event.to_string(),
         action,
@@ -215,7 +216,7 @@ mod tests {
             SNAPSHOT_EVENT,
             json!({"EventID": "RDS-EVENT-0091", "SourceArn": arn, "SourceIdentifier": "rds:des-db-2026-11-22-03-10", "SourceType": "SNAPSHOT"}),
         );
-        let Ok(Invocation::Snapshot(e)) = classify(&event) else {
+        let Ok(EventKind::Snapshot(e)) = classify(&event) else {
             panic!("{:?}", classify(&event));
         };
         assert_eq!((e.action, e.kind), (Action::Created, SourceKind::Instance));
@@ -227,7 +228,7 @@ mod tests {
         );
         assert!(matches!(
             classify(&event),
-            Ok(Invocation::Snapshot(SnapshotEvent {
+            Ok(EventKind::Snapshot(SnapshotEvent {
                 action: Action::ExportFinished(Finish::Canceled),
                 ..
             }))
@@ -246,7 +247,7 @@ mod tests {
             arn in "(arn:aws:rds:us-east-1:123456789012:(cluster-)?snapshot:)?\\PC{0,80}",
         ) {
             let event = rds(&detail_type, json!({"EventID": event_id, "SourceArn": arn}));
-            if let Ok(Invocation::Snapshot(e)) = classify(&event) {
+            if let Ok(EventKind::Snapshot(e)) = classify(&event) {
                 // Whatever got through names a snapshot the way RDS could have.
                 prop_assert_eq!(snapshot_id_of(&e.snapshot_arn, e.kind), Some(e.snapshot_id.as_str()));
                 prop_assert!(e.snapshot_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b':'));
@@ -296,7 +297,7 @@ mod tests {
             rds("RDS DB Instance Event", json!({})),
         ] {
             assert!(
-                matches!(classify(&skipped), Ok(Invocation::Ignored { .. })),
+                matches!(classify(&skipped), Ok(EventKind::Ignored { .. })),
                 "{skipped}"
             );
         }

@@ -5,13 +5,14 @@ use serde_json::{Value, json};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Notification, Notify};
+use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::state::Store;
 use watchkeeper_shared::telemetry::Metrics;
 
 use crate::config::{Config, Selection};
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
-use crate::event::{Action, Invocation, SnapshotEvent, classify};
+use crate::event::{Action, EventKind, SnapshotEvent, classify};
 use crate::exporter::{Exporter, Outcome, Slots, rds_error};
 use crate::identifier::export_identifier;
 use crate::notice::{self, SOURCE};
@@ -77,16 +78,14 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         }
     }
 
-    /// Handles one invocation that must be done by `deadline`; `now` is the time the backup
-    /// window is measured from.
+    /// Handles one invocation; its `now` is the time the backup window is measured from.
     pub async fn handle(
         &self,
         payload: Value,
-        deadline: Deadline,
-        now: DateTime<Utc>,
+        invocation: &Invocation,
     ) -> Result<Value, ExportError> {
-        let mut run = Run::new(deadline);
-        let result = self.dispatch(&payload, now, &mut run).await;
+        let mut run = Run::new(invocation.deadline);
+        let result = self.dispatch(&payload, invocation.now, &mut run).await;
         run.emit();
         if let Err(e) = &result {
             tracing::error!(error = %e, retryable = e.is_retryable(), "invocation failed");
@@ -101,15 +100,15 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         run: &mut Run,
     ) -> Result<Value, ExportError> {
         match classify(payload).map_err(ExportError::Malformed)? {
-            Invocation::Schedule { id } => {
+            EventKind::Schedule { id } => {
                 let report = self.reconcile(&id, now, run).await?;
                 Ok(report.to_json())
             }
-            Invocation::Ignored { id, reason } => {
+            EventKind::Ignored { id, reason } => {
                 tracing::info!(event = %id, reason, "ignored");
                 Ok(json!({"outcome": "ignored", "event": id, "reason": reason}))
             }
-            Invocation::Snapshot(event) => match event.action {
+            EventKind::Snapshot(event) => match event.action {
                 Action::Created => self.snapshot_created(&event, run).await,
                 Action::ExportFinished(finish) => self.export_finished(&event, finish, run).await,
             },

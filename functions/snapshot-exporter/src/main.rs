@@ -1,11 +1,8 @@
 //! Lambda entry point: configuration and clients once at init; then one handler call per event
 //! (an RDS snapshot event, or the weekly schedule).
 
-use chrono::Utc;
-use lambda_runtime::{Error, LambdaEvent};
-use serde_json::Value;
+use lambda_runtime::Error;
 use watchkeeper_shared::config::Vars;
-use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::init::Common;
 use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
@@ -38,12 +35,7 @@ async fn main() -> Result<(), Error> {
         .map(|r| r.to_string())
         .unwrap_or_default();
     let app = App::new(config, rds, objects, common.notifier, common.state, region);
-    runtime::serve(|event: LambdaEvent<Value>| {
-        app.handle(
-            event.payload,
-            Deadline::from_context(&event.context),
-            Utc::now(),
-        )
-    })
-    .await
+    let app = &app;
+    runtime::serve(|payload, invocation| async move { app.handle(payload, &invocation).await })
+        .await
 }

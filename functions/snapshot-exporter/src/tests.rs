@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+use watchkeeper_shared::runtime::Invocation;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -174,7 +175,10 @@ async fn a_failed_export_is_told_with_its_cause() {
     ));
     let app = app(rds);
     let answer = app
-        .handle(event("RDS-EVENT-0159"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0159"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(answer["outcome"], "failed");
@@ -203,7 +207,10 @@ async fn a_refused_start_alerts_with_what_to_fix_and_fails_permanently() {
     });
     let app = app(rds);
     let err = app
-        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0042"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap_err();
     assert!(!err.is_retryable());
@@ -234,7 +241,10 @@ async fn throttling_is_retryable_and_silent() {
     });
     let app = app(rds);
     let err = app
-        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0091"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap_err();
     assert!(err.is_retryable());
@@ -257,7 +267,10 @@ async fn the_loser_of_a_race_for_the_last_export_slot_is_deferred() {
     });
     let app = app(rds);
     let answer = app
-        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0091"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(answer["outcome"], "deferred", "{answer}");
@@ -274,7 +287,10 @@ async fn a_live_claim_is_retried_and_a_dead_holders_claim_taken_over() {
     let key = format!("exports/{}", export_identifier(ARN));
     app.exporter.state.claim(&key, &minute()).await.unwrap();
     let err = app
-        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0042"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap_err();
     assert!(err.is_retryable());
@@ -289,7 +305,10 @@ async fn a_live_claim_is_retried_and_a_dead_holders_claim_taken_over() {
 
     let app = app_with_crashed_claim().await;
     let answer = app
-        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0042"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(answer["outcome"], "started", "{answer}");
@@ -317,7 +336,10 @@ async fn the_weekly_run_reports_failed_and_hung_exports_without_their_events() {
     ));
     let app = app(rds);
     let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-    let report = app.handle(weekly, minute(), now).await.unwrap();
+    let report = app
+        .handle(weekly, &Invocation::at(now, minute()))
+        .await
+        .unwrap();
     assert_eq!(report["hung"].as_array().map(Vec::len), Some(1), "{report}");
     assert_eq!(
         report["exported"].as_array().map(Vec::len),
@@ -330,7 +352,10 @@ async fn the_weekly_run_reports_failed_and_hung_exports_without_their_events() {
         t.failure_cause = Some("Access denied to the KMS key".into());
     }
     let weekly = json!({"id": "w-2", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-    let report = app.handle(weekly, minute(), now).await.unwrap();
+    let report = app
+        .handle(weekly, &Invocation::at(now, minute()))
+        .await
+        .unwrap();
     assert_eq!(
         report["failed"].as_array().map(Vec::len),
         Some(1),
@@ -354,7 +379,10 @@ async fn an_export_that_outlives_its_snapshot_is_reported_from_its_index() {
     };
     let app = app(rds);
     let started = app
-        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0091"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(started["outcome"], "started");
@@ -367,7 +395,10 @@ async fn an_export_that_outlives_its_snapshot_is_reported_from_its_index() {
         t.status = TaskStatus::Complete;
     }
     let done = app
-        .handle(event("RDS-EVENT-0161"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0161"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(done["outcome"], "completed", "{done}");
@@ -406,13 +437,19 @@ async fn a_failed_index_write_after_the_start_still_tells_the_start_once() {
     let app = app(FakeRds::default());
     *app.exporter.objects.1.lock().unwrap() = 1;
     let err = app
-        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0042"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     // Lambda's retry finds the task (STARTING): already exported, and the index is written.
     let answer = app
-        .handle(event("RDS-EVENT-0042"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0042"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(answer["outcome"], "already-exported", "{answer}");
@@ -428,9 +465,12 @@ async fn a_failed_index_write_after_the_start_still_tells_the_start_once() {
             .contains_key(&crate::exporter::index_key(&task))
     );
     // A third delivery says nothing new.
-    app.handle(event("RDS-EVENT-0042"), minute(), Utc::now())
-        .await
-        .unwrap();
+    app.handle(
+        event("RDS-EVENT-0042"),
+        &Invocation::at(Utc::now(), minute()),
+    )
+    .await
+    .unwrap();
     assert_eq!(started_notices(&app), 1);
 }
 
@@ -439,13 +479,19 @@ async fn a_failed_started_notice_is_sent_by_the_retry() {
     let app = app(FakeRds::default());
     app.notifier().fail_next();
     let err = app
-        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0091"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(started_notices(&app), 0);
     let answer = app
-        .handle(event("RDS-EVENT-0091"), minute(), Utc::now())
+        .handle(
+            event("RDS-EVENT-0091"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(answer["outcome"], "already-exported", "{answer}");
@@ -476,7 +522,10 @@ async fn a_deferred_snapshot_whose_retry_fails_for_now_stays_deferred() {
     )
     .await;
     let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-    let report = app.handle(weekly, minute(), now).await.unwrap();
+    let report = app
+        .handle(weekly, &Invocation::at(now, minute()))
+        .await
+        .unwrap();
     assert_eq!(
         report["deferred"].as_array().map(Vec::len),
         Some(1),
@@ -488,7 +537,10 @@ async fn a_deferred_snapshot_whose_retry_fails_for_now_stays_deferred() {
     // Once the quota frees, the next run starts it and the entry goes.
     *app.exporter.rds.start_error.lock().unwrap() = None;
     let weekly = json!({"id": "w-2", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-    let report = app.handle(weekly, minute(), now).await.unwrap();
+    let report = app
+        .handle(weekly, &Invocation::at(now, minute()))
+        .await
+        .unwrap();
     assert_eq!(
         report["exported"].as_array().map(Vec::len),
         Some(1),
@@ -521,7 +573,10 @@ async fn an_export_is_hung_only_past_its_limit() {
             .push(task(TaskStatus::InProgress, None, Some(now - started_ago)));
         let app = app(rds);
         let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-        let report = app.handle(weekly, minute(), now).await.unwrap();
+        let report = app
+            .handle(weekly, &Invocation::at(now, minute()))
+            .await
+            .unwrap();
         assert_eq!(
             report["hung"].as_array().map(Vec::len),
             Some(hung),

@@ -92,13 +92,9 @@ fn app(extra: &[(&'static str, &'static str)], budgets: Vec<Budget>) -> TestApp 
     )
 }
 
-fn ctx() -> Context {
+fn ctx() -> Invocation {
     let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
-    Context {
-        account: None,
-        now,
-        deadline: Deadline::after(std::time::Duration::from_secs(30)),
-    }
+    Invocation::at(now, Deadline::after(std::time::Duration::from_secs(30)))
 }
 
 #[tokio::test]
@@ -171,7 +167,7 @@ async fn the_account_defaults_to_the_invoked_functions_arn() {
         err.to_string().contains("BUDGET_ACCOUNT_ID") && !err.is_retryable(),
         "{err}"
     );
-    let with_arn = Context {
+    let with_arn = Invocation {
         account: Some("123456789012".into()),
         ..ctx()
     };
@@ -329,7 +325,7 @@ async fn a_notification_sent_before_midnight_and_handled_after_keys_to_its_own_m
     let message = "Budget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $20.00\nACTUAL Amount: $21.25";
     let mut event = sns(message);
     event["Records"][0]["Sns"]["Timestamp"] = json!("2026-11-30T23:59:59Z");
-    let after_midnight = Context {
+    let after_midnight = Invocation {
         now: "2026-12-01T00:00:30Z".parse().unwrap(),
         ..ctx()
     };
