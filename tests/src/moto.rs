@@ -4,7 +4,7 @@
 //! moto is served by `tests/emulator/moto_server.py`, which gives S3 the atomicity of its
 //! conditional writes (one S3 request at a time); see that file. `WATCHKEEPER_BARE_MOTO=1` starts
 //! moto's own `moto_server` instead, to show what the launcher adds (the atomicity test in
-//! `hardening_concurrency` fails against it).
+//! `hardening::concurrency` fails against it).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

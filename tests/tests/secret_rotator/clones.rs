@@ -92,7 +92,7 @@ async fn postgres_clone_is_all_or_nothing_repaired_and_acts_as_the_owner() {
 
     // A clone that lost a setting fails testSecret; setSecret's retry repairs it. (One that lost
     // its membership of `app` or its `role` setting is no longer recognisable as the clone: see
-    // secret_rotator_takeover.)
+    // takeover.rs.)
     pg.sql("postgres", "ALTER ROLE app_clone RESET work_mem")
         .await
         .unwrap();

@@ -1,28 +1,17 @@
 //! infra/ checked against the code without AWS or a Terraform binary: the HCL is parsed and
-//! compared with what the functions read and call. (Event patterns: infra_events.rs; layout and
-//! references: infra_layout.rs.)
+//! compared with what the functions read and call. (Event patterns: events.rs; layout and
+//! references: layout.rs.)
 //!
 //! A function module whose crate is not in this checkout yet is skipped with a message; every
 //! function crate that is here is checked strictly.
 
-#[path = "infra/code.rs"]
-mod code;
-#[allow(dead_code)]
-#[path = "infra/hcl.rs"]
-mod hcl_model;
-#[path = "infra/iam.rs"]
-mod iam;
-#[path = "infra/source.rs"]
-mod source;
-#[allow(dead_code)]
-#[path = "infra/support.rs"]
-mod support;
 
+use crate::{code, hcl_model, iam, source};
 use std::collections::{BTreeMap, BTreeSet};
 
 use hcl::Expression;
-use hcl_model::attr;
-use support::*;
+use crate::hcl_model::attr;
+use crate::support::*;
 
 /// Variables set by Lambda or used only by tests: `AWS_*` (region, endpoint, SDK tuning with
 /// defaults, log level from the logging config) and `RUST_LOG`.

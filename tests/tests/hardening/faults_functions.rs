@@ -66,6 +66,7 @@ async fn each_fault_then_redeliver(
 
 #[tokio::test]
 async fn budget_alerter_daily_check_alerts_once_through_faults() {
+    let _alone = crate::alone().await;
     let world = BudgetWorld::start().await.unwrap();
     world
         .set_budgets(&seed_004("13.00", "1.00", "0.50", "0.20"))
@@ -109,6 +110,7 @@ async fn budget_alerter_daily_check_alerts_once_through_faults() {
 
 #[tokio::test]
 async fn snapshot_exporter_exports_and_tells_once_through_faults() {
+    let _alone = crate::alone().await;
     let world = ExportWorld::start().await.unwrap();
     let arn = world.snapshot(LISTED, "des-db-faults-1").await.unwrap();
     let proxy = FaultyProxy::start(&world.moto).await.unwrap();
@@ -154,6 +156,7 @@ async fn snapshot_exporter_exports_and_tells_once_through_faults() {
 
 #[tokio::test]
 async fn secret_rotator_completes_a_rotation_through_faults_at_every_step() {
+    let _alone = crate::alone().await;
     let world = RotationWorld::start(&[]).await.unwrap();
     let secret = world
         .create_secret(
@@ -207,6 +210,7 @@ async fn secret_rotator_completes_a_rotation_through_faults_at_every_step() {
 
 #[tokio::test]
 async fn health_sweeper_counts_each_sweep_once_through_faults() {
+    let _alone = crate::alone().await;
     let world = SweepWorld::start(&[Behaviour::Status(200), Behaviour::Status(200)])
         .await
         .unwrap();

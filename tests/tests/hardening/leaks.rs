@@ -54,6 +54,7 @@ async fn publish(moto: &Moto, topic_arn: &str, message: &str) {
 
 #[tokio::test]
 async fn a_stored_secret_published_to_sns_fails_the_test() {
+    let _alone = crate::alone().await;
     let moto = Moto::start().await.unwrap();
     store_secret(
         &moto,
@@ -86,6 +87,7 @@ async fn a_stored_secret_published_to_sns_fails_the_test() {
 /// stored key one byte into the body: its own base64 is not in the message.
 #[tokio::test]
 async fn a_stored_secret_mailed_at_any_alignment_fails_the_test() {
+    let _alone = crate::alone().await;
     let moto = Moto::start().await.unwrap();
     let key = "signing-key-0c6f2b9e4d";
     store_secret(&moto, "des/deploy/signing-key", key).await;
@@ -135,6 +137,7 @@ async fn a_stored_secret_mailed_at_any_alignment_fails_the_test() {
 /// the check reads the launcher's own route instead, and knows the master password as a secret.
 #[tokio::test]
 async fn a_master_password_published_while_rds_resources_exist_fails_the_test() {
+    let _alone = crate::alone().await;
     let moto = Moto::start().await.unwrap();
     let password = "rds-master-password-4711";
     aws_sdk_rds::Client::new(&moto.sdk_config().await)

@@ -1,20 +1,13 @@
 //! The EventBridge patterns of infra/, run through a small evaluator of EventBridge's rules on
 //! the fixtures in events/: each rule matches the fixtures it is for and no other.
 
-#[allow(dead_code)]
-#[path = "infra/hcl.rs"]
-mod hcl_model;
-#[path = "infra/pattern.rs"]
-mod pattern;
-#[allow(dead_code)]
-#[path = "infra/support.rs"]
-mod support;
 
+use crate::{hcl_model, pattern};
 use std::collections::BTreeMap;
 
 use hcl::Expression;
-use hcl_model::{attr, object_get, to_json};
-use support::*;
+use crate::hcl_model::{attr, object_get, to_json};
+use crate::support::*;
 
 /// Which fixtures (file stems in events/, `*` at the end for a prefix) each EventBridge rule must
 /// match; it must match no other fixture. Rule ids are `<module>/<resource>[<for_each key>]`.

@@ -188,6 +188,7 @@ fn report(function: &str, kills: &[Kill], redeliveries: usize) {
 
 #[tokio::test]
 async fn deploy_notifier_killed_mid_invocation_notifies_once() {
+    let _alone = crate::alone().await;
     let world = DeployNotifier::start(Setup::default()).await.unwrap();
     let proxy = FaultyProxy::start(&world.moto).await.unwrap();
     let env = proxy.redirect(&world.env);
@@ -254,6 +255,7 @@ async fn deploy_notifier_killed_mid_invocation_notifies_once() {
 
 #[tokio::test]
 async fn snapshot_exporter_killed_mid_invocation_exports_once() {
+    let _alone = crate::alone().await;
     let world = ExportWorld::start().await.unwrap();
     let proxy = FaultyProxy::start(&world.moto).await.unwrap();
     let env = proxy.redirect(&world.env());
@@ -333,6 +335,7 @@ async fn snapshot_exporter_killed_mid_invocation_exports_once() {
 
 #[tokio::test]
 async fn secret_rotator_killed_mid_step_completes_the_rotation() {
+    let _alone = crate::alone().await;
     let world = RotationWorld::start(&[]).await.unwrap();
     let proxy = FaultyProxy::start(&world.moto).await.unwrap();
     let env = proxy.redirect(&world.env);

@@ -2,21 +2,12 @@
 //! references, module arguments, documented variables and outputs, service permissions that name
 //! their source.
 
-#[path = "infra/fmt.rs"]
-mod fmt;
-#[allow(dead_code)]
-#[path = "infra/hcl.rs"]
-mod hcl_model;
-#[path = "infra/refs.rs"]
-mod refs;
-#[allow(dead_code)]
-#[path = "infra/support.rs"]
-mod support;
 
+use crate::{fmt, refs};
 use std::collections::{BTreeMap, BTreeSet};
 
-use hcl_model::{attr, label};
-use support::*;
+use crate::hcl_model::{attr, label};
+use crate::support::*;
 
 #[test]
 fn service_permissions_name_their_source() {

@@ -7,7 +7,7 @@
 //! The test command runs a bounded version (`WATCHKEEPER_LOAD_REQUESTS`, default 200, 50 at a
 //! time, 8 processes); the full one:
 //! `WATCHKEEPER_LOAD_REQUESTS=1000 WATCHKEEPER_LOAD_CONCURRENCY=100 WATCHKEEPER_LOAD_PROCESSES=16
-//!  cargo test -p watchkeeper-tests --test hardening_load -- --nocapture`.
+//!  cargo test -p watchkeeper-tests --test hardening load:: -- --nocapture`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,6 +85,7 @@ fn forged(i: usize) -> Value {
 
 #[tokio::test]
 async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
+    let _alone = crate::alone().await;
     let total = setting("WATCHKEEPER_LOAD_REQUESTS", 200);
     let concurrency = setting("WATCHKEEPER_LOAD_CONCURRENCY", 50);
     let processes = setting("WATCHKEEPER_LOAD_PROCESSES", 8);

@@ -109,6 +109,7 @@ fn padded(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_emulator_performs_each_conditional_write_atomically() {
+    let _alone = crate::alone().await;
     let moto = Moto::start().await.unwrap();
     let s3 = raw_s3(&moto).await;
     s3.create_bucket().bucket("wk-state").send().await.unwrap();
@@ -220,6 +221,7 @@ async fn the_emulator_performs_each_conditional_write_atomically() {
 
 #[tokio::test]
 async fn forty_eight_claimers_per_key_have_exactly_one_winner() {
+    let _alone = crate::alone().await;
     let moto = Moto::start().await.unwrap();
     let store = store(&moto).await;
     let keys: Vec<String> = (0..4).map(|k| format!("events/evt-{k}")).collect();
@@ -263,6 +265,7 @@ struct Ledger {
 
 #[tokio::test]
 async fn forty_eight_concurrent_updates_of_one_document_are_all_kept() {
+    let _alone = crate::alone().await;
     let moto = Moto::start().await.unwrap();
     let store = store(&moto).await;
     let writers: Vec<_> = (0..WRITERS)
@@ -302,6 +305,7 @@ async fn forty_eight_concurrent_updates_of_one_document_are_all_kept() {
 
 #[tokio::test]
 async fn overlapping_sweeps_of_the_sweep_state_lose_no_observation() {
+    let _alone = crate::alone().await;
     let moto = Moto::start().await.unwrap();
     let store = store(&moto).await;
     let rules = Rules {

@@ -53,6 +53,7 @@ async fn deploy_world() -> (DeployNotifier, FaultyProxy, RuntimeApi, FunctionPro
 /// invocation and from each later request boundary in turn ("stopped mid-run").
 #[tokio::test]
 async fn deploy_notifier_survives_the_emulator_failing_at_every_point() {
+    let _alone = crate::alone().await;
     let (world, proxy, api, mut process) = deploy_world().await;
 
     // A first run loads the secrets; a second, warm, one counts the AWS requests an event takes.
@@ -177,6 +178,7 @@ async fn deploy_notifier_survives_the_emulator_failing_at_every_point() {
 /// channels are not sent twice, and the retry posts to the webhook once more, only.
 #[tokio::test]
 async fn deploy_notifier_fails_retryably_on_a_hanging_webhook_and_the_retry_sends_once() {
+    let _alone = crate::alone().await;
     let (world, _proxy, api, process) = deploy_world().await;
     world.webhook.set_behaviour(Behaviour::Hang);
     let event = deployment_event(100);
