@@ -298,7 +298,16 @@ impl SweepState {
             notes.insert(0, hint);
         }
         self.discovery_told = self.discovery_failing.is_some();
-        self.alert_seq += 1;
+        // The sequence is part of each alert's key, with the epoch. A stored document can carry
+        // any number (it is editable): past the last one a new epoch starts, so that the keys
+        // stay new and the next alerts are not taken for ones already sent.
+        self.alert_seq = match self.alert_seq.checked_add(1) {
+            Some(next) => next,
+            None => {
+                self.epoch = new_epoch();
+                1
+            }
+        };
         if !matches!(kind, AlertKind::DiscoveryFailing | AlertKind::CannotJudge) {
             self.alerted = self.system;
             self.last_alert_at = Some(now);

@@ -656,3 +656,23 @@ fn an_undelivered_page_is_never_replaced_by_a_notice() {
         "{told:?}"
     );
 }
+
+#[test]
+fn the_last_alert_number_starts_a_new_epoch_instead_of_overflowing() {
+    let mut state = SweepState::new();
+    state.alert_seq = u64::MAX;
+    let epoch = state.epoch.clone();
+    for m in 0..3 {
+        let observations = [(target(1), fail())];
+        let sweep = Sweep {
+            observations: &observations,
+            discovery_error: None,
+            now: at(m),
+        };
+        state.observe(&sweep, &RULES);
+    }
+    let alert = state.decide(&RULES, false, None, at(3)).expect("the down alert");
+    assert_eq!(alert.kind, AlertKind::Down);
+    assert_eq!((alert.seq, state.alert_seq), (1, 1));
+    assert_ne!(state.epoch, epoch, "new keys, not ones already sent");
+}
