@@ -223,3 +223,93 @@ pub fn mutate_text(rng: &mut Rng, text: &str) -> String {
     }
     lines.join("\n")
 }
+
+/// Integers at the edges of the types a document's numbers are read into (u32, i64, u64) and
+/// their neighbours: counters one step from overflow, sequence numbers that would wrap.
+const EDGE_NUMBERS: &[u64] = &[
+    0,
+    1,
+    u32::MAX as u64 - 1,
+    u32::MAX as u64,
+    u32::MAX as u64 + 1,
+    i64::MAX as u64,
+    i64::MAX as u64 + 1,
+    u64::MAX - 1,
+    u64::MAX,
+];
+
+/// Mutates one spot of a JSON document and keeps its JSON type: a number set to an integer at a
+/// type's edge, a string replaced by another string of the same document (an enum variant, a
+/// date or an address that fits elsewhere) or by a nasty one, a boolean flipped, an object entry
+/// copied under another key (a map gains an entry with a hostile key) or removed, an array
+/// emptied, grown or shortened. A typed reader (a serde struct) accepts many of these, so they
+/// reach the code that uses a parsed document; [`mutate`] mostly reaches the parser.
+pub fn mutate_keeping_types(rng: &mut Rng, doc: &mut Value) {
+    fn survey(value: &Value, pointer: String, spots: &mut Vec<String>, words: &mut Vec<String>) {
+        match value {
+            Value::String(text) => words.push(text.clone()),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    survey(item, format!("{pointer}/{i}"), spots, words);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    words.push(key.clone());
+                    let token = key.replace('~', "~0").replace('/', "~1");
+                    survey(item, format!("{pointer}/{token}"), spots, words);
+                }
+            }
+            _ => {}
+        }
+        spots.push(pointer);
+    }
+    let mut spots = Vec::new();
+    let mut words = Vec::new();
+    survey(doc, String::new(), &mut spots, &mut words);
+    let Some(pointer) = rng.pick(&spots).cloned() else {
+        return;
+    };
+    // Mostly a word of the document itself: a nasty string rarely fits the field it replaces.
+    let word = match rng.pick(&words) {
+        Some(word) if !rng.chance(4) => word.clone(),
+        _ => string(rng),
+    };
+    let Some(node) = doc.pointer_mut(&pointer) else {
+        return;
+    };
+    match node {
+        Value::Null => {}
+        Value::Bool(flag) => *flag = !*flag,
+        Value::Number(_) => {
+            *node = Value::from(rng.pick(EDGE_NUMBERS).copied().unwrap_or_default());
+        }
+        Value::String(text) => *text = word,
+        Value::Object(map) => {
+            let picked = map
+                .iter()
+                .nth(rng.below(map.len()))
+                .map(|(key, value)| (key.clone(), value.clone()));
+            if let Some((key, value)) = picked {
+                if rng.chance(4) {
+                    map.remove(&key);
+                } else {
+                    map.insert(word, value);
+                }
+            }
+        }
+        Value::Array(items) => match rng.below(3) {
+            0 => items.clear(),
+            1 => {
+                if let Some(first) = items.first().cloned() {
+                    items.extend(std::iter::repeat_n(first, rng.below(50)));
+                }
+            }
+            _ => {
+                if !items.is_empty() {
+                    items.remove(rng.below(items.len()));
+                }
+            }
+        },
+    }
+}
