@@ -39,6 +39,9 @@ pub enum Fault {
     /// Passes the request to the emulator (it lands: a message is published, a document
     /// written), then drops the connection without the answer: the network lost it.
     LostAnswer,
+    /// Answers 409 `ConditionalRequestConflict`, as S3 does to a conditional write while another
+    /// conditional write to the same key is in progress (the emulator never answers so).
+    Conflict,
 }
 
 /// The SDK settings the deployed functions run with: the harness's fast-failing overrides
@@ -291,6 +294,11 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return;
         }
+        Fault::Conflict => error_answer(
+            409,
+            "application/xml",
+            "<Error><Code>ConditionalRequestConflict</Code><Message>A conflicting conditional operation is currently in progress against this resource.</Message></Error>",
+        ),
         Fault::ServerError => error_answer(
             500,
             "application/json",

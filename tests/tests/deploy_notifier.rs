@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use watchkeeper_shared::runtime::Invocation;
 
 use deploy_notifier::config::Config;
 use deploy_notifier::handler::App;
@@ -19,6 +18,7 @@ use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Channel, ChatFormat, Notifier, WebhookChannel};
+use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::secret::{SecretUrl, SecretsManagerSource};
 use watchkeeper_shared::state::{CLAIM_LEASE_MARGIN, StateStore};
 

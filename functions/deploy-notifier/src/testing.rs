@@ -1,7 +1,6 @@
 //! Fixtures for the unit tests: an app over the shared fakes, and event builders.
 
 use std::time::Duration;
-use watchkeeper_shared::runtime::Invocation;
 
 use serde_json::{Value, json};
 use watchkeeper_shared::config::Vars;
@@ -12,6 +11,7 @@ use crate::error::DeployError;
 use crate::handler::App;
 use crate::signing_key::{CURRENT, SigningKeys};
 use watchkeeper_shared::deadline::Deadline;
+use watchkeeper_shared::runtime::Invocation;
 
 pub const KEY: &[u8] = b"unit-test-key-0123456789abcdef-0123456789";
 pub const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-AbCdEf";

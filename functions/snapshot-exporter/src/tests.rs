@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-use watchkeeper_shared::runtime::Invocation;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -12,6 +11,7 @@ use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::{AwsError, Retryable};
 use watchkeeper_shared::notify::Severity;
+use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::state::Store;
 use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier};
 
@@ -583,4 +583,33 @@ async fn an_export_is_hung_only_past_its_limit() {
             "started {started_ago} ago: {report}"
         );
     }
+}
+
+/// A weekly run that starts with less time left than the summary needs lists every source as
+/// not reached, and still sends its summary: the run says what it did not check.
+#[tokio::test]
+async fn sources_left_at_the_deadline_are_listed_as_not_reached_and_the_summary_still_goes() {
+    let now = Utc::now();
+    let rds = FakeRds {
+        snapshot_time: Some(now - chrono::Duration::hours(2)),
+        ..FakeRds::default()
+    };
+    let app = app(rds);
+    let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let short = Invocation::at(now, Deadline::after(Duration::from_secs(4)));
+    let report = app.handle(weekly, &short).await.unwrap();
+    let errors: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        !errors.is_empty() && errors.iter().all(|e| e.contains("not reached")),
+        "{report}"
+    );
+    assert_eq!(report["exported"].as_array().map(Vec::len), Some(0));
+    let sent = app.notifier().notifications();
+    assert_eq!(sent.len(), 1, "the summary");
+    assert!(sent[0].text.contains("not reached"), "{}", sent[0].text);
 }

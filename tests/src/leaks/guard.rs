@@ -189,14 +189,18 @@ mod tests {
 
     #[test]
     fn an_emulator_that_cannot_be_read_fails_the_check() {
-        // Port 9 (discard) on loopback: nothing listens there in a test environment.
-        let stopped = std::panic::catch_unwind(|| emulator_stopping("http://127.0.0.1:9"));
+        // A loopback port just released: nothing listens there (no fixed port, which something
+        // on the machine may hold).
+        let stopped_at = crate::http::refusing_addr().unwrap();
+        let endpoint = format!("http://{stopped_at}");
+        let stopped = std::panic::catch_unwind(|| emulator_stopping(&endpoint));
         let message = stopped
             .err()
             .and_then(|e| e.downcast::<String>().ok())
             .expect("an unreadable emulator must fail the test");
         assert!(
-            message.contains("cannot read what the emulator") && message.contains("127.0.0.1:9"),
+            message.contains("cannot read what the emulator")
+                && message.contains(&stopped_at.to_string()),
             "{message}"
         );
     }

@@ -383,3 +383,55 @@ async fn the_memory_store_keeps_the_contract_of_the_s3_store() {
         ]
     );
 }
+
+/// S3's answer to two conditional writes of one key at once: 409 `ConditionalRequestConflict` for
+/// the one that lost (the emulator only ever answers 412). A claim that meets it is a lost race,
+/// never an error: it reads what the winner wrote and, finding nothing (the other write did not
+/// land), claims again with the same precondition; a read-modify-write that meets it reads again
+/// and applies its change once.
+#[tokio::test]
+async fn a_conflicting_conditional_write_is_a_lost_race() {
+    use harness::faults::{Fault, FaultyProxy};
+    let moto = Moto::start().await.unwrap();
+    let _ = store(&moto).await;
+    let proxy = FaultyProxy::start(&moto).await.unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
+            .endpoint_url(proxy.endpoint())
+            .force_path_style(true)
+            .build(),
+    );
+    let store = StateStore::new(s3, "wk-state", "test-fn");
+
+    proxy.fail_once_after(0, Fault::Conflict);
+    let claim = store.claim("c/raced", &invocation()).await.unwrap();
+    assert_eq!(claim, Claim::Claimed);
+    assert_eq!(proxy.injected(), 1);
+    let requests = proxy.seen();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert!(requests[0].starts_with("Conflict PUT "), "{requests:?}");
+    assert!(requests[1].starts_with("None GET "), "{requests:?}");
+    assert!(requests[2].starts_with("None PUT "), "{requests:?}");
+    // And it is held now: a second claimer is in flight, not a second winner.
+    let second = store.claim("c/raced", &invocation()).await.unwrap();
+    assert!(matches!(second, Claim::InFlight { .. }), "{second:?}");
+
+    store
+        .create("d/raced", &Counter { values: vec![1] })
+        .await
+        .unwrap();
+    // The read goes through; the conditional write after it meets a conflict once.
+    proxy.fail_once_after(1, Fault::Conflict);
+    let value = store
+        .modify("d/raced", |current: Option<Counter>| {
+            let mut counter = current.unwrap_or_default();
+            counter.values.push(2);
+            counter
+        })
+        .await
+        .unwrap();
+    assert_eq!(value.values, [1, 2]);
+    assert_eq!(proxy.injected(), 2);
+    let stored = store.load::<Counter>("d/raced").await.unwrap().unwrap();
+    assert_eq!(stored.value.values, [1, 2], "applied once");
+}
