@@ -47,10 +47,11 @@ fn ci_event(tag: &str, key: &str) -> Value {
     event
 }
 
-/// A forgery of one of five kinds.
-fn forged(i: usize) -> Value {
+/// A forgery of kind `kind % 5` (wrong key, tampered body, stale timestamp, forged or missing
+/// signature), tagged with `i`.
+fn forged(i: usize, kind: usize) -> Value {
     let tag = format!("F{i:05}X");
-    match i % 5 {
+    match kind % 5 {
         0 => ci_event(&tag, "a-guessed-key-0123456789abcdef0123456789"),
         1 => {
             let mut event = ci_event(&tag, SIGNING_KEY);
@@ -102,7 +103,9 @@ async fn signed_requests_under_load_are_notified_once_and_forgeries_never() {
     for i in 0..total {
         match (i % 10, &last_valid) {
             (3, Some((group, event))) => plan.push((Kind::Replay, *group, event.clone())),
-            (7, _) => plan.push((Kind::Forged, i, forged(i))),
+            // Forgeries come every tenth request: their own count picks the kind, so that the
+            // five kinds take turns.
+            (7, _) => plan.push((Kind::Forged, i, forged(i, i / 10))),
             _ => {
                 let event = ci_event(&format!("V{i:05}X"), SIGNING_KEY);
                 last_valid = Some((i, event.clone()));
