@@ -19,7 +19,7 @@ use crate::error::AlertError;
 use crate::event::{EventKind, SnsRecord, classify};
 use crate::message;
 use crate::period::complete_days_this_month;
-use crate::render::{self, CostsNote, SOURCE};
+use crate::render::{self, CostsNote};
 pub use watchkeeper_shared::runtime::Invocation;
 
 pub struct App<B, C, N, S> {
@@ -96,7 +96,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         let mut alerts_sent = 0u64;
         for budget in &watched {
             if let Some(percent) = budget.actual_percent().and_then(|p| p.to_f64()) {
-                let mut m = Metrics::for_function(SOURCE).dimension("Budget", &budget.name);
+                let mut m = Metrics::for_function(crate::NAME).dimension("Budget", &budget.name);
                 m.record("SpendPercent", Unit::Percent, percent);
                 m.emit();
             }
@@ -300,7 +300,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
 }
 
 fn count_alerts(sent: u64) {
-    let mut m = Metrics::for_function(SOURCE);
+    let mut m = Metrics::for_function(crate::NAME);
     m.count("BudgetAlerts", sent);
     m.emit();
 }

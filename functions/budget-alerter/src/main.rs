@@ -12,14 +12,19 @@ use budget_alerter::budget::{BudgetSource, BudgetsApi};
 use budget_alerter::config::Config;
 use budget_alerter::costs::CostExplorerApi;
 use budget_alerter::handler::App;
-use budget_alerter::render::SOURCE;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init_logging(env!("CARGO_CRATE_NAME"));
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
-    let common = Common::connect(SOURCE, &vars, &config.state_bucket, &config.notify).await?;
+    let common = Common::connect(
+        budget_alerter::NAME,
+        &vars,
+        &config.state_bucket,
+        &config.notify,
+    )
+    .await?;
     // AWS Budgets and Cost Explorer are global services served from us-east-1.
     let global = common
         .sdk

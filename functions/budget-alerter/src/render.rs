@@ -8,7 +8,6 @@ use crate::costs::CostsByService;
 use crate::message::AlertType;
 use crate::money::percent_text;
 
-pub const SOURCE: &str = "budget-alerter";
 /// Characters of an unparsed message forwarded (SNS allows 256 KB; email readers less).
 pub const MAX_FORWARDED_CHARS: usize = 8000;
 
@@ -136,7 +135,7 @@ pub fn notification(
     }
     text.push('\n');
     text.push_str(&costs_section(costs, per_service, top));
-    let n = Notification::new(SOURCE, alert.severity, subject, text)
+    let n = Notification::new(crate::NAME, alert.severity, subject, text)
         .with_resource(alert.budget.clone())
         .with_attribute("alert_type", alert.alert_type.as_str())
         .with_attribute("threshold", threshold)
@@ -257,7 +256,7 @@ pub fn unparsed(
         .filter(|s| !s.trim().is_empty())
         .unwrap_or("message on the budgets topic");
     Notification::new(
-        SOURCE,
+        crate::NAME,
         Severity::Warning,
         format!("Unparsed budget message: {about}"),
         text,

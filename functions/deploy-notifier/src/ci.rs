@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 use watchkeeper_shared::notify::{Notification, Severity};
 use watchkeeper_shared::secret::Secret;
 
-use crate::ecs::SOURCE;
 use crate::ecs_render::env_prefix;
 
 pub const TIMESTAMP_HEADER: &str = "x-watchkeeper-timestamp";
@@ -251,7 +250,7 @@ pub fn report_notification(report: &ApplyReport) -> Notification {
             let _ = writeln!(text, "  {name} = {value}");
         }
     }
-    let mut n = Notification::new(SOURCE, severity, subject, text)
+    let mut n = Notification::new(crate::NAME, severity, subject, text)
         .with_resource(report.project.clone())
         .with_attribute("environment", report.environment.clone())
         .with_attribute("status", word);

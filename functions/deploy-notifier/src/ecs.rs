@@ -19,8 +19,6 @@ use serde_json::Value;
 use crate::error::DeployError;
 use crate::event::Envelope;
 
-pub const SOURCE: &str = "deploy-notifier";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeploymentStatus {
     InProgress,

@@ -6,9 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use watchkeeper_shared::notify::{Notification, Severity};
 
-use crate::ecs::{
-    DeploymentChange, DeploymentStatus, SOURCE, ServiceAction, ServiceRef, TaskStopped,
-};
+use crate::ecs::{DeploymentChange, DeploymentStatus, ServiceAction, ServiceRef, TaskStopped};
 
 /// What the IN_PROGRESS event of a deployment said, when it was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +147,11 @@ pub fn deployment_notification(
     row(&mut text, "Duration", &duration);
     row(&mut text, "Rollback", if rollback { "YES" } else { "no" });
     location_rows(&mut text, service, event_id);
-    let mut n = with_service(Notification::new(SOURCE, severity, subject, text), service)
-        .with_attribute("status", status);
+    let mut n = with_service(
+        Notification::new(crate::NAME, severity, subject, text),
+        service,
+    )
+    .with_attribute("status", status);
     if let Some(s) = service {
         for (label, link) in [
             ("Deployments", s.deployments_link()),
@@ -231,7 +232,10 @@ pub fn service_action_notification(
         row(&mut text, "At", &action.created_at);
     }
     location_rows(&mut text, service, event_id);
-    let mut n = with_service(Notification::new(SOURCE, severity, subject, text), service);
+    let mut n = with_service(
+        Notification::new(crate::NAME, severity, subject, text),
+        service,
+    );
     if let Some(link) = service.and_then(ServiceRef::health_link) {
         n = n.with_link("Service health", link);
     }
@@ -284,7 +288,7 @@ pub fn task_stopped_notification(
     }
     location_rows(&mut text, Some(s), event_id);
     let mut n = with_service(
-        Notification::new(SOURCE, Severity::Warning, subject, text),
+        Notification::new(crate::NAME, Severity::Warning, subject, text),
         Some(s),
     );
     for (label, link) in [

@@ -13,7 +13,7 @@ use watchkeeper_shared::telemetry::Metrics;
 
 use crate::config::Config;
 use crate::deployments::Deployments;
-use crate::ecs::{self, DeploymentChange, DeploymentStatus, EcsEvent, Interpreted, SOURCE};
+use crate::ecs::{self, DeploymentChange, DeploymentStatus, EcsEvent, Interpreted};
 use crate::ecs_render::{self, env_prefix};
 use crate::error::DeployError;
 use crate::event::{Envelope, EventKind, SnsRecord, classify, envelope};
@@ -201,7 +201,8 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             record.message_id,
             record.message.chars().take(4000).collect::<String>()
         );
-        let n = Notification::new(SOURCE, Severity::Warning, subject, text).with_resource(topic);
+        let n =
+            Notification::new(crate::NAME, Severity::Warning, subject, text).with_resource(topic);
         self.send(&format!("sns/{}", record.message_id), &n, deadline)
             .await
     }
@@ -223,7 +224,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             "{}Unrecognised event reached deploy-notifier",
             env_prefix(self.config.environment.as_deref())
         );
-        let n = Notification::new(SOURCE, Severity::Warning, subject, text);
+        let n = Notification::new(crate::NAME, Severity::Warning, subject, text);
         let short: String = id.chars().take(32).collect();
         self.send(&format!("unknown/{short}"), &n, deadline).await
     }
@@ -247,7 +248,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
 /// `terraform apply`'s report would be lost silently. 4xx (forged, stale, malformed) is
 /// `CiRejected`.
 fn metrics(result: &Result<Value, DeployError>) -> Metrics {
-    let mut metrics = Metrics::for_function(SOURCE);
+    let mut metrics = Metrics::for_function(crate::NAME);
     match result {
         Err(_) => metrics.count("Failures", 1),
         Ok(answer) => {
@@ -307,7 +308,7 @@ fn generic_event_notice(event: &Envelope, env: Option<&str>) -> Notification {
         },
         detail_keys.join(", ")
     );
-    Notification::new(SOURCE, Severity::Warning, subject, text)
+    Notification::new(crate::NAME, Severity::Warning, subject, text)
         .with_resource(event.source.clone())
         .with_attribute("detail_type", event.detail_type.clone())
 }

@@ -8,6 +8,10 @@
 //! - [`function_url`]: the HTTP protocol of the Function URL.
 //! - [`handler`]: one invocation from classification to answer.
 
+/// The function's name: its state namespace, the source of its notifications, the `Function`
+/// dimension of its metrics.
+pub const NAME: &str = "deploy-notifier";
+
 pub mod ci;
 pub mod config;
 pub mod deployments;

@@ -42,7 +42,7 @@ async fn main() -> Result<(), Error> {
     // Manager round trip, not three.
     let (common, signing_keys) = tokio::join!(
         Common::with_sdk(
-            "deploy-notifier",
+            deploy_notifier::NAME,
             sdk.clone(),
             &config.state_bucket,
             &config.notify

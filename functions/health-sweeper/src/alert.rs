@@ -9,8 +9,6 @@ use watchkeeper_shared::notify::{Notification, Severity};
 use crate::health::{Alert, AlertKind};
 use crate::quorum::SystemState;
 
-pub const SOURCE: &str = "health-sweeper";
-
 /// What the probe checks, for the alert's last lines.
 #[derive(Debug, Clone)]
 pub struct ProbeSummary {
@@ -96,9 +94,14 @@ pub fn notification(
         alert.seq,
         alert.at.format("%Y-%m-%d %H:%M:%S UTC")
     );
-    let mut n = Notification::new(SOURCE, severity, format!("[{system}] {headline}"), text)
-        .with_resource(system.to_string())
-        .with_attribute("state", alert.state.as_str());
+    let mut n = Notification::new(
+        crate::NAME,
+        severity,
+        format!("[{system}] {headline}"),
+        text,
+    )
+    .with_resource(system.to_string())
+    .with_attribute("state", alert.state.as_str());
     if pages {
         n = n.with_attribute("sms", "true");
     }

@@ -671,7 +671,9 @@ fn the_last_alert_number_starts_a_new_epoch_instead_of_overflowing() {
         };
         state.observe(&sweep, &RULES);
     }
-    let alert = state.decide(&RULES, false, None, at(3)).expect("the down alert");
+    let alert = state
+        .decide(&RULES, false, None, at(3))
+        .expect("the down alert");
     assert_eq!(alert.kind, AlertKind::Down);
     assert_eq!((alert.seq, state.alert_seq), (1, 1));
     assert_ne!(state.epoch, epoch, "new keys, not ones already sent");

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
     let common = Common::connect(
-        "health-sweeper",
+        health_sweeper::NAME,
         &vars,
         &config.state_bucket,
         &config.notify,

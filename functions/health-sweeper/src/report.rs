@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use watchkeeper_shared::telemetry::Metrics;
 
-use crate::alert::SOURCE;
 use crate::health::SweepState;
 use crate::quorum::{Counts, SystemState};
 use crate::target::{Outcome, Target};
@@ -93,7 +92,7 @@ impl Report {
     }
 
     pub fn emit_metrics(&self, took: Duration) {
-        let mut metrics = Metrics::for_function(SOURCE);
+        let mut metrics = Metrics::for_function(crate::NAME);
         metrics.count("Sweeps", 1);
         metrics.millis("SweepDuration", took.as_secs_f64() * 1000.0);
         if self.state.is_some() {

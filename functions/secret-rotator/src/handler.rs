@@ -10,7 +10,7 @@ use watchkeeper_shared::telemetry::Metrics;
 use crate::database::{Database, DbErrorKind};
 use crate::error::RotationError;
 use crate::event::{self, RotationEvent, Step};
-use crate::rotation::{Rotator, SOURCE};
+use crate::rotation::Rotator;
 use crate::secret_value::SecretKind;
 use crate::secrets::SecretsApi;
 
@@ -26,7 +26,7 @@ impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
     ) -> Result<Value, RotationError> {
         let event = event::parse(&payload)?;
         let result = self.rotator.run(&event, &invocation.deadline).await;
-        let mut metrics = Metrics::for_function(SOURCE);
+        let mut metrics = Metrics::for_function(crate::NAME);
         metrics.count(
             if result.is_ok() {
                 "RotationStepsSucceeded"
@@ -56,7 +56,7 @@ impl<A: SecretsApi, D: Database, N: Notify> App<A, D, N> {
                     },
                 );
                 let alert = Notification::new(
-                    SOURCE,
+                    crate::NAME,
                     Severity::Critical,
                     format!(
                         "Secret rotation {}: {name} at {}",

@@ -2,6 +2,10 @@
 //! alternating users) and API keys, with no cleartext password on the database's wire or logs
 //! (where the engine allows), no silent TLS downgrade, and every step safe to repeat.
 
+/// The function's name: its state namespace, the source of its notifications, the `Function`
+/// dimension of its metrics.
+pub const NAME: &str = "secret-rotator";
+
 pub mod config;
 pub mod database;
 pub mod error;

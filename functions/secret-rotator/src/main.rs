@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
     let common = Common::connect(
-        "secret-rotator",
+        secret_rotator::NAME,
         &vars,
         &config.state_bucket,
         &config.notify,

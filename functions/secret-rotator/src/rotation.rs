@@ -20,8 +20,6 @@ use crate::master_hosts::MasterHosts;
 use crate::secret_value::{self, ApiKeySecret, SecretKind};
 use crate::secrets::{CURRENT, Description, PENDING, SecretsApi};
 
-pub const SOURCE: &str = "secret-rotator";
-
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub password_length: i64,
@@ -240,7 +238,7 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             token = event.token,
         );
         let notice = Notification::new(
-            SOURCE,
+            crate::NAME,
             Severity::Warning,
             format!("New API key live: {}", description.name),
             text,

@@ -15,7 +15,7 @@ use crate::error::ExportError;
 use crate::event::{Action, EventKind, SnapshotEvent, classify};
 use crate::exporter::{Exporter, Outcome, Slots, rds_error};
 use crate::identifier::export_identifier;
-use crate::notice::{self, SOURCE};
+use crate::notice;
 use crate::objects::Objects;
 use crate::rds::{ExportTask, Rds, Snapshot, TaskStatus};
 
@@ -42,7 +42,7 @@ impl Run {
     }
 
     fn emit(&self) {
-        let mut metrics = Metrics::for_function(SOURCE);
+        let mut metrics = Metrics::for_function(crate::NAME);
         metrics.count("ExportsStarted", self.started);
         metrics.count("ExportsDeferred", self.deferred);
         metrics.count("ExportsFailed", self.failed);

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let vars = Vars::from_env();
     let config = Config::from_vars(&vars)?;
     let common = Common::connect(
-        "snapshot-exporter",
+        snapshot_exporter::NAME,
         &vars,
         &config.state_bucket,
         &config.notify,

@@ -9,8 +9,6 @@ use crate::event::Finish;
 use crate::rds::{ExportTask, Snapshot, Source};
 use crate::reconcile::Report;
 
-pub const SOURCE: &str = "snapshot-exporter";
-
 fn exports_console(region: &str) -> String {
     format!("https://{region}.console.aws.amazon.com/rds/home?region={region}#exports-in-s3:")
 }
@@ -52,7 +50,7 @@ fn describe(snapshot: &Snapshot) -> String {
 
 pub fn started(snapshot: &Snapshot, task: &ExportTask, region: &str) -> Notification {
     Notification::new(
-        SOURCE,
+        crate::NAME,
         Severity::Info,
         format!("RDS export started: {}", snapshot.id),
         format!(
@@ -125,7 +123,7 @@ pub fn finished(
             )
         }
     };
-    let mut n = Notification::new(SOURCE, severity, subject, body)
+    let mut n = Notification::new(crate::NAME, severity, subject, body)
         .with_resource(snapshot.source_id.clone())
         .with_link("Exports in the RDS console", exports_console(region));
     if let (Some(task), Finish::Completed) = (task, finish) {
@@ -141,7 +139,7 @@ pub fn start_refused(
     region: &str,
 ) -> Notification {
     Notification::new(
-        SOURCE,
+        crate::NAME,
         Severity::Critical,
         format!("RDS export cannot start: {}", snapshot.id),
         format!(
@@ -168,7 +166,7 @@ pub fn missing_backup(
         None => "It has no available snapshot at all.".into(),
     };
     Notification::new(
-        SOURCE,
+        crate::NAME,
         Severity::Critical,
         format!("No RDS backup in {window_days} days: {}", source.id),
         format!(
@@ -227,6 +225,6 @@ pub fn summary(report: &Report, region: &str) -> Notification {
     if report.sources == 0 {
         text.push_str("\nNo source matched EXPORT_SOURCES / EXPORT_SOURCE_TAG.\n");
     }
-    Notification::new(SOURCE, severity, subject, text)
+    Notification::new(crate::NAME, severity, subject, text)
         .with_link("Exports in the RDS console", exports_console(region))
 }
