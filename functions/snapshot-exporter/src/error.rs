@@ -58,14 +58,20 @@ impl From<ExportError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// Whether an RDS error code says a quota or a limit is reached. RDS's API reference lists no
+/// quota error for `StartExportTask` (its documented errors are the not-found, already-exists,
+/// IAM, bucket, KMS and invalid-state faults), so every code of that family counts: the export
+/// quota (5 tasks at once per account) and request limits.
+pub fn is_quota(code: &str) -> bool {
+    code.contains("LimitReached")
+        || code.contains("QuotaExceeded")
+        || code.contains("LimitExceeded")
+}
+
 /// RDS codes that mean "not now" beyond the shared throttling list: the export quota and
 /// concurrent-request limits.
 pub fn classify_rds(mut err: AwsError) -> AwsError {
-    let code = err.code.as_str();
-    if code.contains("LimitReached")
-        || code.contains("QuotaExceeded")
-        || code.contains("LimitExceeded")
-    {
+    if is_quota(&err.code) {
         err.retryable = true;
     }
     err

@@ -13,7 +13,7 @@ use watchkeeper_shared::error::{AwsError, Retryable};
 use watchkeeper_shared::state::{Claim, Store};
 
 use crate::config::Destination;
-use crate::error::{ExportError, classify_rds, fix_hint};
+use crate::error::{ExportError, classify_rds, fix_hint, is_quota};
 use crate::identifier::export_identifier;
 use crate::objects::{ExportIndex, Objects};
 use crate::rds::{ExportRequest, ExportTask, Rds, Snapshot, Started};
@@ -115,7 +115,7 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
             // count above and this start: the claim is per snapshot, so RDS's own quota settles
             // that race. The loser is deferred like a snapshot that found no slot, rather than
             // failing until Lambda gives up on it.
-            Err(e) if e.code.contains("ExportTaskLimitReached") => {
+            Err(e) if is_quota(&e.code) => {
                 self.release(holding, &claim_key).await;
                 tracing::info!(snapshot = %snapshot.arn, "RDS export quota reached at start: deferred to the next run");
                 // No slot is free after all: later snapshots of this run are deferred at once.
