@@ -85,6 +85,34 @@ impl Vars {
         Ok(self.parse(name, what)?.unwrap_or(default))
     }
 
+    /// A number within `range` (inclusive), or `default` when unset; the error names the variable
+    /// and the range. For values a function computes with: a time span too large for a date, a
+    /// count that cannot work.
+    pub fn ranged<T>(
+        &self,
+        name: &str,
+        what: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let value = self.parse_or(name, what, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                name,
+                format!(
+                    "must be {what} from {} to {}, not {value}",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    }
+
     /// `true/false`, `1/0`, `yes/no`, `on/off`, any case.
     pub fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.optional(name).map(|v| v.to_ascii_lowercase()) {

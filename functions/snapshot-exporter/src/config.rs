@@ -124,18 +124,20 @@ impl Config {
                 "must be between 1 and 5 (RDS runs at most 5 exports at once per account)",
             ));
         }
-        let backup_window_days =
-            vars.parse_or("EXPORT_BACKUP_WINDOW_DAYS", "a whole number of days", 8u32)?;
-        if !(1..=365).contains(&backup_window_days) {
-            return Err(ConfigError::new(
-                "EXPORT_BACKUP_WINDOW_DAYS",
-                "must be between 1 and 365",
-            ));
-        }
-        let hung_hours = vars.parse_or("EXPORT_HUNG_HOURS", "a whole number of hours", 24u32)?;
-        if hung_hours == 0 {
-            return Err(ConfigError::new("EXPORT_HUNG_HOURS", "must be at least 1"));
-        }
+        let backup_window_days = vars.ranged(
+            "EXPORT_BACKUP_WINDOW_DAYS",
+            "a whole number of days",
+            8u32,
+            1..=365,
+        )?;
+        // At most a year: the weekly run computes "started before now less this", and a span
+        // past the calendar's range would stop it.
+        let hung_hours = vars.ranged(
+            "EXPORT_HUNG_HOURS",
+            "a whole number of hours",
+            24u32,
+            1..=8760,
+        )?;
         Ok(Self {
             state_bucket: vars.required("STATE_BUCKET")?,
             notify: NotifyConfig::from_vars(vars)?,
@@ -228,6 +230,29 @@ mod tests {
             ),
         ];
         Vars::from_pairs(base.iter().chain(extra).copied())
+    }
+
+    /// Spans the weekly run computes dates with are bounded at init: a huge one used to pass and
+    /// stop every weekly run later (a date out of the calendar's range).
+    #[test]
+    fn time_spans_out_of_range_are_refused_naming_the_variable() {
+        for (name, value) in [
+            ("EXPORT_HUNG_HOURS", "4294967295"),
+            ("EXPORT_HUNG_HOURS", "0"),
+            ("EXPORT_BACKUP_WINDOW_DAYS", "366"),
+            ("EXPORT_BACKUP_WINDOW_DAYS", "0"),
+        ] {
+            let err = Config::from_vars(&vars(&[("EXPORT_SOURCES", "des-db"), (name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name) && err.contains(value), "{err}");
+        }
+        let year = Config::from_vars(&vars(&[
+            ("EXPORT_SOURCES", "des-db"),
+            ("EXPORT_HUNG_HOURS", "8760"),
+        ]))
+        .unwrap();
+        assert_eq!(year.hung_hours, 8760);
     }
 
     #[test]
