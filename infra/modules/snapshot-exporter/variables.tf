@@ -59,6 +59,11 @@ variable "hung_hours" {
   type        = number
   description = "EXPORT_HUNG_HOURS: an export still running after this is reported as hung."
   default     = 24
+
+  validation {
+    condition     = var.hung_hours >= 1 && var.hung_hours <= 8760 && floor(var.hung_hours) == var.hung_hours
+    error_message = "hung_hours must be a whole number of hours from 1 to 8760 (the function refuses more at init)."
+  }
 }
 
 variable "glacier_days" {

@@ -153,10 +153,13 @@ pub fn state_namespace(crate_dir: &Path) -> Result<String, String> {
             .map(|(_, l)| l.clone())
             .ok_or_else(|| format!("{function}: unreadable literal"));
     }
-    let ident: String = argument
+    // A constant, by name or by path (`budget_alerter::NAME`): its last segment is declared in
+    // the crate's sources.
+    let path: String = argument
         .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
         .collect();
+    let ident = path.rsplit("::").next().unwrap_or_default();
     let declaration = format!("const {ident}: &str = ");
     sources
         .iter()
