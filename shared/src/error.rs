@@ -59,6 +59,9 @@ const RETRYABLE_CODES: &[&str] = &[
     "RequestTimeoutException",
     "PriorRequestNotComplete",
     "LimitExceededException",
+    // SNS publishing to a topic with a KMS key that KMS throttles.
+    "KMSThrottlingException",
+    "KMSThrottling",
 ];
 
 impl AwsError {

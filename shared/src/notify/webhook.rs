@@ -99,7 +99,7 @@ impl WebhookChannel {
         }
     }
 
-    /// Posts the notification, retrying a 429 or 5xx while the time until `until` allows.
+    /// Posts the notification, retrying a 408, 429 or 5xx while the time until `until` allows.
     pub async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
         let body = self.payload(n).to_string();
         let http = self.client()?;
@@ -131,7 +131,9 @@ impl WebhookChannel {
             if answer.status().is_success() {
                 return Ok(());
             }
-            if status != 429 && status < 500 {
+            // 408 (the server timed out waiting for the request) and 429 say "again later",
+            // like a 5xx; any other 4xx is a refusal that retrying cannot change.
+            if !is_transient_status(status) {
                 return Err(self.error(
                     &format!(
                         "answered HTTP {status}: refused for good (not retried); check the webhook URL and the app's permissions"
@@ -166,6 +168,11 @@ impl WebhookChannel {
             retryable,
         }
     }
+}
+
+/// Statuses a later try of the same request may get past.
+fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429) || status >= 500
 }
 
 /// The wait an answer asks for (`Retry-After` in seconds or as an HTTP date), or a backoff that
@@ -244,6 +251,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(!err.to_string().contains("secret-token"), "{err}");
+    }
+
+    #[test]
+    fn timeouts_throttling_and_server_errors_are_tried_again_other_refusals_not() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(is_transient_status(status), "{status}");
+        }
+        for status in [400, 401, 403, 404, 410, 413] {
+            assert!(!is_transient_status(status), "{status}");
+        }
     }
 
     #[test]
