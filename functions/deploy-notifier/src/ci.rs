@@ -152,10 +152,12 @@ pub fn parse_report(body: &[u8]) -> Result<ApplyReport, String> {
     };
     let run_url = text("run_url")?;
     if let Some(url) = &run_url
-        && !url.starts_with("https://")
-        && !url.starts_with("http://")
+        && web_link(url).is_none()
     {
-        return Err("\"run_url\" must be an http(s) URL".into());
+        return Err(
+            "\"run_url\" must be an http(s) URL with a host, without spaces, quotes or credentials"
+                .into(),
+        );
     }
     Ok(ApplyReport {
         project: required("project")?,
@@ -205,13 +207,44 @@ fn render_value(value: &Value) -> String {
 
 /// An output worth a link: a URL as is, an ALB/ELB DNS name over HTTP.
 fn output_link(value: &str) -> Option<String> {
-    if value.starts_with("https://") || value.starts_with("http://") {
-        Some(value.to_string())
-    } else if value.ends_with(".elb.amazonaws.com") && !value.contains(char::is_whitespace) {
-        Some(format!("http://{value}"))
+    if let Some(url) = web_link(value) {
+        Some(url.to_string())
+    } else if value.ends_with(".elb.amazonaws.com") {
+        web_link(&format!("http://{value}")).map(str::to_string)
     } else {
         None
     }
+}
+
+/// `value` if it is a link a message may carry: `http://` or `https://`, a host of letters,
+/// digits, dots and hyphens (a port after a colon), no credentials, and only printable ASCII
+/// that needs no escaping in HTML, Markdown or chat markup (no spaces, quotes, angle brackets,
+/// backticks, braces or backslashes). Whatever the sender put there is shown as a link to people.
+fn web_link(value: &str) -> Option<&str> {
+    const LONGEST: usize = 2048;
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))?;
+    let printable = value.chars().all(|c| {
+        c.is_ascii_graphic()
+            && !matches!(
+                c,
+                '"' | '\'' | '<' | '>' | '`' | '\\' | '{' | '}' | '|' | '^'
+            )
+    });
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        && !host.starts_with(['.', '-']);
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    (value.len() <= LONGEST && printable && host_ok && port_ok).then_some(value)
 }
 
 pub fn report_notification(report: &ApplyReport) -> Notification {
@@ -419,6 +452,38 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn links_are_parsed_not_matched_by_prefix() {
+        for good in [
+            "https://ci.example.com/runs/42",
+            "http://ci.example.com:8080/job/7?x=1#log",
+            "https://gitlab.example.com/des/api/-/pipelines/9",
+        ] {
+            assert_eq!(web_link(good), Some(good), "{good}");
+        }
+        for bad in [
+            "javascript:x",
+            "https://",
+            "https:///path",
+            "https://ci.example.com/a b",
+            "https://ci.example.com/\nSubject: forged",
+            "https://ci.example.com/\"onmouseover=x",
+            "https://ci.example.com/<script>",
+            "https://user:password@ci.example.com/",
+            "https://user@ci.example.com/",
+            "https://ci.example.com:port/",
+            "https://-host/",
+            "https://ci.exámple.com/",
+        ] {
+            assert_eq!(web_link(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            output_link("my-alb-123.us-east-1.elb.amazonaws.com").as_deref(),
+            Some("http://my-alb-123.us-east-1.elb.amazonaws.com")
+        );
+        assert_eq!(output_link("my alb.elb.amazonaws.com"), None);
     }
 
     proptest! {
