@@ -6,6 +6,11 @@ use super::model::Notification;
 /// SNS subjects must be under 100 characters, ASCII, with no line breaks.
 pub const MAX_SUBJECT_CHARS: usize = 99;
 
+/// An SMS text that fits one message: GSM-7 carries 160 characters, and printable ASCII is
+/// GSM-7 (anything else would switch the whole message to 70-character UCS-2 parts); 140 leaves
+/// room for the sender name some carriers put in front.
+pub const MAX_SMS_CHARS: usize = 140;
+
 impl Notification {
     /// The subject as SNS accepts it: printable ASCII, one line, at most 99 characters.
     pub fn subject_line(&self) -> String {
@@ -34,6 +39,24 @@ impl Notification {
             let mut cut: String = cleaned.chars().take(MAX_SUBJECT_CHARS - 3).collect();
             cut.push_str("...");
             cut
+        }
+    }
+
+    /// The text for SMS subscribers: the subject line (the verdict), and the first link when it
+    /// fits (where to look); printable ASCII, at most [`MAX_SMS_CHARS`]. The full text goes to
+    /// every other subscriber.
+    pub fn sms_text(&self) -> String {
+        let verdict = self.subject_line();
+        let link = self
+            .links
+            .first()
+            .map(|link| link.url.as_str())
+            .filter(|url| url.chars().all(|c| c.is_ascii_graphic()));
+        match link {
+            Some(url) if verdict.len() + 1 + url.len() <= MAX_SMS_CHARS => {
+                format!("{verdict} {url}")
+            }
+            _ => verdict,
         }
     }
 

@@ -87,6 +87,23 @@ async fn sns_message_reaches_a_subscribed_queue_with_attributes() {
     assert_eq!(message.attributes["source"], "deploy-notifier");
     assert_eq!(message.attributes["resource"], "api");
     assert_eq!(message.attributes["environment"], "prod");
+
+    // What was published: one text per protocol, the queue got the full one (`default`), an SMS
+    // subscriber gets the verdict and the link, in one SMS part.
+    let published = harness::leaks::from_moto(&moto).await.unwrap();
+    let structured = published
+        .iter()
+        .find(|o| o.place.starts_with("SNS message"))
+        .and_then(|o| o.text.lines().find(|l| l.starts_with('{')))
+        .expect("the published message");
+    let structured: serde_json::Value = serde_json::from_str(structured).unwrap();
+    assert_eq!(structured["default"].as_str(), Some(message.message.as_str()));
+    let sms = structured["sms"].as_str().unwrap();
+    assert_eq!(
+        sms,
+        "[prod] api deployment FAILED (main) https://console.aws.amazon.com/ecs/v2/clusters/main/services/api"
+    );
+    assert!(sms.len() <= watchkeeper_shared::notify::MAX_SMS_CHARS);
 }
 
 #[tokio::test]
