@@ -4,7 +4,7 @@
 //! the input printed, instead of hanging CI.
 //!
 //! `WATCHKEEPER_FUZZ_CASES` (default 5000) inputs per entry point; `WATCHKEEPER_FUZZ_SEED` to
-//! reproduce a run. The longer documented run (README, "Every entry point fuzzed"):
+//! reproduce a run. The longer documented run (docs/reliability.md, "Fuzzing"):
 //! `WATCHKEEPER_FUZZ_CASES=100000 WATCHKEEPER_FUZZ_SEED=20261124`.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -115,7 +115,7 @@ pub fn finished(
                 format!(
                     "The export of {} to S3 {}: this snapshot is NOT in S3.\n\n{}\n{task_line}Reason: {reason}\n\n\
                      The next snapshot is exported by its event or by the weekly run; if the reason names the \
-                     role, key or bucket, fix that first (see the README's IAM section).",
+                     role, key or bucket, fix that first (see \"IAM, the export role and the key\" in functions/snapshot-exporter/README.md).",
                     snapshot.source_id,
                     finish.as_str(),
                     describe(snapshot),

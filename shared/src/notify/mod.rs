@@ -1,8 +1,8 @@
 //! Notifications and the channels that carry them: an SNS topic, SES email, a chat webhook.
 //!
 //! A [`Notification`] is what a function has to say; the [`Notifier`] sends it to every channel
-//! the deployment configured, once per key and channel (see [`dispatch`] for how, and the README's
-//! "Delivery guarantee" for what may repeat and what cannot be lost). A failed send is always an
+//! the deployment configured, once per key and channel (see [`dispatch`] for how, and docs/delivery-guarantee.md
+//! for what may repeat and what cannot be lost). A failed send is always an
 //! error returned to the caller, never a log line only.
 //!
 //! One module per concern: [`model`] (what a notification is), [`render`] (subject line, text,
@@ -34,6 +34,6 @@ pub use dispatch::{Channel, Delivery, Notifier, Notify, RECORD_MARGIN};
 pub use email::{EmailChannel, render_mime};
 pub use error::{ChannelError, NotifyError};
 pub use model::{Link, Notification, Severity};
-pub use render::{MAX_SUBJECT_CHARS, escape_html, percent_encode};
+pub use render::{MAX_SMS_CHARS, MAX_SUBJECT_CHARS, escape_html, percent_encode};
 pub use sns::SnsChannel;
 pub use webhook::{WEBHOOK_TIMEOUT, WebhookChannel};

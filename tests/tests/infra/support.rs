@@ -112,3 +112,94 @@ pub fn all_modules() -> Vec<Module> {
     modules.extend(names.iter().map(|p| load(p)));
     modules
 }
+
+/// A markdown file of the repository, which must exist.
+pub fn read_doc(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The rows of every table under `heading` (a whole heading line such as `## Inputs`, up to the
+/// next heading of the same or a higher level) whose header row starts with `columns`; each row
+/// as column name to cell (`\|` and `\<` unescaped). An error when the heading is missing, no
+/// such table is under it, a table has no rows, or a row has another number of cells than its
+/// header: a table that moved or changed shape must fail its reader, never leave it finding
+/// nothing.
+pub fn markdown_tables(
+    text: &str,
+    heading: &str,
+    columns: &[&str],
+) -> Result<Vec<std::collections::BTreeMap<String, String>>, String> {
+    let level = heading.chars().take_while(|c| *c == '#').count();
+    let mut lines = text
+        .lines()
+        .skip_while(|line| line.trim_end() != heading);
+    if lines.next().is_none() {
+        return Err(format!("no heading `{heading}`"));
+    }
+    let section: Vec<&str> = lines
+        .take_while(|line| {
+            let hashes = line.chars().take_while(|c| *c == '#').count();
+            !(hashes > 0 && hashes <= level && line[hashes..].starts_with(' '))
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut tables = 0;
+    let mut i = 0;
+    while i < section.len() {
+        let header = table_cells(section[i]);
+        let is_header = section[i].trim_start().starts_with('|')
+            && header.len() >= columns.len()
+            && header.iter().zip(columns).all(|(cell, column)| cell == column);
+        if !is_header {
+            i += 1;
+            continue;
+        }
+        tables += 1;
+        i += 1;
+        if !section.get(i).is_some_and(|l| l.trim_start().starts_with("|---")) {
+            return Err(format!("under `{heading}`: a table header without its separator line"));
+        }
+        i += 1;
+        let before = rows.len();
+        while let Some(line) = section.get(i).filter(|l| l.trim_start().starts_with('|')) {
+            let cells = table_cells(line);
+            if cells.len() != header.len() {
+                return Err(format!(
+                    "under `{heading}`: {} cells where the header has {}: {line}",
+                    cells.len(),
+                    header.len()
+                ));
+            }
+            rows.push(header.iter().cloned().zip(cells).collect());
+            i += 1;
+        }
+        if rows.len() == before {
+            return Err(format!("under `{heading}`: a table with no rows"));
+        }
+    }
+    if tables == 0 {
+        return Err(format!(
+            "under `{heading}`: no table whose header starts with | {} |",
+            columns.join(" | ")
+        ));
+    }
+    Ok(rows)
+}
+
+/// The cells of a markdown table row, trimmed, with `\|` and `\<` unescaped.
+fn table_cells(line: &str) -> Vec<String> {
+    let inner = line.trim().trim_start_matches('|');
+    let inner = inner.strip_suffix('|').unwrap_or(inner);
+    let mut cells = vec![String::new()];
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if matches!(chars.peek(), Some('|') | Some('<')) => {
+                cells.last_mut().unwrap().push(chars.next().unwrap());
+            }
+            '|' => cells.push(String::new()),
+            c => cells.last_mut().unwrap().push(c),
+        }
+    }
+    cells.into_iter().map(|c| c.trim().to_string()).collect()
+}
