@@ -18,6 +18,8 @@ pub enum Behaviour {
     Status(u16),
     /// Accepts the connection, reads the request, never answers.
     Hang,
+    /// Answers 200 after this long: a slow but working server.
+    Slow(Duration),
     /// Answers the first `times` requests with `status` (and `Retry-After: <seconds>` when
     /// given), every later one with 200: a throttled or briefly failing webhook.
     Throttle {
@@ -161,6 +163,10 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
             return;
         }
         Behaviour::Status(code) => (code, None),
+        Behaviour::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            (200, None)
+        }
         Behaviour::Throttle {
             status,
             retry_after,

@@ -22,6 +22,10 @@ use crate::state::{Claim, StateStore, Store, key_segment};
 /// Time kept after a channel's send for recording it (the claim's completion).
 pub const RECORD_MARGIN: Duration = Duration::from_secs(2);
 
+/// How long a send waits for another invocation holding the same channel's claim (a copy of the
+/// same event being sent at the same moment) before failing retryably.
+pub const WAIT_FOR_HOLDER: Duration = Duration::from_secs(10);
+
 /// Which channels a `send_once` call delivered to, and which had delivered before.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
@@ -258,12 +262,10 @@ impl<S: Store> Notify for Notifier<S> {
                     delivery.already_sent.push(channel.name());
                     continue;
                 }
-                // Held by an invocation that may still be sending: not done, so this one fails
-                // (retryably) and its retry after `until` takes the claim over if still pending.
+                // Held by an invocation that may still be sending: waited for below.
                 Claim::InFlight { until } => {
-                    tracing::warn!(channel = channel.name(), key, %until, "notification in flight in another invocation");
-                    in_flight.push(channel.name());
                     in_flight_until = in_flight_until.max(Some(until));
+                    in_flight.push((channel, claim_key));
                     continue;
                 }
             }
@@ -275,10 +277,46 @@ impl<S: Store> Notify for Notifier<S> {
                 Err(err) => failures.push(err),
             }
         }
+        // A claim in flight is most often a copy of this very event arriving at the same moment
+        // (directly and through SNS, or two deliveries of one message), whose send ends in a
+        // second. Waiting for it, claiming again now and then, ends in "done", or in this
+        // invocation sending (the holder released it after a failure, or its lease ran out);
+        // failing at once would send the copy to Lambda's retry or the dead-letter queue for
+        // nothing. A holder still pending after [`WAIT_FOR_HOLDER`] (or near this invocation's
+        // own end) is left to Lambda's retry: the invocation fails retryably, not counted sent.
+        let wait_until = send_by.min(Deadline::after(WAIT_FOR_HOLDER));
+        let mut pause = Duration::from_millis(200);
+        while !in_flight.is_empty() {
+            if wait_until.remaining() <= pause {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+            let mut still = Vec::new();
+            for (channel, claim_key) in in_flight {
+                match self.claims.claim(&claim_key, deadline).await? {
+                    Claim::Claimed => match self
+                        .send_claimed(channel, &claim_key, notification, &send_by)
+                        .await
+                    {
+                        Ok(()) => delivery.sent.push(channel.name()),
+                        Err(err) => failures.push(err),
+                    },
+                    Claim::Done => delivery.already_sent.push(channel.name()),
+                    Claim::InFlight { until } => {
+                        in_flight_until = in_flight_until.max(Some(until));
+                        still.push((channel, claim_key));
+                    }
+                }
+            }
+            in_flight = still;
+        }
+        let in_flight: Vec<&'static str> = in_flight.iter().map(|(c, _)| c.name()).collect();
         if !failures.is_empty() {
             return Err(NotifyError::Channels(failures));
         }
-        if let Some(until) = in_flight_until {
+        if let Some(until) = in_flight_until.filter(|_| !in_flight.is_empty()) {
+            tracing::warn!(key, channels = ?in_flight, %until, "notification still in flight in another invocation");
             return Err(NotifyError::InFlight {
                 channels: in_flight,
                 until,

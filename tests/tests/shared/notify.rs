@@ -97,7 +97,10 @@ async fn sns_message_reaches_a_subscribed_queue_with_attributes() {
         .and_then(|o| o.text.lines().find(|l| l.starts_with('{')))
         .expect("the published message");
     let structured: serde_json::Value = serde_json::from_str(structured).unwrap();
-    assert_eq!(structured["default"].as_str(), Some(message.message.as_str()));
+    assert_eq!(
+        structured["default"].as_str(),
+        Some(message.message.as_str())
+    );
     let sms = structured["sms"].as_str().unwrap();
     assert_eq!(
         sms,
@@ -345,11 +348,11 @@ async fn a_send_in_flight_elsewhere_is_not_a_duplicate() {
     );
     let store = state(&moto).await;
     let notifier = Notifier::new(vec![channel], store.clone());
-    // The crashed holder's invocation ended 20 s ago: its lease has ten seconds left, far more
-    // than the claim and the first send_once take on a loaded machine.
+    // The crashed holder's invocation ended 10 s ago: its lease has 20 s left, ten more than the
+    // first send_once waits for a holder (WAIT_FOR_HOLDER) on a loaded machine.
     let margin = watchkeeper_shared::state::CLAIM_LEASE_MARGIN;
     let holder = Deadline::at(
-        chrono::Utc::now() - chrono::Duration::from_std(margin - Duration::from_secs(10)).unwrap(),
+        chrono::Utc::now() - chrono::Duration::from_std(margin - Duration::from_secs(20)).unwrap(),
     );
     assert_eq!(
         store
@@ -379,6 +382,37 @@ async fn a_send_in_flight_elsewhere_is_not_a_duplicate() {
         .await
         .unwrap();
     assert_eq!(again.already_sent, ["webhook"]);
+    assert_eq!(receiver.requests().len(), 1);
+}
+
+/// The same event arriving twice at the same moment (directly and through SNS): the second copy
+/// finds the first one's claims in flight, waits for them, and ends as a duplicate, not as a
+/// failed invocation for Lambda to retry or dead-letter. One post in all.
+#[tokio::test]
+async fn two_copies_sent_at_the_same_moment_both_succeed_and_post_once() {
+    let moto = Moto::start().await.unwrap();
+    let receiver = HttpServer::local(Behaviour::Slow(Duration::from_millis(1500)))
+        .await
+        .unwrap();
+    let channel = Channel::Webhook(
+        WebhookChannel::new(SecretUrl::new(receiver.url("/hook")), ChatFormat::Slack).unwrap(),
+    );
+    let notifier = Notifier::new(vec![channel], state(&moto).await);
+    let (notification, deadline) = (sample(), invocation());
+    let (first, second) = tokio::join!(
+        notifier.send_once("copy-1", &notification, &deadline),
+        async {
+            // The first copy has claimed and is posting when the second arrives.
+            while receiver.requests().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            notifier.send_once("copy-1", &notification, &deadline).await
+        }
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.sent, ["webhook"]);
+    assert_eq!(second.already_sent, ["webhook"], "{second:?}");
+    assert!(second.sent.is_empty());
     assert_eq!(receiver.requests().len(), 1);
 }
 
