@@ -8,9 +8,12 @@
 //! invocation fails with `Retryable.DeadlineReached`: Lambda (or Secrets Manager) retries it, where
 //! a timeout would have killed the process and lost the log of what was waiting.
 //!
-//! Stopping a handler mid-way is the same as a process killed at that point, which every function
+//! Stopping a handler mid-way is like a process killed at that point, which every function
 //! already survives: claims are leased until their holder's deadline (plus a margin), state
-//! documents are written with conditional writes, rotation steps are repeatable.
+//! documents are written with conditional writes, rotation steps are repeatable. One difference:
+//! the process lives on, so a database session the step opened is closed by its driver task, or,
+//! if Lambda freezes the sandbox first, by the server (the rotator's sessions set
+//! `idle_in_transaction_session_timeout`).
 
 use std::future::Future;
 use std::time::Duration;

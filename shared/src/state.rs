@@ -123,6 +123,16 @@ impl ClaimRecord {
     pub(crate) fn status(&self, now: DateTime<Utc>) -> Option<Claim> {
         if self.done {
             Some(Claim::Done)
+        } else if self.claimed_at
+            > now
+                .checked_add_signed(
+                    chrono::Duration::from_std(CLAIM_LEASE_MARGIN).unwrap_or(chrono::Duration::MAX),
+                )
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        {
+            // Dated further ahead than any clock difference explains: an edited document, which
+            // would otherwise hold its key for as long as the date says.
+            None
         } else if self.lease_end() > now {
             Some(Claim::InFlight {
                 until: self.lease_end(),
@@ -531,6 +541,22 @@ mod tests {
             lease_until: Some(DateTime::<Utc>::MAX_UTC),
         };
         assert_eq!(forged.status(now + chrono::Duration::minutes(16)), None);
+        // A claim dated far in the future does not hold its key: free to take over at once.
+        for claimed_at in [DateTime::<Utc>::MAX_UTC, now + chrono::Duration::hours(2)] {
+            let future = ClaimRecord {
+                claimed_at,
+                done: false,
+                lease_until: None,
+            };
+            assert_eq!(future.status(now), None, "{claimed_at}");
+        }
+        // A few seconds ahead (another host's clock) is still a live claim.
+        let skewed = ClaimRecord {
+            claimed_at: now + chrono::Duration::seconds(5),
+            done: false,
+            lease_until: None,
+        };
+        assert!(matches!(skewed.status(now), Some(Claim::InFlight { .. })));
         // Records from before leases followed holders: CLAIM_LEASE from the claim.
         let old: ClaimRecord = serde_json::from_str(&format!(
             "{{\"claimed_at\":\"{}\",\"done\":false}}",

@@ -264,7 +264,12 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
     let answer = match fault {
         Fault::None => {
             let forwarded = forward(shared.upstream, &request).await;
-            if let Some(pid) = kill_due(&shared, &line) {
+            // Only a request that landed (the emulator answered it) sets the kill off.
+            if let Some(pid) = forwarded
+                .as_ref()
+                .ok()
+                .and_then(|_| kill_due(&shared, &line))
+            {
                 let killed = tokio::process::Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status()

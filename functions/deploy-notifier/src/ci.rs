@@ -209,7 +209,8 @@ fn render_value(value: &Value) -> String {
 fn output_link(value: &str) -> Option<String> {
     if let Some(url) = web_link(value) {
         Some(url.to_string())
-    } else if value.ends_with(".elb.amazonaws.com") {
+    } else if value.ends_with(".elb.amazonaws.com") && !value.contains(['/', '?', '#', ':']) {
+        // A bare DNS name only: `evil.example/x.elb.amazonaws.com` is a path, not an ELB host.
         web_link(&format!("http://{value}")).map(str::to_string)
     } else {
         None
@@ -484,6 +485,7 @@ mod tests {
             Some("http://my-alb-123.us-east-1.elb.amazonaws.com")
         );
         assert_eq!(output_link("my alb.elb.amazonaws.com"), None);
+        assert_eq!(output_link("evil.example/x.elb.amazonaws.com"), None);
     }
 
     proptest! {

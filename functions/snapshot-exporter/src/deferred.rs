@@ -3,7 +3,7 @@
 //! source's newest snapshot anyway; the list makes sure a deferred manual snapshot is not skipped.
 
 use serde::{Deserialize, Serialize};
-use watchkeeper_shared::state::Store;
+use watchkeeper_shared::state::{StateError, Store};
 
 use crate::rds::{Snapshot, SourceKind};
 
@@ -47,12 +47,18 @@ pub async fn load<S: Store>(state: &S) -> Vec<DeferredSnapshot> {
     }
 }
 
-/// Adds `add` and removes `done` (by ARN). A failure is logged: the list is a convenience.
-pub async fn update<S: Store>(state: &S, add: &[DeferredSnapshot], done: &[String]) {
+/// Adds `add` and removes `done` (by ARN). A failure is the caller's to report: for a snapshot
+/// that is not its source's newest, this list is its only way to S3 (the weekly run exports the
+/// newest of each source), so a deferral that was not written must not end as a success.
+pub async fn update<S: Store>(
+    state: &S,
+    add: &[DeferredSnapshot],
+    done: &[String],
+) -> Result<(), StateError> {
     if add.is_empty() && done.is_empty() {
-        return;
+        return Ok(());
     }
-    let result = state
+    state
         .modify(DEFERRED_KEY, |current: Option<DeferredList>| {
             let mut list = current.unwrap_or_default();
             list.snapshots.retain(|s| !done.contains(&s.arn));
@@ -62,11 +68,11 @@ pub async fn update<S: Store>(state: &S, add: &[DeferredSnapshot], done: &[Strin
                 }
             }
             let excess = list.snapshots.len().saturating_sub(MAX_ENTRIES);
-            list.snapshots.drain(..excess);
+            for dropped in list.snapshots.drain(..excess) {
+                tracing::error!(snapshot = %dropped.arn, max = MAX_ENTRIES, "deferred list full: its oldest entry is dropped and will not be exported by this function");
+            }
             list
         })
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "deferred list not updated; the weekly run still exports each source's newest snapshot");
-    }
+        .await
+        .map(|_| ())
 }

@@ -262,12 +262,13 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             }
             Outcome::InFlight => Err(ExportError::InFlight(snapshot.arn.clone())),
             Outcome::Deferred { active } => {
+                // Not written, not deferred: the invocation fails and Lambda retries it.
                 deferred::update(
                     &self.exporter.state,
                     &[DeferredSnapshot::of(&snapshot)],
                     &[],
                 )
-                .await;
+                .await?;
                 Ok(answer(
                     "deferred",
                     json!({"active_exports": active, "max_active": self.exporter.max_active}),

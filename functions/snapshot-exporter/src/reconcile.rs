@@ -152,7 +152,13 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 add.push(DeferredSnapshot::of(newest));
             }
         }
-        deferred::update(&self.exporter.state, &add, &done).await;
+        if let Err(e) = deferred::update(&self.exporter.state, &add, &done).await {
+            report.errors.push(format!(
+                "the list of deferred snapshots could not be saved ({e}): {} snapshot(s) this run \
+                 could not start may not be tried again",
+                add.len()
+            ));
+        }
         tracing::info!(report = %report.to_json(), "weekly reconcile done");
         self.send(
             &format!("weekly/{run_id}"),

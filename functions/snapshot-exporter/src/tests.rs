@@ -281,6 +281,30 @@ async fn the_loser_of_a_race_for_the_last_export_slot_is_deferred() {
     assert!(!app.exporter.state.is_claimed(&key), "released");
 }
 
+/// A deferral that cannot be written is not a deferral: the invocation fails for Lambda to
+/// retry, instead of answering "deferred" for a snapshot nothing will export.
+#[tokio::test]
+async fn a_deferral_that_cannot_be_saved_fails_the_invocation() {
+    let rds = FakeRds::default();
+    *rds.start_error.lock().unwrap() = Some(AwsError {
+        operation: "rds:StartExportTask",
+        code: "ExportTaskLimitReachedFault".into(),
+        message: "too many export tasks".into(),
+        status: Some(400),
+        retryable: false,
+    });
+    let app = app(rds);
+    app.exporter.state.deny_documents();
+    let err = app
+        .handle(
+            event("RDS-EVENT-0091"),
+            &Invocation::at(Utc::now(), minute()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, crate::error::ExportError::State(_)), "{err}");
+}
+
 #[tokio::test]
 async fn a_live_claim_is_retried_and_a_dead_holders_claim_taken_over() {
     let app = app(FakeRds::default());
@@ -520,7 +544,8 @@ async fn a_deferred_snapshot_whose_retry_fails_for_now_stays_deferred() {
         &[DeferredSnapshot::of(&snapshot(Some(now)))],
         &[],
     )
-    .await;
+    .await
+    .unwrap();
     let weekly = json!({"id": "w-1", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
     let report = app
         .handle(weekly, &Invocation::at(now, minute()))

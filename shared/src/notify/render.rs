@@ -46,12 +46,14 @@ impl Notification {
     /// fits (where to look); printable ASCII, at most [`MAX_SMS_CHARS`]. The full text goes to
     /// every other subscriber.
     pub fn sms_text(&self) -> String {
-        let verdict = self.subject_line();
+        // Printable ASCII is GSM-7 but for the backtick, which would switch the whole message
+        // to 70-character UCS-2 parts.
+        let verdict = self.subject_line().replace('`', "'");
         let link = self
             .links
             .first()
             .map(|link| link.url.as_str())
-            .filter(|url| url.chars().all(|c| c.is_ascii_graphic()));
+            .filter(|url| url.chars().all(|c| c.is_ascii_graphic() && c != '`'));
         match link {
             Some(url) if verdict.len() + 1 + url.len() <= MAX_SMS_CHARS => {
                 format!("{verdict} {url}")

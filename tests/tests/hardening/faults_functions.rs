@@ -275,6 +275,13 @@ async fn health_sweeper_counts_each_sweep_once_through_faults() {
         sweeps as usize, written,
         "each sweep whose state write landed counted once, no other"
     );
+    // And the case that matters was met: a state-document write landed and lost its answer.
+    let seen = proxy.seen();
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("LostAnswer PUT ") && !r.contains("/claims/")),
+        "no state write lost its answer: {seen:?}"
+    );
     eprintln!(
         "health-sweeper: {} faults injected, {written} sweeps kept",
         proxy.injected()

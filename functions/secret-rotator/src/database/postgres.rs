@@ -80,10 +80,14 @@ async fn connect_unbounded(
         .dbname(creds.dbname.as_deref().unwrap_or("postgres"))
         .application_name("watchkeeper-secret-rotator")
         .connect_timeout(settings.connect_timeout)
+        // idle_in_transaction_session_timeout: a step stopped mid-transaction (at the
+        // invocation's deadline, see watchkeeper_shared::runtime) may leave its session open
+        // in a frozen sandbox; the server ends it, and its row locks, after one statement's time.
         .options(format!(
-            "-c statement_timeout={} -c lock_timeout={}{}",
+            "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}{}",
             settings.statement_timeout.as_millis(),
             settings.lock_timeout.as_millis(),
+            settings.statement_timeout.as_millis(),
             match names {
                 Names::Pinned => " -c search_path=pg_catalog,pg_temp",
                 Names::Users => "",
