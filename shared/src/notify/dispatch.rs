@@ -252,31 +252,12 @@ impl<S: Store> Notify for Notifier<S> {
         let key = dedupe_key(key);
         let mut delivery = Delivery::default();
         let mut failures = Vec::new();
-        let mut in_flight = Vec::new();
+        let mut in_flight: Vec<(&Channel, String)> = self
+            .channels
+            .iter()
+            .map(|channel| (channel, format!("notify/{key}/{}", channel.name())))
+            .collect();
         let mut in_flight_until = None;
-        for channel in &self.channels {
-            let claim_key = format!("notify/{key}/{}", channel.name());
-            match self.claims.claim(&claim_key, deadline).await? {
-                Claim::Claimed => {}
-                Claim::Done => {
-                    delivery.already_sent.push(channel.name());
-                    continue;
-                }
-                // Held by an invocation that may still be sending: waited for below.
-                Claim::InFlight { until } => {
-                    in_flight_until = in_flight_until.max(Some(until));
-                    in_flight.push((channel, claim_key));
-                    continue;
-                }
-            }
-            match self
-                .send_claimed(channel, &claim_key, notification, &send_by)
-                .await
-            {
-                Ok(()) => delivery.sent.push(channel.name()),
-                Err(err) => failures.push(err),
-            }
-        }
         // A claim in flight is most often a copy of this very event arriving at the same moment
         // (directly and through SNS, or two deliveries of one message), whose send ends in a
         // second. Waiting for it, claiming again now and then, ends in "done", or in this
@@ -286,12 +267,7 @@ impl<S: Store> Notify for Notifier<S> {
         // own end) is left to Lambda's retry: the invocation fails retryably, not counted sent.
         let wait_until = send_by.min(Deadline::after(WAIT_FOR_HOLDER));
         let mut pause = Duration::from_millis(200);
-        while !in_flight.is_empty() {
-            if wait_until.remaining() <= pause {
-                break;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
+        loop {
             let mut still = Vec::new();
             for (channel, claim_key) in in_flight {
                 match self.claims.claim(&claim_key, deadline).await? {
@@ -310,6 +286,11 @@ impl<S: Store> Notify for Notifier<S> {
                 }
             }
             in_flight = still;
+            if in_flight.is_empty() || wait_until.remaining() <= pause {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
         let in_flight: Vec<&'static str> = in_flight.iter().map(|(c, _)| c.name()).collect();
         if !failures.is_empty() {
