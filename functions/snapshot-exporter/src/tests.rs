@@ -126,6 +126,19 @@ impl Objects for FakeObjects {
 
 type TestApp = App<FakeRds, FakeObjects, RecordingNotifier, MemoryStore>;
 
+impl FakeRds {
+    /// Every `StartExportTask` answers this error (HTTP 400) until it is cleared.
+    fn refuse_starts(&self, code: &str, message: &str, retryable: bool) {
+        *self.start_error.lock().unwrap() = Some(AwsError {
+            operation: "rds:StartExportTask",
+            code: code.into(),
+            message: message.into(),
+            status: Some(400),
+            retryable,
+        });
+    }
+}
+
 fn app(rds: FakeRds) -> TestApp {
     let vars = Vars::from_pairs([
         ("STATE_BUCKET", "wk-state"),
@@ -198,13 +211,11 @@ async fn a_failed_export_is_told_with_its_cause() {
 #[tokio::test]
 async fn a_refused_start_alerts_with_what_to_fix_and_fails_permanently() {
     let rds = FakeRds::default();
-    *rds.start_error.lock().unwrap() = Some(AwsError {
-        operation: "rds:StartExportTask",
-        code: "KMSKeyNotAccessibleFault".into(),
-        message: "The specified KMS key is not accessible".into(),
-        status: Some(400),
-        retryable: false,
-    });
+    rds.refuse_starts(
+        "KMSKeyNotAccessibleFault",
+        "The specified KMS key is not accessible",
+        false,
+    );
     let app = app(rds);
     let err = app
         .handle(
@@ -232,13 +243,7 @@ async fn a_refused_start_alerts_with_what_to_fix_and_fails_permanently() {
 #[tokio::test]
 async fn throttling_is_retryable_and_silent() {
     let rds = FakeRds::default();
-    *rds.start_error.lock().unwrap() = Some(AwsError {
-        operation: "rds:StartExportTask",
-        code: "ThrottlingException".into(),
-        message: "slow down".into(),
-        status: Some(400),
-        retryable: true,
-    });
+    rds.refuse_starts("ThrottlingException", "slow down", true);
     let app = app(rds);
     let err = app
         .handle(
@@ -258,13 +263,11 @@ async fn throttling_is_retryable_and_silent() {
 async fn the_loser_of_a_race_for_the_last_export_slot_is_deferred() {
     use crate::deferred;
     let rds = FakeRds::default();
-    *rds.start_error.lock().unwrap() = Some(AwsError {
-        operation: "rds:StartExportTask",
-        code: "ExportTaskLimitReachedFault".into(),
-        message: "too many export tasks".into(),
-        status: Some(400),
-        retryable: false,
-    });
+    rds.refuse_starts(
+        "ExportTaskLimitReachedFault",
+        "too many export tasks",
+        false,
+    );
     let app = app(rds);
     let answer = app
         .handle(
@@ -286,13 +289,11 @@ async fn the_loser_of_a_race_for_the_last_export_slot_is_deferred() {
 #[tokio::test]
 async fn a_deferral_that_cannot_be_saved_fails_the_invocation() {
     let rds = FakeRds::default();
-    *rds.start_error.lock().unwrap() = Some(AwsError {
-        operation: "rds:StartExportTask",
-        code: "ExportTaskLimitReachedFault".into(),
-        message: "too many export tasks".into(),
-        status: Some(400),
-        retryable: false,
-    });
+    rds.refuse_starts(
+        "ExportTaskLimitReachedFault",
+        "too many export tasks",
+        false,
+    );
     let app = app(rds);
     app.exporter.state.deny_documents();
     let err = app
@@ -531,13 +532,11 @@ async fn a_deferred_snapshot_whose_retry_fails_for_now_stays_deferred() {
         snapshot_time: Some(now - chrono::Duration::hours(2)),
         ..FakeRds::default()
     };
-    *rds.start_error.lock().unwrap() = Some(AwsError {
-        operation: "rds:StartExportTask",
-        code: "ExportTaskLimitReachedFault".into(),
-        message: "too many export tasks".into(),
-        status: Some(400),
-        retryable: false,
-    });
+    rds.refuse_starts(
+        "ExportTaskLimitReachedFault",
+        "too many export tasks",
+        false,
+    );
     let app = app(rds);
     deferred::update(
         &app.exporter.state,
