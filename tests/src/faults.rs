@@ -396,25 +396,28 @@ pub async fn invoke_faulted(
 }
 
 /// Redelivers `event` until it succeeds, as Lambda's retries would (a claim left by a faulted
-/// holder is in flight until its lease ends: a retryable answer too). Returns the attempts.
+/// holder is in flight until its lease ends: a retryable answer too). Returns every answer, the
+/// last one the success.
 pub async fn redeliver(
     api: &crate::runtime_api::RuntimeApi,
     event: &serde_json::Value,
     deadline: Duration,
     case: &str,
-) -> usize {
+) -> Vec<crate::runtime_api::Answer> {
     let started = std::time::Instant::now();
-    let mut attempt = 0;
+    let mut answers = Vec::new();
     loop {
-        attempt += 1;
         let answer = invoke_faulted(api, event, deadline, Duration::from_secs(3), case).await;
-        if answer.ok {
-            return attempt;
+        let ok = answer.ok;
+        answers.push(answer);
+        if ok {
+            return answers;
         }
         assert!(
             started.elapsed() < Duration::from_secs(90),
-            "{case}: still failing after {attempt} redeliveries: {}",
-            answer.body
+            "{case}: still failing after {} redeliveries: {}",
+            answers.len(),
+            answers.last().map(|a| a.body.as_str()).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

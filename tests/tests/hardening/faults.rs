@@ -33,7 +33,7 @@ async fn faulted(api: &RuntimeApi, event: &Value, case: &str) -> Answer {
 }
 
 async fn redeliver(api: &RuntimeApi, event: &Value, case: &str) -> usize {
-    faults::redeliver(api, event, DEADLINE, case).await
+    faults::redeliver(api, event, DEADLINE, case).await.len()
 }
 
 async fn deploy_world() -> (DeployNotifier, FaultyProxy, RuntimeApi, FunctionProcess) {
