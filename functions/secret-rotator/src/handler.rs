@@ -149,19 +149,4 @@ pub fn secret_name(id: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_come_out_of_arns() {
-        assert_eq!(
-            secret_name("arn:aws:secretsmanager:us-east-1:1:secret:des/db/app-AbC123"),
-            "des/db/app"
-        );
-        assert_eq!(secret_name("des/db/app"), "des/db/app");
-        assert_eq!(
-            secret_name("arn:aws:secretsmanager:us-east-1:1:secret:odd"),
-            "odd"
-        );
-    }
-}
+mod tests;

@@ -10,6 +10,8 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod event;
+#[cfg(test)]
+mod fakes;
 pub mod guard;
 pub mod handler;
 pub mod master_hosts;
