@@ -36,10 +36,10 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         2 => {
-            let _ = deploy_notifier::signing_key::parse(&Secret::new(text.to_string()), "AWSCURRENT");
+            let _ = deploy_notifier::ci::signing_key::parse(&Secret::new(text.to_string()), "AWSCURRENT");
         }
         3 => {
-            let _ = budget_alerter::message::parse(&text);
+            let _ = budget_alerter::budgets_text::parse(&text);
             let _ = budget_alerter::money::Amount::parse_text(&text);
             if let Some(event) = json {
                 let _ = budget_alerter::event::classify(&event);
@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = health_sweeper::networks::AllowedNetworks::parse(&text);
         }
         _ => {
-            let _ = serde_json::from_slice::<health_sweeper::health::SweepState>(rest);
+            let _ = serde_json::from_slice::<health_sweeper::sweep_state::SweepState>(rest);
         }
     }
 });

@@ -205,7 +205,7 @@ pub trait Store: Send + Sync {
     ///
     /// `change` must be idempotent (a set insert, not a counter): a write can land and its answer
     /// be lost, and then it is applied again on top of itself. The sweeper's counters use
-    /// `health_sweeper::document::write_state`, which recognises its own landed write instead.
+    /// `health_sweeper::sweep_state::stored::write_state`, which recognises its own landed write instead.
     fn modify<T, F>(
         &self,
         key: &str,

@@ -25,8 +25,8 @@ use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
 use chrono::Utc;
 use harness::sweep::{BUCKET, SweepWorld};
 use health_sweeper::handler::state_key;
-use health_sweeper::health::SweepState;
 use health_sweeper::quorum::SystemState;
+use health_sweeper::sweep_state::SweepState;
 use health_sweeper::target::{Failure, Target, TargetHealth, TargetState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -56,7 +56,7 @@ fn main() -> Result<()> {
     }
     println!(
         "open-file limit of this shell: {}",
-        health_sweeper::limits::open_files_limit()
+        health_sweeper::concurrency::open_files_limit()
     );
     println!(
         "| targets | never answer | open files | concurrency | wall | CPU | CPU per target | peak RSS | discovery (during probes) / probes done at / state + alert |"
@@ -208,7 +208,7 @@ fn sweeper(count: usize) -> Result<()> {
     println!(
         "| {count} | {hung} | {} | {concurrency} | {:.2} s | {:.3} s | {:.0} µs | {:.1} MB | {} / {} / {} ms |",
         open_files.map_or_else(
-            || health_sweeper::limits::open_files_limit().to_string(),
+            || health_sweeper::concurrency::open_files_limit().to_string(),
             |l| l.to_string()
         ),
         wall.as_secs_f64(),

@@ -30,8 +30,8 @@ fn render(n: &Notification) -> usize {
 
 #[divan::bench]
 fn deploy_notifier_ecs_deployment(bencher: divan::Bencher) {
+    use deploy_notifier::ecs::render::deployment_notification;
     use deploy_notifier::ecs::{EcsEvent, Interpreted, interpret};
-    use deploy_notifier::ecs_render::deployment_notification;
     use deploy_notifier::event::{EventKind, classify};
     let text = fixture("ecs-deployment-completed.json");
     bencher.bench(|| {
@@ -65,9 +65,9 @@ fn deploy_notifier_ci_report(bencher: divan::Bencher) {
 #[divan::bench]
 fn budget_alerter_notification(bencher: divan::Bencher) {
     use budget_alerter::alert::from_message;
+    use budget_alerter::budgets_text::parse;
     use budget_alerter::config::Config;
     use budget_alerter::event::{EventKind, classify};
-    use budget_alerter::message::parse;
     use budget_alerter::render::{CostsNote, notification};
     let config = Config::from_vars(&Vars::from_pairs([
         ("STATE_BUCKET", "wk-state"),
@@ -135,8 +135,8 @@ fn snapshot_exporter_snapshot_created(bencher: divan::Bencher) {
 
 #[divan::bench]
 fn health_sweeper_three_targets(bencher: divan::Bencher) {
-    use health_sweeper::health::{Sweep, SweepState};
     use health_sweeper::quorum::Rules;
+    use health_sweeper::sweep_state::{Sweep, SweepState};
     use health_sweeper::target::{Outcome, Target, Thresholds};
     let rules = Rules {
         thresholds: Thresholds {

@@ -5,8 +5,8 @@
 
 use std::process::Stdio;
 
+use budget_alerter::budgets_text::{self, AlertType};
 use budget_alerter::event::{EventKind, classify};
-use budget_alerter::message::{self, AlertType};
 use chrono::{DateTime, Utc};
 use harness::budget::{BudgetSpec, BudgetWorld, FUNCTION, budgets_event_at, seed_004};
 use harness::lambda::LambdaRuntime;
@@ -100,7 +100,8 @@ fn every_fixture_parses_to_its_amounts_and_threshold() {
         let Ok(EventKind::Sns(records)) = classify(&event) else {
             panic!("{fixture}")
         };
-        let m = message::parse(&records[0].message).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        let m =
+            budgets_text::parse(&records[0].message).unwrap_or_else(|e| panic!("{fixture}: {e}"));
         assert_eq!(m.budget_name, name, "{fixture}");
         assert_eq!(m.alert_type, kind, "{fixture}");
         assert_eq!(
@@ -115,7 +116,7 @@ fn every_fixture_parses_to_its_amounts_and_threshold() {
     let Ok(EventKind::Sns(records)) = classify(&event) else {
         panic!()
     };
-    assert!(message::parse(&records[0].message).is_err());
+    assert!(budgets_text::parse(&records[0].message).is_err());
 }
 
 #[tokio::test]

@@ -195,7 +195,8 @@ fn fixtures(names: &[&str]) -> Vec<Value> {
 
 #[test]
 fn deploy_notifier_events_and_function_url_requests() {
-    use deploy_notifier::{ci, ecs, event, signing_key};
+    use deploy_notifier::ci::{self, signing_key};
+    use deploy_notifier::{ecs, event};
 
     let serial = serial();
     let events = fixtures(&[
@@ -282,7 +283,7 @@ fn deploy_notifier_events_and_function_url_requests() {
 
 #[test]
 fn budget_alerter_events_and_budgets_text() {
-    use budget_alerter::{event, message, money};
+    use budget_alerter::{budgets_text, event, money};
 
     let serial = serial();
     let events = fixtures(&[
@@ -322,7 +323,7 @@ fn budget_alerter_events_and_budgets_text() {
             )
         },
         |text| {
-            let _ = message::parse(text);
+            let _ = budgets_text::parse(text);
             let _ = money::Amount::parse_text(text);
         },
     );
@@ -576,8 +577,10 @@ fn sweep_epoch() -> chrono::DateTime<chrono::Utc> {
 /// A state document as eight sweeps leave it: targets up, down and unknown (one not probed in
 /// the last sweeps), one removed from discovery, a DEGRADED alert decided and not delivered,
 /// discovery failing (its note riding on the pending alert).
-fn populated_state(rules: &health_sweeper::quorum::Rules) -> health_sweeper::health::SweepState {
-    use health_sweeper::health::{Sweep, SweepState};
+fn populated_state(
+    rules: &health_sweeper::quorum::Rules,
+) -> health_sweeper::sweep_state::SweepState {
+    use health_sweeper::sweep_state::{Sweep, SweepState};
     use health_sweeper::target::{Failure, Outcome, Target};
 
     let target = |last: u8, name: &str| Target {
@@ -671,12 +674,12 @@ fn populated_state(rules: &health_sweeper::quorum::Rules) -> health_sweeper::hea
 /// probe outcome in turn, and two sweeps are folded in (discovery working, then failing), each
 /// deciding, rendering and delivering its alert. Returns the number of alerts decided.
 fn sweep_stored(
-    mut state: health_sweeper::health::SweepState,
+    mut state: health_sweeper::sweep_state::SweepState,
     rules: &health_sweeper::quorum::Rules,
     probe: &health_sweeper::alert::ProbeSummary,
 ) -> usize {
     use health_sweeper::alert::notification;
-    use health_sweeper::health::Sweep;
+    use health_sweeper::sweep_state::Sweep;
     use health_sweeper::target::{Failure, Outcome, Target};
 
     if let Some(pending) = &state.pending {
@@ -753,7 +756,7 @@ fn sweep_stored(
 #[test]
 fn health_sweeper_stored_state() {
     use health_sweeper::alert::ProbeSummary;
-    use health_sweeper::health::{AlertKind, SweepState};
+    use health_sweeper::sweep_state::{AlertKind, SweepState};
     use health_sweeper::target::TargetHealth;
 
     let serial = serial();

@@ -11,8 +11,8 @@ use watchkeeper_shared::notify::Severity;
 use watchkeeper_shared::state::key_segment;
 
 use crate::budget::Budget;
+use crate::budgets_text::{AlertType, BudgetsMessage};
 use crate::config::Config;
-use crate::message::{AlertType, BudgetsMessage};
 use crate::money::{Amount, percent_text};
 use crate::period::{Period, TimeUnit};
 

@@ -13,11 +13,11 @@ use watchkeeper_shared::telemetry::{Metrics, Unit};
 
 use crate::alert::{self, Alert, PeriodRecord};
 use crate::budget::{Budget, BudgetSource};
+use crate::budgets_text;
 use crate::config::Config;
 use crate::costs::CostSource;
 use crate::error::AlertError;
 use crate::event::{EventKind, SnsRecord, classify};
-use crate::message;
 use crate::period::complete_days_this_month;
 use crate::render::{self, CostsNote};
 pub use watchkeeper_shared::runtime::Invocation;
@@ -154,7 +154,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         ctx: &Invocation,
         run: &mut Run,
     ) -> Result<Value, AlertError> {
-        let parsed = match message::parse(&record.message) {
+        let parsed = match budgets_text::parse(&record.message) {
             Ok(parsed) => parsed,
             Err(why) => {
                 tracing::warn!(message_id = %record.message_id, reason = why.0, "unparsed message forwarded");

@@ -7,12 +7,12 @@ pub const NAME: &str = "budget-alerter";
 
 pub mod alert;
 pub mod budget;
+pub mod budgets_text;
 pub mod config;
 pub mod costs;
 pub mod error;
 pub mod event;
 pub mod handler;
-pub mod message;
 pub mod money;
 pub mod period;
 pub mod render;

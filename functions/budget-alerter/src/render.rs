@@ -4,8 +4,8 @@ use watchkeeper_shared::notify::{Notification, Severity, percent_encode};
 
 use crate::alert::{Alert, Origin};
 use crate::budget::Budget;
+use crate::budgets_text::AlertType;
 use crate::costs::CostsByService;
-use crate::message::AlertType;
 use crate::money::percent_text;
 
 /// Characters of an unparsed message forwarded (SNS allows 256 KB; email readers less).

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use watchkeeper_shared::state::{StateError, Store, key_segment};
 
-use crate::ecs_render::StartSeen;
+use crate::ecs::render::StartSeen;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct DeploymentStart {

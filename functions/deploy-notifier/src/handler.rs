@@ -11,13 +11,13 @@ use watchkeeper_shared::secret::{SecretSource, SecretsManagerSource};
 use watchkeeper_shared::state::Store;
 use watchkeeper_shared::telemetry::Metrics;
 
+use crate::ci::signing_key::SigningKeys;
 use crate::config::Config;
 use crate::deployments::Deployments;
+use crate::ecs::render::{self, env_prefix};
 use crate::ecs::{self, DeploymentChange, DeploymentStatus, EcsEvent, Interpreted};
-use crate::ecs_render::{self, env_prefix};
 use crate::error::DeployError;
 use crate::event::{Envelope, EventKind, SnsRecord, classify, envelope};
-use crate::signing_key::SigningKeys;
 
 pub struct App<N, S, K = SecretsManagerSource> {
     pub(crate) config: Config,
@@ -112,10 +112,10 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             }
             Interpreted::Unknown => generic_event_notice(event, env),
             Interpreted::Ecs(EcsEvent::ServiceAction(action)) => {
-                ecs_render::service_action_notification(&action, env, &event.id)
+                render::service_action_notification(&action, env, &event.id)
             }
             Interpreted::Ecs(EcsEvent::TaskStopped(task)) => {
-                ecs_render::task_stopped_notification(&task, env, &event.id)
+                render::task_stopped_notification(&task, env, &event.id)
             }
             Interpreted::Ecs(EcsEvent::Deployment(change)) => {
                 return self.handle_deployment(event, &change, deadline).await;
@@ -169,7 +169,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             return Ok(json!({"outcome": "recorded", "event": event.id, "deployment": id}));
         }
         let env = self.config.environment.as_deref();
-        let notification = ecs_render::deployment_notification(change, start, env, &event.id);
+        let notification = render::deployment_notification(change, start, env, &event.id);
         let answer = self
             .send(&format!("event/{}", event.id), &notification, deadline)
             .await?;

@@ -2,10 +2,10 @@
 //! "apply finished" POST to a Function URL become one clear notification each.
 //!
 //! - [`event`]: what an invocation is (Function URL request, SNS records, EventBridge event).
-//! - [`ecs`]: what an ECS event means; [`ecs_render`]: the notification it becomes.
+//! - [`ecs`]: what an ECS event means; [`ecs::render`]: the notification it becomes.
 //! - [`deployments`]: what is remembered of a deployment between its events.
-//! - [`ci`]: the CI report, its signature and its notification; [`signing_key`]: the keys.
-//! - [`function_url`]: the HTTP protocol of the Function URL.
+//! - [`ci`]: the CI report, its signature and its notification; [`ci::signing_key`]: the keys;
+//!   [`ci::function_url`]: the HTTP protocol of the Function URL.
 //! - [`handler`]: one invocation from classification to answer.
 
 /// The function's name: its state namespace, the source of its notifications, the `Function`
@@ -16,12 +16,9 @@ pub mod ci;
 pub mod config;
 pub mod deployments;
 pub mod ecs;
-pub mod ecs_render;
 pub mod error;
 pub mod event;
-pub mod function_url;
 pub mod handler;
-pub mod signing_key;
 
 #[cfg(test)]
 pub(crate) mod testing;

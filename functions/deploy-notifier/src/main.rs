@@ -8,9 +8,9 @@ use watchkeeper_shared::init::Common;
 use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
 
+use deploy_notifier::ci::signing_key::SigningKeys;
 use deploy_notifier::config::{Config, UrlAuth};
 use deploy_notifier::handler::App;
-use deploy_notifier::signing_key::SigningKeys;
 use watchkeeper_shared::secret::SecretsManagerSource;
 
 #[tokio::main(flavor = "current_thread")]

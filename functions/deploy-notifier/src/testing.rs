@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier, StaticSecrets};
 
+use crate::ci::signing_key::{CURRENT, SigningKeys};
 use crate::config::Config;
 use crate::error::DeployError;
 use crate::handler::App;
-use crate::signing_key::{CURRENT, SigningKeys};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::runtime::Invocation;
 

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use watchkeeper_shared::notify::{Notification, Severity};
 
-use crate::health::{Alert, AlertKind};
 use crate::quorum::SystemState;
+use crate::sweep_state::{Alert, AlertKind};
 
 /// What the probe checks, for the alert's last lines.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use watchkeeper_shared::config::{ConfigError, Vars};
 use watchkeeper_shared::notify::NotifyConfig;
 
-use crate::limits;
+use crate::concurrency;
 use crate::networks::{AllowedNetworks, DEFAULT_ALLOWED_NETWORKS};
 use crate::quorum::Rules;
 use crate::target::{Target, Thresholds};
@@ -123,7 +123,7 @@ impl Config {
         let reminder_hours =
             vars.parse_or("SWEEP_REMINDER_HOURS", "a whole number of hours", 0u32)?;
         let concurrency = match vars.optional("SWEEP_CONCURRENCY") {
-            None => limits::default_concurrency(),
+            None => concurrency::default_concurrency(),
             Some(_) => positive("SWEEP_CONCURRENCY", 1)? as usize,
         };
         let probe_timeout = vars.millis("SWEEP_TIMEOUT_MS", Duration::from_secs(2))?;
@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(config.healthy_codes, [200, 302]);
         let t = config.rules.thresholds;
         assert_eq!((t.healthy, t.unhealthy, t.stale_sweeps), (2, 3, 3));
-        assert_eq!(config.concurrency, limits::default_concurrency());
+        assert_eq!(config.concurrency, concurrency::default_concurrency());
         assert_eq!(config.system_name, "des");
         assert!(config.is_allowed(&"10.0.1.5:8080".parse().unwrap()));
         assert!(

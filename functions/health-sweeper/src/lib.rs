@@ -6,15 +6,14 @@
 pub const NAME: &str = "health-sweeper";
 
 pub mod alert;
+pub mod concurrency;
 pub mod config;
 pub mod discovery;
-pub mod document;
 pub mod error;
 pub mod handler;
-pub mod health;
-pub mod limits;
 pub mod networks;
 pub mod probe;
 pub mod quorum;
 pub mod report;
+pub mod sweep_state;
 pub mod target;

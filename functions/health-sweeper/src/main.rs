@@ -7,10 +7,10 @@ use watchkeeper_shared::init::Common;
 use watchkeeper_shared::runtime;
 use watchkeeper_shared::telemetry;
 
+use health_sweeper::concurrency;
 use health_sweeper::config::Config;
 use health_sweeper::discovery::{Discovery, Ec2Discovery, TargetGroupDiscovery};
 use health_sweeper::handler::App;
-use health_sweeper::limits;
 use health_sweeper::probe::Prober;
 
 #[tokio::main(flavor = "current_thread")]
@@ -60,7 +60,7 @@ async fn main() -> Result<(), Error> {
         static_targets = config.static_targets.len(),
         discovery = config.project.is_some() || !config.target_group_arns.is_empty(),
         concurrency = config.concurrency,
-        open_files = limits::open_files_limit(),
+        open_files = concurrency::open_files_limit(),
         "health-sweeper ready"
     );
     let app = App::new(

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use watchkeeper_shared::telemetry::Metrics;
 
-use crate::health::SweepState;
 use crate::quorum::{Counts, SystemState};
+use crate::sweep_state::SweepState;
 use crate::target::{Outcome, Target};
 
 #[derive(Debug, Default)]

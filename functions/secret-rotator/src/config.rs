@@ -9,7 +9,7 @@ use watchkeeper_shared::notify::NotifyConfig;
 
 use crate::database::{Settings, TlsMode, load_roots};
 use crate::master_hosts::MasterHosts;
-use crate::rotation::Policy;
+use crate::steps::Policy;
 
 /// Characters left out of generated passwords by default: they break connection strings and
 /// shell quoting.

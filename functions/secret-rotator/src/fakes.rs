@@ -9,7 +9,7 @@ use watchkeeper_shared::error::AwsError;
 use watchkeeper_shared::secret::Secret;
 
 use crate::database::{Credentials, Database, DbError, DbErrorKind, SetPassword};
-use crate::secrets::{CURRENT, Description, PENDING, PREVIOUS, SecretsApi};
+use crate::secrets_manager::{CURRENT, Description, PENDING, PREVIOUS, SecretsApi};
 
 #[derive(Debug, Clone)]
 struct Version {

@@ -3,7 +3,7 @@
 //! another database, or another master. Each refusal says what was refused and why, no value.
 //!
 //! (Two more checks need the database and are made there: AWSCURRENT must log in, see
-//! [`crate::set_secret`], and the users involved must hold no administrative privilege, see
+//! [`crate::steps::set`], and the users involved must hold no administrative privilege, see
 //! [`crate::database::SetPassword`].)
 
 use crate::database::Engine;

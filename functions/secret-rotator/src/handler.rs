@@ -10,9 +10,9 @@ use watchkeeper_shared::telemetry::Metrics;
 use crate::database::{Database, DbErrorKind};
 use crate::error::RotationError;
 use crate::event::{self, RotationEvent, Step};
-use crate::rotation::Rotator;
 use crate::secret_value::SecretKind;
-use crate::secrets::SecretsApi;
+use crate::secrets_manager::SecretsApi;
+use crate::steps::Rotator;
 
 pub struct App<A, D, N> {
     pub rotator: Rotator<A, D, N>,

@@ -10,8 +10,8 @@ use watchkeeper_shared::telemetry;
 use secret_rotator::config::Config;
 use secret_rotator::database::SqlDatabases;
 use secret_rotator::handler::App;
-use secret_rotator::rotation::Rotator;
-use secret_rotator::secrets::SecretsManager;
+use secret_rotator::secrets_manager::SecretsManager;
+use secret_rotator::steps::Rotator;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

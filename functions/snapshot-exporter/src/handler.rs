@@ -363,3 +363,6 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,6 +18,3 @@ pub mod objects;
 pub mod rds;
 pub mod rds_sdk;
 pub mod reconcile;
-
-#[cfg(test)]
-mod tests;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use harness::moto::Moto;
-use health_sweeper::health::{Sweep, SweepState};
 use health_sweeper::quorum::Rules;
+use health_sweeper::sweep_state::{Sweep, SweepState};
 use health_sweeper::target::{Outcome, Target, Thresholds};
 use serde::{Deserialize, Serialize};
 use watchkeeper_shared::deadline::Deadline;

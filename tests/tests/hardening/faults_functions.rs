@@ -253,7 +253,7 @@ async fn health_sweeper_counts_each_sweep_once_through_faults() {
     );
     use watchkeeper_shared::state::Store;
     let state = store
-        .load::<health_sweeper::health::SweepState>(&health_sweeper::handler::state_key(
+        .load::<health_sweeper::sweep_state::SweepState>(&health_sweeper::handler::state_key(
             sweep::PROJECT,
         ))
         .await

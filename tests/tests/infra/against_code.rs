@@ -5,13 +5,12 @@
 //! A function module whose crate is not in this checkout yet is skipped with a message; every
 //! function crate that is here is checked strictly.
 
-
 use crate::{code, hcl_model, iam, source};
 use std::collections::{BTreeMap, BTreeSet};
 
-use hcl::Expression;
 use crate::hcl_model::attr;
 use crate::support::*;
+use hcl::Expression;
 
 /// Variables set by Lambda or used only by tests: `AWS_*` (region, endpoint, SDK tuning with
 /// defaults, log level from the logging config) and `RUST_LOG`.

@@ -1,13 +1,12 @@
 //! The EventBridge patterns of infra/, run through a small evaluator of EventBridge's rules on
 //! the fixtures in events/: each rule matches the fixtures it is for and no other.
 
-
 use crate::{hcl_model, pattern};
 use std::collections::BTreeMap;
 
-use hcl::Expression;
 use crate::hcl_model::{attr, object_get, to_json};
 use crate::support::*;
+use hcl::Expression;
 
 /// Which fixtures (file stems in events/, `*` at the end for a prefix) each EventBridge rule must
 /// match; it must match no other fixture. Rule ids are `<module>/<resource>[<for_each key>]`.

@@ -2,7 +2,6 @@
 //! references, module arguments, documented variables and outputs, service permissions that name
 //! their source.
 
-
 use crate::{fmt, refs};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -156,8 +155,12 @@ fn the_example_tfvars_sets_every_required_variable_and_only_declared_ones() {
 /// table under `heading` in the markdown file at `path`. Panics when the file, the heading or
 /// the table is missing.
 fn required_in(path: &str, heading: &str) -> BTreeSet<String> {
-    let rows = markdown_tables(&read_doc(path), heading, &["variable", "default", "meaning"])
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let rows = markdown_tables(
+        &read_doc(path),
+        heading,
+        &["variable", "default", "meaning"],
+    )
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
     rows.iter()
         .filter(|row| row["default"].starts_with("required"))
         .flat_map(|row| {
@@ -239,8 +242,12 @@ fn the_infra_readme_lists_every_input_and_output_as_declared() {
     let readme = read_doc("infra/README.md");
     let mut problems = Vec::new();
 
-    let rows = markdown_tables(&readme, "## Inputs", &["name", "description", "type", "default"])
-        .unwrap_or_else(|e| panic!("infra/README.md: {e}"));
+    let rows = markdown_tables(
+        &readme,
+        "## Inputs",
+        &["name", "description", "type", "default"],
+    )
+    .unwrap_or_else(|e| panic!("infra/README.md: {e}"));
     let mut listed: BTreeMap<String, &BTreeMap<String, String>> = BTreeMap::new();
     for row in &rows {
         let name = code(&row["name"]).unwrap_or(&row["name"]).to_string();
@@ -253,7 +260,9 @@ fn the_infra_readme_lists_every_input_and_output_as_declared() {
         let name = label(variable, 0).unwrap_or_default().to_string();
         declared.insert(name.clone());
         let Some(row) = listed.get(&name) else {
-            problems.push(format!("variables.tf declares {name}; the inputs table does not list it"));
+            problems.push(format!(
+                "variables.tf declares {name}; the inputs table does not list it"
+            ));
             continue;
         };
         match attr(&variable.body, "description") {
@@ -298,7 +307,9 @@ fn the_infra_readme_lists_every_input_and_output_as_declared() {
         }
     }
     for name in listed.keys().filter(|name| !declared.contains(*name)) {
-        problems.push(format!("the inputs table lists {name}, which variables.tf does not declare"));
+        problems.push(format!(
+            "the inputs table lists {name}, which variables.tf does not declare"
+        ));
     }
 
     let rows = markdown_tables(&readme, "## Outputs", &["name", "description"])
@@ -322,7 +333,9 @@ fn the_infra_readme_lists_every_input_and_output_as_declared() {
         }
     }
     for name in listed.keys().filter(|name| !outputs.contains(*name)) {
-        problems.push(format!("the outputs table lists {name}, which outputs.tf does not declare"));
+        problems.push(format!(
+            "the outputs table lists {name}, which outputs.tf does not declare"
+        ));
     }
 
     assert!(

@@ -130,9 +130,7 @@ pub fn markdown_tables(
     columns: &[&str],
 ) -> Result<Vec<std::collections::BTreeMap<String, String>>, String> {
     let level = heading.chars().take_while(|c| *c == '#').count();
-    let mut lines = text
-        .lines()
-        .skip_while(|line| line.trim_end() != heading);
+    let mut lines = text.lines().skip_while(|line| line.trim_end() != heading);
     if lines.next().is_none() {
         return Err(format!("no heading `{heading}`"));
     }
@@ -149,15 +147,23 @@ pub fn markdown_tables(
         let header = table_cells(section[i]);
         let is_header = section[i].trim_start().starts_with('|')
             && header.len() >= columns.len()
-            && header.iter().zip(columns).all(|(cell, column)| cell == column);
+            && header
+                .iter()
+                .zip(columns)
+                .all(|(cell, column)| cell == column);
         if !is_header {
             i += 1;
             continue;
         }
         tables += 1;
         i += 1;
-        if !section.get(i).is_some_and(|l| l.trim_start().starts_with("|---")) {
-            return Err(format!("under `{heading}`: a table header without its separator line"));
+        if !section
+            .get(i)
+            .is_some_and(|l| l.trim_start().starts_with("|---"))
+        {
+            return Err(format!(
+                "under `{heading}`: a table header without its separator line"
+            ));
         }
         i += 1;
         let before = rows.len();

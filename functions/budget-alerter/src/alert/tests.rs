@@ -1,7 +1,7 @@
 //! Thresholds from messages, records and what they cover.
 
 use super::*;
-use crate::message::parse;
+use crate::budgets_text::parse;
 use watchkeeper_shared::config::Vars;
 
 fn config(extra: &[(&'static str, &'static str)]) -> Config {

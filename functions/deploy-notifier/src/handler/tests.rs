@@ -1,5 +1,5 @@
 use super::*;
-use crate::function_url::respond;
+use crate::ci::function_url::respond;
 use crate::testing::{app, deployment, status, url};
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use super::*;
 use crate::database::TlsMode;
 use crate::fakes::{FakeDatabase, FakeSecretsManager};
 use crate::master_hosts::MasterHosts;
-use crate::rotation::Policy;
+use crate::steps::Policy;
 
 const SECRET: &str = "app/db";
 const MASTER: &str = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app/master-AbC123";

@@ -30,9 +30,9 @@ use crate::database::{Credentials, Database, DbErrorKind, SetPassword};
 use crate::error::RotationError;
 use crate::event::RotationEvent;
 use crate::guard;
-use crate::rotation::{Done, Rotator};
 use crate::secret_value::{self, DbSecret, SecretKind};
-use crate::secrets::{CURRENT, Description, PENDING, PREVIOUS, SecretsApi};
+use crate::secrets_manager::{CURRENT, Description, PENDING, PREVIOUS, SecretsApi};
+use crate::steps::{Done, Rotator};
 use watchkeeper_shared::notify::Notify;
 
 /// How many earlier versions setSecret tries after AWSCURRENT, the pending one and AWSPREVIOUS.

@@ -9,9 +9,9 @@ use crate::database::{Database, DbErrorKind};
 use crate::error::RotationError;
 use crate::event::RotationEvent;
 use crate::guard;
-use crate::rotation::{Done, Rotator, api_key_present};
 use crate::secret_value::{self, DbSecret, SecretKind};
-use crate::secrets::SecretsApi;
+use crate::secrets_manager::SecretsApi;
+use crate::steps::{Done, Rotator, api_key_present};
 
 impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     pub(crate) async fn test(&self, event: &RotationEvent) -> Result<Done, RotationError> {

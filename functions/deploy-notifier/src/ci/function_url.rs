@@ -12,11 +12,11 @@ use watchkeeper_shared::notify::Notify;
 use watchkeeper_shared::secret::SecretSource;
 use watchkeeper_shared::state::{Claim, Store, key_segment};
 
+use crate::ci::signing_key::VerifyError;
 use crate::ci::{self, ApplyStatus, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::config::UrlAuth;
 use crate::event::UrlRequest;
 use crate::handler::App;
-use crate::signing_key::VerifyError;
 
 impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
     /// A CI request through the Function URL. Always an HTTP answer; never an error.

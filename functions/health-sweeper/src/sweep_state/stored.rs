@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use watchkeeper_shared::state::{StateError, Store, Versioned};
 
-use crate::health::SweepState;
+use crate::sweep_state::SweepState;
 
 /// How often the write re-reads and re-applies after a concurrent writer.
 pub const WRITE_ATTEMPTS: u32 = 8;
@@ -23,7 +23,7 @@ pub async fn write_state<S: Store>(
     mut base: Option<Versioned<SweepState>>,
     mut change: impl FnMut(&mut SweepState),
 ) -> Result<Versioned<SweepState>, StateError> {
-    let write_id = crate::health::new_epoch();
+    let write_id = crate::sweep_state::new_epoch();
     let mut attempt = 1;
     loop {
         let (etag, mut state) = match base.take() {

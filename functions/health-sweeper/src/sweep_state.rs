@@ -108,7 +108,7 @@ pub struct SweepState {
     pub unjudged_sweeps: u64,
     #[serde(default)]
     pub unjudged_told: bool,
-    /// The id of the write that stored this document (see `document::write_state`).
+    /// The id of the write that stored this document (see `stored::write_state`).
     #[serde(default)]
     pub last_write: String,
 }
@@ -435,6 +435,7 @@ pub(crate) fn new_epoch() -> String {
     format!("{:016x}{:016x}", parts[0], parts[1])
 }
 
+pub mod stored;
+
 #[cfg(test)]
-#[path = "health_tests.rs"]
 mod tests;

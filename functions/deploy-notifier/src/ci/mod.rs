@@ -15,7 +15,10 @@ use sha2::{Digest, Sha256};
 use watchkeeper_shared::notify::{Notification, Severity};
 use watchkeeper_shared::secret::Secret;
 
-use crate::ecs_render::env_prefix;
+use crate::ecs::render::env_prefix;
+
+pub mod function_url;
+pub mod signing_key;
 
 pub const TIMESTAMP_HEADER: &str = "x-watchkeeper-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-watchkeeper-signature";

@@ -11,7 +11,7 @@
 //! Parsing is tolerant: AWS adds fields, and a known kind with a missing non-essential field
 //! (`updatedAt`, the service ARN, a reason) still notifies with what is known. Only an event
 //! without an id (checked by the envelope) or whose `detail` is not an object is malformed.
-//! How each becomes a notification is in [`crate::ecs_render`].
+//! How each becomes a notification is in [`crate::ecs::render`].
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -365,6 +365,8 @@ fn task_change(event: &Envelope) -> Interpreted {
             .unwrap_or_default(),
     }))
 }
+
+pub mod render;
 
 #[cfg(test)]
 mod tests;
