@@ -1,4 +1,4 @@
-# --- The seeds' variables -------------------------------------------------------------------------
+# --- The example deployment's variables -------------------------------------------------------------------------
 
 variable "region" {
   type        = string
@@ -8,7 +8,7 @@ variable "region" {
 
 variable "project_prefix" {
   type        = string
-  description = "Short prefix of every resource name, as in the seeds (for example \"des\")."
+  description = "Short prefix of every resource name, as in the example deployment (for example \"des\")."
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.project_prefix))
@@ -47,7 +47,7 @@ variable "architecture" {
 
 variable "log_retention_days" {
   type        = number
-  description = "Days CloudWatch keeps each function's logs (seed 004: 7)."
+  description = "Days CloudWatch keeps each function's logs (the example deployment: 7)."
   default     = 7
 }
 
@@ -70,7 +70,7 @@ variable "force_destroy_buckets" {
 
 variable "duration_alarm_ms" {
   type        = number
-  description = "Alarm when an invocation takes longer than this (seed 003: 1500 ms). health-sweeper's own threshold follows its probe timeout."
+  description = "Alarm when an invocation takes longer than this (the example deployment: 1500 ms). health-sweeper's own threshold follows its probe timeout."
   default     = 1500
 }
 
@@ -126,7 +126,7 @@ variable "deploy_notify_in_progress" {
 
 variable "ecs_events_topic_arn" {
   type        = string
-  description = "Optional: an SNS topic that already receives ECS events (the seeds' EventBridge -> SNS); deploy-notifier subscribes to it too. An event that arrives both ways is notified once (the dedupe key is the event's id)."
+  description = "Optional: an SNS topic that already receives ECS events (the example deployment's EventBridge -> SNS); deploy-notifier subscribes to it too. An event that arrives both ways is notified once (the dedupe key is the event's id)."
   default     = ""
 }
 
@@ -189,7 +189,7 @@ variable "secrets_kms_key_arns" {
 
 variable "rotation_days" {
   type        = number
-  description = "Rotate every this many days (seed 004: 90)."
+  description = "Rotate every this many days (the example deployment: 90)."
   default     = 90
 }
 
@@ -272,7 +272,7 @@ variable "export_expiry_days" {
 
 variable "monthly_budget_usd" {
   type        = number
-  description = "Monthly cost budget of the account (seed 004: 25), alerted at 50 %, 80 % and 100 %."
+  description = "Monthly cost budget of the account (the example deployment: 25), alerted at 50 %, 80 % and 100 %."
   default     = 25
 }
 
@@ -281,7 +281,7 @@ variable "service_budgets" {
     service   = string
     limit_usd = number
   }))
-  description = "Per-service monthly budgets (seed 004): key = short name, service = the Cost Explorer service name, limit in USD."
+  description = "Per-service monthly budgets (the example deployment): key = short name, service = the Cost Explorer service name, limit in USD."
   default = {
     cloudwatch    = { service = "AmazonCloudWatch", limit_usd = 5 }
     s3            = { service = "Amazon Simple Storage Service", limit_usd = 2 }
@@ -317,8 +317,8 @@ variable "sweep_port" {
 
 variable "sweep_path" {
   type        = string
-  description = "Path probed (seed 000: /despachos/reporte)."
-  default     = "/despachos/reporte"
+  description = "Path probed on every backend: a cheap endpoint that exercises the backend's dependencies."
+  default     = "/health"
 }
 
 variable "sweep_target_group_arns" {

@@ -19,7 +19,7 @@ terraform {
     }
   }
 
-  # Remote state in S3, as in the seeds. Partial configuration: the bucket, key and region are
+  # Remote state in S3, as in the example deployment. Partial configuration: the bucket, key and region are
   # given at init (terraform init -backend-config=backend.hcl), see backend.hcl.example.
   backend "s3" {}
 }

@@ -70,7 +70,7 @@ fn budget_alerter_notification(bencher: divan::Bencher) {
     use budget_alerter::event::{EventKind, classify};
     use budget_alerter::render::{CostsNote, notification};
     let config = Config::from_vars(&Vars::from_pairs([
-        ("STATE_BUCKET", "wk-state"),
+        ("STATE_BUCKET", harness::STATE_BUCKET),
         (
             "NOTIFY_SNS_TOPIC_ARN",
             "arn:aws:sns:us-east-1:123456789012:des-budget-alerts",

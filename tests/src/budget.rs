@@ -1,4 +1,4 @@
-//! A ready budget-alerter world: the emulator with seed 004's budgets (a $25 monthly budget and
+//! A ready budget-alerter world: the emulator with the example deployment's budgets (a $25 monthly budget and
 //! per-service budgets for CloudWatch $5, S3 $2 and data transfer $3) whose spend the tests set,
 //! Cost Explorer results queued in the emulator, the state bucket, and the alert topic with two
 //! subscribed queues: an inbox that gets everything, and an "SMS" queue whose filter policy is
@@ -19,7 +19,7 @@ use crate::paths::read_event;
 use crate::{Result, fail};
 
 pub const FUNCTION: &str = "budget-alerter";
-pub const BUCKET: &str = "wk-state";
+pub const BUCKET: &str = crate::STATE_BUCKET;
 /// The filter policy of the SMS subscription, as infra sets it.
 pub const SMS_FILTER_POLICY: &str = r#"{"sms": ["true"]}"#;
 
@@ -62,7 +62,7 @@ impl BudgetSpec {
     }
 }
 
-/// Seed 004: the monthly budget and the per-service ones, with the spend given for each.
+/// The example deployment: the monthly budget and the per-service ones, with the spend given for each.
 pub fn seed_004(
     monthly: &'static str,
     cloudwatch: &'static str,

@@ -12,7 +12,7 @@ use crate::moto::Moto;
 use crate::paths::read_event;
 
 pub const FUNCTION: &str = "deploy-notifier";
-pub const BUCKET: &str = "wk-state";
+pub const BUCKET: &str = crate::STATE_BUCKET;
 pub const SENDER: &str = "watchkeeper@despachos.example.com";
 pub const RECIPIENT: &str = "manager@despachos.example.com";
 /// The CI signing key the tests and the demo use (never a real one).

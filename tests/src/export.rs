@@ -29,7 +29,7 @@ use crate::moto::{Moto, REGION};
 use crate::paths::read_event;
 
 pub const FUNCTION: &str = "snapshot-exporter";
-pub const STATE_BUCKET: &str = "wk-state";
+pub const STATE_BUCKET: &str = crate::STATE_BUCKET;
 pub const EXPORT_BUCKET: &str = "des-snapshot-exports";
 pub const EXPORT_PREFIX: &str = "rds/";
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/des-rds-s3-export";

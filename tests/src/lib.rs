@@ -35,17 +35,20 @@ pub mod sweep;
 pub mod timed_runtime;
 pub mod tls;
 
+/// The S3 bucket every function's state lives in, in every test against the emulator.
+pub const STATE_BUCKET: &str = "wk-state";
+
 /// Harness failures are reported, not handled: a boxed error with a readable message.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Builds a harness error from a message.
 /// A mutex's guard, poisoned or not: a test thread that panicked holding it must not hide what
 /// the others recorded.
 pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Builds a harness error from a message.
 pub fn fail<T>(message: impl Into<String>) -> Result<T> {
     Err(message.into().into())
 }

@@ -14,7 +14,7 @@ use crate::moto::{ACCOUNT, Moto, REGION};
 use crate::{Result, fail};
 
 pub const FUNCTION: &str = "secret-rotator";
-pub const BUCKET: &str = "wk-state";
+pub const BUCKET: &str = crate::STATE_BUCKET;
 pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 pub struct RotationWorld {

@@ -1,4 +1,4 @@
-//! A ready health-sweeper world: backends as EC2 instances in the emulator, tagged as seed 000
+//! A ready health-sweeper world: backends as EC2 instances in the emulator, tagged as in the example deployment
 //! tags them, whose private addresses are loopback addresses where real HTTP servers listen; an
 //! SNS topic with a subscribed queue; the state bucket. The emulator accepts a VPC on
 //! 127.0.0.0/16, so discovery and probing run for real without leaving loopback.
@@ -14,8 +14,11 @@ use crate::moto::Moto;
 use crate::paths::free_port;
 
 pub const FUNCTION: &str = "health-sweeper";
-pub const BUCKET: &str = "wk-state";
+pub const BUCKET: &str = crate::STATE_BUCKET;
 pub const PROJECT: &str = "des";
+/// The path probed: the example deployment's, not the default, so the tests show the configured
+/// one is used.
+pub const PROBE_PATH: &str = "/despachos/reporte";
 
 pub struct SweepWorld {
     pub moto: Moto,
@@ -150,6 +153,7 @@ impl SweepWorld {
                 ("NOTIFY_SNS_TOPIC_ARN", self.topic_arn.clone()),
                 ("SWEEP_PROJECT", PROJECT.to_string()),
                 ("SWEEP_PORT", self.port.to_string()),
+                ("SWEEP_PATH", PROBE_PATH.to_string()),
                 ("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/8".to_string()),
                 ("SWEEP_TIMEOUT_MS", probe_timeout_ms.to_string()),
             ]

@@ -318,14 +318,18 @@ async fn ci_accepts_base64_bodies_a_rotated_key_and_one_run_in_two_environments(
 async fn a_holder_killed_mid_send_is_retried_and_sends_exactly_once() {
     let moto = Moto::start().await.unwrap();
     let s3 = moto.s3().await;
-    s3.create_bucket().bucket("wk-state").send().await.unwrap();
-    let store = StateStore::new(s3, "wk-state", "deploy-notifier");
+    s3.create_bucket()
+        .bucket(harness::STATE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let store = StateStore::new(s3, harness::STATE_BUCKET, "deploy-notifier");
     let webhook = HttpServer::local(Behaviour::Hang).await.unwrap();
     let channel = Channel::Webhook(
         WebhookChannel::new(SecretUrl::new(webhook.url("/hook")), ChatFormat::Slack).unwrap(),
     );
     let config = Config::from_vars(&Vars::from_pairs([
-        ("STATE_BUCKET", "wk-state"),
+        ("STATE_BUCKET", harness::STATE_BUCKET),
         ("CI_AUTH", "iam"),
         (
             "NOTIFY_WEBHOOK_SECRET_ARN",

@@ -163,10 +163,10 @@ async fn backends_going_down_and_recovering_alert_once_each() {
     );
     assert_eq!(last["state"], "OK");
 
-    // Probes went to the discovered loopback addresses, on the seed's path, with correlation ids.
+    // Probes went to the discovered loopback addresses, on the configured path, with correlation ids.
     let requests = world.backends[1].2.as_ref().unwrap().requests();
     assert!(!requests.is_empty());
-    assert!(requests.iter().all(|r| r.path == "/despachos/reporte"
+    assert!(requests.iter().all(|r| r.path == harness::sweep::PROBE_PATH
         && r.header("x-correlation-id").is_some_and(|c| !c.is_empty())));
 
     // One EMF line per sweep, valid JSON, with the expected metrics.

@@ -116,7 +116,7 @@ impl BudgetSource for BudgetsApi {
 /// The SDK's budget, or `None` for one the alerter cannot reason about (planned limits only, an
 /// unknown time unit). `CostFilters` and `CostTypes` are deprecated in favour of
 /// `FilterExpression` and `Metrics`, but budgets made with them (Terraform's `cost_filter`, the
-/// seeds' per-service budgets) still carry them, so both forms are read.
+/// the example deployment's per-service budgets) still carry them, so both forms are read.
 #[allow(deprecated)]
 pub fn from_sdk(raw: &SdkBudget) -> Option<Budget> {
     let spend = |s: Option<&aws_sdk_budgets::types::Spend>| {

@@ -1,4 +1,4 @@
-//! The words of an alert (seed 000: degraded "1 of 3 up", down "0 up", recovered "2+ up again").
+//! The words of an alert (the example deployment: degraded "1 of 3 up", down "0 up", recovered "2+ up again").
 //! A DOWN alert (and a reminder that the system is still down) carries the SNS attribute
 //! `sms=true`: the suite's SMS subscription filters on it, so only these page a phone.
 

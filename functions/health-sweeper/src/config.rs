@@ -23,7 +23,7 @@ pub struct Config {
     pub static_targets: Vec<Target>,
     /// `SWEEP_TARGET_GROUP_ARNS`: ALB/NLB target groups whose registered targets are probed.
     pub target_group_arns: Vec<String>,
-    /// `SWEEP_PORT` (default 8080) and `SWEEP_PATH` (default `/despachos/reporte`).
+    /// `SWEEP_PORT` (default 8080) and `SWEEP_PATH` (default `/health`).
     pub port: u16,
     pub path: String,
     /// `SWEEP_HEALTHY_CODES` (default `200,302`).
@@ -67,7 +67,7 @@ impl Config {
         }
         let path = vars
             .optional("SWEEP_PATH")
-            .unwrap_or_else(|| "/despachos/reporte".into());
+            .unwrap_or_else(|| "/health".into());
         if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains('#') {
             return Err(ConfigError::new(
                 "SWEEP_PATH",
@@ -234,12 +234,9 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_seed() {
+    fn defaults_are_the_common_ones() {
         let config = Config::from_vars(&vars(&[("SWEEP_PROJECT", "des")])).unwrap();
-        assert_eq!(
-            (config.port, config.path.as_str()),
-            (8080, "/despachos/reporte")
-        );
+        assert_eq!((config.port, config.path.as_str()), (8080, "/health"));
         assert_eq!(config.healthy_codes, [200, 302]);
         let t = config.rules.thresholds;
         assert_eq!((t.healthy, t.unhealthy, t.stale_sweeps), (2, 3, 3));

@@ -1,4 +1,4 @@
-//! Where the targets come from: EC2 instances by tag (the seed's service discovery), the
+//! Where the targets come from: EC2 instances by tag (the example deployment's service discovery), the
 //! registered targets of ALB target groups, and static targets from configuration. Nothing in an
 //! event can add one.
 

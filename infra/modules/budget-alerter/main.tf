@@ -1,4 +1,4 @@
-# budget-alerter: the account's monthly budget and per-service budgets (seed 004), whose
+# budget-alerter: the account's monthly budget and per-service budgets (the example deployment), whose
 # notifications reach the function through the budgets topic, and a daily check of every budget.
 
 data "aws_caller_identity" "current" {}

@@ -175,7 +175,7 @@ resource "aws_lambda_permission" "ecs" {
   source_account = data.aws_caller_identity.current.account_id
 }
 
-# --- ECS events already sent to an SNS topic (the seeds' EventBridge -> SNS) ----------------------
+# --- ECS events already sent to an SNS topic (the example deployment's EventBridge -> SNS) ----------------------
 
 resource "aws_sns_topic_subscription" "ecs_events" {
   count = var.ecs_events_topic_arn == "" ? 0 : 1

@@ -129,7 +129,7 @@ resource "aws_iam_role_policy_attachment" "vpc" {
 # --- Logs -----------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "function" {
-  # checkov:skip=CKV_AWS_338:Seed 004 keeps logs 7 days to stay inside a $25 budget; the functions log no secrets.
+  # checkov:skip=CKV_AWS_338:The example deployment keeps logs 7 days to stay inside a $25 budget; the functions log no secrets.
   # checkov:skip=CKV_AWS_158:The functions never log secrets (tested); a KMS key per log group costs more than the logs.
   name              = "/aws/lambda/${local.function_name}"
   retention_in_days = var.log_retention_days
@@ -143,7 +143,7 @@ resource "aws_lambda_function" "function" {
   # checkov:skip=CKV_AWS_116:Asynchronous failures go to an on-failure destination (aws_lambda_function_event_invoke_config below), which keeps the error with the event.
   # checkov:skip=CKV_AWS_117:Placed in the VPC only where it must reach private addresses (secret-rotator, health-sweeper); the others call AWS APIs only.
   # checkov:skip=CKV_AWS_173:The environment holds names, ARNs and settings only; secrets stay in Secrets Manager.
-  # checkov:skip=CKV_AWS_272:Artifacts are built and deployed by the same pipeline; code signing would need a signing profile the seeds do not have.
+  # checkov:skip=CKV_AWS_272:Artifacts are built and deployed by the same pipeline; code signing would need a signing profile the example deployment does not have.
   function_name    = local.function_name
   description      = var.description
   role             = aws_iam_role.function.arn

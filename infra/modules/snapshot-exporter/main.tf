@@ -42,7 +42,7 @@ locals {
 # --- The export bucket ----------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "export" {
-  # checkov:skip=CKV_AWS_18:Access logs of an export bucket would cost more than the exports at seed scale; CloudTrail records who changed what.
+  # checkov:skip=CKV_AWS_18:Access logs of an export bucket would cost more than the exports at the example deployment's scale; CloudTrail records who changed what.
   # checkov:skip=CKV_AWS_144:Exports are a second copy of RDS snapshots already; a cross-region third copy is out of a $25 budget.
   # checkov:skip=CKV2_AWS_62:Nothing reacts to new export objects; the function notifies when an export completes.
   bucket_prefix = "${var.common.prefix}-watchkeeper-exports-"
@@ -336,7 +336,7 @@ resource "aws_lambda_permission" "rds" {
   source_account = local.account_id
 }
 
-# Seed 004: copy snapshots to S3 weekly. The scan also catches whatever the events missed.
+# The example deployment: copy snapshots to S3 weekly. The scan also catches whatever the events missed.
 resource "aws_cloudwatch_event_rule" "weekly" {
   name                = "${var.common.prefix}-${local.name}-weekly"
   description         = "snapshot-exporter weekly reconciling scan"

@@ -26,8 +26,12 @@ const WRITERS: usize = 48;
 
 async fn store(moto: &Moto) -> Arc<StateStore> {
     let s3 = moto.s3().await;
-    s3.create_bucket().bucket("wk-state").send().await.unwrap();
-    Arc::new(StateStore::new(s3, "wk-state", "hardening"))
+    s3.create_bucket()
+        .bucket(harness::STATE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    Arc::new(StateStore::new(s3, harness::STATE_BUCKET, "hardening"))
 }
 
 /// Retries a retryable state error as Lambda retries the invocation; any other error fails.
@@ -67,7 +71,7 @@ async fn conditional_put(
 ) -> bool {
     let request = s3
         .put_object()
-        .bucket("wk-state")
+        .bucket(harness::STATE_BUCKET)
         .key(key)
         .body(body.into_bytes().into());
     let request = match precondition {
@@ -112,7 +116,11 @@ async fn the_emulator_performs_each_conditional_write_atomically() {
     let _alone = crate::alone().await;
     let moto = Moto::start().await.unwrap();
     let s3 = raw_s3(&moto).await;
-    s3.create_bucket().bucket("wk-state").send().await.unwrap();
+    s3.create_bucket()
+        .bucket(harness::STATE_BUCKET)
+        .send()
+        .await
+        .unwrap();
 
     // If-None-Match: of many writers creating one key at once, exactly one wins, and the object
     // is the winner's. One key at a time, so that every writer of a round contends for it.
@@ -147,7 +155,7 @@ async fn the_emulator_performs_each_conditional_write_atomically() {
         assert_eq!(won.len(), 1, "{key}: If-None-Match winners {won:?}");
         let stored = s3
             .get_object()
-            .bucket("wk-state")
+            .bucket(harness::STATE_BUCKET)
             .key(key)
             .send()
             .await
@@ -164,7 +172,7 @@ async fn the_emulator_performs_each_conditional_write_atomically() {
     // increment that was acknowledged is kept (a lost update shows as a smaller count).
     const INCREMENTERS: usize = 24;
     s3.put_object()
-        .bucket("wk-state")
+        .bucket(harness::STATE_BUCKET)
         .key("atomic/counter")
         .body(padded("0").into_bytes().into())
         .send()
@@ -178,7 +186,7 @@ async fn the_emulator_performs_each_conditional_write_atomically() {
                 loop {
                     let current = s3
                         .get_object()
-                        .bucket("wk-state")
+                        .bucket(harness::STATE_BUCKET)
                         .key("atomic/counter")
                         .send()
                         .await
@@ -202,7 +210,7 @@ async fn the_emulator_performs_each_conditional_write_atomically() {
     }
     let stored = s3
         .get_object()
-        .bucket("wk-state")
+        .bucket(harness::STATE_BUCKET)
         .key("atomic/counter")
         .send()
         .await

@@ -56,8 +56,12 @@ async fn verified_sender(moto: &Moto, address: &str) {
 
 async fn state(moto: &Moto) -> StateStore {
     let s3 = moto.s3().await;
-    s3.create_bucket().bucket("wk-state").send().await.unwrap();
-    StateStore::new(s3, "wk-state", "test")
+    s3.create_bucket()
+        .bucket(harness::STATE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    StateStore::new(s3, harness::STATE_BUCKET, "test")
 }
 
 #[tokio::test]

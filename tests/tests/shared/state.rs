@@ -15,8 +15,12 @@ fn invocation() -> Deadline {
 
 async fn store(moto: &Moto) -> StateStore {
     let s3 = moto.s3().await;
-    s3.create_bucket().bucket("wk-state").send().await.unwrap();
-    StateStore::new(s3, "wk-state", "test-fn")
+    s3.create_bucket()
+        .bucket(harness::STATE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    StateStore::new(s3, harness::STATE_BUCKET, "test-fn")
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,7 +77,7 @@ async fn claims_complete_release_and_namespace() {
         .s3()
         .await
         .list_objects_v2()
-        .bucket("wk-state")
+        .bucket(harness::STATE_BUCKET)
         .send()
         .await
         .unwrap();
@@ -161,7 +165,7 @@ async fn corrupt_documents_and_bad_keys_are_permanent_errors() {
     moto.s3()
         .await
         .put_object()
-        .bucket("wk-state")
+        .bucket(harness::STATE_BUCKET)
         .key("test-fn/docs/broken")
         .body(b"not json".to_vec().into())
         .send()
@@ -401,7 +405,7 @@ async fn a_conflicting_conditional_write_is_a_lost_race() {
             .force_path_style(true)
             .build(),
     );
-    let store = StateStore::new(s3, "wk-state", "test-fn");
+    let store = StateStore::new(s3, harness::STATE_BUCKET, "test-fn");
 
     proxy.fail_once_after(0, Fault::Conflict);
     let claim = store.claim("c/raced", &invocation()).await.unwrap();

@@ -1,4 +1,4 @@
-//! The monthly cost at seed scale, from the measured AWS calls per event kind and warm durations,
+//! The monthly cost at the example deployment's scale, from the measured AWS calls per event kind and warm durations,
 //! at AWS list prices (us-east-1).
 
 use crate::measure::median;
@@ -18,7 +18,7 @@ const COST_EXPLORER_PER_CALL: f64 = 0.01;
 const AWS_CALL_MS: f64 = 20.0;
 const MEMORY_GB: f64 = 0.125;
 
-/// Seed scale: how many events of each counted kind a month brings (kind index, events).
+/// The example deployment's scale: how many events of each counted kind a month brings (kind index, events).
 fn monthly(function: &str) -> &'static [(usize, f64)] {
     match function {
         // 3 deployments a day, IN_PROGRESS and COMPLETED each; a CI report per deployment.
@@ -99,7 +99,7 @@ pub fn estimate(f: &FunctionResult) -> Cost {
 
 pub fn markdown(functions: &[FunctionResult]) -> String {
     let mut md = format!(
-        "\n## Monthly cost at seed scale (before the Free Tier)\n\nPrices: {PRICES_DATE}. Lambda arm64 \
+        "\n## Monthly cost at the example deployment's scale (before the Free Tier)\n\nPrices: {PRICES_DATE}. Lambda arm64 \
          ${LAMBDA_ARM_GB_SECOND}/GB-s and ${LAMBDA_PER_MILLION}/million requests; S3 PUT/LIST ${S3_PUT_PER_1000}/1,000, \
          GET ${S3_GET_PER_1000}/1,000; SNS publish ${SNS_PUBLISH_PER_MILLION}/million; SES ${SES_PER_1000}/1,000 emails; \
          Secrets Manager ${SECRETS_CALLS_PER_10000}/10,000 calls; Cost Explorer ${COST_EXPLORER_PER_CALL}/call. Billed time \

@@ -67,7 +67,11 @@ impl Scenario {
             "secret-rotator" => {
                 let moto = Moto::start().await?;
                 let (topic, _) = moto
-                    .seed_state_and_topic("wk-state", "des-security-alerts", "security-inbox")
+                    .seed_state_and_topic(
+                        harness::STATE_BUCKET,
+                        "des-security-alerts",
+                        "security-inbox",
+                    )
                     .await?;
                 let lambda_arn = placeholder_rotation_lambda(&moto).await?;
                 let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
@@ -81,7 +85,7 @@ impl Scenario {
                     .arn
                     .unwrap_or_default();
                 let mut env = moto.env();
-                env.push(("STATE_BUCKET".into(), "wk-state".into()));
+                env.push(("STATE_BUCKET".into(), harness::STATE_BUCKET.into()));
                 env.push(("NOTIFY_SNS_TOPIC_ARN".into(), topic));
                 let world = World::Rotation {
                     moto,

@@ -1,4 +1,4 @@
-//! The budget-alerter part of the demo: seed 004's budgets in the emulator, AWS Budgets' own
+//! The budget-alerter part of the demo: the example deployment's budgets in the emulator, AWS Budgets' own
 //! 50% notification through SNS, then the daily check noticing 80% first, and AWS's late 80%
 //! notification told nothing new.
 
@@ -32,7 +32,7 @@ pub async fn run() -> harness::Result<()> {
         )
         .await?;
     println!(
-        "budgets (seed 004): des-monthly $25 with alerts at 50/80/100%, per-service des-cloudwatch $5, des-s3 $2, des-data-transfer $3"
+        "budgets (the example deployment): des-monthly $25 with alerts at 50/80/100%, per-service des-cloudwatch $5, des-s3 $2, des-data-transfer $3"
     );
     println!("Cost Explorer results for this month queued in the emulator");
     let runtime = LambdaRuntime::start(FUNCTION, &world.env(&[])).await?;

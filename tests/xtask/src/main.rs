@@ -1,0 +1,154 @@
+//! `cargo xtask <task>`: every task of the project behind one command. Each task runs the script
+//! or the tool that does the work and says what it runs, so what CI and the README run stays
+//! one command too (`bash tests/test.sh` is `cargo xtask test`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+  demo                 set-up, build, and run every function on events/ against the local emulators
+  test                 set-up, then every test: unit, integration, end to end (what CI runs)
+  unit [crate ...]     unit tests only, no emulator or database (default: the five functions and shared)
+  bench [function ...] release builds, then the benchmarks; writes tests/bench/results.*
+  build [--x86_64]     the five release zips for Lambda (arm64 unless --x86_64), in target/lambda/
+  deploy [--x86_64]    build, then terraform init and apply in infra/ (shows the plan, asks before applying)
+";
+
+/// The crates whose unit tests need nothing but Rust.
+const UNIT_CRATES: &[&str] = &[
+    "watchkeeper-shared",
+    "deploy-notifier",
+    "secret-rotator",
+    "health-sweeper",
+    "snapshot-exporter",
+    "budget-alerter",
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let x86 = rest.iter().any(|a| a == "--x86_64");
+    let result = match task {
+        "demo" => run(&root, "bash", &["tests/demo.sh"]),
+        "test" => run(&root, "bash", &["tests/test.sh"]),
+        "unit" => unit(&root, rest),
+        "bench" => {
+            let mut args = vec!["tests/bench.sh"];
+            args.extend(rest.iter().map(String::as_str));
+            run(&root, "bash", &args)
+        }
+        "build" => build(&root, x86),
+        "deploy" => build(&root, x86).and_then(|()| deploy(&root, x86)),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown task {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: this crate lives in `tests/xtask`.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/xtask sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("xtask: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("{program} could not be started: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {} failed ({status})", args.join(" ")))
+    }
+}
+
+fn unit(root: &Path, crates: &[String]) -> Result<(), String> {
+    let mut args = vec!["test", "--locked", "--lib"];
+    let chosen: Vec<&str> = if crates.is_empty() {
+        UNIT_CRATES.to_vec()
+    } else {
+        crates.iter().map(String::as_str).collect()
+    };
+    for name in chosen {
+        args.extend(["-p", name]);
+    }
+    run(root, "cargo", &args)
+}
+
+/// cargo-lambda from the set-up's virtual env when there is one, else from `PATH`.
+fn cargo_lambda(root: &Path) -> String {
+    let cache = std::env::var_os("WATCHKEEPER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".cache"));
+    let venv = cache.join("venv-lambda/bin/cargo-lambda");
+    if venv.exists() {
+        venv.display().to_string()
+    } else {
+        "cargo-lambda".to_string()
+    }
+}
+
+fn build(root: &Path, x86: bool) -> Result<(), String> {
+    let tool = cargo_lambda(root);
+    let mut args = vec!["lambda", "build", "--release", "--output-format", "zip"];
+    if !x86 {
+        args.push("--arm64");
+    }
+    for function in [
+        "deploy-notifier",
+        "secret-rotator",
+        "health-sweeper",
+        "snapshot-exporter",
+        "budget-alerter",
+    ] {
+        args.extend(["--package", function]);
+    }
+    // `cargo-lambda lambda build ...` is how the binary runs when called directly.
+    run(root, &tool, &args)
+}
+
+fn deploy(root: &Path, x86: bool) -> Result<(), String> {
+    let infra = root.join("infra");
+    if !infra.join("terraform.tfvars").exists() || !infra.join("backend.hcl").exists() {
+        return Err(
+            "infra/terraform.tfvars and infra/backend.hcl are needed first: copy the .example files and fill them in (infra/README.md, Apply)"
+                .into(),
+        );
+    }
+    run(
+        &infra,
+        "terraform",
+        &["init", "-backend-config=backend.hcl"],
+    )?;
+    let architecture = if x86 {
+        "-var=architecture=x86_64"
+    } else {
+        "-var=architecture=arm64"
+    };
+    // Without a saved plan, apply shows the plan and waits for "yes".
+    run(&infra, "terraform", &["apply", architecture])
+}
