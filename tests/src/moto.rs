@@ -134,6 +134,14 @@ impl Moto {
         watchkeeper_shared::aws::s3_client(&self.sdk_config().await)
     }
 
+    /// The shared state store in [`crate::STATE_BUCKET`] (created if missing), under `namespace`.
+    pub async fn state_store(&self, namespace: &str) -> watchkeeper_shared::state::StateStore {
+        let s3 = self.s3().await;
+        // Created already by an earlier call: the emulator answers BucketAlreadyOwnedByYou.
+        let _ = s3.create_bucket().bucket(crate::STATE_BUCKET).send().await;
+        watchkeeper_shared::state::StateStore::new(s3, crate::STATE_BUCKET, namespace)
+    }
+
     /// Every email the emulator accepted, decoded.
     pub async fn sent_emails(&self) -> Result<Vec<SentEmail>> {
         let data = self.model_data().await?;

@@ -20,7 +20,7 @@ use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Channel, ChatFormat, Notifier, WebhookChannel};
 use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::secret::{SecretUrl, SecretsManagerSource};
-use watchkeeper_shared::state::{CLAIM_LEASE_MARGIN, StateStore};
+use watchkeeper_shared::state::CLAIM_LEASE_MARGIN;
 
 #[tokio::test]
 async fn ecs_events_become_one_email_message_and_chat_post_each() {
@@ -317,13 +317,7 @@ async fn ci_accepts_base64_bodies_a_rotated_key_and_one_run_in_two_environments(
 #[tokio::test]
 async fn a_holder_killed_mid_send_is_retried_and_sends_exactly_once() {
     let moto = Moto::start().await.unwrap();
-    let s3 = moto.s3().await;
-    s3.create_bucket()
-        .bucket(harness::STATE_BUCKET)
-        .send()
-        .await
-        .unwrap();
-    let store = StateStore::new(s3, harness::STATE_BUCKET, "deploy-notifier");
+    let store = moto.state_store("deploy-notifier").await;
     let webhook = HttpServer::local(Behaviour::Hang).await.unwrap();
     let channel = Channel::Webhook(
         WebhookChannel::new(SecretUrl::new(webhook.url("/hook")), ChatFormat::Slack).unwrap(),

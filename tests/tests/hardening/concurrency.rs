@@ -25,13 +25,7 @@ use watchkeeper_shared::state::{Claim, StateError, StateStore, Store};
 const WRITERS: usize = 48;
 
 async fn store(moto: &Moto) -> Arc<StateStore> {
-    let s3 = moto.s3().await;
-    s3.create_bucket()
-        .bucket(harness::STATE_BUCKET)
-        .send()
-        .await
-        .unwrap();
-    Arc::new(StateStore::new(s3, harness::STATE_BUCKET, "hardening"))
+    Arc::new(moto.state_store("hardening").await)
 }
 
 /// Retries a retryable state error as Lambda retries the invocation; any other error fails.

@@ -55,13 +55,7 @@ async fn verified_sender(moto: &Moto, address: &str) {
 }
 
 async fn state(moto: &Moto) -> StateStore {
-    let s3 = moto.s3().await;
-    s3.create_bucket()
-        .bucket(harness::STATE_BUCKET)
-        .send()
-        .await
-        .unwrap();
-    StateStore::new(s3, harness::STATE_BUCKET, "test")
+    moto.state_store("test").await
 }
 
 #[tokio::test]

@@ -14,13 +14,7 @@ fn invocation() -> Deadline {
 }
 
 async fn store(moto: &Moto) -> StateStore {
-    let s3 = moto.s3().await;
-    s3.create_bucket()
-        .bucket(harness::STATE_BUCKET)
-        .send()
-        .await
-        .unwrap();
-    StateStore::new(s3, harness::STATE_BUCKET, "test-fn")
+    moto.state_store("test-fn").await
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
