@@ -64,7 +64,7 @@ fn deploy_notifier_ci_report(bencher: divan::Bencher) {
 
 #[divan::bench]
 fn budget_alerter_notification(bencher: divan::Bencher) {
-    use budget_alerter::alert::from_message;
+    use budget_alerter::alert::{Check, from_message};
     use budget_alerter::budgets_text::parse;
     use budget_alerter::config::Config;
     use budget_alerter::event::{EventKind, classify};
@@ -87,8 +87,9 @@ fn budget_alerter_notification(bencher: divan::Bencher) {
         let mut size = 0;
         for record in &records {
             let message = parse(&record.message).expect("a Budgets message");
-            // The account check is the handler's; a message from this account is not foreign.
-            let alert = from_message(&config, &message, None, false, record.sent_at(now));
+            // The check against the budget is the handler's (a Budgets call); here: none.
+            let check = Check::Unverified("bench".into());
+            let alert = from_message(&config, &message, &check, record.sent_at(now));
             let costs = CostsNote::Skipped("bench".into());
             size += render(&notification(&alert, None, &costs, &[], 5));
         }

@@ -14,6 +14,11 @@ It also answers `GET /_watchkeeper/sent` for the suite's secret-leak check: the 
 emulator holds and everything it was sent, read from moto's in-memory backends. moto's own dump
 (`/moto-api/data.json`) cannot serve that check: it answers 500 once RDS resources exist.
 
+And it stands in for AWS Budgets' `DescribeBudgetPerformanceHistory`, which moto does not
+implement (it answers 500): the final actual spend of past periods, as a test sets them with
+`POST /_watchkeeper/budget-history` ({"account", "budget", "start", "end", "amount", "unit"},
+times in epoch seconds). A budget without entries has an empty history, as a new budget in AWS.
+
 Usage: python moto_server.py [-H HOST] -p PORT
 """
 
@@ -173,6 +178,63 @@ class SentRoute:
         return [data]
 
 
+HISTORY_ROUTE = "/_watchkeeper/budget-history"
+HISTORY_TARGET = "AWSBudgetServiceGateway.DescribeBudgetPerformanceHistory"
+
+
+def json_answer(start_response, status, body):
+    data = json.dumps(body).encode("utf-8")
+    start_response(
+        status,
+        [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+class BudgetHistory:
+    """`DescribeBudgetPerformanceHistory` from entries a test sets (moto has none)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.entries = {}  # (account, budget) -> [entry]
+
+    def __call__(self, environ, start_response):
+        is_route = environ.get("PATH_INFO") == HISTORY_ROUTE
+        is_call = environ.get("HTTP_X_AMZ_TARGET") == HISTORY_TARGET
+        if not (is_route or is_call):
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        if is_route:
+            entry = {
+                "ActualAmount": {"Amount": request["amount"], "Unit": request["unit"]},
+                "TimePeriod": {"Start": request["start"], "End": request["end"]},
+            }
+            with self.lock:
+                self.entries.setdefault((request["account"], request["budget"]), []).append(entry)
+            return json_answer(start_response, "200 OK", {})
+        wanted = request.get("TimePeriod") or {}
+        with self.lock:
+            entries = [
+                e
+                for e in self.entries.get((request.get("AccountId"), request.get("BudgetName")), [])
+                if wanted.get("Start", 0) <= e["TimePeriod"]["Start"] < wanted.get("End", 1e12)
+            ]
+        return json_answer(
+            start_response,
+            "200 OK",
+            {
+                "BudgetPerformanceHistory": {
+                    "BudgetName": request.get("BudgetName"),
+                    "BudgetType": "COST",
+                    "TimeUnit": "MONTHLY",
+                    "BudgetedAndActualAmountsList": entries,
+                }
+            },
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -185,7 +247,7 @@ def main():
     run_simple(
         args.host,
         args.port,
-        SentRoute(LinearizableS3(app)),
+        SentRoute(BudgetHistory(LinearizableS3(app))),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -120,6 +120,33 @@ impl BudgetWorld {
         })
     }
 
+    /// Sets what `DescribeBudgetPerformanceHistory` answers for `budget`: its final actual spend
+    /// for the month starting on `month_start` (`2026-10-01`).
+    pub async fn set_final_actual(
+        &self,
+        budget: &str,
+        month_start: &str,
+        amount: &str,
+    ) -> Result<()> {
+        let start = chrono::NaiveDate::parse_from_str(month_start, "%Y-%m-%d")?;
+        let end = start
+            .checked_add_months(chrono::Months::new(1))
+            .ok_or("no next month")?;
+        let epoch = |d: chrono::NaiveDate| {
+            d.and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc()
+                .timestamp()
+        };
+        self.moto
+            .control(
+                "/_watchkeeper/budget-history",
+                &serde_json::json!({"account": ACCOUNT, "budget": budget, "start": epoch(start),
+                    "end": epoch(end), "amount": amount, "unit": "USD"}),
+            )
+            .await
+    }
+
     /// Creates the budgets, or replaces them with the new spend (the emulator has no update).
     pub async fn set_budgets(&self, specs: &[BudgetSpec]) -> Result<()> {
         for spec in specs {

@@ -23,6 +23,33 @@ pub enum Origin {
     Budgets,
     /// The daily check of `DescribeBudgets`.
     DailyCheck,
+    /// The first daily check of a period, closing out the one before from its final figures.
+    CloseOut,
+}
+
+/// How far (in percentage points) the budget's own figures may trail a configured threshold that
+/// an AWS Budgets notification says was crossed, and the notification still count as that
+/// crossing: `DescribeBudgets` refreshes a few times a day and can lag AWS's own notification.
+/// A message claiming more than that ahead is not believed (anyone allowed to publish to the
+/// topic can write one).
+pub const AHEAD_MARGIN: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
+
+/// At most this many unverified alerts per budget and period: a message that cannot be checked
+/// is told, but invented thresholds cannot page without end.
+pub const MAX_UNVERIFIED: usize = 3;
+
+/// What an AWS Budgets notification is checked against.
+#[derive(Debug, Clone)]
+pub enum Check<'a> {
+    /// The budget's own figure (actual or forecasted, as the message) for the period the
+    /// message is about: the current one, or the one that just ended for a late message.
+    Budget {
+        budget: &'a Budget,
+        period: Period,
+        amount: Amount,
+    },
+    /// Nothing to check the message against, and why (said in the alert).
+    Unverified(String),
 }
 
 /// One threshold crossed, to be told once.
@@ -51,6 +78,9 @@ pub struct Alert {
     pub recorded: bool,
     /// Said in the notification, e.g. when the message's figures disagree with the budget's.
     pub note: Option<String>,
+    /// Whether the figures were checked against the budget's own. An unverified alert is a
+    /// warning without SMS, never recorded, and bounded per budget and period.
+    pub verified: bool,
 }
 
 impl Alert {
@@ -82,6 +112,12 @@ pub struct PeriodRecord {
     pub actual: BTreeSet<String>,
     #[serde(default)]
     pub forecasted: BTreeSet<String>,
+    /// The keys of the unverified alerts told this period (at most [`MAX_UNVERIFIED`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unverified: BTreeSet<String>,
+    /// The period is over and its final figures were checked (the close-out).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
 }
 
 impl PeriodRecord {
@@ -111,6 +147,9 @@ impl PeriodRecord {
     /// Records a configured threshold (and the lower ones passed with it); unrecorded alerts
     /// leave the record as it is.
     pub fn record(&mut self, alert: &Alert) {
+        if !alert.verified {
+            self.unverified.insert(alert.key());
+        }
         if !alert.recorded {
             return;
         }
@@ -121,17 +160,26 @@ impl PeriodRecord {
         set.insert(percent_text(alert.threshold));
         set.extend(alert.also_past.iter().map(|t| percent_text(*t)));
     }
+
+    /// Whether one more unverified alert under `key` may be told this period.
+    pub fn allows_unverified(&self, key: &str) -> bool {
+        self.unverified.contains(key) || self.unverified.len() < MAX_UNVERIFIED
+    }
 }
 
 /// Severity and SMS for a threshold: forecasts are early warnings; actual spend is critical from
-/// `BUDGET_CRITICAL_PERCENT` and goes to SMS from `BUDGET_SMS_PERCENT`.
+/// `BUDGET_CRITICAL_PERCENT` and goes to SMS from `BUDGET_SMS_PERCENT` (whichever is lower).
 pub fn grade(config: &Config, alert_type: AlertType, threshold: Decimal) -> (Severity, bool) {
     match alert_type {
         AlertType::Forecasted => (Severity::Warning, false),
-        AlertType::Actual if threshold >= config.critical_percent => {
-            (Severity::Critical, threshold >= config.sms_percent)
+        AlertType::Actual => {
+            let severity = if threshold >= config.critical_percent {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            (severity, threshold >= config.sms_percent)
         }
-        AlertType::Actual => (Severity::Warning, false),
     }
 }
 
@@ -146,7 +194,7 @@ pub fn daily(
     if !budget.tracks_spend() {
         return alerts;
     }
-    let period = budget.time_unit.period(now);
+    let period = budget.period(now);
     let make = |alert_type, threshold, amount: &Amount, percent, also_past| {
         let (severity, sms) = grade(config, alert_type, threshold);
         Alert {
@@ -164,6 +212,7 @@ pub fn daily(
             origin: Origin::DailyCheck,
             recorded: true,
             note: None,
+            verified: true,
         }
     };
     let actual = budget.actual.as_ref().zip(budget.actual_percent());
@@ -187,7 +236,11 @@ pub fn daily(
         }
     }
     let forecast = budget.forecast.as_ref().zip(budget.forecast_percent());
-    if let (Some(limit), Some((amount, percent))) = (config.forecast_percent, forecast) {
+    // AWS does not forecast daily budgets: forecast warnings apply to the others only.
+    let forecasts = config
+        .forecast_percent
+        .filter(|_| budget.time_unit != TimeUnit::Daily);
+    if let (Some(limit), Some((amount, percent))) = (forecasts, forecast) {
         // A forecast warns early; once actual spend is there, the actual alert has said it.
         let already_spent = actual.is_some_and(|(_, p)| p >= limit);
         if percent >= limit && !already_spent && !told.covers(AlertType::Forecasted, limit) {
@@ -220,40 +273,106 @@ fn reached(config: &Config, alert_type: AlertType, percent: Decimal) -> Vec<Deci
     }
 }
 
-/// The alert an AWS Budgets notification stands for. Anyone allowed to publish to the topic can
-/// write the message, so its figures are checked before they count:
-/// - when `DescribeBudgets` knows the budget (`budget`), the alert is graded and recorded by the
-///   budget's own actual or forecasted percentage (the highest configured threshold it has
-///   reached); a message claiming more than that is told once under its own key, unrecorded,
-///   saying that the figures disagree;
-/// - otherwise the message's threshold is matched to a configured percentage (to the cent) so
-///   that the notification and the daily check share a key; one matching none, or a message
-///   about another account (`foreign`), is told once under its own key and not recorded.
-pub fn from_message(
+/// What the close-out of a period that just ended has to say: the highest configured threshold
+/// its final actual spend reached that was not told during the period (AWS's figures for its
+/// last day arrive after the last daily check in it).
+pub fn close_out(
     config: &Config,
-    message: &BudgetsMessage,
-    budget: Option<&Budget>,
-    foreign: bool,
-    at: DateTime<Utc>,
-) -> Alert {
-    let candidates = config
-        .thresholds
-        .iter()
-        .chain(config.forecast_percent.iter());
-    let configured = candidates.copied().find(|t| {
+    budget: &Budget,
+    final_actual: &Amount,
+    told: &PeriodRecord,
+    period: Period,
+) -> Option<Alert> {
+    if !budget.tracks_spend() {
+        return None;
+    }
+    let percent = final_actual.percent_of(&budget.limit)?;
+    let mut crossed = reached(config, AlertType::Actual, percent);
+    let top = crossed.pop()?;
+    if told.covers(AlertType::Actual, top) {
+        return None;
+    }
+    let (severity, sms) = grade(config, AlertType::Actual, top);
+    Some(Alert {
+        budget: budget.name.clone(),
+        alert_type: AlertType::Actual,
+        threshold: top,
+        note: Some(format!(
+            "{} has ended: this crossing shows in its final figures, which arrived after the last daily check in it.",
+            period.label
+        )),
+        period,
+        time_unit: budget.time_unit,
+        limit: budget.limit.clone(),
+        amount: final_actual.clone(),
+        percent: Some(percent),
+        also_past: crossed,
+        severity,
+        sms,
+        origin: Origin::CloseOut,
+        recorded: true,
+        verified: true,
+    })
+}
+
+/// The configured threshold a message names (its amount within a cent of that share of its own
+/// budgeted amount), if any.
+pub fn configured_threshold(config: &Config, message: &BudgetsMessage) -> Option<Decimal> {
+    let candidates = match message.alert_type {
+        AlertType::Actual => config.thresholds.clone(),
+        AlertType::Forecasted => config.forecast_percent.into_iter().collect(),
+    };
+    candidates.into_iter().find(|t| {
         // Checked: both amounts come from the message and may be anything.
         let share = message.budgeted.share(*t).value;
         share
             .checked_sub(message.threshold.value)
             .is_some_and(|gap| gap.abs() <= Decimal::new(1, 2))
-    });
-    let claimed = configured
+    })
+}
+
+/// The threshold a message claims, in percent of its own budgeted amount.
+pub fn claimed_threshold(config: &Config, message: &BudgetsMessage) -> Option<Decimal> {
+    configured_threshold(config, message)
         .or_else(|| message.threshold.percent_of(&message.budgeted))
-        .map(|t| t.round_dp(2).normalize());
-    let time_unit = budget
-        .map(|b| b.time_unit)
-        .or(message.time_unit)
-        .unwrap_or(TimeUnit::Monthly);
+        .map(|t| t.round_dp(2).normalize())
+}
+
+/// Whether the budget's own `percent` bears out the message's claim: it has reached the claimed
+/// threshold, or trails a configured one by at most [`AHEAD_MARGIN`].
+pub fn bears_out(config: &Config, message: &BudgetsMessage, percent: Decimal) -> bool {
+    let Some(claimed) = claimed_threshold(config, message) else {
+        return true;
+    };
+    let top = reached(config, message.alert_type, percent).pop();
+    top.is_some_and(|top| claimed <= top)
+        || configured_threshold(config, message)
+            .is_some_and(|c| percent.checked_add(AHEAD_MARGIN).is_some_and(|p| p >= c))
+}
+
+/// The alert an AWS Budgets notification stands for. Anyone allowed to publish to the topic can
+/// write the message, so its figures count only as far as the budget's own bear them out
+/// (`check`):
+/// - the budget's figures have reached a configured threshold at or above the message's claim:
+///   graded and recorded by the highest one reached;
+/// - the message names a configured threshold the budget's figures trail by at most
+///   [`AHEAD_MARGIN`] (AWS's notification ahead of `DescribeBudgets`): graded and recorded as that
+///   threshold, so the daily check does not tell it again;
+/// - otherwise, or with nothing to check against (another account, an unknown budget, no
+///   forecast yet, a utilization budget): told as unverified, a warning without SMS, under its
+///   own key, never recorded.
+pub fn from_message(
+    config: &Config,
+    message: &BudgetsMessage,
+    check: &Check<'_>,
+    at: DateTime<Utc>,
+) -> Alert {
+    let configured = configured_threshold(config, message);
+    let claimed = claimed_threshold(config, message);
+    let time_unit = match check {
+        Check::Budget { budget, .. } => budget.time_unit,
+        Check::Unverified(_) => message.time_unit.unwrap_or(TimeUnit::Monthly),
+    };
     let mut alert = Alert {
         budget: message.budget_name.clone(),
         alert_type: message.alert_type,
@@ -268,47 +387,72 @@ pub fn from_message(
         severity: Severity::Warning,
         sms: false,
         origin: Origin::Budgets,
-        recorded: configured.is_some() && !foreign,
+        recorded: false,
         note: None,
+        verified: false,
     };
-    let own = budget.and_then(|b| match message.alert_type {
-        AlertType::Actual => b.actual.clone().zip(b.actual_percent()),
-        AlertType::Forecasted => b.forecast.clone().zip(b.forecast_percent()),
-    });
-    let mut graded_by = alert.threshold;
-    if let (Some(b), Some((amount, percent))) = (budget, own) {
-        let disagree = format!(
-            "The AWS Budgets notification's figures ({} {} of {}, threshold {}) disagree with the budget's own ({amount} of {}, {}%); this alert uses the budget's.",
-            message.alert_type.as_str(),
-            message.amount,
-            message.budgeted,
-            message.threshold,
-            b.limit,
-            percent_text(percent)
-        );
-        let mut crossed = reached(config, message.alert_type, percent);
-        let top = crossed.pop();
-        match top {
-            Some(top) if claimed.is_none_or(|c| c <= top) => {
-                if configured != Some(top) {
-                    alert.note = Some(disagree);
-                }
-                alert.threshold = top;
-                alert.also_past = crossed;
-                alert.recorded = true;
-            }
-            // The message claims a threshold the budget has not reached: told, not recorded.
-            _ => {
-                alert.note = Some(disagree);
-                alert.recorded = false;
-            }
+    let (budget, period, amount) = match check {
+        Check::Unverified(why) => {
+            alert.note = Some(format!(
+                "Unverified: {why}. The figures are the message's own; this alert is a warning, without SMS, and does not count as the threshold told."
+            ));
+            return alert;
         }
-        graded_by = top.unwrap_or(percent);
-        alert.limit = b.limit.clone();
-        alert.amount = amount;
-        alert.percent = Some(percent);
+        Check::Budget {
+            budget,
+            period,
+            amount,
+        } => (*budget, period, amount),
+    };
+    let Some(percent) = amount.percent_of(&budget.limit) else {
+        alert.note = Some("Unverified: the budget's limit is zero.".into());
+        return alert;
+    };
+    alert.period = period.clone();
+    alert.limit = budget.limit.clone();
+    alert.amount = amount.clone();
+    alert.percent = Some(percent);
+    let mut crossed = reached(config, message.alert_type, percent);
+    let top = crossed.pop();
+    let own = format!("{amount} of {}, {}%", budget.limit, percent_text(percent));
+    match (top, configured) {
+        (Some(top), _) if claimed.is_none_or(|c| c <= top) => {
+            if configured != Some(top) {
+                alert.note = Some(format!(
+                    "AWS's notification was for {} {} of {}; the budget's own figures now show {own}, so this alert is for {}%.",
+                    message.alert_type.as_str(),
+                    message.threshold,
+                    message.budgeted,
+                    percent_text(top)
+                ));
+            }
+            alert.threshold = top;
+            alert.also_past = crossed;
+        }
+        (_, Some(named)) if bears_out(config, message, percent) => {
+            alert.note = Some(format!(
+                "The budget's own figures show {own}: AWS's notification is ahead of them (they refresh a few times a day). This crossing is told now, once."
+            ));
+            alert.threshold = named;
+            alert.also_past = reached(config, message.alert_type, percent)
+                .into_iter()
+                .filter(|t| *t < named)
+                .collect();
+        }
+        _ => {
+            alert.note = Some(format!(
+                "Unverified: the notification's figures ({} {} of {}, threshold {}) are not borne out by the budget's own ({own}). This alert is a warning, without SMS, and does not count as the threshold told.",
+                message.alert_type.as_str(),
+                message.amount,
+                message.budgeted,
+                message.threshold,
+            ));
+            return alert;
+        }
     }
-    (alert.severity, alert.sms) = grade(config, message.alert_type, graded_by);
+    alert.verified = true;
+    alert.recorded = true;
+    (alert.severity, alert.sms) = grade(config, message.alert_type, alert.threshold);
     alert
 }
 

@@ -2,13 +2,15 @@
 
 use std::future::Future;
 
+use aws_sdk_budgets::primitives::DateTime as SmithyTime;
 use aws_sdk_budgets::types::{Budget as SdkBudget, Dimension};
-use chrono::DateTime;
+use aws_sdk_budgets::types::{BudgetedAndActualAmounts, Expression, TimePeriod};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use watchkeeper_shared::error::AwsError;
 
 use crate::money::Amount;
-use crate::period::TimeUnit;
+use crate::period::{Period, TimeUnit};
 
 /// `DescribeBudgets` pages read at most, 100 budgets each.
 pub const MAX_PAGES: usize = 10;
@@ -28,6 +30,8 @@ pub struct Budget {
     pub scope: Vec<String>,
     /// Whether credits count against the budget (`CostTypes.IncludeCredit`), when AWS says.
     pub credits_included: Option<bool>,
+    /// `TimePeriod.Start`: where its quarters and years begin.
+    pub start: Option<NaiveDate>,
 }
 
 impl Budget {
@@ -35,6 +39,16 @@ impl Budget {
     /// when it goes down, which thresholds in percent of a limit do not describe.
     pub fn tracks_spend(&self) -> bool {
         matches!(self.kind.as_str(), "COST" | "USAGE")
+    }
+
+    /// The period `at` falls in, by the budget's own calendar.
+    pub fn period(&self, at: DateTime<Utc>) -> Period {
+        self.time_unit.period_from(at, self.start)
+    }
+
+    /// The period before the one `at` falls in (none for a custom budget).
+    pub fn previous_period(&self, at: DateTime<Utc>) -> Option<Period> {
+        self.time_unit.previous(&self.period(at), self.start)
     }
 
     pub fn actual_percent(&self) -> Option<Decimal> {
@@ -64,6 +78,16 @@ impl Budget {
 pub trait BudgetSource: Send + Sync {
     /// Every budget of `account`, with its actual and forecasted spend.
     fn budgets(&self, account: &str) -> impl Future<Output = Result<Vec<Budget>, AwsError>> + Send;
+
+    /// What `budget` had spent by the end of `period`, which ended when `next` began
+    /// (`DescribeBudgetPerformanceHistory`); `None` when AWS has no figure for it.
+    fn final_actual(
+        &self,
+        account: &str,
+        budget: &str,
+        period: &Period,
+        next: &Period,
+    ) -> impl Future<Output = Result<Option<Amount>, AwsError>> + Send;
 }
 
 /// AWS Budgets (`budgets:ViewBudget`).
@@ -88,6 +112,8 @@ impl BudgetSource for BudgetsApi {
                 .describe_budgets()
                 .account_id(account)
                 .max_results(100)
+                // Without it AWS leaves `FilterExpression` out (budgets made the newer way).
+                .show_filter_expression(true)
                 .set_next_token(token.take())
                 .send()
                 .await
@@ -109,7 +135,75 @@ impl BudgetSource for BudgetsApi {
                 break;
             }
         }
+        if token.is_some() {
+            tracing::warn!(
+                read = budgets.len(),
+                "more than {MAX_PAGES} pages of budgets: the rest are not checked"
+            );
+        }
         Ok(budgets)
+    }
+
+    async fn final_actual(
+        &self,
+        account: &str,
+        budget: &str,
+        period: &Period,
+        next: &Period,
+    ) -> Result<Option<Amount>, AwsError> {
+        let time = |day: NaiveDate| {
+            SmithyTime::from_secs(
+                day.and_hms_opt(0, 0, 0)
+                    .unwrap_or_default()
+                    .and_utc()
+                    .timestamp(),
+            )
+        };
+        let out = self
+            .client
+            .describe_budget_performance_history()
+            .account_id(account)
+            .budget_name(budget)
+            .time_period(
+                TimePeriod::builder()
+                    .start(time(period.start))
+                    .end(time(next.start))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("budgets:DescribeBudgetPerformanceHistory", &e))?;
+        Ok(out
+            .budget_performance_history()
+            .and_then(|h| final_actual_of(h.budgeted_and_actual_amounts_list(), period)))
+    }
+}
+
+/// The actual amount of the entry for the period starting at `period.start`.
+pub fn final_actual_of(entries: &[BudgetedAndActualAmounts], period: &Period) -> Option<Amount> {
+    entries
+        .iter()
+        .find(|entry| {
+            entry
+                .time_period()
+                .and_then(|t| t.start())
+                .and_then(|t| DateTime::from_timestamp(t.secs(), 0))
+                .is_some_and(|t| t.date_naive() == period.start)
+        })
+        .and_then(|entry| entry.actual_amount())
+        .and_then(|s| Amount::from_api(s.amount(), s.unit()))
+}
+
+/// The `Service` dimension values of a filter expression, wherever an `And` nests them.
+fn expression_dimensions(expression: &Expression, found: &mut Vec<(String, Vec<String>)>) {
+    if let Some(dimensions) = expression.dimensions() {
+        found.push((
+            dimensions.key().as_str().to_string(),
+            dimensions.values().to_vec(),
+        ));
+    }
+    for inner in expression.and() {
+        expression_dimensions(inner, found);
     }
 }
 
@@ -143,15 +237,20 @@ pub fn from_sdk(raw: &SdkBudget) -> Option<Budget> {
             scope.push(format!("{} = {}", key, values.join(", ")));
         }
     }
-    if let Some(dimensions) = raw.filter_expression().and_then(|e| e.dimensions()) {
-        if *dimensions.key() == Dimension::Service {
-            services.extend(dimensions.values().iter().cloned());
+    if let Some(expression) = raw.filter_expression() {
+        // `And` narrows (a service in a region); `Or` and `Not` widen or invert, and are only
+        // shown, never taken as a per-service budget.
+        let mut found = Vec::new();
+        expression_dimensions(expression, &mut found);
+        for (key, values) in found {
+            if key == Dimension::Service.as_str() {
+                services.extend(values.iter().cloned());
+            }
+            scope.push(format!("{key} = {}", values.join(", ")));
         }
-        scope.push(format!(
-            "{} = {}",
-            dimensions.key().as_str(),
-            dimensions.values().join(", ")
-        ));
+        if !expression.or().is_empty() || expression.not().is_some() {
+            scope.push("a filter with Or/Not (see the console)".into());
+        }
     }
     Some(Budget {
         name: raw.budget_name().to_string(),
@@ -163,6 +262,7 @@ pub fn from_sdk(raw: &SdkBudget) -> Option<Budget> {
         services,
         scope,
         credits_included: raw.cost_types().and_then(|c| c.include_credit()),
+        start,
     })
 }
 
@@ -207,5 +307,72 @@ mod tests {
             .build()
             .unwrap();
         assert!(from_sdk(&no_limit).is_none());
+    }
+
+    /// A per-service budget made the newer way: `FilterExpression`, the service inside an `And`.
+    #[test]
+    fn filter_expression_budgets_are_per_service_too() {
+        use aws_sdk_budgets::types::ExpressionDimensionValues;
+        let dimension = |key: Dimension, value: &str| {
+            Expression::builder()
+                .dimensions(
+                    ExpressionDimensionValues::builder()
+                        .key(key)
+                        .values(value)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        };
+        let raw = SdkBudget::builder()
+            .budget_name("des-s3")
+            .budget_type(BudgetType::Cost)
+            .time_unit(SdkUnit::Quarterly)
+            .budget_limit(spend("2.0"))
+            .time_period(
+                TimePeriod::builder()
+                    .start(SmithyTime::from_secs(1_778_198_400)) // 2026-05-08
+                    .build(),
+            )
+            .filter_expression(
+                Expression::builder()
+                    .and(dimension(
+                        Dimension::Service,
+                        "Amazon Simple Storage Service",
+                    ))
+                    .and(dimension(Dimension::Region, "eu-west-1"))
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        let budget = from_sdk(&raw).unwrap();
+        assert_eq!(budget.services, ["Amazon Simple Storage Service"]);
+        assert_eq!(budget.scope.len(), 2);
+        assert_eq!(budget.start, NaiveDate::from_ymd_opt(2026, 5, 8));
+        let period = budget.period("2026-07-31T12:00:00Z".parse().unwrap());
+        assert_eq!(period.key, "quarter-from-2026-05");
+    }
+
+    #[test]
+    fn the_final_figure_is_the_entry_of_the_period_asked_for() {
+        let entry = |start: i64, actual: &str| {
+            BudgetedAndActualAmounts::builder()
+                .actual_amount(spend(actual))
+                .time_period(
+                    TimePeriod::builder()
+                        .start(SmithyTime::from_secs(start))
+                        .build(),
+                )
+                .build()
+        };
+        // 2026-09-01 and 2026-10-01, as AWS lists them.
+        let entries = [entry(1_788_220_800, "11.00"), entry(1_790_812_800, "25.40")];
+        let october = TimeUnit::Monthly.period("2026-10-15T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            final_actual_of(&entries, &october),
+            Amount::from_api("25.40", "USD")
+        );
+        let august = TimeUnit::Monthly.period("2026-08-15T00:00:00Z".parse().unwrap());
+        assert_eq!(final_actual_of(&entries, &august), None);
     }
 }

@@ -24,6 +24,8 @@
 //! ignored, amounts may have decimals or not (`$0.5`, `$30`) and thousands separators, and the
 //! period is read from "for the current month/quarter/year/day" when it is there.
 
+use chrono::NaiveDate;
+
 use crate::money::Amount;
 use crate::period::TimeUnit;
 
@@ -69,6 +71,8 @@ pub struct BudgetsMessage {
     pub amount: Amount,
     pub account: Option<String>,
     pub time_unit: Option<TimeUnit>,
+    /// The day on the first line (`AWS Budget Notification November 12, 2026`), in UTC.
+    pub date: Option<NaiveDate>,
 }
 
 /// Why a message is not a Budgets notification this parser understands. The message is still
@@ -87,6 +91,9 @@ struct Fields {
     actual: Option<Amount>,
     forecasted: Option<Amount>,
     account: Option<String>,
+    /// The threshold was written in percent of the budget (`> 80.00%`).
+    threshold_percent: Option<rust_decimal::Decimal>,
+    date: Option<NaiveDate>,
 }
 
 pub fn parse(text: &str) -> Result<BudgetsMessage, Unparsed> {
@@ -95,6 +102,11 @@ pub fn parse(text: &str) -> Result<BudgetsMessage, Unparsed> {
         let line = line.trim();
         if let Some(rest) = strip_prefix_ignore_case(line, "AWS Account") {
             fields.account = fields.account.or_else(|| account_id(rest));
+        }
+        if let Some(rest) = strip_prefix_ignore_case(line, "AWS Budget Notification") {
+            fields.date = fields
+                .date
+                .or_else(|| NaiveDate::parse_from_str(rest.trim(), "%B %d, %Y").ok());
         }
         let Some((label, value)) = line.split_once(':') else {
             continue;
@@ -116,7 +128,13 @@ pub fn parse(text: &str) -> Result<BudgetsMessage, Unparsed> {
             "budget type" => fields.budget_type = Some(value.to_string()).filter(|t| !t.is_empty()),
             "budgeted amount" | "budget amount" => fields.budgeted = Amount::parse_text(value),
             "alert type" | "notification type" => fields.alert_type = alert_type(value),
-            "alert threshold" | "threshold" => fields.threshold = Amount::parse_text(value),
+            "alert threshold" | "threshold" => {
+                fields.threshold = Amount::parse_text(value);
+                fields.threshold_percent = value
+                    .contains('%')
+                    .then(|| fields.threshold.as_ref().map(|t| t.value))
+                    .flatten();
+            }
             "actual amount" | "actual spend" => fields.actual = Amount::parse_text(value),
             "forecasted amount" | "forecast amount" | "forecasted spend" => {
                 fields.forecasted = Amount::parse_text(value)
@@ -131,9 +149,13 @@ pub fn parse(text: &str) -> Result<BudgetsMessage, Unparsed> {
     let budgeted = fields
         .budgeted
         .ok_or(Unparsed("no Budgeted Amount line with an amount"))?;
-    let threshold = fields
-        .threshold
-        .ok_or(Unparsed("no Alert Threshold line with an amount"))?;
+    let threshold = match fields.threshold_percent {
+        // A threshold in percent is the same share of the budgeted amount.
+        Some(percent) => budgeted.share(percent),
+        None => fields
+            .threshold
+            .ok_or(Unparsed("no Alert Threshold line with an amount"))?,
+    };
     // The alert type is stated on its own line; without it, the amount line says which it is.
     let alert_type = match (fields.alert_type, &fields.actual, &fields.forecasted) {
         (Some(t), _, _) => t,
@@ -157,6 +179,7 @@ pub fn parse(text: &str) -> Result<BudgetsMessage, Unparsed> {
         amount,
         account: fields.account,
         time_unit: period_word(text),
+        date: fields.date,
     })
 }
 

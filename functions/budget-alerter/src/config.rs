@@ -109,27 +109,31 @@ impl Config {
     }
 
     /// Checks the configuration against the budgets AWS has: every budget named in `BUDGET_NAMES`
-    /// must exist, and AWS refuses forecast alerts on daily budgets, so forecast checks on a
-    /// named daily budget are a configuration error too. Run at init when the account is known
+    /// must exist. Run at init when the account is known
     /// (`BUDGET_ACCOUNT_ID`), and by every daily check.
     pub fn check_against(&self, budgets: &[Budget]) -> Result<(), ConfigError> {
         for name in &self.budget_names {
-            let Some(budget) = budgets.iter().find(|b| &b.name == name) else {
+            if !budgets.iter().any(|b| &b.name == name) {
                 return Err(ConfigError::new(
                     "BUDGET_NAMES",
                     format!("names a budget that does not exist in the account: {name}"),
                 ));
-            };
-            if budget.time_unit == TimeUnit::Daily && self.forecast_percent.is_some() {
-                return Err(ConfigError::new(
-                    "BUDGET_FORECAST_PERCENT",
-                    format!(
-                        "AWS does not forecast daily budgets, and {name} is daily: set BUDGET_FORECAST_PERCENT=off or leave {name} out of BUDGET_NAMES"
-                    ),
-                ));
             }
         }
         Ok(())
+    }
+
+    /// The watched daily budgets, to which forecast warnings do not apply (AWS does not forecast
+    /// daily budgets): said once at init.
+    pub fn daily_without_forecasts<'a>(&self, budgets: &'a [Budget]) -> Vec<&'a str> {
+        if self.forecast_percent.is_none() {
+            return Vec::new();
+        }
+        budgets
+            .iter()
+            .filter(|b| b.time_unit == TimeUnit::Daily && self.watches(&b.name))
+            .map(|b| b.name.as_str())
+            .collect()
     }
 }
 
@@ -168,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_seed_004() {
+    fn defaults_follow_the_example_deployment() {
         let c = Config::from_vars(&vars(&[])).unwrap();
         assert_eq!(
             c.thresholds,

@@ -33,9 +33,21 @@ async fn main() -> Result<(), Error> {
         .build();
     let budgets = BudgetsApi::new(aws_sdk_budgets::Client::new(&global));
     if let Some(account) = &config.account_id {
-        // A named budget that does not exist, or a forecast on a daily budget, stops the
-        // function here rather than on the first daily check.
-        config.check_against(&budgets.budgets(account).await?)?;
+        // A named budget that does not exist stops the function here rather than on the first
+        // daily check. Budgets unavailable for a moment (throttled, IAM still propagating) does
+        // not: the SNS path still alerts, and the daily check reads them again.
+        match budgets.budgets(account).await {
+            Ok(all) => {
+                config.check_against(&all)?;
+                let daily = config.daily_without_forecasts(&all);
+                if !daily.is_empty() {
+                    tracing::info!(budgets = ?daily, "daily budgets: AWS does not forecast them, so forecast warnings apply to the other budgets only");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "budgets unavailable at init: BUDGET_NAMES is checked by the first daily check")
+            }
+        }
     }
     let costs = CostExplorerApi::new(aws_sdk_costexplorer::Client::new(&global));
     let app = App::new(config, budgets, costs, common.notifier, common.state);

@@ -53,42 +53,123 @@ impl TimeUnit {
         }
     }
 
-    /// The period `at` falls in.
+    /// The period `at` falls in, for a budget without a start date of its own.
     pub fn period(self, at: DateTime<Utc>) -> Period {
+        self.period_from(at, None)
+    }
+
+    /// The period `at` falls in. Quarters and years run from the budget's own start month
+    /// (`TimePeriod.Start`: a fiscal year from April, say); without one, from January. Calendar
+    /// quarters and years keep the keys `2026-Q4` and `2026`; others are named by their first
+    /// month (`year-from-2026-04`).
+    pub fn period_from(self, at: DateTime<Utc>, start: Option<NaiveDate>) -> Period {
         let day = at.date_naive();
+        let anchor_month0 = start.map_or(0, |s| s.month0());
         match self {
             Self::Daily => Period {
                 key: day.format("%Y-%m-%d").to_string(),
                 label: day.format("%d %B %Y").to_string(),
+                start: day,
             },
-            Self::Monthly => Period {
-                key: day.format("%Y-%m").to_string(),
-                label: day.format("%B %Y").to_string(),
-            },
-            Self::Quarterly => {
-                let quarter = day.month0() / 3 + 1;
+            Self::Monthly => {
+                let first = first_of_month(day.year(), day.month0());
                 Period {
-                    key: format!("{}-Q{quarter}", day.year()),
-                    label: format!("Q{quarter} {}", day.year()),
+                    key: day.format("%Y-%m").to_string(),
+                    label: day.format("%B %Y").to_string(),
+                    start: first,
                 }
             }
-            Self::Annually => Period {
-                key: day.year().to_string(),
-                label: day.year().to_string(),
-            },
+            Self::Quarterly => {
+                let first = months_back_to(day, anchor_month0 % 3, 3);
+                if anchor_month0 % 3 == 0 {
+                    let quarter = first.month0() / 3 + 1;
+                    Period {
+                        key: format!("{}-Q{quarter}", first.year()),
+                        label: format!("Q{quarter} {}", first.year()),
+                        start: first,
+                    }
+                } else {
+                    Period {
+                        key: format!("quarter-from-{}", first.format("%Y-%m")),
+                        label: format!("the quarter from {}", first.format("%B %Y")),
+                        start: first,
+                    }
+                }
+            }
+            Self::Annually => {
+                let first = months_back_to(day, anchor_month0, 12);
+                if anchor_month0 == 0 {
+                    Period {
+                        key: first.year().to_string(),
+                        label: first.year().to_string(),
+                        start: first,
+                    }
+                } else {
+                    Period {
+                        key: format!("year-from-{}", first.format("%Y-%m")),
+                        label: format!("the year from {}", first.format("%B %Y")),
+                        start: first,
+                    }
+                }
+            }
             Self::Custom { start } => Period {
                 key: format!("custom-{}", start.format("%Y-%m-%d")),
                 label: format!("the budget's period from {}", start.format("%d %B %Y")),
+                start,
             },
         }
     }
+
+    /// Whether AWS keeps the final figures of past periods (`DescribeBudgetPerformanceHistory`
+    /// covers daily, monthly and quarterly budgets, not annual or custom ones).
+    pub fn has_history(self) -> bool {
+        matches!(self, Self::Daily | Self::Monthly | Self::Quarterly)
+    }
+
+    /// The period before `period`; `None` for a custom budget, which has only one.
+    pub fn previous(self, period: &Period, start: Option<NaiveDate>) -> Option<Period> {
+        if matches!(self, Self::Custom { .. }) {
+            return None;
+        }
+        let last_day = period.start.pred_opt()?;
+        let at = last_day.and_hms_opt(12, 0, 0)?.and_utc();
+        Some(self.period_from(at, start))
+    }
 }
 
-/// One budget period: `key` goes into state keys (`2026-11`, `2026-Q4`), `label` into messages.
+/// The first day of month `month0` (0-based) of `year`.
+fn first_of_month(year: i32, month0: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month0 + 1, 1).unwrap_or(NaiveDate::MIN)
+}
+
+/// The latest first-of-month on or before `day` whose month is `anchor0` modulo `every`.
+fn months_back_to(day: NaiveDate, anchor0: u32, every: u32) -> NaiveDate {
+    let months = day.year() * 12 + day.month0() as i32;
+    let back = (months - anchor0 as i32).rem_euclid(every as i32);
+    let first = months - back;
+    first_of_month(first.div_euclid(12), first.rem_euclid(12) as u32)
+}
+
+/// One budget period: `key` goes into state keys (`2026-11`, `2026-Q4`), `label` into messages;
+/// `start` is its first day (UTC).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Period {
     pub key: String,
     pub label: String,
+    pub start: NaiveDate,
+}
+
+impl Period {
+    /// Hours since the period began at `at`.
+    pub fn hours_in(&self, at: DateTime<Utc>) -> i64 {
+        at.signed_duration_since(
+            self.start
+                .and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc(),
+        )
+        .num_hours()
+    }
 }
 
 /// Cost Explorer's figures for the last day or two are incomplete: the top-services table covers
@@ -124,6 +205,63 @@ mod tests {
         );
         assert_eq!(TimeUnit::from_word("month."), Some(TimeUnit::Monthly));
         assert_eq!(TimeUnit::from_api("CUSTOM", None), None);
+    }
+
+    #[test]
+    fn quarters_and_years_run_from_the_budgets_own_start_month() {
+        let april = NaiveDate::from_ymd_opt(2026, 4, 1);
+        let year = TimeUnit::Annually.period_from(at(2027, 2, 10), april);
+        assert_eq!(
+            (year.key.as_str(), year.start),
+            ("year-from-2026-04", april.unwrap())
+        );
+        assert_eq!(
+            TimeUnit::Annually.period_from(at(2027, 4, 1), april).key,
+            "year-from-2027-04"
+        );
+        let may = NaiveDate::from_ymd_opt(2026, 5, 15);
+        assert_eq!(
+            TimeUnit::Quarterly.period_from(at(2026, 7, 31), may).key,
+            "quarter-from-2026-05"
+        );
+        assert_eq!(
+            TimeUnit::Quarterly.period_from(at(2026, 8, 1), may).key,
+            "quarter-from-2026-08"
+        );
+        // A start in a calendar quarter's first month keeps the calendar's keys.
+        let october = NaiveDate::from_ymd_opt(2025, 10, 1);
+        assert_eq!(
+            TimeUnit::Quarterly
+                .period_from(at(2026, 11, 24), october)
+                .key,
+            "2026-Q4"
+        );
+    }
+
+    #[test]
+    fn the_period_before_crosses_years() {
+        let january = TimeUnit::Monthly.period(at(2027, 1, 1));
+        assert_eq!(
+            TimeUnit::Monthly.previous(&january, None).unwrap().key,
+            "2026-12"
+        );
+        let q1 = TimeUnit::Quarterly.period(at(2027, 1, 1));
+        assert_eq!(
+            TimeUnit::Quarterly.previous(&q1, None).unwrap().key,
+            "2026-Q4"
+        );
+        let day = TimeUnit::Daily.period(at(2026, 3, 1));
+        assert_eq!(
+            TimeUnit::Daily.previous(&day, None).unwrap().key,
+            "2026-02-28"
+        );
+        let custom = TimeUnit::Custom { start: day.start };
+        assert!(
+            custom
+                .previous(&custom.period(at(2026, 3, 2)), None)
+                .is_none()
+        );
+        assert_eq!(january.hours_in("2027-01-01T07:30:00Z".parse().unwrap()), 7);
     }
 
     #[test]

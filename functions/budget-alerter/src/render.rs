@@ -128,6 +128,9 @@ pub fn notification(
         match alert.origin {
             Origin::Budgets => "an AWS Budgets notification".into(),
             Origin::DailyCheck => "the daily budget check".into(),
+            Origin::CloseOut => {
+                "the first daily check after the period ended (its final figures)".into()
+            }
         },
     ));
     for (label, value) in facts {

@@ -74,7 +74,8 @@ resource "aws_budgets_budget" "service" {
 # --- IAM ------------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "function" {
-  # DescribeBudgets is authorized as budgets:ViewBudget on the account's budgets.
+  # DescribeBudgets and DescribeBudgetPerformanceHistory (the close-out of a period) are
+  # authorized as budgets:ViewBudget on the account's budgets.
   statement {
     sid       = "ReadBudgets"
     actions   = ["budgets:ViewBudget"]

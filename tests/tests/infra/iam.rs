@@ -31,6 +31,11 @@ const ACTION_OF: &[(&str, &str, &str)] = &[
     ("aws-sdk-s3", "list_objects_v2", "s3:ListBucket"),
     ("aws-sdk-budgets", "describe_budgets", "budgets:ViewBudget"),
     ("aws-sdk-budgets", "describe_budget", "budgets:ViewBudget"),
+    (
+        "aws-sdk-budgets",
+        "describe_budget_performance_history",
+        "budgets:ViewBudget",
+    ),
 ];
 
 /// What an action needs besides itself, and why.

@@ -1,5 +1,6 @@
 //! The handler over fakes of its ports: how many calls a run makes, failures, what it refuses.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,16 +15,60 @@ use crate::costs::{CostsByService, ServiceCost};
 use crate::money::Amount;
 use crate::period::TimeUnit;
 
+/// `DescribeBudgets` as set by the test, and `DescribeBudgetPerformanceHistory` as recorded
+/// responses would give it: the final actual spend per budget and period key.
 #[derive(Default)]
 struct FakeBudgets {
     budgets: Mutex<Vec<Budget>>,
     calls: Mutex<u32>,
+    history: Mutex<HashMap<(String, String), Amount>>,
+    history_calls: Mutex<u32>,
+    history_fails: Mutex<bool>,
+}
+
+impl FakeBudgets {
+    fn set_final(&self, budget: &str, period: &str, amount: &str) {
+        self.history.lock().unwrap().insert(
+            (budget.into(), period.into()),
+            Amount::from_api(amount, "USD").unwrap(),
+        );
+    }
+
+    fn set(&self, budgets: Vec<Budget>) {
+        *self.budgets.lock().unwrap() = budgets;
+    }
 }
 
 impl BudgetSource for FakeBudgets {
     async fn budgets(&self, _account: &str) -> Result<Vec<Budget>, AwsError> {
         *self.calls.lock().unwrap() += 1;
         Ok(self.budgets.lock().unwrap().clone())
+    }
+
+    async fn final_actual(
+        &self,
+        _account: &str,
+        budget: &str,
+        period: &Period,
+        next: &Period,
+    ) -> Result<Option<Amount>, AwsError> {
+        *self.history_calls.lock().unwrap() += 1;
+        assert!(period.start < next.start, "{period:?} before {next:?}");
+        if *self.history_fails.lock().unwrap() {
+            return Err(AwsError {
+                operation: "budgets:DescribeBudgetPerformanceHistory",
+                code: "ThrottlingException".into(),
+                message: "injected".into(),
+                status: Some(400),
+                retryable: true,
+            });
+        }
+        Ok(self
+            .history
+            .lock()
+            .unwrap()
+            .get(&(budget.to_string(), period.key.clone()))
+            .cloned())
     }
 }
 
@@ -64,6 +109,7 @@ fn budget(name: &str, limit: &str, actual: &str) -> Budget {
         services: vec![],
         scope: vec![],
         credits_included: Some(true),
+        start: None,
     }
 }
 
@@ -194,6 +240,20 @@ async fn the_message_never_chooses_the_account_and_unwatched_budgets_are_ignored
         0,
         "no budgets read for another account's message"
     );
+    // Another account's 100 % cannot page: unverified, a warning without SMS.
+    let n = &app.notifier.notifications()[0];
+    assert_eq!(n.severity, watchkeeper_shared::notify::Severity::Warning);
+    assert!(
+        !n.attributes.contains_key(crate::render::SMS_ATTRIBUTE),
+        "{:?}",
+        n.attributes
+    );
+    assert!(
+        n.text
+            .contains("Unverified: the message names account 999999999999"),
+        "{}",
+        n.text
+    );
     let unwatched = "Budget Name: someone-else\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $20.00\nACTUAL Amount: $21.00";
     let answer = app.handle(sns(unwatched), &ctx()).await.unwrap();
     assert_eq!(answer["records"][0]["outcome"], "ignored");
@@ -261,8 +321,13 @@ async fn a_message_with_an_unconfigured_threshold_does_not_silence_the_real_ones
         );
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].severity,
+            watchkeeper_shared::notify::Severity::Warning
+        );
+        assert!(sent[0].text.contains("Unverified"), "{}", sent[0].text);
         if budget_known {
-            assert!(sent[0].text.contains("disagree"), "{}", sent[0].text);
+            assert!(sent[0].text.contains("not borne out"), "{}", sent[0].text);
             assert!(
                 sent[0].text.contains("7.50 USD of 25.00 USD"),
                 "{}",
@@ -308,7 +373,7 @@ async fn a_message_is_graded_and_recorded_by_the_budgets_own_figures() {
         "{}",
         sent[0].subject
     );
-    assert!(sent[0].text.contains("disagree"), "{}", sent[0].text);
+    assert!(sent[0].text.contains("now show"), "{}", sent[0].text);
     app.daily_check(&ctx()).await.unwrap();
     assert_eq!(app.notifier.notifications().len(), 1);
 }
@@ -341,4 +406,248 @@ async fn a_notification_sent_before_midnight_and_handled_after_keys_to_its_own_m
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].contains("2026-11"), "{keys:?}");
     assert!(!keys[0].contains("2026-12"), "{keys:?}");
+}
+
+fn at(now: &str) -> Invocation {
+    Invocation {
+        now: now.parse().unwrap(),
+        ..ctx()
+    }
+}
+
+fn keys(app: &TestApp) -> Vec<String> {
+    app.notifier
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+const PAGE_100: &str = "AWS Budget Notification November 1, 2026\nAWS Account 123456789012\nBudget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > $25.00\nACTUAL Amount: $25.40";
+
+/// 31 October: 84 % at 23:50 (80 % told). AWS's October 100 % notification arrives at 00:40 on
+/// 1 November, when DescribeBudgets already shows November's few cents: it is October's page,
+/// critical with SMS, keyed to October; the 07:00 check closes October out quietly and November
+/// starts with nothing told.
+#[tokio::test]
+async fn a_page_for_the_month_that_just_ended_is_told_under_that_month_with_sms() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "21")],
+    );
+    app.daily_check(&at("2026-10-31T23:50:00Z")).await.unwrap();
+    assert_eq!(keys(&app), ["alert/des-monthly/actual/80/2026-10"]);
+
+    app.budgets.set(vec![budget("des-monthly", "25", "0.30")]);
+    app.budgets.set_final("des-monthly", "2026-10", "25.40");
+    let mut event = sns(PAGE_100);
+    event["Records"][0]["Sns"]["Timestamp"] = json!("2026-11-01T00:40:00Z");
+    app.handle(event, &at("2026-11-01T00:40:05Z"))
+        .await
+        .unwrap();
+    assert_eq!(keys(&app)[1], "alert/des-monthly/actual/100/2026-10");
+    let page = &app.notifier.notifications()[1];
+    assert_eq!(
+        page.severity,
+        watchkeeper_shared::notify::Severity::Critical
+    );
+    assert_eq!(
+        page.attributes
+            .get(crate::render::SMS_ATTRIBUTE)
+            .map(String::as_str),
+        Some("true")
+    );
+    // The SMS is short: budget, percentage and amount in at most 140 characters.
+    let sms = page.sms_text();
+    assert!(
+        sms.len() <= watchkeeper_shared::notify::MAX_SMS_CHARS,
+        "{sms}"
+    );
+    assert!(
+        sms.contains("des-monthly") && sms.contains("100%") && sms.contains("25.40"),
+        "{sms}"
+    );
+
+    app.daily_check(&at("2026-11-01T07:00:00Z")).await.unwrap();
+    assert_eq!(app.notifier.notifications().len(), 2, "{:?}", keys(&app));
+    let november = app
+        .state
+        .load::<PeriodRecord>("periods/des-monthly/2026-11")
+        .await
+        .unwrap();
+    assert!(november.is_none_or(|r| r.value.actual.is_empty()));
+}
+
+/// The crossing happens on the last day after the last check, and AWS's notification is lost:
+/// the first check of the new month tells it from the month's final figures, once (one
+/// DescribeBudgetPerformanceHistory call per budget, only then), for every kind of period.
+#[tokio::test]
+async fn the_first_check_of_a_period_closes_out_the_one_before_for_every_time_unit() {
+    for (unit, start, first_check, last_check, previous) in [
+        (
+            TimeUnit::Monthly,
+            None,
+            "2026-11-01T07:00:00Z",
+            "2026-10-31T07:00:00Z",
+            "2026-10",
+        ),
+        (
+            TimeUnit::Quarterly,
+            None,
+            "2027-01-01T07:00:00Z",
+            "2026-12-31T07:00:00Z",
+            "2026-Q4",
+        ),
+        (
+            TimeUnit::Daily,
+            None,
+            "2026-11-02T07:00:00Z",
+            "2026-11-01T07:00:00Z",
+            "2026-11-01",
+        ),
+    ] {
+        let mut b = budget("des-monthly", "25", "13");
+        b.time_unit = unit;
+        b.start = start;
+        let app = app(&[("BUDGET_NAMES", "des-monthly")], vec![b.clone()]);
+        app.daily_check(&at(last_check)).await.unwrap();
+        assert_eq!(
+            keys(&app),
+            [format!("alert/des-monthly/actual/50/{previous}")]
+        );
+        b.actual = Amount::from_api("0.20", "USD");
+        app.budgets.set(vec![b]);
+        app.budgets.set_final("des-monthly", previous, "25.10");
+        let calls_before = *app.budgets.history_calls.lock().unwrap();
+        app.daily_check(&at(first_check)).await.unwrap();
+        app.daily_check(&at(first_check)).await.unwrap();
+        assert_eq!(
+            keys(&app)[1..],
+            [format!("alert/des-monthly/actual/100/{previous}")],
+            "{unit:?}"
+        );
+        assert_eq!(
+            *app.budgets.history_calls.lock().unwrap() - calls_before,
+            1,
+            "{unit:?}"
+        );
+    }
+}
+
+/// At 07:00 on the 1st AWS may not have rolled the budget over: the figures are still October's.
+/// They close October out and record nothing for November.
+#[tokio::test]
+async fn figures_not_yet_rolled_over_never_count_for_the_new_period() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "21.25")],
+    );
+    app.budgets.set_final("des-monthly", "2026-10", "21.25");
+    app.daily_check(&at("2026-11-01T07:00:00Z")).await.unwrap();
+    assert_eq!(keys(&app), ["alert/des-monthly/actual/80/2026-10"]);
+    app.budgets.set(vec![budget("des-monthly", "25", "13")]);
+    app.daily_check(&at("2026-11-02T07:00:00Z")).await.unwrap();
+    assert_eq!(keys(&app)[1], "alert/des-monthly/actual/50/2026-11");
+}
+
+#[tokio::test]
+async fn a_close_out_that_cannot_read_the_history_waits_and_the_check_goes_on() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "13")],
+    );
+    *app.budgets.history_fails.lock().unwrap() = true;
+    app.daily_check(&at("2026-11-01T07:00:00Z")).await.unwrap();
+    assert_eq!(keys(&app), ["alert/des-monthly/actual/50/2026-11"]);
+    *app.budgets.history_fails.lock().unwrap() = false;
+    app.budgets.set_final("des-monthly", "2026-10", "30");
+    app.daily_check(&at("2026-11-02T07:00:00Z")).await.unwrap();
+    assert_eq!(keys(&app)[1], "alert/des-monthly/actual/100/2026-10");
+}
+
+/// AWS keeps no history of annual budgets: their year is not closed out (and not asked for),
+/// here from January or from a fiscal April.
+#[tokio::test]
+async fn annual_budgets_are_not_closed_out() {
+    for (start, first_check) in [
+        (None, "2027-01-01T07:00:00Z"),
+        (NaiveDate::from_ymd_opt(2026, 4, 1), "2027-04-01T07:00:00Z"),
+    ] {
+        let mut b = budget("des-monthly", "25", "0.20");
+        b.time_unit = TimeUnit::Annually;
+        b.start = start;
+        let app = app(&[], vec![b]);
+        app.daily_check(&at(first_check)).await.unwrap();
+        assert_eq!(*app.budgets.history_calls.lock().unwrap(), 0);
+    }
+}
+
+/// Deployed mid-month: last month is not closed out weeks late.
+#[tokio::test]
+async fn no_close_out_weeks_into_a_period() {
+    let app = app(&[], vec![budget("des-monthly", "25", "1")]);
+    app.budgets.set_final("des-monthly", "2026-10", "30");
+    app.daily_check(&at("2026-11-24T07:00:00Z")).await.unwrap();
+    assert_eq!(*app.budgets.history_calls.lock().unwrap(), 0);
+    assert!(app.notifier.notifications().is_empty());
+}
+
+/// A forged forecast while AWS has no forecast yet is told as unverified and records nothing:
+/// the real early warning still goes out when the forecast appears.
+#[tokio::test]
+async fn a_forecast_message_without_a_forecast_to_check_does_not_silence_the_real_one() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "3")],
+    );
+    let forged = "Budget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: FORECASTED\nAlert Threshold: > $25.00\nFORECASTED Amount: $40.00";
+    app.handle(sns(forged), &ctx()).await.unwrap();
+    assert!(
+        app.notifier.notifications()[0]
+            .text
+            .contains("no forecasted figure yet")
+    );
+    let mut b = budget("des-monthly", "25", "3");
+    b.forecast = Amount::from_api("27.50", "USD");
+    app.budgets.set(vec![b]);
+    app.daily_check(&ctx()).await.unwrap();
+    assert_eq!(keys(&app)[1], "alert/des-monthly/forecasted/100/2026-11");
+}
+
+/// Invented thresholds cannot page without end: at most three unverified alerts per budget and
+/// period, each once.
+#[tokio::test]
+async fn unverified_messages_are_told_at_most_three_times_a_period() {
+    let app = app(&[("BUDGET_NAMES", "des-monthly")], Vec::new());
+    for threshold in 26..32 {
+        let forged = format!(
+            "Budget Name: des-monthly\nBudgeted Amount: $25.00\nAlert Type: ACTUAL\nAlert Threshold: > ${threshold}.00\nACTUAL Amount: $40.00"
+        );
+        app.handle(sns(&forged), &ctx()).await.unwrap();
+        app.handle(sns(&forged), &ctx()).await.unwrap();
+    }
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(
+        |n| n.severity == watchkeeper_shared::notify::Severity::Warning
+            && !n.attributes.contains_key(crate::render::SMS_ATTRIBUTE)
+    ));
+}
+
+#[tokio::test]
+async fn a_watched_daily_budget_with_forecasts_on_is_not_a_configuration_error() {
+    let mut daily = budget("s3-daily", "1", "0.20");
+    daily.time_unit = TimeUnit::Daily;
+    daily.forecast = Amount::from_api("3", "USD");
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly,s3-daily")],
+        vec![budget("des-monthly", "25", "1"), daily],
+    );
+    let all = app.budgets.budgets("123456789012").await.unwrap();
+    app.config().check_against(&all).unwrap();
+    assert_eq!(app.config().daily_without_forecasts(&all), ["s3-daily"]);
+    app.daily_check(&ctx()).await.unwrap();
+    assert!(app.notifier.notifications().is_empty());
 }
