@@ -651,3 +651,86 @@ async fn a_watched_daily_budget_with_forecasts_on_is_not_a_configuration_error()
     app.daily_check(&ctx()).await.unwrap();
     assert!(app.notifier.notifications().is_empty());
 }
+
+/// For each kind of period: a daily check at 23:50 on its last day, AWS's 100 % notification at
+/// 00:40 on the next period's first day (DescribeBudgets already rolled over), and the 07:00
+/// check. The page belongs to the period that ended: critical with SMS, told once, never under
+/// the new period; annual budgets, whose past figures AWS does not keep, get it unverified.
+#[tokio::test]
+async fn a_page_at_each_kind_of_period_boundary_belongs_to_the_period_that_ended() {
+    for (unit, last_day, previous, after_midnight, seven) in [
+        (
+            TimeUnit::Monthly,
+            "2026-10-31T23:50:00Z",
+            "2026-10",
+            "2026-11-01T00:40:00Z",
+            "2026-11-01T07:00:00Z",
+        ),
+        (
+            TimeUnit::Quarterly,
+            "2026-12-31T23:50:00Z",
+            "2026-Q4",
+            "2027-01-01T00:40:00Z",
+            "2027-01-01T07:00:00Z",
+        ),
+        (
+            TimeUnit::Daily,
+            "2026-11-01T23:50:00Z",
+            "2026-11-01",
+            "2026-11-02T00:40:00Z",
+            "2026-11-02T07:00:00Z",
+        ),
+        (
+            TimeUnit::Annually,
+            "2026-12-31T23:50:00Z",
+            "2026",
+            "2027-01-01T00:40:00Z",
+            "2027-01-01T07:00:00Z",
+        ),
+    ] {
+        let mut b = budget("des-monthly", "25", "21");
+        b.time_unit = unit;
+        let app = app(
+            &[
+                ("BUDGET_NAMES", "des-monthly"),
+                ("BUDGET_FORECAST_PERCENT", "off"),
+            ],
+            vec![b.clone()],
+        );
+        app.daily_check(&at(last_day)).await.unwrap();
+        assert_eq!(
+            keys(&app),
+            [format!("alert/des-monthly/actual/80/{previous}")],
+            "{unit:?}"
+        );
+        b.actual = Amount::from_api("0.30", "USD");
+        app.budgets.set(vec![b]);
+        app.budgets.set_final("des-monthly", previous, "25.40");
+        let mut event = sns(PAGE_100);
+        event["Records"][0]["Sns"]["Timestamp"] = json!(after_midnight);
+        app.handle(event.clone(), &at(after_midnight))
+            .await
+            .unwrap();
+        app.handle(event, &at(after_midnight)).await.unwrap();
+        app.daily_check(&at(seven)).await.unwrap();
+        let sent = app.notifier.notifications();
+        assert_eq!(sent.len(), 2, "{unit:?}: {:?}", keys(&app));
+        let sms = sent[1]
+            .attributes
+            .get(crate::render::SMS_ATTRIBUTE)
+            .is_some();
+        if unit == TimeUnit::Annually {
+            assert!(
+                keys(&app)[1].contains("message-100") && !sms,
+                "{unit:?}: {:?}",
+                keys(&app)
+            );
+        } else {
+            assert_eq!(
+                keys(&app)[1],
+                format!("alert/des-monthly/actual/100/{previous}")
+            );
+            assert!(sms, "{unit:?}");
+        }
+    }
+}
