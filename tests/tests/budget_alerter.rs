@@ -615,6 +615,17 @@ fn init_refuses_a_missing_budget_naming_the_variable_and_takes_a_daily_one_witho
         !ok && output.contains("BUDGET_NAMES") && output.contains("des-monthly-typo"),
         "{output}"
     );
+    // Budgets unreachable at init (throttled, IAM still propagating): not a configuration error;
+    // init goes on (and the first daily check reads the budgets again).
+    let unreachable = format!("http://{}", harness::http::refusing_addr().unwrap());
+    let (_, output) = run(&[
+        ("BUDGET_NAMES", "des-monthly-typo"),
+        ("AWS_ENDPOINT_URL", unreachable.as_str()),
+    ]);
+    assert!(
+        output.contains("budgets unavailable at init") && !output.contains("des-monthly-typo"),
+        "{output}"
+    );
 }
 
 #[tokio::test]

@@ -734,3 +734,18 @@ async fn a_page_at_each_kind_of_period_boundary_belongs_to_the_period_that_ended
         }
     }
 }
+
+/// A utilization or coverage budget alerts when use goes down: its AWS notification is told as
+/// AWS wrote it, unverified, never as spend past a threshold and never by SMS.
+#[tokio::test]
+async fn a_utilization_budgets_notification_is_not_graded_as_spend() {
+    let mut ri = budget("des-ri", "100", "60");
+    ri.kind = "RI_UTILIZATION".into();
+    let app = app(&[], vec![ri]);
+    let message = "Budget Name: des-ri\nBudgeted Amount: $100.00\nAlert Type: ACTUAL\nAlert Threshold: > $100.00\nACTUAL Amount: $160.00";
+    app.handle(sns(message), &ctx()).await.unwrap();
+    let n = &app.notifier.notifications()[0];
+    assert_eq!(n.severity, watchkeeper_shared::notify::Severity::Warning);
+    assert!(!n.attributes.contains_key(crate::render::SMS_ATTRIBUTE));
+    assert!(n.text.contains("ri_utilization budget"), "{}", n.text);
+}
