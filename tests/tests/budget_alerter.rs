@@ -388,8 +388,8 @@ async fn a_forged_threshold_does_not_silence_the_configured_ones() {
     );
 }
 
-/// The last day's crossing, whose AWS notification never came: the first check of November
-/// reads October's final spend (`DescribeBudgetPerformanceHistory`, through the SDK, from the
+/// The last day's crossing, whose AWS notification never came: the first check a day into
+/// November reads October's final spend (`DescribeBudgetPerformanceHistory`, through the SDK, from the
 /// emulator's stand-in) and pages October's 100 %, by SMS too, once; November's figures count
 /// for November only.
 #[tokio::test]
@@ -405,7 +405,7 @@ async fn the_first_check_of_a_month_pages_the_last_ones_final_crossing_once() {
         .unwrap();
     let app = world.app(&[]).await.unwrap();
     for _ in 0..2 {
-        app.daily_check(&at("2026-11-01T07:00:00Z")).await.unwrap();
+        app.daily_check(&at("2026-11-02T07:00:00Z")).await.unwrap();
     }
     let told = world.inbox().await.unwrap();
     assert_eq!(told.len(), 1, "{told:?}");

@@ -47,6 +47,9 @@ pub enum Check<'a> {
         budget: &'a Budget,
         period: Period,
         amount: Amount,
+        /// The period has ended and `amount` is its final figure: no margin applies, the
+        /// figures must have reached the claim.
+        ended: bool,
     },
     /// Nothing to check the message against, and why (said in the alert).
     Unverified(String),
@@ -118,6 +121,10 @@ pub struct PeriodRecord {
     /// The period is over and its final figures were checked (the close-out).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closed: bool,
+    /// The actual spend the latest daily check in the period saw: in the next period's first
+    /// hours, figures at or above it are still this period's (AWS has not rolled over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_actual: Option<String>,
 }
 
 impl PeriodRecord {
@@ -339,15 +346,22 @@ pub fn claimed_threshold(config: &Config, message: &BudgetsMessage) -> Option<De
 }
 
 /// Whether the budget's own `percent` bears out the message's claim: it has reached the claimed
-/// threshold, or trails a configured one by at most [`AHEAD_MARGIN`].
-pub fn bears_out(config: &Config, message: &BudgetsMessage, percent: Decimal) -> bool {
+/// threshold, or (live figures only, `margin`) trails a configured one by at most
+/// [`AHEAD_MARGIN`].
+pub fn bears_out(
+    config: &Config,
+    message: &BudgetsMessage,
+    percent: Decimal,
+    margin: bool,
+) -> bool {
     let Some(claimed) = claimed_threshold(config, message) else {
         return true;
     };
     let top = reached(config, message.alert_type, percent).pop();
     top.is_some_and(|top| claimed <= top)
-        || configured_threshold(config, message)
-            .is_some_and(|c| percent.checked_add(AHEAD_MARGIN).is_some_and(|p| p >= c))
+        || (margin
+            && configured_threshold(config, message)
+                .is_some_and(|c| percent.checked_add(AHEAD_MARGIN).is_some_and(|p| p >= c)))
 }
 
 /// The alert an AWS Budgets notification stands for. Anyone allowed to publish to the topic can
@@ -369,9 +383,11 @@ pub fn from_message(
 ) -> Alert {
     let configured = configured_threshold(config, message);
     let claimed = claimed_threshold(config, message);
+    // Not the message's "for the current day": its sender would choose the period, and with it
+    // how many unverified alerts it may send.
     let time_unit = match check {
         Check::Budget { budget, .. } => budget.time_unit,
-        Check::Unverified(_) => message.time_unit.unwrap_or(TimeUnit::Monthly),
+        Check::Unverified(_) => TimeUnit::Monthly,
     };
     let mut alert = Alert {
         budget: message.budget_name.clone(),
@@ -391,7 +407,7 @@ pub fn from_message(
         note: None,
         verified: false,
     };
-    let (budget, period, amount) = match check {
+    let (budget, period, amount, ended) = match check {
         Check::Unverified(why) => {
             alert.note = Some(format!(
                 "Unverified: {why}. The figures are the message's own; this alert is a warning, without SMS, and does not count as the threshold told."
@@ -402,7 +418,8 @@ pub fn from_message(
             budget,
             period,
             amount,
-        } => (*budget, period, amount),
+            ended,
+        } => (*budget, period, amount, *ended),
     };
     let Some(percent) = amount.percent_of(&budget.limit) else {
         alert.note = Some("Unverified: the budget's limit is zero.".into());
@@ -429,7 +446,7 @@ pub fn from_message(
             alert.threshold = top;
             alert.also_past = crossed;
         }
-        (_, Some(named)) if bears_out(config, message, percent) => {
+        (_, Some(named)) if bears_out(config, message, percent, !ended) => {
             alert.note = Some(format!(
                 "The budget's own figures show {own}: AWS's notification is ahead of them (they refresh a few times a day). This crossing is told now, once."
             ));

@@ -19,17 +19,25 @@ use crate::config::Config;
 use crate::costs::CostSource;
 use crate::error::AlertError;
 use crate::event::{EventKind, SnsRecord, classify};
-use crate::period::{Period, complete_days_this_month};
+use crate::period::{Period, TimeUnit, complete_days_this_month};
 use crate::render::{self, CostsNote};
 pub use watchkeeper_shared::runtime::Invocation;
 
-/// A period is closed out (its final figures read once) only in its successor's first hours: a
-/// function deployed mid-period does not tell last month's crossings weeks late.
-const CLOSE_OUT_HOURS: i64 = 72;
+/// AWS bills 8 to 24 hours late: a period's final figures are read (the close-out) from this many
+/// hours into the next one (daily budgets: at the first check), and until
+/// [`CLOSE_OUT_UNTIL_HOURS`] (a function deployed mid-period does not tell last month's
+/// crossings weeks late).
+const CLOSE_OUT_AFTER_HOURS: i64 = 24;
+const CLOSE_OUT_UNTIL_HOURS: i64 = 96;
 
-/// How long after a period begins an AWS notification may still be about the one before: AWS
-/// bills with a lag of 8 to 24 hours.
-const LATE_MESSAGE_HOURS: i64 = 36;
+/// How long into a period an AWS notification may still be about the one before, and the
+/// budget's figures may still be the previous period's (AWS has not rolled over).
+const LATE_HOURS: i64 = 36;
+
+/// The cap of unverified alerts for messages with no budget of this account to check against
+/// (another account, an unknown name, no figure yet): one for them all, so invented names do not
+/// each get their own.
+const UNCHECKABLE: &str = "_uncheckable";
 
 pub struct App<B, C, N, S> {
     config: Config,
@@ -114,26 +122,19 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
                 m.record("SpendPercent", Unit::Percent, percent);
                 m.emit();
             }
-            if self
-                .close_out(
-                    &account,
-                    budget,
-                    &per_service,
-                    &mut run,
-                    ctx,
-                    &mut alerts_sent,
-                )
-                .await?
-            {
-                tracing::warn!(budget = %budget.name, "the budget's figures are still the previous period's: its alerts wait for the next check");
+            alerts_sent += self.close_out(&account, budget, &mut run, ctx).await?;
+            if self.still_previous(budget, ctx.now).await? {
+                tracing::warn!(budget = %budget.name, "the budget's figures are still the previous period's (AWS has not rolled over): its alerts wait for the next check");
                 continue;
             }
-            let told = self.record(&budget.name, &budget.period(ctx.now)).await?;
+            let period = budget.period(ctx.now);
+            let told = self.record(&budget.name, &period).await?;
             for alert in alert::daily(&self.config, budget, &told, ctx.now) {
                 alerts_sent += self
                     .deliver(&alert, Some(budget), &per_service, &mut run, ctx)
                     .await?;
             }
+            self.remember_actual(budget, &period, &told).await?;
         }
         count_alerts(alerts_sent);
         // Alerts for the budgets that exist went out first; a configuration that no longer
@@ -154,52 +155,57 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             .unwrap_or_default())
     }
 
-    /// In the first hours of a period, closes out the one before once: its final actual spend
-    /// (one `DescribeBudgetPerformanceHistory` call per budget, only then) tells a threshold
-    /// crossed on its last day, under that period's key. Returns whether the budget's current
-    /// figures are still the previous period's (AWS has not rolled over yet): then they must not
-    /// count for the new period. A failed read is tried again by the next check.
+    /// Closes out the period before the current one, once: its final actual spend (one
+    /// `DescribeBudgetPerformanceHistory` call per budget and check, only in the window) tells a
+    /// threshold crossed after its last daily check, under that period's key. No figure yet, or
+    /// a failed read: the next check in the window tries again.
     async fn close_out(
         &self,
         account: &str,
         budget: &Budget,
-        per_service: &[Budget],
         run: &mut Run,
         ctx: &Invocation,
-        alerts_sent: &mut u64,
-    ) -> Result<bool, AlertError> {
-        let period = budget.period(ctx.now);
+    ) -> Result<u64, AlertError> {
         let Some(previous) = budget.previous_period(ctx.now) else {
-            return Ok(false);
+            return Ok(0);
+        };
+        let period = budget.period(ctx.now);
+        let hours = period.hours_in(ctx.now);
+        let after = if budget.time_unit == TimeUnit::Daily {
+            0
+        } else {
+            CLOSE_OUT_AFTER_HOURS
         };
         if !budget.tracks_spend()
             || !budget.time_unit.has_history()
-            || period.hours_in(ctx.now) >= CLOSE_OUT_HOURS
+            || !(after..CLOSE_OUT_UNTIL_HOURS).contains(&hours)
         {
-            return Ok(false);
+            return Ok(0);
         }
         let told = self.record(&budget.name, &previous).await?;
         if told.closed {
-            return Ok(false);
+            return Ok(0);
         }
         let final_actual = match self
             .budgets
             .final_actual(account, &budget.name, &previous, &period)
             .await
         {
-            Ok(amount) => amount,
+            Ok(Some(amount)) => amount,
+            Ok(None) => {
+                tracing::info!(budget = %budget.name, period = %previous.key, "no final figures for the previous period yet: its close-out waits for the next check");
+                return Ok(0);
+            }
             Err(e) => {
                 tracing::warn!(budget = %budget.name, period = %previous.key, error = %e, "the previous period's final figures are unavailable: its close-out waits for the next check");
-                return Ok(false);
+                return Ok(0);
             }
         };
-        if let Some(amount) = &final_actual
-            && let Some(alert) =
-                alert::close_out(&self.config, budget, amount, &told, previous.clone())
+        let mut sent = 0;
+        if let Some(alert) =
+            alert::close_out(&self.config, budget, &final_actual, &told, previous.clone())
         {
-            *alerts_sent += self
-                .deliver(&alert, Some(budget), per_service, run, ctx)
-                .await?;
+            sent = self.deliver(&alert, Some(budget), &[], run, ctx).await?;
         }
         self.state
             .modify(
@@ -211,105 +217,191 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
                 },
             )
             .await?;
-        Ok(final_actual.is_some_and(|f| !f.value.is_zero() && budget.actual.as_ref() == Some(&f)))
+        Ok(sent)
+    }
+
+    /// Whether the budget's current figures are still the previous period's: in the period's
+    /// first hours, an actual spend at or above what the previous period's last check saw (AWS
+    /// rolls budgets over some hours into a period; spend only grows within one). Daily budgets
+    /// are not judged: a day's spend can equal the day before's.
+    async fn still_previous(
+        &self,
+        budget: &Budget,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AlertError> {
+        let period = budget.period(now);
+        let (Some(previous), Some(actual)) = (budget.previous_period(now), &budget.actual) else {
+            return Ok(false);
+        };
+        if budget.time_unit == TimeUnit::Daily || period.hours_in(now) >= LATE_HOURS {
+            return Ok(false);
+        }
+        let last = self.record(&budget.name, &previous).await?.last_actual;
+        Ok(last
+            .and_then(|l| l.parse::<rust_decimal::Decimal>().ok())
+            .is_some_and(|l| !l.is_zero() && actual.value >= l))
+    }
+
+    /// Keeps the actual spend this check saw in the period's record (written when it changed).
+    async fn remember_actual(
+        &self,
+        budget: &Budget,
+        period: &Period,
+        told: &PeriodRecord,
+    ) -> Result<(), AlertError> {
+        let Some(actual) = budget.actual.as_ref().filter(|_| budget.tracks_spend()) else {
+            return Ok(());
+        };
+        let seen = actual.value.normalize().to_string();
+        if told.last_actual.as_deref() == Some(seen.as_str()) {
+            return Ok(());
+        }
+        self.state
+            .modify(
+                &PeriodRecord::key(&budget.name, period),
+                |current: Option<PeriodRecord>| {
+                    let mut record = current.unwrap_or_default();
+                    record.last_actual = Some(seen.clone());
+                    record
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// What a message is checked against: the budget's own figure for the period the message is
-    /// about, or why there is none.
+    /// about, or why there is none. `at` is when AWS published it, `now` when its figures are read.
     async fn check<'a>(
         &self,
         message: &BudgetsMessage,
         account: Option<&str>,
-        budgets: Result<&'a [Budget], String>,
-        at: chrono::DateTime<Utc>,
-    ) -> Check<'a> {
+        budgets: &'a [Budget],
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Check<'a>, AlertError> {
         let account = match (account, &message.account) {
-            (None, _) => return Check::Unverified("the function's own account is unknown".into()),
-            (Some(own), Some(named)) if named != own => {
-                return Check::Unverified(format!(
-                    "the message names account {named}, not this function's"
+            (None, _) => {
+                return Ok(Check::Unverified(
+                    "the function's own account is unknown".into(),
                 ));
+            }
+            (Some(own), Some(named)) if named != own => {
+                return Ok(Check::Unverified(format!(
+                    "the message names account {named}, not this function's"
+                )));
             }
             (Some(own), _) => own,
         };
-        let budgets = match budgets {
-            Ok(budgets) => budgets,
-            Err(why) => {
-                return Check::Unverified(format!(
-                    "the account's budgets could not be read ({why})"
-                ));
-            }
-        };
         let Some(budget) = budgets.iter().find(|b| b.name == message.budget_name) else {
-            return Check::Unverified("no budget of that name in this account".into());
+            return Ok(Check::Unverified(
+                "no budget of that name in this account".into(),
+            ));
         };
         if !budget.tracks_spend() {
-            return Check::Unverified(format!(
+            return Ok(Check::Unverified(format!(
                 "{} is a {} budget, whose thresholds this function does not grade",
                 budget.name,
                 budget.kind.to_ascii_lowercase()
-            ));
+            )));
         }
-        let period = budget.period(at);
-        let own = match message.alert_type {
-            budgets_text::AlertType::Actual => budget.actual.clone(),
-            budgets_text::AlertType::Forecasted => budget.forecast.clone(),
-        };
-        let current = own.and_then(|amount| {
-            let percent = amount.percent_of(&budget.limit)?;
-            Some((amount, percent))
-        });
-        if let Some((amount, percent)) = &current
-            && alert::bears_out(&self.config, message, *percent)
-        {
-            return Check::Budget {
-                budget,
-                period,
-                amount: amount.clone(),
-            };
-        }
-        // A late notification about the period that just ended: its final figures decide.
-        let late = period.hours_in(at) < LATE_MESSAGE_HOURS
-            || message.date.is_some_and(|d| d < period.start);
-        if late
-            && message.alert_type == budgets_text::AlertType::Actual
-            && budget.time_unit.has_history()
-            && let Some(previous) = budget.previous_period(at)
-        {
-            match self
-                .budgets
-                .final_actual(account, &budget.name, &previous, &period)
+        let actual = message.alert_type == budgets_text::AlertType::Actual;
+        let period_at = budget.period(at);
+        let period_now = budget.period(now);
+        // The period the message is about has ended (handled, or retried, after the rollover):
+        // only its final figures can bear it out.
+        if period_at != period_now {
+            return Ok(self
+                .check_final(message, account, budget, period_at, &period_now)
                 .await
-            {
-                Ok(Some(amount)) => {
-                    if amount
-                        .percent_of(&budget.limit)
-                        .is_some_and(|p| alert::bears_out(&self.config, message, p))
-                    {
-                        return Check::Budget {
-                            budget,
-                            period: previous,
-                            amount,
-                        };
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "the previous period's figures are unavailable");
-                }
-            }
+                .unwrap_or_else(|| {
+                    Check::Unverified(format!(
+                        "it is about {}, which has ended, and that period's final figures do not bear it out (or are not available)",
+                        budget.period(at).label
+                    ))
+                }));
         }
-        match current {
-            Some((amount, _)) => Check::Budget {
-                budget,
-                period,
-                amount,
-            },
-            None => Check::Unverified(format!(
+        let own = if actual {
+            budget.actual.clone()
+        } else {
+            budget.forecast.clone()
+        };
+        let Some((amount, percent)) = own.and_then(|a| a.percent_of(&budget.limit).map(|p| (a, p)))
+        else {
+            return Ok(Check::Unverified(format!(
                 "the budget has no {} figure yet",
                 message.alert_type.as_str().to_ascii_lowercase()
-            )),
+            )));
+        };
+        // Figures AWS has not rolled over yet belong to the period before.
+        let previous = budget.previous_period(now);
+        if actual
+            && self.still_previous(budget, now).await?
+            && let Some(previous) = previous.clone()
+        {
+            return Ok(Check::Budget {
+                budget,
+                period: previous,
+                amount,
+                ended: false,
+            });
         }
+        if alert::bears_out(&self.config, message, percent, true) {
+            return Ok(Check::Budget {
+                budget,
+                period: period_now,
+                amount,
+                ended: false,
+            });
+        }
+        // Published in a period's first hours: it may be about the one before (AWS bills late).
+        if actual
+            && period_now.hours_in(at) < LATE_HOURS
+            && let Some(previous) = previous
+            && let Some(check) = self
+                .check_final(message, account, budget, previous, &period_now)
+                .await
+        {
+            return Ok(check);
+        }
+        Ok(Check::Budget {
+            budget,
+            period: period_now,
+            amount,
+            ended: false,
+        })
+    }
+
+    /// The message checked against `period`'s final actual spend, when that bears it out.
+    async fn check_final<'a>(
+        &self,
+        message: &BudgetsMessage,
+        account: &str,
+        budget: &'a Budget,
+        period: Period,
+        next: &Period,
+    ) -> Option<Check<'a>> {
+        if message.alert_type != budgets_text::AlertType::Actual || !budget.time_unit.has_history()
+        {
+            return None;
+        }
+        let amount = match self
+            .budgets
+            .final_actual(account, &budget.name, &period, next)
+            .await
+        {
+            Ok(amount) => amount?,
+            Err(e) => {
+                tracing::warn!(budget = %budget.name, period = %period.key, error = %e, "final figures unavailable");
+                return None;
+            }
+        };
+        let percent = amount.percent_of(&budget.limit)?;
+        alert::bears_out(&self.config, message, percent, false).then_some(Check::Budget {
+            budget,
+            period,
+            amount,
+            ended: true,
+        })
     }
 
     async fn notifications(
@@ -372,31 +464,24 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         // The budget's own figures and the per-service budgets, read from this function's own
         // account only (the message's account line is the sender's to write). Without them the
         // alert still goes out, unverified, with the message's figures.
+        // Budgets that cannot be read now fail the invocation retryably: a real notification
+        // must not be told unverified (without SMS) for want of a moment's patience.
         let account = self.account(ctx).ok();
         let budgets = match &account {
             Some(account) if parsed.account.as_deref().is_none_or(|a| a == account) => {
-                self.budgets.budgets(account).await.map_err(|e| {
-                    tracing::warn!(error = %e, "budgets unavailable: alerting with the message's figures, unverified");
-                    e.code
-                })
+                self.budgets.budgets(account).await?
             }
-            _ => Ok(Vec::new()),
+            _ => Vec::new(),
         };
         let per_service: Vec<Budget> = budgets
             .iter()
-            .flatten()
             .filter(|b| !b.services.is_empty() && self.config.watches(&b.name))
             .cloned()
             .collect();
         let at = record.sent_at(ctx.now);
         let check = self
-            .check(
-                &parsed,
-                account.as_deref(),
-                budgets.as_deref().map_err(String::clone),
-                at,
-            )
-            .await;
+            .check(&parsed, account.as_deref(), &budgets, at, ctx.now)
+            .await?;
         let budget = match &check {
             Check::Budget { budget, .. } => Some(*budget),
             Check::Unverified(_) => None,
@@ -409,7 +494,15 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
                 json!({"message_id": record.message_id, "outcome": "already alerted", "key": alert.key()}),
             );
         }
-        if !alert.verified && !told.allows_unverified(&alert.key()) {
+        if !alert.verified
+            && !self
+                .record(
+                    budget.map_or(UNCHECKABLE, |b| b.name.as_str()),
+                    &alert.period,
+                )
+                .await?
+                .allows_unverified(&alert.key())
+        {
             tracing::warn!(budget = %alert.budget, key = %alert.key(), "unverified notification not told: {} already this period", alert::MAX_UNVERIFIED);
             count_alerts(0);
             return Ok(
@@ -431,22 +524,43 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         run: &mut Run,
         ctx: &Invocation,
     ) -> Result<u64, AlertError> {
-        if run.costs.is_none() {
-            run.costs = Some(self.where_the_money_goes(ctx.now).await);
-        }
-        let costs = run
-            .costs
-            .as_ref()
-            .cloned()
-            .unwrap_or(CostsNote::Skipped("not asked".into()));
-        let n = render::notification(alert, budget, &costs, per_service, self.config.top_services);
+        // The budget's figures and this month's top services only beside an alert about the
+        // current period, and never asked for a message that could not be checked.
+        let current = budget.filter(|b| b.period(ctx.now) == alert.period);
+        let costs = if !alert.verified {
+            CostsNote::Skipped("not asked for a notification that could not be checked".into())
+        } else if current.is_none() && budget.is_some() {
+            CostsNote::Skipped("the alert is about a period that has ended".into())
+        } else {
+            if run.costs.is_none() {
+                run.costs = Some(self.where_the_money_goes(ctx.now).await);
+            }
+            run.costs
+                .clone()
+                .unwrap_or(CostsNote::Skipped("not asked".into()))
+        };
+        let n = render::notification(
+            alert,
+            current,
+            &costs,
+            per_service,
+            self.config.top_services,
+        );
         let sent = self.send(&alert.key(), &n, &ctx.deadline).await?;
         // After the send: a failed write is repaired by the next run, whose send of the same key
-        // is then a no-op.
-        if alert.recorded || !alert.verified {
+        // is then a no-op. Unverified alerts count toward their cap, under the budget checked
+        // against or, without one, all together.
+        let record_under = if alert.recorded {
+            Some(alert.budget.as_str())
+        } else if !alert.verified {
+            Some(budget.map_or(UNCHECKABLE, |b| b.name.as_str()))
+        } else {
+            None
+        };
+        if let Some(name) = record_under {
             self.state
                 .modify(
-                    &PeriodRecord::key(&alert.budget, &alert.period),
+                    &PeriodRecord::key(name, &alert.period),
                     |current: Option<PeriodRecord>| {
                         let mut record = current.unwrap_or_default();
                         record.record(alert);

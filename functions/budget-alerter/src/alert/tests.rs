@@ -48,6 +48,7 @@ fn checked(c: &Config, m: &BudgetsMessage, b: &Budget) -> Alert {
         budget: b,
         period: b.period(at()),
         amount: b.actual.clone().unwrap(),
+        ended: false,
     };
     from_message(c, m, &check, at())
 }
@@ -108,6 +109,28 @@ fn a_message_ahead_of_the_budgets_figures_by_a_little_is_the_same_crossing_as_th
         &budget("25", "24.40"),
     );
     assert_eq!((a.threshold, a.sms), (Decimal::ONE_HUNDRED, true));
+    // Six points behind is not "a little": unverified.
+    let a = checked(
+        &c,
+        &message("$25.00", "$25.00", "$25.02", "ACTUAL"),
+        &budget("25", "23.49"),
+    );
+    assert!(!a.verified && !a.sms);
+    // A period's final figures get no margin: 96 % never bears out a 100 % page.
+    let b = budget("25", "0.40");
+    let final_check = Check::Budget {
+        budget: &b,
+        period: b.period(at()),
+        amount: amount("24.00"),
+        ended: true,
+    };
+    let a = from_message(
+        &c,
+        &message("$25.00", "$25.00", "$25.02", "ACTUAL"),
+        &final_check,
+        at(),
+    );
+    assert!(!a.verified && !a.sms);
 }
 
 #[test]

@@ -489,14 +489,14 @@ async fn the_first_check_of_a_period_closes_out_the_one_before_for_every_time_un
         (
             TimeUnit::Monthly,
             None,
-            "2026-11-01T07:00:00Z",
+            "2026-11-02T07:00:00Z",
             "2026-10-31T07:00:00Z",
             "2026-10",
         ),
         (
             TimeUnit::Quarterly,
             None,
-            "2027-01-01T07:00:00Z",
+            "2027-01-02T07:00:00Z",
             "2026-12-31T07:00:00Z",
             "2026-Q4",
         ),
@@ -536,20 +536,73 @@ async fn the_first_check_of_a_period_closes_out_the_one_before_for_every_time_un
     }
 }
 
-/// At 07:00 on the 1st AWS may not have rolled the budget over: the figures are still October's.
-/// They close October out and record nothing for November.
+/// At 07:00 on the 1st AWS may not have rolled the budget over: the figures are still October's
+/// (at or above what October's last check saw). They count for nothing in November, on a retry
+/// of that check too; once rolled over, November's own figures count.
 #[tokio::test]
 async fn figures_not_yet_rolled_over_never_count_for_the_new_period() {
     let app = app(
         &[("BUDGET_NAMES", "des-monthly")],
         vec![budget("des-monthly", "25", "21.25")],
     );
-    app.budgets.set_final("des-monthly", "2026-10", "21.25");
-    app.daily_check(&at("2026-11-01T07:00:00Z")).await.unwrap();
+    app.daily_check(&at("2026-10-31T07:00:00Z")).await.unwrap();
     assert_eq!(keys(&app), ["alert/des-monthly/actual/80/2026-10"]);
+    app.budgets.set(vec![budget("des-monthly", "25", "23.10")]);
+    app.daily_check(&at("2026-11-01T07:00:00Z")).await.unwrap();
+    app.daily_check(&at("2026-11-01T07:05:00Z")).await.unwrap();
+    assert_eq!(keys(&app).len(), 1, "{:?}", keys(&app));
     app.budgets.set(vec![budget("des-monthly", "25", "13")]);
     app.daily_check(&at("2026-11-02T07:00:00Z")).await.unwrap();
     assert_eq!(keys(&app)[1], "alert/des-monthly/actual/50/2026-11");
+}
+
+/// AWS's 100 % page at 00:40 on the 1st while DescribeBudgets still shows October's figures:
+/// October's page (critical, SMS), never November's, which starts with nothing told.
+#[tokio::test]
+async fn a_page_while_the_figures_are_not_rolled_over_is_the_last_periods() {
+    let app = app(
+        &[("BUDGET_NAMES", "des-monthly")],
+        vec![budget("des-monthly", "25", "21")],
+    );
+    app.daily_check(&at("2026-10-31T23:50:00Z")).await.unwrap();
+    app.budgets.set(vec![budget("des-monthly", "25", "25.30")]);
+    let mut event = sns(PAGE_100);
+    event["Records"][0]["Sns"]["Timestamp"] = json!("2026-11-01T00:40:00Z");
+    app.handle(event, &at("2026-11-01T00:40:05Z"))
+        .await
+        .unwrap();
+    assert_eq!(keys(&app)[1], "alert/des-monthly/actual/100/2026-10");
+    assert!(
+        app.notifier.notifications()[1]
+            .attributes
+            .contains_key(crate::render::SMS_ATTRIBUTE)
+    );
+    app.budgets.set(vec![budget("des-monthly", "25", "13")]);
+    app.daily_check(&at("2026-11-02T07:00:00Z")).await.unwrap();
+    assert_eq!(keys(&app)[2], "alert/des-monthly/actual/50/2026-11");
+}
+
+/// Published at 23:59:59 on 31 October, handled (or retried) after the rollover: judged by
+/// October's final figures, with no margin, under October's key.
+#[tokio::test]
+async fn a_message_handled_after_its_period_ended_is_judged_by_its_final_figures() {
+    for (final_actual, told_as) in [
+        ("25.40", "alert/des-monthly/actual/100/2026-10"),
+        ("24.00", "alert/des-monthly/actual/message-100/2026-10"),
+    ] {
+        let app = app(
+            &[("BUDGET_NAMES", "des-monthly")],
+            vec![budget("des-monthly", "25", "0.20")],
+        );
+        app.budgets
+            .set_final("des-monthly", "2026-10", final_actual);
+        let mut event = sns(PAGE_100);
+        event["Records"][0]["Sns"]["Timestamp"] = json!("2026-10-31T23:59:59Z");
+        app.handle(event, &at("2026-11-01T00:30:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(keys(&app), [told_as]);
+    }
 }
 
 #[tokio::test]
@@ -559,11 +612,11 @@ async fn a_close_out_that_cannot_read_the_history_waits_and_the_check_goes_on() 
         vec![budget("des-monthly", "25", "13")],
     );
     *app.budgets.history_fails.lock().unwrap() = true;
-    app.daily_check(&at("2026-11-01T07:00:00Z")).await.unwrap();
+    app.daily_check(&at("2026-11-02T07:00:00Z")).await.unwrap();
     assert_eq!(keys(&app), ["alert/des-monthly/actual/50/2026-11"]);
     *app.budgets.history_fails.lock().unwrap() = false;
     app.budgets.set_final("des-monthly", "2026-10", "30");
-    app.daily_check(&at("2026-11-02T07:00:00Z")).await.unwrap();
+    app.daily_check(&at("2026-11-03T07:00:00Z")).await.unwrap();
     assert_eq!(keys(&app)[1], "alert/des-monthly/actual/100/2026-10");
 }
 
