@@ -271,6 +271,7 @@ impl Store for MemoryStore {
 pub struct StaticSecrets {
     values: Arc<Mutex<HashMap<(String, String), String>>>,
     reads: Arc<AtomicUsize>,
+    unavailable: Arc<Mutex<bool>>,
 }
 
 impl StaticSecrets {
@@ -286,6 +287,11 @@ impl StaticSecrets {
     pub fn reads(&self) -> usize {
         self.reads.load(Ordering::SeqCst)
     }
+
+    /// Every read fails retryably (throttled) while set.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        *self.unavailable.lock().unwrap() = unavailable;
+    }
 }
 
 impl SecretSource for StaticSecrets {
@@ -295,6 +301,15 @@ impl SecretSource for StaticSecrets {
         stage: &str,
     ) -> Result<Option<Secret<String>>, AwsError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        if *self.unavailable.lock().unwrap() {
+            return Err(AwsError {
+                operation: "secretsmanager:GetSecretValue",
+                code: "ThrottlingException".into(),
+                message: "injected by the test".into(),
+                status: Some(400),
+                retryable: true,
+            });
+        }
         Ok(self
             .values
             .lock()

@@ -7,7 +7,9 @@
 //! goes out without it: "duration unknown" is better than no notification.
 //!
 //! Documents: `deployments/<id>/start`, deleted once the deployment's end was notified, and
-//! `deployments/<id>/end`, a small marker left for the bucket's lifecycle rule to expire.
+//! `deployments/<id>/end`, a small marker left for the bucket's lifecycle rule to expire. Both
+//! take the latest phase (events can arrive late and out of order, and ECS reuses a deployment id
+//! when its circuit breaker rolls back to it), never the first one written.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,10 @@ fn end_key(id: &str) -> String {
     format!("deployments/{}/end", key_segment(id))
 }
 
+/// How long a start stays the same rollout: a deployment id seen again later (ECS rolling back to
+/// it days after it completed) is a new rollout, whatever its old start said.
+const SAME_ROLLOUT: chrono::Duration = chrono::Duration::hours(6);
+
 /// Logs a failed nice-to-have and carries on with `fallback`.
 fn tolerate<T>(result: Result<T, StateError>, what: &str, id: &str, fallback: T) -> T {
     result.unwrap_or_else(|e| {
@@ -64,17 +70,73 @@ impl<'a, S: Store> Deployments<'a, S> {
         tolerate(found, "reading the deployment's end marker", id, None)
     }
 
-    /// Keeps the first IN_PROGRESS time of a deployment; a duplicate keeps the original.
-    pub async fn remember_start(&self, id: &str, at: DateTime<Utc>, rollback: bool) {
-        let start = DeploymentStart {
-            started_at: at,
-            rollback,
-        };
-        let written = match self.state.create(&start_key(id), &start).await {
-            Ok(_) | Err(StateError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e),
-        };
-        tolerate(written, "recording the deployment's start", id, ());
+    /// Records a deployment's IN_PROGRESS. A start of the same rollout keeps its time and
+    /// whether it is a rollback (a duplicate, or the rollback's own IN_PROGRESS after the FAILED
+    /// event that named it); an older start arriving late changes nothing; a start long after the
+    /// recorded one (a reused id) replaces it.
+    /// Returns the start as recorded (`None` when it could not be).
+    pub async fn remember_start(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        rollback: bool,
+    ) -> Option<StartSeen> {
+        let written = self
+            .state
+            .modify(&start_key(id), |old: Option<DeploymentStart>| match old {
+                Some(old) if old.started_at <= at && at - old.started_at < SAME_ROLLOUT => {
+                    DeploymentStart {
+                        started_at: old.started_at,
+                        rollback: old.rollback || rollback,
+                    }
+                }
+                Some(old) if old.started_at > at => old,
+                _ => DeploymentStart {
+                    started_at: at,
+                    rollback,
+                },
+            })
+            .await
+            .map(|d| {
+                Some(StartSeen {
+                    at: d.started_at,
+                    rollback: d.rollback,
+                })
+            });
+        tolerate(written, "recording the deployment's start", id, None)
+    }
+
+    /// A FAILED deployment whose circuit breaker rolls back to deployment `target`: `target` is
+    /// being deployed again, as a rollback. Its start says so (its own IN_PROGRESS may carry no
+    /// rollback wording, or arrive after its COMPLETED), and the end marker of its earlier rollout
+    /// is removed, so the new rollout's start is not taken for a late delivery.
+    pub async fn mark_rollback_target(&self, target: &str, at: DateTime<Utc>) {
+        let written = self
+            .state
+            .modify(&start_key(target), |old: Option<DeploymentStart>| {
+                DeploymentStart {
+                    started_at: old
+                        .map(|o| o.started_at)
+                        .filter(|s| *s <= at && at - *s < SAME_ROLLOUT)
+                        .unwrap_or(at),
+                    rollback: true,
+                }
+            })
+            .await
+            .map(|_| ());
+        tolerate(written, "recording the rollback target's start", target, ());
+        let ended = self.state.load::<DeploymentEnd>(&end_key(target)).await;
+        if let Ok(Some(end)) = ended
+            && end.value.ended_at < at
+        {
+            let deleted = self.state.delete(&end_key(target)).await;
+            tolerate(
+                deleted,
+                "clearing the rollback target's old end",
+                target,
+                (),
+            );
+        }
     }
 
     /// What the IN_PROGRESS event said, if it was recorded.
@@ -92,16 +154,20 @@ impl<'a, S: Store> Deployments<'a, S> {
         tolerate(found, "reading the deployment's start", id, None)
     }
 
-    /// Marks the deployment ended, before its end is notified: a late IN_PROGRESS sees it.
+    /// Marks the deployment ended, before its end is notified: a late IN_PROGRESS sees it. The
+    /// latest end wins (a reused id ends again later).
     pub async fn mark_ended(&self, id: &str, at: DateTime<Utc>, status: &str) {
-        let end = DeploymentEnd {
-            ended_at: at,
-            status: status.to_string(),
-        };
-        let written = match self.state.create(&end_key(id), &end).await {
-            Ok(_) | Err(StateError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e),
-        };
+        let written = self
+            .state
+            .modify(&end_key(id), |old: Option<DeploymentEnd>| match old {
+                Some(old) if old.ended_at > at => old,
+                _ => DeploymentEnd {
+                    ended_at: at,
+                    status: status.to_string(),
+                },
+            })
+            .await
+            .map(|_| ());
         tolerate(written, "recording the deployment's end", id, ());
     }
 

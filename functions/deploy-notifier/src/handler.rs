@@ -148,10 +148,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                             "reason": "IN_PROGRESS delivered after the deployment ended"}));
                 }
                 let at = change.updated_at.unwrap_or_else(Utc::now);
+                // The record says whether this is a rollback when its own reason does not (the
+                // FAILED event before it named this deployment as its rollback target).
                 deployments
                     .remember_start(id, at, change.is_rollback())
-                    .await;
-                None
+                    .await
             }
             (DeploymentStatus::InProgress, None) => None,
             (_, Some(id)) => {
@@ -162,9 +163,15 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             }
             (_, None) => None,
         };
+        // The deployment ECS rolls back to is deployed again, as a rollback: its end must say so.
+        if let Some(target) = change.rollback_target() {
+            let at = change.updated_at.unwrap_or_else(Utc::now);
+            deployments.mark_rollback_target(&target, at).await;
+        }
+        let rollback = change.is_rollback() || start.is_some_and(|s| s.rollback);
         if change.status == DeploymentStatus::InProgress
             && !self.config.notify_in_progress
-            && !change.is_rollback()
+            && !rollback
         {
             return Ok(json!({"outcome": "recorded", "event": event.id, "deployment": id}));
         }

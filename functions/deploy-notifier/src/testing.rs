@@ -45,9 +45,14 @@ pub async fn app(notify_in_progress: bool) -> TestApp {
 }
 
 pub fn deployment(id: &str, name: &str, at: &str, reason: &str) -> Value {
+    deployment_of("ecs-svc/1", id, name, at, reason)
+}
+
+/// An ECS deployment event of deployment `deployment_id`.
+pub fn deployment_of(deployment_id: &str, id: &str, name: &str, at: &str, reason: &str) -> Value {
     json!({"version": "0", "id": id, "detail-type": "ECS Deployment State Change", "source": "aws.ecs", "account": "111122223333",
            "time": at, "region": "us-east-1", "resources": ["arn:aws:ecs:us-east-1:111122223333:service/main/api"],
-           "detail": {"eventType": "INFO", "eventName": name, "deploymentId": "ecs-svc/1", "updatedAt": at, "reason": reason}})
+           "detail": {"eventType": "INFO", "eventName": name, "deploymentId": deployment_id, "updatedAt": at, "reason": reason}})
 }
 
 pub fn url(body: &str, headers: Value, method: &str) -> Value {

@@ -214,7 +214,10 @@ pub fn crate_sources(crate_dir: &Path) -> Result<Vec<Source>, String> {
                     .trim_end_matches(".rs")
                     .to_string()
             });
-            !first.is_some_and(|m| excluded.contains(&m))
+            // Unit tests live inline or in a module's own `tests.rs` (declared
+            // `#[cfg(test)] mod tests;`): such a file is never production code.
+            let unit_tests = f.file_name().is_some_and(|n| n == "tests.rs");
+            !unit_tests && !first.is_some_and(|m| excluded.contains(&m))
         })
         .map(|f| Source::read(f))
         .collect()

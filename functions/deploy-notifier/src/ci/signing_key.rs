@@ -5,6 +5,12 @@
 //! keys are read at init and cached; when a signature matches none of the cached keys the secret
 //! is read again (at most once per refresh interval, a minute by default, so forged requests
 //! cannot turn into a flood of Secrets Manager calls) and the signature checked once more.
+//!
+//! Revocation: whatever matches, keys older than [`MAX_KEY_AGE`] (or the refresh interval, if
+//! longer) are read again before they are trusted, so a key rotated out of the secret twice
+//! (neither AWSCURRENT nor AWSPREVIOUS) stops working in every warm sandbox within that time. A
+//! failed read does not start the interval: the next request may read again a second later, and
+//! until a read succeeds requests answer 503 (retry), never 401.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,10 +29,9 @@ pub enum SigningKeyError {
     Aws(#[from] AwsError),
     #[error("CI signing secret {stage}: {reason}")]
     Invalid { stage: &'static str, reason: String },
-    /// No key could be read yet; the next read is due after the refresh interval.
-    #[error(
-        "CI signing secret not loaded (the last read failed); it is read again at most once per refresh interval"
-    )]
+    /// The keys could not be read (or are past their maximum age) and the last read failed
+    /// less than a second ago: retry.
+    #[error("CI signing secret not loaded (the last read failed a moment ago): retry")]
     NotLoaded,
 }
 
@@ -35,6 +40,12 @@ impl Retryable for SigningKeyError {
         matches!(self, SigningKeyError::Aws(e) if e.is_retryable())
     }
 }
+
+/// The longest the cached keys are trusted without reading the secret again.
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(300);
+
+/// After a failed read, the next one waits this long (not the refresh interval).
+const FAILED_READ_PAUSE: Duration = Duration::from_secs(1);
 
 /// Shortest accepted key: 32 bytes, the HMAC-SHA256 block-size guidance for full strength.
 pub const MIN_KEY_BYTES: usize = 32;
@@ -72,7 +83,10 @@ pub struct SigningKeys<P> {
 
 struct Cached {
     keys: Vec<Secret<Vec<u8>>>,
+    /// The last read that succeeded.
     read_at: Instant,
+    /// The last read that failed, if it came after the last one that succeeded.
+    failed_at: Option<Instant>,
 }
 
 impl<P: SecretSource> SigningKeys<P> {
@@ -92,6 +106,7 @@ impl<P: SecretSource> SigningKeys<P> {
             cached: Mutex::new(Cached {
                 keys,
                 read_at: Instant::now(),
+                failed_at: None,
             }),
         })
     }
@@ -121,18 +136,39 @@ impl<P: SecretSource> SigningKeys<P> {
             source,
             secret_id,
             refresh_every,
-            cached: Mutex::new(Cached { keys, read_at }),
+            cached: Mutex::new(Cached {
+                keys,
+                read_at,
+                failed_at: None,
+            }),
         };
         (keys, error)
     }
 
-    fn keys(&self) -> (Vec<Secret<Vec<u8>>>, Instant) {
+    fn cached(&self) -> (Vec<Secret<Vec<u8>>>, Instant, Option<Instant>) {
         let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        (cached.keys.clone(), cached.read_at)
+        (cached.keys.clone(), cached.read_at, cached.failed_at)
     }
 
-    /// Checks a request's signature with the cached keys, and after a mismatch with the keys
-    /// read again (when the last read is older than the refresh interval).
+    /// Reads the keys again; a success replaces the cache, a failure only pauses the next read.
+    async fn read_again(&self) -> Result<Vec<Secret<Vec<u8>>>, SigningKeyError> {
+        let fresh = read_keys(&self.source, &self.secret_id).await;
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        match &fresh {
+            Ok(keys) => {
+                cached.keys = keys.clone();
+                cached.read_at = Instant::now();
+                cached.failed_at = None;
+            }
+            Err(_) => cached.failed_at = Some(Instant::now()),
+        }
+        fresh
+    }
+
+    /// Checks a request's signature with the cached keys: read again first when there are none
+    /// or they are older than the maximum age, and after a mismatch when the last read is older
+    /// than the refresh interval. A key that cannot be read is a 503-kind error, never a
+    /// signature mismatch.
     pub async fn verify(
         &self,
         timestamp: Option<&str>,
@@ -141,35 +177,32 @@ impl<P: SecretSource> SigningKeys<P> {
         now: i64,
         window_seconds: i64,
     ) -> Result<VerifiedSignature, VerifyError> {
-        let (keys, read_at) = self.keys();
+        let (keys, read_at, failed_at) = self.cached();
         let check = |keys: &[Secret<Vec<u8>>]| {
             verify_signature(keys, timestamp, signature, body, now, window_seconds)
         };
-        let due = read_at.elapsed() >= self.refresh_every;
-        if keys.is_empty() {
-            if !due {
+        let may_read = failed_at.is_none_or(|f| f.elapsed() >= FAILED_READ_PAUSE);
+        let expired = read_at.elapsed() >= MAX_KEY_AGE.max(self.refresh_every);
+        if keys.is_empty() || expired {
+            if !may_read {
                 return Err(SigningKeyError::NotLoaded.into());
             }
-            tracing::info!("no CI key loaded yet; reading the signing secret again");
-        } else {
-            match check(&keys) {
-                Err(SignatureError::Mismatch) if due => {}
-                other => return Ok(other?),
-            }
-            tracing::info!("signature matches no cached CI key; reading the signing secret again");
+            tracing::info!(
+                loaded = !keys.is_empty(),
+                "reading the CI signing secret (none loaded, or past their maximum age)"
+            );
+            let keys = self.read_again().await?;
+            return Ok(check(&keys)?);
         }
-        let fresh = read_keys(&self.source, &self.secret_id).await;
-        // Whatever the outcome, the next read waits a full interval.
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        cached.read_at = Instant::now();
-        let keys = match fresh {
-            Ok(keys) => {
-                cached.keys = keys.clone();
-                keys
-            }
-            Err(e) => return Err(e.into()),
-        };
-        drop(cached);
+        match check(&keys) {
+            Err(SignatureError::Mismatch) if read_at.elapsed() >= self.refresh_every => {}
+            other => return Ok(other?),
+        }
+        if !may_read {
+            return Err(SigningKeyError::NotLoaded.into());
+        }
+        tracing::info!("signature matches no cached CI key; reading the signing secret again");
+        let keys = self.read_again().await?;
         Ok(check(&keys)?)
     }
 }
@@ -297,10 +330,59 @@ mod tests {
         assert_eq!(
             secrets.reads(),
             reads,
-            "forged or early requests read nothing"
+            "requests a moment after a failed read read nothing"
         );
-        keys.cached.lock().unwrap().read_at = Instant::now() - Duration::from_secs(61);
+        keys.cached.lock().unwrap().failed_at = Some(Instant::now() - Duration::from_secs(2));
         assert!(verify(&keys, OLD).await.is_ok());
+    }
+
+    /// A leaked key rotated out twice (neither AWSCURRENT nor AWSPREVIOUS) stops matching within
+    /// the keys' maximum age, even in a sandbox that sees nothing but that key's signatures.
+    #[tokio::test]
+    async fn keys_are_read_again_after_their_maximum_age_whatever_matches() {
+        let secrets = StaticSecrets::default();
+        secrets.put("ci", CURRENT, OLD);
+        let keys = SigningKeys::load(secrets.clone(), "ci", Duration::from_secs(60))
+            .await
+            .unwrap();
+        secrets.put("ci", CURRENT, NEW);
+        secrets.put("ci", PREVIOUS, "newer-key-0123456789abcdef0123456789ab");
+        assert!(verify(&keys, OLD).await.is_ok(), "cached, within the age");
+        keys.cached.lock().unwrap().read_at = Instant::now() - MAX_KEY_AGE;
+        assert!(matches!(
+            verify(&keys, OLD).await,
+            Err(VerifyError::Signature(SignatureError::Mismatch))
+        ));
+        assert!(verify(&keys, NEW).await.is_ok());
+    }
+
+    /// A read that fails (throttled) answers 503 and does not start the refresh interval: CI's
+    /// retry a couple of seconds later reads again and is accepted, never refused with a 401.
+    #[tokio::test]
+    async fn a_failed_read_again_is_retried_by_the_next_request_not_a_minute_later() {
+        let secrets = StaticSecrets::default();
+        secrets.put("ci", CURRENT, OLD);
+        let keys = SigningKeys::load(secrets.clone(), "ci", Duration::from_secs(60))
+            .await
+            .unwrap();
+        secrets.put("ci", CURRENT, NEW);
+        secrets.put("ci", PREVIOUS, OLD);
+        keys.cached.lock().unwrap().read_at = Instant::now() - Duration::from_secs(61);
+        secrets.set_unavailable(true);
+        assert!(matches!(
+            verify(&keys, NEW).await,
+            Err(VerifyError::Keys(_))
+        ));
+        secrets.set_unavailable(false);
+        keys.cached.lock().unwrap().failed_at = Some(Instant::now() - Duration::from_secs(2));
+        assert!(verify(&keys, NEW).await.is_ok());
+        // Past its maximum age with the secret unreadable: not trusted, a 503-kind error.
+        keys.cached.lock().unwrap().read_at = Instant::now() - MAX_KEY_AGE;
+        secrets.set_unavailable(true);
+        assert!(matches!(
+            verify(&keys, NEW).await,
+            Err(VerifyError::Keys(_))
+        ));
     }
 
     #[tokio::test]

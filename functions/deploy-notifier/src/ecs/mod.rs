@@ -108,6 +108,24 @@ impl DeploymentChange {
             .any(|p| reason.contains(p))
     }
 
+    /// The deployment ECS rolls back to, when the reason names it ("... rolling back to
+    /// deploymentId ecs-svc/123"): an id of letters, digits, `/`, `-` and `_`, at most 128
+    /// characters, not this change's own.
+    pub fn rollback_target(&self) -> Option<String> {
+        const PHRASE: &str = "rolling back to deploymentid";
+        let lower = self.reason.to_ascii_lowercase();
+        let at = lower.find(PHRASE)? + PHRASE.len();
+        let id: String = self
+            .reason
+            .get(at..)?
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'))
+            .collect();
+        (!id.is_empty() && id.len() <= 128 && self.deployment_id.as_deref() != Some(id.as_str()))
+            .then_some(id)
+    }
+
     /// The deployment circuit breaker tripped (with or without a rollback).
     pub fn circuit_breaker(&self) -> bool {
         self.reason.to_ascii_lowercase().contains("circuit breaker")

@@ -145,7 +145,16 @@ pub fn deployment_notification(
         (_, _, None) => "unknown".into(),
     };
     row(&mut text, "Duration", &duration);
-    row(&mut text, "Rollback", if rollback { "YES" } else { "no" });
+    // Without the start's record (S3 unavailable, the start delivered after the end) an end
+    // cannot tell whether it closes a rollback: never guessed as "no".
+    let rollback_row = if rollback {
+        "YES"
+    } else if start.is_none() && change.status != DeploymentStatus::InProgress {
+        "unknown (the deployment's start was not seen)"
+    } else {
+        "no"
+    };
+    row(&mut text, "Rollback", rollback_row);
     location_rows(&mut text, service, event_id);
     let mut n = with_service(
         Notification::new(crate::NAME, severity, subject, text),

@@ -308,3 +308,197 @@ mod fuzz {
         }
     }
 }
+
+const ROLLING_BACK: &str =
+    "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/1.";
+
+/// The rollback's COMPLETED handled before its own IN_PROGRESS (a delayed invocation): the FAILED
+/// event that named ecs-svc/1 as its rollback target makes that end a rollback's, and the late
+/// IN_PROGRESS is not announced after it.
+#[tokio::test]
+async fn a_rollbacks_end_before_its_start_is_still_a_rollback() {
+    let app = app(false).await;
+    for (event, deployment, name, at, reason) in [
+        (
+            "e1",
+            "ecs-svc/2",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "2026-11-20T12:00:00Z",
+            ROLLING_BACK,
+        ),
+        (
+            "e2",
+            "ecs-svc/1",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "2026-11-20T12:05:00Z",
+            "ECS deployment ecs-svc/1 completed.",
+        ),
+        (
+            "e3",
+            "ecs-svc/1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:01:00Z",
+            "ECS deployment ecs-svc/1 in progress.",
+        ),
+    ] {
+        app.run(crate::testing::deployment_of(
+            deployment, event, name, at, reason,
+        ))
+        .await
+        .unwrap();
+    }
+    let sent = app.notifier.notifications();
+    assert_eq!(
+        sent.len(),
+        2,
+        "{:?}",
+        sent.iter().map(|n| &n.subject).collect::<Vec<_>>()
+    );
+    assert!(
+        sent[0].subject.contains("FAILED - ROLLBACK"),
+        "{}",
+        sent[0].subject
+    );
+    assert!(
+        sent[1].subject.contains("ROLLBACK COMPLETED"),
+        "{}",
+        sent[1].subject
+    );
+    assert_eq!(sent[1].severity, Severity::Warning);
+}
+
+/// ECS rolls back to a deployment id it used before: weeks-old records of that id (a start whose
+/// end was never told) neither make the rollback a success nor give it a duration of weeks.
+#[tokio::test]
+async fn a_rollback_to_a_reused_deployment_id_is_a_rollback_of_minutes() {
+    let app = app(false).await;
+    app.run(crate::testing::deployment_of(
+        "ecs-svc/1",
+        "old",
+        "SERVICE_DEPLOYMENT_IN_PROGRESS",
+        "2026-11-01T09:00:00Z",
+        "ECS deployment ecs-svc/1 in progress.",
+    ))
+    .await
+    .unwrap();
+    for (event, deployment, name, at, reason) in [
+        (
+            "e1",
+            "ecs-svc/2",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "2026-11-20T12:00:00Z",
+            ROLLING_BACK,
+        ),
+        (
+            "e2",
+            "ecs-svc/1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:01:00Z",
+            "ECS deployment ecs-svc/1 in progress.",
+        ),
+        (
+            "e3",
+            "ecs-svc/1",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "2026-11-20T12:05:00Z",
+            "ECS deployment ecs-svc/1 completed.",
+        ),
+    ] {
+        app.run(crate::testing::deployment_of(
+            deployment, event, name, at, reason,
+        ))
+        .await
+        .unwrap();
+    }
+    let sent = app.notifier.notifications();
+    let end = sent.last().unwrap();
+    assert!(
+        end.subject.contains("ROLLBACK COMPLETED"),
+        "{}",
+        end.subject
+    );
+    assert!(
+        end.text.contains("5m") && !end.text.contains("19d"),
+        "{}",
+        end.text
+    );
+}
+
+/// The same ids after an earlier rollout that ended: its end marker does not make the rollback's
+/// own IN_PROGRESS look like a late delivery.
+#[tokio::test]
+async fn a_rollback_target_that_ended_before_is_started_again() {
+    let app = app(true).await;
+    for (event, deployment, name, at, reason) in [
+        (
+            "o1",
+            "ecs-svc/1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-01T09:00:00Z",
+            "",
+        ),
+        (
+            "o2",
+            "ecs-svc/1",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "2026-11-01T09:05:00Z",
+            "",
+        ),
+        (
+            "e1",
+            "ecs-svc/2",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "2026-11-20T12:00:00Z",
+            ROLLING_BACK,
+        ),
+        (
+            "e2",
+            "ecs-svc/1",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "2026-11-20T12:01:00Z",
+            "",
+        ),
+    ] {
+        app.run(crate::testing::deployment_of(
+            deployment, event, name, at, reason,
+        ))
+        .await
+        .unwrap();
+    }
+    let sent = app.notifier.notifications();
+    assert_eq!(
+        sent.len(),
+        4,
+        "{:?}",
+        sent.iter().map(|n| &n.subject).collect::<Vec<_>>()
+    );
+    assert!(
+        sent[3].subject.contains("ROLLBACK IN PROGRESS"),
+        "{}",
+        sent[3].subject
+    );
+}
+
+/// S3 unavailable: the end goes out without the start's record, and says the rollback is unknown
+/// rather than "no".
+#[tokio::test]
+async fn without_the_start_record_an_end_says_rollback_unknown() {
+    let app = app(false).await;
+    app.state.deny_documents();
+    app.run(deployment(
+        "e1",
+        "SERVICE_DEPLOYMENT_COMPLETED",
+        "2026-11-20T12:05:00Z",
+        "ECS deployment ecs-svc/1 completed.",
+    ))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert!(
+        sent[0]
+            .text
+            .contains("unknown (the deployment's start was not seen)"),
+        "{}",
+        sent[0].text
+    );
+}

@@ -76,7 +76,17 @@ fn a_tripped_circuit_breaker_without_rollback_is_not_called_one() {
     );
     assert_eq!(n.severity, Severity::Critical);
     assert!(!n.text.contains("ROLLBACK DETECTED"), "{}", n.text);
-    assert!(n.text.contains("Rollback:       no"));
+    // Without the start's record whether it rolled back is not known; with it, it says "no".
+    assert!(
+        n.text
+            .contains("Rollback:       unknown (the deployment's start was not seen)")
+    );
+    let start = StartSeen {
+        at: "2026-11-20T11:58:00Z".parse().unwrap(),
+        rollback: false,
+    };
+    let n = deployment_notification(&change, Some(start), None, "e-1");
+    assert!(n.text.contains("Rollback:       no"), "{}", n.text);
 }
 
 #[test]
