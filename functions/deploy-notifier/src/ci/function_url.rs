@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::Notify;
@@ -67,7 +68,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 if request.iam_caller.is_none() {
                     return respond(401, json!({"error": "AWS_IAM authorization required"}));
                 }
-                (format!("ci/{}", key_segment(&request.request_id)), None)
+                // Not the request id: an HTTP retry of the same report has a new one, and a
+                // directly invoked payload may have none. The body is the report: the same body
+                // is the same report.
+                let digest = hex::encode(&Sha256::digest(&body)[..16]);
+                (format!("ci/iam/{digest}"), None)
             }
         };
         let report = match ci::parse_report(&body) {
@@ -323,5 +328,47 @@ mod tests {
         assert_eq!(status(&app.handle_url(&request, now, &later()).await), 503);
         assert_eq!(status(&app.handle_url(&request, now, &later()).await), 202);
         assert_eq!(app.notifier.notifications()[0].severity, Severity::Critical);
+    }
+
+    /// IAM mode: a report without an `id`, retried over HTTP (a new request id each time) or
+    /// invoked directly without one, is told once per body; another report is told too.
+    #[tokio::test]
+    async fn iam_mode_dedupes_a_retried_report_by_its_body() {
+        use watchkeeper_shared::config::Vars;
+        use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier, StaticSecrets};
+        let config = crate::config::Config::from_vars(&Vars::from_pairs([
+            (
+                "NOTIFY_SNS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:alerts",
+            ),
+            ("STATE_BUCKET", "b"),
+            ("CI_AUTH", "iam"),
+        ]))
+        .unwrap();
+        let app: crate::handler::App<_, _, StaticSecrets> = crate::handler::App::new(
+            config,
+            RecordingNotifier::default(),
+            MemoryStore::default(),
+            None,
+        );
+        let report = |commit: &str, request_id: &str| {
+            let body = format!(
+                r#"{{"project":"despachos","environment":"prod","status":"success","commit":"{commit}"}}"#
+            );
+            let mut event = url(&body, json!({}), "POST");
+            event["requestContext"]["requestId"] = json!(request_id);
+            event["requestContext"]["authorizer"] =
+                json!({"iam": {"userArn": "arn:aws:iam::123456789012:role/ci"}});
+            request(event)
+        };
+        for request_id in ["req-1", "req-2", ""] {
+            let answer = app
+                .handle_url(&report("9f2c1e7", request_id), 0, &later())
+                .await;
+            assert_eq!(status(&answer), 202, "{answer}");
+        }
+        app.handle_url(&report("a1b2c3d", "req-3"), 0, &later())
+            .await;
+        assert_eq!(app.notifier.notifications().len(), 2);
     }
 }
