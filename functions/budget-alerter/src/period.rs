@@ -81,7 +81,7 @@ impl TimeUnit {
             }
             Self::Quarterly => {
                 let first = months_back_to(day, anchor_month0 % 3, 3);
-                if anchor_month0 % 3 == 0 {
+                if anchor_month0.is_multiple_of(3) {
                     let quarter = first.month0() / 3 + 1;
                     Period {
                         key: format!("{}-Q{quarter}", first.year()),

@@ -45,7 +45,24 @@ fn end_key(id: &str) -> String {
 
 /// How long a start stays the same rollout: a deployment id seen again later (ECS rolling back to
 /// it days after it completed) is a new rollout, whatever its old start said.
-const SAME_ROLLOUT: chrono::Duration = chrono::Duration::hours(6);
+pub(crate) const SAME_ROLLOUT: chrono::Duration = chrono::Duration::hours(6);
+
+/// A start seen at `at` merged into the recorded one: within one rollout the earliest time and
+/// "rollback" if either says so; a start more than [`SAME_ROLLOUT`] later (a reused id) replaces
+/// it, and one that much earlier changes nothing. Idempotent, as `modify` requires.
+fn merge_start(old: Option<DeploymentStart>, at: DateTime<Utc>, rollback: bool) -> DeploymentStart {
+    match old {
+        Some(old) if (at - old.started_at).abs() < SAME_ROLLOUT => DeploymentStart {
+            started_at: old.started_at.min(at),
+            rollback: old.rollback || rollback,
+        },
+        Some(old) if old.started_at > at => old,
+        _ => DeploymentStart {
+            started_at: at,
+            rollback,
+        },
+    }
+}
 
 /// Logs a failed nice-to-have and carries on with `fallback`.
 fn tolerate<T>(result: Result<T, StateError>, what: &str, id: &str, fallback: T) -> T {
@@ -83,18 +100,8 @@ impl<'a, S: Store> Deployments<'a, S> {
     ) -> Option<StartSeen> {
         let written = self
             .state
-            .modify(&start_key(id), |old: Option<DeploymentStart>| match old {
-                Some(old) if old.started_at <= at && at - old.started_at < SAME_ROLLOUT => {
-                    DeploymentStart {
-                        started_at: old.started_at,
-                        rollback: old.rollback || rollback,
-                    }
-                }
-                Some(old) if old.started_at > at => old,
-                _ => DeploymentStart {
-                    started_at: at,
-                    rollback,
-                },
+            .modify(&start_key(id), |old: Option<DeploymentStart>| {
+                merge_start(old, at, rollback)
             })
             .await
             .map(|d| {
@@ -108,35 +115,17 @@ impl<'a, S: Store> Deployments<'a, S> {
 
     /// A FAILED deployment whose circuit breaker rolls back to deployment `target`: `target` is
     /// being deployed again, as a rollback. Its start says so (its own IN_PROGRESS may carry no
-    /// rollback wording, or arrive after its COMPLETED), and the end marker of its earlier rollout
-    /// is removed, so the new rollout's start is not taken for a late delivery.
+    /// rollback wording, or arrive after its COMPLETED). Its end marker is left alone: a later
+    /// IN_PROGRESS passes the late-start check by its time, and an earlier one must not.
     pub async fn mark_rollback_target(&self, target: &str, at: DateTime<Utc>) {
         let written = self
             .state
             .modify(&start_key(target), |old: Option<DeploymentStart>| {
-                DeploymentStart {
-                    started_at: old
-                        .map(|o| o.started_at)
-                        .filter(|s| *s <= at && at - *s < SAME_ROLLOUT)
-                        .unwrap_or(at),
-                    rollback: true,
-                }
+                merge_start(old, at, true)
             })
             .await
             .map(|_| ());
         tolerate(written, "recording the rollback target's start", target, ());
-        let ended = self.state.load::<DeploymentEnd>(&end_key(target)).await;
-        if let Ok(Some(end)) = ended
-            && end.value.ended_at < at
-        {
-            let deleted = self.state.delete(&end_key(target)).await;
-            tolerate(
-                deleted,
-                "clearing the rollback target's old end",
-                target,
-                (),
-            );
-        }
     }
 
     /// What the IN_PROGRESS event said, if it was recorded.

@@ -156,7 +156,13 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             }
             (DeploymentStatus::InProgress, None) => None,
             (_, Some(id)) => {
-                let start = deployments.start_of(id).await;
+                // A start after this end, or from another rollout long before it, is not this
+                // rollout's: without it the end says "unknown" rather than guess.
+                let end_at = change.updated_at.unwrap_or_else(Utc::now);
+                let start = deployments
+                    .start_of(id)
+                    .await
+                    .filter(|s| s.at <= end_at && end_at - s.at < crate::deployments::SAME_ROLLOUT);
                 let at = change.updated_at.unwrap_or_else(Utc::now);
                 deployments.mark_ended(id, at, change.status.as_str()).await;
                 start
@@ -164,7 +170,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             (_, None) => None,
         };
         // The deployment ECS rolls back to is deployed again, as a rollback: its end must say so.
-        if let Some(target) = change.rollback_target() {
+        // Only a FAILED event names one (an SNS copy could be forged by a principal of the
+        // account; it can at worst label one deployment's end a rollback).
+        if change.status == DeploymentStatus::Failed
+            && let Some(target) = change.rollback_target()
+        {
             let at = change.updated_at.unwrap_or_else(Utc::now);
             deployments.mark_rollback_target(&target, at).await;
         }

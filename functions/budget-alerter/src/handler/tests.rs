@@ -770,8 +770,7 @@ async fn a_page_at_each_kind_of_period_boundary_belongs_to_the_period_that_ended
         assert_eq!(sent.len(), 2, "{unit:?}: {:?}", keys(&app));
         let sms = sent[1]
             .attributes
-            .get(crate::render::SMS_ATTRIBUTE)
-            .is_some();
+            .contains_key(crate::render::SMS_ATTRIBUTE);
         if unit == TimeUnit::Annually {
             assert!(
                 keys(&app)[1].contains("message-100") && !sms,

@@ -71,8 +71,9 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 // Not the request id: an HTTP retry of the same report has a new one, and a
                 // directly invoked payload may have none. The body is the report: the same body
                 // is the same report.
+                // Within ten minutes: a deliberate re-run of the same report later is told again.
                 let digest = hex::encode(&Sha256::digest(&body)[..16]);
-                (format!("ci/iam/{digest}"), None)
+                (format!("ci/iam/{digest}/{}", now.div_euclid(600)), None)
             }
         };
         let report = match ci::parse_report(&body) {
@@ -331,7 +332,8 @@ mod tests {
     }
 
     /// IAM mode: a report without an `id`, retried over HTTP (a new request id each time) or
-    /// invoked directly without one, is told once per body; another report is told too.
+    /// invoked directly without one, is told once per body within ten minutes; another report,
+    /// or the same one re-run later, is told too.
     #[tokio::test]
     async fn iam_mode_dedupes_a_retried_report_by_its_body() {
         use watchkeeper_shared::config::Vars;
@@ -370,5 +372,12 @@ mod tests {
         app.handle_url(&report("a1b2c3d", "req-3"), 0, &later())
             .await;
         assert_eq!(app.notifier.notifications().len(), 2);
+        app.handle_url(&report("9f2c1e7", "req-4"), 3600, &later())
+            .await;
+        assert_eq!(
+            app.notifier.notifications().len(),
+            3,
+            "re-run an hour later"
+        );
     }
 }

@@ -78,6 +78,8 @@ pub struct SigningKeys<P> {
     source: P,
     secret_id: String,
     refresh_every: Duration,
+    /// [`MAX_KEY_AGE`], or the refresh interval if longer.
+    max_age: Duration,
     cached: Mutex<Cached>,
 }
 
@@ -103,6 +105,7 @@ impl<P: SecretSource> SigningKeys<P> {
             source,
             secret_id,
             refresh_every,
+            max_age: MAX_KEY_AGE.max(refresh_every),
             cached: Mutex::new(Cached {
                 keys,
                 read_at: Instant::now(),
@@ -136,6 +139,7 @@ impl<P: SecretSource> SigningKeys<P> {
             source,
             secret_id,
             refresh_every,
+            max_age: MAX_KEY_AGE.max(refresh_every),
             cached: Mutex::new(Cached {
                 keys,
                 read_at,
@@ -182,7 +186,7 @@ impl<P: SecretSource> SigningKeys<P> {
             verify_signature(keys, timestamp, signature, body, now, window_seconds)
         };
         let may_read = failed_at.is_none_or(|f| f.elapsed() >= FAILED_READ_PAUSE);
-        let expired = read_at.elapsed() >= MAX_KEY_AGE.max(self.refresh_every);
+        let expired = read_at.elapsed() >= self.max_age;
         if keys.is_empty() || expired {
             if !may_read {
                 return Err(SigningKeyError::NotLoaded.into());
@@ -228,7 +232,9 @@ async fn read_keys(
             Err(e) => tracing::warn!(error = %e, "previous CI signing key ignored"),
         },
         Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "previous CI signing key could not be read"),
+        // Not read is not absent: CI may still sign with it (the switch-over after a rotation),
+        // so the whole read failed (503 and read again), rather than a cache without it (401).
+        Err(e) => return Err(e.into()),
     }
     Ok(keys)
 }
@@ -348,7 +354,8 @@ mod tests {
         secrets.put("ci", CURRENT, NEW);
         secrets.put("ci", PREVIOUS, "newer-key-0123456789abcdef0123456789ab");
         assert!(verify(&keys, OLD).await.is_ok(), "cached, within the age");
-        keys.cached.lock().unwrap().read_at = Instant::now() - MAX_KEY_AGE;
+        let mut keys = keys;
+        keys.max_age = Duration::ZERO; // as if five minutes had passed
         assert!(matches!(
             verify(&keys, OLD).await,
             Err(VerifyError::Signature(SignatureError::Mismatch))
@@ -377,12 +384,45 @@ mod tests {
         keys.cached.lock().unwrap().failed_at = Some(Instant::now() - Duration::from_secs(2));
         assert!(verify(&keys, NEW).await.is_ok());
         // Past its maximum age with the secret unreadable: not trusted, a 503-kind error.
-        keys.cached.lock().unwrap().read_at = Instant::now() - MAX_KEY_AGE;
+        let mut keys = keys;
+        keys.max_age = Duration::ZERO;
         secrets.set_unavailable(true);
         assert!(matches!(
             verify(&keys, NEW).await,
             Err(VerifyError::Keys(_))
         ));
+    }
+
+    /// AWSPREVIOUS that could not be read is not taken as absent: CI still signing with it in the
+    /// switch-over after a rotation gets a 503 and a retry, never a 401.
+    #[tokio::test]
+    async fn an_unreadable_previous_key_fails_the_read_rather_than_drop_the_key() {
+        let secrets = StaticSecrets::default();
+        secrets.put("ci", CURRENT, NEW);
+        let result = read_keys(&FailingPrevious(secrets), "ci").await;
+        assert!(matches!(result, Err(SigningKeyError::Aws(_))), "{result:?}");
+    }
+
+    /// AWSCURRENT readable, AWSPREVIOUS throttled.
+    struct FailingPrevious(StaticSecrets);
+
+    impl SecretSource for FailingPrevious {
+        async fn value(
+            &self,
+            secret_id: &str,
+            stage: &str,
+        ) -> Result<Option<Secret<String>>, AwsError> {
+            if stage == PREVIOUS {
+                return Err(AwsError {
+                    operation: "secretsmanager:GetSecretValue",
+                    code: "ThrottlingException".into(),
+                    message: "injected".into(),
+                    status: Some(400),
+                    retryable: true,
+                });
+            }
+            self.0.value(secret_id, stage).await
+        }
     }
 
     #[tokio::test]
