@@ -35,6 +35,9 @@ pub const CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
 /// after its last step, and for clock differences between Lambda hosts.
 pub const CLAIM_LEASE_MARGIN: Duration = Duration::from_secs(30);
 
+/// The largest state document read: the sweeper's state for 10,000 targets is a few megabytes.
+pub const MAX_DOCUMENT_BYTES: i64 = 16 << 20;
+
 /// How often [`StateStore::modify`] re-reads and re-applies after a conflict before giving up.
 pub const MODIFY_ATTEMPTS: usize = 8;
 
@@ -285,6 +288,16 @@ impl StateStore {
             }
         };
         let etag = output.e_tag().unwrap_or_default().to_string();
+        // Read into memory only what a state document can be: an object of any size planted
+        // under the function's prefix must not run a 128 MB function out of memory.
+        if let Some(size) = output.content_length().filter(|n| *n > MAX_DOCUMENT_BYTES) {
+            return Err(StateError::Corrupt {
+                key: object.to_string(),
+                reason: format!(
+                    "{size} bytes, more than the {MAX_DOCUMENT_BYTES} a state document may hold"
+                ),
+            });
+        }
         let bytes = output.body.collect().await.map_err(|_| StateError::Aws {
             key: object.to_string(),
             source: AwsError {

@@ -167,6 +167,22 @@ async fn corrupt_documents_and_bad_keys_are_permanent_errors() {
         .unwrap();
     let err = store.load::<Counter>("broken").await.unwrap_err();
     assert!(matches!(err, StateError::Corrupt { .. }) && !err.is_retryable());
+    // An object planted larger than any state document is refused before it is read.
+    let huge = vec![b' '; (watchkeeper_shared::state::MAX_DOCUMENT_BYTES + 1) as usize];
+    moto.s3()
+        .await
+        .put_object()
+        .bucket(harness::STATE_BUCKET)
+        .key("test-fn/docs/huge")
+        .body(huge.into())
+        .send()
+        .await
+        .unwrap();
+    let err = store.load::<Counter>("huge").await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Corrupt { reason, .. } if reason.contains("bytes")),
+        "{err}"
+    );
     let err = store.claim("../escape", &invocation()).await.unwrap_err();
     assert!(matches!(err, StateError::InvalidKey { .. }) && !err.is_retryable());
 }
