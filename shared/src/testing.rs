@@ -141,6 +141,22 @@ impl MemoryStore {
     }
 }
 
+/// An AWS error as a fake port answers it: `code` and `status` as the service would send them.
+pub fn injected_error(
+    operation: &'static str,
+    code: &str,
+    status: u16,
+    retryable: bool,
+) -> AwsError {
+    AwsError {
+        operation,
+        code: code.into(),
+        message: "injected by the test".into(),
+        status: Some(status),
+        retryable,
+    }
+}
+
 fn injected(
     key: &str,
     operation: &'static str,
@@ -150,13 +166,7 @@ fn injected(
 ) -> StateError {
     StateError::Aws {
         key: key.to_string(),
-        source: AwsError {
-            operation,
-            code: code.into(),
-            message: "injected by the test".into(),
-            status: Some(status),
-            retryable,
-        },
+        source: injected_error(operation, code, status, retryable),
     }
 }
 
@@ -302,13 +312,12 @@ impl SecretSource for StaticSecrets {
     ) -> Result<Option<Secret<String>>, AwsError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         if *self.unavailable.lock().unwrap() {
-            return Err(AwsError {
-                operation: "secretsmanager:GetSecretValue",
-                code: "ThrottlingException".into(),
-                message: "injected by the test".into(),
-                status: Some(400),
-                retryable: true,
-            });
+            return Err(injected_error(
+                "secretsmanager:GetSecretValue",
+                "ThrottlingException",
+                400,
+                true,
+            ));
         }
         Ok(self
             .values

@@ -155,6 +155,26 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             .unwrap_or_default())
     }
 
+    /// Changes the period's record (`change` must be idempotent: see [`Store::modify`]).
+    async fn update_record(
+        &self,
+        budget: &str,
+        period: &Period,
+        change: impl Fn(&mut PeriodRecord) + Send + Sync,
+    ) -> Result<(), AlertError> {
+        self.state
+            .modify(
+                &PeriodRecord::key(budget, period),
+                |current: Option<PeriodRecord>| {
+                    let mut record = current.unwrap_or_default();
+                    change(&mut record);
+                    record
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Closes out the period before the current one, once: its final actual spend (one
     /// `DescribeBudgetPerformanceHistory` call per budget and check, only in the window) tells a
     /// threshold crossed after its last daily check, under that period's key. No figure yet, or
@@ -207,15 +227,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         {
             sent = self.deliver(&alert, Some(budget), &[], run, ctx).await?;
         }
-        self.state
-            .modify(
-                &PeriodRecord::key(&budget.name, &previous),
-                |current: Option<PeriodRecord>| {
-                    let mut record = current.unwrap_or_default();
-                    record.closed = true;
-                    record
-                },
-            )
+        self.update_record(&budget.name, &previous, |record| record.closed = true)
             .await?;
         Ok(sent)
     }
@@ -256,17 +268,10 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         if told.last_actual.as_deref() == Some(seen.as_str()) {
             return Ok(());
         }
-        self.state
-            .modify(
-                &PeriodRecord::key(&budget.name, period),
-                |current: Option<PeriodRecord>| {
-                    let mut record = current.unwrap_or_default();
-                    record.last_actual = Some(seen.clone());
-                    record
-                },
-            )
-            .await?;
-        Ok(())
+        self.update_record(&budget.name, period, |record| {
+            record.last_actual = Some(seen.clone())
+        })
+        .await
     }
 
     /// What a message is checked against: the budget's own figure for the period the message is
@@ -310,13 +315,13 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
         // The period the message is about has ended (handled, or retried, after the rollover):
         // only its final figures can bear it out.
         if period_at != period_now {
+            let ended = period_at.label.clone();
             return Ok(self
                 .check_final(message, account, budget, period_at, &period_now)
                 .await
                 .unwrap_or_else(|| {
                     Check::Unverified(format!(
-                        "it is about {}, which has ended, and that period's final figures do not bear it out (or are not available)",
-                        budget.period(at).label
+                        "it is about {ended}, which has ended, and that period's final figures do not bear it out (or are not available)"
                     ))
                 }));
         }
@@ -462,10 +467,9 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             );
         }
         // The budget's own figures and the per-service budgets, read from this function's own
-        // account only (the message's account line is the sender's to write). Without them the
-        // alert still goes out, unverified, with the message's figures.
-        // Budgets that cannot be read now fail the invocation retryably: a real notification
-        // must not be told unverified (without SMS) for want of a moment's patience.
+        // account only (the message's account line is the sender's to write). Budgets that
+        // cannot be read now fail the invocation retryably: a real notification must not be told
+        // unverified (without SMS) for want of a moment's patience.
         let account = self.account(ctx).ok();
         let budgets = match &account {
             Some(account) if parsed.account.as_deref().is_none_or(|a| a == account) => {
@@ -558,15 +562,7 @@ impl<B: BudgetSource, C: CostSource, N: Notify, S: Store> App<B, C, N, S> {
             None
         };
         if let Some(name) = record_under {
-            self.state
-                .modify(
-                    &PeriodRecord::key(name, &alert.period),
-                    |current: Option<PeriodRecord>| {
-                        let mut record = current.unwrap_or_default();
-                        record.record(alert);
-                        record
-                    },
-                )
+            self.update_record(name, &alert.period, |record| record.record(alert))
                 .await?;
         }
         run.alerts.push(json!({"key": alert.key(), "subject": n.subject_line(), "severity": alert.severity, "sms": alert.sms, "sent": sent > 0}));

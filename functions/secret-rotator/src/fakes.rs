@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use watchkeeper_shared::error::AwsError;
 use watchkeeper_shared::secret::Secret;
+use watchkeeper_shared::testing::injected_error;
 
 use crate::database::{Credentials, Database, DbError, DbErrorKind, SetPassword};
 use crate::secrets_manager::{CURRENT, Description, PENDING, PREVIOUS, SecretsApi};
@@ -120,25 +121,18 @@ impl FakeSecretsManager {
 
     fn injected(&self, operation: &'static str) -> Result<(), AwsError> {
         match self.fail_next.lock().unwrap().take() {
-            Some(code) => Err(AwsError {
+            Some(code) => Err(injected_error(
                 operation,
-                code: code.into(),
-                message: "injected by the test".into(),
-                status: Some(400),
-                retryable: code == "ThrottlingException",
-            }),
+                code,
+                400,
+                code == "ThrottlingException",
+            )),
             None => Ok(()),
         }
     }
 
     fn not_found(operation: &'static str) -> AwsError {
-        AwsError {
-            operation,
-            code: "ResourceNotFoundException".into(),
-            message: "no such secret".into(),
-            status: Some(400),
-            retryable: false,
-        }
+        injected_error(operation, "ResourceNotFoundException", 400, false)
     }
 
     fn invalid(operation: &'static str, message: &str) -> AwsError {

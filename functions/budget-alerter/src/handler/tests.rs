@@ -8,7 +8,7 @@ use serde_json::json;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::{AwsError, Retryable};
-use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier};
+use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier, injected_error};
 
 use super::*;
 use crate::costs::{CostsByService, ServiceCost};
@@ -55,13 +55,12 @@ impl BudgetSource for FakeBudgets {
         *self.history_calls.lock().unwrap() += 1;
         assert!(period.start < next.start, "{period:?} before {next:?}");
         if *self.history_fails.lock().unwrap() {
-            return Err(AwsError {
-                operation: "budgets:DescribeBudgetPerformanceHistory",
-                code: "ThrottlingException".into(),
-                message: "injected".into(),
-                status: Some(400),
-                retryable: true,
-            });
+            return Err(injected_error(
+                "budgets:DescribeBudgetPerformanceHistory",
+                "ThrottlingException",
+                400,
+                true,
+            ));
         }
         Ok(self
             .history

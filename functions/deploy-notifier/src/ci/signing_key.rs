@@ -413,13 +413,12 @@ mod tests {
             stage: &str,
         ) -> Result<Option<Secret<String>>, AwsError> {
             if stage == PREVIOUS {
-                return Err(AwsError {
-                    operation: "secretsmanager:GetSecretValue",
-                    code: "ThrottlingException".into(),
-                    message: "injected".into(),
-                    status: Some(400),
-                    retryable: true,
-                });
+                return Err(watchkeeper_shared::testing::injected_error(
+                    "secretsmanager:GetSecretValue",
+                    "ThrottlingException",
+                    400,
+                    true,
+                ));
             }
             self.0.value(secret_id, stage).await
         }
