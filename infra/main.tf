@@ -64,13 +64,14 @@ module "state_bucket" {
 module "deploy_notifier" {
   source = "./modules/deploy-notifier"
 
-  common                = local.common
-  environment_label     = var.deploy_environment
-  notify_in_progress    = var.deploy_notify_in_progress
-  ci_auth               = var.ci_auth
-  ci_signing_secret_arn = var.ci_signing_secret_arn
-  ci_invoker_arns       = var.ci_invoker_arns
-  ecs_events_topic_arn  = var.ecs_events_topic_arn
+  common                  = local.common
+  environment_label       = var.deploy_environment
+  notify_in_progress      = var.deploy_notify_in_progress
+  ci_auth                 = var.ci_auth
+  ci_signing_secret_arn   = var.ci_signing_secret_arn
+  ci_invoker_arns         = var.ci_invoker_arns
+  ci_reserved_concurrency = var.ci_reserved_concurrency
+  ecs_events_topic_arn    = var.ecs_events_topic_arn
 }
 
 module "secret_rotator" {

@@ -153,6 +153,17 @@ variable "ci_invoker_arns" {
   default     = []
 }
 
+variable "ci_reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of deploy-notifier-ci, the function behind the public Function URL: CI reports handled at once (more get 429, which the documented curl retries). Keeps a flood on the URL from starving ECS notifications or the account. Set null in an account whose Lambda concurrency quota is still 10: Lambda keeps 10 unreserved, so none can be reserved there."
+  default     = 3
+
+  validation {
+    condition     = var.ci_reserved_concurrency == null || try(var.ci_reserved_concurrency >= 1 && var.ci_reserved_concurrency <= 100, false)
+    error_message = "ci_reserved_concurrency must be null or between 1 and 100."
+  }
+}
+
 # --- secret-rotator -------------------------------------------------------------------------------
 
 variable "rotated_secret_arns" {

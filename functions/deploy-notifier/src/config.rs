@@ -12,6 +12,9 @@ pub enum UrlAuth {
     Hmac { secret_arn: String },
     /// The Function URL uses auth type AWS_IAM: Lambda has checked the SigV4 signature already.
     Iam,
+    /// This function takes no CI reports: infra deploys the event path (ECS, SNS) and the public
+    /// Function URL as two functions, so a flood on the URL cannot starve ECS notifications.
+    Off,
 }
 
 #[derive(Debug, Clone)]
@@ -24,7 +27,7 @@ pub struct Config {
     /// `DEPLOY_NOTIFY_IN_PROGRESS`: also notify when a deployment starts (default false; a
     /// rollback in progress is always notified).
     pub notify_in_progress: bool,
-    /// `CI_AUTH` (`hmac` default, or `iam`) and `CI_SIGNING_SECRET_ARN` (required for hmac).
+    /// `CI_AUTH` (`hmac` default, `iam`, or `off`) and `CI_SIGNING_SECRET_ARN` (required for hmac).
     pub auth: UrlAuth,
     /// `CI_MAX_BODY_BYTES`: largest accepted CI body (default 65536).
     pub max_body_bytes: usize,
@@ -46,7 +49,8 @@ impl Config {
                 secret_arn: vars.arn("CI_SIGNING_SECRET_ARN", "secretsmanager")?,
             },
             Some("iam") => UrlAuth::Iam,
-            Some(_) => return Err(ConfigError::new("CI_AUTH", "must be hmac or iam")),
+            Some("off") => UrlAuth::Off,
+            Some(_) => return Err(ConfigError::new("CI_AUTH", "must be hmac, iam or off")),
         };
         let max_body_bytes = vars.parse_or("CI_MAX_BODY_BYTES", "a number of bytes", 64 * 1024)?;
         if !(256..=6 * 1024 * 1024).contains(&max_body_bytes) {
@@ -105,6 +109,13 @@ mod tests {
         .unwrap();
         assert_eq!(config.auth, UrlAuth::Iam);
         assert_eq!(config.max_body_bytes, 65536);
+        let config = Config::from_vars(&Vars::from_pairs([
+            TOPIC,
+            ("STATE_BUCKET", "b"),
+            ("CI_AUTH", "off"),
+        ]))
+        .unwrap();
+        assert_eq!(config.auth, UrlAuth::Off);
         assert!(!config.notify_in_progress);
     }
 

@@ -35,7 +35,7 @@ async fn main() -> Result<(), Error> {
                 }
                 Some(keys)
             }
-            UrlAuth::Iam => None,
+            UrlAuth::Iam | UrlAuth::Off => None,
         }
     };
     // The webhook URL and the signing keys are read side by side: init waits for one Secrets

@@ -79,13 +79,18 @@ data "aws_iam_policy_document" "function" {
   }
 }
 
-# --- The function ---------------------------------------------------------------------------------
+# --- The functions ---------------------------------------------------------------------------------
+# One binary, two functions. The event function takes ECS events (EventBridge, SNS) and has no URL
+# (CI_AUTH = off). The CI function serves the public Function URL with its own reserved
+# concurrency, role and alarms: a flood of requests on the URL is throttled there (429s, counted
+# and alarmed) and can neither starve ECS notifications nor eat the account's concurrency. Both
+# keep their state under deploy-notifier/.
 
 module "function" {
   source = "../lambda"
 
   name                  = local.name
-  description           = "ECS deployment events and CI reports become one notification each"
+  description           = "ECS deployment events become one notification each"
   prefix                = var.common.prefix
   artifact              = "${var.common.artifacts_dir}/${local.name}/bootstrap.zip"
   architecture          = var.common.architecture
@@ -98,12 +103,39 @@ module "function" {
   duration_alarm_ms     = var.common.duration_alarm_ms
   max_retry_attempts    = 2
   max_event_age_seconds = 3600
+
+  environment = {
+    DEPLOY_ENVIRONMENT        = var.environment_label
+    DEPLOY_NOTIFY_IN_PROGRESS = tostring(var.notify_in_progress)
+    CI_AUTH                   = "off"
+  }
+}
+
+module "ci_function" {
+  source = "../lambda"
+
+  name                  = "${local.name}-ci"
+  state_name            = local.name
+  description           = "CI's signed apply-finished reports on the Function URL become one notification each"
+  prefix                = var.common.prefix
+  artifact              = "${var.common.artifacts_dir}/${local.name}/bootstrap.zip"
+  architecture          = var.common.architecture
+  timeout               = 30
+  state_bucket          = var.common.state_bucket
+  notify                = var.common.notify
+  log_retention_days    = var.common.log_retention_days
+  log_level             = var.common.log_level
+  alarm_topic_arn       = var.common.alarm_topic_arn
+  duration_alarm_ms     = var.common.duration_alarm_ms
+  max_retry_attempts    = 0
+  max_event_age_seconds = 3600
+  reserved_concurrency  = var.ci_reserved_concurrency
+  throttle_alarm        = true
   own_policy            = local.hmac
   policy_json           = local.hmac ? data.aws_iam_policy_document.function.json : null
 
   environment = {
     DEPLOY_ENVIRONMENT             = var.environment_label
-    DEPLOY_NOTIFY_IN_PROGRESS      = tostring(var.notify_in_progress)
     CI_AUTH                        = var.ci_auth
     CI_SIGNING_SECRET_ARN          = local.hmac ? local.signing_secret : ""
     CI_MAX_BODY_BYTES              = tostring(var.ci_max_body_bytes)
@@ -118,7 +150,7 @@ module "function" {
 
 resource "aws_lambda_function_url" "ci" {
   # checkov:skip=CKV_AWS_258:With ci_auth = hmac every request is authenticated by the function (HMAC-SHA256 over timestamp and body, 5-minute window, replays refused); ci_auth = iam selects AWS_IAM.
-  function_name      = module.function.function_name
+  function_name      = module.ci_function.function_name
   authorization_type = local.hmac ? "NONE" : "AWS_IAM"
 }
 
@@ -128,7 +160,7 @@ resource "aws_lambda_permission" "ci_url" {
 
   statement_id           = "CiUrl${substr(sha256(each.value), 0, 12)}"
   action                 = "lambda:InvokeFunctionUrl"
-  function_name          = module.function.function_name
+  function_name          = module.ci_function.function_name
   principal              = each.value
   function_url_auth_type = "AWS_IAM"
 }
@@ -138,7 +170,7 @@ resource "aws_lambda_permission" "ci_invoke" {
 
   statement_id  = "CiInvoke${substr(sha256(each.value), 0, 12)}"
   action        = "lambda:InvokeFunction"
-  function_name = module.function.function_name
+  function_name = module.ci_function.function_name
   principal     = each.value
 }
 

@@ -70,3 +70,9 @@ variable "ecs_events_topic_arn" {
   description = "An existing SNS topic EventBridge already sends ECS events to; the function subscribes to it (empty: none)."
   default     = ""
 }
+
+variable "ci_reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the CI function (its Function URL): CI reports at once; more are answered 429 and retried by the sender. null in an account whose Lambda concurrency quota is still 10 (none reservable there)."
+  default     = 3
+}

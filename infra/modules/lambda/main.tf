@@ -6,6 +6,8 @@ data "aws_partition" "current" {}
 
 locals {
   function_name = "${var.prefix}-${var.name}"
+  # The prefix of its state objects: the crate's (two functions of one crate share it).
+  state_name = var.state_name == "" ? var.name : var.state_name
 
   # The variables every function reads (shared config and notify). Empty values count as unset.
   common_environment = {
@@ -42,7 +44,7 @@ data "aws_iam_policy_document" "common" {
   statement {
     sid       = "StateObjects"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${var.state_bucket.arn}/${var.name}/*"]
+    resources = ["${var.state_bucket.arn}/${local.state_name}/*"]
   }
 
   # Listing lets a missing state document read as 404 (not there yet) instead of 403.
@@ -54,7 +56,7 @@ data "aws_iam_policy_document" "common" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${var.name}/*"]
+      values   = ["${local.state_name}/*"]
     }
   }
 
@@ -139,7 +141,7 @@ resource "aws_cloudwatch_log_group" "function" {
 
 resource "aws_lambda_function" "function" {
   # checkov:skip=CKV_AWS_50:X-Ray adds a cost and a permission for traces of a few AWS calls; JSON logs carry the request id.
-  # checkov:skip=CKV_AWS_115:Reserved concurrency fails in new accounts (10 concurrent executions, none reservable); the event sources bound it.
+  # checkov:skip=CKV_AWS_115:Set where a public entry point needs a cap (deploy-notifier-ci's Function URL); elsewhere the event sources bound concurrency, and new accounts (10 concurrent executions) can reserve none.
   # checkov:skip=CKV_AWS_116:Asynchronous failures go to an on-failure destination (aws_lambda_function_event_invoke_config below), which keeps the error with the event.
   # checkov:skip=CKV_AWS_117:Placed in the VPC only where it must reach private addresses (secret-rotator, health-sweeper); the others call AWS APIs only.
   # checkov:skip=CKV_AWS_173:The environment holds names, ARNs and settings only; secrets stay in Secrets Manager.
@@ -155,6 +157,8 @@ resource "aws_lambda_function" "function" {
   memory_size      = var.memory_size
   timeout          = var.timeout
   layers           = var.layers
+
+  reserved_concurrent_executions = var.reserved_concurrency
 
   environment {
     variables = merge(local.common_environment, var.environment)
@@ -240,6 +244,24 @@ resource "aws_cloudwatch_metric_alarm" "failed_events" {
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.failed.name }
   statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alarm_topic_arn]
+  ok_actions          = [var.alarm_topic_arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "throttles" {
+  count = var.throttle_alarm ? 1 : 0
+
+  alarm_name          = "${local.function_name}-throttles"
+  alarm_description   = "${local.function_name} was throttled: more requests at once than its reserved concurrency (a flood on its URL, or CI jobs in a burst; their retries of a 429 may still get through)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = aws_lambda_function.function.function_name }
+  statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
   threshold           = 0

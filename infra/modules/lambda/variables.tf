@@ -3,6 +3,24 @@ variable "name" {
   description = "The function's crate name (deploy-notifier, ...): its state prefix, metric dimension and name suffix."
 }
 
+variable "state_name" {
+  type        = string
+  description = "The crate name whose state prefix the function uses, when it is a second function of one crate (deploy-notifier-ci keeps deploy-notifier/; empty: name)."
+  default     = ""
+}
+
+variable "reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrent executions: at most this many at once, and always this many available (null: unreserved, the account's pool)."
+  default     = null
+}
+
+variable "throttle_alarm" {
+  type        = bool
+  description = "Alarm when invocations are throttled (with reserved_concurrency: the function is flooded)."
+  default     = false
+}
+
 variable "prefix" {
   type        = string
   description = "Prefix of every name."

@@ -156,17 +156,22 @@ pub fn statements(doc: &Block) -> Result<Vec<Statement>, String> {
         .collect()
 }
 
-/// The policy documents attached to a function's role: the shared Lambda module's role policies,
-/// with `var.policy_json` followed into the function module's call of it.
+/// The policy documents attached to a function's roles: the shared Lambda module's role policies,
+/// with `var.policy_json` followed into each of the function module's calls of it (one per
+/// deployed function of the crate).
 pub fn role_documents<'a>(
     lambda: &'a Module,
     function: &'a Module,
 ) -> Result<Vec<(&'a Module, &'a Block)>, String> {
-    let (_, _, call) = function
+    let calls: Vec<&Block> = function
         .module_calls()
         .into_iter()
-        .find(|(_, source, _)| source == "../lambda")
-        .ok_or_else(|| format!("{}: no module call of ../lambda", function.dir.display()))?;
+        .filter(|(_, source, _)| source == "../lambda")
+        .map(|(_, _, call)| call)
+        .collect();
+    if calls.is_empty() {
+        return Err(format!("{}: no module call of ../lambda", function.dir.display()));
+    }
     let mut docs = Vec::new();
     for (name, policy) in lambda.typed("resource", "aws_iam_role_policy") {
         let expr = attr(&policy.body, "policy")
@@ -182,17 +187,20 @@ pub fn role_documents<'a>(
                     docs.push((lambda, lookup(lambda, doc)?))
                 }
                 ["var", "policy_json"] => {
-                    let passed = attr(&call.body, "policy_json").ok_or_else(|| {
-                        format!("{}: policy_json not passed", function.dir.display())
-                    })?;
-                    for inner in references(passed) {
-                        if let ["data", "aws_iam_policy_document", doc, ..] = inner
-                            .iter()
-                            .map(String::as_str)
-                            .collect::<Vec<_>>()
-                            .as_slice()
-                        {
-                            docs.push((function, lookup(function, doc)?));
+                    for call in &calls {
+                        // A call without its own policy (own_policy = false) passes none.
+                        let Some(passed) = attr(&call.body, "policy_json") else {
+                            continue;
+                        };
+                        for inner in references(passed) {
+                            if let ["data", "aws_iam_policy_document", doc, ..] = inner
+                                .iter()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                                .as_slice()
+                            {
+                                docs.push((function, lookup(function, doc)?));
+                            }
                         }
                     }
                 }

@@ -74,12 +74,32 @@ pub fn function_module(name: &str) -> Module {
 
 /// The call of the shared Lambda module inside a function module.
 pub fn lambda_call(module: &Module) -> &hcl::Block {
-    module
+    lambda_calls(module)
+        .into_iter()
+        .find(|call| attr(&call.body, "name").is_some_and(|e| format!("{e}") == "local.name"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no module call of ../lambda with name = local.name",
+                module.dir.display()
+            )
+        })
+}
+
+/// Every call of the shared Lambda module in a function's module: one per deployed function
+/// (deploy-notifier deploys its crate twice, the event function and the CI function).
+pub fn lambda_calls(module: &Module) -> Vec<&hcl::Block> {
+    let calls: Vec<_> = module
         .module_calls()
         .into_iter()
-        .find(|(_, source, _)| source == "../lambda")
+        .filter(|(_, source, _)| source == "../lambda")
         .map(|(_, _, block)| block)
-        .unwrap_or_else(|| panic!("{}: no module call of ../lambda", module.dir.display()))
+        .collect();
+    assert!(
+        !calls.is_empty(),
+        "{}: no module call of ../lambda",
+        module.dir.display()
+    );
+    calls
 }
 
 /// The variables a function's module sets: the shared Lambda module's common ones and the
@@ -88,16 +108,16 @@ pub fn module_variables(lambda: &Module, module: &Module) -> BTreeSet<String> {
     let common = lambda
         .local("common_environment")
         .expect("lambda module: local.common_environment");
-    let own = attr(&lambda_call(module).body, "environment")
-        .unwrap_or_else(|| panic!("{}: no environment passed", module.dir.display()));
-    object_keys(common)
-        .and_then(|mut keys| {
-            keys.extend(object_keys(own)?);
-            Ok(keys)
-        })
-        .unwrap_or_else(|e| panic!("{}: {e}", module.dir.display()))
+    let mut keys: BTreeSet<String> = object_keys(common)
+        .unwrap_or_else(|e| panic!("lambda module: {e}"))
         .into_iter()
-        .collect()
+        .collect();
+    for call in lambda_calls(module) {
+        let own = attr(&call.body, "environment")
+            .unwrap_or_else(|| panic!("{}: no environment passed", module.dir.display()));
+        keys.extend(object_keys(own).unwrap_or_else(|e| panic!("{}: {e}", module.dir.display())));
+    }
+    keys
 }
 
 /// Every .tf file of infra/, root and modules.

@@ -22,6 +22,9 @@ use crate::handler::App;
 impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
     /// A CI request through the Function URL. Always an HTTP answer; never an error.
     pub async fn handle_url(&self, request: &UrlRequest, now: i64, deadline: &Deadline) -> Value {
+        if self.config.auth == UrlAuth::Off {
+            return not_served();
+        }
         if request.method != "POST" {
             return respond(405, json!({"error": "only POST is accepted"}));
         }
@@ -64,6 +67,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 tracing::error!("CI_AUTH=hmac but no signing key loaded");
                 return respond(503, json!({"error": "signing key unavailable"}));
             }
+            (UrlAuth::Off, _) => return not_served(),
             (UrlAuth::Iam, _) => {
                 if request.iam_caller.is_none() {
                     return respond(401, json!({"error": "AWS_IAM authorization required"}));
@@ -179,6 +183,15 @@ fn unavailable(err: &(impl std::fmt::Display + Retryable)) -> Value {
     )
 }
 
+/// The answer of the event function (`CI_AUTH=off`) to a Function URL request: nothing read,
+/// nothing claimed.
+fn not_served() -> Value {
+    respond(
+        404,
+        json!({"error": "this function takes no CI reports (CI_AUTH=off): post to the deploy-notifier-ci function's URL"}),
+    )
+}
+
 /// A Function URL response (payload format 2.0) with a JSON body.
 pub fn respond(status: u16, body: Value) -> Value {
     let mut headers = json!({"content-type": "application/json"});
@@ -290,6 +303,32 @@ mod tests {
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 2, "staging and prod once each");
         assert!(sent[0].subject.starts_with("[staging]") && sent[1].subject.starts_with("[prod]"));
+    }
+
+    #[tokio::test]
+    async fn the_event_function_takes_no_ci_reports_and_still_tells_ecs_events() {
+        // infra deploys two functions from this binary; the event one runs with CI_AUTH=off.
+        let mut app = app(false).await;
+        app.config.auth = UrlAuth::Off;
+        let now = 1_790_000_000;
+        let body = r#"{"project":"p","environment":"dev","status":"success"}"#;
+        let headers = json!({"x-watchkeeper-timestamp": now.to_string(), "x-watchkeeper-signature": ci::sign(KEY, now, body.as_bytes())});
+        for method in ["POST", "GET"] {
+            let answer = app
+                .handle_url(&request(url(body, headers.clone(), method)), now, &later())
+                .await;
+            assert_eq!(status(&answer), 404, "{answer}");
+            assert!(answer["body"].as_str().unwrap().contains("deploy-notifier-ci"));
+        }
+        assert!(app.notifier.notifications().is_empty());
+        let failed = crate::testing::deployment(
+            "e-1",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "2026-11-20T10:00:00Z",
+            "ECS deployment circuit breaker: tasks failed to start.",
+        );
+        app.run(failed).await.unwrap();
+        assert_eq!(app.notifier.notifications().len(), 1);
     }
 
     #[tokio::test]
