@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, each piece only if it is missing:
-#   - Debian packages: PostgreSQL 15 (server + psql) and MariaDB (server + client), via apt-get;
+#   - Debian packages: PostgreSQL 15 (server + psql), MariaDB (server + client), curl and openssl
+#     (the documented CI client), via apt-get;
 #   - Python tools, each in its own virtual env under the cache folder (WATCHKEEPER_CACHE, default
 #     .cache/ in the workspace): moto[server] (the AWS emulator), cargo-lambda (the Lambda
 #     runtime API emulator) and checkov (static checks of infra/; it pins a boto3 that conflicts
@@ -28,6 +29,9 @@ missing=()
 command -v psql >/dev/null || missing+=(postgresql-client-15)
 { [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null; } || missing+=(mariadb-server)
 command -v mariadb >/dev/null || missing+=(mariadb-client)
+# The documented CI client (deploy-notifier's README recipe) is run as written by a test.
+command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     die "missing Debian packages: ${missing[*]}. Install them with: sudo apt-get install -y ${missing[*]}"
@@ -42,7 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -n "$created_policy" ] && rm -f "$policy"
 else
-  say "Debian packages: present (postgresql-15, mariadb)"
+  say "Debian packages: present (postgresql-15, mariadb, curl, openssl)"
 fi
 # The server packages create these users; the harness runs the servers as them when root.
 if [ "$(id -u)" = 0 ]; then

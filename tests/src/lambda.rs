@@ -111,6 +111,14 @@ impl LambdaRuntime {
         })
     }
 
+    /// The emulator's Function URL endpoint for this function: an HTTP request to it reaches the
+    /// function as a Function URL event (payload 2.0), and its answer comes back as HTTP, the way
+    /// a client such as curl meets a real Function URL.
+    pub fn function_url(&self) -> String {
+        // `_`: the function the emulator serves with --only-lambda-apis.
+        format!("http://127.0.0.1:{}/lambda-url/_/", self.port)
+    }
+
     /// Invokes the function with a JSON event.
     pub async fn invoke(&self, event: &Value) -> Result<Invocation> {
         if let (Some(endpoint), Some(signature)) = (

@@ -689,3 +689,94 @@ async fn a_broken_ci_key_or_webhook_secret_never_silences_sns_and_email() {
         }
     }
 }
+
+/// The README's curl recipe, as written there (only the retry delay shortened), run with bash: the
+/// lines from `ts=` (signing with openssl) to the end of the curl command.
+fn documented_ci_client() -> String {
+    let readme = std::fs::read_to_string(
+        harness::paths::workspace_root().join("functions/deploy-notifier/README.md"),
+    )
+    .expect("deploy-notifier README");
+    let block = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("openssl dgst") && block.contains("curl "))
+        .expect("the README's CI recipe (a sh block signing with openssl and posting with curl)");
+    let from_ts = &block[block.find("ts=").expect("the recipe sets ts=")..];
+    assert!(
+        from_ts.contains("--retry 6 --retry-delay 10"),
+        "the recipe's retries changed; update this test: {from_ts}"
+    );
+    // Ten seconds between tries is right for CI and too slow for a test: one second here.
+    from_ts.replace("--retry-delay 10", "--retry-delay 1")
+}
+
+#[tokio::test]
+async fn the_documented_curl_client_retries_a_failing_channel_into_one_delivery() {
+    let world = DeployNotifier::start(Setup::default()).await.unwrap();
+    // The webhook fails the first six posts: the function's own three tries in each of two
+    // invocations. Each answers 503, which curl retries with the same signed request.
+    world.webhook.set_behaviour(Behaviour::Throttle {
+        status: 503,
+        retry_after: Some(0),
+        times: 6,
+    });
+    let body = r#"{"project":"despachos","environment":"prod","status":"failure","commit":"9f2c1e7","actor":"ci","run_url":"https://ci.example.com/runs/1842","outputs":{}}"#;
+    let output = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(documented_ci_client())
+        .env("body", body)
+        .env("WATCHKEEPER_CI_KEY", SIGNING_KEY)
+        .env("DEPLOY_NOTIFIER_URL", world.runtime.function_url())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("curl finished within 120 s")
+        .expect("bash runs the recipe");
+    let answer = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "curl gave up: {answer}\n{stderr}\n{}",
+        world.runtime.logs()
+    );
+    // --fail-with-body prints every answer's body: the two 503s', then the receipt.
+    let answers: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&answer)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("JSON answers");
+    assert_eq!(answers.len(), 3, "{answer}");
+    assert!(
+        answers[..2].iter().all(|a| a["retryable"] == true),
+        "{answer}"
+    );
+    assert_eq!(answers[2]["status"], "accepted", "{answer}");
+    // curl met two 503s and retried (it says so on stderr).
+    assert_eq!(stderr.matches("Will retry").count(), 2, "{stderr}");
+
+    // One delivery per channel: the webhook's seventh post got through; SNS and email, sent by
+    // the first invocation, were not sent again.
+    let posts = world.webhook.requests();
+    assert_eq!(posts.len(), 7, "six refused posts and one delivered");
+    assert!(posts.iter().all(|p| p.body == posts[0].body));
+    assert_eq!(world.moto.sent_emails().await.unwrap().len(), 1);
+    assert_eq!(
+        world
+            .moto
+            .received_notifications(&world.queue_url)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let emf: Vec<_> = world
+        .runtime
+        .json_logs()
+        .into_iter()
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.iter().filter(|l| l["CiFailed"] == 1.0).count(), 2);
+    assert_eq!(emf.iter().filter(|l| l["CiAccepted"] == 1.0).count(), 1);
+}

@@ -196,7 +196,8 @@ fn state_bucket_access_is_limited_to_the_function_prefix() {
         .iter()
         .find(|(variable, _)| variable == "s3:prefix");
     assert!(
-        prefix.is_some_and(|(_, values)| values.iter().any(|v| v.contains("${local.state_name}/*"))),
+        prefix
+            .is_some_and(|(_, values)| values.iter().any(|v| v.contains("${local.state_name}/*"))),
         "s3:ListBucket must carry an s3:prefix condition <function>/*"
     );
     // And the name the module passes is the crate name the code namespaces its keys with.

@@ -170,7 +170,10 @@ pub fn role_documents<'a>(
         .map(|(_, _, call)| call)
         .collect();
     if calls.is_empty() {
-        return Err(format!("{}: no module call of ../lambda", function.dir.display()));
+        return Err(format!(
+            "{}: no module call of ../lambda",
+            function.dir.display()
+        ));
     }
     let mut docs = Vec::new();
     for (name, policy) in lambda.typed("resource", "aws_iam_role_policy") {

@@ -198,7 +198,10 @@ pub fn respond(status: u16, body: Value) -> Value {
     if status == 405 {
         headers["allow"] = json!("POST");
     }
-    json!({"statusCode": status, "headers": headers, "body": body.to_string()})
+    // Every field of the documented response shape: Lambda accepts fewer, but a stricter
+    // reader (cargo-lambda's Function URL emulator) refuses a response without them.
+    json!({"statusCode": status, "headers": headers, "body": body.to_string(),
+           "isBase64Encoded": false, "cookies": []})
 }
 
 #[cfg(test)]
@@ -318,7 +321,12 @@ mod tests {
                 .handle_url(&request(url(body, headers.clone(), method)), now, &later())
                 .await;
             assert_eq!(status(&answer), 404, "{answer}");
-            assert!(answer["body"].as_str().unwrap().contains("deploy-notifier-ci"));
+            assert!(
+                answer["body"]
+                    .as_str()
+                    .unwrap()
+                    .contains("deploy-notifier-ci")
+            );
         }
         assert!(app.notifier.notifications().is_empty());
         let failed = crate::testing::deployment(
