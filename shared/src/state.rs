@@ -91,6 +91,11 @@ pub(crate) struct ClaimRecord {
     /// written before leases followed the holder: those get [`CLAIM_LEASE`] from `claimed_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lease_until: Option<DateTime<Utc>>,
+    /// A random token of the claim attempt that wrote it: a claimer whose own write landed
+    /// although its answer was lost (the SDK's retry then meets 412) finds its token and knows the
+    /// claim is its own, not another invocation's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    holder: Option<String>,
 }
 
 impl ClaimRecord {
@@ -99,6 +104,7 @@ impl ClaimRecord {
             claimed_at: Utc::now(),
             done: false,
             lease_until: Some(holder.extended_by(CLAIM_LEASE_MARGIN).at_utc()),
+            holder: Some(crate::tls::random_token()),
         }
     }
 
@@ -107,6 +113,7 @@ impl ClaimRecord {
             claimed_at: Utc::now(),
             done: true,
             lease_until: None,
+            holder: None,
         }
     }
 
@@ -120,6 +127,11 @@ impl ClaimRecord {
             .checked_add_signed(lease)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         self.lease_until.map_or(longest, |until| until.min(longest))
+    }
+
+    /// Whether this is the pending record `attempt` wrote (same holder token).
+    fn is_held_by(&self, attempt: &ClaimRecord) -> bool {
+        !self.done && self.holder.is_some() && self.holder == attempt.holder
     }
 
     /// What a claimer finds when this record is there; `None` when it may be taken over.
@@ -248,6 +260,15 @@ pub trait Store: Send + Sync {
 }
 
 impl StateStore {
+    /// Whether the claim at `object` is the pending record `attempt` wrote: a conditional write
+    /// that met 412 after its own earlier attempt landed unanswered.
+    async fn holds(&self, object: &str, attempt: &ClaimRecord) -> Result<bool, StateError> {
+        Ok(self
+            .get::<ClaimRecord>(object)
+            .await?
+            .is_some_and(|existing| existing.value.is_held_by(attempt)))
+    }
+
     /// `namespace` is the function's name; every key lives below it.
     pub fn new(s3: Client, bucket: impl Into<String>, namespace: impl Into<String>) -> Self {
         Self {
@@ -389,12 +410,19 @@ impl Store for StateStore {
             // again means a live holder got it just now.
             return match self.put(&object, &fresh, Precondition::Absent).await {
                 Ok(_) => Ok(Claim::Claimed),
+                Err(StateError::Conflict { .. }) if self.holds(&object, &fresh).await? => {
+                    Ok(Claim::Claimed)
+                }
                 Err(StateError::Conflict { .. }) => Ok(Claim::InFlight {
                     until: holder.extended_by(CLAIM_LEASE_MARGIN).at_utc(),
                 }),
                 Err(other) => Err(other),
             };
         };
+        if existing.value.is_held_by(&fresh) {
+            // Our own write, landed; its answer was lost and the SDK's retry met it.
+            return Ok(Claim::Claimed);
+        }
         if let Some(status) = existing.value.status(Utc::now()) {
             return Ok(status);
         }
@@ -404,6 +432,9 @@ impl Store for StateStore {
             .await
         {
             Ok(_) => Ok(Claim::Claimed),
+            Err(StateError::Conflict { .. }) if self.holds(&object, &fresh).await? => {
+                Ok(Claim::Claimed)
+            }
             // Another retry took it over first: it is in flight there now.
             Err(StateError::Conflict { .. }) => Ok(Claim::InFlight {
                 until: holder.extended_by(CLAIM_LEASE_MARGIN).at_utc(),
@@ -552,6 +583,7 @@ mod tests {
             claimed_at: now,
             done: false,
             lease_until: Some(DateTime::<Utc>::MAX_UTC),
+            holder: None,
         };
         assert_eq!(forged.status(now + chrono::Duration::minutes(16)), None);
         // A claim dated far in the future does not hold its key: free to take over at once.
@@ -560,6 +592,7 @@ mod tests {
                 claimed_at,
                 done: false,
                 lease_until: None,
+                holder: None,
             };
             assert_eq!(future.status(now), None, "{claimed_at}");
         }
@@ -568,6 +601,7 @@ mod tests {
             claimed_at: now + chrono::Duration::seconds(5),
             done: false,
             lease_until: None,
+            holder: None,
         };
         assert!(matches!(skewed.status(now), Some(Claim::InFlight { .. })));
         // Records from before leases followed holders: CLAIM_LEASE from the claim.

@@ -46,6 +46,25 @@ pub fn system_ca_bundle() -> Option<&'static [u8]> {
         .as_deref()
 }
 
+/// 128 bits from the system's secure random generator (ring's, linked in for TLS anyway), in hex:
+/// a token no other process or sandbox draws.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    if rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .is_err()
+    {
+        // Never seen (getrandom failing); time and process keep tokens apart well enough here.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = (nanos ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Installs ring as the process-wide rustls provider. Idempotent: a second call (or a provider
 /// already installed) changes nothing.
 pub fn install() {

@@ -294,6 +294,14 @@ impl<S: Store> Notify for Notifier<S> {
         }
         let in_flight: Vec<&'static str> = in_flight.iter().map(|(c, _)| c.name()).collect();
         if !failures.is_empty() {
+            // A channel still in flight elsewhere needs this event retried, whatever the failed
+            // channels say: a permanent failure beside it must not send the event to the
+            // dead-letter queue (or answer CI "do not retry") before that channel is known sent.
+            failures.extend(in_flight.iter().map(|channel| ChannelError {
+                channel,
+                retryable: true,
+                message: "still in flight in another invocation".into(),
+            }));
             return Err(NotifyError::Channels(failures));
         }
         if let Some(until) = in_flight_until.filter(|_| !in_flight.is_empty()) {
@@ -325,6 +333,65 @@ mod tests {
             .unwrap();
         let url = SecretUrl::new(format!("http://127.0.0.1:{port}/hooks/secret-token"));
         Channel::Webhook(WebhookChannel::new(url, ChatFormat::Slack).unwrap())
+    }
+
+    /// A loopback webhook that answers every post 404: a refusal for good.
+    async fn gone_webhook() -> Channel {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    )
+                    .await;
+            }
+        });
+        let url = SecretUrl::new(format!("http://127.0.0.1:{port}/hooks/secret-token"));
+        Channel::Webhook(WebhookChannel::new(url, ChatFormat::Slack).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_beside_a_channel_in_flight_is_retryable() {
+        let store = MemoryStore::default();
+        // An SNS channel whose claim another invocation holds: never called here.
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::Config::builder()
+                .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+                .region(aws_sdk_sns::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let channels = vec![
+            Channel::Sns(super::super::SnsChannel::new(
+                sns,
+                "arn:aws:sns:us-east-1:123456789012:alerts".into(),
+            )),
+            gone_webhook().await,
+        ];
+        let notifier = Notifier::new(channels, store);
+        let holder = Deadline::after(Duration::from_secs(60));
+        notifier
+            .claims
+            .claim(&format!("notify/{}/sns", dedupe_key("k")), &holder)
+            .await
+            .unwrap();
+        let n = Notification::new("test", Severity::Critical, "s", "t");
+        // Short: the wait for the holder ends with the send time (the deadline less the record
+        // margin), a second from now.
+        let deadline = Deadline::after(RECORD_MARGIN + Duration::from_secs(1));
+        let err = notifier.send_once("k", &n, &deadline).await.unwrap_err();
+        assert!(err.is_retryable(), "the SNS copy is still in flight: {err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("404") && shown.contains("in flight"),
+            "{shown}"
+        );
     }
 
     #[tokio::test]

@@ -449,3 +449,39 @@ async fn a_conflicting_conditional_write_is_a_lost_race() {
     let stored = store.load::<Counter>("d/raced").await.unwrap().unwrap();
     assert_eq!(stored.value.values, [1, 2], "applied once");
 }
+
+/// The SDK retries a claim's conditional PUT whose answer was lost; the first attempt had landed,
+/// so the retry meets 412 and reads the claimer's own pending record. Before the holder's token
+/// was recorded this read as "in flight elsewhere" and failed the invocation until its own lease
+/// ran out.
+#[tokio::test]
+async fn a_claim_whose_own_put_landed_unanswered_is_still_its_own() {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use harness::faults::{Fault, FaultyProxy};
+    let moto = Moto::start().await.unwrap();
+    let _ = store(&moto).await;
+    let proxy = FaultyProxy::start(&moto).await.unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
+            .endpoint_url(proxy.endpoint())
+            .force_path_style(true)
+            // The deployed functions' SDK setting: the lost answer is retried.
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .build(),
+    );
+    let store = StateStore::new(s3, harness::STATE_BUCKET, "test-fn");
+
+    proxy.fail_once_after(0, Fault::LostAnswer);
+    let claim = store.claim("c/lost-answer", &invocation()).await.unwrap();
+    assert_eq!(claim, Claim::Claimed, "{:?}", proxy.seen());
+    assert_eq!(proxy.injected(), 1);
+    let requests = proxy.seen();
+    assert!(requests[0].starts_with("LostAnswer PUT "), "{requests:?}");
+    assert!(
+        requests[1].starts_with("None PUT "),
+        "the SDK's retry: {requests:?}"
+    );
+    // Anyone else is still kept out.
+    let other = store.claim("c/lost-answer", &invocation()).await.unwrap();
+    assert!(matches!(other, Claim::InFlight { .. }), "{other:?}");
+}
