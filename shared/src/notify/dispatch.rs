@@ -51,66 +51,109 @@ pub trait Notify: Send + Sync {
 pub enum Channel {
     Sns(SnsChannel),
     Email(EmailChannel),
+    /// A webhook at a fixed URL.
     Webhook(WebhookChannel),
-    /// A webhook that could not be set up at init (its secret unreadable or invalid): see
-    /// [`DeferredWebhook`]. The other channels deliver meanwhile.
-    Deferred(DeferredWebhook),
+    /// The configured webhook, whose URL lives in Secrets Manager: see [`SecretWebhook`].
+    SecretWebhook(SecretWebhook),
 }
 
-/// How often a webhook that could not be set up reads its secret again.
+/// Least time between two reads of a webhook's secret after the first: when the secret could not
+/// be used, and when the webhook answered 404 or 410.
 pub const WEBHOOK_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 
-/// A webhook whose secret could not be used at init. A send reads the secret again (the first one
-/// at once, later ones at most once per [`WEBHOOK_RETRY_INTERVAL`]), so a passing Secrets Manager
-/// error or a secret fixed by hand heals without a cold start; until then every send fails with
-/// the last cause, retryably or not as it says.
+/// A webhook whose URL is read from Secrets Manager: at init, and again (at once the first time,
+/// then at most once per [`WEBHOOK_RETRY_INTERVAL`]) when it could not be used at init, or when
+/// the webhook answers 404 or 410 (the URL was revoked or rotated). So a passing Secrets Manager
+/// error, a secret fixed by hand or a rotated URL heals without a cold start; until then every
+/// send fails with the last cause, retryably or not as it says, and the other channels deliver.
 #[derive(Debug, Clone)]
-pub struct DeferredWebhook {
+pub struct SecretWebhook {
     secrets: SecretsManagerSource,
     config: WebhookConfig,
-    state: std::sync::Arc<tokio::sync::Mutex<DeferredState>>,
+    state: std::sync::Arc<tokio::sync::Mutex<SecretWebhookState>>,
 }
 
 #[derive(Debug)]
-struct DeferredState {
-    channel: Option<std::sync::Arc<WebhookChannel>>,
-    error: ChannelError,
+struct SecretWebhookState {
+    channel: Result<std::sync::Arc<WebhookChannel>, ChannelError>,
     /// When the secret may be read again.
     due: std::time::Instant,
 }
 
-impl DeferredWebhook {
-    pub fn new(secrets: SecretsManagerSource, config: WebhookConfig, error: ChannelError) -> Self {
+impl SecretWebhook {
+    /// Reads the secret; a secret that cannot be used is kept as the channel's error.
+    pub async fn connect(secrets: SecretsManagerSource, config: WebhookConfig) -> Self {
+        let channel = WebhookChannel::from_secret(&secrets, &config)
+            .await
+            .map(std::sync::Arc::new);
+        if let Err(why) = &channel {
+            tracing::error!(error = %why, "webhook channel unavailable: its sends read the secret again and fail until it works; the other channels deliver");
+        }
         Self {
             secrets,
             config,
-            state: std::sync::Arc::new(tokio::sync::Mutex::new(DeferredState {
-                channel: None,
-                error,
+            state: std::sync::Arc::new(tokio::sync::Mutex::new(SecretWebhookState {
+                channel,
                 due: std::time::Instant::now(),
             })),
+        }
+    }
+
+    /// Reads the secret again if it is due; true when that gave a channel to another URL.
+    async fn read_again(&self, state: &mut SecretWebhookState) -> bool {
+        let now = std::time::Instant::now();
+        if now < state.due {
+            return false;
+        }
+        state.due = now + WEBHOOK_RETRY_INTERVAL;
+        match WebhookChannel::from_secret(&self.secrets, &self.config).await {
+            Ok(fresh) => {
+                let changed = state
+                    .channel
+                    .as_ref()
+                    .map_or(true, |current| !current.same_url(&fresh));
+                if changed {
+                    tracing::info!("webhook URL read from its secret");
+                    state.channel = Ok(std::sync::Arc::new(fresh));
+                }
+                changed
+            }
+            Err(why) => {
+                // A broken channel keeps the newer cause; a working one keeps working.
+                if state.channel.is_err() {
+                    state.channel = Err(why);
+                }
+                false
+            }
         }
     }
 
     async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
         let channel = {
             let mut state = self.state.lock().await;
-            if state.channel.is_none() && std::time::Instant::now() >= state.due {
-                state.due = std::time::Instant::now() + WEBHOOK_RETRY_INTERVAL;
-                match WebhookChannel::from_secret(&self.secrets, &self.config).await {
-                    Ok(channel) => {
-                        tracing::info!("webhook channel set up after a failed start");
-                        state.channel = Some(std::sync::Arc::new(channel));
+            if state.channel.is_err() {
+                self.read_again(&mut state).await;
+            }
+            state.channel.clone()?
+        };
+        match channel.post(n, until).await {
+            Err(failure) if failure.gone => {
+                // Revoked or rotated: a new URL in the secret gets this message at once.
+                let retry = {
+                    let mut state = self.state.lock().await;
+                    if self.read_again(&mut state).await {
+                        state.channel.clone().ok()
+                    } else {
+                        None
                     }
-                    Err(why) => state.error = why,
+                };
+                match retry {
+                    Some(fresh) => fresh.send(n, until).await,
+                    None => Err(failure.error),
                 }
             }
-            match &state.channel {
-                Some(channel) => channel.clone(),
-                None => return Err(state.error.clone()),
-            }
-        };
-        channel.send(n, until).await
+            other => other.map_err(|failure| failure.error),
+        }
     }
 }
 
@@ -120,7 +163,7 @@ impl Channel {
             Channel::Sns(_) => "sns",
             Channel::Email(_) => "email",
             Channel::Webhook(_) => "webhook",
-            Channel::Deferred(_) => "webhook",
+            Channel::SecretWebhook(_) => "webhook",
         }
     }
 
@@ -131,7 +174,7 @@ impl Channel {
                 Channel::Sns(c) => c.send(n).await,
                 Channel::Email(c) => c.send(n).await,
                 Channel::Webhook(c) => c.send(n, until).await,
-                Channel::Deferred(c) => c.send(n, until).await,
+                Channel::SecretWebhook(c) => c.send(n, until).await,
             }
         };
         match until.run(send).await {
@@ -163,7 +206,8 @@ impl<S: Store> Notifier<S> {
 }
 
 impl Notifier<StateStore> {
-    /// Builds the configured channels from one SDK config; reads the webhook URL once, here.
+    /// Builds the configured channels from one SDK config; reads the webhook URL here (and again
+    /// when it cannot be used or the webhook says it is gone: [`SecretWebhook`]).
     pub async fn connect(
         config: &NotifyConfig,
         sdk: &SdkConfig,
@@ -186,13 +230,9 @@ impl Notifier<StateStore> {
             let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
             // A webhook secret that cannot be used breaks the webhook only: SNS and email must
             // still deliver (a FAILED deployment's email has nothing to do with chat).
-            channels.push(match WebhookChannel::from_secret(&secrets, webhook).await {
-                Ok(channel) => Channel::Webhook(channel),
-                Err(why) => {
-                    tracing::error!(error = %why, "webhook channel unavailable: its sends read the secret again and fail until it works; the other channels deliver");
-                    Channel::Deferred(DeferredWebhook::new(secrets, webhook.clone(), why))
-                }
-            });
+            channels.push(Channel::SecretWebhook(
+                SecretWebhook::connect(secrets, webhook.clone()).await,
+            ));
         }
         Ok(Self::new(channels, claims))
     }

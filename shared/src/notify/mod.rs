@@ -30,7 +30,7 @@ pub mod webhook;
 
 pub use chat::{slack_payload, teams_payload};
 pub use config::{ChatFormat, EmailConfig, NotifyConfig, WebhookConfig};
-pub use dispatch::{Channel, Delivery, Notifier, Notify, RECORD_MARGIN};
+pub use dispatch::{Channel, Delivery, Notifier, Notify, RECORD_MARGIN, SecretWebhook};
 pub use email::{EmailChannel, render_mime};
 pub use error::{ChannelError, NotifyError};
 pub use model::{Link, Notification, Severity};

@@ -1,7 +1,7 @@
 //! Chat webhooks: Slack incoming webhooks and Microsoft Teams Workflows webhooks.
 //!
 //! The webhook URL is a credential (anyone holding it can post): it lives in Secrets Manager, is
-//! read once at init and is only ever shown redacted, in logs and in errors alike. A throttled
+//! read at init (and again when it is gone: `SecretWebhook`) and is only ever shown redacted, in logs and in errors alike. A throttled
 //! (429) or failing (5xx) webhook is tried again inside the invocation's deadline, after the
 //! `Retry-After` it asked for; any other 4xx is a configuration problem and is not retried.
 
@@ -101,13 +101,29 @@ impl WebhookChannel {
 
     /// Posts the notification, retrying a 408, 429 or 5xx while the time until `until` allows.
     pub async fn send(&self, n: &Notification, until: &Deadline) -> Result<(), ChannelError> {
+        self.post(n, until).await.map_err(|failure| failure.error)
+    }
+
+    /// Whether two channels post to the same URL.
+    pub(crate) fn same_url(&self, other: &WebhookChannel) -> bool {
+        self.url.expose() == other.url.expose()
+    }
+
+    /// [`WebhookChannel::send`], telling a URL that is gone (404 or 410) apart.
+    pub(crate) async fn post(
+        &self,
+        n: &Notification,
+        until: &Deadline,
+    ) -> Result<(), WebhookFailure> {
         let body = self.payload(n).to_string();
         let http = self.client()?;
         let mut attempt = 1;
         loop {
             let remaining = until.remaining();
             if remaining.is_zero() {
-                return Err(self.error("not tried: no time left before the deadline", true));
+                return Err(self
+                    .error("not tried: no time left before the deadline", true)
+                    .into());
             }
             let answer = http
                 .post(self.url.expose())
@@ -125,7 +141,7 @@ impl WebhookChannel {
                     } else {
                         "request failed"
                     };
-                    self.error(what, true)
+                    WebhookFailure::from(self.error(what, true))
                 })?;
             let status = answer.status().as_u16();
             if answer.status().is_success() {
@@ -134,12 +150,15 @@ impl WebhookChannel {
             // 408 (the server timed out waiting for the request) and 429 say "again later",
             // like a 5xx; any other 4xx is a refusal that retrying cannot change.
             if !is_transient_status(status) {
-                return Err(self.error(
-                    &format!(
-                        "answered HTTP {status}: refused for good (not retried); check the webhook URL and the app's permissions"
+                return Err(WebhookFailure {
+                    error: self.error(
+                        &format!(
+                            "answered HTTP {status}: refused for good (not retried); check the webhook URL and the app's permissions"
+                        ),
+                        false,
                     ),
-                    false,
-                ));
+                    gone: matches!(status, 404 | 410),
+                });
             }
             let wait = retry_after(answer.headers(), attempt);
             if attempt >= WEBHOOK_ATTEMPTS
@@ -148,7 +167,7 @@ impl WebhookChannel {
                 return Err(self.error(
                     &format!("answered HTTP {status} (attempt {attempt}; next try in {wait:?} is left to the invocation's retry)"),
                     true,
-                ));
+                ).into());
             }
             tracing::warn!(
                 status,
@@ -167,6 +186,20 @@ impl WebhookChannel {
             message: format!("{} {what}", self.url),
             retryable,
         }
+    }
+}
+
+/// A failed post: the channel's error, and whether the webhook said its URL is gone (404 or 410:
+/// revoked or rotated), which is worth a new read of the secret.
+#[derive(Debug)]
+pub(crate) struct WebhookFailure {
+    pub(crate) error: ChannelError,
+    pub(crate) gone: bool,
+}
+
+impl From<ChannelError> for WebhookFailure {
+    fn from(error: ChannelError) -> Self {
+        Self { error, gone: false }
     }
 }
 

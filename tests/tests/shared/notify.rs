@@ -492,3 +492,74 @@ async fn slack_receives_escaped_text() {
         "Reason: &lt;!channel&gt; open &lt;https://x|y&gt; now"
     );
 }
+
+/// A webhook URL revoked or rotated in its secret: the old URL answers 404, the channel reads the
+/// secret again (at most once a minute) and posts to the new URL in the same send, where before a
+/// warm sandbox kept posting to the old one until it was recycled.
+#[tokio::test]
+async fn a_webhook_gone_404_reads_its_secret_again_at_most_once_a_minute() {
+    let moto = Moto::start().await.unwrap();
+    let revoked = HttpServer::local(Behaviour::Status(404)).await.unwrap();
+    let rotated = HttpServer::local(Behaviour::Status(200)).await.unwrap();
+    let third = HttpServer::local(Behaviour::Status(200)).await.unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let url_of = |server: &HttpServer| {
+        serde_json::json!({"url": server.url("/hook/secret-token")}).to_string()
+    };
+    let arn = secrets
+        .create_secret()
+        .name("wk/webhook-rotated")
+        .secret_string(url_of(&revoked))
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let notify_config = NotifyConfig::from_vars(&watchkeeper_shared::config::Vars::from_pairs([(
+        "NOTIFY_WEBHOOK_SECRET_ARN",
+        arn.as_str(),
+    )]))
+    .unwrap();
+    let notifier = Notifier::connect(&notify_config, &moto.sdk_config().await, state(&moto).await)
+        .await
+        .unwrap();
+    // The URL is rotated in the secret after the sandbox read it.
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(url_of(&rotated))
+        .send()
+        .await
+        .unwrap();
+    let delivery = notifier
+        .send_once("gone-1", &sample(), &invocation())
+        .await
+        .unwrap();
+    assert_eq!(delivery.sent, ["webhook"]);
+    assert_eq!(revoked.requests().len(), 1);
+    assert_eq!(
+        rotated.requests().len(),
+        1,
+        "the same send reached the new URL"
+    );
+
+    // Within the minute, the new URL is revoked too and the secret changes again: not read
+    // again yet (a webhook answering 404 for good must not read Secrets Manager per message).
+    rotated.set_behaviour(Behaviour::Status(404));
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(url_of(&third))
+        .send()
+        .await
+        .unwrap();
+    let err = notifier
+        .send_once("gone-2", &sample(), &invocation())
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("404"), "{err}");
+    assert!(!err.to_string().contains("secret-token"), "{err}");
+    assert_eq!(rotated.requests().len(), 2);
+    assert!(third.requests().is_empty());
+}
