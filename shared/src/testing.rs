@@ -85,6 +85,7 @@ pub struct MemoryStore {
     docs: Mutex<HashMap<String, (String, Vec<u8>)>>,
     writes: Mutex<u64>,
     deny_documents: Mutex<bool>,
+    hang_documents: Mutex<bool>,
     fail_releases: Mutex<bool>,
 }
 
@@ -116,6 +117,12 @@ impl MemoryStore {
         *self.deny_documents.lock().unwrap() = true;
     }
 
+    /// Every document call hangs from now on (an hour, as a degraded S3 with the SDK's retries
+    /// may take far longer than an invocation has). Claims keep working.
+    pub fn hang_documents(&self) {
+        *self.hang_documents.lock().unwrap() = true;
+    }
+
     /// Every `release` fails from now on (retryably, as a 503 would).
     pub fn fail_releases(&self) {
         *self.fail_releases.lock().unwrap() = true;
@@ -132,8 +139,12 @@ impl MemoryStore {
         }
     }
 
-    fn check_documents(&self, key: &str) -> Result<(), StateError> {
+    async fn check_documents(&self, key: &str) -> Result<(), StateError> {
         validate_key(key)?;
+        let hang = *self.hang_documents.lock().unwrap();
+        if hang {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
         if *self.deny_documents.lock().unwrap() {
             return Err(injected(key, "s3:GetObject", "AccessDenied", 403, false));
         }
@@ -209,7 +220,7 @@ impl Store for MemoryStore {
         &self,
         key: &str,
     ) -> Result<Option<Versioned<T>>, StateError> {
-        self.check_documents(key)?;
+        self.check_documents(key).await?;
         let docs = self.docs.lock().unwrap();
         let Some((etag, bytes)) = docs.get(key) else {
             return Ok(None);
@@ -229,7 +240,7 @@ impl Store for MemoryStore {
         key: &str,
         value: &T,
     ) -> Result<String, StateError> {
-        self.check_documents(key)?;
+        self.check_documents(key).await?;
         let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
             key: key.to_string(),
             reason: e.to_string(),
@@ -246,7 +257,7 @@ impl Store for MemoryStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StateError> {
-        self.check_documents(key)?;
+        self.check_documents(key).await?;
         self.docs.lock().unwrap().remove(key);
         Ok(())
     }
@@ -257,7 +268,7 @@ impl Store for MemoryStore {
         etag: &str,
         value: &T,
     ) -> Result<String, StateError> {
-        self.check_documents(key)?;
+        self.check_documents(key).await?;
         let bytes = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
             key: key.to_string(),
             reason: e.to_string(),

@@ -4,15 +4,22 @@
 //!
 //! All of it is nice to have. A failure to read or write it (S3 answers 403 for a missing key to a
 //! role without `s3:ListBucket`, or is unavailable) is logged as a warning and the notification
-//! goes out without it: "duration unknown" is better than no notification.
+//! goes out without it: "duration unknown" is better than no notification. Each call gets at most
+//! [`STATE_CALL_BUDGET`]: a degraded S3, which the SDK tries for up to 3 × 10 s per call, must not
+//! use up the invocation before the notification is sent.
 //!
 //! Documents: `deployments/<id>/start`, deleted once the deployment's end was notified, and
-//! `deployments/<id>/end`, a small marker left for the bucket's lifecycle rule to expire. Both
+//! `deployments/<id>/end`, a small marker left for the bucket's lifecycle rule to expire (infra's
+//! `expire-deploy-notifier-deployments`, 30 days, which also clears the start of a deployment
+//! that never ended). Both
 //! take the latest phase (events can arrive late and out of order, and ECS reuses a deployment id
 //! when its circuit breaker rolls back to it), never the first one written.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::state::{StateError, Store, key_segment};
 
 use crate::ecs::render::StartSeen;
@@ -30,9 +37,13 @@ struct DeploymentEnd {
     status: String,
 }
 
-/// The deployment documents of one state store.
+/// Longest wait for one deployment document call.
+pub const STATE_CALL_BUDGET: Duration = Duration::from_secs(2);
+
+/// The deployment documents of one state store, within one invocation's deadline.
 pub struct Deployments<'a, S> {
     state: &'a S,
+    deadline: &'a Deadline,
 }
 
 fn start_key(id: &str) -> String {
@@ -64,27 +75,46 @@ fn merge_start(old: Option<DeploymentStart>, at: DateTime<Utc>, rollback: bool) 
     }
 }
 
-/// Logs a failed nice-to-have and carries on with `fallback`.
-fn tolerate<T>(result: Result<T, StateError>, what: &str, id: &str, fallback: T) -> T {
-    result.unwrap_or_else(|e| {
-        tracing::warn!(deployment = id, error = %e, "{what} failed; notifying without it");
-        fallback
-    })
-}
-
 impl<'a, S: Store> Deployments<'a, S> {
-    pub fn new(state: &'a S) -> Self {
-        Self { state }
+    pub fn new(state: &'a S, deadline: &'a Deadline) -> Self {
+        Self { state, deadline }
+    }
+
+    /// Runs a nice-to-have call for at most [`STATE_CALL_BUDGET`] (less when the invocation has
+    /// less left); a failure or a call cut short is logged and `fallback` used instead.
+    async fn tolerate<T>(
+        &self,
+        call: impl Future<Output = Result<T, StateError>>,
+        what: &str,
+        id: &str,
+        fallback: T,
+    ) -> T {
+        let budget = STATE_CALL_BUDGET.min(self.deadline.remaining());
+        match tokio::time::timeout(budget, call).await {
+            Ok(Ok(value)) => value,
+            Ok(Err(e)) => {
+                tracing::warn!(deployment = id, error = %e, "{what} failed; notifying without it");
+                fallback
+            }
+            Err(_) => {
+                tracing::warn!(
+                    deployment = id,
+                    budget_ms = budget.as_millis() as u64,
+                    "{what} took too long; notifying without it"
+                );
+                fallback
+            }
+        }
     }
 
     /// When the deployment's end was seen, if it was.
     pub async fn ended_at(&self, id: &str) -> Option<DateTime<Utc>> {
-        let found = self
-            .state
-            .load::<DeploymentEnd>(&end_key(id))
+        let found = async {
+            let doc = self.state.load::<DeploymentEnd>(&end_key(id)).await?;
+            Ok(doc.map(|d| d.value.ended_at))
+        };
+        self.tolerate(found, "reading the deployment's end marker", id, None)
             .await
-            .map(|doc| doc.map(|d| d.value.ended_at));
-        tolerate(found, "reading the deployment's end marker", id, None)
     }
 
     /// Records a deployment's IN_PROGRESS. A start of the same rollout keeps its time and
@@ -98,19 +128,20 @@ impl<'a, S: Store> Deployments<'a, S> {
         at: DateTime<Utc>,
         rollback: bool,
     ) -> Option<StartSeen> {
-        let written = self
-            .state
-            .modify(&start_key(id), |old: Option<DeploymentStart>| {
-                merge_start(old, at, rollback)
-            })
-            .await
-            .map(|d| {
-                Some(StartSeen {
-                    at: d.started_at,
-                    rollback: d.rollback,
+        let written = async {
+            let d = self
+                .state
+                .modify(&start_key(id), |old: Option<DeploymentStart>| {
+                    merge_start(old, at, rollback)
                 })
-            });
-        tolerate(written, "recording the deployment's start", id, None)
+                .await?;
+            Ok(Some(StartSeen {
+                at: d.started_at,
+                rollback: d.rollback,
+            }))
+        };
+        self.tolerate(written, "recording the deployment's start", id, None)
+            .await
     }
 
     /// A FAILED deployment whose circuit breaker rolls back to deployment `target`: `target` is
@@ -118,51 +149,58 @@ impl<'a, S: Store> Deployments<'a, S> {
     /// rollback wording, or arrive after its COMPLETED). Its end marker is left alone: a later
     /// IN_PROGRESS passes the late-start check by its time, and an earlier one must not.
     pub async fn mark_rollback_target(&self, target: &str, at: DateTime<Utc>) {
-        let written = self
-            .state
-            .modify(&start_key(target), |old: Option<DeploymentStart>| {
-                merge_start(old, at, true)
-            })
-            .await
-            .map(|_| ());
-        tolerate(written, "recording the rollback target's start", target, ());
+        let written = async {
+            self.state
+                .modify(&start_key(target), |old: Option<DeploymentStart>| {
+                    merge_start(old, at, true)
+                })
+                .await
+                .map(|_| ())
+        };
+        self.tolerate(written, "recording the rollback target's start", target, ())
+            .await;
     }
 
     /// What the IN_PROGRESS event said, if it was recorded.
     pub async fn start_of(&self, id: &str) -> Option<StartSeen> {
-        let found = self
-            .state
-            .load::<DeploymentStart>(&start_key(id))
+        let found = async {
+            let doc = self.state.load::<DeploymentStart>(&start_key(id)).await?;
+            Ok(doc.map(|d| StartSeen {
+                at: d.value.started_at,
+                rollback: d.value.rollback,
+            }))
+        };
+        self.tolerate(found, "reading the deployment's start", id, None)
             .await
-            .map(|doc| {
-                doc.map(|d| StartSeen {
-                    at: d.value.started_at,
-                    rollback: d.value.rollback,
-                })
-            });
-        tolerate(found, "reading the deployment's start", id, None)
     }
 
     /// Marks the deployment ended, before its end is notified: a late IN_PROGRESS sees it. The
     /// latest end wins (a reused id ends again later).
     pub async fn mark_ended(&self, id: &str, at: DateTime<Utc>, status: &str) {
-        let written = self
-            .state
-            .modify(&end_key(id), |old: Option<DeploymentEnd>| match old {
-                Some(old) if old.ended_at > at => old,
-                _ => DeploymentEnd {
-                    ended_at: at,
-                    status: status.to_string(),
-                },
-            })
-            .await
-            .map(|_| ());
-        tolerate(written, "recording the deployment's end", id, ());
+        let written = async {
+            self.state
+                .modify(&end_key(id), |old: Option<DeploymentEnd>| match old {
+                    Some(old) if old.ended_at > at => old,
+                    _ => DeploymentEnd {
+                        ended_at: at,
+                        status: status.to_string(),
+                    },
+                })
+                .await
+                .map(|_| ())
+        };
+        self.tolerate(written, "recording the deployment's end", id, ())
+            .await;
     }
 
     /// Deletes the start document once the end was notified.
     pub async fn forget_start(&self, id: &str) {
-        let deleted = self.state.delete(&start_key(id)).await;
-        tolerate(deleted, "deleting the deployment's start", id, ());
+        self.tolerate(
+            self.state.delete(&start_key(id)),
+            "deleting the deployment's start",
+            id,
+            (),
+        )
+        .await;
     }
 }

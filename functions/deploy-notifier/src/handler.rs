@@ -134,7 +134,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         change: &DeploymentChange,
         deadline: &Deadline,
     ) -> Result<Value, DeployError> {
-        let deployments = Deployments::new(&self.state);
+        let deployments = Deployments::new(&self.state, deadline);
         let id = change.deployment_id.as_deref();
         let start = match (change.status, id) {
             (DeploymentStatus::InProgress, Some(id)) => {

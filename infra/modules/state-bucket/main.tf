@@ -48,7 +48,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
   bucket = aws_s3_bucket.state.id
 
   # Dedupe markers only matter while a duplicate or a retry can still arrive (days); after that
-  # they are clutter. State documents (docs/) are kept.
+  # they are clutter. State documents (docs/) are kept, but for deploy-notifier's deployment
+  # records below.
   dynamic "rule" {
     for_each = toset(var.functions)
 
@@ -58,6 +59,25 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
 
       filter {
         prefix = "${rule.value}/claims/"
+      }
+
+      expiration {
+        days = var.claim_expiry_days
+      }
+    }
+  }
+
+  # deploy-notifier's deployment records matter for hours (a rollout's duration, a late start's
+  # check); a deployment superseded before it ended would keep its start forever.
+  dynamic "rule" {
+    for_each = contains(var.functions, "deploy-notifier") ? [1] : []
+
+    content {
+      id     = "expire-deploy-notifier-deployments"
+      status = "Enabled"
+
+      filter {
+        prefix = "deploy-notifier/docs/deployments/"
       }
 
       expiration {

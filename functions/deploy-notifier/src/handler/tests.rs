@@ -165,6 +165,34 @@ async fn a_state_store_that_answers_403_does_not_block_the_notification() {
     );
 }
 
+/// A degraded S3 (each call hanging: the SDK tries 3 × 10 s) must not use up the invocation on
+/// the deployment documents before the notification: each of those calls gets 2 s.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_state_store_does_not_hold_back_the_notification() {
+    use crate::deployments::STATE_CALL_BUDGET;
+    let app = app(false).await;
+    app.state.hang_documents();
+    let started = tokio::time::Instant::now();
+    let failed = deployment(
+        "e1",
+        "SERVICE_DEPLOYMENT_FAILED",
+        "2026-11-20T12:04:12Z",
+        "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0",
+    );
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), app.run(failed))
+        .await
+        .expect("the deployment documents held the notification back")
+        .unwrap();
+    assert_eq!(done["outcome"], "notified", "{done}");
+    assert_eq!(app.notifier.notifications().len(), 1);
+    // Start read, end marker, rollback target, start deleted: four calls, each cut at 2 s.
+    assert!(
+        started.elapsed() <= STATE_CALL_BUDGET * 4,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_failed_deployment_without_updated_at_is_notified_as_critical() {
     let app = app(false).await;
