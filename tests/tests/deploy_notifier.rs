@@ -114,6 +114,11 @@ async fn ecs_events_become_one_email_message_and_chat_post_each() {
             "WARNING",
         ),
         (
+            "ecs-task-killed-health-checks.json",
+            "[prod] dispatch-api task stopped: failed its health checks (ecs-cluster)",
+            "WARNING",
+        ),
+        (
             "sns-ecs-deployment-completed.json",
             "[prod] dispatch-api deployment COMPLETED (ecs-cluster)",
             "INFO",
@@ -136,7 +141,7 @@ async fn ecs_events_become_one_email_message_and_chat_post_each() {
         assert_eq!(messages[0].attributes["severity"], severity, "{fixture}");
     }
     let emails = world.moto.sent_emails().await.unwrap();
-    assert_eq!(emails.len(), 6);
+    assert_eq!(emails.len(), 7);
     let oom = emails
         .iter()
         .find(|e| e.subject.contains("task stopped"))

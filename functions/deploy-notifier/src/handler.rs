@@ -115,7 +115,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 render::service_action_notification(&action, env, &event.id)
             }
             Interpreted::Ecs(EcsEvent::TaskStopped(task)) => {
-                render::task_stopped_notification(&task, env, &event.id)
+                let notification = render::task_stopped_notification(&task, env, &event.id);
+                let key = task
+                    .storm_key()
+                    .unwrap_or_else(|| format!("event/{}", event.id));
+                return self.send(&key, &notification, deadline).await;
             }
             Interpreted::Ecs(EcsEvent::Deployment(change)) => {
                 return self.handle_deployment(event, &change, deadline).await;

@@ -11,7 +11,7 @@ locals {
 
   # The events the function acts on, as it filters them itself: every deployment state change (an
   # IN_PROGRESS is remembered for the duration), WARN/ERROR service actions, and stopped tasks of
-  # a service that crashed or failed to start.
+  # a service that crashed, failed to start or failed its health checks.
   rules = {
     deployments = {
       description = "ECS deployment state changes"
@@ -39,6 +39,22 @@ locals {
           lastStatus = ["STOPPED"]
           group      = [{ prefix = "service:" }]
           stopCode   = ["EssentialContainerExited", "TaskFailedToStart"]
+        }
+      }
+    }
+    # A task the service scheduler replaced because it failed its load balancer's or its own
+    # container health checks: a crash the stop code alone does not show (a scale-in or a
+    # deployment stops tasks with the same code, and those are not matched).
+    health-check-kills = {
+      description = "ECS service tasks stopped for failing ELB or container health checks"
+      pattern = {
+        source        = ["aws.ecs"]
+        "detail-type" = ["ECS Task State Change"]
+        detail = {
+          lastStatus    = ["STOPPED"]
+          group         = [{ prefix = "service:" }]
+          stopCode      = ["ServiceSchedulerInitiated"]
+          stoppedReason = [{ wildcard = "*health checks*" }]
         }
       }
     }

@@ -20,6 +20,10 @@ const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
         "deploy-notifier/ecs[stopped-tasks]",
         &["ecs-task-stopped-*"],
     ),
+    (
+        "deploy-notifier/ecs[health-check-kills]",
+        &["ecs-task-killed-health-checks"],
+    ),
     ("snapshot-exporter/rds[snapshots]", &["rds-snapshot-*"]),
     (
         "snapshot-exporter/rds[cluster-snapshots]",
@@ -116,9 +120,16 @@ fn event_patterns_match_their_fixtures_and_nothing_else() {
         let mut by_hand = task.clone();
         by_hand["detail"]["stopCode"] = "UserInitiated".into();
         events.insert("variant-task-stopped-by-user".into(), by_hand);
-        let mut batch = task;
+        let mut batch = task.clone();
         batch["detail"]["group"] = "family:nightly-batch".into();
         events.insert("variant-task-not-of-a-service".into(), batch);
+        // A scale-in or a deployment replacing a task: the scheduler's stop code without a
+        // health check in the reason.
+        let mut scale_in = task;
+        scale_in["detail"]["stopCode"] = "ServiceSchedulerInitiated".into();
+        scale_in["detail"]["stoppedReason"] =
+            "Scaling activity initiated by (deployment ecs-svc/1208329178457431873)".into();
+        events.insert("variant-task-stopped-by-scale-in".into(), scale_in);
     }
     let crates = function_crates();
     for (id, pattern) in &rules {

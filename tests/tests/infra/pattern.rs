@@ -1,5 +1,5 @@
 //! A small evaluator of EventBridge event patterns, enough for the rules in infra/: exact values,
-//! `prefix`, `suffix`, `anything-but` (a value, a list, or a prefix), `exists`,
+//! `prefix`, `suffix`, `wildcard`, `anything-but` (a value, a list, or a prefix), `exists`,
 //! `equals-ignore-case`, `numeric`, arrays as any-of, nested objects. An event array field
 //! matches when any of its elements does, as EventBridge does.
 
@@ -60,6 +60,27 @@ fn leaf(matchers: &[Value], field: Option<&Value>) -> Result<bool, String> {
     })
 }
 
+/// EventBridge's `wildcard`: `*` matches any run of characters (none included), everything else
+/// itself.
+fn wildcard(glob: &str, text: &str) -> bool {
+    let mut parts = glob.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 /// One matcher against one scalar value.
 fn one(matcher: &Value, value: &Value) -> Result<bool, String> {
     let Value::Object(operator) = matcher else {
@@ -90,6 +111,10 @@ fn one(matcher: &Value, value: &Value) -> Result<bool, String> {
             scalar => !same(scalar, value),
         },
         "numeric" => numeric(argument, value)?,
+        "wildcard" => {
+            let glob = string(argument)?;
+            text.is_some_and(|t| wildcard(glob, t))
+        }
         other => {
             return Err(format!(
                 "matcher {other:?} is not supported by this evaluator"
@@ -159,6 +184,26 @@ mod tests {
                 "containers": [{"name": "a", "exitCode": 0}, {"name": "b", "exitCode": 137}]
             }
         })
+    }
+
+    #[test]
+    fn wildcards_match_runs_of_characters() {
+        use super::wildcard;
+        assert!(wildcard(
+            "*health checks*",
+            "Task failed ELB health checks in (target-group x)"
+        ));
+        assert!(wildcard(
+            "*health checks*",
+            "Task failed container health checks"
+        ));
+        assert!(!wildcard(
+            "*health checks*",
+            "Scaling activity initiated by (deployment ecs-svc/1)"
+        ));
+        assert!(wildcard("a*b*c", "abc") && wildcard("a*b*c", "a-b-b-c"));
+        assert!(!wildcard("a*b*c", "a-c") && !wildcard("a*bc", "abcx"));
+        assert!(wildcard("exact", "exact") && !wildcard("exact", "exactly"));
     }
 
     #[test]

@@ -154,13 +154,33 @@ pub struct TaskStopped {
     pub service: ServiceRef,
     pub task_id: String,
     pub stop_code: String,
+    /// Replaced by the scheduler for failing its load balancer's or its container's health checks.
+    pub failed_health_checks: bool,
     pub stopped_reason: String,
     pub containers: Vec<ContainerExit>,
     pub stopped_at: String,
     pub task_definition: String,
 }
 
+/// A crash loop's stopped tasks are told once per service in each window this long: the first
+/// task's message, not one per task every minute.
+pub const TASK_STOP_WINDOW_SECONDS: i64 = 600;
+
 impl TaskStopped {
+    /// The dedupe key of a stopped task: its service and the window its stop falls in, so a
+    /// crash loop is one message per service per [`TASK_STOP_WINDOW_SECONDS`] (and a duplicate
+    /// delivery of one task's event is one message too). `None` when the stop time is unreadable:
+    /// the event's own id is the key then.
+    pub fn storm_key(&self) -> Option<String> {
+        let stopped = chrono::DateTime::parse_from_rfc3339(&self.stopped_at).ok()?;
+        Some(format!(
+            "task/{}/{}/{}",
+            self.service.cluster,
+            self.service.service,
+            stopped.timestamp().div_euclid(TASK_STOP_WINDOW_SECONDS)
+        ))
+    }
+
     /// Containers that exited with a non-zero code.
     pub fn failed_containers(&self) -> impl Iterator<Item = &ContainerExit> {
         self.containers
@@ -349,12 +369,17 @@ fn task_change(event: &Envelope) -> Interpreted {
         })
         .unwrap_or_default();
     // A scale-in or a deployment stops tasks with ServiceSchedulerInitiated (or UserInitiated),
-    // whatever their exit codes; only an essential container's own non-zero exit is a crash.
+    // whatever their exit codes; only an essential container's own non-zero exit is a crash. The
+    // scheduler also replaces a task that failed its load balancer's or its container's health
+    // checks, with the same stop code: a crash its exit codes do not show.
+    let stopped_reason = detail_text(event, "stoppedReason").unwrap_or_default();
     let crashed = stop_code == "EssentialContainerExited"
         && containers
             .iter()
             .any(|c| c.exit_code.is_some_and(|e| e != 0));
-    if !crashed && stop_code != "TaskFailedToStart" {
+    let failed_health_checks = stop_code == "ServiceSchedulerInitiated"
+        && stopped_reason.to_ascii_lowercase().contains("health check");
+    if !crashed && !failed_health_checks && stop_code != "TaskFailedToStart" {
         return Interpreted::Ignored(format!(
             "task of service {service_name} stopped ({stop_code}) without a failed container"
         ));
@@ -375,7 +400,8 @@ fn task_change(event: &Envelope) -> Interpreted {
         service,
         task_id: task_arn.rsplit('/').next().unwrap_or("").to_string(),
         stop_code,
-        stopped_reason: detail_text(event, "stoppedReason").unwrap_or_default(),
+        failed_health_checks,
+        stopped_reason,
         containers,
         stopped_at: detail_text(event, "stoppedAt").unwrap_or_else(|| event.time.clone()),
         task_definition: detail_text(event, "taskDefinitionArn")

@@ -258,6 +258,7 @@ pub fn task_stopped_notification(
 ) -> Notification {
     let s = &task.service;
     let what = match task.failed_containers().next() {
+        _ if task.failed_health_checks => "failed its health checks".to_string(),
         Some(c) => format!("{} exited {}", c.name, c.exit_code.unwrap_or_default()),
         None => task.stop_code.clone(),
     };
@@ -295,6 +296,11 @@ pub fn task_stopped_notification(
             .unwrap_or_default();
         let _ = writeln!(text, "  - {}: exit {code}{reason}", c.name);
     }
+    let _ = writeln!(
+        text,
+        "More tasks of this service stopping within {} minutes are not told again (a crash loop is one message, not one per task).",
+        crate::ecs::TASK_STOP_WINDOW_SECONDS / 60
+    );
     location_rows(&mut text, Some(s), event_id);
     let mut n = with_service(
         Notification::new(crate::NAME, Severity::Warning, subject, text),

@@ -111,6 +111,47 @@ fn clean_exits_and_scale_ins_are_not_crashes() {
 }
 
 #[test]
+fn a_task_killed_for_failing_health_checks_is_a_crash_a_scale_in_is_not() {
+    let stopped = |reason: &str| {
+        event(
+            "ECS Task State Change",
+            json!({"lastStatus": "STOPPED", "group": "service:api", "stopCode": "ServiceSchedulerInitiated",
+            "stoppedReason": reason, "stoppedAt": "2026-11-21T11:32:41.207Z",
+            "containers": [{"name": "web", "exitCode": 143}]}),
+        )
+    };
+    for reason in [
+        "Task failed ELB health checks in (target-group arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/api/1)",
+        "Task failed container health checks",
+    ] {
+        match interpret(&stopped(reason)).unwrap() {
+            Interpreted::Ecs(EcsEvent::TaskStopped(task)) => {
+                assert!(task.failed_health_checks, "{reason}");
+                let n = crate::ecs::render::task_stopped_notification(&task, None, "e");
+                assert!(
+                    n.subject.contains("failed its health checks"),
+                    "{}",
+                    n.subject
+                );
+            }
+            other => panic!("{reason}: {other:?}"),
+        }
+    }
+    for reason in [
+        "Scaling activity initiated by (deployment ecs-svc/1208329178457431873)",
+        "",
+    ] {
+        assert!(
+            matches!(
+                interpret(&stopped(reason)).unwrap(),
+                Interpreted::Ignored(_)
+            ),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
 fn links_are_only_made_of_plain_names() {
     let mut s = ServiceRef {
         region: "us-east-1".into(),

@@ -530,3 +530,44 @@ async fn without_the_start_record_an_end_says_rollback_unknown() {
         sent[0].text
     );
 }
+
+/// A crash-looping service stops a task every minute: one message per service per ten minutes,
+/// not one per task; another service, or the next window, is told.
+#[tokio::test]
+async fn a_crash_loop_is_one_message_per_service_per_window() {
+    let app = app(false).await;
+    let stopped = |id: &str, service: &str, task: &str, at: &str| {
+        json!({"version": "0", "id": id, "detail-type": "ECS Task State Change", "source": "aws.ecs",
+               "account": "111122223333", "time": at, "region": "us-east-1", "resources": [],
+               "detail": {"lastStatus": "STOPPED", "group": format!("service:{service}"),
+                          "clusterArn": "arn:aws:ecs:us-east-1:111122223333:cluster/main",
+                          "taskArn": format!("arn:aws:ecs:us-east-1:111122223333:task/main/{task}"),
+                          "stopCode": "EssentialContainerExited", "stoppedAt": at,
+                          "containers": [{"name": "web", "exitCode": 1}]}})
+    };
+    let mut outcomes = Vec::new();
+    for (i, minute) in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].iter().enumerate() {
+        let at = format!("2026-11-21T11:{minute:02}:30Z");
+        let answer = app
+            .run(stopped(&format!("e{i}"), "api", &format!("t{i}"), &at))
+            .await
+            .unwrap();
+        outcomes.push(answer["outcome"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(outcomes[0], "notified");
+    assert!(
+        outcomes[1..].iter().all(|o| o == "duplicate"),
+        "{outcomes:?}"
+    );
+    assert_eq!(app.notifier.notifications().len(), 1);
+    let text = &app.notifier.notifications()[0].text;
+    assert!(text.contains("not told again"), "{text}");
+    // Another service in the same window, and this one in the next window.
+    app.run(stopped("w1", "worker", "w1", "2026-11-21T11:05:00Z"))
+        .await
+        .unwrap();
+    app.run(stopped("e10", "api", "t10", "2026-11-21T11:10:30Z"))
+        .await
+        .unwrap();
+    assert_eq!(app.notifier.notifications().len(), 3);
+}

@@ -19,6 +19,7 @@ pub async fn run() -> harness::Result<()> {
         "ecs-deployment-failed-rollback.json",
         "ecs-service-action-steady-state.json",
         "ecs-task-stopped-essential-exit.json",
+        "ecs-task-killed-health-checks.json",
     ] {
         let answer = world.invoke_fixture(fixture).await?;
         let outcome = answer.json();
