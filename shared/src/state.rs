@@ -278,9 +278,6 @@ impl StateStore {
         }
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
     fn object_key(&self, kind: &str, key: &str) -> Result<String, StateError> {
         validate_key(key)?;
         Ok(format!("{}/{kind}/{key}", self.namespace))

@@ -22,7 +22,13 @@ use serde::{Deserialize, Serialize};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::state::{StateError, Store, key_segment};
 
-use crate::ecs::render::StartSeen;
+/// What the IN_PROGRESS event of a deployment said, when it was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartSeen {
+    pub at: DateTime<Utc>,
+    /// The deployment is a rollback to the previous one (its IN_PROGRESS reason said so).
+    pub rollback: bool,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct DeploymentStart {

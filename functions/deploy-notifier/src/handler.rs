@@ -1,6 +1,7 @@
 //! Turns one invocation into notifications: classify, interpret, dedupe, send, answer.
 
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use watchkeeper_shared::deadline::Deadline;
@@ -88,7 +89,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 Ok(result) => results.push(result),
                 Err(e) => {
                     tracing::error!(message_id = %record.message_id, error = %e, retryable = e.is_retryable(), "SNS record failed");
-                    results.push(json!({"outcome": "failed", "error": e.to_string()}));
+                    results.push(json!({"outcome": Outcome::Failed, "error": e.to_string()}));
                     first_error.get_or_insert(e);
                 }
             }
@@ -108,7 +109,9 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         let notification = match ecs::interpret(event)? {
             Interpreted::Ignored(reason) => {
                 tracing::debug!(event_id = %event.id, detail_type = %event.detail_type, reason, "ignored");
-                return Ok(json!({"outcome": "ignored", "event": event.id, "reason": reason}));
+                return Ok(
+                    json!({"outcome": Outcome::Ignored, "event": event.id, "reason": reason}),
+                );
             }
             Interpreted::Unknown => generic_event_notice(event, env),
             Interpreted::Ecs(EcsEvent::ServiceAction(action)) => {
@@ -148,7 +151,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 if let Some(ended) = deployments.ended_at(id).await
                     && change.updated_at.is_none_or(|at| at <= ended)
                 {
-                    return Ok(json!({"outcome": "ignored", "event": event.id,
+                    return Ok(json!({"outcome": Outcome::Ignored, "event": event.id,
                             "reason": "IN_PROGRESS delivered after the deployment ended"}));
                 }
                 let at = change.updated_at.unwrap_or_else(Utc::now);
@@ -187,7 +190,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             && !self.config.notify_in_progress
             && !rollback
         {
-            return Ok(json!({"outcome": "recorded", "event": event.id, "deployment": id}));
+            return Ok(json!({"outcome": Outcome::Recorded, "event": event.id, "deployment": id}));
         }
         let env = self.config.environment.as_deref();
         let notification = render::deployment_notification(change, start, env, &event.id);
@@ -289,11 +292,11 @@ fn metrics(result: &Result<Value, DeployError>) -> Metrics {
                 .cloned()
                 .unwrap_or_else(|| vec![answer.clone()]);
             for record in records {
-                match record.get("outcome").and_then(Value::as_str) {
-                    Some("notified") => metrics.count("Notified", 1),
-                    Some("duplicate") => metrics.count("Duplicates", 1),
-                    Some("ignored" | "recorded") => metrics.count("Ignored", 1),
-                    _ => {}
+                let outcome = record
+                    .get("outcome")
+                    .and_then(|o| Outcome::deserialize(o).ok());
+                if let Some(metric) = outcome.and_then(Outcome::metric) {
+                    metrics.count(metric, 1);
                 }
             }
         }
@@ -334,11 +337,39 @@ fn generic_event_notice(event: &Envelope, env: Option<&str>) -> Notification {
         .with_attribute("detail_type", event.detail_type.clone())
 }
 
+/// What became of one event: the `outcome` of its answer, and what it counts toward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Outcome {
+    /// Sent on at least one channel.
+    Notified,
+    /// Every channel had sent it already.
+    Duplicate,
+    /// Not worth a message (steady state, a scale-in, a late start).
+    Ignored,
+    /// Remembered for a later message (a deployment's start), not told.
+    Recorded,
+    /// One SNS record of several failed (the invocation fails as a whole).
+    Failed,
+}
+
+impl Outcome {
+    /// The metric an outcome counts toward (a failure is counted once for the invocation).
+    fn metric(self) -> Option<&'static str> {
+        match self {
+            Outcome::Notified => Some("Notified"),
+            Outcome::Duplicate => Some("Duplicates"),
+            Outcome::Ignored | Outcome::Recorded => Some("Ignored"),
+            Outcome::Failed => None,
+        }
+    }
+}
+
 fn outcome(key: &str, n: &Notification, delivery: &Delivery) -> Value {
     let outcome = if delivery.sent.is_empty() {
-        "duplicate"
+        Outcome::Duplicate
     } else {
-        "notified"
+        Outcome::Notified
     };
     json!({"outcome": outcome, "key": key, "subject": n.subject_line(), "severity": n.severity, "sent": delivery.sent, "already_sent": delivery.already_sent})
 }

@@ -16,8 +16,9 @@ const SLACK_BUTTON_CHARS: usize = 75;
 const SLACK_URL_CHARS: usize = 3000;
 /// Slack takes up to 25 elements in an actions block; five buttons are plenty to read.
 const SLACK_BUTTONS: usize = 5;
-/// Teams: a message is at most about 28 KB; the body text stays well inside it.
-const TEAMS_TEXT_CHARS: usize = 12_000;
+/// Teams: a message is at most about 28 KB; the body text stays well inside it, counted in
+/// UTF-8 bytes (12,000 characters of CJK text or emoji would be three or four times that).
+const TEAMS_TEXT_BYTES: usize = 12_000;
 const TEAMS_TITLE_CHARS: usize = 400;
 const TEAMS_ACTIONS: usize = 6;
 
@@ -26,8 +27,9 @@ pub fn slack_payload(n: &Notification) -> Value {
     let subject = n.subject_line();
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": slack_text(&subject, SLACK_HEADER_CHARS)}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": slack_text(&n.text, SLACK_SECTION_CHARS)}}),
-        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("*{}* · {}", n.severity, slack_text(&n.source, 100))}]}),
+        // `verbatim`: Slack must not turn channel names, mentions or URLs in the text into links.
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": slack_text(&n.text, SLACK_SECTION_CHARS), "verbatim": true}}),
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("*{}* · {}", n.severity, slack_text(&n.source, 100)), "verbatim": true}]}),
     ];
     let buttons: Vec<Value> = n
         .links
@@ -66,13 +68,40 @@ pub fn teams_payload(n: &Notification) -> Value {
                 "version": "1.4",
                 "body": [
                     {"type": "TextBlock", "text": teams_text(&n.subject_line(), TEAMS_TITLE_CHARS), "weight": "Bolder", "size": "Medium", "color": colour, "wrap": true},
-                    {"type": "TextBlock", "text": teams_text(&n.text, TEAMS_TEXT_CHARS), "wrap": true},
+                    {"type": "TextBlock", "text": within_bytes(teams_text(&n.text, TEAMS_TEXT_BYTES), TEAMS_TEXT_BYTES), "wrap": true},
                     {"type": "TextBlock", "text": format!("{} · {}", n.severity, teams_text(&n.source, 100)), "isSubtle": true, "size": "Small"},
                 ],
                 "actions": actions,
             }
         }]
     })
+}
+
+/// `text` cut to at most `max_bytes` of UTF-8, at a character boundary and never inside an escape
+/// (a trailing backslash or an entity's start), ending in `…` when cut.
+fn within_bytes(text: String, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut kept = &text[..end];
+    loop {
+        let trailing_backslashes = kept.len() - kept.trim_end_matches('\\').len();
+        let open_entity = kept
+            .rfind('&')
+            .is_some_and(|at| at + 4 >= kept.len() && !kept[at..].contains(';'));
+        if trailing_backslashes % 2 == 1 {
+            kept = &kept[..kept.len() - 1];
+        } else if open_entity {
+            kept = &kept[..kept.rfind('&').unwrap_or(0)];
+        } else {
+            break;
+        }
+    }
+    format!("{kept}…")
 }
 
 /// Slack's escaping of `&`, `<` and `>`, cut to `max_chars` escaped characters.
@@ -225,6 +254,41 @@ mod tests {
             payload["attachments"][0]["content"]["body"][1]["text"],
             "see \\[the console\\]\\(https://evil.example\\)"
         );
+    }
+
+    #[test]
+    fn a_teams_card_of_wide_characters_stays_inside_the_message_limit() {
+        for text in [
+            "界".repeat(12_000),
+            "🚀".repeat(12_000),
+            "a\\[".repeat(5_000),
+            "&<".repeat(9_000),
+        ] {
+            let n = Notification::new("t", Severity::Info, "s", text.clone());
+            let payload = teams_payload(&n);
+            let body = payload["attachments"][0]["content"]["body"][1]["text"]
+                .as_str()
+                .unwrap();
+            assert!(body.len() <= TEAMS_TEXT_BYTES, "{}", body.len());
+            assert!(body.ends_with('…'));
+            let kept = body.trim_end_matches('…');
+            assert!(
+                (kept.len() - kept.trim_end_matches('\\').len()) % 2 == 0,
+                "no escape cut in half"
+            );
+            assert!(
+                payload.to_string().len() < 28_000,
+                "{}",
+                payload.to_string().len()
+            );
+        }
+    }
+
+    #[test]
+    fn slack_text_objects_are_verbatim() {
+        let payload = slack_payload(&sample());
+        assert_eq!(payload["blocks"][1]["text"]["verbatim"], true);
+        assert_eq!(payload["blocks"][2]["elements"][0]["verbatim"], true);
     }
 
     #[test]

@@ -107,7 +107,9 @@ fn header(name: &str, value: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let lines = if clean.is_ascii() {
+    // ASCII that looks like an encoded word (`=?UTF-8?B?...?=`) would be decoded by the reader's
+    // client into another text than the one sent: it is encoded itself.
+    let lines = if clean.is_ascii() && !clean.contains("=?") {
         fold_words(name, &clean)
     } else {
         encoded_words(name, &clean)
@@ -140,7 +142,10 @@ fn fold_words(name: &str, value: &str) -> Vec<String> {
 
 fn encoded_words(name: &str, value: &str) -> Vec<String> {
     // Raw bytes per word: base64 makes 4 characters of every 3 bytes.
-    let room = |prefix: usize| (ENCODED_WORD_LINE - prefix - ENCODED_WORD_OVERHEAD) / 4 * 3;
+    // At least one 4-byte character per word, whatever the header's name.
+    let room = |prefix: usize| {
+        (ENCODED_WORD_LINE.saturating_sub(prefix + ENCODED_WORD_OVERHEAD) / 4 * 3).max(4)
+    };
     let mut words = Vec::new();
     let mut chunk = String::new();
     let mut limit = room(name.len() + 2);
@@ -192,6 +197,28 @@ mod tests {
             header("Subject", "Señal"),
             format!("Subject: =?UTF-8?B?{}?=\r\n", STANDARD.encode("Señal"))
         );
+    }
+
+    #[test]
+    fn ascii_that_looks_encoded_is_encoded_and_long_names_do_not_underflow() {
+        let forged = "=?UTF-8?B?QWxsIGdvb2Q=?= terraform apply FAILED";
+        let line = header("Subject", forged);
+        assert!(line.starts_with("Subject: =?UTF-8?B?"), "{line}");
+        let decoded: String = line
+            .trim_end()
+            .trim_start_matches("Subject: ")
+            .split("\r\n ")
+            .map(|w| {
+                let b64 = w
+                    .strip_prefix("=?UTF-8?B?")
+                    .and_then(|w| w.strip_suffix("?="))
+                    .unwrap();
+                String::from_utf8(STANDARD.decode(b64).unwrap()).unwrap()
+            })
+            .collect();
+        assert_eq!(decoded, forged, "the client shows what was sent");
+        let long_name = "X-".to_string() + &"a".repeat(80);
+        assert!(header(&long_name, "señal").contains("=?UTF-8?B?"));
     }
 
     #[test]

@@ -52,8 +52,6 @@ pub struct Notification {
     pub subject: String,
     /// The plain-text body, the one every channel can show.
     pub text: String,
-    /// An HTML body for email; rendered from `text` and `links` when absent.
-    pub html: Option<String>,
     /// The function that speaks (`deploy-notifier`, ...); an SNS attribute for filter policies.
     pub source: String,
     /// What it is about (a service, a budget, a secret's name); an SNS attribute too.
@@ -74,7 +72,6 @@ impl Notification {
             severity,
             subject: subject.into(),
             text: text.into(),
-            html: None,
             source: source.to_string(),
             resource: None,
             links: Vec::new(),
@@ -92,11 +89,6 @@ impl Notification {
             label: label.into(),
             url: url.into(),
         });
-        self
-    }
-
-    pub fn with_html(mut self, html: impl Into<String>) -> Self {
-        self.html = Some(html.into());
         self
     }
 

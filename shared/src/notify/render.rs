@@ -74,11 +74,8 @@ impl Notification {
         body
     }
 
-    /// The HTML body: the one given, or the text escaped and laid out with the links as buttons.
+    /// The HTML body: the text escaped and laid out with the links as buttons.
     pub fn html_body(&self) -> String {
-        if let Some(html) = &self.html {
-            return html.clone();
-        }
         let mut html = format!(
             "<!doctype html><html><body style=\"font-family:sans-serif\">\
              <h2 style=\"border-left:6px solid {colour};padding-left:8px\">{subject}</h2>\

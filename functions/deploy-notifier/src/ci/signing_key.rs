@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use watchkeeper_shared::error::{AwsError, Retryable};
-use watchkeeper_shared::secret::{Secret, SecretReadError, SecretSource, parse_field};
+use watchkeeper_shared::secret::{Secret, SecretSource, parse_field};
 
 use crate::ci::{SignatureError, VerifiedSignature, verify_signature};
 
@@ -237,18 +237,6 @@ async fn read_keys(
         Err(e) => return Err(e.into()),
     }
     Ok(keys)
-}
-
-impl From<SecretReadError> for SigningKeyError {
-    fn from(err: SecretReadError) -> Self {
-        match err {
-            SecretReadError::Aws(e) => SigningKeyError::Aws(e),
-            other => SigningKeyError::Invalid {
-                stage: CURRENT,
-                reason: other.to_string(),
-            },
-        }
-    }
 }
 
 #[cfg(test)]

@@ -6,15 +6,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use watchkeeper_shared::notify::{Notification, Severity};
 
+pub use crate::deployments::StartSeen;
 use crate::ecs::{DeploymentChange, DeploymentStatus, ServiceAction, ServiceRef, TaskStopped};
-
-/// What the IN_PROGRESS event of a deployment said, when it was seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StartSeen {
-    pub at: DateTime<Utc>,
-    /// The deployment is a rollback to the previous one (its IN_PROGRESS reason said so).
-    pub rollback: bool,
-}
 
 /// `[prod] ` or nothing.
 pub fn env_prefix(environment: Option<&str>) -> String {
