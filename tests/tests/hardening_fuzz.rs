@@ -598,7 +598,9 @@ fn populated_state(
     );
     let up = |status| Outcome::Healthy { status, millis: 12 };
     let failed = Outcome::Unhealthy;
-    let mut sweeps: Vec<(Vec<(Target, Outcome)>, Option<&str>)> = Vec::new();
+    // Each sweep's probe results, and the failing discovery source if any.
+    type Sweep<'a> = (Vec<(Target, Outcome)>, Option<&'a str>);
+    let mut sweeps: Vec<Sweep> = Vec::new();
     // Three sweeps: a, b, c up; d times out and e refuses until they are down.
     for _ in 0..3 {
         sweeps.push((

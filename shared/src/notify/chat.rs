@@ -93,7 +93,7 @@ fn within_bytes(text: String, max_bytes: usize) -> String {
         let open_entity = kept
             .rfind('&')
             .is_some_and(|at| at + 4 >= kept.len() && !kept[at..].contains(';'));
-        if trailing_backslashes % 2 == 1 {
+        if !trailing_backslashes.is_multiple_of(2) {
             kept = &kept[..kept.len() - 1];
         } else if open_entity {
             kept = &kept[..kept.rfind('&').unwrap_or(0)];
@@ -273,7 +273,7 @@ mod tests {
             assert!(body.ends_with('…'));
             let kept = body.trim_end_matches('…');
             assert!(
-                (kept.len() - kept.trim_end_matches('\\').len()) % 2 == 0,
+                (kept.len() - kept.trim_end_matches('\\').len()).is_multiple_of(2),
                 "no escape cut in half"
             );
             assert!(
