@@ -599,8 +599,8 @@ fn populated_state(
     let up = |status| Outcome::Healthy { status, millis: 12 };
     let failed = Outcome::Unhealthy;
     // Each sweep's probe results, and the failing discovery source if any.
-    type Sweep<'a> = (Vec<(Target, Outcome)>, Option<&'a str>);
-    let mut sweeps: Vec<Sweep> = Vec::new();
+    type SweepInput<'a> = (Vec<(Target, Outcome)>, Option<&'a str>);
+    let mut sweeps: Vec<SweepInput> = Vec::new();
     // Three sweeps: a, b, c up; d times out and e refuses until they are down.
     for _ in 0..3 {
         sweeps.push((
