@@ -44,40 +44,29 @@ resource "aws_s3_bucket_ownership_controls" "state" {
   }
 }
 
+locals {
+  expiring_prefixes = merge(
+    { for f in var.functions : "expire-${f}-claims" => "${f}/claims/" },
+    contains(var.functions, "deploy-notifier") ? { "expire-deploy-notifier-deployments" = "deploy-notifier/docs/deployments/" } : {},
+  )
+}
+
 resource "aws_s3_bucket_lifecycle_configuration" "state" {
   bucket = aws_s3_bucket.state.id
 
   # Dedupe markers only matter while a duplicate or a retry can still arrive (days); after that
   # they are clutter. State documents (docs/) are kept, but for deploy-notifier's deployment
-  # records below.
+  # records, which matter for hours (a rollout's duration, a late start's check): a deployment
+  # superseded before it ended would keep its start forever.
   dynamic "rule" {
-    for_each = toset(var.functions)
+    for_each = local.expiring_prefixes
 
     content {
-      id     = "expire-${rule.value}-claims"
+      id     = rule.key
       status = "Enabled"
 
       filter {
-        prefix = "${rule.value}/claims/"
-      }
-
-      expiration {
-        days = var.claim_expiry_days
-      }
-    }
-  }
-
-  # deploy-notifier's deployment records matter for hours (a rollout's duration, a late start's
-  # check); a deployment superseded before it ended would keep its start forever.
-  dynamic "rule" {
-    for_each = contains(var.functions, "deploy-notifier") ? [1] : []
-
-    content {
-      id     = "expire-deploy-notifier-deployments"
-      status = "Enabled"
-
-      filter {
-        prefix = "deploy-notifier/docs/deployments/"
+        prefix = rule.value
       }
 
       expiration {
