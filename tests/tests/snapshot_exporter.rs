@@ -323,7 +323,8 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
-    // The tagged instance's newest snapshot was exported by hand, under another identifier.
+    // The tagged instance's newest snapshot was exported by hand: one table, to a scratch
+    // prefix. That is not the weekly copy: the function exports the snapshot itself.
     let ledger_newest = world
         .snapshot(TAGGED, &format!("{TAGGED}-manual-1"))
         .await
@@ -334,6 +335,8 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
         .export_task_identifier("by-hand-ledger")
         .source_arn(&ledger_newest)
         .s3_bucket_name(EXPORT_BUCKET)
+        .s3_prefix("scratch")
+        .export_only("despachos.public.orders")
         .iam_role_arn(ROLE_ARN)
         .kms_key_id(KMS_KEY_ARN)
         .send()
@@ -357,7 +360,11 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
                 .map(|a| a.rsplit(':').next().unwrap_or("").to_string())
         })
         .collect();
-    assert_eq!(sources.len(), 3, "{sources:?} {report}");
+    assert_eq!(
+        sources.len(),
+        4,
+        "ours and the hand export: {sources:?} {report}"
+    );
     for newest in [
         format!("{LISTED}-manual-3"),
         format!("{CLUSTER}-manual-3"),
@@ -371,12 +378,12 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
     );
     assert_eq!(
         report["exported"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "{report}"
     );
     assert_eq!(
         report["already_done"].as_array().map(Vec::len),
-        Some(1),
+        Some(0),
         "{report}"
     );
     assert_eq!(
@@ -395,7 +402,7 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
     let summary = notes.last().unwrap();
     assert_eq!(
         summary.subject,
-        "Weekly RDS export: 2 exported, 1 already done, 0 deferred, 0 failed, 1 missing"
+        "Weekly RDS export: 3 exported, 0 already done, 0 deferred, 0 failed, 1 missing"
     );
     assert_eq!(summary.severity, Severity::Critical);
 
@@ -416,8 +423,51 @@ async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() 
         Some(3),
         "{report}"
     );
-    assert_eq!(world.export_tasks().await.unwrap().len(), 3);
+    assert_eq!(world.export_tasks().await.unwrap().len(), 4);
     reports.push(report);
+
+    // The function's export of the ledger finishes: `latest` points at it. Then a newer snapshot
+    // is exported by hand (one table, to a scratch prefix) and finishes: not this function's
+    // export, so not told, and `latest` stays on the function's own.
+    let invoke_finished = |arn: String, id: &'static str| {
+        let app = &app;
+        async move {
+            app.handle(
+                harness::export::fixture_for("rds-snapshot-export-completed.json", &arn, id)
+                    .unwrap(),
+                &Invocation::at(Utc::now(), minute()),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let ours = invoke_finished(ledger_newest.clone(), "ev-ledger-done").await;
+    assert_eq!(ours["outcome"], "completed", "{ours}");
+    let console = world
+        .snapshot(TAGGED, &format!("{TAGGED}-console-2"))
+        .await
+        .unwrap();
+    world
+        .rds
+        .start_export_task()
+        .export_task_identifier("by-hand-ledger-2")
+        .source_arn(&console)
+        .s3_bucket_name(EXPORT_BUCKET)
+        .s3_prefix("scratch")
+        .export_only("despachos.public.orders")
+        .iam_role_arn(ROLE_ARN)
+        .kms_key_id(KMS_KEY_ARN)
+        .send()
+        .await
+        .unwrap();
+    let foreign = invoke_finished(console, "ev-console-done").await;
+    assert_eq!(foreign["outcome"], "skipped", "{foreign}");
+    let latest = world
+        .object(&format!("{EXPORT_PREFIX}{TAGGED}/latest.json"))
+        .await
+        .unwrap();
+    assert_eq!(latest["export_task_id"], ours["export_task"], "{latest}");
+
     let mut later = weekly;
     later["id"] = json!("c3e9b1d7-4f2a-4a8e-9b6c-000000000003");
     let report = app

@@ -1,22 +1,47 @@
 //! Exporting one snapshot, exactly once, whoever asks (its event, a retry, the weekly run).
 //!
-//! The RDS task list is the truth: a task that exists for the snapshot means done, and so does
-//! `ExportTaskAlreadyExists` for its deterministic identifier. The claim in the state store only
-//! keeps two concurrent invocations from both counting a free slot and starting past the quota;
-//! a claim that cannot be read or written never blocks an export (the identifier still makes a
-//! second start harmless). The index object is the caller's to write (`write_index`), after
+//! The RDS task list is the truth: a task of this function for the snapshot (its deterministic
+//! identifier) means done, and so does `ExportTaskAlreadyExists` for that identifier; a FAILED or
+//! CANCELED one is tried again under the next attempt's identifier, up to
+//! [`MAX_ATTEMPTS`]. Another tool's export of the snapshot (a console export of one table to
+//! another bucket) is not this function's weekly copy and does not count. The claim in the state store only
+//! keeps two invocations from starting one snapshot at once, and the slot reservations
+//! ([`SLOTS_KEY`]) keep concurrent invocations from starting past the quota together; neither,
+//! when it cannot be read or written, blocks an export (the identifier still makes a second start
+//! harmless, and RDS's quota settles a race). The index object is the caller's to write (`write_index`), after
 //! whatever it has to say about the start.
 
-use chrono::{Datelike, Utc};
+use std::collections::HashSet;
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::{AwsError, Retryable};
-use watchkeeper_shared::state::{Claim, Store};
+use watchkeeper_shared::state::{Claim, StateError, Store};
 
 use crate::config::Destination;
 use crate::error::{ExportError, classify_rds, fix_hint, is_quota};
-use crate::identifier::export_identifier;
+use crate::identifier::{MAX_ATTEMPTS, attempt_identifier, attempt_of};
 use crate::objects::{ExportIndex, Objects};
-use crate::rds::{ExportRequest, ExportTask, Rds, Snapshot, Started};
+use crate::rds::{ExportRequest, ExportTask, Rds, Snapshot, Started, TaskStatus};
+
+/// The state document of export slots taken by starts (under `snapshot-exporter/docs/`).
+pub const SLOTS_KEY: &str = "export-slots";
+/// How long a slot taken for a start counts while RDS does not list its task: a started task is
+/// listed at once, so only a start that died midway is left to lapse.
+const RESERVATION_TTL: chrono::Duration = chrono::Duration::minutes(15);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SlotReservations {
+    slots: Vec<SlotReservation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SlotReservation {
+    /// The export task identifier the slot was taken for.
+    id: String,
+    at: DateTime<Utc>,
+}
 
 /// The account's export slots as this invocation has counted them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +94,18 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
         slots: &mut Slots,
         deadline: &Deadline,
     ) -> Result<Outcome, ExportError> {
-        let id = export_identifier(&snapshot.arn);
-        if let Some(task) = tasks
-            .iter()
-            .find(|t| t.id == id || t.source_arn == snapshot.arn)
-        {
-            return Ok(Outcome::AlreadyDone(Some(task.clone())));
-        }
+        let attempt = match last_attempt(snapshot, tasks) {
+            None => 1,
+            Some((attempt, task)) => {
+                let ended_badly = matches!(task.status, TaskStatus::Failed | TaskStatus::Canceled);
+                if !ended_badly || attempt >= MAX_ATTEMPTS {
+                    return Ok(Outcome::AlreadyDone(Some(task.clone())));
+                }
+                tracing::info!(snapshot = %snapshot.arn, task = %task.id, status = task.status.as_str(), attempt = attempt + 1, "exporting again after a failed attempt");
+                attempt + 1
+            }
+        };
+        let id = attempt_identifier(&snapshot.arn, attempt);
         let claim_key = format!("exports/{id}");
         let holding = match self.state.claim(&claim_key, deadline).await {
             Ok(Claim::Claimed) => true,
@@ -92,7 +122,7 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
                 false
             }
         };
-        if !slots.free() {
+        if !self.reserve_slot(&id, tasks, slots).await {
             self.release(holding, &claim_key).await;
             tracing::info!(snapshot = %snapshot.arn, active = slots.active, max = slots.max, "no free export slot: deferred to the next run");
             return Ok(Outcome::Deferred {
@@ -116,6 +146,7 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
             // that race. The loser is deferred like a snapshot that found no slot, rather than
             // failing until Lambda gives up on it.
             Err(e) if is_quota(&e.code) => {
+                self.release_slot(&id).await;
                 self.release(holding, &claim_key).await;
                 tracing::info!(snapshot = %snapshot.arn, "RDS export quota reached at start: deferred to the next run");
                 // No slot is free after all: later snapshots of this run are deferred at once.
@@ -125,6 +156,7 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
                 })
             }
             Err(e) => {
+                self.release_slot(&id).await;
                 self.release(holding, &claim_key).await;
                 let source = classify_rds(e);
                 let hint = if source.is_retryable() {
@@ -185,6 +217,12 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
         snapshot: &Snapshot,
         task: &ExportTask,
     ) -> Result<bool, ExportError> {
+        // Only this function's own export, in the bucket it exports to, may become `latest`: a
+        // console export of one table to another bucket is not the weekly copy.
+        if attempt_of(&snapshot.arn, &task.id).is_none() || task.bucket != self.destination.bucket {
+            tracing::warn!(task = %task.id, bucket = %task.bucket, "not this function's export: latest left alone");
+            return Ok(false);
+        }
         let key = latest_key(&self.destination.prefix, &snapshot.source_id);
         let current = match self.objects.get_json(&key).await {
             Ok(current) => current,
@@ -208,6 +246,69 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
         Ok(true)
     }
 
+    /// Takes one of the account's export slots for task `id`, atomically across invocations: the
+    /// active tasks this invocation listed, plus the slots other invocations took for starts RDS
+    /// did not list yet, must leave one free. Six invocations starting at once with four exports
+    /// running take one slot between them, not six. The reservations are a state document
+    /// written with a condition on its ETag; when it cannot be used at all, the count this
+    /// invocation read decides (and RDS's own quota settles a race).
+    async fn reserve_slot(&self, id: &str, tasks: &[ExportTask], slots: &mut Slots) -> bool {
+        let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+        let now = Utc::now();
+        let mut taken = slots.active;
+        let reserved = self
+            .state
+            .modify(SLOTS_KEY, |current: Option<SlotReservations>| {
+                let mut doc = current.unwrap_or_default();
+                doc.slots
+                    .retain(|r| r.id != id && now.signed_duration_since(r.at) < RESERVATION_TTL);
+                // A reservation whose task RDS lists is counted by the list already.
+                let pending = doc
+                    .slots
+                    .iter()
+                    .filter(|r| !listed.contains(r.id.as_str()))
+                    .count();
+                taken = slots.active + pending;
+                if taken < slots.max {
+                    doc.slots.push(SlotReservation {
+                        id: id.to_string(),
+                        at: now,
+                    });
+                }
+                doc
+            })
+            .await;
+        let free = match reserved {
+            Ok(_) => taken < slots.max,
+            // Too many invocations at once to agree: this one waits for the next run.
+            Err(StateError::Conflict { .. }) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "export slot reservations unavailable; counting from the task list alone");
+                slots.free()
+            }
+        };
+        if !free {
+            // No slot: later snapshots of this run are deferred at once.
+            slots.active = slots.active.max(taken).max(slots.max);
+        }
+        free
+    }
+
+    /// Gives back the slot of a start RDS refused.
+    async fn release_slot(&self, id: &str) {
+        let released = self
+            .state
+            .modify(SLOTS_KEY, |current: Option<SlotReservations>| {
+                let mut doc = current.unwrap_or_default();
+                doc.slots.retain(|r| r.id != id);
+                doc
+            })
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(task = id, error = %e, "export slot not given back; it lapses in 15 minutes");
+        }
+    }
+
     async fn complete(&self, holding: bool, key: &str) {
         if holding && let Err(e) = self.state.complete(key).await {
             tracing::warn!(key, error = %e, "could not mark the claim done; RDS's task list still says so");
@@ -219,6 +320,17 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
             tracing::warn!(key, error = %e, "could not release the claim; it expires with its lease");
         }
     }
+}
+
+/// This function's latest attempt to export `snapshot` among `tasks`, with its number.
+pub fn last_attempt<'a>(
+    snapshot: &Snapshot,
+    tasks: &'a [ExportTask],
+) -> Option<(u32, &'a ExportTask)> {
+    tasks
+        .iter()
+        .filter_map(|t| attempt_of(&snapshot.arn, &t.id).map(|attempt| (attempt, t)))
+        .max_by_key(|(attempt, _)| *attempt)
 }
 
 pub fn index_key(task: &ExportTask) -> String {

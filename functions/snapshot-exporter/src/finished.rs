@@ -6,11 +6,14 @@ use serde_json::{Value, json};
 use watchkeeper_shared::notify::Notify;
 use watchkeeper_shared::state::{Store, key_segment};
 
+use watchkeeper_shared::error::Retryable;
+
+use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::{Finish, SnapshotEvent};
 use crate::exporter::{index_key, rds_error};
 use crate::handler::{App, Run};
-use crate::identifier::export_identifier;
+use crate::identifier::{MAX_ATTEMPTS, attempt_of, export_identifier};
 use crate::notice;
 use crate::objects::Objects;
 use crate::rds::{ExportTask, Rds, Snapshot, TaskStatus};
@@ -22,18 +25,28 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         finish: Finish,
         run: &mut Run,
     ) -> Result<Value, ExportError> {
-        let ours = export_identifier(&event.snapshot_arn);
         let tasks = self
             .exporter
             .rds
             .export_tasks(Some(&event.snapshot_arn))
             .await
             .map_err(rds_error)?;
-        let task = tasks
+        // Only this function's own exports: another tool's export of the snapshot (a console
+        // export of one table elsewhere) is neither told nor allowed to move `latest`.
+        let attempt = tasks
             .iter()
-            .find(|t| t.id == ours)
-            .or_else(|| tasks.iter().max_by_key(|t| t.started))
-            .cloned();
+            .filter_map(|t| attempt_of(&event.snapshot_arn, &t.id).map(|a| (a, t)))
+            .max_by_key(|(a, _)| *a)
+            .map(|(a, t)| (a, t.clone()));
+        if attempt.is_none() && !tasks.is_empty() {
+            let reason = "export task of another tool: not this function's export";
+            tracing::info!(event = %event.id, snapshot = %event.snapshot_arn, reason, "skipped");
+            return Ok(json!({"outcome": "skipped", "event": event.id, "reason": reason}));
+        }
+        let (attempt, task) = match attempt {
+            Some((attempt, task)) => (Some(attempt), Some(task)),
+            None => (None, None),
+        };
         // The task list is the truth when the event and the task disagree.
         let finish = match task.as_ref().map(|t| &t.status) {
             Some(TaskStatus::Complete) => Finish::Completed,
@@ -52,37 +65,81 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             Some(snapshot) => self.allowed(snapshot).await?,
             None => false,
         };
-        // Ours by identifier, or of a selected source: either way someone asked for it.
-        if !selected && task.as_ref().is_none_or(|t| t.id != ours) {
+        // Ours by identifier, or of a selected source whose task RDS does not list: either way
+        // someone asked for it.
+        if !selected && task.is_none() {
             let reason = "export of a snapshot this function neither started nor selects";
             tracing::info!(event = %event.id, snapshot = %event.snapshot_arn, reason, "skipped");
             return Ok(json!({"outcome": "skipped", "event": event.id, "reason": reason}));
         }
+        let available = snapshot.as_ref().is_some_and(Snapshot::is_available);
         let snapshot = match snapshot {
             Some(snapshot) => snapshot,
             None => self.remembered(event, task.as_ref()).await,
         };
-        let mut latest = false;
-        if let Some(task) = &task {
-            self.exporter.write_index(&snapshot, task).await?;
-            if finish == Finish::Completed && snapshot.source_id != "unknown" {
-                latest = self.exporter.update_latest(&snapshot, task).await?;
-            }
-        }
-        let task_id = task.as_ref().map(|t| t.id.clone()).unwrap_or(ours);
+        // A failed attempt is tried again while attempts remain and the snapshot exists: the
+        // deferred list takes it to the next run (an event's, or the weekly one), by which time
+        // the role, key or bucket may be fixed.
+        let retry =
+            finish != Finish::Completed && available && attempt.is_some_and(|a| a < MAX_ATTEMPTS);
+        let task_id = task
+            .as_ref()
+            .map(|t| t.id.clone())
+            .unwrap_or_else(|| export_identifier(&event.snapshot_arn));
+        // Told first, whatever happens to the bucket below: a disabled key or a deleted bucket
+        // also breaks the index write, and must not silence the notice that says so.
         let told = self
             .send(
                 &format!("finished/{}/{}", key_segment(&task_id), finish.as_str()),
-                &notice::finished(&snapshot, task.as_ref(), finish, &self.region),
+                &notice::finished(&snapshot, task.as_ref(), finish, attempt, &self.region),
                 run,
             )
             .await?;
         if told && finish != Finish::Completed {
             run.failed += 1;
         }
+        if retry
+            && let Err(e) = deferred::update(
+                &self.exporter.state,
+                &[DeferredSnapshot::of(&snapshot)],
+                &[],
+            )
+            .await
+        {
+            tracing::error!(snapshot = %snapshot.arn, error = %e, "the failed export could not be listed for a retry; the weekly run retries it if it is its source's newest");
+        }
+        let mut latest = false;
+        let mut bucket_error = None;
+        if let Some(task) = &task {
+            if let Err(e) = self.exporter.write_index(&snapshot, task).await {
+                bucket_error = Some(e);
+            }
+            if finish == Finish::Completed && snapshot.source_id != "unknown" {
+                match self.exporter.update_latest(&snapshot, task).await {
+                    Ok(moved) => latest = moved,
+                    Err(e) => {
+                        bucket_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        if let Some(error) = bucket_error {
+            // The bucket itself is broken (the key disabled, the bucket deleted or its policy
+            // changed): its own alert, once per task, then a retry for what may pass.
+            self.send(
+                &format!("bucket/{}", key_segment(&task_id)),
+                &notice::bucket_unwritable(&snapshot, &task_id, &error, &self.region),
+                run,
+            )
+            .await?;
+            if error.is_retryable() {
+                return Err(error);
+            }
+        }
         Ok(json!({
             "outcome": finish.as_str(), "event": event.id, "snapshot": snapshot.id, "source": snapshot.source_id,
-            "export_task": task_id, "location": task.as_ref().map(ExportTask::location),
+            "export_task": task_id, "attempt": attempt, "retry_listed": retry,
+            "location": task.as_ref().map(ExportTask::location),
             "failure_cause": task.as_ref().and_then(|t| t.failure_cause.clone()), "latest_updated": latest,
         }))
     }
@@ -122,7 +179,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
 
 /// The source id in a task's prefix `<EXPORT_PREFIX><source>/<yyyy>/<mm>/<dd>`, for a finished
 /// export whose snapshot is gone.
-fn source_of_prefix(task_prefix: &str, export_prefix: &str) -> Option<String> {
+pub(crate) fn source_of_prefix(task_prefix: &str, export_prefix: &str) -> Option<String> {
     let rest = task_prefix.strip_prefix(export_prefix)?;
     let source = rest.split('/').next()?;
     crate::config::is_rds_identifier(source).then(|| source.to_string())

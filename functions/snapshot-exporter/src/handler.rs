@@ -13,8 +13,8 @@ use crate::config::{Config, Selection};
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::{Action, EventKind, SnapshotEvent, classify};
-use crate::exporter::{Exporter, Outcome, Slots, rds_error};
-use crate::identifier::export_identifier;
+use crate::exporter::{Exporter, Outcome, Slots, last_attempt, rds_error};
+use crate::identifier::{attempt_of, export_identifier};
 use crate::notice;
 use crate::objects::Objects;
 use crate::rds::{ExportTask, Rds, Snapshot, TaskStatus};
@@ -232,7 +232,10 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         match outcome {
             Outcome::Started(task) => {
                 self.tell_started(&snapshot, &task, run).await?;
-                Ok(answer("started", json!({"location": task.location()})))
+                Ok(answer(
+                    "started",
+                    json!({"location": task.location(), "export_task": task.id}),
+                ))
             }
             Outcome::AlreadyDone(task) => {
                 // A retry of a start whose notice or index write failed, or whose process died
@@ -244,7 +247,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 let status = task.as_ref().map(|t| t.status.as_str().to_string());
                 let mut notice_sent = false;
                 if let Some(task) = &task {
-                    if task.id == export_identifier(&snapshot.arn)
+                    if attempt_of(&snapshot.arn, &task.id).is_some()
                         && matches!(
                             task.status,
                             TaskStatus::Starting | TaskStatus::InProgress | TaskStatus::Complete
@@ -297,16 +300,15 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         Ok(sent)
     }
 
-    /// The export task with this function's identifier for `snapshot`, as RDS lists it now.
+    /// This function's latest export task for `snapshot`, as RDS lists it now.
     async fn our_task(&self, snapshot: &Snapshot) -> Result<Option<ExportTask>, ExportError> {
-        let id = export_identifier(&snapshot.arn);
         let tasks = self
             .exporter
             .rds
             .export_tasks(Some(&snapshot.arn))
             .await
             .map_err(rds_error)?;
-        Ok(tasks.into_iter().find(|t| t.id == id))
+        Ok(last_attempt(snapshot, &tasks).map(|(_, task)| task.clone()))
     }
 
     /// `Exporter::export`, counted, with an alert when RDS refuses for a reason a person must fix.

@@ -17,8 +17,34 @@ pub const MAX_LEN: usize = 60;
 /// Hex digits of the ARN's SHA-256 that end every identifier (40 bits).
 const HASH_DIGITS: usize = 10;
 
-/// The export task identifier for the snapshot with this ARN.
+/// Exports of one snapshot this function starts at most: the first, and retries after a FAILED or
+/// CANCELED task (the role, key or bucket fixed meanwhile).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The export task identifier for the snapshot with this ARN (its first attempt).
 pub fn export_identifier(snapshot_arn: &str) -> String {
+    identifier(snapshot_arn, snapshot_arn)
+}
+
+/// The identifier of attempt `attempt` (from 1) to export the snapshot: the first is
+/// [`export_identifier`]; a retry keeps the readable name and hashes the ARN with its attempt
+/// number, so every path names the same task for the same attempt, within RDS's 60 characters.
+pub fn attempt_identifier(snapshot_arn: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        export_identifier(snapshot_arn)
+    } else {
+        identifier(snapshot_arn, &format!("{snapshot_arn}#attempt-{attempt}"))
+    }
+}
+
+/// Which of this function's attempts to export the snapshot `snapshot_arn` the task `id` is;
+/// `None` for a task this function did not start (by hand, another tool).
+pub fn attempt_of(snapshot_arn: &str, id: &str) -> Option<u32> {
+    (1..=MAX_ATTEMPTS).find(|attempt| attempt_identifier(snapshot_arn, *attempt) == id)
+}
+
+/// The readable name of `snapshot_arn` and the hash of `hashed`.
+fn identifier(snapshot_arn: &str, hashed: &str) -> String {
     let name = snapshot_name(snapshot_arn);
     let mut readable = String::with_capacity(name.len());
     for c in name.chars() {
@@ -39,7 +65,7 @@ pub fn export_identifier(snapshot_arn: &str) -> String {
     // Room for `-` and the hash; the cut may leave a hyphen at the end, so trim after cutting.
     readable.truncate(MAX_LEN - HASH_DIGITS - 1);
     let readable = readable.trim_end_matches('-');
-    let digest = Sha256::digest(snapshot_arn.as_bytes());
+    let digest = Sha256::digest(hashed.as_bytes());
     let hash: String = digest
         .iter()
         .take(HASH_DIGITS / 2)
@@ -85,6 +111,32 @@ mod tests {
         assert!(id.starts_with("rds-des-db-2026-11-22-03-10-"), "{id}");
         assert_eq!(id, export_identifier(arn));
         assert!(is_valid(&id));
+    }
+
+    #[test]
+    fn attempts_have_their_own_valid_identifiers_and_are_recognised() {
+        let arn = "arn:aws:rds:us-east-1:123456789012:snapshot:rds:des-db-2026-11-22-03-10";
+        let ids: Vec<String> = (1..=MAX_ATTEMPTS)
+            .map(|a| attempt_identifier(arn, a))
+            .collect();
+        assert_eq!(
+            ids[0],
+            export_identifier(arn),
+            "the first attempt's name never changed"
+        );
+        for (i, id) in ids.iter().enumerate() {
+            assert!(is_valid(id), "{id}");
+            assert!(id.starts_with("rds-des-db-2026-11-22-03-10-"), "{id}");
+            assert_eq!(attempt_of(arn, id), Some(i as u32 + 1));
+        }
+        assert_ne!(ids[1], ids[2]);
+        assert_eq!(attempt_of(arn, "by-hand-export"), None);
+        let other = "arn:aws:rds:us-east-1:123456789012:snapshot:rds:des-db-2026-11-23-03-10";
+        assert_eq!(
+            attempt_of(other, &ids[1]),
+            None,
+            "another snapshot's retry is not ours"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use watchkeeper_shared::error::AwsError;
 use watchkeeper_shared::notify::{Notification, Severity};
 
+use crate::error::ExportError;
 use crate::event::Finish;
+use crate::identifier::{MAX_ATTEMPTS, attempt_of};
 use crate::rds::{ExportTask, Snapshot, Source};
 use crate::reconcile::Report;
 
@@ -54,10 +56,14 @@ pub fn started(snapshot: &Snapshot, task: &ExportTask, region: &str) -> Notifica
         Severity::Info,
         format!("RDS export started: {}", snapshot.id),
         format!(
-            "An export of {source} to S3 (Parquet) has started.\n\n{}\nExport task: {}\nDestination: {}\n\n\
+            "An export of {source} to S3 (Parquet) has started.\n\n{}\nExport task: {}{}\nDestination: {}\n\n\
              Exports take from minutes to hours; a notice follows when it finishes.",
             describe(snapshot),
             task.id,
+            match attempt_of(&snapshot.arn, &task.id) {
+                Some(attempt) if attempt > 1 => format!(" (attempt {attempt} of {MAX_ATTEMPTS}, after a failed one)"),
+                _ => String::new(),
+            },
             task.location(),
             source = snapshot.source_id,
         ),
@@ -67,15 +73,41 @@ pub fn started(snapshot: &Snapshot, task: &ExportTask, region: &str) -> Notifica
 }
 
 /// An export that finished. `task` is what `DescribeExportTasks` says, when it found it.
+/// An export that finished; `attempt` is which of this function's attempts its task is.
 pub fn finished(
     snapshot: &Snapshot,
     task: Option<&ExportTask>,
     finish: Finish,
+    attempt: Option<u32>,
     region: &str,
 ) -> Notification {
+    let attempt_line = match attempt {
+        Some(a) if a > 1 || finish != Finish::Completed => {
+            format!("Attempt: {a} of {MAX_ATTEMPTS}\n")
+        }
+        _ => String::new(),
+    };
     let task_line = task
-        .map(|t| format!("Export task: {}\nStatus: {}\n", t.id, t.status.as_str()))
+        .map(|t| {
+            format!(
+                "Export task: {}\nStatus: {}\n{attempt_line}",
+                t.id,
+                t.status.as_str()
+            )
+        })
         .unwrap_or_else(|| "Export task: not listed by RDS\n".into());
+    let next = match attempt {
+        Some(a) if a < MAX_ATTEMPTS => format!(
+            "The next run (a later event, or the weekly run) exports it again as attempt {} while the snapshot \
+             exists: fix what the reason names first.",
+            a + 1
+        ),
+        Some(_) => format!(
+            "That was the last of {MAX_ATTEMPTS} attempts: once the cause is fixed, export this snapshot by hand \
+             (or wait for the next snapshot's export)."
+        ),
+        None => "The next snapshot is exported by its event or by the weekly run.".into(),
+    };
     let (severity, subject, body) = match finish {
         Finish::Completed => {
             let location = task
@@ -114,8 +146,8 @@ pub fn finished(
                 ),
                 format!(
                     "The export of {} to S3 {}: this snapshot is NOT in S3.\n\n{}\n{task_line}Reason: {reason}\n\n\
-                     The next snapshot is exported by its event or by the weekly run; if the reason names the \
-                     role, key or bucket, fix that first (see \"IAM, the export role and the key\" in functions/snapshot-exporter/README.md).",
+                     {next} If the reason names the role, key or bucket, see \"IAM, the export role and the key\" \
+                     in functions/snapshot-exporter/README.md.",
                     snapshot.source_id,
                     finish.as_str(),
                     describe(snapshot),
@@ -155,6 +187,30 @@ pub fn start_refused(
     .with_link("Exports in the RDS console", exports_console(region))
 }
 
+/// The export bucket refused the index object or the `latest` pointer: the key may be disabled,
+/// the bucket deleted or its policy changed. Later exports will fail the same way.
+pub fn bucket_unwritable(
+    snapshot: &Snapshot,
+    task_id: &str,
+    error: &ExportError,
+    region: &str,
+) -> Notification {
+    Notification::new(
+        crate::NAME,
+        Severity::Critical,
+        format!("RDS export bucket not writable: {}", snapshot.source_id),
+        format!(
+            "The export's index object or {source}/latest.json could not be written: {error}\n\n{}\nExport task: {task_id}\n\n\
+             Check the export bucket, its policy and the suite's KMS key (enabled, not scheduled for deletion): \
+             exports use the same bucket and key, so the next ones will fail too.",
+            describe(snapshot),
+            source = snapshot.source_id,
+        ),
+    )
+    .with_resource(snapshot.source_id.clone())
+    .with_link("Exports in the RDS console", exports_console(region))
+}
+
 pub fn missing_backup(
     source: &Source,
     newest: Option<DateTime<Utc>>,
@@ -185,14 +241,16 @@ pub fn missing_backup(
 }
 
 pub fn summary(report: &Report, region: &str) -> Notification {
-    let severity =
-        if !report.failed.is_empty() || !report.missing.is_empty() || !report.errors.is_empty() {
-            Severity::Critical
-        } else if !report.deferred.is_empty() || !report.hung.is_empty() {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
+    let severity = if !report.failed.is_empty()
+        || !report.missing.is_empty()
+        || !report.errors.is_empty()
+    {
+        Severity::Critical
+    } else if !report.deferred.is_empty() || !report.hung.is_empty() || !report.expired.is_empty() {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
     let subject = format!(
         "Weekly RDS export: {} exported, {} already done, {} deferred, {} failed, {} missing",
         report.exported.len(),
@@ -212,6 +270,10 @@ pub fn summary(report: &Report, region: &str) -> Notification {
         ("Last export failed or was canceled", &report.failed),
         ("Export still running after the hung limit", &report.hung),
         ("No backup in the window", &report.missing),
+        (
+            "Deferred but gone before a slot was free (never exported)",
+            &report.expired,
+        ),
         ("Could not be checked or started", &report.errors),
     ] {
         if lines.is_empty() {

@@ -78,11 +78,15 @@ impl Rds for RdsClient {
     }
 
     async fn snapshot(&self, kind: SourceKind, id: &str) -> Result<Option<Snapshot>, AwsError> {
+        // The API reference: an automated snapshot's identifier (`rds:...`) is looked up with
+        // SnapshotType `automated` too.
+        let automated = id.starts_with("rds:").then(|| "automated".to_string());
         let found = match kind {
             SourceKind::Instance => self
                 .client
                 .describe_db_snapshots()
                 .db_snapshot_identifier(id)
+                .set_snapshot_type(automated)
                 .send()
                 .await
                 .map(|out| out.db_snapshots().iter().find_map(db_snapshot))
@@ -91,6 +95,7 @@ impl Rds for RdsClient {
                 .client
                 .describe_db_cluster_snapshots()
                 .db_cluster_snapshot_identifier(id)
+                .set_snapshot_type(automated)
                 .send()
                 .await
                 .map(|out| out.db_cluster_snapshots().iter().find_map(cluster_snapshot))

@@ -12,8 +12,10 @@ use watchkeeper_shared::state::{Store, key_segment};
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::Finish;
-use crate::exporter::{Outcome, Slots, rds_error};
+use crate::exporter::{Outcome, Slots, index_key, rds_error};
+use crate::finished::source_of_prefix;
 use crate::handler::{App, Run};
+use crate::identifier::{MAX_ATTEMPTS, attempt_of};
 use crate::notice;
 use crate::objects::Objects;
 use crate::rds::{ExportTask, Rds, Snapshot, Source, TaskStatus};
@@ -31,6 +33,8 @@ pub struct Report {
     pub failed: Vec<String>,
     pub hung: Vec<String>,
     pub missing: Vec<String>,
+    /// Deferred snapshots deleted (an automated one's retention) before a slot was free.
+    pub expired: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -53,19 +57,41 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
     ) -> Result<Report, ExportError> {
         let rds = &self.exporter.rds;
         let mut report = Report::default();
-        let sources = self.selected_sources(&mut report, run_id, run).await?;
+        let mut sources = self.selected_sources(&mut report, run_id, run).await?;
         report.sources = sources.len();
         let mut tasks = rds.export_tasks(None).await.map_err(rds_error)?;
         let mut slots = Slots::count(&tasks, self.exporter.max_active);
+        // The source whose last export is oldest (or that never had one) goes first: when there
+        // are more sources than free slots, the ones left out this week lead the next.
+        sources.sort_by_cached_key(|s| {
+            (
+                self.last_export(s, &tasks).and_then(|t| t.started),
+                s.kind,
+                s.id.clone(),
+            )
+        });
         let (mut add, mut done) = (Vec::new(), Vec::new());
         // Snapshots already tried this run: a deferred one is often its source's newest too.
         let mut tried = std::collections::HashSet::new();
 
         // Snapshots events deferred come first: they have waited longest.
         for entry in deferred::load(&self.exporter.state).await {
+            if run.deadline.remaining() < SUMMARY_RESERVE {
+                report.errors.push(format!(
+                    "{}: deferred, not reached before the invocation's deadline; the next run tries it",
+                    entry.id
+                ));
+                continue;
+            }
             let snapshot = match rds.snapshot(entry.kind, &entry.id).await {
                 Ok(Some(s)) if s.arn == entry.arn && s.is_available() => s,
                 Ok(_) => {
+                    report.expired.push(format!(
+                        "{} {}: {} no longer exists",
+                        entry.kind.as_str(),
+                        entry.source_id,
+                        entry.id
+                    ));
                     done.push(entry.arn);
                     continue;
                 }
@@ -74,6 +100,11 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                     continue;
                 }
             };
+            // Deselected since it was deferred: not exported any more.
+            if !self.allowed(&snapshot).await? {
+                done.push(entry.arn);
+                continue;
+            }
             tried.insert(snapshot.arn.clone());
             // Kept on anything but a started or existing export (throttling, the export quota,
             // a refusal to fix): the weekly run only exports each source's newest snapshot, so
@@ -121,7 +152,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                     self.backup_window_days
                 ));
                 self.send(
-                    &format!("missing/{}/{run_id}", source.id),
+                    &format!("missing/{}/{}/{run_id}", source.kind.as_str(), source.id),
                     &notice::missing_backup(
                         source,
                         newest.and_then(|s| s.created),
@@ -229,9 +260,13 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         );
         match self.export_reporting(snapshot, tasks, slots, run).await {
             Ok(Outcome::Started(task)) => {
+                let attempt = match attempt_of(&snapshot.arn, &task.id) {
+                    Some(a) if a > 1 => format!(" (attempt {a} of {MAX_ATTEMPTS})"),
+                    _ => String::new(),
+                };
                 report
                     .exported
-                    .push(format!("{line} -> {}", task.location()));
+                    .push(format!("{line} -> {}{attempt}", task.location()));
                 self.index(snapshot, &task, &line, report).await;
                 tasks.push(task);
             }
@@ -285,7 +320,24 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         }
     }
 
-    /// Reports the source's most recent export when it failed, was canceled, or runs too long.
+    /// This function's most recent export of `source`, found by where it writes (the task's bucket
+    /// and `<EXPORT_PREFIX><source>/` prefix) and its identifier, not by the snapshot: with a
+    /// one-day retention the snapshot a weekly run exported is gone by the next one.
+    fn last_export<'t>(&self, source: &Source, tasks: &'t [ExportTask]) -> Option<&'t ExportTask> {
+        let destination = &self.exporter.destination;
+        tasks
+            .iter()
+            .filter(|t| {
+                t.bucket == destination.bucket
+                    && source_of_prefix(&t.prefix, &destination.prefix).as_deref()
+                        == Some(source.id.as_str())
+                    && attempt_of(&t.source_arn, &t.id).is_some()
+            })
+            .max_by_key(|t| t.started)
+    }
+
+    /// Reports the source's most recent export when it failed, was canceled, or runs too long,
+    /// whether or not its snapshot still exists.
     async fn check_last_export(
         &self,
         source: &Source,
@@ -295,16 +347,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         report: &mut Report,
         run: &mut Run,
     ) -> Result<(), ExportError> {
-        let last = tasks
-            .iter()
-            .filter_map(|t| {
-                snapshots
-                    .iter()
-                    .find(|s| s.arn == t.source_arn)
-                    .map(|s| (t, s))
-            })
-            .max_by_key(|(t, s)| (s.created, t.started));
-        let Some((task, snapshot)) = last else {
+        let Some(task) = self.last_export(source, tasks) else {
             return Ok(());
         };
         let finish = match task.status {
@@ -324,22 +367,30 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 return Ok(());
             }
         };
+        let snapshot = match snapshots.iter().find(|s| s.arn == task.source_arn) {
+            Some(snapshot) => snapshot.clone(),
+            None => self.snapshot_of_task(source, task).await,
+        };
+        let attempt = attempt_of(&task.source_arn, &task.id);
         let reason = task
             .failure_cause
             .clone()
             .unwrap_or_else(|| "no cause given".into());
         report.failed.push(format!(
-            "{} {}: {} {} ({reason})",
+            "{} {}: {} {} ({reason}){}",
             source.kind.as_str(),
             source.id,
             snapshot.id,
-            finish.as_str()
+            finish.as_str(),
+            attempt
+                .map(|a| format!(", attempt {a} of {MAX_ATTEMPTS}"))
+                .unwrap_or_default()
         ));
         // Same key as the finished event's notice: told once, whichever path sees it first.
         let told = self
             .send(
                 &format!("finished/{}/{}", key_segment(&task.id), finish.as_str()),
-                &notice::finished(snapshot, Some(task), finish, &self.region),
+                &notice::finished(&snapshot, Some(task), finish, attempt, &self.region),
                 run,
             )
             .await?;
@@ -347,5 +398,40 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             run.failed += 1;
         }
         Ok(())
+    }
+
+    /// The snapshot an export was of, when RDS no longer has it: as its index object remembers
+    /// it, or as much as the task says.
+    async fn snapshot_of_task(&self, source: &Source, task: &ExportTask) -> Snapshot {
+        if let Ok(Some(index)) = self.exporter.objects.get_json(&index_key(task)).await
+            && index.snapshot_arn == task.source_arn
+        {
+            return Snapshot {
+                arn: index.snapshot_arn,
+                id: index.snapshot_id,
+                kind: source.kind,
+                source_id: index.source_id,
+                engine: index.engine,
+                snapshot_type: String::new(),
+                status: "deleted".into(),
+                created: index.snapshot_time,
+            };
+        }
+        let id = task
+            .source_arn
+            .split_once(":snapshot:")
+            .or_else(|| task.source_arn.split_once(":cluster-snapshot:"))
+            .map(|(_, id)| id.to_string())
+            .unwrap_or_else(|| task.source_arn.clone());
+        Snapshot {
+            arn: task.source_arn.clone(),
+            id,
+            kind: source.kind,
+            source_id: source.id.clone(),
+            engine: source.engine.clone(),
+            snapshot_type: String::new(),
+            status: "deleted".into(),
+            created: None,
+        }
     }
 }
