@@ -4,9 +4,10 @@
 //!
 //! All of it is nice to have. A failure to read or write it (S3 answers 403 for a missing key to a
 //! role without `s3:ListBucket`, or is unavailable) is logged as a warning and the notification
-//! goes out without it: "duration unknown" is better than no notification. Each call gets at most
-//! [`STATE_CALL_BUDGET`]: a degraded S3, which the SDK tries for up to 3 × 10 s per call, must not
-//! use up the invocation before the notification is sent.
+//! goes out without it: "duration unknown" is better than no notification. Each read gets at most
+//! [`STATE_CALL_BUDGET`], each write the message depends on [`STATE_WRITE_BUDGET`]: a degraded S3,
+//! which the SDK tries for up to 3 × 10 s per call, must not use up the invocation before the
+//! notification is sent.
 //!
 //! Documents: `deployments/<id>/start`, deleted once the deployment's end was notified, and
 //! `deployments/<id>/end`, a small marker left for the bucket's lifecycle rule to expire (infra's
@@ -43,8 +44,11 @@ struct DeploymentEnd {
     status: String,
 }
 
-/// Longest wait for one deployment document call.
+/// Longest wait for one deployment document read, or the start's delete.
 pub const STATE_CALL_BUDGET: Duration = Duration::from_secs(2);
+/// Longest wait for a write the message depends on (the end marker, a rollback target): long
+/// enough for the SDK to retry a throttled S3 once or twice.
+pub const STATE_WRITE_BUDGET: Duration = Duration::from_secs(5);
 
 /// The deployment documents of one state store, within one invocation's deadline.
 pub struct Deployments<'a, S> {
@@ -86,16 +90,17 @@ impl<'a, S: Store> Deployments<'a, S> {
         Self { state, deadline }
     }
 
-    /// Runs a nice-to-have call for at most [`STATE_CALL_BUDGET`] (less when the invocation has
-    /// less left); a failure or a call cut short is logged and `fallback` used instead.
+    /// Runs a nice-to-have call for at most `budget` (less when the invocation has less left); a
+    /// failure or a call cut short is logged and `fallback` used instead.
     async fn tolerate<T>(
         &self,
         call: impl Future<Output = Result<T, StateError>>,
+        budget: Duration,
         what: &str,
         id: &str,
         fallback: T,
     ) -> T {
-        let budget = STATE_CALL_BUDGET.min(self.deadline.remaining());
+        let budget = budget.min(self.deadline.remaining());
         match tokio::time::timeout(budget, call).await {
             Ok(Ok(value)) => value,
             Ok(Err(e)) => {
@@ -119,8 +124,14 @@ impl<'a, S: Store> Deployments<'a, S> {
             let doc = self.state.load::<DeploymentEnd>(&end_key(id)).await?;
             Ok(doc.map(|d| d.value.ended_at))
         };
-        self.tolerate(found, "reading the deployment's end marker", id, None)
-            .await
+        self.tolerate(
+            found,
+            STATE_CALL_BUDGET,
+            "reading the deployment's end marker",
+            id,
+            None,
+        )
+        .await
     }
 
     /// Records a deployment's IN_PROGRESS. A start of the same rollout keeps its time and
@@ -146,8 +157,14 @@ impl<'a, S: Store> Deployments<'a, S> {
                 rollback: d.rollback,
             }))
         };
-        self.tolerate(written, "recording the deployment's start", id, None)
-            .await
+        self.tolerate(
+            written,
+            STATE_WRITE_BUDGET,
+            "recording the deployment's start",
+            id,
+            None,
+        )
+        .await
     }
 
     /// A FAILED deployment whose circuit breaker rolls back to deployment `target`: `target` is
@@ -163,8 +180,14 @@ impl<'a, S: Store> Deployments<'a, S> {
                 .await
                 .map(|_| ())
         };
-        self.tolerate(written, "recording the rollback target's start", target, ())
-            .await;
+        self.tolerate(
+            written,
+            STATE_WRITE_BUDGET,
+            "recording the rollback target's start",
+            target,
+            (),
+        )
+        .await;
     }
 
     /// What the IN_PROGRESS event said, if it was recorded.
@@ -176,8 +199,14 @@ impl<'a, S: Store> Deployments<'a, S> {
                 rollback: d.value.rollback,
             }))
         };
-        self.tolerate(found, "reading the deployment's start", id, None)
-            .await
+        self.tolerate(
+            found,
+            STATE_CALL_BUDGET,
+            "reading the deployment's start",
+            id,
+            None,
+        )
+        .await
     }
 
     /// Marks the deployment ended, before its end is notified: a late IN_PROGRESS sees it. The
@@ -195,14 +224,21 @@ impl<'a, S: Store> Deployments<'a, S> {
                 .await
                 .map(|_| ())
         };
-        self.tolerate(written, "recording the deployment's end", id, ())
-            .await;
+        self.tolerate(
+            written,
+            STATE_WRITE_BUDGET,
+            "recording the deployment's end",
+            id,
+            (),
+        )
+        .await;
     }
 
     /// Deletes the start document once the end was notified.
     pub async fn forget_start(&self, id: &str) {
         self.tolerate(
             self.state.delete(&start_key(id)),
+            STATE_CALL_BUDGET,
             "deleting the deployment's start",
             id,
             (),

@@ -257,14 +257,14 @@ resource "aws_cloudwatch_metric_alarm" "throttles" {
   count = var.throttle_alarm ? 1 : 0
 
   alarm_name          = "${local.function_name}-throttles"
-  alarm_description   = "${local.function_name} was throttled: more requests at once than its reserved concurrency (a flood on its URL, or CI jobs in a burst; their retries of a 429 may still get through)."
+  alarm_description   = "${local.function_name} was throttled more than 5 times in 5 minutes: more requests at once than its reserved concurrency (a flood on its URL; a burst of CI jobs retries its 429s and gets through)."
   namespace           = "AWS/Lambda"
   metric_name         = "Throttles"
   dimensions          = { FunctionName = aws_lambda_function.function.function_name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
-  threshold           = 0
+  threshold           = 5
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = [var.alarm_topic_arn]

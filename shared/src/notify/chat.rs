@@ -114,9 +114,20 @@ pub fn slack_text(text: &str, max_chars: usize) -> String {
     })
 }
 
-/// Markdown link and emphasis syntax escaped with backslashes, cut to `max_chars`.
+/// Markdown link and emphasis syntax escaped with backslashes, cut to `max_chars`. Control
+/// characters but newlines and tabs become spaces: JSON would write each as six bytes.
 pub fn teams_text(text: &str, max_chars: usize) -> String {
-    escape_within(text, max_chars, |c| match c {
+    let text: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    escape_within(&text, max_chars, |c| match c {
         '\\' => Some("\\\\"),
         '[' => Some("\\["),
         ']' => Some("\\]"),
@@ -263,6 +274,7 @@ mod tests {
             "🚀".repeat(12_000),
             "a\\[".repeat(5_000),
             "&<".repeat(9_000),
+            "\u{1}\"".repeat(7_000),
         ] {
             let n = Notification::new("t", Severity::Info, "s", text.clone());
             let payload = teams_payload(&n);

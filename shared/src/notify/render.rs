@@ -27,7 +27,10 @@ impl Notification {
             .collect::<String>()
             .split_whitespace()
             .collect::<Vec<_>>()
-            .join(" ");
+            .join(" ")
+            // An encoded word (`=?UTF-8?B?...?=`) would be decoded by a mail client into another
+            // subject than the one sent (SNS email subscriptions use this line as the subject).
+            .replace("=?", "= ?");
         let cleaned = if cleaned.is_empty() {
             format!("[{}] {}", self.severity, self.source)
         } else {
@@ -160,6 +163,16 @@ pub fn escape_html(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_subject_never_carries_an_encoded_word() {
+        let n = super::super::Notification::new(
+            "deploy-notifier",
+            super::super::Severity::Info,
+            "=?UTF-8?B?QWxsIGdvb2Q=?= despachos apply FAILED",
+            "t",
+        );
+        assert!(!n.subject_line().contains("=?"), "{}", n.subject_line());
+    }
 
     #[test]
     fn percent_encoding_keeps_only_unreserved_characters() {

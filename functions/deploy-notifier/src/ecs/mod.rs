@@ -167,17 +167,39 @@ pub struct TaskStopped {
 pub const TASK_STOP_WINDOW_SECONDS: i64 = 600;
 
 impl TaskStopped {
-    /// The dedupe key of a stopped task: its service and the window its stop falls in, so a
-    /// crash loop is one message per service per [`TASK_STOP_WINDOW_SECONDS`] (and a duplicate
-    /// delivery of one task's event is one message too). `None` when the stop time is unreadable:
-    /// the event's own id is the key then.
+    /// The dedupe key of a stopped task: its account, region, service, how it stopped (the stop
+    /// code or failed health checks, and the task definition revision) and the
+    /// [`TASK_STOP_WINDOW_SECONDS`] window its stop falls in. A crash loop is one message per
+    /// window; another cause, a new revision or another account's service is told apart (and a
+    /// duplicate delivery of one task's event is one message too). `None` when the stop time is
+    /// unreadable: the event's own id is the key then.
     pub fn storm_key(&self) -> Option<String> {
-        let stopped = chrono::DateTime::parse_from_rfc3339(&self.stopped_at).ok()?;
+        let window = self.stop_window()?;
+        let cause = if self.failed_health_checks {
+            "health-checks"
+        } else {
+            self.stop_code.as_str()
+        };
         Some(format!(
-            "task/{}/{}/{}",
+            "task/{}/{}/{}/{}/{cause}/{}/{}",
+            self.service.account,
+            self.service.region,
             self.service.cluster,
             self.service.service,
-            stopped.timestamp().div_euclid(TASK_STOP_WINDOW_SECONDS)
+            self.task_definition,
+            window.0.timestamp()
+        ))
+    }
+
+    /// The window this task's stop falls in: its start and end.
+    pub fn stop_window(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let stopped = DateTime::parse_from_rfc3339(&self.stopped_at).ok()?;
+        let start =
+            stopped.timestamp().div_euclid(TASK_STOP_WINDOW_SECONDS) * TASK_STOP_WINDOW_SECONDS;
+        let start = DateTime::<Utc>::from_timestamp(start, 0)?;
+        Some((
+            start,
+            start + chrono::Duration::seconds(TASK_STOP_WINDOW_SECONDS),
         ))
     }
 

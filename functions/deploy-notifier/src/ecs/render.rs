@@ -289,11 +289,14 @@ pub fn task_stopped_notification(
             .unwrap_or_default();
         let _ = writeln!(text, "  - {}: exit {code}{reason}", c.name);
     }
-    let _ = writeln!(
-        text,
-        "More tasks of this service stopping within {} minutes are not told again (a crash loop is one message, not one per task).",
-        crate::ecs::TASK_STOP_WINDOW_SECONDS / 60
-    );
+    if let Some((_, end)) = task.stop_window() {
+        let _ = writeln!(
+            text,
+            "More tasks of this service and revision stopping the same way before {} are not told again (a crash loop is one message per {} minutes, not one per task).",
+            end.format("%H:%M UTC"),
+            crate::ecs::TASK_STOP_WINDOW_SECONDS / 60
+        );
+    }
     location_rows(&mut text, Some(s), event_id);
     let mut n = with_service(
         Notification::new(crate::NAME, Severity::Warning, subject, text),
