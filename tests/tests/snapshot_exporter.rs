@@ -300,6 +300,127 @@ async fn five_running_exports_defer_the_sixth_until_one_completes() {
     assert_nothing_leaked(&world, &notices, &[answer, report]).await;
 }
 
+/// Six snapshot events at once with four exports running: between them they take the one free
+/// slot, not six (the emulator has no quota: only the function's own reservation keeps the
+/// account at five); the other five are deferred, not failed.
+#[tokio::test]
+async fn six_concurrent_starts_never_make_a_sixth_active_task() {
+    let world = ExportWorld::start().await.unwrap();
+    let app = world.app(RecordingNotifier::default(), &[]).await.unwrap();
+    let mut running = Vec::new();
+    for i in 0..4 {
+        let arn = world
+            .snapshot(UNSELECTED, &format!("des-reports-{i}"))
+            .await
+            .unwrap();
+        let id = format!("manual-export-{i}");
+        world
+            .rds
+            .start_export_task()
+            .export_task_identifier(&id)
+            .source_arn(arn)
+            .s3_bucket_name(EXPORT_BUCKET)
+            .iam_role_arn(ROLE_ARN)
+            .kms_key_id(KMS_KEY_ARN)
+            .send()
+            .await
+            .unwrap();
+        running.push(id);
+    }
+    let mut events = Vec::new();
+    for i in 0..6 {
+        let arn = world
+            .snapshot(LISTED, &format!("{LISTED}-burst-{i}"))
+            .await
+            .unwrap();
+        // Once started, each runs for hours.
+        running.push(export_identifier(&arn));
+        events.push(
+            created_event(
+                SourceKind::Instance,
+                &arn,
+                &format!("b1b2c3d4-0000-4000-8000-00000000010{i}"),
+            )
+            .unwrap(),
+        );
+    }
+    app.rds().hold(running);
+    let at = Invocation::at(Utc::now(), minute());
+    let handle = |i: usize| app.handle(events[i].clone(), &at);
+    let answers = tokio::join!(
+        handle(0),
+        handle(1),
+        handle(2),
+        handle(3),
+        handle(4),
+        handle(5)
+    );
+    let answers = [
+        answers.0, answers.1, answers.2, answers.3, answers.4, answers.5,
+    ]
+    .map(|a| a.unwrap());
+    let outcomes: Vec<&str> = answers
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "started").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "deferred").count(),
+        5,
+        "{outcomes:?}"
+    );
+    let active = world.export_tasks().await.unwrap().len();
+    assert_eq!(active, 5, "four running and one started");
+}
+
+/// More sources than free slots, and the deferred snapshots expire before the next run (a
+/// one-day retention): the source whose last export is oldest goes first, so no source starves.
+#[tokio::test]
+async fn the_weekly_order_rotates_so_no_source_starves() {
+    let world = ExportWorld::start().await.unwrap();
+    let app = world
+        .app(RecordingNotifier::default(), &[("EXPORT_MAX_ACTIVE", "1")])
+        .await
+        .unwrap();
+    let mut exported_sources = Vec::new();
+    for week in 0..3 {
+        // This week's snapshots; last week's are gone.
+        for source in [LISTED, TAGGED] {
+            world.delete_snapshots(source).await.unwrap();
+            world
+                .snapshot(source, &format!("{source}-week-{week}"))
+                .await
+                .unwrap();
+        }
+        let mut weekly = read_event("rds-weekly-export-schedule.json").unwrap();
+        weekly["id"] = json!(format!("c3e9b1d7-4f2a-4a8e-9b6c-00000000010{week}"));
+        let report = app
+            .handle(weekly, &Invocation::at(Utc::now(), minute()))
+            .await
+            .unwrap();
+        let exported = report["exported"].as_array().cloned().unwrap_or_default();
+        assert_eq!(exported.len(), 1, "one slot a week: {report}");
+        exported_sources.push(
+            exported[0]
+                .as_str()
+                .unwrap_or("")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    // The cluster, the listed and the tagged instance each get a week; none is left out twice.
+    let mut distinct = exported_sources.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{exported_sources:?}");
+}
+
 #[tokio::test]
 async fn weekly_reconcile_exports_the_newest_snapshot_of_each_selected_source() {
     let world = ExportWorld::start().await.unwrap();

@@ -64,8 +64,10 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         // The source whose last export is oldest (or that never had one) goes first: when there
         // are more sources than free slots, the ones left out this week lead the next.
         sources.sort_by_cached_key(|s| {
+            let last = self.last_export(s, &tasks);
             (
-                self.last_export(s, &tasks).and_then(|t| t.started),
+                last.is_some(),
+                last.and_then(|t| t.started),
                 s.kind,
                 s.id.clone(),
             )

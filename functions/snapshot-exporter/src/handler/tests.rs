@@ -17,7 +17,7 @@ use watchkeeper_shared::testing::{MemoryStore, RecordingNotifier};
 
 use crate::config::Config;
 use crate::handler::App;
-use crate::identifier::export_identifier;
+use crate::identifier::{MAX_ATTEMPTS, attempt_identifier, export_identifier};
 use crate::objects::{ExportIndex, Objects};
 use crate::rds::*;
 
@@ -29,6 +29,19 @@ struct FakeRds {
     start_error: Mutex<Option<AwsError>>,
     snapshot_time: Option<DateTime<Utc>>,
     deleted: std::sync::atomic::AtomicBool,
+    /// A newer snapshot of the source (the next day's automated one), when there is one.
+    next: Mutex<Option<Snapshot>>,
+}
+
+const NEXT_ARN: &str = "arn:aws:rds:us-east-1:123456789012:snapshot:des-db-next";
+
+fn next_snapshot() -> Snapshot {
+    Snapshot {
+        arn: NEXT_ARN.into(),
+        id: "des-db-next".into(),
+        created: Some(Utc::now()),
+        ..snapshot(None)
+    }
 }
 
 fn snapshot(created: Option<DateTime<Utc>>) -> Snapshot {
@@ -77,10 +90,18 @@ impl Rds for FakeRds {
     }
     async fn snapshot(&self, _: SourceKind, id: &str) -> Result<Option<Snapshot>, AwsError> {
         let deleted = self.deleted.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(next) = self.next.lock().unwrap().clone().filter(|n| n.id == id) {
+            return Ok(Some(next));
+        }
         Ok((id == "des-db-weekly" && !deleted).then(|| snapshot(self.snapshot_time)))
     }
     async fn snapshots(&self, _: &Source) -> Result<Vec<Snapshot>, AwsError> {
-        Ok(vec![snapshot(self.snapshot_time)])
+        let deleted = self.deleted.load(std::sync::atomic::Ordering::SeqCst);
+        let mut list: Vec<Snapshot> = self.next.lock().unwrap().clone().into_iter().collect();
+        if !deleted {
+            list.push(snapshot(self.snapshot_time));
+        }
+        Ok(list)
     }
     async fn export_tasks(&self, _: Option<&str>) -> Result<Vec<ExportTask>, AwsError> {
         Ok(self.tasks.lock().unwrap().clone())
@@ -93,7 +114,12 @@ impl Rds for FakeRds {
         if tasks.iter().any(|t| t.id == request.id) {
             return Ok(Started::AlreadyExists);
         }
-        let started = task(TaskStatus::Starting, None, Some(Utc::now()));
+        let started = ExportTask {
+            id: request.id.clone(),
+            source_arn: request.snapshot_arn.clone(),
+            prefix: request.prefix.clone(),
+            ..task(TaskStatus::Starting, None, Some(Utc::now()))
+        };
         tasks.push(started.clone());
         Ok(Started::Started(started))
     }
@@ -636,4 +662,214 @@ async fn sources_left_at_the_deadline_are_listed_as_not_reached_and_the_summary_
     let sent = app.notifier().notifications();
     assert_eq!(sent.len(), 1, "the summary");
     assert!(sent[0].text.contains("not reached"), "{}", sent[0].text);
+}
+
+fn weekly(id: &str) -> Value {
+    json!({"id": id, "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+}
+
+/// With a one-day retention the snapshot the last weekly run exported is gone by the next one:
+/// its failed task is still found (by its bucket, prefix and identifier) and told.
+#[tokio::test]
+async fn the_weekly_run_reports_a_failed_export_whose_snapshot_expired() {
+    let now = Utc::now();
+    let rds = FakeRds {
+        snapshot_time: Some(now - chrono::Duration::days(7)),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().push(task(
+        TaskStatus::Failed,
+        Some("The IAM role doesn't have permissions to the S3 bucket"),
+        Some(now - chrono::Duration::days(7)),
+    ));
+    rds.deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+    *rds.next.lock().unwrap() = Some(next_snapshot());
+    let app = app(rds);
+    let report = app
+        .handle(weekly("w-expired"), &Invocation::at(now, minute()))
+        .await
+        .unwrap();
+    assert_eq!(
+        report["failed"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    let sent = app.notifier().notifications();
+    let failed = sent
+        .iter()
+        .find(|n| n.subject == "RDS export FAILED: des-db-weekly")
+        .unwrap_or_else(|| panic!("{sent:#?}"));
+    assert!(
+        failed.text.contains("permissions to the S3 bucket"),
+        "{}",
+        failed.text
+    );
+    assert_eq!(failed.severity, Severity::Critical);
+    // And the newest snapshot is exported as usual.
+    assert_eq!(
+        report["exported"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert!(sent.last().unwrap().subject.contains("1 failed"));
+}
+
+/// A FAILED export is tried again under its next attempt's identifier once the cause may be
+/// fixed, up to the last attempt; the notices say which attempt.
+#[tokio::test]
+async fn a_failed_export_is_retried_under_its_next_attempt_until_the_last() {
+    let now = Utc::now();
+    let rds = FakeRds {
+        snapshot_time: Some(now - chrono::Duration::hours(3)),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().push(task(
+        TaskStatus::Failed,
+        Some("KMS key not accessible"),
+        Some(now - chrono::Duration::hours(2)),
+    ));
+    let app = app(rds);
+    for attempt in 2..=MAX_ATTEMPTS {
+        let report = app
+            .handle(
+                weekly(&format!("w-{attempt}")),
+                &Invocation::at(now, minute()),
+            )
+            .await
+            .unwrap();
+        let exported = report["exported"].as_array().unwrap();
+        assert_eq!(exported.len(), 1, "{report}");
+        assert!(
+            exported[0]
+                .as_str()
+                .unwrap()
+                .contains(&format!("attempt {attempt} of {MAX_ATTEMPTS}")),
+            "{report}"
+        );
+        let id = attempt_identifier(ARN, attempt);
+        let mut tasks = app.exporter.rds.tasks.lock().unwrap();
+        let started = tasks
+            .iter_mut()
+            .find(|t| t.id == id)
+            .expect("the attempt's task");
+        started.status = TaskStatus::Failed;
+        started.failure_cause = Some("KMS key not accessible".into());
+    }
+    // Attempts used up: reported, not started again.
+    let report = app
+        .handle(weekly("w-last"), &Invocation::at(now, minute()))
+        .await
+        .unwrap();
+    assert_eq!(
+        report["exported"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    assert!(
+        report["failed"][0]
+            .as_str()
+            .unwrap()
+            .contains("attempt 3 of 3"),
+        "{report}"
+    );
+    let last = app
+        .notifier()
+        .notifications()
+        .into_iter()
+        .find(|n| n.subject.starts_with("RDS export FAILED") && n.text.contains("last of 3"));
+    assert!(last.is_some());
+    assert_eq!(app.exporter.rds.tasks.lock().unwrap().len(), 3);
+}
+
+/// A failed export's event lists the snapshot for a retry, and its notice says so.
+#[tokio::test]
+async fn a_failed_exports_event_lists_the_snapshot_for_the_next_attempt() {
+    let rds = FakeRds {
+        snapshot_time: Some(Utc::now()),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().push(task(
+        TaskStatus::Failed,
+        Some("The IAM role doesn't have permissions to the S3 bucket"),
+        Some(Utc::now()),
+    ));
+    let app = app(rds);
+    let failed = app
+        .handle(
+            event("RDS-EVENT-0159"),
+            &Invocation::at(Utc::now(), minute()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed["retry_listed"], true, "{failed}");
+    assert_eq!(failed["attempt"], 1);
+    let listed = crate::deferred::load(&app.exporter.state).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].arn, ARN);
+    let notice = app.notifier().notifications();
+    assert!(notice[0].text.contains("attempt 2"), "{}", notice[0].text);
+}
+
+/// The failure notice goes out first, whatever happens to the index and `latest` writes; the
+/// bucket that refused them is alerted itself.
+#[tokio::test]
+async fn the_failure_notice_goes_out_when_the_bucket_cannot_be_written() {
+    let rds = FakeRds {
+        snapshot_time: Some(Utc::now()),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().push(task(
+        TaskStatus::Failed,
+        Some("KMS key is disabled"),
+        Some(Utc::now()),
+    ));
+    let app = app(rds);
+    *app.exporter.objects.1.lock().unwrap() = 10;
+    let err = app
+        .handle(
+            event("RDS-EVENT-0159"),
+            &Invocation::at(Utc::now(), minute()),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let subjects: Vec<String> = app
+        .notifier()
+        .notifications()
+        .into_iter()
+        .map(|n| n.subject)
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "RDS export FAILED: des-db-weekly".to_string(),
+            "RDS export bucket not writable: des-db".to_string()
+        ]
+    );
+}
+
+/// Another tool's export of the snapshot (by hand, one table, elsewhere) is not this function's
+/// copy: the snapshot is exported all the same.
+#[tokio::test]
+async fn a_foreign_export_of_the_snapshot_does_not_count() {
+    let rds = FakeRds {
+        snapshot_time: Some(Utc::now()),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().push(ExportTask {
+        id: "by-hand-orders".into(),
+        bucket: "analytics-scratch".into(),
+        prefix: "orders".into(),
+        ..task(TaskStatus::Complete, None, Some(Utc::now()))
+    });
+    let app = app(rds);
+    let answer = app
+        .handle(
+            event("RDS-EVENT-0042"),
+            &Invocation::at(Utc::now(), minute()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    assert_eq!(answer["export_task"], export_identifier(ARN));
 }
