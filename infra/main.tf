@@ -98,9 +98,11 @@ module "snapshot_exporter" {
   export_sources    = var.export_sources
   export_source_tag = var.export_source_tag == "" && length(var.export_sources) == 0 ? "Project=${var.project_prefix}" : var.export_source_tag
   export_tables     = var.export_tables
-  glacier_days      = var.export_glacier_days
-  expiry_days       = var.export_expiry_days
-  force_destroy     = var.force_destroy_buckets
+
+  export_automated_snapshots = var.export_automated_snapshots
+  glacier_days               = var.export_glacier_days
+  expiry_days                = var.export_expiry_days
+  force_destroy              = var.force_destroy_buckets
 }
 
 module "budget_alerter" {

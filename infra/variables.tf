@@ -70,7 +70,7 @@ variable "force_destroy_buckets" {
 
 variable "duration_alarm_ms" {
   type        = number
-  description = "Alarm when an invocation takes longer than this (the example deployment: 1500 ms). health-sweeper's own threshold follows its probe timeout."
+  description = "Alarm when an invocation takes longer than this (the example deployment: 1500 ms). health-sweeper's own threshold follows its probe timeout; snapshot-exporter's is 45 s."
   default     = 1500
 }
 
@@ -267,9 +267,20 @@ variable "export_tables" {
   default     = []
 }
 
+variable "export_automated_snapshots" {
+  type        = string
+  description = "weekly: the weekly run exports each source's newest automated snapshot (about 4 exports a month per source, $0.87 for 20 GB); every: each daily automated snapshot is exported when it is taken (about 30 a month, $6 for 20 GB, and 30 copies kept). Manual snapshots are exported when taken either way."
+  default     = "weekly"
+
+  validation {
+    condition     = contains(["weekly", "every"], var.export_automated_snapshots)
+    error_message = "export_automated_snapshots must be weekly or every."
+  }
+}
+
 variable "export_glacier_days" {
   type        = number
-  description = "Days after which exported snapshots move to S3 Glacier Flexible Retrieval."
+  description = "Days after which exported snapshots (objects over 128 KB) move to S3 Glacier Instant Retrieval, which Athena still reads."
   default     = 30
 }
 

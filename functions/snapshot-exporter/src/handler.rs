@@ -206,6 +206,12 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 self.selection.describe()
             ));
         }
+        if !crate::rds::is_exportable_engine(&snapshot.engine) && !snapshot.engine.is_empty() {
+            return skip(format!(
+                "engine {} cannot be exported to S3 by RDS",
+                snapshot.engine
+            ));
+        }
         if !snapshot.is_available() {
             return skip(format!(
                 "snapshot is {}, not available; the weekly run exports it later",

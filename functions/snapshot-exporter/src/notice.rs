@@ -274,6 +274,10 @@ pub fn summary(report: &Report, region: &str) -> Notification {
             "Deferred but gone before a slot was free (never exported)",
             &report.expired,
         ),
+        (
+            "Selected but not exportable (not checked)",
+            &report.not_exportable,
+        ),
         ("Could not be checked or started", &report.errors),
     ] {
         if lines.is_empty() {

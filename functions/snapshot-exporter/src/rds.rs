@@ -33,6 +33,38 @@ pub struct Source {
     pub tags: Vec<(String, String)>,
     /// An instance that belongs to an Aurora cluster: its backups are the cluster's.
     pub cluster_member: bool,
+    /// The instance a read replica replicates (a replica has no automated backups of its own).
+    pub replica_of: Option<String>,
+}
+
+/// Engines whose snapshots RDS can export to S3 (the RDS user guide's list); Oracle, SQL Server,
+/// Db2, DocumentDB and Neptune snapshots are refused.
+pub const EXPORTABLE_ENGINES: [&str; 6] = [
+    "mysql",
+    "mariadb",
+    "postgres",
+    "aurora",
+    "aurora-mysql",
+    "aurora-postgresql",
+];
+
+/// Whether RDS can export snapshots of this engine.
+pub fn is_exportable_engine(engine: &str) -> bool {
+    EXPORTABLE_ENGINES.contains(&engine.to_ascii_lowercase().as_str())
+}
+
+impl Source {
+    /// Why this source is not one to export, if it is not: a read replica, or an engine RDS
+    /// cannot export.
+    pub fn not_exportable(&self) -> Option<String> {
+        if let Some(primary) = &self.replica_of {
+            return Some(format!(
+                "a read replica of {primary}: it has no automated backups of its own"
+            ));
+        }
+        (!self.engine.is_empty() && !is_exportable_engine(&self.engine))
+            .then(|| format!("engine {} cannot be exported to S3 by RDS", self.engine))
+    }
 }
 
 /// An instance or cluster snapshot, as RDS describes it.
@@ -184,4 +216,35 @@ pub trait Rds: Send + Sync {
         &self,
         request: &ExportRequest,
     ) -> impl Future<Output = Result<Started, AwsError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_and_other_engines_are_not_exportable() {
+        let source = |engine: &str, replica_of: Option<&str>| Source {
+            id: "des-db".into(),
+            kind: SourceKind::Instance,
+            engine: engine.into(),
+            tags: vec![],
+            cluster_member: false,
+            replica_of: replica_of.map(String::from),
+        };
+        for engine in [
+            "postgres",
+            "mysql",
+            "mariadb",
+            "aurora-postgresql",
+            "Aurora-MySQL",
+        ] {
+            assert_eq!(source(engine, None).not_exportable(), None, "{engine}");
+        }
+        for engine in ["oracle-se2", "sqlserver-ex", "db2-se", "docdb", "neptune"] {
+            assert!(source(engine, None).not_exportable().is_some(), "{engine}");
+        }
+        let replica = source("postgres", Some("des-db-primary")).not_exportable();
+        assert!(replica.is_some_and(|why| why.contains("read replica")));
+    }
 }

@@ -230,6 +230,9 @@ fn instance(db: &DbInstance) -> Option<Source> {
         engine: db.engine().unwrap_or_default().to_string(),
         tags: tags(db.tag_list()),
         cluster_member: db.db_cluster_identifier().is_some(),
+        replica_of: db
+            .read_replica_source_db_instance_identifier()
+            .map(str::to_string),
     })
 }
 
@@ -240,6 +243,7 @@ fn cluster(db: &DbCluster) -> Option<Source> {
         engine: db.engine().unwrap_or_default().to_string(),
         tags: tags(db.tag_list()),
         cluster_member: false,
+        replica_of: None,
     })
 }
 

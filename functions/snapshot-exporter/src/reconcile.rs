@@ -35,6 +35,8 @@ pub struct Report {
     pub missing: Vec<String>,
     /// Deferred snapshots deleted (an automated one's retention) before a slot was free.
     pub expired: Vec<String>,
+    /// Selected sources that cannot be exported (read replicas, other engines).
+    pub not_exportable: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -215,6 +217,17 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             .iter()
             .filter(|s| self.selection.allows(&s.id, &s.tags))
             .filter(|s| !s.cluster_member || self.selection.sources.contains(&s.id))
+            .filter(|s| match s.not_exportable() {
+                // Selected (often by a tag that also names replicas or other engines) but not
+                // exportable: listed in the summary, never a weekly "no backup" alert.
+                Some(why) => {
+                    report
+                        .not_exportable
+                        .push(format!("{} {}: {why}", s.kind.as_str(), s.id));
+                    false
+                }
+                None => true,
+            })
             .cloned()
             .collect();
         selected.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
@@ -232,6 +245,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 engine: "not found".into(),
                 tags: Vec::new(),
                 cluster_member: false,
+                replica_of: None,
             };
             self.send(
                 &format!("missing/{name}/{run_id}"),

@@ -68,7 +68,7 @@ variable "hung_hours" {
 
 variable "glacier_days" {
   type        = number
-  description = "Days before exports move to Glacier."
+  description = "Days before exports (objects over 128 KB) move to Glacier Instant Retrieval."
 }
 
 variable "expiry_days" {
@@ -86,4 +86,15 @@ variable "force_destroy" {
   type        = bool
   description = "Let terraform destroy empty the export bucket first."
   default     = false
+}
+
+variable "export_automated_snapshots" {
+  type        = string
+  description = "weekly: the weekly run exports each source's newest automated snapshot (about 4 exports a month per source); every: each automated snapshot is exported when it is taken (about 30 a month). Manual snapshots are exported when taken either way."
+  default     = "weekly"
+
+  validation {
+    condition     = contains(["weekly", "every"], var.export_automated_snapshots)
+    error_message = "export_automated_snapshots must be weekly or every."
+  }
 }

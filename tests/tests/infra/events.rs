@@ -24,10 +24,24 @@ const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
         "deploy-notifier/ecs[health-check-kills]",
         &["ecs-task-killed-health-checks"],
     ),
-    ("snapshot-exporter/rds[snapshots]", &["rds-snapshot-*"]),
+    (
+        "snapshot-exporter/rds[snapshots]",
+        &["rds-snapshot-created-manual", "rds-snapshot-export-*"],
+    ),
     (
         "snapshot-exporter/rds[cluster-snapshots]",
-        &["rds-cluster-snapshot-*"],
+        &[
+            "rds-cluster-snapshot-created",
+            "rds-cluster-snapshot-export-*",
+        ],
+    ),
+    (
+        "snapshot-exporter/automated[automated-snapshots]",
+        &["rds-snapshot-created-automated"],
+    ),
+    (
+        "snapshot-exporter/automated[automated-cluster-snapshots]",
+        &["rds-cluster-snapshot-created-automated"],
     ),
 ];
 
@@ -58,13 +72,21 @@ fn event_rules() -> BTreeMap<String, serde_json::Value> {
                         .next()
                         .map(String::from)
                         .expect("attribute");
-                    let map_name = format!("{for_each}");
-                    let map = map_name
-                        .strip_prefix("local.")
-                        .and_then(|l| module.local(l))
+                    // `local.<map>`, or `<condition> ? local.<map> : {}` for optional rules.
+                    let map_name = hcl_model::references(for_each)
+                        .into_iter()
+                        .find_map(|path| match path.as_slice() {
+                            [root, map] if root == "local" && map.ends_with("rules") => {
+                                Some(map.clone())
+                            }
+                            _ => None,
+                        })
                         .unwrap_or_else(|| {
-                            panic!("{name}/{resource}: for_each must be a local map")
+                            panic!("{name}/{resource}: for_each must name a local map of rules")
                         });
+                    let map = module
+                        .local(&map_name)
+                        .unwrap_or_else(|| panic!("{name}/{resource}: no local {map_name}"));
                     let Expression::Object(entries) = map else {
                         panic!("{name}/{resource}: {map_name} is not an object");
                     };

@@ -86,6 +86,7 @@ impl Rds for FakeRds {
             engine: "postgres".into(),
             tags: vec![],
             cluster_member: false,
+            replica_of: None,
         }))
     }
     async fn snapshot(&self, _: SourceKind, id: &str) -> Result<Option<Snapshot>, AwsError> {
