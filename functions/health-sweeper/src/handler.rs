@@ -211,10 +211,22 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         outcomes.extend(new.iter().map(|t| t.addr).zip(probed_new.outcomes));
         report.probe_ms = started.elapsed().as_millis() as u64;
         report.out_of_sockets = probed_known.out_of_sockets + probed_new.out_of_sockets;
+        // While discovery fails, a discovered target that fails may be one that is gone (an
+        // instance terminated meanwhile): its failure is not counted, so it cannot turn DOWN.
+        // Its answers still count, and so do the static targets' failures.
+        let statics: std::collections::HashSet<SocketAddr> =
+            self.config.static_targets.iter().map(|t| t.addr).collect();
         let observations: Vec<(Target, Outcome)> = targets
             .into_iter()
             .map(|t| {
-                let outcome = outcomes.remove(&t.addr).unwrap_or(Outcome::NotProbed);
+                let outcome = match outcomes.remove(&t.addr).unwrap_or(Outcome::NotProbed) {
+                    Outcome::Unhealthy(_)
+                        if discovery_error.is_some() && !statics.contains(&t.addr) =>
+                    {
+                        Outcome::NotProbed
+                    }
+                    outcome => outcome,
+                };
                 (t, outcome)
             })
             .collect();

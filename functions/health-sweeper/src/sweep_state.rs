@@ -24,6 +24,12 @@ use crate::target::{Failure, Outcome, Target, TargetHealth, TargetState};
 pub const MAX_ALERT_LINES: usize = 60;
 /// Removed targets remembered until the next alert.
 pub const MAX_REMOVED: usize = 50;
+/// Failed discoveries in a row before people are told: a throttled call now and then is not
+/// worth a message.
+pub const DISCOVERY_TELL_AFTER: u32 = 3;
+/// Successful discoveries in a row before a failure is news again: discovery that fails every
+/// other sweep is told once, not every few minutes.
+pub const DISCOVERY_REARM_AFTER: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertKind {
@@ -98,6 +104,14 @@ pub struct SweepState {
     pub discovery_failing: Option<DateTime<Utc>>,
     #[serde(default)]
     pub discovery_told: bool,
+    /// Failed discoveries in a row, and successful ones in a row since the last failure.
+    #[serde(default)]
+    pub discovery_failures: u32,
+    #[serde(default)]
+    pub discovery_successes: u32,
+    /// Targets that left discovery past the [`MAX_REMOVED`] kept for the next alert.
+    #[serde(default)]
+    pub removed_uncounted: u64,
     pub sweeps: u64,
     pub updated_at: Option<DateTime<Utc>>,
     /// Consecutive sweeps in which probes ran (or failing targets left) and none succeeded.
@@ -187,26 +201,38 @@ impl SweepState {
                         addr,
                         at: now,
                     });
+                } else {
+                    self.removed_uncounted = self.removed_uncounted.saturating_add(1);
                 }
             }
         }
-        match (sweep.discovery_error, self.discovery_failing) {
-            (Some(_), None) => {
+        // With hysteresis: told after DISCOVERY_TELL_AFTER failures in a row, news again only
+        // after DISCOVERY_REARM_AFTER successes in a row.
+        if sweep.discovery_error.is_some() {
+            self.discovery_failures = self.discovery_failures.saturating_add(1);
+            self.discovery_successes = 0;
+            if self.discovery_failing.is_none() {
                 self.discovery_failing = Some(now);
-                self.discovery_told = false;
             }
-            (None, Some(_)) => {
+        } else {
+            self.discovery_failures = 0;
+            self.discovery_successes = self.discovery_successes.saturating_add(1);
+            if self.discovery_failing.is_some() && self.discovery_successes >= DISCOVERY_REARM_AFTER
+            {
                 self.discovery_failing = None;
                 self.discovery_told = false;
             }
-            _ => {}
         }
         self.failing_sweeps = match (answered, failed) {
             (true, _) => 0,
             (false, true) => self.failing_sweeps.saturating_add(1),
             (false, false) => self.failing_sweeps,
         };
-        self.system = rules.next(self.system, &self.counts(), self.sweeps);
+        // Nothing known and discovery failing: the state is unknown, not "no backends" (a first
+        // deploy whose EC2 endpoint or role is missing must not page DOWN).
+        if !(sweep.discovery_error.is_some() && self.targets.is_empty()) {
+            self.system = rules.next(self.system, &self.counts(), self.sweeps);
+        }
         // Whatever the targets' ages: probes ran for `unhealthy` sweeps in a row and none
         // answered. A fleet replaced faster than the per-target threshold (a crash loop with new
         // addresses) is down, not unknown.
@@ -236,11 +262,14 @@ impl SweepState {
             return None;
         }
         let mut notes = Vec::new();
-        let tell_discovery = self.discovery_failing.is_some() && !self.discovery_told;
+        let tell_discovery = self.discovery_failing.is_some()
+            && !self.discovery_told
+            && self.discovery_failures >= DISCOVERY_TELL_AFTER;
         if tell_discovery {
             notes.push(format!(
-                "Discovery is failing ({}): this sweep probed the static targets and the {} known from earlier sweeps; targets added since are not seen.",
+                "Discovery is failing ({}, {} sweeps in a row): this sweep probed the static targets and the {} known from earlier sweeps; targets added since are not seen, and failures of discovered targets are not counted until discovery works again (a terminated instance must not look DOWN).",
                 discovery_error.unwrap_or("error"),
+                self.discovery_failures,
                 self.targets.len()
             ));
         }
@@ -290,14 +319,14 @@ impl SweepState {
         {
             // A change of state not yet delivered is never replaced by a notice: the notice
             // rides along with it.
-            self.discovery_told = self.discovery_failing.is_some();
+            self.discovery_told |= tell_discovery;
             pending.notes.extend(notes);
             return Some(pending.clone());
         }
         if let Some(hint) = self.cut_off_hint() {
             notes.insert(0, hint);
         }
-        self.discovery_told = self.discovery_failing.is_some();
+        self.discovery_told |= tell_discovery;
         // The sequence is part of each alert's key, with the epoch. A stored document can carry
         // any number (it is editable): past the last one a new epoch starts, so that the keys
         // stay new and the next alerts are not taken for ones already sent.
@@ -324,6 +353,7 @@ impl SweepState {
             at: now,
         };
         self.removed.clear();
+        self.removed_uncounted = 0;
         self.pending = Some(alert.clone());
         Some(alert)
     }
@@ -415,6 +445,12 @@ impl SweepState {
                 r.name,
                 r.addr,
                 r.at.format("%H:%M UTC")
+            ));
+        }
+        if self.removed_uncounted > 0 {
+            lines.push(format!(
+                "... and {} more removed (left discovery)",
+                self.removed_uncounted
             ));
         }
         lines

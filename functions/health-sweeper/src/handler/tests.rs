@@ -170,3 +170,56 @@ async fn a_failing_discovery_warns_and_never_pages_system_down() {
     );
     assert!(summaries.iter().all(|s| s["probed"] == 1), "{summaries:?}");
 }
+
+/// While discovery fails, known targets that stop answering may be terminated instances, not an
+/// outage: their failures are not counted, and no "System down" is paged for them.
+#[tokio::test]
+async fn targets_failing_while_discovery_fails_are_not_paged_down() {
+    let app = app();
+    let backend = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let addr = backend.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = backend.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 1024];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let up = Target {
+        addr,
+        name: "api-1".into(),
+        instance: Some("i-0a1b2c".into()),
+    };
+    app.discovery.set(Ok(vec![up]));
+    for _ in 0..3 {
+        sweep(&app).await;
+    }
+    // The instance is terminated (its port refuses) while EC2 discovery is throttled.
+    server.abort();
+    let _ = server.await;
+    app.discovery.set(Err("RequestLimitExceeded".into()));
+    for _ in 0..6 {
+        sweep(&app).await;
+    }
+    let subjects: Vec<String> = app
+        .notifier()
+        .notifications()
+        .into_iter()
+        .map(|n| n.subject)
+        .collect();
+    assert!(
+        !subjects.iter().any(|s| s.contains("System down")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.contains("iscovery")),
+        "the discovery failure is told: {subjects:?}"
+    );
+}

@@ -409,7 +409,10 @@ fn discovery_failing_is_told_once_and_keeps_the_known_targets() {
         state.observe(&sweep, &RULES);
         state.decide(&RULES, false, sweep.discovery_error, at(m))
     };
-    let alert = failing(&mut state, 2).unwrap();
+    // Two failures in a row are not news yet; the third is.
+    assert_eq!(failing(&mut state, 2), None);
+    assert_eq!(failing(&mut state, 3), None);
+    let alert = failing(&mut state, 4).unwrap();
     assert_eq!(alert.kind, AlertKind::DiscoveryFailing);
     assert!(
         alert.notes[0].contains("Discovery is failing"),
@@ -418,7 +421,89 @@ fn discovery_failing_is_told_once_and_keeps_the_known_targets() {
     );
     assert_eq!(state.targets.len(), 3, "not seen is not removed");
     assert!(state.removed.is_empty());
-    assert_eq!(failing(&mut state, 3), None, "told once");
+    assert_eq!(failing(&mut state, 5), None, "told once");
+}
+
+/// Discovery that fails every other sweep (EC2 throttling bursts) is not a message every two
+/// minutes: three failures in a row tell, and only three successes in a row make a later
+/// failure news again.
+#[test]
+fn discovery_failing_now_and_then_is_told_with_hysteresis() {
+    let mut state = SweepState::new();
+    for m in 0..2 {
+        sweep(&mut state, &[ok(), ok(), ok()], m);
+    }
+    let run = |state: &mut SweepState, m, failing: bool| {
+        let observations = [(target(0), ok()), (target(1), ok()), (target(2), ok())];
+        let sweep = Sweep {
+            observations: &observations,
+            discovery_error: failing.then_some("ec2:DescribeInstances: throttled"),
+            now: at(m),
+        };
+        state.observe(&sweep, &RULES);
+        state.decide(&RULES, false, sweep.discovery_error, at(m))
+    };
+    let mut told = 0;
+    for m in 2..40 {
+        told += usize::from(run(&mut state, m, m % 2 == 0).is_some());
+    }
+    assert_eq!(told, 0, "alternating failures never reach three in a row");
+    for m in 40..43 {
+        told += usize::from(run(&mut state, m, true).is_some());
+    }
+    assert_eq!(told, 1);
+    // One success between episodes does not re-arm it...
+    run(&mut state, 43, false);
+    for m in 44..47 {
+        told += usize::from(run(&mut state, m, true).is_some());
+    }
+    assert_eq!(told, 1);
+    // ...three do.
+    for m in 47..50 {
+        run(&mut state, m, false);
+    }
+    for m in 50..53 {
+        told += usize::from(run(&mut state, m, true).is_some());
+    }
+    assert_eq!(told, 2);
+}
+
+/// A first deploy whose discovery cannot work (no EC2 endpoint, a role typo) knows no target:
+/// the state stays STARTING (unknown), never "System down: no backends discovered".
+#[test]
+fn a_failing_discovery_with_nothing_known_is_not_down() {
+    let mut state = SweepState::new();
+    for m in 0..6 {
+        let sweep = Sweep {
+            observations: &[],
+            discovery_error: Some("ec2:DescribeInstances: no answer within 10000 ms"),
+            now: at(m),
+        };
+        state.observe(&sweep, &RULES);
+        let alert = state.decide(&RULES, false, sweep.discovery_error, at(m));
+        assert_ne!(
+            alert.as_ref().map(|a| a.kind),
+            Some(AlertKind::Down),
+            "{alert:?}"
+        );
+    }
+    assert_eq!(state.system, SystemState::Starting);
+}
+
+/// A scale-in of more targets than the alert keeps is counted, not dropped silently.
+#[test]
+fn removals_past_the_kept_ones_are_counted() {
+    let mut state = SweepState::new();
+    let many: Vec<(Target, Outcome)> = (0..(MAX_REMOVED as u8 + 20))
+        .map(|i| (target(i), ok()))
+        .collect();
+    for m in 0..3 {
+        apply(&mut state, &many, m);
+    }
+    apply(&mut state, &many[..2], 3);
+    let lines = state.describe_targets();
+    let last = lines.last().unwrap();
+    assert!(last.contains("18 more removed"), "{last}");
 }
 
 #[test]
