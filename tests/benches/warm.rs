@@ -120,6 +120,7 @@ fn snapshot_exporter_snapshot_created(bencher: divan::Bencher) {
             created: Some(Utc::now()),
         };
         let task = ExportTask {
+            tables: Vec::new(),
             id: export_identifier(&event.snapshot_arn),
             source_arn: event.snapshot_arn.clone(),
             status: TaskStatus::Starting,

@@ -18,6 +18,9 @@ pub struct DeferredSnapshot {
     pub id: String,
     pub kind: SourceKind,
     pub source_id: String,
+    /// Listed for another attempt after a failed export (not for want of a slot).
+    #[serde(default)]
+    pub retry: bool,
 }
 
 impl DeferredSnapshot {
@@ -27,6 +30,15 @@ impl DeferredSnapshot {
             id: snapshot.id.clone(),
             kind: snapshot.kind,
             source_id: snapshot.source_id.clone(),
+            retry: false,
+        }
+    }
+
+    /// `snapshot`, listed for another attempt after its export failed.
+    pub fn retry_of(snapshot: &Snapshot) -> Self {
+        Self {
+            retry: true,
+            ..Self::of(snapshot)
         }
     }
 }

@@ -17,10 +17,11 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::error::{AwsError, Retryable};
-use watchkeeper_shared::state::{Claim, StateError, Store};
+use watchkeeper_shared::state::{Claim, Store};
 
 use crate::config::Destination;
 use crate::error::{ExportError, classify_rds, fix_hint, is_quota};
+use crate::finished::source_of_prefix;
 use crate::identifier::{MAX_ATTEMPTS, attempt_identifier, attempt_of};
 use crate::objects::{ExportIndex, Objects};
 use crate::rds::{ExportRequest, ExportTask, Rds, Snapshot, Started, TaskStatus};
@@ -94,7 +95,19 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
         slots: &mut Slots,
         deadline: &Deadline,
     ) -> Result<Outcome, ExportError> {
-        let attempt = match last_attempt(snapshot, tasks) {
+        // An identifier of this function's on a task that exports elsewhere (another bucket,
+        // prefix or table list): anyone who may start exports can take one. It is not this
+        // function's export, and that attempt's identifier is used up.
+        let taken = tasks
+            .iter()
+            .filter(|t| own_attempt(&self.destination, t).is_none())
+            .filter_map(|t| attempt_of(&snapshot.arn, &t.id).map(|a| (a, t)))
+            .max_by_key(|(a, _)| *a);
+        if let Some((attempt, task)) = taken {
+            tracing::error!(snapshot = %snapshot.arn, task = %task.id, bucket = %task.bucket, prefix = %task.prefix, attempt, "a task with this function's export identifier exports elsewhere: not counted; the next identifier is used");
+        }
+        let own = last_attempt(&self.destination, snapshot, tasks);
+        let mut attempt = match own {
             None => 1,
             Some((attempt, task)) => {
                 let ended_badly = matches!(task.status, TaskStatus::Failed | TaskStatus::Canceled);
@@ -105,6 +118,13 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
                 attempt + 1
             }
         };
+        if let Some((taken, _)) = taken {
+            attempt = attempt.max(taken + 1);
+        }
+        if attempt > MAX_ATTEMPTS {
+            tracing::error!(snapshot = %snapshot.arn, "every export identifier of this snapshot is used up: not exported");
+            return Ok(Outcome::AlreadyDone(own.map(|(_, task)| task.clone())));
+        }
         let id = attempt_identifier(&snapshot.arn, attempt);
         let claim_key = format!("exports/{id}");
         let holding = match self.state.claim(&claim_key, deadline).await {
@@ -219,7 +239,7 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
     ) -> Result<bool, ExportError> {
         // Only this function's own export, in the bucket it exports to, may become `latest`: a
         // console export of one table to another bucket is not the weekly copy.
-        if attempt_of(&snapshot.arn, &task.id).is_none() || task.bucket != self.destination.bucket {
+        if task.source_arn != snapshot.arn || own_attempt(&self.destination, task).is_none() {
             tracing::warn!(task = %task.id, bucket = %task.bucket, "not this function's export: latest left alone");
             return Ok(false);
         }
@@ -280,8 +300,6 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
             .await;
         let free = match reserved {
             Ok(_) => taken < slots.max,
-            // Too many invocations at once to agree: this one waits for the next run.
-            Err(StateError::Conflict { .. }) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "export slot reservations unavailable; counting from the task list alone");
                 slots.free()
@@ -322,14 +340,29 @@ impl<R: Rds, O: Objects, S: Store> Exporter<R, O, S> {
     }
 }
 
+/// Which of this function's attempts `task` is, when it is one: one of its identifiers (for the
+/// task's own snapshot), to its bucket, under `<EXPORT_PREFIX><source>/`, with its tables. An
+/// identifier alone proves nothing: it is derived from a public ARN.
+pub fn own_attempt(destination: &Destination, task: &ExportTask) -> Option<u32> {
+    let attempt = attempt_of(&task.source_arn, &task.id)?;
+    source_of_prefix(&task.prefix, &destination.prefix)?;
+    let mut tables = task.tables.clone();
+    tables.sort();
+    let mut configured = destination.tables.clone();
+    configured.sort();
+    (task.bucket == destination.bucket && tables == configured).then_some(attempt)
+}
+
 /// This function's latest attempt to export `snapshot` among `tasks`, with its number.
 pub fn last_attempt<'a>(
+    destination: &Destination,
     snapshot: &Snapshot,
     tasks: &'a [ExportTask],
 ) -> Option<(u32, &'a ExportTask)> {
     tasks
         .iter()
-        .filter_map(|t| attempt_of(&snapshot.arn, &t.id).map(|attempt| (attempt, t)))
+        .filter(|t| t.source_arn == snapshot.arn)
+        .filter_map(|t| own_attempt(destination, t).map(|attempt| (attempt, t)))
         .max_by_key(|(attempt, _)| *attempt)
 }
 

@@ -13,7 +13,8 @@ use crate::error::ExportError;
 use crate::event::{Finish, SnapshotEvent};
 use crate::exporter::{index_key, rds_error};
 use crate::handler::{App, Run};
-use crate::identifier::{MAX_ATTEMPTS, attempt_of, export_identifier};
+use crate::exporter::own_attempt;
+use crate::identifier::{MAX_ATTEMPTS, export_identifier};
 use crate::notice;
 use crate::objects::Objects;
 use crate::rds::{ExportTask, Rds, Snapshot, TaskStatus};
@@ -33,11 +34,19 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             .map_err(rds_error)?;
         // Only this function's own exports: another tool's export of the snapshot (a console
         // export of one table elsewhere) is neither told nor allowed to move `latest`.
-        let attempt = tasks
+        // The newest own attempt that has ended (an event retried late may be about an older
+        // attempt than the one running now); else the newest own attempt.
+        let own: Vec<(u32, &ExportTask)> = tasks
             .iter()
-            .filter_map(|t| attempt_of(&event.snapshot_arn, &t.id).map(|a| (a, t)))
+            .filter(|t| t.source_arn == event.snapshot_arn)
+            .filter_map(|t| own_attempt(&self.exporter.destination, t).map(|a| (a, t)))
+            .collect();
+        let attempt = own
+            .iter()
+            .filter(|(_, t)| !t.status.is_active())
             .max_by_key(|(a, _)| *a)
-            .map(|(a, t)| (a, t.clone()));
+            .or_else(|| own.iter().max_by_key(|(a, _)| *a))
+            .map(|(a, t)| (*a, (*t).clone()));
         if attempt.is_none() && !tasks.is_empty() {
             let reason = "export task of another tool: not this function's export";
             tracing::info!(event = %event.id, snapshot = %event.snapshot_arn, reason, "skipped");
@@ -47,11 +56,17 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             Some((attempt, task)) => (Some(attempt), Some(task)),
             None => (None, None),
         };
-        // The task list is the truth when the event and the task disagree.
+        // The task list is the truth when the event and the task disagree; a task still running
+        // has not finished, whatever the event says.
         let finish = match task.as_ref().map(|t| &t.status) {
             Some(TaskStatus::Complete) => Finish::Completed,
             Some(TaskStatus::Failed) => Finish::Failed,
             Some(TaskStatus::Canceled) => Finish::Canceled,
+            Some(status) if status.is_active() => {
+                let reason = "the export task is still running (the event is older than the task list)";
+                tracing::info!(event = %event.id, task = ?task.as_ref().map(|t| &t.id), reason, "not told yet");
+                return Ok(json!({"outcome": "running", "event": event.id, "reason": reason}));
+            }
             _ => finish,
         };
         let snapshot = match self.described(event).await? {
@@ -91,7 +106,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         let told = self
             .send(
                 &format!("finished/{}/{}", key_segment(&task_id), finish.as_str()),
-                &notice::finished(&snapshot, task.as_ref(), finish, attempt, &self.region),
+                &notice::finished(&snapshot, task.as_ref(), finish, attempt, retry, &self.region),
                 run,
             )
             .await?;
@@ -101,7 +116,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         if retry
             && let Err(e) = deferred::update(
                 &self.exporter.state,
-                &[DeferredSnapshot::of(&snapshot)],
+                &[DeferredSnapshot::retry_of(&snapshot)],
                 &[],
             )
             .await
@@ -124,17 +139,17 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             }
         }
         if let Some(error) = bucket_error {
-            // The bucket itself is broken (the key disabled, the bucket deleted or its policy
-            // changed): its own alert, once per task, then a retry for what may pass.
+            // A throttled or failing S3 is retried by Lambda without a word; a refusal (the key
+            // disabled, the bucket deleted or its policy changed) is its own alert, once per task.
+            if error.is_retryable() {
+                return Err(error);
+            }
             self.send(
                 &format!("bucket/{}", key_segment(&task_id)),
                 &notice::bucket_unwritable(&snapshot, &task_id, &error, &self.region),
                 run,
             )
             .await?;
-            if error.is_retryable() {
-                return Err(error);
-            }
         }
         Ok(json!({
             "outcome": finish.as_str(), "event": event.id, "snapshot": snapshot.id, "source": snapshot.source_id,

@@ -13,8 +13,8 @@ use crate::config::{Config, Selection};
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::{Action, EventKind, SnapshotEvent, classify};
-use crate::exporter::{Exporter, Outcome, Slots, last_attempt, rds_error};
-use crate::identifier::{attempt_of, export_identifier};
+use crate::exporter::{Exporter, Outcome, Slots, last_attempt, own_attempt, rds_error};
+use crate::identifier::export_identifier;
 use crate::notice;
 use crate::objects::Objects;
 use crate::rds::{ExportTask, Rds, Snapshot, TaskStatus};
@@ -253,7 +253,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 let status = task.as_ref().map(|t| t.status.as_str().to_string());
                 let mut notice_sent = false;
                 if let Some(task) = &task {
-                    if attempt_of(&snapshot.arn, &task.id).is_some()
+                    if own_attempt(&self.exporter.destination, task).is_some()
                         && matches!(
                             task.status,
                             TaskStatus::Starting | TaskStatus::InProgress | TaskStatus::Complete
@@ -314,7 +314,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             .export_tasks(Some(&snapshot.arn))
             .await
             .map_err(rds_error)?;
-        Ok(last_attempt(snapshot, &tasks).map(|(_, task)| task.clone()))
+        Ok(last_attempt(&self.exporter.destination, snapshot, &tasks).map(|(_, task)| task.clone()))
     }
 
     /// `Exporter::export`, counted, with an alert when RDS refuses for a reason a person must fix.

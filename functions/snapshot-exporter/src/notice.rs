@@ -73,12 +73,14 @@ pub fn started(snapshot: &Snapshot, task: &ExportTask, region: &str) -> Notifica
 }
 
 /// An export that finished. `task` is what `DescribeExportTasks` says, when it found it.
-/// An export that finished; `attempt` is which of this function's attempts its task is.
+/// An export that finished; `attempt` is which of this function's attempts its task is, and
+/// `retry` whether the snapshot is listed for the next one (it still exists).
 pub fn finished(
     snapshot: &Snapshot,
     task: Option<&ExportTask>,
     finish: Finish,
     attempt: Option<u32>,
+    retry: bool,
     region: &str,
 ) -> Notification {
     let attempt_line = match attempt {
@@ -97,11 +99,14 @@ pub fn finished(
         })
         .unwrap_or_else(|| "Export task: not listed by RDS\n".into());
     let next = match attempt {
-        Some(a) if a < MAX_ATTEMPTS => format!(
-            "The next run (a later event, or the weekly run) exports it again as attempt {} while the snapshot \
-             exists: fix what the reason names first.",
+        Some(a) if a < MAX_ATTEMPTS && retry => format!(
+            "The next weekly run exports it again as attempt {} if the snapshot still exists then: fix what \
+             the reason names first.",
             a + 1
         ),
+        Some(a) if a < MAX_ATTEMPTS => "The snapshot is gone (its retention ended), so it is not tried again; \
+             the weekly run exports the source's newest snapshot."
+            .to_string(),
         Some(_) => format!(
             "That was the last of {MAX_ATTEMPTS} attempts: once the cause is fixed, export this snapshot by hand \
              (or wait for the next snapshot's export)."
@@ -246,7 +251,10 @@ pub fn summary(report: &Report, region: &str) -> Notification {
         || !report.errors.is_empty()
     {
         Severity::Critical
-    } else if !report.deferred.is_empty() || !report.hung.is_empty() || !report.expired.is_empty() {
+    } else if !report.deferred.is_empty()
+            || !report.hung.is_empty()
+            || !report.expired.is_empty()
+            || !report.not_exportable.is_empty() {
         Severity::Warning
     } else {
         Severity::Info

@@ -33,8 +33,11 @@ pub struct Source {
     pub tags: Vec<(String, String)>,
     /// An instance that belongs to an Aurora cluster: its backups are the cluster's.
     pub cluster_member: bool,
-    /// The instance a read replica replicates (a replica has no automated backups of its own).
+    /// The instance a read replica replicates.
     pub replica_of: Option<String>,
+    /// Days of automated backups (0: none; PostgreSQL replicas have none, MySQL and MariaDB
+    /// replicas may).
+    pub backup_retention: Option<i32>,
 }
 
 /// Engines whose snapshots RDS can export to S3 (the RDS user guide's list); Oracle, SQL Server,
@@ -57,7 +60,9 @@ impl Source {
     /// Why this source is not one to export, if it is not: a read replica, or an engine RDS
     /// cannot export.
     pub fn not_exportable(&self) -> Option<String> {
-        if let Some(primary) = &self.replica_of {
+        if let Some(primary) = &self.replica_of
+            && self.backup_retention.unwrap_or(0) == 0
+        {
             return Some(format!(
                 "a read replica of {primary}: it has no automated backups of its own"
             ));
@@ -147,6 +152,8 @@ pub struct ExportTask {
     pub started: Option<DateTime<Utc>>,
     pub ended: Option<DateTime<Utc>>,
     pub total_gb: Option<i64>,
+    /// `ExportOnly`: the tables exported (empty: everything).
+    pub tables: Vec<String>,
 }
 
 impl ExportTask {
@@ -231,6 +238,7 @@ mod tests {
             tags: vec![],
             cluster_member: false,
             replica_of: replica_of.map(String::from),
+            backup_retention: Some(0),
         };
         for engine in [
             "postgres",
@@ -246,5 +254,11 @@ mod tests {
         }
         let replica = source("postgres", Some("des-db-primary")).not_exportable();
         assert!(replica.is_some_and(|why| why.contains("read replica")));
+        // A MySQL or MariaDB replica may keep automated backups of its own: exported then.
+        let backed_up = Source {
+            backup_retention: Some(7),
+            ..source("mysql", Some("des-db-primary"))
+        };
+        assert_eq!(backed_up.not_exportable(), None);
     }
 }

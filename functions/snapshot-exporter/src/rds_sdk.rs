@@ -167,6 +167,7 @@ impl Rds for RdsClient {
                     started: task.task_start_time().and_then(chrono_time),
                     ended: task.task_end_time().and_then(chrono_time),
                     total_gb: task.total_extracted_data_in_gb().map(i64::from),
+                    tables: task.export_only().to_vec(),
                 });
             }
         }
@@ -204,6 +205,7 @@ impl Rds for RdsClient {
                 started: out.task_start_time().and_then(chrono_time),
                 ended: None,
                 total_gb: None,
+                tables: request.tables.clone(),
             })),
             Err(e) => {
                 let err = AwsError::from_sdk("rds:StartExportTask", &e);
@@ -233,6 +235,7 @@ fn instance(db: &DbInstance) -> Option<Source> {
         replica_of: db
             .read_replica_source_db_instance_identifier()
             .map(str::to_string),
+        backup_retention: db.backup_retention_period(),
     })
 }
 
@@ -244,6 +247,7 @@ fn cluster(db: &DbCluster) -> Option<Source> {
         tags: tags(db.tag_list()),
         cluster_member: false,
         replica_of: None,
+        backup_retention: db.backup_retention_period(),
     })
 }
 

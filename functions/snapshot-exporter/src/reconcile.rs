@@ -12,7 +12,7 @@ use watchkeeper_shared::state::{Store, key_segment};
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::Finish;
-use crate::exporter::{Outcome, Slots, index_key, rds_error};
+use crate::exporter::{Outcome, Slots, index_key, own_attempt, rds_error};
 use crate::finished::source_of_prefix;
 use crate::handler::{App, Run};
 use crate::identifier::{MAX_ATTEMPTS, attempt_of};
@@ -91,10 +91,15 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 Ok(Some(s)) if s.arn == entry.arn && s.is_available() => s,
                 Ok(_) => {
                     report.expired.push(format!(
-                        "{} {}: {} no longer exists",
+                        "{} {}: {} no longer exists{}",
                         entry.kind.as_str(),
                         entry.source_id,
-                        entry.id
+                        entry.id,
+                        if entry.retry {
+                            " (its export had failed; not tried again)"
+                        } else {
+                            ""
+                        }
                     ));
                     done.push(entry.arn);
                     continue;
@@ -105,9 +110,16 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 }
             };
             // Deselected since it was deferred: not exported any more.
-            if !self.allowed(&snapshot).await? {
-                done.push(entry.arn);
-                continue;
+            match self.allowed(&snapshot).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    done.push(entry.arn);
+                    continue;
+                }
+                Err(e) => {
+                    report.errors.push(format!("{}: {e}", entry.id));
+                    continue;
+                }
             }
             tried.insert(snapshot.arn.clone());
             // Kept on anything but a started or existing export (throttling, the export quota,
@@ -167,15 +179,13 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 )
                 .await?;
             }
-            self.check_last_export(
-                source,
-                &snapshots,
-                &tasks,
-                now - hung_after,
-                &mut report,
-                run,
-            )
-            .await?;
+            if let Some(retry) = self
+                .check_last_export(source, &snapshots, &tasks, now - hung_after, &mut report, run)
+                .await?
+                && newest.is_none_or(|n| n.arn != retry.arn)
+            {
+                add.push(retry);
+            }
             // Not settled (deferred, or the start failed for now): listed, so a newer snapshot
             // taking its place as the newest does not leave it behind.
             if let Some(newest) = newest
@@ -246,6 +256,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 tags: Vec::new(),
                 cluster_member: false,
                 replica_of: None,
+                backup_retention: None,
             };
             self.send(
                 &format!("missing/{name}/{run_id}"),
@@ -344,16 +355,17 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         tasks
             .iter()
             .filter(|t| {
-                t.bucket == destination.bucket
-                    && source_of_prefix(&t.prefix, &destination.prefix).as_deref()
-                        == Some(source.id.as_str())
-                    && attempt_of(&t.source_arn, &t.id).is_some()
+                source_of_prefix(&t.prefix, &destination.prefix).as_deref()
+                    == Some(source.id.as_str())
+                    && own_attempt(destination, t).is_some()
             })
-            .max_by_key(|t| t.started)
+            // A running task without a start time yet is the newest.
+            .max_by_key(|t| (t.status.is_active() && t.started.is_none(), t.started))
     }
 
     /// Reports the source's most recent export when it failed, was canceled, or runs too long,
-    /// whether or not its snapshot still exists.
+    /// whether or not its snapshot still exists. A failed one whose snapshot exists and has
+    /// attempts left is returned, to be listed for the next attempt.
     async fn check_last_export(
         &self,
         source: &Source,
@@ -362,9 +374,9 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         hung_before: DateTime<Utc>,
         report: &mut Report,
         run: &mut Run,
-    ) -> Result<(), ExportError> {
+    ) -> Result<Option<DeferredSnapshot>, ExportError> {
         let Some(task) = self.last_export(source, tasks) else {
-            return Ok(());
+            return Ok(None);
         };
         let finish = match task.status {
             TaskStatus::Failed => Finish::Failed,
@@ -380,7 +392,7 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                         task.started.map(|t| t.to_rfc3339()).unwrap_or_default()
                     ));
                 }
-                return Ok(());
+                return Ok(None);
             }
         };
         let snapshot = match snapshots.iter().find(|s| s.arn == task.source_arn) {
@@ -406,14 +418,22 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         let told = self
             .send(
                 &format!("finished/{}/{}", key_segment(&task.id), finish.as_str()),
-                &notice::finished(&snapshot, Some(task), finish, attempt, &self.region),
+                &notice::finished(
+                    &snapshot,
+                    Some(task),
+                    finish,
+                    attempt,
+                    snapshot.is_available(),
+                    &self.region,
+                ),
                 run,
             )
             .await?;
         if told {
             run.failed += 1;
         }
-        Ok(())
+        let retry = snapshot.is_available() && attempt.is_some_and(|a| a < MAX_ATTEMPTS);
+        Ok(retry.then(|| DeferredSnapshot::retry_of(&snapshot)))
     }
 
     /// The snapshot an export was of, when RDS no longer has it: as its index object remembers

@@ -132,9 +132,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "export" {
       storage_class = "GLACIER_IR"
     }
 
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
+    # No abort of incomplete uploads here: S3 refuses it beside an object size filter (the
+    # "expire" rule below carries it for every object).
   }
 
   rule {

@@ -68,6 +68,7 @@ fn task(status: TaskStatus, cause: Option<&str>, started: Option<DateTime<Utc>>)
         started,
         ended: None,
         total_gb: None,
+        tables: Vec::new(),
     }
 }
 
@@ -87,6 +88,7 @@ impl Rds for FakeRds {
             tags: vec![],
             cluster_member: false,
             replica_of: None,
+            backup_retention: Some(1),
         }))
     }
     async fn snapshot(&self, _: SourceKind, id: &str) -> Result<Option<Snapshot>, AwsError> {
@@ -126,15 +128,29 @@ impl Rds for FakeRds {
     }
 }
 
-/// The objects written, and how many of the next puts fail (retryably).
+/// The objects written, how many of the next puts fail (retryably, or for good once the third
+/// field is set: the bucket's KMS key disabled).
 #[derive(Default)]
-struct FakeObjects(Mutex<HashMap<String, ExportIndex>>, Mutex<usize>);
+struct FakeObjects(
+    Mutex<HashMap<String, ExportIndex>>,
+    Mutex<usize>,
+    std::sync::atomic::AtomicBool,
+);
 
 impl Objects for FakeObjects {
     async fn put_json(&self, key: &str, value: &ExportIndex) -> Result<(), AwsError> {
         let mut failing = self.1.lock().unwrap();
         if *failing > 0 {
             *failing -= 1;
+            if self.2.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(AwsError {
+                    operation: "s3:PutObject",
+                    code: "KMS.DisabledException".into(),
+                    message: "the key is disabled".into(),
+                    status: Some(400),
+                    retryable: false,
+                });
+            }
             return Err(AwsError {
                 operation: "s3:PutObject",
                 code: "SlowDown".into(),
@@ -825,15 +841,22 @@ async fn the_failure_notice_goes_out_when_the_bucket_cannot_be_written() {
         Some(Utc::now()),
     ));
     let app = app(rds);
+    // S3 throttling: retried by Lambda, no alert about the bucket.
     *app.exporter.objects.1.lock().unwrap() = 10;
     let err = app
-        .handle(
-            event("RDS-EVENT-0159"),
-            &Invocation::at(Utc::now(), minute()),
-        )
+        .handle(event("RDS-EVENT-0159"), &Invocation::at(Utc::now(), minute()))
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
+    assert_eq!(app.notifier().notifications().len(), 1, "the failure notice only");
+    // The key disabled: the bucket refuses for good, and that is alerted.
+    app.exporter
+        .objects
+        .2
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    app.handle(event("RDS-EVENT-0159"), &Invocation::at(Utc::now(), minute()))
+        .await
+        .unwrap();
     let subjects: Vec<String> = app
         .notifier()
         .notifications()
@@ -873,4 +896,54 @@ async fn a_foreign_export_of_the_snapshot_does_not_count() {
         .unwrap();
     assert_eq!(answer["outcome"], "started", "{answer}");
     assert_eq!(answer["export_task"], export_identifier(ARN));
+}
+
+/// Anyone who may start exports can name a task with this function's (public) identifier: one
+/// that exports elsewhere is not counted, and the next attempt's identifier is used.
+#[tokio::test]
+async fn a_task_that_takes_our_identifier_but_exports_elsewhere_is_not_ours() {
+    let rds = FakeRds {
+        snapshot_time: Some(Utc::now()),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().push(ExportTask {
+        bucket: "somebody-elses-bucket".into(),
+        ..task(TaskStatus::Complete, None, Some(Utc::now()))
+    });
+    let app = app(rds);
+    let answer = app
+        .handle(event("RDS-EVENT-0042"), &Invocation::at(Utc::now(), minute()))
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    assert_eq!(answer["export_task"], attempt_identifier(ARN, 2));
+    // Its completion is not told as this function's, and never becomes `latest`.
+    app.exporter.rds.tasks.lock().unwrap().retain(|t| t.bucket == "somebody-elses-bucket");
+    let done = app
+        .handle(event("RDS-EVENT-0161"), &Invocation::at(Utc::now(), minute()))
+        .await
+        .unwrap();
+    assert_eq!(done["outcome"], "skipped", "{done}");
+    assert!(app.exporter.objects.0.lock().unwrap().get("des-db/latest.json").is_none());
+}
+
+/// A finished event about an older attempt, delivered while the next attempt runs (a Lambda
+/// retry), is not told as the running attempt's failure.
+#[tokio::test]
+async fn a_late_finished_event_is_not_told_about_the_attempt_still_running() {
+    let rds = FakeRds {
+        snapshot_time: Some(Utc::now()),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().push(ExportTask {
+        id: attempt_identifier(ARN, 2),
+        ..task(TaskStatus::InProgress, None, Some(Utc::now()))
+    });
+    let app = app(rds);
+    let answer = app
+        .handle(event("RDS-EVENT-0159"), &Invocation::at(Utc::now(), minute()))
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "running", "{answer}");
+    assert!(app.notifier().notifications().is_empty());
 }
