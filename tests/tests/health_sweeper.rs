@@ -198,6 +198,11 @@ async fn backends_going_down_and_recovering_alert_once_each() {
     );
     assert_eq!(emf.last().unwrap()["HealthyTargets"], 2.0);
     assert_eq!(emf.last().unwrap()["Function"], "health-sweeper");
+    assert_eq!(
+        emf.last().unwrap()["FunctionName"],
+        "health-sweeper",
+        "the deployed function's name (the runtime emulator names it after the crate)"
+    );
 }
 
 /// Outside Lambda: the sweep is bounded by `SWEEP_DEADLINE_MS` alone.

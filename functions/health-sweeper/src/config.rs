@@ -40,6 +40,9 @@ pub struct Config {
     pub rules: Rules,
     /// `SWEEP_MAINTENANCE`: silence alerts, keep sweeping.
     pub maintenance: bool,
+    /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda): a dimension of every metric, so two
+    /// deployments, or two sweepers splitting a fleet, each have their own heartbeat.
+    pub function_name: String,
     /// `SWEEP_ALLOWED_NETWORKS`: targets must be inside these (default: private networks), and
     /// some addresses are refused whatever they say.
     pub allowed: AllowedNetworks,
@@ -187,6 +190,9 @@ impl Config {
                     .then(|| chrono::Duration::hours(i64::from(reminder_hours))),
             },
             maintenance: vars.flag("SWEEP_MAINTENANCE", false)?,
+            function_name: vars
+                .optional("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|| crate::NAME.to_string()),
             allowed,
         })
     }

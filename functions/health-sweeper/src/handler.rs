@@ -112,7 +112,11 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         let result = self
             .run(correlation, started, budget, invocation, &mut report)
             .await;
-        report.emit_metrics(started.elapsed());
+        report.emit_metrics(
+            started.elapsed(),
+            &self.config.function_name,
+            result.is_ok(),
+        );
         let summary = report.summary(started.elapsed());
         match &result {
             Ok(()) => tracing::info!(summary = %summary, "sweep done"),

@@ -1,5 +1,5 @@
 //! What a sweep tells the logs and CloudWatch: the summary it returns (and logs), and one EMF
-//! line of metrics, written for every sweep, failed ones included. `Sweeps` (1 per sweep) is the
+//! line of metrics, written for every sweep, failed ones included. `Sweeps` (1 per completed sweep) is the
 //! heartbeat: an alarm on it with missing data treated as breaching catches a sweeper that
 //! stopped running.
 
@@ -91,9 +91,13 @@ impl Report {
         })
     }
 
-    pub fn emit_metrics(&self, took: Duration) {
-        let mut metrics = Metrics::for_function(crate::NAME);
-        metrics.count("Sweeps", 1);
+    /// The sweep's EMF line, with `Function` and `FunctionName` dimensions (one series per
+    /// deployed sweeper). `Sweeps`, the heartbeat, counts completed sweeps only: a sweeper that
+    /// fails every minute must not keep its heartbeat alarm green.
+    pub fn metrics(&self, took: Duration, function_name: &str, completed: bool) -> Metrics {
+        let mut metrics =
+            Metrics::for_function(crate::NAME).dimension("FunctionName", function_name);
+        metrics.count("Sweeps", u64::from(completed));
         metrics.millis("SweepDuration", took.as_secs_f64() * 1000.0);
         if self.state.is_some() {
             metrics.count("HealthyTargets", self.counts.healthy as u64);
@@ -103,6 +107,36 @@ impl Report {
         for millis in &self.latencies {
             metrics.millis("ProbeLatency", *millis as f64);
         }
-        metrics.emit();
+        metrics
+    }
+
+    pub fn emit_metrics(&self, took: Duration, function_name: &str, completed: bool) {
+        self.metrics(took, function_name, completed).emit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_name_the_deployed_function_and_count_completed_sweeps_only() {
+        let report = Report::new(Duration::from_secs(40));
+        let line = report
+            .metrics(Duration::from_millis(900), "des-health-sweeper", true)
+            .render(0);
+        let emf: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(emf["FunctionName"], "des-health-sweeper");
+        assert_eq!(emf["Function"], "health-sweeper");
+        assert_eq!(
+            emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Function", "FunctionName"]])
+        );
+        assert_eq!(emf["Sweeps"], 1.0);
+        let failed = report
+            .metrics(Duration::from_millis(900), "des-health-sweeper", false)
+            .render(0);
+        let emf: serde_json::Value = serde_json::from_str(&failed).unwrap();
+        assert_eq!(emf["Sweeps"], 0.0, "a failed sweep is no heartbeat");
     }
 }

@@ -11,9 +11,9 @@ use watchkeeper_shared::error::Retryable;
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::{Finish, SnapshotEvent};
+use crate::exporter::own_attempt;
 use crate::exporter::{index_key, rds_error};
 use crate::handler::{App, Run};
-use crate::exporter::own_attempt;
 use crate::identifier::{MAX_ATTEMPTS, export_identifier};
 use crate::notice;
 use crate::objects::Objects;
@@ -63,7 +63,8 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             Some(TaskStatus::Failed) => Finish::Failed,
             Some(TaskStatus::Canceled) => Finish::Canceled,
             Some(status) if status.is_active() => {
-                let reason = "the export task is still running (the event is older than the task list)";
+                let reason =
+                    "the export task is still running (the event is older than the task list)";
                 tracing::info!(event = %event.id, task = ?task.as_ref().map(|t| &t.id), reason, "not told yet");
                 return Ok(json!({"outcome": "running", "event": event.id, "reason": reason}));
             }
@@ -106,7 +107,14 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
         let told = self
             .send(
                 &format!("finished/{}/{}", key_segment(&task_id), finish.as_str()),
-                &notice::finished(&snapshot, task.as_ref(), finish, attempt, retry, &self.region),
+                &notice::finished(
+                    &snapshot,
+                    task.as_ref(),
+                    finish,
+                    attempt,
+                    retry,
+                    &self.region,
+                ),
                 run,
             )
             .await?;

@@ -314,7 +314,10 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             .export_tasks(Some(&snapshot.arn))
             .await
             .map_err(rds_error)?;
-        Ok(last_attempt(&self.exporter.destination, snapshot, &tasks).map(|(_, task)| task.clone()))
+        Ok(
+            last_attempt(&self.exporter.destination, snapshot, &tasks)
+                .map(|(_, task)| task.clone()),
+        )
     }
 
     /// `Exporter::export`, counted, with an alert when RDS refuses for a reason a person must fix.

@@ -104,9 +104,11 @@ pub fn finished(
              the reason names first.",
             a + 1
         ),
-        Some(a) if a < MAX_ATTEMPTS => "The snapshot is gone (its retention ended), so it is not tried again; \
+        Some(a) if a < MAX_ATTEMPTS => {
+            "The snapshot is gone (its retention ended), so it is not tried again; \
              the weekly run exports the source's newest snapshot."
-            .to_string(),
+                .to_string()
+        }
         Some(_) => format!(
             "That was the last of {MAX_ATTEMPTS} attempts: once the cause is fixed, export this snapshot by hand \
              (or wait for the next snapshot's export)."
@@ -246,19 +248,18 @@ pub fn missing_backup(
 }
 
 pub fn summary(report: &Report, region: &str) -> Notification {
-    let severity = if !report.failed.is_empty()
-        || !report.missing.is_empty()
-        || !report.errors.is_empty()
-    {
-        Severity::Critical
-    } else if !report.deferred.is_empty()
+    let severity =
+        if !report.failed.is_empty() || !report.missing.is_empty() || !report.errors.is_empty() {
+            Severity::Critical
+        } else if !report.deferred.is_empty()
             || !report.hung.is_empty()
             || !report.expired.is_empty()
-            || !report.not_exportable.is_empty() {
-        Severity::Warning
-    } else {
-        Severity::Info
-    };
+            || !report.not_exportable.is_empty()
+        {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
     let subject = format!(
         "Weekly RDS export: {} exported, {} already done, {} deferred, {} failed, {} missing",
         report.exported.len(),

@@ -180,7 +180,14 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
                 .await?;
             }
             if let Some(retry) = self
-                .check_last_export(source, &snapshots, &tasks, now - hung_after, &mut report, run)
+                .check_last_export(
+                    source,
+                    &snapshots,
+                    &tasks,
+                    now - hung_after,
+                    &mut report,
+                    run,
+                )
                 .await?
                 && newest.is_none_or(|n| n.arn != retry.arn)
             {

@@ -146,7 +146,7 @@ resource "aws_cloudwatch_metric_alarm" "heartbeat" {
   alarm_description   = "health-sweeper has not completed a sweep for 5 minutes: nobody is watching the backends."
   namespace           = "Watchkeeper"
   metric_name         = "Sweeps"
-  dimensions          = { Function = local.name }
+  dimensions          = { Function = local.name, FunctionName = module.function.function_name }
   statistic           = "Sum"
   period              = 60
   evaluation_periods  = 5
@@ -186,7 +186,7 @@ resource "aws_cloudwatch_metric_alarm" "unknown_targets" {
       metric {
         namespace   = "Watchkeeper"
         metric_name = metric_query.value
-        dimensions  = { Function = local.name }
+        dimensions  = { Function = local.name, FunctionName = module.function.function_name }
         stat        = "Maximum"
         period      = 60
       }

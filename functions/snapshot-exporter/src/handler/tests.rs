@@ -844,19 +844,29 @@ async fn the_failure_notice_goes_out_when_the_bucket_cannot_be_written() {
     // S3 throttling: retried by Lambda, no alert about the bucket.
     *app.exporter.objects.1.lock().unwrap() = 10;
     let err = app
-        .handle(event("RDS-EVENT-0159"), &Invocation::at(Utc::now(), minute()))
+        .handle(
+            event("RDS-EVENT-0159"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
-    assert_eq!(app.notifier().notifications().len(), 1, "the failure notice only");
+    assert_eq!(
+        app.notifier().notifications().len(),
+        1,
+        "the failure notice only"
+    );
     // The key disabled: the bucket refuses for good, and that is alerted.
     app.exporter
         .objects
         .2
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    app.handle(event("RDS-EVENT-0159"), &Invocation::at(Utc::now(), minute()))
-        .await
-        .unwrap();
+    app.handle(
+        event("RDS-EVENT-0159"),
+        &Invocation::at(Utc::now(), minute()),
+    )
+    .await
+    .unwrap();
     let subjects: Vec<String> = app
         .notifier()
         .notifications()
@@ -912,19 +922,38 @@ async fn a_task_that_takes_our_identifier_but_exports_elsewhere_is_not_ours() {
     });
     let app = app(rds);
     let answer = app
-        .handle(event("RDS-EVENT-0042"), &Invocation::at(Utc::now(), minute()))
+        .handle(
+            event("RDS-EVENT-0042"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(answer["outcome"], "started", "{answer}");
     assert_eq!(answer["export_task"], attempt_identifier(ARN, 2));
     // Its completion is not told as this function's, and never becomes `latest`.
-    app.exporter.rds.tasks.lock().unwrap().retain(|t| t.bucket == "somebody-elses-bucket");
+    app.exporter
+        .rds
+        .tasks
+        .lock()
+        .unwrap()
+        .retain(|t| t.bucket == "somebody-elses-bucket");
     let done = app
-        .handle(event("RDS-EVENT-0161"), &Invocation::at(Utc::now(), minute()))
+        .handle(
+            event("RDS-EVENT-0161"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(done["outcome"], "skipped", "{done}");
-    assert!(app.exporter.objects.0.lock().unwrap().get("des-db/latest.json").is_none());
+    assert!(
+        app.exporter
+            .objects
+            .0
+            .lock()
+            .unwrap()
+            .get("des-db/latest.json")
+            .is_none()
+    );
 }
 
 /// A finished event about an older attempt, delivered while the next attempt runs (a Lambda
@@ -941,7 +970,10 @@ async fn a_late_finished_event_is_not_told_about_the_attempt_still_running() {
     });
     let app = app(rds);
     let answer = app
-        .handle(event("RDS-EVENT-0159"), &Invocation::at(Utc::now(), minute()))
+        .handle(
+            event("RDS-EVENT-0159"),
+            &Invocation::at(Utc::now(), minute()),
+        )
         .await
         .unwrap();
     assert_eq!(answer["outcome"], "running", "{answer}");
