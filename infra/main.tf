@@ -125,6 +125,7 @@ module "health_sweeper" {
   project             = var.sweep_project == "" ? var.project_prefix : var.sweep_project
   role                = var.sweep_role
   port                = var.sweep_port
+  probe_ports         = var.sweep_probe_ports
   path                = var.sweep_path
   target_group_arns   = var.sweep_target_group_arns
   static_targets      = var.sweep_static_targets

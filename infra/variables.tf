@@ -337,6 +337,17 @@ variable "sweep_port" {
   default     = 8080
 }
 
+variable "sweep_probe_ports" {
+  type        = list(number)
+  description = "Ports other than sweep_port that probes go to: the ports your target groups register targets on (ECS on EC2 with dynamic host ports needs its range listed port by port, or a target group of type ip) and those of sweep_static_targets. The sweeper's security group allows only these and sweep_port."
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.sweep_probe_ports : p >= 1 && p <= 65535])
+    error_message = "sweep_probe_ports must be TCP ports (1-65535)."
+  }
+}
+
 variable "sweep_path" {
   type        = string
   description = "Path probed on every backend: a cheap endpoint that exercises the backend's dependencies."

@@ -569,6 +569,61 @@ async fn target_groups_give_their_registered_targets() {
     }
 }
 
+/// A registered instance that is stopped (the target group says `unused`) is probed by neither
+/// source, so it is never counted DOWN; the running ones are found once per port by both.
+#[tokio::test]
+async fn a_stopped_registered_instance_is_left_out_by_both_sources() {
+    use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetTypeEnum};
+    let world = SweepWorld::start(&[Behaviour::Status(200), Behaviour::Status(200)])
+        .await
+        .unwrap();
+    let sdk = world.moto.sdk_config().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let group = elb
+        .create_target_group()
+        .name("des-backends")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(i32::from(world.port))
+        .vpc_id(&world.vpc_id)
+        .target_type(TargetTypeEnum::Instance)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let port = i32::from(world.port);
+    let mut register = elb.register_targets().target_group_arn(&group);
+    for id in &world.instance_ids[..2] {
+        register = register.targets(TargetDescription::builder().id(id).port(port).build());
+    }
+    register.send().await.unwrap();
+    ec2.stop_instances()
+        .instance_ids(&world.instance_ids[1])
+        .send()
+        .await
+        .unwrap();
+
+    let discovery = Discovery {
+        ec2: Some(Ec2Discovery::new(
+            ec2.clone(),
+            PROJECT.into(),
+            "backend".into(),
+            world.port,
+        )),
+        target_groups: Some(TargetGroupDiscovery::new(elb, ec2, vec![group], 8080)),
+    };
+    let found = discovery.discover().await.unwrap();
+    let names: Vec<&str> = found.iter().map(|t| t.name.as_str()).collect();
+    assert!(
+        names.iter().all(|n| *n == "des-backend-a"),
+        "only the running instance: {names:?}"
+    );
+    assert!(!names.is_empty());
+}
+
 /// An app whose alerts go through the real notifier: SNS in the emulator, claims in S3.
 async fn app_with_sns(
     world: &SweepWorld,
@@ -808,12 +863,26 @@ async fn with_every_network_allowed_the_never_probed_addresses_are_still_not_pro
     assert!(unlisted.requests().is_empty());
 }
 
+/// The state document of a system whose discovery has failed the last two sweeps: the next
+/// failure is the third in a row, which is told.
+async fn seed_two_failed_discoveries(world: &SweepWorld, system: &str) {
+    let store = StateStore::new(world.moto.s3().await, BUCKET, "health-sweeper");
+    let state = SweepState {
+        discovery_failures: 2,
+        discovery_failing: Some(chrono::Utc::now()),
+        ..SweepState::new()
+    };
+    store.create(&state_key(system), &state).await.unwrap();
+}
+
 #[tokio::test]
 async fn the_whole_sweep_fits_the_lambdas_remaining_time_even_when_discovery_hangs() {
     let world = SweepWorld::start(&[]).await.unwrap();
     let (hanging_ec2, backend, hanging_backend, config) = discovery_hangs().await;
     let discovery = hanging_discovery(&world, &hanging_ec2).await;
     let app = app_with_sns(&world, config, discovery).await;
+    // Discovery is told after failing three sweeps in a row: two went by before this one.
+    seed_two_failed_discoveries(&world, PROJECT).await;
     // The Lambda has 8 s left: the sweep may use 3 (5 s stay for the runtime).
     let started = Instant::now();
     // Bounded here too, so that a sweep that ignores its deadline fails instead of hanging.
@@ -884,6 +953,7 @@ async fn an_alert_after_probes_cut_short_still_pages_and_a_hung_channel_ends_bef
     )
     .unwrap();
     let app = app_with_channels(&world, config, discovery, vec![Channel::Webhook(channel)]).await;
+    seed_two_failed_discoveries(&world, PROJECT).await;
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(20),

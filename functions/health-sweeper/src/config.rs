@@ -185,7 +185,16 @@ impl Config {
                         2u32,
                     )?,
                 },
-                quorum: vars.parse::<usize>("SWEEP_QUORUM", "a whole number of targets")?,
+                quorum: match vars.parse::<usize>("SWEEP_QUORUM", "a whole number of targets")? {
+                    // Zero up would be OK: a total outage could never page.
+                    Some(0) => {
+                        return Err(ConfigError::new(
+                            "SWEEP_QUORUM",
+                            "must be at least 1 (unset: a majority of the targets)",
+                        ));
+                    }
+                    quorum => quorum,
+                },
                 reminder: (reminder_hours > 0)
                     .then(|| chrono::Duration::hours(i64::from(reminder_hours))),
             },
@@ -226,6 +235,21 @@ fn parse_static(entry: &str, allowed: &AllowedNetworks) -> Result<Target, Config
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_quorum_of_zero_is_refused() {
+        let err = Config::from_vars(&Vars::from_pairs([
+            ("STATE_BUCKET", "b"),
+            (
+                "NOTIFY_SNS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:t",
+            ),
+            ("SWEEP_PROJECT", "des"),
+            ("SWEEP_QUORUM", "0"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "SWEEP_QUORUM");
+    }
+
     use super::*;
 
     fn vars(extra: &[(&'static str, &'static str)]) -> Vars {

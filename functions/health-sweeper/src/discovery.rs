@@ -32,7 +32,8 @@ impl Ec2Discovery {
             project,
             role,
             port,
-            page_size: 100,
+            // DescribeInstances' largest page: 10,000 instances are 10 round trips, not 100.
+            page_size: 1000,
         }
     }
 
@@ -113,56 +114,67 @@ impl TargetGroupDiscovery {
     }
 }
 
-impl Discover for TargetGroupDiscovery {
-    async fn discover(&self) -> Result<Vec<Target>, AwsError> {
-        let mut targets = Vec::new();
-        let mut instances: Vec<(String, u16)> = Vec::new();
-        // All groups at once: a target group holds at most 1,000 targets, so a large deployment
-        // has many, and one round trip each in sequence would eat the sweep's budget.
-        let mut requests = tokio::task::JoinSet::new();
-        for (index, arn) in self.target_group_arns.iter().enumerate() {
-            let request = self.elb.describe_target_health().target_group_arn(arn);
-            requests.spawn(async move { (index, request.send().await) });
-        }
-        let mut answers = Vec::with_capacity(self.target_group_arns.len());
-        while let Some(joined) = requests.join_next().await {
-            let Ok((index, answer)) = joined else {
-                return Err(AwsError {
-                    operation: "elasticloadbalancing:DescribeTargetHealth",
-                    code: "TaskFailed".into(),
-                    message: "the request task did not complete".into(),
-                    status: None,
-                    retryable: true,
-                });
-            };
-            let health = answer
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetHealth", &e))?;
-            answers.push((index, health));
-        }
-        // In configuration order, so the first group to name an address gives its name.
-        answers.sort_by_key(|(index, _)| *index);
-        for (_, health) in &answers {
+/// Target group states whose targets are not probed: `initial` (registering, or its first health
+/// checks running: the app may still be booting), `draining` (being deregistered: a scale-in or
+/// a deploy), `unused` (a stopped instance, or a group no load balancer uses). Such a target is
+/// neither up nor down; the EC2 tag discovery leaves its instance out too.
+const LEFT_OUT_STATES: [&str; 3] = ["initial", "draining", "unused"];
+
+/// Target groups asked at once, and instance-id chunks looked up at once.
+const CONCURRENT_REQUESTS: usize = 8;
+/// Instance ids per DescribeInstances filter (its `instance-id` filter takes up to 200 values, and
+/// an unknown id in a filter is no error, where one in `InstanceIds` fails the whole call).
+const INSTANCE_ID_CHUNK: usize = 200;
+
+/// What the target groups list: the targets to probe, and the instances they leave out (by
+/// state), which the EC2 tag discovery must not probe either.
+#[derive(Debug, Default)]
+pub struct TargetGroupTargets {
+    pub targets: Vec<Target>,
+    pub left_out: std::collections::HashSet<String>,
+}
+
+impl TargetGroupDiscovery {
+    /// The registered targets, and the instances left out for their state.
+    pub async fn targets(&self) -> Result<TargetGroupTargets, AwsError> {
+        let mut found = TargetGroupTargets::default();
+        // Instance id -> the ports it is registered on (in order, no repeats).
+        let mut instances: Vec<(String, Vec<u16>)> = Vec::new();
+        let mut index_of: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
+        let answers = self.target_health().await?;
+        for health in &answers {
             for description in health.target_health_descriptions() {
-                let draining = description
-                    .target_health()
-                    .and_then(|h| h.state())
-                    .is_some_and(|s| s.as_str() == "draining");
                 let Some(target) = description.target() else {
                     continue;
                 };
-                if draining {
+                let Some(id) = target.id() else { continue };
+                let state = description
+                    .target_health()
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default();
+                if LEFT_OUT_STATES.contains(&state.as_str()) {
+                    if id.starts_with("i-") {
+                        found.left_out.insert(id.to_string());
+                    }
                     continue;
                 }
                 let port = target
                     .port()
                     .and_then(|p| u16::try_from(p).ok())
                     .unwrap_or(self.default_port);
-                let Some(id) = target.id() else { continue };
                 if id.starts_with("i-") {
-                    instances.push((id.to_string(), port));
+                    let at = *index_of.entry(id.to_string()).or_insert_with(|| {
+                        instances.push((id.to_string(), Vec::new()));
+                        instances.len() - 1
+                    });
+                    if !instances[at].1.contains(&port) {
+                        instances[at].1.push(port);
+                    }
                 } else if let Ok(ip) = id.parse::<IpAddr>() {
                     let addr = SocketAddr::new(ip, port);
-                    targets.push(Target {
+                    found.targets.push(Target {
                         addr,
                         name: addr.to_string(),
                         instance: None,
@@ -171,28 +183,130 @@ impl Discover for TargetGroupDiscovery {
                 // Lambda targets (an ARN) are not HTTP backends to probe.
             }
         }
+        // An instance listed healthy by one group and left out by another is probed.
+        found.left_out.retain(|id| !index_of.contains_key(id));
         if !instances.is_empty() {
-            let ids: Vec<String> = instances.iter().map(|(id, _)| id.clone()).collect();
-            let mut pages = self
-                .ec2
-                .describe_instances()
-                .set_instance_ids(Some(ids))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", &e))?;
-                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                    let Some(id) = instance.instance_id() else {
-                        continue;
-                    };
-                    // An instance may be registered on several ports.
-                    for (_, port) in instances.iter().filter(|(i, _)| i == id) {
-                        targets.extend(instance_target(instance, *port));
-                    }
+            let running = self
+                .running_instances(instances.iter().map(|(id, _)| id.clone()).collect())
+                .await?;
+            for (id, ports) in &instances {
+                // A stopped or terminated instance is not probed (a target group says
+                // `unused` for it too; a stale registration is no error).
+                let Some(instance) = running.get(id) else {
+                    continue;
+                };
+                for port in ports {
+                    found.targets.extend(instance_target(instance, *port));
                 }
             }
         }
-        Ok(targets)
+        Ok(found)
+    }
+
+    /// DescribeTargetHealth of every group, at most [`CONCURRENT_REQUESTS`] at once, in
+    /// configuration order (the first group to name an address gives its name).
+    async fn target_health(
+        &self,
+    ) -> Result<Vec<aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput>, AwsError>{
+        let mut answers = Vec::with_capacity(self.target_group_arns.len());
+        let mut requests = tokio::task::JoinSet::new();
+        let mut arns = self.target_group_arns.iter().enumerate();
+        loop {
+            while requests.len() < CONCURRENT_REQUESTS {
+                let Some((index, arn)) = arns.next() else {
+                    break;
+                };
+                let request = self.elb.describe_target_health().target_group_arn(arn);
+                requests.spawn(async move { (index, request.send().await) });
+            }
+            let Some(joined) = requests.join_next().await else {
+                break;
+            };
+            let (index, answer) =
+                joined.map_err(|_| task_failed("elasticloadbalancing:DescribeTargetHealth"))?;
+            let health = answer
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetHealth", &e))?;
+            answers.push((index, health));
+        }
+        answers.sort_by_key(|(index, _)| *index);
+        Ok(answers.into_iter().map(|(_, health)| health).collect())
+    }
+
+    /// The running instances among `ids`, looked up in chunks by the `instance-id` filter, at
+    /// most [`CONCURRENT_REQUESTS`] chunks at once.
+    async fn running_instances(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, aws_sdk_ec2::types::Instance>, AwsError> {
+        let mut running = std::collections::HashMap::with_capacity(ids.len());
+        let mut chunks = ids
+            .chunks(INSTANCE_ID_CHUNK)
+            .map(<[String]>::to_vec)
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut requests = tokio::task::JoinSet::new();
+        loop {
+            while requests.len() < CONCURRENT_REQUESTS {
+                let Some(chunk) = chunks.next() else { break };
+                let ec2 = self.ec2.clone();
+                requests.spawn(async move {
+                    let mut pages = ec2
+                        .describe_instances()
+                        .filters(
+                            Filter::builder()
+                                .name("instance-id")
+                                .set_values(Some(chunk))
+                                .build(),
+                        )
+                        .filters(
+                            Filter::builder()
+                                .name("instance-state-name")
+                                .values("running")
+                                .build(),
+                        )
+                        .max_results(1000)
+                        .into_paginator()
+                        .send();
+                    let mut found = Vec::new();
+                    while let Some(page) = pages.next().await {
+                        let page =
+                            page.map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", &e))?;
+                        found.extend(
+                            page.reservations()
+                                .iter()
+                                .flat_map(|r| r.instances())
+                                .cloned(),
+                        );
+                    }
+                    Ok::<_, AwsError>(found)
+                });
+            }
+            let Some(joined) = requests.join_next().await else {
+                break;
+            };
+            for instance in joined.map_err(|_| task_failed("ec2:DescribeInstances"))?? {
+                if let Some(id) = instance.instance_id() {
+                    running.insert(id.to_string(), instance);
+                }
+            }
+        }
+        Ok(running)
+    }
+}
+
+fn task_failed(operation: &'static str) -> AwsError {
+    AwsError {
+        operation,
+        code: "TaskFailed".into(),
+        message: "the request task did not complete".into(),
+        status: None,
+        retryable: true,
+    }
+}
+
+impl Discover for TargetGroupDiscovery {
+    async fn discover(&self) -> Result<Vec<Target>, AwsError> {
+        Ok(self.targets().await?.targets)
     }
 }
 
@@ -204,14 +318,79 @@ pub struct Discovery {
 }
 
 impl Discover for Discovery {
+    /// Both sources at once; an instance a target group leaves out (starting, draining, stopped)
+    /// is left out of the tag discovery too, so the two never disagree about it.
     async fn discover(&self) -> Result<Vec<Target>, AwsError> {
-        let mut targets = match &self.ec2 {
-            Some(d) => d.discover().await?,
-            None => Vec::new(),
+        let ec2 = async {
+            match &self.ec2 {
+                Some(d) => d.discover().await,
+                None => Ok(Vec::new()),
+            }
         };
-        if let Some(d) = &self.target_groups {
-            targets.extend(d.discover().await?);
+        let groups = async {
+            match &self.target_groups {
+                Some(d) => d.targets().await,
+                None => Ok(TargetGroupTargets::default()),
+            }
+        };
+        let (tagged, grouped) = tokio::join!(ec2, groups);
+        Ok(merge(tagged?, grouped?))
+    }
+}
+
+/// The tagged instances a target group does not leave out, and the groups' targets.
+fn merge(tagged: Vec<Target>, grouped: TargetGroupTargets) -> Vec<Target> {
+    let mut targets: Vec<Target> = tagged
+        .into_iter()
+        .filter(|t| {
+            t.instance
+                .as_ref()
+                .is_none_or(|id| !grouped.left_out.contains(id))
+        })
+        .collect();
+    targets.extend(grouped.targets);
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(id: &str, last: u8) -> Target {
+        Target {
+            addr: SocketAddr::from(([10, 0, 0, last], 8080)),
+            name: id.to_string(),
+            instance: Some(id.to_string()),
         }
-        Ok(targets)
+    }
+
+    /// A scale-in with a lifecycle hook: the instance is still running and tagged, but its target
+    /// group drains it (or it is still `initial`, booting): the tag discovery leaves it out too.
+    #[test]
+    fn an_instance_a_target_group_leaves_out_is_not_probed_through_its_tags() {
+        let tagged = vec![
+            instance("i-a", 1),
+            instance("i-draining", 2),
+            instance("i-booting", 3),
+        ];
+        let grouped = TargetGroupTargets {
+            targets: vec![instance("i-a", 1)],
+            left_out: ["i-draining", "i-booting"]
+                .map(String::from)
+                .into_iter()
+                .collect(),
+        };
+        let merged = merge(tagged, grouped);
+        let ids: Vec<&str> = merged.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["i-a", "i-a"],
+            "the same address twice is one target to the sweep"
+        );
+        assert!(
+            LEFT_OUT_STATES.contains(&"initial")
+                && LEFT_OUT_STATES.contains(&"draining")
+                && LEFT_OUT_STATES.contains(&"unused")
+        );
     }
 }

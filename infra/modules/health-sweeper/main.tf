@@ -22,15 +22,26 @@ resource "aws_security_group" "sweeper" {
   }
 }
 
+# Every port a probe goes to: SWEEP_PORT (tagged instances), and the ports target groups and
+# static targets name (probe_ports). A probe to a port not allowed here is dropped and times out:
+# the sweeper would page its own wiring as an outage.
+locals {
+  probe_ports = distinct(concat([var.port], var.probe_ports))
+  backend_rules = {
+    for pair in setproduct(var.backend_cidr_blocks, local.probe_ports) :
+    "${pair[0]}:${pair[1]}" => { cidr = pair[0], port = pair[1] }
+  }
+}
+
 resource "aws_vpc_security_group_egress_rule" "backends" {
-  for_each = toset(var.backend_cidr_blocks)
+  for_each = local.backend_rules
 
   security_group_id = aws_security_group.sweeper.id
-  description       = "Backends' health port"
-  cidr_ipv4         = each.value
+  description       = "Backends' health port ${each.value.port}"
+  cidr_ipv4         = each.value.cidr
   ip_protocol       = "tcp"
-  from_port         = var.port
-  to_port           = var.port
+  from_port         = each.value.port
+  to_port           = each.value.port
 }
 
 resource "aws_vpc_security_group_egress_rule" "https" {

@@ -52,6 +52,12 @@ variable "port" {
   description = "SWEEP_PORT."
 }
 
+variable "probe_ports" {
+  type        = list(number)
+  description = "Other ports probes go to (target groups' registered ports, static targets' ports): the security group allows them too."
+  default     = []
+}
+
 variable "path" {
   type        = string
   description = "SWEEP_PATH."
