@@ -338,13 +338,17 @@ variable "sweep_port" {
 }
 
 variable "sweep_probe_ports" {
-  type        = list(number)
-  description = "Ports other than sweep_port that probes go to: the ports your target groups register targets on (ECS on EC2 with dynamic host ports needs its range listed port by port, or a target group of type ip) and those of sweep_static_targets. The sweeper's security group allows only these and sweep_port."
+  type        = list(string)
+  description = "Ports other than sweep_port that probes go to, each a port (\"8081\") or a range (\"32768-65535\", ECS on EC2's dynamic host ports): the ports your target groups register targets on and those of sweep_static_targets. The sweeper's security group allows only these and sweep_port (one rule per range and backend CIDR block)."
   default     = []
 
   validation {
-    condition     = alltrue([for p in var.sweep_probe_ports : p >= 1 && p <= 65535])
-    error_message = "sweep_probe_ports must be TCP ports (1-65535)."
+    condition = alltrue([
+      for p in var.sweep_probe_ports : can(regex("^[0-9]{1,5}(-[0-9]{1,5})?$", p))
+      && alltrue([for n in split("-", p) : tonumber(n) >= 1 && tonumber(n) <= 65535])
+      && tonumber(split("-", p)[0]) <= tonumber(reverse(split("-", p))[0])
+    ])
+    error_message = "sweep_probe_ports entries must be a TCP port (\"8081\") or a range (\"32768-65535\") within 1-65535."
   }
 }
 

@@ -114,24 +114,35 @@ impl TargetGroupDiscovery {
     }
 }
 
-/// Target group states whose targets are not probed: `initial` (registering, or its first health
-/// checks running: the app may still be booting), `draining` (being deregistered: a scale-in or
-/// a deploy), `unused` (a stopped instance, or a group no load balancer uses). Such a target is
-/// neither up nor down; the EC2 tag discovery leaves its instance out too.
-const LEFT_OUT_STATES: [&str; 3] = ["initial", "draining", "unused"];
+/// Whether a target group's word on a target means it is not to be probed: `initial`
+/// (registering, or its first health checks running: the app may still be booting), `draining`
+/// (being deregistered: a scale-in or a deploy), or `unused` because the instance is stopped
+/// (`Target.InvalidState`). Such a target is neither up nor down, and the EC2 tag discovery
+/// leaves it out too. Other `unused` reasons (a group no load balancer uses, an Availability Zone
+/// not enabled) say nothing about the target: it is probed, so a registration in such a group
+/// cannot hide a tagged instance.
+fn left_out(state: &str, reason: &str) -> bool {
+    match state {
+        "initial" | "draining" => true,
+        "unused" => reason == "Target.InvalidState",
+        _ => false,
+    }
+}
 
 /// Target groups asked at once, and instance-id chunks looked up at once.
 const CONCURRENT_REQUESTS: usize = 8;
-/// Instance ids per DescribeInstances filter (its `instance-id` filter takes up to 200 values, and
-/// an unknown id in a filter is no error, where one in `InstanceIds` fails the whole call).
-const INSTANCE_ID_CHUNK: usize = 200;
+/// Instance ids per DescribeInstances call, by the `instance-id` filter: EC2 takes at most 200
+/// filter values in one call (the state filter is one more), and an unknown id in a filter is no
+/// error, where one in `InstanceIds` fails the whole call.
+const INSTANCE_ID_CHUNK: usize = 150;
 
-/// What the target groups list: the targets to probe, and the instances they leave out (by
-/// state), which the EC2 tag discovery must not probe either.
+/// What the target groups list: the targets to probe, and the instances and addresses they leave
+/// out (by state), which the EC2 tag discovery must not probe either.
 #[derive(Debug, Default)]
 pub struct TargetGroupTargets {
     pub targets: Vec<Target>,
     pub left_out: std::collections::HashSet<String>,
+    pub left_out_addrs: std::collections::HashSet<IpAddr>,
 }
 
 impl TargetGroupDiscovery {
@@ -149,14 +160,14 @@ impl TargetGroupDiscovery {
                     continue;
                 };
                 let Some(id) = target.id() else { continue };
-                let state = description
-                    .target_health()
-                    .and_then(|h| h.state())
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default();
-                if LEFT_OUT_STATES.contains(&state.as_str()) {
+                let health = description.target_health();
+                let state = health.and_then(|h| h.state()).map_or("", |s| s.as_str());
+                let reason = health.and_then(|h| h.reason()).map_or("", |r| r.as_str());
+                if left_out(state, reason) {
                     if id.starts_with("i-") {
                         found.left_out.insert(id.to_string());
+                    } else if let Ok(ip) = id.parse::<IpAddr>() {
+                        found.left_out_addrs.insert(ip);
                     }
                     continue;
                 }
@@ -183,8 +194,11 @@ impl TargetGroupDiscovery {
                 // Lambda targets (an ARN) are not HTTP backends to probe.
             }
         }
-        // An instance listed healthy by one group and left out by another is probed.
+        // An instance (or address) listed by one group and left out by another is probed.
         found.left_out.retain(|id| !index_of.contains_key(id));
+        let listed: std::collections::HashSet<IpAddr> =
+            found.targets.iter().map(|t| t.addr.ip()).collect();
+        found.left_out_addrs.retain(|ip| !listed.contains(ip));
         if !instances.is_empty() {
             let running = self
                 .running_instances(instances.iter().map(|(id, _)| id.clone()).collect())
@@ -196,7 +210,9 @@ impl TargetGroupDiscovery {
                     continue;
                 };
                 for port in ports {
-                    found.targets.extend(instance_target(instance, *port));
+                    let mut target = instance.clone();
+                    target.addr.set_port(*port);
+                    found.targets.push(target);
                 }
             }
         }
@@ -237,7 +253,7 @@ impl TargetGroupDiscovery {
     async fn running_instances(
         &self,
         ids: Vec<String>,
-    ) -> Result<std::collections::HashMap<String, aws_sdk_ec2::types::Instance>, AwsError> {
+    ) -> Result<std::collections::HashMap<String, Target>, AwsError> {
         let mut running = std::collections::HashMap::with_capacity(ids.len());
         let mut chunks = ids
             .chunks(INSTANCE_ID_CHUNK)
@@ -271,11 +287,14 @@ impl TargetGroupDiscovery {
                     while let Some(page) = pages.next().await {
                         let page =
                             page.map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", &e))?;
+                        // Only what a target needs: the SDK's instance structs are large.
                         found.extend(
                             page.reservations()
                                 .iter()
                                 .flat_map(|r| r.instances())
-                                .cloned(),
+                                .filter_map(|i| {
+                                    Some((i.instance_id()?.to_string(), instance_target(i, 0)?))
+                                }),
                         );
                     }
                     Ok::<_, AwsError>(found)
@@ -284,11 +303,7 @@ impl TargetGroupDiscovery {
             let Some(joined) = requests.join_next().await else {
                 break;
             };
-            for instance in joined.map_err(|_| task_failed("ec2:DescribeInstances"))?? {
-                if let Some(id) = instance.instance_id() {
-                    running.insert(id.to_string(), instance);
-                }
-            }
+            running.extend(joined.map_err(|_| task_failed("ec2:DescribeInstances"))??);
         }
         Ok(running)
     }
@@ -334,22 +349,35 @@ impl Discover for Discovery {
             }
         };
         let (tagged, grouped) = tokio::join!(ec2, groups);
-        Ok(merge(tagged?, grouped?))
+        merge(tagged?, grouped?)
     }
 }
 
-/// The tagged instances a target group does not leave out, and the groups' targets.
-fn merge(tagged: Vec<Target>, grouped: TargetGroupTargets) -> Vec<Target> {
+/// The tagged instances a target group does not leave out, and the groups' targets. Registered
+/// targets that are all left out (a deploy swapping every target: old ones draining, new ones
+/// booting) and nothing else found is not "no backends": the error says why, and the sweep
+/// treats it as a discovery that could not tell.
+fn merge(tagged: Vec<Target>, grouped: TargetGroupTargets) -> Result<Vec<Target>, AwsError> {
     let mut targets: Vec<Target> = tagged
         .into_iter()
         .filter(|t| {
             t.instance
                 .as_ref()
                 .is_none_or(|id| !grouped.left_out.contains(id))
+                && !grouped.left_out_addrs.contains(&t.addr.ip())
         })
         .collect();
     targets.extend(grouped.targets);
-    targets
+    if targets.is_empty() && !(grouped.left_out.is_empty() && grouped.left_out_addrs.is_empty()) {
+        return Err(AwsError {
+            operation: "elasticloadbalancing:DescribeTargetHealth",
+            code: "NoTargetSettled".into(),
+            message: "every registered target is initial, draining or stopped".into(),
+            status: None,
+            retryable: true,
+        });
+    }
+    Ok(targets)
 }
 
 #[cfg(test)]
@@ -365,13 +393,15 @@ mod tests {
     }
 
     /// A scale-in with a lifecycle hook: the instance is still running and tagged, but its target
-    /// group drains it (or it is still `initial`, booting): the tag discovery leaves it out too.
+    /// group drains it (or it is still `initial`, booting): the tag discovery leaves it out too,
+    /// by instance id or, for an IP target group, by address.
     #[test]
     fn an_instance_a_target_group_leaves_out_is_not_probed_through_its_tags() {
         let tagged = vec![
             instance("i-a", 1),
             instance("i-draining", 2),
             instance("i-booting", 3),
+            instance("i-by-address", 4),
         ];
         let grouped = TargetGroupTargets {
             targets: vec![instance("i-a", 1)],
@@ -379,18 +409,45 @@ mod tests {
                 .map(String::from)
                 .into_iter()
                 .collect(),
+            left_out_addrs: [IpAddr::from([10, 0, 0, 4])].into_iter().collect(),
         };
-        let merged = merge(tagged, grouped);
+        let merged = merge(tagged, grouped).unwrap();
         let ids: Vec<&str> = merged.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             ids,
             ["i-a", "i-a"],
             "the same address twice is one target to the sweep"
         );
+    }
+
+    /// Which target group words leave a target out: not every `unused` (a group no load
+    /// balancer uses cannot hide a tagged instance).
+    #[test]
+    fn only_booting_draining_and_stopped_targets_are_left_out() {
+        assert!(left_out("initial", "Elb.RegistrationInProgress"));
+        assert!(left_out("initial", "Elb.InitialHealthChecking"));
+        assert!(left_out("draining", "Target.DeregistrationInProgress"));
+        assert!(left_out("unused", "Target.InvalidState"));
+        assert!(!left_out("unused", "Target.NotInUse"));
+        assert!(!left_out("unused", "Target.NotRegistered"));
+        assert!(!left_out("unhealthy", "Target.FailedHealthChecks"));
+        assert!(!left_out("healthy", ""));
+    }
+
+    /// A deploy that swaps every registered target at once: nothing settled is not "no backends".
+    #[test]
+    fn every_target_left_out_is_no_verdict_not_an_empty_fleet() {
+        let grouped = TargetGroupTargets {
+            targets: Vec::new(),
+            left_out: ["i-old", "i-new"].map(String::from).into_iter().collect(),
+            left_out_addrs: Default::default(),
+        };
+        let err = merge(Vec::new(), grouped).unwrap_err();
+        assert_eq!(err.code, "NoTargetSettled");
         assert!(
-            LEFT_OUT_STATES.contains(&"initial")
-                && LEFT_OUT_STATES.contains(&"draining")
-                && LEFT_OUT_STATES.contains(&"unused")
+            merge(Vec::new(), TargetGroupTargets::default())
+                .unwrap()
+                .is_empty()
         );
     }
 }

@@ -215,18 +215,21 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         outcomes.extend(new.iter().map(|t| t.addr).zip(probed_new.outcomes));
         report.probe_ms = started.elapsed().as_millis() as u64;
         report.out_of_sockets = probed_known.out_of_sockets + probed_new.out_of_sockets;
-        // While discovery fails, a discovered target that fails may be one that is gone (an
-        // instance terminated meanwhile): its failure is not counted, so it cannot turn DOWN.
-        // Its answers still count, and so do the static targets' failures.
+        // While discovery has just started failing, a discovered target that fails may be one
+        // that is gone (an instance terminated meanwhile): its failure is not counted, so it
+        // cannot turn DOWN. Its answers still count, and so do the static targets' failures.
+        // Past DISCOVERY_GRACE_SWEEPS failed discoveries in a row (people were told at the
+        // third) failures count again: a real outage during a long discovery failure pages.
+        let failed_discoveries = stored.as_ref().map_or(0, |s| s.value.discovery_failures);
+        let hold_failures = discovery_error.is_some()
+            && failed_discoveries < crate::sweep_state::DISCOVERY_GRACE_SWEEPS;
         let statics: std::collections::HashSet<SocketAddr> =
             self.config.static_targets.iter().map(|t| t.addr).collect();
         let observations: Vec<(Target, Outcome)> = targets
             .into_iter()
             .map(|t| {
                 let outcome = match outcomes.remove(&t.addr).unwrap_or(Outcome::NotProbed) {
-                    Outcome::Unhealthy(_)
-                        if discovery_error.is_some() && !statics.contains(&t.addr) =>
-                    {
+                    Outcome::Unhealthy(_) if hold_failures && !statics.contains(&t.addr) => {
                         Outcome::NotProbed
                     }
                     outcome => outcome,

@@ -30,6 +30,10 @@ pub const DISCOVERY_TELL_AFTER: u32 = 3;
 /// Successful discoveries in a row before a failure is news again: discovery that fails every
 /// other sweep is told once, not every few minutes.
 pub const DISCOVERY_REARM_AFTER: u32 = 3;
+/// Failed discoveries in a row during which failures of discovered targets are not counted (they
+/// may be instances terminated meanwhile). Past it they count again: a real outage during a long
+/// discovery failure still pages, the warning having said why the list may be stale.
+pub const DISCOVERY_GRACE_SWEEPS: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertKind {
@@ -166,7 +170,16 @@ impl SweepState {
         if self.epoch.is_empty() {
             self.epoch = new_epoch();
         }
-        self.sweeps = self.sweeps.saturating_add(1);
+        // Nothing known and discovery failing (a first deploy without its EC2 endpoint): the
+        // sweep is not counted, so STARTING's length starts with the first sweep that has
+        // targets, and fixing discovery later does not jump straight to a verdict on targets
+        // never seen answering.
+        let nothing_known = sweep.discovery_error.is_some()
+            && sweep.observations.is_empty()
+            && self.targets.is_empty();
+        if !nothing_known {
+            self.sweeps = self.sweeps.saturating_add(1);
+        }
         let number = self.sweeps;
         let now = sweep.now;
         let mut previous = std::mem::take(&mut self.targets);
@@ -267,10 +280,11 @@ impl SweepState {
             && self.discovery_failures >= DISCOVERY_TELL_AFTER;
         if tell_discovery {
             notes.push(format!(
-                "Discovery is failing ({}, {} sweeps in a row): this sweep probed the static targets and the {} known from earlier sweeps; targets added since are not seen, and failures of discovered targets are not counted until discovery works again (a terminated instance must not look DOWN).",
+                "Discovery is failing ({}, {} sweeps in a row): this sweep probed the static targets and the {} known from earlier sweeps; targets added since are not seen, and failures of discovered targets are not counted for the first {} failed discoveries (a terminated instance must not look DOWN; past that they count again).",
                 discovery_error.unwrap_or("error"),
                 self.discovery_failures,
-                self.targets.len()
+                self.targets.len(),
+                DISCOVERY_GRACE_SWEEPS
             ));
         }
         let kind = match (self.system, self.alerted) {

@@ -22,26 +22,40 @@ resource "aws_security_group" "sweeper" {
   }
 }
 
-# Every port a probe goes to: SWEEP_PORT (tagged instances), and the ports target groups and
-# static targets name (probe_ports). A probe to a port not allowed here is dropped and times out:
-# the sweeper would page its own wiring as an outage.
+resource "aws_vpc_security_group_egress_rule" "backends" {
+  for_each = toset(var.backend_cidr_blocks)
+
+  security_group_id = aws_security_group.sweeper.id
+  description       = "Backends' health port"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = var.port
+  to_port           = var.port
+}
+
+# The other ports probes go to: those target groups and static targets name (probe_ports, a port
+# or a range such as ECS's dynamic host ports 32768-65535). A probe to a port not allowed here is
+# dropped and times out: the sweeper would page its own wiring as an outage.
 locals {
-  probe_ports = distinct(concat([var.port], var.probe_ports))
-  backend_rules = {
-    for pair in setproduct(var.backend_cidr_blocks, local.probe_ports) :
-    "${pair[0]}:${pair[1]}" => { cidr = pair[0], port = pair[1] }
+  probe_port_rules = {
+    for pair in setproduct(var.backend_cidr_blocks, var.probe_ports) :
+    "${pair[0]}:${pair[1]}" => {
+      cidr = pair[0]
+      from = tonumber(split("-", pair[1])[0])
+      to   = tonumber(reverse(split("-", pair[1]))[0])
+    }
   }
 }
 
-resource "aws_vpc_security_group_egress_rule" "backends" {
-  for_each = local.backend_rules
+resource "aws_vpc_security_group_egress_rule" "probe_ports" {
+  for_each = local.probe_port_rules
 
   security_group_id = aws_security_group.sweeper.id
-  description       = "Backends' health port ${each.value.port}"
+  description       = "Backends' ports named by target groups or static targets"
   cidr_ipv4         = each.value.cidr
   ip_protocol       = "tcp"
-  from_port         = each.value.port
-  to_port           = each.value.port
+  from_port         = each.value.from
+  to_port           = each.value.to
 }
 
 resource "aws_vpc_security_group_egress_rule" "https" {

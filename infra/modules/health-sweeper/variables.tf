@@ -53,8 +53,8 @@ variable "port" {
 }
 
 variable "probe_ports" {
-  type        = list(number)
-  description = "Other ports probes go to (target groups' registered ports, static targets' ports): the security group allows them too."
+  type        = list(string)
+  description = "Other ports probes go to (target groups' registered ports, static targets' ports), each a port (\"8081\") or a range (\"32768-65535\"): the security group allows them too."
   default     = []
 }
 

@@ -171,8 +171,10 @@ async fn a_failing_discovery_warns_and_never_pages_system_down() {
     assert!(summaries.iter().all(|s| s["probed"] == 1), "{summaries:?}");
 }
 
-/// While discovery fails, known targets that stop answering may be terminated instances, not an
-/// outage: their failures are not counted, and no "System down" is paged for them.
+/// While discovery has just started failing, known targets that stop answering may be
+/// terminated instances, not an outage: their failures are not counted, and no "System down" is
+/// paged for them. A discovery failure that lasts is no blindfold: past the grace, failures count
+/// again and a total outage pages.
 #[tokio::test]
 async fn targets_failing_while_discovery_fails_are_not_paged_down() {
     let app = app();
@@ -205,7 +207,7 @@ async fn targets_failing_while_discovery_fails_are_not_paged_down() {
     server.abort();
     let _ = server.await;
     app.discovery.set(Err("RequestLimitExceeded".into()));
-    for _ in 0..6 {
+    for _ in 0..crate::sweep_state::DISCOVERY_GRACE_SWEEPS {
         sweep(&app).await;
     }
     let subjects: Vec<String> = app
@@ -222,4 +224,13 @@ async fn targets_failing_while_discovery_fails_are_not_paged_down() {
         subjects.iter().any(|s| s.contains("iscovery")),
         "the discovery failure is told: {subjects:?}"
     );
+    for _ in 0..3 {
+        sweep(&app).await;
+    }
+    let paged = app
+        .notifier()
+        .notifications()
+        .iter()
+        .any(|n| n.subject.contains("System down"));
+    assert!(paged, "a lasting discovery failure does not hide an outage");
 }

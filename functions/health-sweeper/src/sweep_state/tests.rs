@@ -488,6 +488,12 @@ fn a_failing_discovery_with_nothing_known_is_not_down() {
         );
     }
     assert_eq!(state.system, SystemState::Starting);
+    assert_eq!(state.sweeps, 0, "sweeps without any target are not counted");
+    // Discovery fixed: the first targets seen are judged from their own first sweep, not
+    // taken as down because STARTING seems to have lasted six sweeps.
+    let first = sweep(&mut state, &[fail(), fail(), ok()], 6);
+    assert_eq!(first, None);
+    assert_eq!(state.system, SystemState::Starting);
 }
 
 /// A scale-in of more targets than the alert keeps is counted, not dropped silently.
