@@ -14,6 +14,10 @@
 //!   `main.rs` does, runs one sweep, and reports wall time, CPU time (`getrusage`, user + system)
 //!   and peak RSS (`VmHWM`) of the whole process.
 //!
+//! Then discovery alone, of EC2 instances in the emulator (2,000 by default,
+//! `BENCH_DISCOVERY_INSTANCES`): by tags, and through instance-type target groups of 1,000 (a
+//! second table).
+//!
 //! Run: `ulimit -n 65536; cargo bench -p watchkeeper-tests --bench sweep`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -52,6 +56,7 @@ fn main() -> Result<()> {
     match std::env::var("BENCH_ROLE").as_deref() {
         Ok("backends") => return backends(count, port),
         Ok("sweeper") => return sweeper(count),
+        Ok("discover") => return discover(count),
         _ => {}
     }
     println!(
@@ -63,17 +68,159 @@ fn main() -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let runtime = tokio::runtime::Runtime::new()?;
-    for (count, open_files) in [
-        (100, None),
-        (1_000, None),
-        (10_000, None),
-        (10_000, Some(1024)),
-    ] {
+    // BENCH_ONLY=discovery: the discovery table alone.
+    let sweeps: &[(usize, Option<u64>)] =
+        if std::env::var("BENCH_ONLY").as_deref() == Ok("discovery") {
+            &[]
+        } else {
+            &[
+                (100, None),
+                (1_000, None),
+                (10_000, None),
+                (10_000, Some(1024)),
+            ]
+        };
+    for &(count, open_files) in sweeps {
         // A port free on loopback now (the backends listen on 127.0.100.x and up).
         let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
             .local_addr()?
             .port();
         runtime.block_on(run_size(count, port, open_files))?;
+    }
+    // The emulator filters instances in Python: 10,000 take it over ten minutes per page (EC2
+    // answers in well under a second), so the default is 2,000; BENCH_DISCOVERY_INSTANCES sets it.
+    let instances = env_number("BENCH_DISCOVERY_INSTANCES").unwrap_or(2_000);
+    println!();
+    println!("| discovery of {instances} instances | requests | wall | CPU | peak RSS |");
+    println!("|---|---|---|---|---|");
+    runtime.block_on(run_discovery(instances))?;
+    Ok(())
+}
+
+/// Discovery alone, as the function runs it, of `count` EC2 instances in the emulator: by their
+/// tags (pages of 1,000), and registered in instance-type target groups of 1,000 (looked up by
+/// id in chunks). A discovery that finds another number of targets fails the bench.
+async fn run_discovery(count: usize) -> Result<()> {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let world = SweepWorld::start(&[]).await?;
+    let sdk = world.moto.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count.div_ceil(1000) {
+        let out = ec2
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .min_count(1000)
+            .max_count(1000)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .tags(Tag::builder().key("Project").value("scale").build())
+                    .tags(Tag::builder().key("Role").value("backend").build())
+                    .build(),
+            )
+            .send()
+            .await?;
+        ids.extend(
+            out.instances()
+                .iter()
+                .filter_map(|i| i.instance_id().map(String::from)),
+        );
+    }
+    ids.truncate(count);
+    let mut arns = Vec::new();
+    for (g, group) in ids.chunks(PER_GROUP).enumerate() {
+        let targets: Vec<(String, u16)> = group.iter().map(|id| (id.clone(), 8080)).collect();
+        arns.push(
+            world
+                .target_group(&format!("scale-{g}"), TargetTypeEnum::Instance, &targets)
+                .await?,
+        );
+    }
+    let me = std::env::current_exe()?;
+    for (source, extra) in [
+        (
+            "EC2 tags (pages of 1,000)",
+            ("SWEEP_PROJECT", "scale".to_string()),
+        ),
+        (
+            "10 instance-type target groups (ids 150 a call)",
+            ("SWEEP_TARGET_GROUP_ARNS", arns.join(",")),
+        ),
+    ] {
+        // The emulator takes seconds, not EC2's milliseconds, to filter 10,000 instances and
+        // write a 1,000-instance page: each call is given 5 minutes, and the wall time is the
+        // emulator's more than the function's (CPU and memory are the function's own).
+        let output = Command::new(&me)
+            .env_clear()
+            .envs(harness::faults::production_sdk(&world.moto.env()))
+            .env("AWS_ATTEMPT_TIMEOUT_MS", "300000")
+            .env("BENCH_ROLE", "discover")
+            .env("BENCH_TARGETS", count.to_string())
+            .env("BENCH_SOURCE", source)
+            .env("STATE_BUCKET", BUCKET)
+            .env("NOTIFY_SNS_TOPIC_ARN", &world.topic_arn)
+            .env(extra.0, extra.1)
+            .env("RUST_LOG", "error")
+            .stderr(Stdio::inherit())
+            .output()?;
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+        if !output.status.success() {
+            return Err(format!("discovery by {source} failed ({})", output.status).into());
+        }
+    }
+    Ok(())
+}
+
+/// The discovering side: the function's discovery built from the environment as `main.rs`
+/// builds it, run once, measured.
+fn discover(count: usize) -> Result<()> {
+    use health_sweeper::discovery::{Discover, Discovery, Ec2Discovery, TargetGroupDiscovery};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (found, wall) = runtime.block_on(async {
+        let vars = watchkeeper_shared::config::Vars::from_env();
+        let config = health_sweeper::config::Config::from_vars(&vars)?;
+        let sdk = watchkeeper_shared::aws::load_sdk_config(&vars).await?;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let discovery = Discovery {
+            ec2: config.project.as_ref().map(|project| {
+                Ec2Discovery::new(
+                    ec2.clone(),
+                    project.clone(),
+                    config.role.clone(),
+                    config.port,
+                )
+            }),
+            target_groups: (!config.target_group_arns.is_empty()).then(|| {
+                TargetGroupDiscovery::new(
+                    aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+                    ec2.clone(),
+                    config.target_group_arns.clone(),
+                    config.port,
+                )
+            }),
+        };
+        let started = Instant::now();
+        let found = discovery.discover().await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((found, started.elapsed()))
+    })?;
+    let (cpu, rss) = rusage();
+    let source = std::env::var("BENCH_SOURCE").unwrap_or_default();
+    println!(
+        "| {source} | {} | {:.2} s | {:.3} s | {:.1} MB |",
+        if source.starts_with("EC2") {
+            count.div_ceil(1000).to_string()
+        } else {
+            format!("{} + {}", count.div_ceil(PER_GROUP), count.div_ceil(150))
+        },
+        wall.as_secs_f64(),
+        cpu,
+        rss as f64 / 1024.0
+    );
+    if found.len() != count {
+        return Err(format!("found {} targets of {count}", found.len()).into());
     }
     Ok(())
 }
