@@ -144,7 +144,7 @@ async fn run_discovery(count: usize) -> Result<()> {
             ("SWEEP_PROJECT", "scale".to_string()),
         ),
         (
-            "10 instance-type target groups (ids 150 a call)",
+            "instance-type target groups of 1,000 (ids 150 a call)",
             ("SWEEP_TARGET_GROUP_ARNS", arns.join(",")),
         ),
     ] {
