@@ -225,13 +225,10 @@ async fn snapshot_events_export_once_and_finished_exports_are_told() {
     assert!(emf >= 7, "an EMF line per invocation:\n{logs}");
 }
 
-#[tokio::test]
-async fn five_running_exports_defer_the_sixth_until_one_completes() {
-    let world = ExportWorld::start().await.unwrap();
-    let app = world.app(RecordingNotifier::default(), &[]).await.unwrap();
-    // Five exports someone else started, still running.
-    let mut running = Vec::new();
-    for i in 0..5 {
+/// `count` exports someone started by hand (of the unselected instance's snapshots); their ids.
+async fn start_exports_by_hand(world: &ExportWorld, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..count {
         let arn = world
             .snapshot(UNSELECTED, &format!("des-reports-{i}"))
             .await
@@ -248,8 +245,17 @@ async fn five_running_exports_defer_the_sixth_until_one_completes() {
             .send()
             .await
             .unwrap();
-        running.push(id);
+        ids.push(id);
     }
+    ids
+}
+
+#[tokio::test]
+async fn five_running_exports_defer_the_sixth_until_one_completes() {
+    let world = ExportWorld::start().await.unwrap();
+    let app = world.app(RecordingNotifier::default(), &[]).await.unwrap();
+    // Five exports someone else started, still running.
+    let running = start_exports_by_hand(&world, 5).await;
     app.rds().hold(running.clone());
     let arn = world.snapshot(LISTED, MANUAL).await.unwrap();
     let event = created_event(
@@ -307,26 +313,7 @@ async fn five_running_exports_defer_the_sixth_until_one_completes() {
 async fn six_concurrent_starts_never_make_a_sixth_active_task() {
     let world = ExportWorld::start().await.unwrap();
     let app = world.app(RecordingNotifier::default(), &[]).await.unwrap();
-    let mut running = Vec::new();
-    for i in 0..4 {
-        let arn = world
-            .snapshot(UNSELECTED, &format!("des-reports-{i}"))
-            .await
-            .unwrap();
-        let id = format!("manual-export-{i}");
-        world
-            .rds
-            .start_export_task()
-            .export_task_identifier(&id)
-            .source_arn(arn)
-            .s3_bucket_name(EXPORT_BUCKET)
-            .iam_role_arn(ROLE_ARN)
-            .kms_key_id(KMS_KEY_ARN)
-            .send()
-            .await
-            .unwrap();
-        running.push(id);
-    }
+    let mut running = start_exports_by_hand(&world, 4).await;
     let mut events = Vec::new();
     for i in 0..6 {
         let arn = world

@@ -230,13 +230,7 @@ async fn a_failed_export_is_told_with_its_cause() {
         None,
     ));
     let app = app(rds);
-    let answer = app
-        .handle(
-            event("RDS-EVENT-0159"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    let answer = run(&app, event("RDS-EVENT-0159")).await.unwrap();
     assert_eq!(answer["outcome"], "failed");
     let sent = app.notifier().notifications();
     assert_eq!(sent.len(), 1);
@@ -260,13 +254,7 @@ async fn a_refused_start_alerts_with_what_to_fix_and_fails_permanently() {
         false,
     );
     let app = app(rds);
-    let err = app
-        .handle(
-            event("RDS-EVENT-0042"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap_err();
+    let err = run(&app, event("RDS-EVENT-0042")).await.unwrap_err();
     assert!(!err.is_retryable());
     assert_eq!(
         lambda_runtime::Diagnostic::from(err).error_type,
@@ -288,13 +276,7 @@ async fn throttling_is_retryable_and_silent() {
     let rds = FakeRds::default();
     rds.refuse_starts("ThrottlingException", "slow down", true);
     let app = app(rds);
-    let err = app
-        .handle(
-            event("RDS-EVENT-0091"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap_err();
+    let err = run(&app, event("RDS-EVENT-0091")).await.unwrap_err();
     assert!(err.is_retryable());
     assert!(app.notifier().notifications().is_empty());
 }
@@ -312,13 +294,7 @@ async fn the_loser_of_a_race_for_the_last_export_slot_is_deferred() {
         false,
     );
     let app = app(rds);
-    let answer = app
-        .handle(
-            event("RDS-EVENT-0091"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    let answer = run(&app, event("RDS-EVENT-0091")).await.unwrap();
     assert_eq!(answer["outcome"], "deferred", "{answer}");
     let kept = deferred::load(&app.exporter.state).await;
     assert!(kept.iter().any(|s| s.arn == ARN), "{kept:?}");
@@ -339,13 +315,7 @@ async fn a_deferral_that_cannot_be_saved_fails_the_invocation() {
     );
     let app = app(rds);
     app.exporter.state.deny_documents();
-    let err = app
-        .handle(
-            event("RDS-EVENT-0091"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap_err();
+    let err = run(&app, event("RDS-EVENT-0091")).await.unwrap_err();
     assert!(matches!(err, crate::error::ExportError::State(_)), "{err}");
 }
 
@@ -354,13 +324,7 @@ async fn a_live_claim_is_retried_and_a_dead_holders_claim_taken_over() {
     let app = app(FakeRds::default());
     let key = format!("exports/{}", export_identifier(ARN));
     app.exporter.state.claim(&key, &minute()).await.unwrap();
-    let err = app
-        .handle(
-            event("RDS-EVENT-0042"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap_err();
+    let err = run(&app, event("RDS-EVENT-0042")).await.unwrap_err();
     assert!(err.is_retryable());
     assert_eq!(
         lambda_runtime::Diagnostic::from(err).error_type,
@@ -372,13 +336,7 @@ async fn a_live_claim_is_retried_and_a_dead_holders_claim_taken_over() {
     );
 
     let app = app_with_crashed_claim().await;
-    let answer = app
-        .handle(
-            event("RDS-EVENT-0042"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    let answer = run(&app, event("RDS-EVENT-0042")).await.unwrap();
     assert_eq!(answer["outcome"], "started", "{answer}");
 }
 
@@ -446,13 +404,7 @@ async fn an_export_that_outlives_its_snapshot_is_reported_from_its_index() {
         ..FakeRds::default()
     };
     let app = app(rds);
-    let started = app
-        .handle(
-            event("RDS-EVENT-0091"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    let started = run(&app, event("RDS-EVENT-0091")).await.unwrap();
     assert_eq!(started["outcome"], "started");
     // The automated snapshot expires with the one-day retention before the export finishes.
     app.exporter
@@ -462,13 +414,7 @@ async fn an_export_that_outlives_its_snapshot_is_reported_from_its_index() {
     if let Some(t) = app.exporter.rds.tasks.lock().unwrap().first_mut() {
         t.status = TaskStatus::Complete;
     }
-    let done = app
-        .handle(
-            event("RDS-EVENT-0161"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    let done = run(&app, event("RDS-EVENT-0161")).await.unwrap();
     assert_eq!(done["outcome"], "completed", "{done}");
     assert_eq!(done["source"], "des-db");
     assert_eq!(done["latest_updated"], true);
@@ -504,22 +450,10 @@ fn started_notices(app: &TestApp) -> usize {
 async fn a_failed_index_write_after_the_start_still_tells_the_start_once() {
     let app = app(FakeRds::default());
     *app.exporter.objects.1.lock().unwrap() = 1;
-    let err = app
-        .handle(
-            event("RDS-EVENT-0042"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap_err();
+    let err = run(&app, event("RDS-EVENT-0042")).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     // Lambda's retry finds the task (STARTING): already exported, and the index is written.
-    let answer = app
-        .handle(
-            event("RDS-EVENT-0042"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    let answer = run(&app, event("RDS-EVENT-0042")).await.unwrap();
     assert_eq!(answer["outcome"], "already-exported", "{answer}");
     assert_eq!(started_notices(&app), 1);
     assert_eq!(app.exporter.rds.tasks.lock().unwrap().len(), 1);
@@ -533,12 +467,7 @@ async fn a_failed_index_write_after_the_start_still_tells_the_start_once() {
             .contains_key(&crate::exporter::index_key(&task))
     );
     // A third delivery says nothing new.
-    app.handle(
-        event("RDS-EVENT-0042"),
-        &Invocation::at(Utc::now(), minute()),
-    )
-    .await
-    .unwrap();
+    run(&app, event("RDS-EVENT-0042")).await.unwrap();
     assert_eq!(started_notices(&app), 1);
 }
 
@@ -546,22 +475,10 @@ async fn a_failed_index_write_after_the_start_still_tells_the_start_once() {
 async fn a_failed_started_notice_is_sent_by_the_retry() {
     let app = app(FakeRds::default());
     app.notifier().fail_next();
-    let err = app
-        .handle(
-            event("RDS-EVENT-0091"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap_err();
+    let err = run(&app, event("RDS-EVENT-0091")).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(started_notices(&app), 0);
-    let answer = app
-        .handle(
-            event("RDS-EVENT-0091"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    let answer = run(&app, event("RDS-EVENT-0091")).await.unwrap();
     assert_eq!(answer["outcome"], "already-exported", "{answer}");
     assert_eq!(answer["started_notice_sent"], true, "{answer}");
     assert_eq!(started_notices(&app), 1);
@@ -679,6 +596,22 @@ async fn sources_left_at_the_deadline_are_listed_as_not_reached_and_the_summary_
     let sent = app.notifier().notifications();
     assert_eq!(sent.len(), 1, "the summary");
     assert!(sent[0].text.contains("not reached"), "{}", sent[0].text);
+}
+
+/// An app whose snapshot was taken now and whose RDS lists `tasks`.
+fn app_with_tasks(tasks: Vec<ExportTask>) -> TestApp {
+    let rds = FakeRds {
+        snapshot_time: Some(Utc::now()),
+        ..FakeRds::default()
+    };
+    rds.tasks.lock().unwrap().extend(tasks);
+    app(rds)
+}
+
+/// `payload` handled now, with a minute left.
+async fn run(app: &TestApp, payload: Value) -> Result<Value, crate::error::ExportError> {
+    app.handle(payload, &Invocation::at(Utc::now(), minute()))
+        .await
 }
 
 fn weekly(id: &str) -> Value {
@@ -801,23 +734,12 @@ async fn a_failed_export_is_retried_under_its_next_attempt_until_the_last() {
 /// A failed export's event lists the snapshot for a retry, and its notice says so.
 #[tokio::test]
 async fn a_failed_exports_event_lists_the_snapshot_for_the_next_attempt() {
-    let rds = FakeRds {
-        snapshot_time: Some(Utc::now()),
-        ..FakeRds::default()
-    };
-    rds.tasks.lock().unwrap().push(task(
+    let app = app_with_tasks(vec![task(
         TaskStatus::Failed,
         Some("The IAM role doesn't have permissions to the S3 bucket"),
         Some(Utc::now()),
-    ));
-    let app = app(rds);
-    let failed = app
-        .handle(
-            event("RDS-EVENT-0159"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    )]);
+    let failed = run(&app, event("RDS-EVENT-0159")).await.unwrap();
     assert_eq!(failed["retry_listed"], true, "{failed}");
     assert_eq!(failed["attempt"], 1);
     let listed = crate::deferred::load(&app.exporter.state).await;
@@ -831,25 +753,14 @@ async fn a_failed_exports_event_lists_the_snapshot_for_the_next_attempt() {
 /// bucket that refused them is alerted itself.
 #[tokio::test]
 async fn the_failure_notice_goes_out_when_the_bucket_cannot_be_written() {
-    let rds = FakeRds {
-        snapshot_time: Some(Utc::now()),
-        ..FakeRds::default()
-    };
-    rds.tasks.lock().unwrap().push(task(
+    let app = app_with_tasks(vec![task(
         TaskStatus::Failed,
         Some("KMS key is disabled"),
         Some(Utc::now()),
-    ));
-    let app = app(rds);
+    )]);
     // S3 throttling: retried by Lambda, no alert about the bucket.
     *app.exporter.objects.1.lock().unwrap() = 10;
-    let err = app
-        .handle(
-            event("RDS-EVENT-0159"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap_err();
+    let err = run(&app, event("RDS-EVENT-0159")).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(
         app.notifier().notifications().len(),
@@ -861,12 +772,7 @@ async fn the_failure_notice_goes_out_when_the_bucket_cannot_be_written() {
         .objects
         .2
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    app.handle(
-        event("RDS-EVENT-0159"),
-        &Invocation::at(Utc::now(), minute()),
-    )
-    .await
-    .unwrap();
+    run(&app, event("RDS-EVENT-0159")).await.unwrap();
     let subjects: Vec<String> = app
         .notifier()
         .notifications()
@@ -886,24 +792,13 @@ async fn the_failure_notice_goes_out_when_the_bucket_cannot_be_written() {
 /// copy: the snapshot is exported all the same.
 #[tokio::test]
 async fn a_foreign_export_of_the_snapshot_does_not_count() {
-    let rds = FakeRds {
-        snapshot_time: Some(Utc::now()),
-        ..FakeRds::default()
-    };
-    rds.tasks.lock().unwrap().push(ExportTask {
+    let app = app_with_tasks(vec![ExportTask {
         id: "by-hand-orders".into(),
         bucket: "analytics-scratch".into(),
         prefix: "orders".into(),
         ..task(TaskStatus::Complete, None, Some(Utc::now()))
-    });
-    let app = app(rds);
-    let answer = app
-        .handle(
-            event("RDS-EVENT-0042"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    }]);
+    let answer = run(&app, event("RDS-EVENT-0042")).await.unwrap();
     assert_eq!(answer["outcome"], "started", "{answer}");
     assert_eq!(answer["export_task"], export_identifier(ARN));
 }
@@ -912,22 +807,11 @@ async fn a_foreign_export_of_the_snapshot_does_not_count() {
 /// that exports elsewhere is not counted, and the next attempt's identifier is used.
 #[tokio::test]
 async fn a_task_that_takes_our_identifier_but_exports_elsewhere_is_not_ours() {
-    let rds = FakeRds {
-        snapshot_time: Some(Utc::now()),
-        ..FakeRds::default()
-    };
-    rds.tasks.lock().unwrap().push(ExportTask {
+    let app = app_with_tasks(vec![ExportTask {
         bucket: "somebody-elses-bucket".into(),
         ..task(TaskStatus::Complete, None, Some(Utc::now()))
-    });
-    let app = app(rds);
-    let answer = app
-        .handle(
-            event("RDS-EVENT-0042"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    }]);
+    let answer = run(&app, event("RDS-EVENT-0042")).await.unwrap();
     assert_eq!(answer["outcome"], "started", "{answer}");
     assert_eq!(answer["export_task"], attempt_identifier(ARN, 2));
     // Its completion is not told as this function's, and never becomes `latest`.
@@ -937,13 +821,7 @@ async fn a_task_that_takes_our_identifier_but_exports_elsewhere_is_not_ours() {
         .lock()
         .unwrap()
         .retain(|t| t.bucket == "somebody-elses-bucket");
-    let done = app
-        .handle(
-            event("RDS-EVENT-0161"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    let done = run(&app, event("RDS-EVENT-0161")).await.unwrap();
     assert_eq!(done["outcome"], "skipped", "{done}");
     assert!(
         app.exporter
@@ -960,22 +838,11 @@ async fn a_task_that_takes_our_identifier_but_exports_elsewhere_is_not_ours() {
 /// retry), is not told as the running attempt's failure.
 #[tokio::test]
 async fn a_late_finished_event_is_not_told_about_the_attempt_still_running() {
-    let rds = FakeRds {
-        snapshot_time: Some(Utc::now()),
-        ..FakeRds::default()
-    };
-    rds.tasks.lock().unwrap().push(ExportTask {
+    let app = app_with_tasks(vec![ExportTask {
         id: attempt_identifier(ARN, 2),
         ..task(TaskStatus::InProgress, None, Some(Utc::now()))
-    });
-    let app = app(rds);
-    let answer = app
-        .handle(
-            event("RDS-EVENT-0159"),
-            &Invocation::at(Utc::now(), minute()),
-        )
-        .await
-        .unwrap();
+    }]);
+    let answer = run(&app, event("RDS-EVENT-0159")).await.unwrap();
     assert_eq!(answer["outcome"], "running", "{answer}");
     assert!(app.notifier().notifications().is_empty());
 }
