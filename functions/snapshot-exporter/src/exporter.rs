@@ -21,7 +21,6 @@ use watchkeeper_shared::state::{Claim, Store};
 
 use crate::config::Destination;
 use crate::error::{ExportError, classify_rds, fix_hint, is_quota};
-use crate::finished::source_of_prefix;
 use crate::identifier::{MAX_ATTEMPTS, attempt_identifier, attempt_of};
 use crate::objects::{ExportIndex, Objects};
 use crate::rds::{ExportRequest, ExportTask, Rds, Snapshot, Started, TaskStatus};
@@ -364,6 +363,14 @@ pub fn last_attempt<'a>(
         .filter(|t| t.source_arn == snapshot.arn)
         .filter_map(|t| own_attempt(destination, t).map(|attempt| (attempt, t)))
         .max_by_key(|(attempt, _)| *attempt)
+}
+
+/// The source id in a task's prefix `<EXPORT_PREFIX><source>/<yyyy>/<mm>/<dd>`, for a finished
+/// export whose snapshot is gone.
+pub fn source_of_prefix(task_prefix: &str, export_prefix: &str) -> Option<String> {
+    let rest = task_prefix.strip_prefix(export_prefix)?;
+    let source = rest.split('/').next()?;
+    crate::config::is_rds_identifier(source).then(|| source.to_string())
 }
 
 pub fn index_key(task: &ExportTask) -> String {

@@ -12,7 +12,7 @@ use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::{Finish, SnapshotEvent};
 use crate::exporter::own_attempt;
-use crate::exporter::{index_key, rds_error};
+use crate::exporter::{index_key, rds_error, source_of_prefix};
 use crate::handler::{App, Run};
 use crate::identifier::{MAX_ATTEMPTS, export_identifier};
 use crate::notice;
@@ -198,12 +198,4 @@ impl<R: Rds, O: Objects, N: Notify, S: Store> App<R, O, N, S> {
             created: None,
         }
     }
-}
-
-/// The source id in a task's prefix `<EXPORT_PREFIX><source>/<yyyy>/<mm>/<dd>`, for a finished
-/// export whose snapshot is gone.
-pub(crate) fn source_of_prefix(task_prefix: &str, export_prefix: &str) -> Option<String> {
-    let rest = task_prefix.strip_prefix(export_prefix)?;
-    let source = rest.split('/').next()?;
-    crate::config::is_rds_identifier(source).then(|| source.to_string())
 }

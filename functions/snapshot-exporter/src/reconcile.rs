@@ -12,8 +12,8 @@ use watchkeeper_shared::state::{Store, key_segment};
 use crate::deferred::{self, DeferredSnapshot};
 use crate::error::ExportError;
 use crate::event::Finish;
-use crate::exporter::{Outcome, Slots, index_key, own_attempt, rds_error};
-use crate::finished::source_of_prefix;
+use crate::exporter::{Outcome, Slots, index_key, own_attempt, rds_error, source_of_prefix};
+
 use crate::handler::{App, Run};
 use crate::identifier::{MAX_ATTEMPTS, attempt_of};
 use crate::notice;
