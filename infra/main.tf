@@ -127,6 +127,7 @@ module "health_sweeper" {
   port                = var.sweep_port
   probe_ports         = var.sweep_probe_ports
   path                = var.sweep_path
+  host_header         = var.sweep_host_header
   target_group_arns   = var.sweep_target_group_arns
   static_targets      = var.sweep_static_targets
   timeout_ms          = var.sweep_timeout_ms

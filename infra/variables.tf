@@ -70,7 +70,7 @@ variable "force_destroy_buckets" {
 
 variable "duration_alarm_ms" {
   type        = number
-  description = "Alarm when an invocation takes longer than this (the example deployment: 1500 ms). health-sweeper's own threshold follows its probe timeout; snapshot-exporter's is 45 s."
+  description = "Alarm when an invocation takes longer than this (the example deployment: 1500 ms). health-sweeper's own threshold is 20 s (half its sweep's budget) or two probe timeouts and a second, whichever is more; snapshot-exporter's is 45 s."
   default     = 1500
 }
 
@@ -339,7 +339,7 @@ variable "sweep_port" {
 
 variable "sweep_probe_ports" {
   type        = list(string)
-  description = "Ports other than sweep_port that probes go to, each a port (\"8081\") or a range (\"32768-65535\", ECS on EC2's dynamic host ports): the ports your target groups register targets on and those of sweep_static_targets. The sweeper's security group allows only these and sweep_port (one rule per range and backend CIDR block)."
+  description = "Ports other than sweep_port that probes go to, each a port (\"8081\") or a range (\"32768-65535\", ECS on EC2's dynamic host ports): the ports your target groups register targets on (and their health checks' own ports) and those of sweep_static_targets. The sweeper's security group allows only these and sweep_port (one rule per range and backend CIDR block)."
   default     = []
 
   validation {
@@ -358,9 +358,20 @@ variable "sweep_path" {
   default     = "/health"
 }
 
+variable "sweep_host_header" {
+  type        = string
+  description = "Host header of every probe (and the TLS server name), for backends that check it (Django's ALLOWED_HOSTS); empty: the target's address."
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9.:\\[\\]-]*$", var.sweep_host_header))
+    error_message = "sweep_host_header must be a host name, optionally with :port."
+  }
+}
+
 variable "sweep_target_group_arns" {
   type        = list(string)
-  description = "ALB/NLB target groups whose registered targets are probed too."
+  description = "ALB/NLB target groups whose registered targets are probed too (each asked as its health check asks: protocol, port, path)."
   default     = []
 }
 

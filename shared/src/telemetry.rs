@@ -140,7 +140,20 @@ impl Metrics {
     /// The EMF line, timestamped `now_ms` (milliseconds since the epoch). Metrics with more values
     /// than EMF allows keep a representative spread: every n-th value.
     pub fn render(&self, now_ms: i64) -> String {
+        self.render_at_level(now_ms, metric_level())
+    }
+
+    fn render_at_level(&self, now_ms: i64, level: &str) -> String {
         let mut root = Map::new();
+        // Lambda's log-level filter reads `level` (a line without one is INFO, dropped at WARN)
+        // and needs an RFC 3339 `timestamp` to read it: a metric line must pass any level the
+        // function is set to, or the alarms on its metrics go dark.
+        root.insert("level".into(), Value::String(level.to_string()));
+        let timestamp = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        root.insert(
+            "timestamp".into(),
+            Value::String(timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
         let definitions: Vec<Value> = self
             .values
             .iter()
@@ -186,10 +199,50 @@ impl Metrics {
     }
 }
 
+/// The level metric lines carry: the lowest one the function's application log level
+/// (`AWS_LAMBDA_LOG_LEVEL`) lets through, INFO when it lets INFO through.
+fn metric_level() -> &'static str {
+    static LEVEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    LEVEL.get_or_init(|| metric_level_for(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref()))
+}
+
+fn metric_level_for(lambda_level: Option<&str>) -> &'static str {
+    match lambda_level.map(str::to_ascii_uppercase).as_deref() {
+        Some("WARN") => "WARN",
+        Some("ERROR") => "ERROR",
+        Some("FATAL") => "FATAL",
+        _ => "INFO",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::secret::{Secret, SecretUrl};
+
+    /// Lambda drops a line below the application log level, and a line without `level` (or
+    /// without a valid `timestamp`) is INFO: at `log_level = WARN` every metric would vanish.
+    #[test]
+    fn metric_lines_pass_any_application_log_level() {
+        let mut m = Metrics::for_function("health-sweeper");
+        m.count("Sweeps", 1);
+        for (set, expected) in [
+            (None, "INFO"),
+            (Some("DEBUG"), "INFO"),
+            (Some("INFO"), "INFO"),
+            (Some("WARN"), "WARN"),
+            (Some("error"), "ERROR"),
+            (Some("FATAL"), "FATAL"),
+        ] {
+            let level = metric_level_for(set);
+            assert_eq!(level, expected, "{set:?}");
+            let line: Value =
+                serde_json::from_str(&m.render_at_level(1_700_000_000_000, level)).unwrap();
+            assert_eq!(line["level"], expected);
+            assert_eq!(line["timestamp"], "2023-11-14T22:13:20.000Z");
+            assert_eq!(line["Sweeps"], json!(1.0));
+        }
+    }
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]

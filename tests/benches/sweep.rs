@@ -306,6 +306,7 @@ async fn seed_state(world: &SweepWorld, count: usize, port: u16) -> Result<()> {
             addr: address(i, port),
             name: address(i, port).to_string(),
             instance: None,
+            check: Default::default(),
         };
         let mut t = TargetState::new(&target, 1, now);
         t.probed = 10;
@@ -405,6 +406,7 @@ async fn init() -> Result<(App, usize)> {
     };
     let prober = health_sweeper::probe::Prober::new(
         config.path.clone(),
+        config.host.clone(),
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,

@@ -156,6 +156,7 @@ fn health_sweeper_three_targets(bencher: divan::Bencher) {
                 addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 20 + i), 8080)),
                 name: format!("des-backend-{i}"),
                 instance: Some(format!("i-0000000{i}")),
+                check: Default::default(),
             };
             (
                 target,
@@ -174,6 +175,7 @@ fn health_sweeper_three_targets(bencher: divan::Bencher) {
             observations: black_box(&observations),
             discovery_error: None,
             now,
+            denied: 0,
         };
         state.observe(&sweep, &rules);
         let alert = state.decide(&rules, false, None, now);

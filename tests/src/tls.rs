@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use tokio::process::Command;
 
 use crate::Result;
@@ -99,5 +101,63 @@ impl TestCa {
 
     pub fn dir(&self) -> &Path {
         self._dir.path()
+    }
+}
+
+/// An HTTPS backend: `openssl s_server -HTTP` on a loopback address, answering `GET /<name>`
+/// with the file `<name>` as it is (the files hold whole HTTP answers), under a certificate of
+/// [`TestCa`]. It takes one connection at a time: enough for a few probes. Stops when dropped.
+pub struct HttpsBackend {
+    pub addr: std::net::SocketAddr,
+    _server: tokio::process::Child,
+    _ca: TestCa,
+}
+
+impl HttpsBackend {
+    /// Serves `answers` (`(path without the leading /, whole HTTP answer)`) on `ip`.
+    pub async fn start(ip: std::net::Ipv4Addr, answers: &[(&str, &str)]) -> Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let ca = TestCa::create_for(&format!("IP:{ip}")).await?;
+        for (name, answer) in answers {
+            std::fs::write(ca.dir().join(name), answer)?;
+        }
+        let openssl = system_tool(&["openssl"], "openssl")?;
+        let mut server = Command::new(openssl)
+            .arg("s_server")
+            .arg("-accept")
+            .arg(format!("{ip}:0"))
+            .arg("-cert")
+            .arg(&ca.server_cert)
+            .arg("-key")
+            .arg(&ca.server_key)
+            .arg("-HTTP")
+            .current_dir(ca.dir())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        // It says where it listens (`ACCEPT 127.0.0.1:41669`) once it does: the port is the
+        // kernel's choice, so nothing else can hold it.
+        let stdout = server.stdout.take().ok_or("s_server has no stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(addr) = line.strip_prefix("ACCEPT ") {
+                    return Ok::<_, std::io::Error>(addr.trim().parse().ok());
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|_| "s_server did not start in 20 s")??
+        .ok_or("s_server did not say where it listens")?;
+        // Keep reading what it prints so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            addr,
+            _server: server,
+            _ca: ca,
+        })
     }
 }

@@ -426,10 +426,11 @@ const SWEEPER_VARS: &[(&str, &str)] = &[
     ("SWEEP_ALLOWED_NETWORKS", "10.0.0.0/8,127.0.0.0/8"),
     ("SWEEP_PORT", "8080"),
     ("SWEEP_PATH", "/despachos/reporte"),
+    ("SWEEP_HOST_HEADER", "api.des.internal"),
     ("SWEEP_HEALTHY_CODES", "200,302"),
     (
         "SWEEP_STATIC_TARGETS",
-        "api-1=10.0.1.5:8080,api-2=127.0.0.1:9000",
+        "api-1=10.0.1.5:8080,api-2=https://127.0.0.1:9000",
     ),
     ("SWEEP_PROJECT", "despachos"),
     ("SWEEP_ROLE", "backend"),
@@ -587,6 +588,7 @@ fn populated_state(
         addr: std::net::SocketAddr::from(([10, 0, 1, last], 8080)),
         name: name.to_string(),
         instance: Some(format!("i-0abc{last:02}")),
+        check: Default::default(),
     };
     let (a, b, c, d, e, f) = (
         target(1, "api-a"),
@@ -663,6 +665,7 @@ fn populated_state(
             observations,
             discovery_error: *discovery_error,
             now,
+            denied: 0,
         };
         state.observe(&sweep, rules);
         // Never delivered: the alert stays pending in the document.
@@ -697,12 +700,14 @@ fn sweep_stored(
                 addr: key.parse().ok()?,
                 name: t.name.clone(),
                 instance: t.instance.clone(),
+                check: t.check(),
             })
         })
         .chain([Target {
             addr: std::net::SocketAddr::from(([10, 0, 2, 1], 8080)),
             name: "api-new".into(),
             instance: None,
+            check: Default::default(),
         }])
         .filter(|t| seen.insert(t.addr))
         .collect();
@@ -731,6 +736,7 @@ fn sweep_stored(
             observations: &observations,
             discovery_error,
             now,
+            denied: 0,
         };
         state.observe(&sweep, rules);
         if discovery_error.is_none() {
@@ -966,6 +972,7 @@ async fn probe_hostile_backends() {
     };
     let prober = Prober::new(
         "/despachos/reporte".into(),
+        None,
         vec![200, 302],
         PROBE_TIMEOUT,
         4,
@@ -974,6 +981,7 @@ async fn probe_hostile_backends() {
         addr,
         name: "fuzz".into(),
         instance: None,
+        check: Default::default(),
     };
     let run_seed = seed();
     let mut rng = Rng::new(run_seed ^ 0x4ea1);

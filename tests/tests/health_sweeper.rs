@@ -9,12 +9,14 @@ use harness::http::{Behaviour, HttpServer};
 use harness::lambda::LambdaRuntime;
 use harness::paths::event_path;
 use harness::sweep::{BUCKET, FUNCTION, PROJECT, SweepWorld};
+use harness::tls::HttpsBackend;
 use health_sweeper::config::Config;
 use health_sweeper::discovery::{Discover, Discovery, Ec2Discovery, TargetGroupDiscovery};
 use health_sweeper::handler::{App, state_key};
 use health_sweeper::probe::Prober;
 use health_sweeper::quorum::SystemState;
 use health_sweeper::sweep_state::SweepState;
+use health_sweeper::target::{Check, Failure, Outcome, Target};
 use serde_json::Value;
 use watchkeeper_shared::config::Vars;
 use watchkeeper_shared::deadline::Deadline;
@@ -235,6 +237,7 @@ async fn app(
     let _ = s3.create_bucket().bucket(BUCKET).send().await;
     let prober = Prober::new(
         config.path.clone(),
+        config.host.clone(),
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
@@ -645,6 +648,7 @@ async fn app_with_channels(
     let sns = SnsChannel::new(aws_sdk_sns::Client::new(&sdk), world.topic_arn.clone());
     let prober = Prober::new(
         config.path.clone(),
+        config.host.clone(),
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
@@ -1040,4 +1044,166 @@ async fn hanging_discovery(world: &SweepWorld, hanging_ec2: &HttpServer) -> Disc
 /// An invocation whose Lambda deadline is `left_ms` from now.
 fn invocation(request_id: &str, left_ms: u64) -> Invocation {
     Invocation::with_time_left(Duration::from_millis(left_ms)).with_request_id(request_id)
+}
+
+/// What an ALB-style HTTPS backend answers: its `/health` is failing, `/ready` (what its target
+/// group's health check asks) answers `103 Early Hints` first, then 200.
+const READY_AFTER_EARLY_HINTS: &str = "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+const HEALTH_FAILING: &str =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+async fn probe_one(prober: &Prober, target: Target) -> Outcome {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let probes = prober.probe_all(&[target], deadline, "tls", 0).await;
+    probes.outcomes.into_iter().next().unwrap()
+}
+
+fn target_at(addr: SocketAddr, check: Check) -> Target {
+    Target {
+        addr,
+        name: addr.to_string(),
+        instance: None,
+        check,
+    }
+}
+
+/// HTTPS targets are asked over TLS (the certificate, as an ALB does, not checked), on their
+/// target group's health-check protocol, port and path, and an interim `1xx` answer is not the
+/// verdict.
+#[tokio::test]
+async fn https_targets_are_asked_as_their_target_groups_health_check_asks() {
+    use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+    let backend = HttpsBackend::start(
+        Ipv4Addr::LOCALHOST,
+        &[
+            ("health", HEALTH_FAILING),
+            ("ready", READY_AFTER_EARLY_HINTS),
+        ],
+    )
+    .await
+    .unwrap();
+    let config = config(&[("SWEEP_STATIC_TARGETS", format!("https://{}", backend.addr))]);
+    assert_eq!(config.static_targets[0].check, Check::HTTPS);
+    let prober = Prober::new(
+        config.path.clone(),
+        config.host.clone(),
+        config.healthy_codes.clone(),
+        config.probe_timeout,
+        config.concurrency,
+    );
+    // `https://` static target: TLS, the sweeper's own path.
+    assert_eq!(
+        probe_one(&prober, config.static_targets[0].clone()).await,
+        Outcome::Unhealthy(Failure::Status(503))
+    );
+    // Plain HTTP to a TLS port is no answer.
+    assert!(matches!(
+        probe_one(&prober, target_at(backend.addr, Check::default())).await,
+        Outcome::Unhealthy(Failure::Transport(_))
+    ));
+
+    // A target group whose health check is HTTPS on its own port and path: a registered target
+    // (traffic on port 9) is asked there, and the early hints are skipped.
+    let world = SweepWorld::start(&[]).await.unwrap();
+    let sdk = world.moto.sdk_config().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let group = elb
+        .create_target_group()
+        .name("des-https")
+        .protocol(ProtocolEnum::Https)
+        .port(443)
+        .vpc_id(&world.vpc_id)
+        .target_type(TargetTypeEnum::Ip)
+        .health_check_protocol(ProtocolEnum::Https)
+        .health_check_port(backend.addr.port().to_string())
+        .health_check_path("/ready")
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    elb.register_targets()
+        .target_group_arn(&group)
+        .targets(TargetDescription::builder().id("127.0.0.1").port(9).build())
+        .send()
+        .await
+        .unwrap();
+    let discovery =
+        TargetGroupDiscovery::new(elb, aws_sdk_ec2::Client::new(&sdk), vec![group], 8080);
+    let found = discovery.discover().await.unwrap();
+    assert_eq!(
+        found,
+        [target_at(
+            backend.addr,
+            Check {
+                tls: true,
+                path: Some("/ready".into()),
+            }
+        )]
+    );
+    match probe_one(&prober, found[0].clone()).await {
+        Outcome::Healthy { status: 200, .. } => {}
+        other => panic!("the group's own check answers 200 after early hints: {other:?}"),
+    }
+}
+
+/// A plain backend that answers `100 Continue`, then 200 with a 48 KB report, and records how its
+/// connection ended: the probe reads the answer to its end (no reset in the backend's logs) and
+/// sends the configured `Host`.
+#[tokio::test]
+async fn interim_answers_are_skipped_and_a_long_answer_is_read_to_its_end() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 4096];
+        let mut read = 0;
+        while !request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+            read += socket.read(&mut request[read..]).await.unwrap();
+        }
+        let body = "x".repeat(48 * 1024);
+        let answer = format!(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let wrote = socket.write_all(answer.as_bytes()).await;
+        let _ = socket.shutdown().await;
+        // How the client left: a clean close reads 0; closing with the body unread resets.
+        let mut rest = [0u8; 16];
+        let ended = socket.read(&mut rest).await;
+        (
+            String::from_utf8_lossy(&request[..read]).to_string(),
+            wrote.is_ok(),
+            ended.map_err(|e| e.kind()),
+        )
+    });
+    let config = config(&[
+        ("SWEEP_STATIC_TARGETS", addr.to_string()),
+        ("SWEEP_HOST_HEADER", "api.des.internal".to_string()),
+    ]);
+    let prober = Prober::new(
+        config.path.clone(),
+        config.host.clone(),
+        config.healthy_codes.clone(),
+        config.probe_timeout,
+        config.concurrency,
+    );
+    match probe_one(&prober, config.static_targets[0].clone()).await {
+        Outcome::Healthy { status: 200, .. } => {}
+        other => panic!("100 Continue is not the verdict: {other:?}"),
+    }
+    let (request, wrote, ended) = server.await.unwrap();
+    assert!(
+        request.contains("\r\nHost: api.des.internal\r\n"),
+        "{request}"
+    );
+    assert!(wrote, "the whole answer was taken");
+    assert_eq!(
+        ended,
+        Ok(0),
+        "the probe closed after reading the answer, without a reset"
+    );
 }

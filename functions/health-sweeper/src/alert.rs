@@ -27,30 +27,42 @@ pub fn notification(
     console: Option<String>,
 ) -> Notification {
     let (up, total) = (alert.up, alert.total);
+    // "only 0 of 3 up" alone would hide that 2 of the 3 are not judged yet.
+    let unknown = match alert.unknown {
+        0 => String::new(),
+        n => format!(" ({n} unknown)"),
+    };
     let (severity, headline) = match (alert.kind, alert.state) {
+        (AlertKind::Down, _) if total == 0 && alert.denied > 0 => (
+            Severity::Critical,
+            format!(
+                "System down: none of the {} backends discovered may be probed",
+                alert.denied
+            ),
+        ),
         (AlertKind::Down, _) if total == 0 => (
             Severity::Critical,
             "System down: no backends discovered".to_string(),
         ),
         (AlertKind::Down, _) => (
             Severity::Critical,
-            format!("System down: 0 of {total} backends up"),
+            format!("System down: 0 of {total} backends up{unknown}"),
         ),
         (AlertKind::Degraded, _) => (
             Severity::Warning,
-            format!("System degraded: only {up} of {total} backends up"),
+            format!("System degraded: only {up} of {total} backends up{unknown}"),
         ),
         (AlertKind::Recovered, _) => (
             Severity::Info,
-            format!("System recovered: {up} of {total} backends up again"),
+            format!("System recovered: {up} of {total} backends up again{unknown}"),
         ),
         (AlertKind::Reminder, SystemState::Down) => (
             Severity::Critical,
-            format!("Still down: 0 of {total} backends up"),
+            format!("Still down: 0 of {total} backends up{unknown}"),
         ),
         (AlertKind::Reminder, _) => (
             Severity::Warning,
-            format!("Still degraded: {up} of {total} backends up"),
+            format!("Still degraded: {up} of {total} backends up{unknown}"),
         ),
         (AlertKind::CannotJudge, state) => (
             Severity::Warning,
@@ -122,6 +134,8 @@ mod tests {
             state,
             up,
             total: 3,
+            unknown: 0,
+            denied: 0,
             lines: vec!["a (10.0.0.1:8080): DOWN since 10:00 UTC, last probe: timeout".into()],
             notes: vec!["Every target timed out: the sweeper itself may be cut off.".into()],
             at: chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
@@ -137,6 +151,58 @@ mod tests {
             healthy_threshold: 2,
             unhealthy_threshold: 3,
         }
+    }
+
+    #[test]
+    fn headlines_say_how_many_are_unknown_and_refused() {
+        let mut degraded = alert(AlertKind::Degraded, SystemState::Degraded, 0);
+        degraded.unknown = 2;
+        assert_eq!(
+            notification("des", &degraded, &probe(), None).subject,
+            "[des] System degraded: only 0 of 3 backends up (2 unknown)"
+        );
+        let mut refused = alert(AlertKind::Down, SystemState::Down, 0);
+        (refused.total, refused.denied) = (0, 4);
+        assert_eq!(
+            notification("des", &refused, &probe(), None).subject,
+            "[des] System down: none of the 4 backends discovered may be probed"
+        );
+    }
+
+    /// Fifteen backends down: the email and chat get every target's line; the SMS (the shared
+    /// notifier's short text) gets the verdict and the console link, one 140-character part.
+    #[test]
+    fn a_fifteen_target_down_page_is_one_short_sms_and_a_full_email() {
+        let mut down = alert(AlertKind::Down, SystemState::Down, 0);
+        down.total = 15;
+        down.lines = (1..=15)
+            .map(|i| format!("api-{i:02} (10.0.1.{i}:8080): DOWN since 10:0{} UTC, last probe: HTTP 503 Service Unavailable after 3 failures", i % 10))
+            .collect();
+        let n = notification(
+            "des",
+            &down,
+            &probe(),
+            Some("https://us-east-1.console.aws.amazon.com/ec2/home?region=us-east-1#Instances:tag:Project=des".into()),
+        );
+        assert!(
+            n.text.len() > 1_600,
+            "the full list: {} chars",
+            n.text.len()
+        );
+        for i in 1..=15 {
+            assert!(
+                n.text.contains(&format!("api-{i:02} (10.0.1.{i}:8080)")),
+                "{i}"
+            );
+        }
+        let sms = n.sms_text();
+        assert!(sms.len() <= 140, "{} chars: {sms}", sms.len());
+        assert!(
+            sms.starts_with("[des] System down: 0 of 15 backends up"),
+            "{sms}"
+        );
+        assert!(!sms.contains("api-01"), "{sms}");
+        assert_eq!(n.attributes.get("sms").map(String::as_str), Some("true"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use watchkeeper_shared::notify::NotifyConfig;
 use crate::concurrency;
 use crate::networks::{AllowedNetworks, DEFAULT_ALLOWED_NETWORKS};
 use crate::quorum::Rules;
-use crate::target::{Target, Thresholds};
+use crate::target::{Check, Target, Thresholds};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -26,6 +26,9 @@ pub struct Config {
     /// `SWEEP_PORT` (default 8080) and `SWEEP_PATH` (default `/health`).
     pub port: u16,
     pub path: String,
+    /// `SWEEP_HOST_HEADER`: the `Host` of every probe (and the TLS server name) instead of the
+    /// target's address, for apps that check it (Django's `ALLOWED_HOSTS`).
+    pub host: Option<String>,
     /// `SWEEP_HEALTHY_CODES` (default `200,302`).
     pub healthy_codes: Vec<u16>,
     /// `SWEEP_TIMEOUT_MS` (default 2000): one probe, connection included.
@@ -71,10 +74,19 @@ impl Config {
         let path = vars
             .optional("SWEEP_PATH")
             .unwrap_or_else(|| "/health".into());
-        if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains('#') {
+        if !crate::probe::is_request_path(&path) {
             return Err(ConfigError::new(
                 "SWEEP_PATH",
                 "must be a URL path starting with /",
+            ));
+        }
+        let host = vars.optional("SWEEP_HOST_HEADER");
+        if let Some(host) = &host
+            && !crate::probe::is_host(host)
+        {
+            return Err(ConfigError::new(
+                "SWEEP_HOST_HEADER",
+                "must be a host name, optionally with :port (what the backends expect in Host)",
             ));
         }
         let healthy_codes = match vars.optional("SWEEP_HEALTHY_CODES") {
@@ -170,6 +182,7 @@ impl Config {
             target_group_arns,
             port,
             path,
+            host,
             healthy_codes,
             probe_timeout,
             concurrency,
@@ -217,9 +230,24 @@ fn parse_static(entry: &str, allowed: &AllowedNetworks) -> Result<Target, Config
         Some((name, address)) => (name.trim().to_string(), address.trim()),
         None => (entry.trim().to_string(), entry.trim()),
     };
-    let addr: SocketAddr = address
-        .parse()
-        .map_err(|_| ConfigError::new(VAR, "entries must be name=ip:port or ip:port"))?;
+    // `https://` asks over TLS; `http://` is the same as no scheme.
+    let (tls, address) = match address.split_once("://") {
+        Some(("https", rest)) => (true, rest),
+        Some(("http", rest)) => (false, rest),
+        Some(_) => {
+            return Err(ConfigError::new(
+                VAR,
+                "the only schemes are http:// and https://",
+            ));
+        }
+        None => (false, address),
+    };
+    let addr: SocketAddr = address.parse().map_err(|_| {
+        ConfigError::new(
+            VAR,
+            "entries must be name=ip:port or ip:port (https://ip:port for TLS)",
+        )
+    })?;
     if let Some(why) = allowed.refusal(addr.ip()) {
         return Err(ConfigError::new(
             VAR,
@@ -230,11 +258,42 @@ fn parse_static(entry: &str, allowed: &AllowedNetworks) -> Result<Target, Config
         addr,
         name,
         instance: None,
+        check: Check { tls, path: None },
     })
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn static_targets_may_ask_over_https_and_the_host_is_checked() {
+        let base = [
+            ("STATE_BUCKET", "b"),
+            (
+                "NOTIFY_SNS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:t",
+            ),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            Config::from_vars(&Vars::from_pairs(base.iter().chain(extra).copied()))
+        };
+        let config = with(&[(
+            "SWEEP_STATIC_TARGETS",
+            "api=https://10.0.1.5:8443,http://10.0.1.6:8080,10.0.1.7:8080",
+        )])
+        .unwrap();
+        let tls: Vec<bool> = config.static_targets.iter().map(|t| t.check.tls).collect();
+        assert_eq!(tls, [true, false, false]);
+        assert_eq!(config.static_targets[0].name, "api");
+        let err = with(&[("SWEEP_STATIC_TARGETS", "ftp://10.0.1.5:21")]).unwrap_err();
+        assert_eq!(err.variable, "SWEEP_STATIC_TARGETS");
+        let err = with(&[
+            ("SWEEP_STATIC_TARGETS", "10.0.1.5:8080"),
+            ("SWEEP_HOST_HEADER", "api\r\nX-Injected: 1"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "SWEEP_HOST_HEADER");
+    }
+
     #[test]
     fn a_quorum_of_zero_is_refused() {
         let err = Config::from_vars(&Vars::from_pairs([

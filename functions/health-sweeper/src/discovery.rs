@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use aws_sdk_ec2::types::Filter;
 use watchkeeper_shared::error::AwsError;
 
-use crate::target::Target;
+use crate::target::{Check, Target};
 
 /// The port discovery goes through.
 pub trait Discover: Send + Sync {
@@ -85,11 +85,14 @@ fn instance_target(instance: &aws_sdk_ec2::types::Instance, port: u16) -> Option
         addr: SocketAddr::new(ip, port),
         name: name.to_string(),
         instance: Some(id.to_string()),
+        check: Default::default(),
     })
 }
 
 /// The registered targets of ALB/NLB target groups: IP targets as they are, instance targets at
-/// their private IP. Each target is probed on its registered port.
+/// their private IP. Each target is asked as its group's health check asks: on the check's port
+/// (the registered port for `traffic-port`), over TLS when the check's protocol is HTTPS (or, for
+/// a TCP check, the group's protocol is HTTPS or TLS), on the check's path when it has one.
 #[derive(Debug, Clone)]
 pub struct TargetGroupDiscovery {
     elb: aws_sdk_elasticloadbalancingv2::Client,
@@ -129,6 +132,47 @@ fn left_out(state: &str, reason: &str) -> bool {
     }
 }
 
+/// How a target group's health check asks its targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct GroupCheck {
+    check: Check,
+    /// The check's own port; `None`: each target's registered port (`traffic-port`).
+    port: Option<u16>,
+}
+
+impl GroupCheck {
+    fn of(group: &aws_sdk_elasticloadbalancingv2::types::TargetGroup) -> Self {
+        use aws_sdk_elasticloadbalancingv2::types::ProtocolEnum;
+        let http_check = matches!(
+            group.health_check_protocol(),
+            Some(ProtocolEnum::Http | ProtocolEnum::Https)
+        );
+        let tls = if http_check {
+            group.health_check_protocol() == Some(&ProtocolEnum::Https)
+        } else {
+            // A TCP check only connects; the sweeper asks `SWEEP_PATH` in the group's protocol.
+            matches!(
+                group.protocol(),
+                Some(ProtocolEnum::Https | ProtocolEnum::Tls)
+            )
+        };
+        let path = group
+            .health_check_path()
+            .filter(|path| http_check && crate::probe::is_request_path(path))
+            .map(std::sync::Arc::from);
+        let port = group
+            .health_check_port()
+            .and_then(|port| port.parse::<u16>().ok())
+            .filter(|port| *port != 0);
+        Self {
+            check: Check { tls, path },
+            port,
+        }
+    }
+}
+
+/// Target groups per DescribeTargetGroups call.
+const TARGET_GROUPS_PER_CALL: usize = 20;
 /// Target groups asked at once, and instance-id chunks looked up at once.
 const CONCURRENT_REQUESTS: usize = 8;
 /// Instance ids per DescribeInstances call, by the `instance-id` filter: EC2 takes at most 200
@@ -149,12 +193,13 @@ impl TargetGroupDiscovery {
     /// The registered targets, and the instances left out for their state.
     pub async fn targets(&self) -> Result<TargetGroupTargets, AwsError> {
         let mut found = TargetGroupTargets::default();
-        // Instance id -> the ports it is registered on (in order, no repeats).
-        let mut instances: Vec<(String, Vec<u16>)> = Vec::new();
+        // Instance id -> the ports it is asked on, and how (in order, no repeated port).
+        let mut instances: Vec<(String, Vec<(u16, Check)>)> = Vec::new();
         let mut index_of: std::collections::HashMap<String, usize> =
             std::collections::HashMap::new();
-        let answers = self.target_health().await?;
-        for health in &answers {
+        let (answers, checks) = tokio::try_join!(self.target_health(), self.group_checks())?;
+        for (health, arn) in answers.iter().zip(&self.target_group_arns) {
+            let group = checks.get(arn).cloned().unwrap_or_default();
             for description in health.target_health_descriptions() {
                 let Some(target) = description.target() else {
                     continue;
@@ -171,17 +216,19 @@ impl TargetGroupDiscovery {
                     }
                     continue;
                 }
-                let port = target
-                    .port()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .unwrap_or(self.default_port);
+                let port = group.port.unwrap_or_else(|| {
+                    target
+                        .port()
+                        .and_then(|p| u16::try_from(p).ok())
+                        .unwrap_or(self.default_port)
+                });
                 if id.starts_with("i-") {
                     let at = *index_of.entry(id.to_string()).or_insert_with(|| {
                         instances.push((id.to_string(), Vec::new()));
                         instances.len() - 1
                     });
-                    if !instances[at].1.contains(&port) {
-                        instances[at].1.push(port);
+                    if !instances[at].1.iter().any(|(p, _)| *p == port) {
+                        instances[at].1.push((port, group.check.clone()));
                     }
                 } else if let Ok(ip) = id.parse::<IpAddr>() {
                     let addr = SocketAddr::new(ip, port);
@@ -189,6 +236,7 @@ impl TargetGroupDiscovery {
                         addr,
                         name: addr.to_string(),
                         instance: None,
+                        check: group.check.clone(),
                     });
                 }
                 // Lambda targets (an ARN) are not HTTP backends to probe.
@@ -209,14 +257,37 @@ impl TargetGroupDiscovery {
                 let Some(instance) = running.get(id) else {
                     continue;
                 };
-                for port in ports {
+                for (port, check) in ports {
                     let mut target = instance.clone();
                     target.addr.set_port(*port);
+                    target.check = check.clone();
                     found.targets.push(target);
                 }
             }
         }
         Ok(found)
+    }
+
+    /// How each group's health check asks (by ARN), from DescribeTargetGroups, 20 groups a call.
+    async fn group_checks(
+        &self,
+    ) -> Result<std::collections::HashMap<String, GroupCheck>, AwsError> {
+        let mut checks = std::collections::HashMap::new();
+        for arns in self.target_group_arns.chunks(TARGET_GROUPS_PER_CALL) {
+            let answer = self
+                .elb
+                .describe_target_groups()
+                .set_target_group_arns(Some(arns.to_vec()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroups", &e))?;
+            for group in answer.target_groups() {
+                if let Some(arn) = group.target_group_arn() {
+                    checks.insert(arn.to_string(), GroupCheck::of(group));
+                }
+            }
+        }
+        Ok(checks)
     }
 
     /// DescribeTargetHealth of every group, at most [`CONCURRENT_REQUESTS`] at once, in
@@ -384,11 +455,53 @@ fn merge(tagged: Vec<Target>, grouped: TargetGroupTargets) -> Result<Vec<Target>
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_group_is_asked_as_its_health_check_asks() {
+        use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetGroup};
+        let https = TargetGroup::builder()
+            .protocol(ProtocolEnum::Https)
+            .health_check_protocol(ProtocolEnum::Https)
+            .health_check_port("traffic-port")
+            .health_check_path("/ready")
+            .build();
+        assert_eq!(
+            GroupCheck::of(&https),
+            GroupCheck {
+                check: Check {
+                    tls: true,
+                    path: Some("/ready".into())
+                },
+                port: None
+            }
+        );
+        // An NLB's TCP check on a TLS listener's group: TLS, the sweeper's own path.
+        let tls_tcp_check = TargetGroup::builder()
+            .protocol(ProtocolEnum::Tls)
+            .health_check_protocol(ProtocolEnum::Tcp)
+            .health_check_port("9000")
+            .build();
+        assert_eq!(
+            GroupCheck::of(&tls_tcp_check),
+            GroupCheck {
+                check: Check::HTTPS,
+                port: Some(9000)
+            }
+        );
+        // An HTTP check of an HTTPS group is plain; a path that cannot be asked is not used.
+        let odd = TargetGroup::builder()
+            .protocol(ProtocolEnum::Https)
+            .health_check_protocol(ProtocolEnum::Http)
+            .health_check_path("/a b")
+            .build();
+        assert_eq!(GroupCheck::of(&odd), GroupCheck::default());
+    }
+
     fn instance(id: &str, last: u8) -> Target {
         Target {
             addr: SocketAddr::from(([10, 0, 0, last], 8080)),
             name: id.to_string(),
             instance: Some(id.to_string()),
+            check: Default::default(),
         }
     }
 

@@ -247,6 +247,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
             observations: &observations,
             discovery_error: discovery_error.as_deref(),
             now,
+            denied: report.denied,
         };
         let written = started.elapsed();
         let state = bounded(
@@ -260,8 +261,9 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         .await?;
         report.state_ms = (started.elapsed() - written).as_millis() as u64;
         report.state(&state.value, maintenance, discovery_error);
-        // The alert of this sweep, or one an earlier sweep could not deliver.
-        if state.value.pending.is_some() {
+        // The alert of this sweep, or one an earlier sweep could not deliver; none in
+        // maintenance (it stays pending: a change of state after maintenance tells of it).
+        if state.value.pending.is_some() && !maintenance && !state.value.maintenance {
             // The send (and its claim's lease) ends with the Lambda's deadline, not the sweep's.
             let delivered = self.deliver(state, invocation).await?;
             report.alert = Some(delivered);
@@ -345,6 +347,7 @@ fn known_targets(state: &SweepState) -> Vec<Target> {
                 addr: addr.parse().ok()?,
                 name: t.name.clone(),
                 instance: t.instance.clone(),
+                check: t.check(),
             })
         })
         .collect()

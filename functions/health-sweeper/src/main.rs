@@ -47,6 +47,7 @@ async fn main() -> Result<(), Error> {
     };
     let prober = Prober::new(
         config.path.clone(),
+        config.host.clone(),
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,

@@ -2,8 +2,9 @@
 //! per probe, at most `concurrency` probes in flight, and a deadline for them all.
 //!
 //! A probe needs the status line and nothing else, so it is a plain HTTP/1.1 exchange on a
-//! tokio socket: connect, send the request with `Connection: close`, read until the end of the
-//! status line (at most 512 bytes), close. A general HTTP client costs about 30 KB and twice the
+//! tokio socket (TLS over it for `https` targets): connect, send the request with
+//! `Connection: close`, read until the end of the final status line (skipping interim `1xx`
+//! answers), read the rest of a short answer, close. A general HTTP client costs about 30 KB and twice the
 //! CPU per request in flight (connection pool, header maps, a task per connection): at 2,048
 //! probes in flight that was 60 MB more than the whole sweep needs.
 //!
@@ -17,22 +18,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::target::{Failure, Outcome, Target};
+use crate::target::{Check, Failure, Outcome, Target};
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
-/// The longest status line read; anything longer is not an HTTP answer.
-const MAX_STATUS_LINE: usize = 512;
+/// The most read before the final status line: interim `1xx` answers and their headers included.
+/// Anything longer is not an HTTP answer.
+const MAX_HEAD: usize = 2048;
+/// What is read (and dropped) of an answer after its status, so the connection is closed after
+/// the backend's last byte rather than reset in the middle of a body (a reset fills the
+/// backend's logs with broken pipes). A longer body is cut.
+const MAX_DRAIN: usize = 64 * 1024;
 
 #[derive(Debug)]
 struct Inner {
     path: String,
+    host: Option<String>,
     healthy_codes: Vec<u16>,
     timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,12 +61,21 @@ pub struct Probes {
 enum Broken {
     Io(std::io::Error),
     NotHttp,
+    Tls(std::io::Error),
+}
+
+/// One probe's connection: plain, or TLS over it.
+enum Connection {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl Prober {
-    /// `path` must be a URL path without whitespace (configuration checks it).
+    /// `path` must be a URL path ([`is_request_path`]) and `host` a host ([`is_host`]):
+    /// configuration checks both.
     pub fn new(
         path: String,
+        host: Option<String>,
         healthy_codes: Vec<u16>,
         timeout: Duration,
         concurrency: usize,
@@ -66,8 +83,10 @@ impl Prober {
         Self {
             inner: Arc::new(Inner {
                 path,
+                host,
                 healthy_codes,
                 timeout,
+                tls: tls_config(),
             }),
             concurrency: concurrency.max(1),
         }
@@ -111,10 +130,14 @@ impl Prober {
                 };
                 let inner = self.inner.clone();
                 let addr = target.addr;
+                let check = target.check.clone();
                 let correlation = format!("{correlation}-{}", first + index);
-                running.spawn(
-                    async move { (index, inner.probe(addr, &correlation, remaining).await) },
-                );
+                running.spawn(async move {
+                    (
+                        index,
+                        inner.probe(addr, &check, &correlation, remaining).await,
+                    )
+                });
             }
             match tokio::time::timeout_at(deadline, running.join_next()).await {
                 Ok(Some(Ok((index, outcome)))) => {
@@ -143,62 +166,186 @@ impl Inner {
     async fn probe(
         &self,
         addr: SocketAddr,
+        check: &Check,
         correlation: &str,
         remaining: Duration,
     ) -> Option<Outcome> {
         let started = Instant::now();
         let cut_short = remaining < self.timeout;
-        let exchange = tokio::time::timeout(
-            remaining.min(self.timeout),
-            self.exchange(addr, correlation),
-        );
+        let limit = started + remaining.min(self.timeout);
+        let exchange = tokio::time::timeout_at(limit, self.exchange(addr, check, correlation));
         let outcome = match exchange.await {
             // The deadline, not the target, ended it.
             Err(_) if cut_short => Outcome::NotProbed,
             Err(_) => Outcome::Unhealthy(Failure::Timeout),
-            Ok(Ok(status)) if self.healthy_codes.contains(&status) => Outcome::Healthy {
-                status,
-                millis: started.elapsed().as_millis() as u64,
-            },
-            Ok(Ok(status)) => Outcome::Unhealthy(Failure::Status(status)),
+            Ok(Ok((status, mut connection))) => {
+                let millis = started.elapsed().as_millis() as u64;
+                // The verdict is in: what is left of the probe's time goes to reading the rest
+                // of the answer, and running out of it changes nothing.
+                let _ = tokio::time::timeout_at(limit, connection.drain()).await;
+                if self.healthy_codes.contains(&status) {
+                    Outcome::Healthy { status, millis }
+                } else {
+                    Outcome::Unhealthy(Failure::Status(status))
+                }
+            }
             Ok(Err(Broken::NotHttp)) => {
                 Outcome::Unhealthy(Failure::Transport("invalid answer".into()))
             }
+            Ok(Err(Broken::Tls(e))) => Outcome::Unhealthy(Failure::Transport(format!(
+                "TLS handshake failed ({})",
+                e.kind()
+            ))),
             Ok(Err(Broken::Io(e))) => Outcome::Unhealthy(classify(&e)?),
         };
         Some(outcome)
     }
 
-    /// Connect, ask, read the status code.
-    async fn exchange(&self, addr: SocketAddr, correlation: &str) -> Result<u16, Broken> {
-        let mut stream = TcpStream::connect(addr).await.map_err(Broken::Io)?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: watchkeeper-health-sweeper\r\nAccept: */*\r\n{CORRELATION_HEADER}: {correlation}\r\nConnection: close\r\n\r\n",
-            self.path
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(Broken::Io)?;
-        let mut head = [0u8; MAX_STATUS_LINE];
-        let mut filled = 0;
-        while filled < head.len() {
-            let Some(free) = head.get_mut(filled..) else {
-                break;
+    /// Connect (and shake hands, for TLS), ask, read the final status code.
+    async fn exchange(
+        &self,
+        addr: SocketAddr,
+        check: &Check,
+        correlation: &str,
+    ) -> Result<(u16, Connection), Broken> {
+        let stream = TcpStream::connect(addr).await.map_err(Broken::Io)?;
+        let path = check.path.as_deref().unwrap_or(&self.path);
+        let request = match &self.host {
+            Some(host) => request(path, host, correlation),
+            None => request(path, &addr, correlation),
+        };
+        let mut connection = if check.tls {
+            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(self.server_name(addr), stream)
+                .await
+                .map_err(Broken::Tls)?;
+            Connection::Tls(Box::new(tls))
+        } else {
+            Connection::Plain(stream)
+        };
+        let status = match &mut connection {
+            Connection::Plain(stream) => ask(stream, &request).await?,
+            Connection::Tls(stream) => ask(stream.as_mut(), &request).await?,
+        };
+        Ok((status, connection))
+    }
+
+    /// The TLS server name: the configured host's name when it is a DNS name, else the address
+    /// (which sends no SNI).
+    fn server_name(&self, addr: SocketAddr) -> rustls::pki_types::ServerName<'static> {
+        self.host
+            .as_deref()
+            .map(host_name)
+            .and_then(|name| rustls::pki_types::ServerName::try_from(name.to_string()).ok())
+            .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into()))
+    }
+}
+
+impl Connection {
+    /// Reads what is left of the answer, up to [`MAX_DRAIN`] bytes or the end.
+    async fn drain(&mut self) {
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < MAX_DRAIN {
+            let read = match self {
+                Connection::Plain(stream) => stream.read(&mut sink).await,
+                Connection::Tls(stream) => stream.read(&mut sink).await,
             };
-            let read = stream.read(free).await.map_err(Broken::Io)?;
-            if read == 0 {
-                break;
-            }
-            filled += read;
-            if head.get(..filled).is_some_and(|h| h.contains(&b'\n')) {
-                break;
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
             }
         }
-        head.get(..filled)
-            .and_then(status_code)
-            .ok_or(Broken::NotHttp)
     }
+}
+
+fn request(path: &str, host: &dyn std::fmt::Display, correlation: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: watchkeeper-health-sweeper\r\nAccept: */*\r\n{CORRELATION_HEADER}: {correlation}\r\nConnection: close\r\n\r\n"
+    )
+}
+
+/// Sends `request` and reads the answer up to its final status line: interim `1xx` answers
+/// (`100 Continue`, `103 Early Hints`) are skipped with their headers; `101` is an answer.
+async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &str,
+) -> Result<u16, Broken> {
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(Broken::Io)?;
+    stream.flush().await.map_err(Broken::Io)?;
+    let mut head = [0u8; MAX_HEAD];
+    let mut filled = 0;
+    let mut start = 0;
+    loop {
+        match final_status(head.get(start..filled).unwrap_or_default()) {
+            Head::Status(code) => return Ok(code),
+            Head::Interim(consumed) => {
+                start += consumed;
+                continue;
+            }
+            Head::NotHttp => return Err(Broken::NotHttp),
+            Head::NeedMore => {}
+        }
+        let Some(free) = head.get_mut(filled..).filter(|f| !f.is_empty()) else {
+            return Err(Broken::NotHttp);
+        };
+        let read = stream.read(free).await.map_err(Broken::Io)?;
+        if read == 0 {
+            // The answer ended: what there is must say it.
+            return match status_code(head.get(start..filled).unwrap_or_default()) {
+                Some(code) if !is_interim(code) => Ok(code),
+                _ => Err(Broken::NotHttp),
+            };
+        }
+        filled += read;
+    }
+}
+
+/// What the bytes read so far say.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    Status(u16),
+    /// An interim answer, complete in its first this many bytes.
+    Interim(usize),
+    NeedMore,
+    NotHttp,
+}
+
+fn is_interim(code: u16) -> bool {
+    (100..200).contains(&code) && code != 101
+}
+
+fn final_status(head: &[u8]) -> Head {
+    let Some(line_end) = head.iter().position(|b| *b == b'\n') else {
+        // Not even a status line yet; one that cannot be one is not waited for.
+        return if head.len() >= 12 && status_code(head).is_none() {
+            Head::NotHttp
+        } else {
+            Head::NeedMore
+        };
+    };
+    let Some(code) = head.get(..line_end).and_then(status_code) else {
+        return Head::NotHttp;
+    };
+    if !is_interim(code) {
+        return Head::Status(code);
+    }
+    // The interim answer's headers end at the first empty line.
+    let mut at = line_end + 1;
+    while let Some(end) = head
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
+    {
+        let line = head.get(at..at + end).unwrap_or_default();
+        at += end + 1;
+        if line.is_empty() || line == b"\r" {
+            return Head::Interim(at);
+        }
+    }
+    Head::NeedMore
 }
 
 /// The status code of an HTTP/1.x status line (`HTTP/1.1 200 OK`).
@@ -218,6 +365,112 @@ pub fn status_code(head: &[u8]) -> Option<u16> {
         .iter()
         .fold(0u16, |n, d| n * 10 + u16::from(*d - b'0'));
     (100..600).contains(&code).then_some(code)
+}
+
+/// Whether `path` can be the target of a request line: starts with `/`, printable ASCII without
+/// spaces, no fragment.
+pub fn is_request_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= 1024
+        && path.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
+}
+
+/// Whether `host` can be a `Host` header: a DNS name or an address, optionally with a port.
+pub fn is_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// The name part of a `Host` value (without a port).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host;
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// TLS as a load balancer speaks it to its targets: encrypted, and the target's certificate not
+/// checked (an ALB does not check it either: targets commonly serve self-signed certificates).
+/// The handshake's signature is still verified against the certificate offered, so the peer
+/// holds that certificate's key.
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(AnyCertificate(provider.clone()));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|builder| {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
+        });
+    match config {
+        Ok(config) => Arc::new(config),
+        // ring supports the default versions; never reached.
+        Err(_) => Arc::new(
+            rustls::ClientConfig::builder()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))))
+                .with_no_client_auth(),
+        ),
+    }
+}
+
+/// Accepts the target's certificate as it is (see [`tls_config`]).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// What a socket error says about the target; `None` when it says nothing about the target (the
@@ -264,6 +517,48 @@ mod tests {
         ] {
             assert_eq!(status_code(garbage), None, "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn interim_answers_are_skipped_to_the_final_status() {
+        assert_eq!(final_status(b"HTTP/1.1 200 OK\r\n"), Head::Status(200));
+        assert_eq!(final_status(b"HTTP/1.1 20"), Head::NeedMore);
+        assert_eq!(final_status(b"SSH-2.0-OpenSSH_9.6"), Head::NotHttp);
+        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n";
+        assert_eq!(final_status(hints), Head::Interim(hints.len()));
+        assert_eq!(final_status(&hints[..30]), Head::NeedMore);
+        assert_eq!(
+            final_status(b"HTTP/1.1 100 Continue\n\n"),
+            Head::Interim(23)
+        );
+        assert_eq!(
+            final_status(b"HTTP/1.1 101 Switching Protocols\r\n"),
+            Head::Status(101),
+            "101 is an answer (nobody asked to switch)"
+        );
+    }
+
+    #[test]
+    fn paths_and_hosts_that_cannot_go_in_a_request_are_refused() {
+        for good in ["/health", "/despachos/reporte?full=0", "/a%20b"] {
+            assert!(is_request_path(good), "{good}");
+        }
+        for bad in ["health", "/a b", "/a\r\nX: y", "/a#b", "/ñ", ""] {
+            assert!(!is_request_path(bad), "{bad:?}");
+        }
+        for good in [
+            "api.des.internal",
+            "api.des.internal:8443",
+            "10.0.0.1",
+            "[::1]:80",
+        ] {
+            assert!(is_host(good), "{good}");
+        }
+        for bad in ["", "a b", "a\r\nX: y", "user@host", "a/b"] {
+            assert!(!is_host(bad), "{bad:?}");
+        }
+        assert_eq!(host_name("api.des.internal:8443"), "api.des.internal");
+        assert_eq!(host_name("api.des.internal"), "api.des.internal");
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub const DISCOVERY_REARM_AFTER: u32 = 3;
 /// discovery failure still pages, the warning having said why the list may be stale.
 pub const DISCOVERY_GRACE_SWEEPS: u32 = 5;
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertKind {
     Degraded,
@@ -48,6 +52,20 @@ pub enum AlertKind {
     CannotJudge,
 }
 
+impl AlertKind {
+    /// What the alert said, in a few words.
+    pub fn as_words(self) -> &'static str {
+        match self {
+            AlertKind::Degraded => "system degraded",
+            AlertKind::Down => "system down",
+            AlertKind::Recovered => "system recovered",
+            AlertKind::Reminder => "reminder",
+            AlertKind::DiscoveryFailing => "discovery failing",
+            AlertKind::CannotJudge => "cannot judge",
+        }
+    }
+}
+
 /// An alert decided by a sweep. Kept in the state until delivered, so a failed send is retried
 /// by the next sweep instead of being lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +75,12 @@ pub struct Alert {
     pub state: SystemState,
     pub up: usize,
     pub total: usize,
+    /// Of `total`, the targets with no verdict yet (not probed, or not settled).
+    #[serde(default)]
+    pub unknown: usize,
+    /// Discovered targets refused (outside the allowed networks), not in `total`.
+    #[serde(default)]
+    pub denied: usize,
     /// One line per target, down first, then unknown, up, removed; long lists end in a count.
     pub lines: Vec<String>,
     /// What else people should know (the sweeper may be cut off, discovery is failing).
@@ -81,6 +105,8 @@ pub struct Sweep<'a> {
     /// from the last sweep, and a known target that was not seen is not removed.
     pub discovery_error: Option<&'a str>,
     pub now: DateTime<Utc>,
+    /// Discovered targets outside the allowed networks, not probed and not counted.
+    pub denied: usize,
 }
 
 /// The document kept between sweeps.
@@ -116,6 +142,9 @@ pub struct SweepState {
     /// Targets that left discovery past the [`MAX_REMOVED`] kept for the next alert.
     #[serde(default)]
     pub removed_uncounted: u64,
+    /// Discovered targets the last sweep refused (outside `SWEEP_ALLOWED_NETWORKS`, IPv6).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub denied: usize,
     pub sweeps: u64,
     pub updated_at: Option<DateTime<Utc>>,
     /// Consecutive sweeps in which probes ran (or failing targets left) and none succeeded.
@@ -170,6 +199,7 @@ impl SweepState {
         if self.epoch.is_empty() {
             self.epoch = new_epoch();
         }
+        self.denied = sweep.denied;
         // Nothing known and discovery failing (a first deploy without its EC2 endpoint): the
         // sweep is not counted, so STARTING's length starts with the first sweep that has
         // targets, and fixing discovery later does not jump straight to a verdict on targets
@@ -197,6 +227,10 @@ impl SweepState {
                 .unwrap_or_else(|| TargetState::new(target, number, now));
             state.name.clone_from(&target.name);
             state.instance.clone_from(&target.instance);
+            state.tls = target.check.tls;
+            if state.path.as_deref() != target.check.path.as_deref() {
+                state.path = target.check.path.as_deref().map(str::to_string);
+            }
             state.observe(outcome, &rules.thresholds, number, now);
             self.removed.retain(|r| r.addr != key);
             self.targets.insert(key, state);
@@ -340,6 +374,12 @@ impl SweepState {
         if let Some(hint) = self.cut_off_hint() {
             notes.insert(0, hint);
         }
+        if self.denied > 0 {
+            notes.push(format!(
+                "{} discovered target(s) were not probed: their addresses are outside SWEEP_ALLOWED_NETWORKS (or IPv6, never probed). They count neither up nor down; the function's log names them.",
+                self.denied
+            ));
+        }
         self.discovery_told |= tell_discovery;
         // The sequence is part of each alert's key, with the epoch. A stored document can carry
         // any number (it is editable): past the last one a new epoch starts, so that the keys
@@ -362,12 +402,28 @@ impl SweepState {
             state: self.system,
             up: counts.healthy,
             total: counts.total(),
+            unknown: counts.unknown,
+            denied: self.denied,
             lines: self.describe_targets(),
             notes,
             at: now,
         };
         self.removed.clear();
         self.removed_uncounted = 0;
+        let mut alert = alert;
+        if let Some(undelivered) = self.pending.take().filter(|p| !informational(p.kind)) {
+            // People must not hear "recovered" about an outage they were never told of.
+            alert.notes.insert(
+                0,
+                format!(
+                    "Not delivered earlier: {} at {} ({} of {} backends up).",
+                    undelivered.kind.as_words(),
+                    undelivered.at.format("%Y-%m-%d %H:%M UTC"),
+                    undelivered.up,
+                    undelivered.total
+                ),
+            );
+        }
         self.pending = Some(alert.clone());
         Some(alert)
     }

@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,26 @@ pub struct Target {
     pub name: String,
     /// The EC2 instance behind it, when there is one.
     pub instance: Option<String>,
+    /// How it is asked, where that is not the sweeper's own way.
+    pub check: Check,
+}
+
+/// How a target is asked where it differs from the sweeper's own (`GET SWEEP_PATH` over plain
+/// HTTP): an `https://` static target, or a target group's own health check (its protocol and
+/// path), so the sweeper asks what the load balancer asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Check {
+    /// Over TLS.
+    pub tls: bool,
+    /// The path asked instead of `SWEEP_PATH`.
+    pub path: Option<Arc<str>>,
+}
+
+impl Check {
+    pub const HTTPS: Check = Check {
+        tls: true,
+        path: None,
+    };
 }
 
 impl Target {
@@ -101,6 +122,12 @@ pub struct TargetState {
     /// Whether any probe of it ever succeeded.
     #[serde(default)]
     pub ever_up: bool,
+    /// How it is asked ([`Check`]), kept so that a sweep whose discovery failed asks the known
+    /// targets as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The per-target thresholds.
@@ -130,6 +157,16 @@ impl TargetState {
             probed: 0,
             added: sweep,
             ever_up: false,
+            tls: target.check.tls,
+            path: target.check.path.as_deref().map(str::to_string),
+        }
+    }
+
+    /// How the target is asked, as discovery last said.
+    pub fn check(&self) -> Check {
+        Check {
+            tls: self.tls,
+            path: self.path.as_deref().map(Arc::from),
         }
     }
 

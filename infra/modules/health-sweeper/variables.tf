@@ -63,6 +63,11 @@ variable "path" {
   description = "SWEEP_PATH."
 }
 
+variable "host_header" {
+  type        = string
+  description = "SWEEP_HOST_HEADER."
+}
+
 variable "target_group_arns" {
   type        = list(string)
   description = "SWEEP_TARGET_GROUP_ARNS."

@@ -188,7 +188,7 @@ resource "aws_lambda_function" "function" {
 resource "aws_sqs_queue" "failed" {
   name                      = "${local.function_name}-failed"
   sqs_managed_sse_enabled   = true
-  message_retention_seconds = 1209600
+  message_retention_seconds = var.failed_event_retention_seconds
 }
 
 resource "aws_lambda_function_event_invoke_config" "function" {

@@ -126,6 +126,17 @@ variable "max_event_age_seconds" {
   description = "Oldest asynchronous event still worth processing (60-21600 s)."
 }
 
+variable "failed_event_retention_seconds" {
+  type        = number
+  description = "How long the on-failure queue keeps an event (60-1209600 s); its alarm stays red while one is kept."
+  default     = 1209600
+
+  validation {
+    condition     = var.failed_event_retention_seconds >= 60 && var.failed_event_retention_seconds <= 1209600
+    error_message = "failed_event_retention_seconds must be within 60-1209600 (SQS's limits)."
+  }
+}
+
 variable "subnet_ids" {
   type        = list(string)
   description = "VPC subnets (empty: not in a VPC)."

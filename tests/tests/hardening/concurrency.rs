@@ -325,6 +325,7 @@ async fn overlapping_sweeps_of_the_sweep_state_lose_no_observation() {
             addr: format!("10.0.1.{i}:8080").parse().unwrap(),
             name: format!("api-{i}"),
             instance: Some(format!("i-{i:017}")),
+            check: Default::default(),
         })
         .collect();
     let sweeps = 24;
@@ -352,6 +353,7 @@ async fn overlapping_sweeps_of_the_sweep_state_lose_no_observation() {
                             observations: &observations,
                             discovery_error: None,
                             now: Utc::now(),
+                            denied: 0,
                         };
                         state.observe(&sweep, &rules);
                         state

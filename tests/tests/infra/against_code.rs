@@ -240,6 +240,10 @@ const ANY_RESOURCE: &[(&str, &str)] = &[
         "no resource-level permissions",
     ),
     (
+        "elasticloadbalancing:DescribeTargetGroups",
+        "describe calls have no resource-level permissions",
+    ),
+    (
         "secretsmanager:GetRandomPassword",
         "generates a string, touches no secret",
     ),

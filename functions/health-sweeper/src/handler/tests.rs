@@ -59,6 +59,7 @@ fn refusing_targets(count: usize) -> Vec<Target> {
                 addr,
                 name: addr.to_string(),
                 instance: None,
+                check: Default::default(),
             }
         })
         .collect()
@@ -78,6 +79,7 @@ fn app() -> App<FakeDiscovery, RecordingNotifier, MemoryStore> {
     let config = Config::from_vars(&vars).unwrap();
     let prober = Prober::new(
         config.path.clone(),
+        config.host.clone(),
         config.healthy_codes.clone(),
         config.probe_timeout,
         config.concurrency,
@@ -146,6 +148,7 @@ async fn a_failing_discovery_warns_and_never_pages_system_down() {
         addr,
         name: "api-1".into(),
         instance: None,
+        check: Default::default(),
     };
     app.discovery.set(Ok(vec![up]));
     for _ in 0..3 {
@@ -198,6 +201,7 @@ async fn targets_failing_while_discovery_fails_are_not_paged_down() {
         addr,
         name: "api-1".into(),
         instance: Some("i-0a1b2c".into()),
+        check: Default::default(),
     };
     app.discovery.set(Ok(vec![up]));
     for _ in 0..3 {
@@ -233,4 +237,41 @@ async fn targets_failing_while_discovery_fails_are_not_paged_down() {
         .iter()
         .any(|n| n.subject.contains("System down"));
     assert!(paged, "a lasting discovery failure does not hide an outage");
+}
+
+/// A page that could not be delivered stays pending; switching maintenance on (in the stored
+/// document, as the README says) withholds it: nothing is sent while in maintenance.
+#[tokio::test]
+async fn a_pending_alert_is_not_sent_during_maintenance() {
+    let app = app();
+    let targets = refusing_targets(3);
+    let invocation = Invocation::with_time_left(Duration::from_secs(60));
+    for _ in 0..4 {
+        app.discovery.set(Ok(targets.clone()));
+        app.notifier().fail_next();
+        let _ = app.handle(json!({}), &invocation).await;
+    }
+    let stored = app
+        .state
+        .load::<SweepState>(&app.state_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.value.pending.is_some(),
+        "the DOWN is pending, undelivered"
+    );
+    let mut edited = stored.value.clone();
+    edited.maintenance = true;
+    app.state
+        .update(&app.state_key, &stored.etag, &edited)
+        .await
+        .unwrap();
+    app.discovery.set(Ok(targets));
+    sweep(&app).await;
+    assert_eq!(
+        app.notifier().notifications().len(),
+        0,
+        "nothing sent in maintenance"
+    );
 }

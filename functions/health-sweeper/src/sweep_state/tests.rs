@@ -19,6 +19,7 @@ fn target(i: u8) -> Target {
         addr: SocketAddr::from(([127, 0, 0, i], 8080)),
         name: format!("backend-{i}"),
         instance: Some(format!("i-{i}")),
+        check: Default::default(),
     }
 }
 
@@ -46,6 +47,7 @@ fn apply(state: &mut SweepState, observations: &[(Target, Outcome)], minute: i64
         observations,
         discovery_error: None,
         now: at(minute),
+        denied: 0,
     };
     state.observe(&sweep, &RULES);
     state.decide(&RULES, false, None, at(minute))
@@ -190,6 +192,7 @@ fn maintenance_silences_and_the_change_is_told_after() {
                 observations: &[(target(1), fail())],
                 discovery_error: None,
                 now: at(m),
+                denied: 0,
             },
             &RULES,
         );
@@ -220,6 +223,7 @@ fn reminders_repeat_while_not_ok() {
             observations: &observations,
             discovery_error: None,
             now: at(m),
+            denied: 0,
         };
         state.observe(&sweep, &rules);
     }
@@ -405,6 +409,7 @@ fn discovery_failing_is_told_once_and_keeps_the_known_targets() {
             observations: &observations,
             discovery_error: Some("ec2:DescribeInstances: timed out"),
             now: at(m),
+            denied: 0,
         };
         state.observe(&sweep, &RULES);
         state.decide(&RULES, false, sweep.discovery_error, at(m))
@@ -439,6 +444,7 @@ fn discovery_failing_now_and_then_is_told_with_hysteresis() {
             observations: &observations,
             discovery_error: failing.then_some("ec2:DescribeInstances: throttled"),
             now: at(m),
+            denied: 0,
         };
         state.observe(&sweep, &RULES);
         state.decide(&RULES, false, sweep.discovery_error, at(m))
@@ -478,6 +484,7 @@ fn a_failing_discovery_with_nothing_known_is_not_down() {
             observations: &[],
             discovery_error: Some("ec2:DescribeInstances: no answer within 10000 ms"),
             now: at(m),
+            denied: 0,
         };
         state.observe(&sweep, &RULES);
         let alert = state.decide(&RULES, false, sweep.discovery_error, at(m));
@@ -532,6 +539,7 @@ fn long_target_lists_are_cut_and_counted() {
                     addr,
                     name: addr.to_string(),
                     instance: None,
+                    check: Default::default(),
                 },
                 fail(),
             )
@@ -571,6 +579,7 @@ fn replaced_fleet(seed: u8, n: u8, outcome: &Outcome) -> Vec<(Target, Outcome)> 
                     addr,
                     name: format!("task-{seed}-{i}"),
                     instance: None,
+                    check: Default::default(),
                 },
                 outcome.clone(),
             )
@@ -759,6 +768,7 @@ fn the_last_alert_number_starts_a_new_epoch_instead_of_overflowing() {
             observations: &observations,
             discovery_error: None,
             now: at(m),
+            denied: 0,
         };
         state.observe(&sweep, &RULES);
     }
@@ -768,4 +778,61 @@ fn the_last_alert_number_starts_a_new_epoch_instead_of_overflowing() {
     assert_eq!(alert.kind, AlertKind::Down);
     assert_eq!((alert.seq, state.alert_seq), (1, 1));
     assert_ne!(state.epoch, epoch, "new keys, not ones already sent");
+}
+
+/// A DOWN that could not be delivered (every channel failing), then the fleet recovers: the
+/// RECOVERED that replaces it says what was never delivered, so "recovered" is never news of an
+/// outage nobody heard of.
+#[test]
+fn a_recovery_replacing_an_undelivered_down_says_so() {
+    let mut state = SweepState::new();
+    for m in 0..4 {
+        sweep(&mut state, &[ok(), ok(), ok()], m);
+    }
+    let mut down = None;
+    for m in 4..8 {
+        down = down.or(sweep(&mut state, &[fail(), fail(), fail()], m));
+    }
+    let down = down.expect("down");
+    assert_eq!(down.kind, AlertKind::Down);
+    // Not delivered: `pending` stays.
+    let mut recovered = None;
+    for m in 8..12 {
+        recovered = recovered.or(sweep(&mut state, &[ok(), ok(), ok()], m));
+    }
+    let recovered = recovered.expect("recovered");
+    assert_eq!(recovered.kind, AlertKind::Recovered);
+    assert!(
+        recovered.notes[0].starts_with("Not delivered earlier: system down at "),
+        "{:?}",
+        recovered.notes
+    );
+    assert_eq!(state.pending.as_ref().map(|p| p.seq), Some(recovered.seq));
+}
+
+/// Discovered targets refused by the allowed networks are said in the alert, not only logged.
+#[test]
+fn refused_targets_are_named_in_the_alert() {
+    let mut state = SweepState::new();
+    let mut alert = None;
+    for m in 0..6 {
+        let sweep = Sweep {
+            observations: &[],
+            discovery_error: None,
+            now: at(m),
+            denied: 4,
+        };
+        state.observe(&sweep, &RULES);
+        alert = alert.or(state.decide(&RULES, false, None, at(m)));
+    }
+    let alert = alert.expect("no targets at all is down");
+    assert_eq!((alert.total, alert.denied), (0, 4));
+    assert!(
+        alert
+            .notes
+            .iter()
+            .any(|n| n.starts_with("4 discovered target(s) were not probed")),
+        "{:?}",
+        alert.notes
+    );
 }
