@@ -21,6 +21,7 @@ locals {
   # What every function module gets: names, artifacts, the state bucket, the channels, the alarms.
   common = {
     prefix             = var.project_prefix
+    region             = var.region
     artifacts_dir      = var.artifacts_dir
     architecture       = var.architecture
     log_retention_days = var.log_retention_days
@@ -69,6 +70,7 @@ module "deploy_notifier" {
   notify_in_progress      = var.deploy_notify_in_progress
   ci_auth                 = var.ci_auth
   ci_signing_secret_arn   = var.ci_signing_secret_arn
+  ci_signing_key_version  = var.ci_signing_key_version
   ci_invoker_arns         = var.ci_invoker_arns
   ci_reserved_concurrency = var.ci_reserved_concurrency
   ecs_events_topic_arn    = var.ecs_events_topic_arn
@@ -88,7 +90,7 @@ module "secret_rotator" {
   database_cidr_blocks = var.database_cidr_blocks
   database_ports       = var.database_ports
   db_tls               = var.db_tls
-  rds_ca_bundle_path   = var.rds_ca_bundle_path
+  rds_ca_layer_zip     = var.rds_ca_layer_zip
 }
 
 module "snapshot_exporter" {
@@ -128,6 +130,7 @@ module "health_sweeper" {
   probe_ports         = var.sweep_probe_ports
   path                = var.sweep_path
   host_header         = var.sweep_host_header
+  target_group_check  = var.sweep_target_group_check
   target_group_arns   = var.sweep_target_group_arns
   static_targets      = var.sweep_static_targets
   timeout_ms          = var.sweep_timeout_ms

@@ -11,8 +11,10 @@ variable "project_prefix" {
   description = "Short prefix of every resource name, as in the example deployment (for example \"des\")."
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.project_prefix))
-    error_message = "project_prefix must be 2 to 21 lower-case letters, digits or hyphens, starting with a letter."
+    # At most 16: S3 takes bucket_prefix values of at most 37 characters, and the longest is
+    # "<prefix>-watchkeeper-exports-" (21 more).
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.project_prefix))
+    error_message = "project_prefix must be 2 to 16 lower-case letters, digits or hyphens, starting with a letter (the export bucket's name prefix is at most 37 characters)."
   }
 }
 
@@ -147,6 +149,12 @@ variable "ci_signing_secret_arn" {
   default     = ""
 }
 
+variable "ci_signing_key_version" {
+  type        = number
+  description = "Version of the CI signing key Watchkeeper generates (with ci_auth = hmac and no ci_signing_secret_arn): raise it to draw a new key. The key is written write-only and never enters the state."
+  default     = 1
+}
+
 variable "ci_invoker_arns" {
   type        = list(string)
   description = "With ci_auth = iam: IAM roles or users (ARNs) allowed to call the Function URL, such as the CI's deploy role."
@@ -227,7 +235,7 @@ variable "database_ports" {
 
 variable "db_tls" {
   type        = string
-  description = "secret-rotator's TLS to the databases: verify-full (against rds_ca_bundle_path) or disable (plaintext, explicitly)."
+  description = "secret-rotator's TLS to the databases: verify-full (against the RDS CA bundle in rds_ca_layer_zip) or disable (plaintext, explicitly)."
   default     = "verify-full"
 
   validation {
@@ -236,14 +244,14 @@ variable "db_tls" {
   }
 }
 
-variable "rds_ca_bundle_path" {
+variable "rds_ca_layer_zip" {
   type        = string
-  description = "Path of the RDS CA bundle (global-bundle.pem from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem), shipped with secret-rotator and named by DB_TLS_CA_FILE. Required with db_tls = verify-full."
+  description = "Path of the RDS CA layer zip that cargo xtask build makes from infra/rds-ca/global-bundle.pem (downloaded from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem): a layer mounted beside secret-rotator and named by DB_TLS_CA_FILE. Required with db_tls = verify-full."
   default     = ""
 
   validation {
-    condition     = var.db_tls == "disable" || var.rds_ca_bundle_path != ""
-    error_message = "rds_ca_bundle_path is required while db_tls is verify-full (plaintext needs db_tls = \"disable\" explicitly)."
+    condition     = var.db_tls == "disable" || var.rds_ca_layer_zip != ""
+    error_message = "rds_ca_layer_zip is required while db_tls is verify-full (cargo xtask build makes it; plaintext needs db_tls = \"disable\" explicitly)."
   }
 }
 
@@ -358,20 +366,31 @@ variable "sweep_path" {
   default     = "/health"
 }
 
+variable "sweep_target_group_check" {
+  type        = string
+  description = "How target groups' targets are asked: sweeper (sweep_path on each registered port, in the group's protocol: the deeper check) or group (the group's own health-check path and port too; open those ports with sweep_probe_ports)."
+  default     = "sweeper"
+
+  validation {
+    condition     = contains(["sweeper", "group"], var.sweep_target_group_check)
+    error_message = "sweep_target_group_check must be sweeper or group."
+  }
+}
+
 variable "sweep_host_header" {
   type        = string
   description = "Host header of every probe (and the TLS server name), for backends that check it (Django's ALLOWED_HOSTS); empty: the target's address."
   default     = ""
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9.:\\[\\]-]*$", var.sweep_host_header))
+    condition     = can(regex("^[A-Za-z0-9.:\\[\\]-]{0,255}$", var.sweep_host_header))
     error_message = "sweep_host_header must be a host name, optionally with :port."
   }
 }
 
 variable "sweep_target_group_arns" {
   type        = list(string)
-  description = "ALB/NLB target groups whose registered targets are probed too (each asked as its health check asks: protocol, port, path)."
+  description = "ALB/NLB target groups whose registered targets are probed too (over TLS when the group's protocol or health check is HTTPS; see sweep_target_group_check)."
   default     = []
 }
 

@@ -1,21 +1,16 @@
 terraform {
-  # 1.9: variable validations may refer to other variables.
-  required_version = ">= 1.9"
+  # 1.9: variable validations may refer to other variables; 1.10: ephemeral resources; 1.11:
+  # write-only arguments (the CI signing key).
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 6.x: a Function URL with auth type NONE gets both public permissions it needs
-      # (lambda:InvokeFunctionUrl and lambda:InvokeFunction via the URL) from the provider.
-      version = "~> 6.0"
-    }
-    archive = {
-      source  = "hashicorp/archive"
-      version = "~> 2.4"
-    }
-    random = {
-      source  = "hashicorp/random"
-      version = "~> 3.6"
+      # 6.29: `invoked_via_function_url` on aws_lambda_permission, for the lambda:InvokeFunction
+      # statement a Function URL needs (deploy-notifier's function_url_v6.tf). Nothing else: the
+      # CI key is drawn by Secrets Manager (ephemeral, write-only), the CA layer zip is built by
+      # `cargo xtask build`.
+      version = ">= 6.29, < 7.0"
     }
   }
 

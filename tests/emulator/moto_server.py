@@ -19,10 +19,16 @@ implement (it answers 500): the final actual spend of past periods, as a test se
 `POST /_watchkeeper/budget-history` ({"account", "budget", "start", "end", "amount", "unit"},
 times in epoch seconds). A budget without entries has an empty history, as a new budget in AWS.
 
+And it stands in for what moto's Budgets lacks and Terraform's AWS provider reads back after
+every apply: `DescribeSubscribersForNotification` (from the subscribers moto keeps with each
+notification) and budget tags (`TagResource`, `UntagResource`, `ListTagsForResource`, and the
+`ResourceTags` of `CreateBudget`), kept here by budget ARN.
+
 Usage: python moto_server.py [-H HOST] -p PORT
 """
 
 import argparse
+import io
 import json
 import os
 import re
@@ -235,6 +241,87 @@ class BudgetHistory:
         )
 
 
+BUDGETS_TARGET = "AWSBudgetServiceGateway."
+
+
+class BudgetsGaps:
+    """Budgets calls moto does not implement (see the module's docstring)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.tags = {}  # budget ARN -> {key: value}
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET") or ""
+        if not target.startswith(BUDGETS_TARGET):
+            return self.app(environ, start_response)
+        operation = target[len(BUDGETS_TARGET) :]
+        if operation not in (
+            "DescribeSubscribersForNotification",
+            "TagResource",
+            "UntagResource",
+            "ListTagsForResource",
+            "CreateBudget",
+        ):
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        request = json.loads(body or b"{}")
+        if operation == "CreateBudget":
+            # moto drops ResourceTags: keep them, and let moto create the budget.
+            tags = request.get("ResourceTags") or []
+            if tags:
+                arn = budget_arn(request.get("AccountId"), (request.get("Budget") or {}).get("BudgetName"))
+                with self.lock:
+                    self.tags[arn] = {t["Key"]: t.get("Value", "") for t in tags}
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.app(environ, start_response)
+        if operation == "DescribeSubscribersForNotification":
+            subscribers = find_subscribers(request)
+            if subscribers is None:
+                return json_answer(
+                    start_response,
+                    "400 Bad Request",
+                    {"__type": "NotFoundException", "Message": "no such notification"},
+                )
+            return json_answer(start_response, "200 OK", {"Subscribers": subscribers})
+        arn = request.get("ResourceARN", "")
+        with self.lock:
+            current = self.tags.setdefault(arn, {})
+            if operation == "TagResource":
+                current.update({t["Key"]: t.get("Value", "") for t in request.get("ResourceTags", [])})
+                answer = {}
+            elif operation == "UntagResource":
+                for key in request.get("ResourceTagKeys", []):
+                    current.pop(key, None)
+                answer = {}
+            else:
+                answer = {"ResourceTags": [{"Key": k, "Value": v} for k, v in sorted(current.items())]}
+        return json_answer(start_response, "200 OK", answer)
+
+
+def budget_arn(account, name):
+    return f"arn:aws:budgets::{account}:budget/{name}"
+
+
+def find_subscribers(request):
+    """The subscribers moto keeps with the notification `request` names, or None."""
+    wanted = request.get("Notification") or {}
+    keys = ("NotificationType", "ComparisonOperator", "ThresholdType")
+    for account_id, _, backend in loaded_backends("moto.budgets.models", "budgets_backends"):
+        budget = dict.get(backend.budgets, request.get("AccountId"), {}).get(request.get("BudgetName"))
+        if budget is None:
+            continue
+        for notification in budget.notifications:
+            details = notification.details
+            same = all(details.get(k, "PERCENTAGE" if k == "ThresholdType" else None) == wanted.get(k, "PERCENTAGE" if k == "ThresholdType" else None) for k in keys)
+            if same and float(details.get("Threshold", 0)) == float(wanted.get("Threshold", 0)):
+                return notification.subscribers
+        return None
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -247,7 +334,7 @@ def main():
     run_simple(
         args.host,
         args.port,
-        SentRoute(BudgetHistory(LinearizableS3(app))),
+        SentRoute(BudgetHistory(BudgetsGaps(LinearizableS3(app)))),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

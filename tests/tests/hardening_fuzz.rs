@@ -427,6 +427,7 @@ const SWEEPER_VARS: &[(&str, &str)] = &[
     ("SWEEP_PORT", "8080"),
     ("SWEEP_PATH", "/despachos/reporte"),
     ("SWEEP_HOST_HEADER", "api.des.internal"),
+    ("SWEEP_TARGET_GROUP_CHECK", "group"),
     ("SWEEP_HEALTHY_CODES", "200,302"),
     (
         "SWEEP_STATIC_TARGETS",

@@ -1130,8 +1130,15 @@ async fn https_targets_are_asked_as_their_target_groups_health_check_asks() {
         .send()
         .await
         .unwrap();
-    let discovery =
-        TargetGroupDiscovery::new(elb, aws_sdk_ec2::Client::new(&sdk), vec![group], 8080);
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    // By default only the group's protocol is taken: SWEEP_PATH on the registered port.
+    let by_default = TargetGroupDiscovery::new(elb.clone(), ec2.clone(), vec![group.clone()], 8080);
+    assert_eq!(
+        by_default.discover().await.unwrap(),
+        [target_at("127.0.0.1:9".parse().unwrap(), Check::HTTPS)]
+    );
+    // SWEEP_TARGET_GROUP_CHECK=group: the check's own port and path too.
+    let discovery = TargetGroupDiscovery::new(elb, ec2, vec![group], 8080).with_group_paths(true);
     let found = discovery.discover().await.unwrap();
     assert_eq!(
         found,
@@ -1162,7 +1169,10 @@ async fn interim_answers_are_skipped_and_a_long_answer_is_read_to_its_end() {
         let mut request = vec![0u8; 4096];
         let mut read = 0;
         while !request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-            read += socket.read(&mut request[read..]).await.unwrap();
+            match socket.read(&mut request[read..]).await.unwrap() {
+                0 => break,
+                n => read += n,
+            }
         }
         let body = "x".repeat(48 * 1024);
         let answer = format!(

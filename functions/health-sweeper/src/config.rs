@@ -23,6 +23,9 @@ pub struct Config {
     pub static_targets: Vec<Target>,
     /// `SWEEP_TARGET_GROUP_ARNS`: ALB/NLB target groups whose registered targets are probed.
     pub target_group_arns: Vec<String>,
+    /// `SWEEP_TARGET_GROUP_CHECK`: `sweeper` (default: `SWEEP_PATH` on each registered port, in
+    /// the group's protocol) or `group` (the group's health-check path and port too).
+    pub group_paths: bool,
     /// `SWEEP_PORT` (default 8080) and `SWEEP_PATH` (default `/health`).
     pub port: u16,
     pub path: String,
@@ -80,6 +83,16 @@ impl Config {
                 "must be a URL path starting with /",
             ));
         }
+        let group_paths = match vars.optional("SWEEP_TARGET_GROUP_CHECK").as_deref() {
+            None | Some("sweeper") => false,
+            Some("group") => true,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "SWEEP_TARGET_GROUP_CHECK",
+                    "must be sweeper (SWEEP_PATH on the registered port) or group (the group's health-check path and port)",
+                ));
+            }
+        };
         let host = vars.optional("SWEEP_HOST_HEADER");
         if let Some(host) = &host
             && !crate::probe::is_host(host)
@@ -183,6 +196,7 @@ impl Config {
             port,
             path,
             host,
+            group_paths,
             healthy_codes,
             probe_timeout,
             concurrency,

@@ -99,6 +99,7 @@ pub struct TargetGroupDiscovery {
     ec2: aws_sdk_ec2::Client,
     target_group_arns: Vec<String>,
     default_port: u16,
+    group_paths: bool,
 }
 
 impl TargetGroupDiscovery {
@@ -113,7 +114,16 @@ impl TargetGroupDiscovery {
             ec2,
             target_group_arns,
             default_port,
+            group_paths: false,
         }
+    }
+
+    /// `SWEEP_TARGET_GROUP_CHECK=group`: ask each group's targets on its health check's own path
+    /// and port too (by default only its protocol is taken: `SWEEP_PATH` on the registered port,
+    /// the deeper check the sweeper exists for).
+    pub fn with_group_paths(mut self, group_paths: bool) -> Self {
+        self.group_paths = group_paths;
+        self
     }
 }
 
@@ -141,7 +151,8 @@ struct GroupCheck {
 }
 
 impl GroupCheck {
-    fn of(group: &aws_sdk_elasticloadbalancingv2::types::TargetGroup) -> Self {
+    /// The group's protocol; its health check's path and port too with `group_paths`.
+    fn of(group: &aws_sdk_elasticloadbalancingv2::types::TargetGroup, group_paths: bool) -> Self {
         use aws_sdk_elasticloadbalancingv2::types::ProtocolEnum;
         let http_check = matches!(
             group.health_check_protocol(),
@@ -158,10 +169,11 @@ impl GroupCheck {
         };
         let path = group
             .health_check_path()
-            .filter(|path| http_check && crate::probe::is_request_path(path))
+            .filter(|path| group_paths && http_check && crate::probe::is_request_path(path))
             .map(std::sync::Arc::from);
         let port = group
             .health_check_port()
+            .filter(|_| group_paths)
             .and_then(|port| port.parse::<u16>().ok())
             .filter(|port| *port != 0);
         Self {
@@ -197,7 +209,8 @@ impl TargetGroupDiscovery {
         let mut instances: Vec<(String, Vec<(u16, Check)>)> = Vec::new();
         let mut index_of: std::collections::HashMap<String, usize> =
             std::collections::HashMap::new();
-        let (answers, checks) = tokio::try_join!(self.target_health(), self.group_checks())?;
+        let (answers, checks) = tokio::join!(self.target_health(), self.group_checks());
+        let answers = answers?;
         for (health, arn) in answers.iter().zip(&self.target_group_arns) {
             let group = checks.get(arn).cloned().unwrap_or_default();
             for description in health.target_health_descriptions() {
@@ -269,9 +282,9 @@ impl TargetGroupDiscovery {
     }
 
     /// How each group's health check asks (by ARN), from DescribeTargetGroups, 20 groups a call.
-    async fn group_checks(
-        &self,
-    ) -> Result<std::collections::HashMap<String, GroupCheck>, AwsError> {
+    /// A failed call (throttled, denied) costs only that: its groups are asked the sweeper's own
+    /// way, with a warning, and discovery goes on.
+    async fn group_checks(&self) -> std::collections::HashMap<String, GroupCheck> {
         let mut checks = std::collections::HashMap::new();
         for arns in self.target_group_arns.chunks(TARGET_GROUPS_PER_CALL) {
             let answer = self
@@ -279,15 +292,22 @@ impl TargetGroupDiscovery {
                 .describe_target_groups()
                 .set_target_group_arns(Some(arns.to_vec()))
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroups", &e))?;
-            for group in answer.target_groups() {
-                if let Some(arn) = group.target_group_arn() {
-                    checks.insert(arn.to_string(), GroupCheck::of(group));
+                .await;
+            match answer {
+                Ok(answer) => {
+                    for group in answer.target_groups() {
+                        if let Some(arn) = group.target_group_arn() {
+                            checks.insert(arn.to_string(), GroupCheck::of(group, self.group_paths));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let error = AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroups", &e);
+                    tracing::warn!(%error, groups = arns.len(), "target groups asked over plain HTTP on SWEEP_PATH: their health checks could not be read");
                 }
             }
         }
-        Ok(checks)
+        checks
     }
 
     /// DescribeTargetHealth of every group, at most [`CONCURRENT_REQUESTS`] at once, in
@@ -429,6 +449,9 @@ impl Discover for Discovery {
 /// booting) and nothing else found is not "no backends": the error says why, and the sweep
 /// treats it as a discovery that could not tell.
 fn merge(tagged: Vec<Target>, grouped: TargetGroupTargets) -> Result<Vec<Target>, AwsError> {
+    // An address both sources name is asked as its group asks (HTTPS, say), under its tag's name.
+    let group_checks: std::collections::HashMap<SocketAddr, &Check> =
+        grouped.targets.iter().map(|t| (t.addr, &t.check)).collect();
     let mut targets: Vec<Target> = tagged
         .into_iter()
         .filter(|t| {
@@ -437,7 +460,14 @@ fn merge(tagged: Vec<Target>, grouped: TargetGroupTargets) -> Result<Vec<Target>
                 .is_none_or(|id| !grouped.left_out.contains(id))
                 && !grouped.left_out_addrs.contains(&t.addr.ip())
         })
+        .map(|mut t| {
+            if let Some(check) = group_checks.get(&t.addr) {
+                t.check = (*check).clone();
+            }
+            t
+        })
         .collect();
+    drop(group_checks);
     targets.extend(grouped.targets);
     if targets.is_empty() && !(grouped.left_out.is_empty() && grouped.left_out_addrs.is_empty()) {
         return Err(AwsError {
@@ -465,7 +495,7 @@ mod tests {
             .health_check_path("/ready")
             .build();
         assert_eq!(
-            GroupCheck::of(&https),
+            GroupCheck::of(&https, true),
             GroupCheck {
                 check: Check {
                     tls: true,
@@ -481,7 +511,7 @@ mod tests {
             .health_check_port("9000")
             .build();
         assert_eq!(
-            GroupCheck::of(&tls_tcp_check),
+            GroupCheck::of(&tls_tcp_check, true),
             GroupCheck {
                 check: Check::HTTPS,
                 port: Some(9000)
@@ -493,7 +523,15 @@ mod tests {
             .health_check_protocol(ProtocolEnum::Http)
             .health_check_path("/a b")
             .build();
-        assert_eq!(GroupCheck::of(&odd), GroupCheck::default());
+        assert_eq!(GroupCheck::of(&odd, true), GroupCheck::default());
+        // By default only the protocol is taken: SWEEP_PATH on the registered port.
+        assert_eq!(
+            GroupCheck::of(&https, false),
+            GroupCheck {
+                check: Check::HTTPS,
+                port: None
+            }
+        );
     }
 
     fn instance(id: &str, last: u8) -> Target {

@@ -186,7 +186,7 @@ impl<D: Discover, N: Notify, S: Store> App<D, N, S> {
         };
         targets.extend(self.config.static_targets.iter().cloned());
         let (targets, denied) = self.allowed(targets);
-        report.denied = denied.len();
+        report.denied = denied.iter().map(|t| t.addr).collect::<HashSet<_>>().len();
         for target in denied.iter().take(5) {
             let why = self
                 .config

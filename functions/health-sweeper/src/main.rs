@@ -43,6 +43,7 @@ async fn main() -> Result<(), Error> {
                 config.target_group_arns.clone(),
                 config.port,
             )
+            .with_group_paths(config.group_paths)
         }),
     };
     let prober = Prober::new(

@@ -26,13 +26,19 @@ use tokio::time::Instant;
 use crate::target::{Check, Failure, Outcome, Target};
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
-/// The most read before the final status line: interim `1xx` answers and their headers included.
-/// Anything longer is not an HTTP answer.
-const MAX_HEAD: usize = 2048;
+/// A probe's one buffer: the longest line read before the final status (a status line, or a
+/// header line of an interim `1xx` answer), then the chunks of the rest of the answer. Lines are
+/// dropped as they are read, so any number of interim answers fits.
+const BUFFER: usize = 1024;
 /// What is read (and dropped) of an answer after its status, so the connection is closed after
 /// the backend's last byte rather than reset in the middle of a body (a reset fills the
-/// backend's logs with broken pipes). A longer body is cut.
+/// backend's logs with broken pipes). A longer body, or one slower than [`DRAIN_TIME`], is cut.
 const MAX_DRAIN: usize = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_millis(250);
+/// TLS handshakes at once: each costs about as much CPU as a hundred plain probes, and a
+/// Lambda at 128 MB has a fifteenth of a core. A probe's clock starts when it may shake hands,
+/// so waiting for a turn is never counted against the target.
+const HANDSHAKES: usize = 32;
 
 #[derive(Debug)]
 struct Inner {
@@ -41,6 +47,7 @@ struct Inner {
     healthy_codes: Vec<u16>,
     timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
+    handshakes: tokio::sync::Semaphore,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +94,7 @@ impl Prober {
                 healthy_codes,
                 timeout,
                 tls: tls_config(),
+                handshakes: tokio::sync::Semaphore::new(HANDSHAKES),
             }),
             concurrency: concurrency.max(1),
         }
@@ -170,19 +178,33 @@ impl Inner {
         correlation: &str,
         remaining: Duration,
     ) -> Option<Outcome> {
+        let sweep_end = Instant::now() + remaining;
+        // A TLS probe waits for its turn to shake hands before its clock starts.
+        let _turn = if check.tls {
+            match tokio::time::timeout_at(sweep_end, self.handshakes.acquire()).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => return Some(Outcome::NotProbed),
+            }
+        } else {
+            None
+        };
         let started = Instant::now();
+        let remaining = sweep_end.saturating_duration_since(started);
         let cut_short = remaining < self.timeout;
         let limit = started + remaining.min(self.timeout);
-        let exchange = tokio::time::timeout_at(limit, self.exchange(addr, check, correlation));
+        let mut buffer = [0u8; BUFFER];
+        let exchange =
+            tokio::time::timeout_at(limit, self.exchange(addr, check, correlation, &mut buffer));
         let outcome = match exchange.await {
             // The deadline, not the target, ended it.
             Err(_) if cut_short => Outcome::NotProbed,
             Err(_) => Outcome::Unhealthy(Failure::Timeout),
             Ok(Ok((status, mut connection))) => {
                 let millis = started.elapsed().as_millis() as u64;
-                // The verdict is in: what is left of the probe's time goes to reading the rest
-                // of the answer, and running out of it changes nothing.
-                let _ = tokio::time::timeout_at(limit, connection.drain()).await;
+                // The verdict is in: a moment goes to reading the rest of the answer, and
+                // running out of it changes nothing.
+                let drain_until = limit.min(Instant::now() + DRAIN_TIME);
+                let _ = tokio::time::timeout_at(drain_until, connection.drain(&mut buffer)).await;
                 if self.healthy_codes.contains(&status) {
                     Outcome::Healthy { status, millis }
                 } else {
@@ -193,8 +215,8 @@ impl Inner {
                 Outcome::Unhealthy(Failure::Transport("invalid answer".into()))
             }
             Ok(Err(Broken::Tls(e))) => Outcome::Unhealthy(Failure::Transport(format!(
-                "TLS handshake failed ({})",
-                e.kind()
+                "TLS handshake failed: {}",
+                printable(&e.to_string(), 120)
             ))),
             Ok(Err(Broken::Io(e))) => Outcome::Unhealthy(classify(&e)?),
         };
@@ -207,6 +229,7 @@ impl Inner {
         addr: SocketAddr,
         check: &Check,
         correlation: &str,
+        buffer: &mut [u8],
     ) -> Result<(u16, Connection), Broken> {
         let stream = TcpStream::connect(addr).await.map_err(Broken::Io)?;
         let path = check.path.as_deref().unwrap_or(&self.path);
@@ -224,8 +247,8 @@ impl Inner {
             Connection::Plain(stream)
         };
         let status = match &mut connection {
-            Connection::Plain(stream) => ask(stream, &request).await?,
-            Connection::Tls(stream) => ask(stream.as_mut(), &request).await?,
+            Connection::Plain(stream) => ask(stream, &request, buffer).await?,
+            Connection::Tls(stream) => ask(stream.as_mut(), &request, buffer).await?,
         };
         Ok((status, connection))
     }
@@ -242,14 +265,14 @@ impl Inner {
 }
 
 impl Connection {
-    /// Reads what is left of the answer, up to [`MAX_DRAIN`] bytes or the end.
-    async fn drain(&mut self) {
-        let mut sink = [0u8; 4096];
+    /// Reads what is left of the answer into `buffer` (and drops it), up to [`MAX_DRAIN`] bytes
+    /// or the end.
+    async fn drain(&mut self, buffer: &mut [u8]) {
         let mut total = 0;
         while total < MAX_DRAIN {
             let read = match self {
-                Connection::Plain(stream) => stream.read(&mut sink).await,
-                Connection::Tls(stream) => stream.read(&mut sink).await,
+                Connection::Plain(stream) => stream.read(buffer).await,
+                Connection::Tls(stream) => stream.read(buffer).await,
             };
             match read {
                 Ok(0) | Err(_) => return,
@@ -266,37 +289,51 @@ fn request(path: &str, host: &dyn std::fmt::Display, correlation: &str) -> Strin
 }
 
 /// Sends `request` and reads the answer up to its final status line: interim `1xx` answers
-/// (`100 Continue`, `103 Early Hints`) are skipped with their headers; `101` is an answer.
+/// (`100 Continue`, `103 Early Hints`) are skipped with their headers; `101` is an answer. Lines
+/// are dropped from `buffer` once read, so only the longest line must fit in it.
 async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     request: &str,
+    buffer: &mut [u8],
 ) -> Result<u16, Broken> {
     stream
         .write_all(request.as_bytes())
         .await
         .map_err(Broken::Io)?;
     stream.flush().await.map_err(Broken::Io)?;
-    let mut head = [0u8; MAX_HEAD];
-    let mut filled = 0;
-    let mut start = 0;
+    let mut head = Head::Status;
+    let (mut start, mut filled) = (0, 0);
     loop {
-        match final_status(head.get(start..filled).unwrap_or_default()) {
-            Head::Status(code) => return Ok(code),
-            Head::Interim(consumed) => {
-                start += consumed;
-                continue;
+        // Every complete line read so far.
+        while let Some(end) = buffer
+            .get(start..filled)
+            .and_then(|unread| unread.iter().position(|b| *b == b'\n'))
+        {
+            let line = buffer.get(start..start + end).unwrap_or_default();
+            start += end + 1;
+            match head.next(line) {
+                Step::Status(code) => return Ok(code),
+                Step::NotHttp => return Err(Broken::NotHttp),
+                Step::Go(next) => head = next,
             }
-            Head::NotHttp => return Err(Broken::NotHttp),
-            Head::NeedMore => {}
         }
-        let Some(free) = head.get_mut(filled..).filter(|f| !f.is_empty()) else {
+        // A status line that cannot become one is not waited for (an SSH banner, say).
+        let partial = buffer.get(start..filled).unwrap_or_default();
+        if head == Head::Status && partial.len() >= 12 && status_code(partial).is_none() {
+            return Err(Broken::NotHttp);
+        }
+        buffer.copy_within(start..filled, 0);
+        filled -= start;
+        start = 0;
+        let Some(free) = buffer.get_mut(filled..).filter(|f| !f.is_empty()) else {
+            // One line longer than the buffer.
             return Err(Broken::NotHttp);
         };
         let read = stream.read(free).await.map_err(Broken::Io)?;
         if read == 0 {
-            // The answer ended: what there is must say it.
-            return match status_code(head.get(start..filled).unwrap_or_default()) {
-                Some(code) if !is_interim(code) => Ok(code),
+            // The answer ended: a status line without its line end still says its code.
+            return match (head, status_code(buffer.get(..filled).unwrap_or_default())) {
+                (Head::Status, Some(code)) if !is_interim(code) => Ok(code),
                 _ => Err(Broken::NotHttp),
             };
         }
@@ -304,48 +341,48 @@ async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// What the bytes read so far say.
-#[derive(Debug, PartialEq, Eq)]
+/// Where the reading of an answer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Head {
+    /// Expecting a status line.
+    Status,
+    /// In the header lines of an interim answer.
+    Interim,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
     Status(u16),
-    /// An interim answer, complete in its first this many bytes.
-    Interim(usize),
-    NeedMore,
     NotHttp,
+    Go(Head),
+}
+
+impl Head {
+    /// What one line (without its `\n`) does.
+    fn next(self, line: &[u8]) -> Step {
+        match self {
+            Head::Status => match status_code(line) {
+                Some(code) if is_interim(code) => Step::Go(Head::Interim),
+                Some(code) => Step::Status(code),
+                None => Step::NotHttp,
+            },
+            // The interim answer's headers end at the first empty line.
+            Head::Interim if line.is_empty() || line == b"\r" => Step::Go(Head::Status),
+            Head::Interim => Step::Go(Head::Interim),
+        }
+    }
 }
 
 fn is_interim(code: u16) -> bool {
     (100..200).contains(&code) && code != 101
 }
 
-fn final_status(head: &[u8]) -> Head {
-    let Some(line_end) = head.iter().position(|b| *b == b'\n') else {
-        // Not even a status line yet; one that cannot be one is not waited for.
-        return if head.len() >= 12 && status_code(head).is_none() {
-            Head::NotHttp
-        } else {
-            Head::NeedMore
-        };
-    };
-    let Some(code) = head.get(..line_end).and_then(status_code) else {
-        return Head::NotHttp;
-    };
-    if !is_interim(code) {
-        return Head::Status(code);
-    }
-    // The interim answer's headers end at the first empty line.
-    let mut at = line_end + 1;
-    while let Some(end) = head
-        .get(at..)
-        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
-    {
-        let line = head.get(at..at + end).unwrap_or_default();
-        at += end + 1;
-        if line.is_empty() || line == b"\r" {
-            return Head::Interim(at);
-        }
-    }
-    Head::NeedMore
+/// At most `max` characters of `text`, printable ASCII only (what goes into an alert line).
+fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .take(max)
+        .collect()
 }
 
 /// The status code of an HTTP/1.x status line (`HTTP/1.1 200 OK`).
@@ -519,23 +556,64 @@ mod tests {
         }
     }
 
+    /// What `ask` reads from an answer given in chunks.
+    fn answer(chunks: &[&[u8]]) -> Result<u16, &'static str> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+            for chunk in chunks {
+                server.write_all(chunk).await.unwrap();
+            }
+            // The answer ends; the server still takes the request.
+            server.shutdown().await.unwrap();
+            let mut buffer = [0u8; BUFFER];
+            let status = ask(&mut client, "GET / HTTP/1.1\r\n\r\n", &mut buffer)
+                .await
+                .map_err(|e| match e {
+                    Broken::NotHttp => "not http",
+                    _ => "io",
+                });
+            drop(server);
+            status
+        })
+    }
+
     #[test]
     fn interim_answers_are_skipped_to_the_final_status() {
-        assert_eq!(final_status(b"HTTP/1.1 200 OK\r\n"), Head::Status(200));
-        assert_eq!(final_status(b"HTTP/1.1 20"), Head::NeedMore);
-        assert_eq!(final_status(b"SSH-2.0-OpenSSH_9.6"), Head::NotHttp);
-        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n";
-        assert_eq!(final_status(hints), Head::Interim(hints.len()));
-        assert_eq!(final_status(&hints[..30]), Head::NeedMore);
+        assert_eq!(answer(&[b"HTTP/1.1 200 OK\r\n\r\n"]), Ok(200));
+        assert_eq!(answer(&[b"HTTP/1.1 2", b"04 No", b" Content\r\n"]), Ok(204));
         assert_eq!(
-            final_status(b"HTTP/1.1 100 Continue\n\n"),
-            Head::Interim(23)
+            answer(&[b"HTTP/1.1 503"]),
+            Ok(503),
+            "cut short, still a code"
         );
+        assert_eq!(answer(&[b"SSH-2.0-OpenSSH_9.6\r\n"]), Err("not http"));
+        assert_eq!(answer(&[b"SSH-2.0-OpenSSH_9.6"]), Err("not http"));
         assert_eq!(
-            final_status(b"HTTP/1.1 101 Switching Protocols\r\n"),
-            Head::Status(101),
+            answer(&[b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\n"]),
+            Ok(200)
+        );
+        // Split anywhere, several interim answers, headers far longer than the buffer.
+        let link = format!("Link: </{}>\r\n", "a".repeat(900));
+        let mut long = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for _ in 0..10 {
+            long.extend_from_slice(link.as_bytes());
+        }
+        long.extend_from_slice(b"\r\nHTTP/1.1 100 Continue\n\nHTTP/1.1 302 Found\r\n");
+        let chunks: Vec<&[u8]> = long.chunks(7).collect();
+        assert_eq!(answer(&chunks), Ok(302));
+        assert_eq!(
+            answer(&[b"HTTP/1.1 101 Switching Protocols\r\n\r\n"]),
+            Ok(101),
             "101 is an answer (nobody asked to switch)"
         );
+        assert_eq!(answer(&[b"HTTP/1.1 100 Continue\r\n\r\n"]), Err("not http"));
+        let too_long = format!("HTTP/1.1 200 {}", "x".repeat(2 * BUFFER));
+        assert_eq!(answer(&[too_long.as_bytes()]), Err("not http"));
+        assert_eq!(answer(&[]), Err("not http"));
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub const DISCOVERY_REARM_AFTER: u32 = 3;
 /// discovery failure still pages, the warning having said why the list may be stale.
 pub const DISCOVERY_GRACE_SWEEPS: u32 = 5;
 
+/// How an alert names one it replaced before it was delivered, and how many it names.
+const NOT_DELIVERED: &str = "Not delivered earlier:";
+const MAX_NOT_DELIVERED: usize = 5;
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
@@ -412,17 +416,26 @@ impl SweepState {
         self.removed_uncounted = 0;
         let mut alert = alert;
         if let Some(undelivered) = self.pending.take().filter(|p| !informational(p.kind)) {
-            // People must not hear "recovered" about an outage they were never told of.
-            alert.notes.insert(
+            // People must not hear "recovered" about an outage they were never told of: the
+            // alert replaced is named, with those it had replaced in turn (the last few).
+            let mut earlier: Vec<String> = undelivered
+                .notes
+                .iter()
+                .filter(|n| n.starts_with(NOT_DELIVERED))
+                .take(MAX_NOT_DELIVERED - 1)
+                .cloned()
+                .collect();
+            earlier.insert(
                 0,
                 format!(
-                    "Not delivered earlier: {} at {} ({} of {} backends up).",
+                    "{NOT_DELIVERED} {} at {} ({} of {} backends up).",
                     undelivered.kind.as_words(),
                     undelivered.at.format("%Y-%m-%d %H:%M UTC"),
                     undelivered.up,
                     undelivered.total
                 ),
             );
+            alert.notes.splice(0..0, earlier);
         }
         self.pending = Some(alert.clone());
         Some(alert)

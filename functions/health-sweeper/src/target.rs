@@ -162,11 +162,16 @@ impl TargetState {
         }
     }
 
-    /// How the target is asked, as discovery last said.
+    /// How the target is asked, as discovery last said (a path the document holds that cannot
+    /// be asked, an edit's, is not used).
     pub fn check(&self) -> Check {
         Check {
             tls: self.tls,
-            path: self.path.as_deref().map(Arc::from),
+            path: self
+                .path
+                .as_deref()
+                .filter(|path| crate::probe::is_request_path(path))
+                .map(Arc::from),
         }
     }
 

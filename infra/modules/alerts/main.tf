@@ -10,7 +10,8 @@ locals {
   partition  = data.aws_partition.current.partition
   # AWS services that publish to the topics. A Budgets notification to a topic whose policy does
   # not let budgets.amazonaws.com publish is dropped without a word, hence the explicit list.
-  publishers = ["budgets.amazonaws.com", "events.amazonaws.com", "rds.amazonaws.com", "cloudwatch.amazonaws.com"]
+  # RDS event subscriptions publish as events.rds.amazonaws.com (not rds.amazonaws.com).
+  publishers = ["budgets.amazonaws.com", "events.amazonaws.com", "events.rds.amazonaws.com", "cloudwatch.amazonaws.com"]
 }
 
 # --- The suite's KMS key --------------------------------------------------------------------------
@@ -30,8 +31,11 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
-  # Publishing to an encrypted topic needs the key: the services that publish, only for this
-  # account's resources.
+  # Publishing to an encrypted topic needs the key: the services that publish. No source
+  # condition here: AWS documents the key statement for Budgets (and EventBridge) without one,
+  # and a condition the service's KMS request does not carry would drop every notification
+  # without a word. Which account's resources may publish is the topics' policies' business
+  # (aws:SourceAccount there).
   statement {
     sid       = "ServicesPublishToEncryptedTopics"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
@@ -40,12 +44,6 @@ data "aws_iam_policy_document" "key" {
     principals {
       type        = "Service"
       identifiers = local.publishers
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
     }
   }
 }

@@ -63,15 +63,18 @@ locals {
 
 # --- The CI signing key ---------------------------------------------------------------------------
 
-resource "random_password" "signing" {
+# Drawn by Secrets Manager at apply and written write-only: the key never enters the Terraform
+# state or plan. A new key: raise ci_signing_key_version (CI reads the secret, so both sides
+# follow; the function picks it up within CI_SIGNING_KEY_REFRESH_SECONDS).
+ephemeral "aws_secretsmanager_random_password" "signing" {
   count = local.create_secret ? 1 : 0
 
-  length  = 48
-  special = false
+  password_length     = 48
+  exclude_punctuation = true
 }
 
 resource "aws_secretsmanager_secret" "signing" {
-  # checkov:skip=CKV2_AWS_57:The key is shared with CI; it is rotated by hand on both sides (taint random_password.signing and update the CI secret).
+  # checkov:skip=CKV2_AWS_57:The key is shared with CI; it is rotated by hand on both sides (raise ci_signing_key_version, CI reads the secret).
   # checkov:skip=CKV_AWS_149:The AWS managed key is enough for a key only this function and the deployer read; a CMK costs $1 a month.
   count = local.create_secret ? 1 : 0
 
@@ -83,8 +86,9 @@ resource "aws_secretsmanager_secret" "signing" {
 resource "aws_secretsmanager_secret_version" "signing" {
   count = local.create_secret ? 1 : 0
 
-  secret_id     = aws_secretsmanager_secret.signing[0].id
-  secret_string = random_password.signing[0].result
+  secret_id                = aws_secretsmanager_secret.signing[0].id
+  secret_string_wo         = ephemeral.aws_secretsmanager_random_password.signing[0].random_password
+  secret_string_wo_version = var.ci_signing_key_version
 }
 
 data "aws_iam_policy_document" "function" {
@@ -119,6 +123,8 @@ module "function" {
   duration_alarm_ms     = var.common.duration_alarm_ms
   max_retry_attempts    = 2
   max_event_age_seconds = 3600
+  # The common statements are all it needs (no signing key).
+  own_policy = false
 
   environment = {
     DEPLOY_ENVIRONMENT        = var.environment_label
@@ -181,13 +187,19 @@ resource "aws_lambda_permission" "ci_url" {
   function_url_auth_type = "AWS_IAM"
 }
 
-resource "aws_lambda_permission" "ci_invoke" {
-  for_each = local.hmac ? toset([]) : toset(var.ci_invoker_arns)
+# With NONE, anyone may call the URL (the function checks the HMAC signature): the first of the
+# two statements AWS requires of a public URL, declared rather than left to the provider's side
+# effect (which it creates outside the state, in some provider versions only). The second, and
+# IAM mode's invoke permission, are in function_url_v6.tf.
+resource "aws_lambda_permission" "url_public" {
+  # checkov:skip=CKV_AWS_301:The public Function URL is the CI endpoint; every request is authenticated by the function (HMAC).
+  count = local.hmac ? 1 : 0
 
-  statement_id  = "CiInvoke${substr(sha256(each.value), 0, 12)}"
-  action        = "lambda:InvokeFunction"
-  function_name = module.ci_function.function_name
-  principal     = each.value
+  statement_id           = "FunctionUrlPublic"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = module.ci_function.function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
 }
 
 # --- EventBridge rules ----------------------------------------------------------------------------

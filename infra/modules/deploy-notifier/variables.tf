@@ -1,6 +1,7 @@
 variable "common" {
   type = object({
     prefix             = string
+    region             = string
     artifacts_dir      = string
     architecture       = string
     log_retention_days = number
@@ -40,6 +41,11 @@ variable "ci_auth" {
 variable "ci_signing_secret_arn" {
   type        = string
   description = "An existing signing key secret (empty: one is created)."
+}
+
+variable "ci_signing_key_version" {
+  type        = number
+  description = "Version of the generated signing key: raise it to draw a new key."
 }
 
 variable "ci_invoker_arns" {

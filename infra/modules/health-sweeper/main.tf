@@ -125,6 +125,7 @@ module "function" {
     SWEEP_PORT                = tostring(var.port)
     SWEEP_PATH                = var.path
     SWEEP_HOST_HEADER         = var.host_header
+    SWEEP_TARGET_GROUP_CHECK  = var.target_group_check
     SWEEP_HEALTHY_CODES       = "200,302"
     SWEEP_TIMEOUT_MS          = tostring(var.timeout_ms)
     SWEEP_CONCURRENCY         = "" # empty: from the open-file limit (896 probes at once on Lambda)

@@ -1,6 +1,7 @@
 variable "common" {
   type = object({
     prefix             = string
+    region             = string
     artifacts_dir      = string
     architecture       = string
     log_retention_days = number
@@ -61,6 +62,11 @@ variable "probe_ports" {
 variable "path" {
   type        = string
   description = "SWEEP_PATH."
+}
+
+variable "target_group_check" {
+  type        = string
+  description = "SWEEP_TARGET_GROUP_CHECK."
 }
 
 variable "host_header" {

@@ -180,7 +180,9 @@ resource "aws_lambda_function" "function" {
     }
   }
 
-  depends_on = [aws_iam_role_policy.common, aws_iam_role_policy_attachment.vpc]
+  # The role's own permissions exist before anything can invoke the function (a schedule firing
+  # during the first apply must not meet AccessDenied).
+  depends_on = [aws_iam_role_policy.common, aws_iam_role_policy.function, aws_iam_role_policy_attachment.vpc]
 }
 
 # --- Asynchronous invocations ---------------------------------------------------------------------

@@ -5,9 +5,9 @@ data "aws_caller_identity" "current" {}
 
 locals {
   name = "secret-rotator"
-  # The RDS CA bundle travels in a layer: Lambda mounts it under /opt, and the cargo-lambda
-  # artifact stays exactly as built.
-  ca_file = "/opt/rds-ca/${basename(var.rds_ca_bundle_path)}"
+  # The RDS CA bundle travels in a layer (built by `cargo xtask build`): Lambda mounts it under
+  # /opt, and the cargo-lambda artifact stays exactly as built.
+  ca_file = "/opt/rds-ca/global-bundle.pem"
 }
 
 # --- Network --------------------------------------------------------------------------------------
@@ -44,25 +44,13 @@ resource "aws_vpc_security_group_egress_rule" "https" {
 
 # --- The CA bundle --------------------------------------------------------------------------------
 
-data "archive_file" "ca" {
-  count = var.rds_ca_bundle_path == "" ? 0 : 1
-
-  type        = "zip"
-  output_path = "${path.root}/.terraform/rds-ca-bundle.zip"
-
-  source {
-    content  = file(var.rds_ca_bundle_path)
-    filename = "rds-ca/${basename(var.rds_ca_bundle_path)}"
-  }
-}
-
 resource "aws_lambda_layer_version" "ca" {
-  count = var.rds_ca_bundle_path == "" ? 0 : 1
+  count = var.rds_ca_layer_zip == "" ? 0 : 1
 
   layer_name               = "${var.common.prefix}-rds-ca-bundle"
   description              = "RDS CA bundle for verify-full TLS"
-  filename                 = data.archive_file.ca[0].output_path
-  source_code_hash         = data.archive_file.ca[0].output_base64sha256
+  filename                 = var.rds_ca_layer_zip
+  source_code_hash         = filebase64sha256(var.rds_ca_layer_zip)
   compatible_runtimes      = ["provided.al2023"]
   compatible_architectures = [var.common.architecture]
 }
@@ -115,13 +103,11 @@ data "aws_iam_policy_document" "function" {
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
-        values   = ["secretsmanager.${data.aws_region.current.region}.amazonaws.com"]
+        values   = ["secretsmanager.${var.common.region}.amazonaws.com"]
       }
     }
   }
 }
-
-data "aws_region" "current" {}
 
 # --- The function ---------------------------------------------------------------------------------
 
@@ -152,7 +138,7 @@ module "function" {
     ROTATION_PASSWORD_LENGTH    = tostring(var.password_length)
     ROTATION_EXCLUDE_CHARACTERS = var.exclude_characters
     DB_TLS                      = var.db_tls
-    DB_TLS_CA_FILE              = var.rds_ca_bundle_path == "" ? "" : local.ca_file
+    DB_TLS_CA_FILE              = var.rds_ca_layer_zip == "" ? "" : local.ca_file
     ROTATION_MASTER_HOSTS       = join(",", [for arn, address in var.master_secret_hosts : "${arn}=${address}"])
     DB_CONNECT_TIMEOUT_MS       = "5000"
     DB_STATEMENT_TIMEOUT_MS     = "10000"

@@ -1,6 +1,7 @@
 variable "common" {
   type = object({
     prefix             = string
+    region             = string
     artifacts_dir      = string
     architecture       = string
     log_retention_days = number
@@ -73,9 +74,9 @@ variable "db_tls" {
   description = "DB_TLS: verify-full or disable."
 }
 
-variable "rds_ca_bundle_path" {
+variable "rds_ca_layer_zip" {
   type        = string
-  description = "Local path of the RDS CA bundle (empty: none, only with db_tls = disable)."
+  description = "Local path of the RDS CA layer zip, holding rds-ca/global-bundle.pem (empty: none, only with db_tls = disable)."
 }
 
 variable "password_length" {

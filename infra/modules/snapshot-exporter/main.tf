@@ -5,13 +5,12 @@
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
 
 locals {
   name       = "snapshot-exporter"
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.region
+  region     = var.common.region
 
   # Manual snapshot created (0042, copy 0197; cluster 0075) and export finished (0159 failed, 0160
   # canceled, 0161 completed; cluster 0162-0164).
@@ -283,7 +282,21 @@ data "aws_iam_policy_document" "function" {
   # StartExportTask: the caller creates the grant RDS export encrypts with.
   statement {
     sid       = "ExportKeyGrant"
-    actions   = ["kms:CreateGrant", "kms:DescribeKey"]
+    actions   = ["kms:CreateGrant"]
+    resources = [var.common.kms_key_arn]
+
+    # Only a grant an AWS service makes for the caller (RDS export), never one for a principal
+    # of the function's choosing.
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "ExportKeyDescribe"
+    actions   = ["kms:DescribeKey"]
     resources = [var.common.kms_key_arn]
   }
 

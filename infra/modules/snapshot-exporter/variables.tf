@@ -1,6 +1,7 @@
 variable "common" {
   type = object({
     prefix             = string
+    region             = string
     artifacts_dir      = string
     architecture       = string
     log_retention_days = number

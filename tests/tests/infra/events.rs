@@ -232,25 +232,21 @@ fn service_statements(module: &hcl_model::Module, doc: &str) -> Vec<(Vec<String>
 fn aws_services_may_publish_alerts_for_this_account_only() {
     let alerts = load(&root().join("infra/modules/alerts"));
     // A Budgets notification to a topic that does not let budgets.amazonaws.com publish is
-    // dropped without a word; an encrypted topic needs the key policy to agree.
-    for (doc, services) in [
-        (
-            "alerts",
-            &[
-                "budgets.amazonaws.com",
-                "events.amazonaws.com",
-                "rds.amazonaws.com",
-            ][..],
-        ),
-        (
-            "key",
-            &[
-                "budgets.amazonaws.com",
-                "events.amazonaws.com",
-                "rds.amazonaws.com",
-            ][..],
-        ),
-        ("budgets", &["budgets.amazonaws.com"][..]),
+    // dropped without a word; an encrypted topic needs the key policy to agree. The topics say
+    // which account's resources may publish (aws:SourceAccount); the key statement carries no
+    // source condition (AWS documents it without one for Budgets and EventBridge: a condition
+    // the service's KMS request lacks would drop every notification). RDS event subscriptions
+    // publish as events.rds.amazonaws.com.
+    let services = [
+        "budgets.amazonaws.com",
+        "events.amazonaws.com",
+        "events.rds.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+    ];
+    for (doc, services, account_only) in [
+        ("alerts", &services[..], true),
+        ("key", &services[..], false),
+        ("budgets", &["budgets.amazonaws.com"][..], true),
     ] {
         let statements = service_statements(&alerts, doc);
         for service in services {
@@ -258,16 +254,18 @@ fn aws_services_may_publish_alerts_for_this_account_only() {
                 .iter()
                 .find(|(names, _)| names.iter().any(|n| n == service));
             match allowed {
-                Some((_, limited)) => assert!(
-                    limited,
-                    "{doc}: {service} is let in without aws:SourceAccount"
+                Some((_, limited)) => assert_eq!(
+                    *limited, account_only,
+                    "{doc}: {service}: aws:SourceAccount expected: {account_only}"
                 ),
                 None => panic!("{doc}: {service} may not publish"),
             }
         }
         assert!(
-            statements.iter().all(|(_, limited)| *limited),
-            "{doc}: a service is let in for any account"
+            statements
+                .iter()
+                .all(|(names, _)| !names.iter().any(|n| n == "rds.amazonaws.com")),
+            "{doc}: RDS event notifications publish as events.rds.amazonaws.com"
         );
     }
     // The SMS subscription pages only on what the functions mark with the attribute sms = "true".

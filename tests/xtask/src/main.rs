@@ -128,7 +128,33 @@ fn build(root: &Path, x86: bool) -> Result<(), String> {
         args.extend(["--package", function]);
     }
     // `cargo-lambda lambda build ...` is how the binary runs when called directly.
-    run(root, &tool, &args)
+    run(root, &tool, &args)?;
+    ca_layer(root)
+}
+
+/// The layer Terraform ships beside secret-rotator (`rds_ca_layer_zip`): the RDS CA bundle
+/// downloaded to `infra/rds-ca/global-bundle.pem`, zipped as `rds-ca/global-bundle.pem` (Lambda
+/// mounts it at `/opt/rds-ca/global-bundle.pem`). Python's zipfile makes it: cargo-lambda came
+/// from pip, so Python is here.
+fn ca_layer(root: &Path) -> Result<(), String> {
+    let infra = root.join("infra");
+    if !infra.join("rds-ca/global-bundle.pem").exists() {
+        eprintln!(
+            "xtask: no infra/rds-ca/global-bundle.pem: no CA layer zip (needed with db_tls = verify-full; infra/README.md, Prerequisites)"
+        );
+        return Ok(());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let zip = target.join("lambda/rds-ca-layer.zip");
+    let _ = std::fs::remove_file(&zip);
+    let zip = zip.display().to_string();
+    run(
+        &infra,
+        "python3",
+        &["-m", "zipfile", "-c", &zip, "rds-ca/global-bundle.pem"],
+    )
 }
 
 fn deploy(root: &Path, x86: bool) -> Result<(), String> {
