@@ -97,7 +97,7 @@ variable "email_from" {
 
 variable "webhook_secret_arn" {
   type        = string
-  description = "Optional ARN of a Secrets Manager secret holding a Slack or Teams webhook URL (plain, or JSON {\"url\": ...}). Empty: no chat channel."
+  description = "Optional ARN of a Secrets Manager secret holding a Slack or Teams webhook URL (plain, or JSON {\"url\": ...}), encrypted with the AWS managed key (the functions are granted no customer-managed one). Empty: no chat channel."
   default     = ""
 }
 
@@ -145,7 +145,7 @@ variable "ci_auth" {
 
 variable "ci_signing_secret_arn" {
   type        = string
-  description = "With ci_auth = hmac: an existing Secrets Manager secret holding the CI signing key (at least 32 bytes). Empty: one is created with a random key."
+  description = "With ci_auth = hmac: an existing Secrets Manager secret holding the CI signing key (at least 32 bytes), encrypted with the AWS managed key. Empty: one is created with a random key."
   default     = ""
 }
 

@@ -24,6 +24,18 @@ every apply: `DescribeSubscribersForNotification` (from the subscribers moto kee
 notification) and budget tags (`TagResource`, `UntagResource`, `ListTagsForResource`, and the
 `ResourceTags` of `CreateBudget`), kept here by budget ARN.
 
+With IAM enforcement on (`POST /moto-api/reset-auth`), moto compares a request with the caller's
+policies, but it names the resource of S3, SQS, IAM and STS requests only (others are "*", which
+no resource-scoped statement matches) and has no request context for conditions (a conditional
+statement then always denies). The launcher makes that enforcement what it can be: a check of
+actions. The caller is the access key's (an unknown key is refused); the signature is not
+recomputed (moto rebuilds a form-encoded body before signing it again, and the Rust SDK's
+encoding of some characters differs from that rebuild: every SNS publish would fail as
+SignatureDoesNotMatch). A statement's resource is not compared with a request whose resource moto does not know,
+a conditional Allow allows its actions, a conditional Deny does not apply. Resources and
+conditions are checked by the suite's own evaluator (`tests/tests/infra/policy.rs`) on the calls
+moto recorded.
+
 Usage: python moto_server.py [-H HOST] -p PORT
 """
 
@@ -322,6 +334,52 @@ def find_subscribers(request):
     return None
 
 
+# Operations whose IAM action is not `service:Operation`.
+IAM_ACTION_OF = {
+    "budgets:DescribeBudgets": "budgets:ViewBudget",
+    "budgets:DescribeBudget": "budgets:ViewBudget",
+    "budgets:DescribeBudgetPerformanceHistory": "budgets:ViewBudget",
+    "budgets:DescribeNotificationsForBudget": "budgets:ViewBudget",
+    "budgets:DescribeSubscribersForNotification": "budgets:ViewBudget",
+}
+
+
+def enforce_actions_only():
+    """IAM enforcement as a check of actions (see the module's docstring)."""
+    from moto.iam import access_control
+
+    statement_class = access_control.IAMPolicyStatement
+    original_permitted = statement_class.is_action_permitted
+    original_matches = statement_class._check_element_matches
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        if self._statement.get("Condition") and not incoming_condition_values:
+            if self._statement.get("Effect") == "Deny":
+                return access_control.PermissionResult.NEUTRAL
+            unconditional = statement_class({k: v for k, v in self._statement.items() if k != "Condition"})
+            return original_permitted(unconditional, action, resource, principal, incoming_condition_values)
+        return original_permitted(self, action, resource, principal, incoming_condition_values)
+
+    def check_element_matches(self, statement_element, value):
+        if statement_element == "Resource" and value == "*":
+            return True
+        return original_matches(self, statement_element, value)
+
+    statement_class.is_action_permitted = is_action_permitted
+    statement_class._check_element_matches = check_element_matches
+    access_control.IAMRequestBase.check_signature = lambda self: None
+
+    # moto names a request's action after its operation; IAM does not always (Budgets' reads
+    # are all budgets:ViewBudget).
+    original_init = access_control.IAMRequestBase.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._action = IAM_ACTION_OF.get(self._action, self._action)
+
+    access_control.IAMRequestBase.__init__ = init
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -330,6 +388,7 @@ def main():
     # moto builds some URLs (SQS queues, presigned links) from MOTO_PORT.
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    enforce_actions_only()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,

@@ -24,9 +24,10 @@ provider "aws" {
   skip_credentials_validation = true
   skip_metadata_api_check     = true
   s3_use_path_style           = true
-  # An operation moto does not implement answers 500, which the provider otherwise retries for
-  # over ten minutes.
-  max_retries = 1
+  # An operation moto does not implement answers 500, which the provider's default 25 retries
+  # turn into over ten minutes; 3 still ride out a connection the local server drops (seen once
+  # in a plan's read of a budget: "use of closed network connection").
+  max_retries = 3
 
   # Every service the suite's resources use, at the emulator.
   endpoints {

@@ -64,7 +64,7 @@ pub fn operation(entry: &Value) -> String {
     format!("{service}:{method} /{path}")
 }
 
-fn body_text(entry: &Value) -> String {
+pub fn body_text(entry: &Value) -> String {
     let body = entry["body"].as_str().unwrap_or_default();
     if entry["body_encoded"].as_bool() == Some(true) {
         base64::engine::general_purpose::STANDARD

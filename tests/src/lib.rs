@@ -32,6 +32,7 @@ pub mod process;
 pub mod rotation;
 pub mod runtime_api;
 pub mod sweep;
+pub mod terraform;
 pub mod timed_runtime;
 pub mod tls;
 

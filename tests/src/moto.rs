@@ -40,6 +40,11 @@ impl Drop for Moto {
 impl Moto {
     /// Starts moto and waits until it answers. Fails with a clear message if moto is not installed.
     pub async fn start() -> Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts moto with settings of its own in the environment (`MOTO_IAM_LOAD_MANAGED_POLICIES`).
+    pub async fn start_with(settings: &[(&str, &str)]) -> Result<Self> {
         let bare = std::env::var_os("WATCHKEEPER_BARE_MOTO").is_some_and(|v| v == "1");
         let (program, launcher) = if bare {
             let server = cached_tool("venv-moto/bin/moto_server", "moto (PyPI moto[server])")?;
@@ -60,7 +65,8 @@ impl Moto {
             command
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 // moto's request recorder (off until `record_calls`) writes here, not in the cwd.
-                .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"));
+                .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"))
+                .envs(settings.iter().copied());
             let mut child = spawn_logged(command, &log)?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             match wait_for_port(
@@ -197,6 +203,40 @@ impl Moto {
             .await?;
         self.control("/moto-api/recorder/start-recording", &null)
             .await
+    }
+
+    /// IAM enforcement on (every request must be allowed to its credentials by the identity
+    /// policies moto holds: it checks actions, not resources or conditions) or off.
+    pub async fn enforce_iam(&self, on: bool) -> Result<()> {
+        let answer = self
+            .http
+            .post(format!("{}/moto-api/reset-auth", self.endpoint))
+            .body(if on { "0" } else { "inf" })
+            .send()
+            .await?;
+        if !answer.status().is_success() {
+            return fail(format!("moto reset-auth answered {}", answer.status()));
+        }
+        Ok(())
+    }
+
+    /// The requests recorded since `record_calls`, as moto's recorder keeps them (method, url,
+    /// headers, body).
+    pub async fn recorded_requests(&self) -> Result<Vec<Value>> {
+        let text = self
+            .http
+            .get(format!(
+                "{}/moto-api/recorder/download-recording",
+                self.endpoint
+            ))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect())
     }
 
     /// The AWS operations recorded since `record_calls`, in order, named `service:Operation`.

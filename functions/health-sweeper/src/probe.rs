@@ -238,10 +238,11 @@ impl Inner {
             None => request(path, &addr, correlation),
         };
         let mut connection = if check.tls {
-            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(self.server_name(addr), stream)
-                .await
-                .map_err(Broken::Tls)?;
+            // The handshake's state (a TLS connection) is large: on the heap, for TLS probes
+            // only, so that the thousand plain probes in flight stay small.
+            let handshake = tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(self.server_name(addr), stream);
+            let tls = Box::pin(handshake).await.map_err(Broken::Tls)?;
             Connection::Tls(Box::new(tls))
         } else {
             Connection::Plain(stream)
@@ -637,6 +638,22 @@ mod tests {
         }
         assert_eq!(host_name("api.des.internal:8443"), "api.des.internal");
         assert_eq!(host_name("api.des.internal"), "api.des.internal");
+    }
+
+    /// Memory follows the probes in flight (896 on Lambda): a probe's state must stay small
+    /// whatever it may do (TLS, interim answers, draining).
+    #[test]
+    fn a_probe_in_flight_stays_small() {
+        let prober = Prober::new("/health".into(), None, vec![200], Duration::from_secs(2), 1);
+        let check = Check::HTTPS;
+        let probe = prober.inner.probe(
+            SocketAddr::from(([127, 0, 0, 1], 9)),
+            &check,
+            "id",
+            Duration::from_secs(1),
+        );
+        let size = std::mem::size_of_val(&probe);
+        assert!(size <= 2048, "a probe's future is {size} bytes");
     }
 
     #[test]

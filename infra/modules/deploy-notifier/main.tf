@@ -4,10 +4,13 @@
 data "aws_caller_identity" "current" {}
 
 locals {
-  name           = "deploy-notifier"
-  hmac           = var.ci_auth == "hmac"
-  create_secret  = local.hmac && var.ci_signing_secret_arn == ""
-  signing_secret = local.create_secret ? aws_secretsmanager_secret.signing[0].arn : var.ci_signing_secret_arn
+  name          = "deploy-notifier"
+  hmac          = var.ci_auth == "hmac"
+  create_secret = local.hmac && var.ci_signing_secret_arn == ""
+  # The version's ARN (the secret's) when the key is generated: the CI function is created after
+  # the key is written, through this reference alone (a module-level depends_on would defer the
+  # module's data sources to apply at every upstream change: plan noise).
+  signing_secret = local.create_secret ? aws_secretsmanager_secret_version.signing[0].arn : var.ci_signing_secret_arn
 
   # The events the function acts on, as it filters them itself: every deployment state change (an
   # IN_PROGRESS is remembered for the duration), WARN/ERROR service actions, and stopped tasks of
@@ -164,8 +167,6 @@ module "ci_function" {
     CI_SIGNATURE_WINDOW_SECONDS    = tostring(var.ci_signature_window_seconds)
     CI_SIGNING_KEY_REFRESH_SECONDS = tostring(var.ci_signing_key_refresh_seconds)
   }
-
-  depends_on = [aws_secretsmanager_secret_version.signing]
 }
 
 # --- Function URL (CI) ----------------------------------------------------------------------------

@@ -67,7 +67,7 @@ fn every_function_crate_has_a_module_deployed_by_the_root() {
     }
 }
 
-fn code_variables(function: &str) -> BTreeSet<String> {
+pub(crate) fn code_variables(function: &str) -> BTreeSet<String> {
     let mut sources =
         source::crate_sources(&root().join("functions").join(function)).expect("function sources");
     sources.extend(source::crate_sources(&root().join("shared")).expect("shared sources"));

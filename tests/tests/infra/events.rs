@@ -26,7 +26,11 @@ const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
     ),
     (
         "snapshot-exporter/rds[snapshots]",
-        &["rds-snapshot-created-manual", "rds-snapshot-export-*"],
+        &[
+            "rds-snapshot-created-manual",
+            "rds-snapshot-copied",
+            "rds-snapshot-export-*",
+        ],
     ),
     (
         "snapshot-exporter/rds[cluster-snapshots]",
@@ -279,4 +283,26 @@ fn aws_services_may_publish_alerts_for_this_account_only() {
     };
     let policy = to_json(call.args.first().expect("policy")).expect("literal policy");
     assert_eq!(policy, serde_json::json!({"sms": ["true"]}));
+}
+
+/// Every RDS event id a rule names has a real-shaped fixture of the same kind that the rule
+/// matches: no entry of a pattern goes untested.
+#[test]
+fn every_event_id_a_rule_names_has_a_fixture() {
+    let events = fixtures();
+    for (id, pattern) in event_rules() {
+        let Some(ids) = pattern["detail"]["EventID"].as_array() else {
+            continue;
+        };
+        for event_id in ids.iter().filter_map(|v| v.as_str()) {
+            let covered = events.iter().any(|(_, event)| {
+                event["detail"]["EventID"] == event_id
+                    && pattern::matches(&pattern, event).unwrap_or(false)
+            });
+            assert!(
+                covered,
+                "{id} names {event_id}, but no fixture in events/ is one that it matches"
+            );
+        }
+    }
 }

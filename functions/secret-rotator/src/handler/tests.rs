@@ -305,3 +305,37 @@ fn names_come_out_of_arns() {
         "odd"
     );
 }
+
+/// Secrets Manager tests a new rotation configuration (Terraform's first apply: RotateSecret
+/// without RotateImmediately) with testSecret alone, on an AWSPENDING version no createSecret
+/// made: empty, or holding the current value. The database may not admit the function yet:
+/// nothing is tried, nothing alerts, the step succeeds.
+#[tokio::test]
+async fn the_configuration_test_of_a_first_apply_tries_nothing_and_pages_nobody() {
+    let app = single_user();
+    app.rotator.db.set_unreachable(true);
+    let answer = step(&app, "testSecret").await.unwrap();
+    assert_eq!(
+        answer["outcome"],
+        crate::steps::test::CONFIGURATION_TEST,
+        "{answer}"
+    );
+    // The same with AWSCURRENT's value copied into AWSPENDING.
+    app.rotator
+        .secrets
+        .overwrite(SECRET, TOKEN, &single_user_secret());
+    let answer = step(&app, "testSecret").await.unwrap();
+    assert_eq!(answer["outcome"], crate::steps::test::CONFIGURATION_TEST);
+    assert!(app.rotator.notifier.notifications().is_empty());
+    assert_eq!(app.rotator.db.refused_logins(), 0);
+    // A real rotation's testSecret still logs in with what createSecret made.
+    app.rotator.db.set_unreachable(false);
+    let fresh = single_user();
+    step(&fresh, "createSecret").await.unwrap();
+    step(&fresh, "setSecret").await.unwrap();
+    fresh.rotator.db.set_unreachable(true);
+    assert!(
+        step(&fresh, "testSecret").await.is_err(),
+        "a created version is tested for real"
+    );
+}

@@ -10,11 +10,18 @@ use crate::error::RotationError;
 use crate::event::RotationEvent;
 use crate::guard;
 use crate::secret_value::{self, DbSecret, SecretKind};
-use crate::secrets_manager::SecretsApi;
+use crate::secrets_manager::{CURRENT, PENDING, SecretsApi};
 use crate::steps::{Done, Rotator, api_key_present};
+
+/// What testSecret answers to Secrets Manager's configuration test.
+pub(crate) const CONFIGURATION_TEST: &str =
+    "rotation configuration test: no new credentials to try (the first rotation tests them)";
 
 impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     pub(crate) async fn test(&self, event: &RotationEvent) -> Result<Done, RotationError> {
+        if self.is_configuration_test(event).await? {
+            return Ok(CONFIGURATION_TEST.into());
+        }
         let pending = self.pending(event).await?;
         guard::same_kind(&self.current(event).await?, &pending)?;
         match pending {
@@ -31,6 +38,25 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                 Ok("pending credentials log in".into())
             }
         }
+    }
+
+    /// Whether this testSecret is Secrets Manager's check of a new rotation configuration
+    /// (RotateSecret without RotateImmediately, as Terraform's first apply does): it makes an
+    /// AWSPENDING version no createSecret of ours made, with no value or AWSCURRENT's own, and
+    /// removes it after. Nothing new would log in: the database may not even let this function
+    /// in yet (its security group is opened after the apply), and a failure here would page a
+    /// Critical "rotation failed" on every first deploy. Our createSecret always writes a new
+    /// password or key, so a pending value equal to the current one is never a rotation's.
+    async fn is_configuration_test(&self, event: &RotationEvent) -> Result<bool, RotationError> {
+        let pending = self
+            .secrets
+            .value(&event.secret_id, Some(&event.token), PENDING)
+            .await?;
+        let Some(pending) = pending else {
+            return Ok(true);
+        };
+        let current = self.secrets.value(&event.secret_id, None, CURRENT).await?;
+        Ok(current.is_some_and(|current| current.expose() == pending.expose()))
     }
 
     /// The pending credentials log in, query, and read `test_table` when the secret names one.
