@@ -77,6 +77,14 @@ data "aws_iam_policy_document" "common" {
     sid       = "NotifyTopicKey"
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = [var.notify.topic_kms_key_arn]
+
+    # Only as SNS uses it for a publish (the key also encrypts the database exports). The topic
+    # and its key share a region: the key ARN's.
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sns.${split(":", var.notify.topic_kms_key_arn)[3]}.amazonaws.com"]
+    }
   }
 
   dynamic "statement" {

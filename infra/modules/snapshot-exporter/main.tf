@@ -303,9 +303,14 @@ data "aws_iam_policy_document" "function" {
   # The index objects and the `latest` pointers the function writes and reads back, under the
   # bucket's default SSE-KMS key.
   statement {
-    sid       = "IndexObjects"
-    actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.export.arn}/${var.export_prefix}*"]
+    sid     = "IndexObjects"
+    actions = ["s3:GetObject", "s3:PutObject"]
+    # Only the index objects and the pointers: the function can neither read nor overwrite the
+    # exported data (RDS writes that with the export role).
+    resources = [
+      "${aws_s3_bucket.export.arn}/${var.export_prefix}*.index.json",
+      "${aws_s3_bucket.export.arn}/${var.export_prefix}*/latest.json",
+    ]
   }
 
   # Listing lets a `latest` pointer not written yet read as 404 (absent) instead of 403.
@@ -325,6 +330,13 @@ data "aws_iam_policy_document" "function" {
     sid       = "IndexObjectsKey"
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = [var.common.kms_key_arn]
+
+    # Only as S3 uses it for the bucket's default encryption.
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
   }
 }
 

@@ -172,6 +172,8 @@ struct RoleRun {
     calls: Vec<Request>,
     /// The deployed function's environment.
     env: BTreeMap<String, String>,
+    /// Its answers, one per event.
+    answers: Vec<harness::lambda::Invocation>,
 }
 
 /// Runs `crate_name` with the deployed configuration of `deployed` and credentials of its role,
@@ -218,6 +220,7 @@ async fn run_as_role(
         id: ACCOUNT.into(),
         region: REGION.into(),
         secrets,
+        keys: encryption_keys(moto).await,
     };
     let mut calls = Vec::new();
     for entry in moto.recorded_requests().await.unwrap() {
@@ -254,6 +257,7 @@ async fn run_as_role(
         policies,
         calls,
         env,
+        answers,
     }
 }
 
@@ -282,7 +286,8 @@ fn deployed_env(
 }
 
 /// Runs `crate_name` with the deployed configuration of `configured` but the role of
-/// `role_of`, IAM enforcement on, and returns its answer to `event`.
+/// `role_of`, IAM enforcement on; returns its answer to `event` and the operations it asked
+/// for.
 async fn run_with_other_role(
     moto: &Moto,
     readback: &Readback<'_>,
@@ -290,7 +295,7 @@ async fn run_with_other_role(
     role_of: &str,
     crate_name: &str,
     event: &Value,
-) -> harness::lambda::Invocation {
+) -> (harness::lambda::Invocation, Vec<String>) {
     let config = readback.function_configuration(configured).await.unwrap();
     let other = readback.function_configuration(role_of).await.unwrap();
     let credentials = readback
@@ -299,10 +304,69 @@ async fn run_with_other_role(
         .unwrap();
     let env = deployed_env(moto, &config, &credentials, configured);
     moto.enforce_iam(true).await.unwrap();
+    moto.record_calls().await.unwrap();
     let runtime = LambdaRuntime::start(crate_name, &env).await.unwrap();
     let answer = runtime.invoke(event).await.unwrap();
     moto.enforce_iam(false).await.unwrap();
-    answer
+    drop(runtime);
+    // What this role asked for, in order (moto records refused requests too).
+    let asked: Vec<String> = moto
+        .recorded_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|entry| access_key(entry).as_deref() == Some(credentials.access_key_id.as_str()))
+        .map(harness::calls::operation)
+        .collect();
+    (answer, asked)
+}
+
+/// The customer-managed key of every encrypted topic, bucket and secret, as the emulator holds
+/// them after the apply.
+async fn encryption_keys(moto: &Moto) -> BTreeMap<String, String> {
+    let config = moto.sdk_config().await;
+    let mut keys = BTreeMap::new();
+    let sns = aws_sdk_sns::Client::new(&config);
+    for topic in sns.list_topics().send().await.unwrap().topics() {
+        let Some(arn) = topic.topic_arn() else {
+            continue;
+        };
+        let attributes = sns
+            .get_topic_attributes()
+            .topic_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        if let Some(key) = attributes
+            .attributes()
+            .and_then(|a| a.get("KmsMasterKeyId"))
+            .filter(|k| !k.is_empty())
+        {
+            keys.insert(arn.to_string(), key.clone());
+        }
+    }
+    let s3 = aws_sdk_s3::Client::new(&config);
+    for bucket in s3.list_buckets().send().await.unwrap().buckets() {
+        let Some(name) = bucket.name() else { continue };
+        let Ok(encryption) = s3.get_bucket_encryption().bucket(name).send().await else {
+            continue;
+        };
+        let key = encryption
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default())
+            .and_then(|d| d.kms_master_key_id());
+        if let Some(key) = key {
+            keys.insert(name.to_string(), key.to_string());
+        }
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    for secret in secrets.list_secrets().send().await.unwrap().secret_list() {
+        if let (Some(arn), Some(key)) = (secret.arn(), secret.kms_key_id()) {
+            keys.insert(arn.to_string(), key.to_string());
+        }
+    }
+    keys
 }
 
 async fn secret_arns(moto: &Moto) -> BTreeMap<String, String> {
@@ -458,6 +522,12 @@ async fn the_defaults_apply_plan_clean_run_as_their_roles_and_destroy() {
         &[report],
     )
     .await;
+    let (status, _) = harness::deploy::url_answer(&ci.answers[0]);
+    assert_eq!(
+        status, 202,
+        "the report was accepted: {}",
+        ci.answers[0].output
+    );
     assert!(
         ci.calls
             .iter()
@@ -469,7 +539,7 @@ async fn the_defaults_apply_plan_clean_run_as_their_roles_and_destroy() {
     // but the event function's role (which may not read the signing key), is not accepted.
     let mut report = read_event("ci-apply-finished.json").unwrap();
     harness::deploy::sign_request(&mut report, &key, harness::deploy::now());
-    let refused = run_with_other_role(
+    let (refused, asked) = run_with_other_role(
         &moto,
         &readback,
         "wk-deploy-notifier-ci",
@@ -478,10 +548,20 @@ async fn the_defaults_apply_plan_clean_run_as_their_roles_and_destroy() {
         &report,
     )
     .await;
+    let (status, body) = harness::deploy::url_answer(&refused);
     assert!(
-        !refused.ok || !refused.output.contains("\"statusCode\":200"),
-        "the event function's role read the signing key: {}",
+        status == 503
+            && body["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("signing key unavailable")),
+        "without the key the report is not accepted: {}",
         refused.output
+    );
+    // It asked, and was refused: with the key it would have answered 202 (and the event
+    // role's policies do not allow the read: checked above).
+    assert!(
+        asked.contains(&"secretsmanager:GetSecretValue".to_string()),
+        "the key was asked for: {asked:?}"
     );
 
     // health-sweeper: a sweep of a loopback backend (the deployed networks are private ones).
@@ -794,8 +874,93 @@ sweep_reminder_hours      = 4
         Request::new("kms:CreateGrant", &exporter_key(&exporter))
             .with("kms:GrantIsForAWSResource", "false"),
         Request::new("iam:PassRole", &export_role(&exporter)),
+        // The exported data itself: RDS writes it with the export role; the function may
+        // touch only the index objects and the `latest` pointers.
+        Request::new(
+            "s3:PutObject",
+            &format!(
+                "arn:aws:s3:::{}/des-db/2026/12/06/des-db-before-migration-1/export_info.json",
+                exporter.env["EXPORT_BUCKET"]
+            ),
+        ),
+        Request::new(
+            "s3:GetObject",
+            &format!(
+                "arn:aws:s3:::{}/des-db/2026/12/06/des-db-before-migration-1/postgres/public.orders/part-00000.parquet",
+                exporter.env["EXPORT_BUCKET"]
+            ),
+        ),
     ]);
     denied(&exporter, &outside);
+
+    // The channels every optional input adds (SES, the webhook secret, SMS through the topic),
+    // as the event function's role: an ECS event told everywhere.
+    let notifier = run_as_role(
+        &moto,
+        &readback,
+        "wk-deploy-notifier",
+        "deploy-notifier",
+        &[],
+        &[read_event("ecs-deployment-failed-rollback.json").unwrap()],
+    )
+    .await;
+    for action in [
+        "ses:SendEmail",
+        "secretsmanager:GetSecretValue",
+        "sns:Publish",
+    ] {
+        assert!(
+            notifier.calls.iter().any(|c| c.action == action),
+            "deploy-notifier used {action}: {:?}",
+            notifier.calls
+        );
+    }
+    assert!(!hook.requests().is_empty(), "the webhook was posted to");
+    denied(&notifier, &outside_state(&notifier, "deploy-notifier"));
+
+    // health-sweeper with the target group and its own checks (discovery through ELB and EC2),
+    // sweeping a loopback backend instead of the deployed private addresses.
+    let backend = HttpServer::start(
+        std::net::Ipv4Addr::new(127, 0, 0, 1),
+        Behaviour::Status(200),
+    )
+    .await
+    .unwrap();
+    let sweeper = run_as_role(
+        &moto,
+        &readback,
+        "wk-health-sweeper",
+        "health-sweeper",
+        &[
+            ("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/8".into()),
+            ("SWEEP_STATIC_TARGETS", backend.addr().to_string()),
+        ],
+        &[read_event("scheduled-event.json").unwrap()],
+    )
+    .await;
+    for action in [
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "ec2:DescribeInstances",
+    ] {
+        assert!(
+            sweeper.calls.iter().any(|c| c.action == action),
+            "health-sweeper used {action}"
+        );
+    }
+    denied(&sweeper, &outside_state(&sweeper, "health-sweeper"));
+
+    // budget-alerter's daily check of the budgets this variant made.
+    let budgets = run_as_role(
+        &moto,
+        &readback,
+        "wk-budget-alerter",
+        "budget-alerter",
+        &[],
+        &[read_event("scheduled-event.json").unwrap()],
+    )
+    .await;
+    denied(&budgets, &outside_state(&budgets, "budget-alerter"));
 
     deployment.destroy().await.unwrap();
     eprintln!(

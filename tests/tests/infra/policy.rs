@@ -113,7 +113,13 @@ fn applies(statement: &Value, request: &Request) -> Result<bool, String> {
     };
     for (operator, keys) in conditions {
         for (key, values) in keys.as_object().ok_or("condition block is not an object")? {
-            if !condition(operator, request.context.get(key), &strings(values))? {
+            // Condition keys are case-insensitive.
+            let actual = request
+                .context
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v);
+            if !condition(operator, actual, &strings(values))? {
                 return Ok(false);
             }
         }
@@ -121,28 +127,54 @@ fn applies(statement: &Value, request: &Request) -> Result<bool, String> {
     Ok(true)
 }
 
+/// The operators evaluated here; anything else (set operators `ForAnyValue:`/`ForAllValues:`,
+/// numbers, dates, addresses) is an error, never a guess.
+const OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "ArnEquals",
+    "ArnNotEquals",
+    "ArnLike",
+    "ArnNotLike",
+    "Bool",
+    "Null",
+];
+
 fn condition(operator: &str, actual: Option<&String>, values: &[String]) -> Result<bool, String> {
-    let (operator, if_exists) = match operator.strip_suffix("IfExists") {
+    let (base, if_exists) = match operator.strip_suffix("IfExists") {
         Some(base) => (base, true),
         None => (operator, false),
     };
-    let negated = operator.contains("Not");
+    if !OPERATORS.contains(&base) || (base == "Null" && if_exists) {
+        return Err(format!(
+            "condition operator {operator} is not evaluated here"
+        ));
+    }
+    if base == "Null" {
+        // "true": the key must be absent; "false": present.
+        let absent = actual.is_none();
+        return Ok(values
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(&absent.to_string())));
+    }
+    let negated = base.contains("Not");
     let Some(actual) = actual else {
         // An absent key: a negated operator holds, a positive one does not (unless IfExists).
         return Ok(negated || if_exists);
     };
-    let matched = match operator {
-        "StringEquals" | "StringNotEquals" | "ArnEquals" | "ArnNotEquals" => {
-            values.iter().any(|v| v == actual)
-        }
+    let matched = match base {
+        "StringEquals" | "StringNotEquals" => values.iter().any(|v| v == actual),
         "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => {
             values.iter().any(|v| v.eq_ignore_ascii_case(actual))
         }
-        "StringLike" | "StringNotLike" | "ArnLike" | "ArnNotLike" => {
-            values.iter().any(|v| glob(v, actual))
-        }
-        "Bool" => values.iter().any(|v| v.eq_ignore_ascii_case(actual)),
-        other => return Err(format!("condition operator {other} is not evaluated here")),
+        // IAM's Arn operators all take wildcards.
+        "StringLike" | "StringNotLike" | "ArnLike" | "ArnNotLike" | "ArnEquals"
+        | "ArnNotEquals" => values.iter().any(|v| glob(v, actual)),
+        _ => values.iter().any(|v| v.eq_ignore_ascii_case(actual)),
     };
     Ok(matched != negated)
 }
@@ -244,6 +276,74 @@ mod tests {
             "arn:aws:rds:us-east-1:1:snapshot:a"
         ));
         assert!(!glob("a?c", "abbc"));
+        // NotAction, NotResource, IfExists, negated operators on absent keys, Null, case.
+        let others = [json!({"Statement": [
+            {"Effect": "Allow", "NotAction": "iam:*", "NotResource": "arn:aws:s3:::secret/*"},
+            {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*",
+             "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}},
+            {"Effect": "Deny", "Action": "sqs:*", "Resource": "*",
+             "Condition": {"Null": {"aws:SourceArn": "true"}}},
+            {"Effect": "Deny", "Action": "sns:Publish", "Resource": "*",
+             "Condition": {"StringEqualsIfExists": {"Aws:SourceAccount": "999"}}}
+        ]})];
+        let decide = |r: Request| evaluate(&others, &r).unwrap();
+        assert_eq!(
+            decide(Request::new("iam:PassRole", "r")),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            decide(Request::new("s3:GetObject", "arn:aws:s3:::secret/a")),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            decide(Request::new("s3:GetObject", "arn:aws:s3:::open/a")),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(Request::new("s3:PutObject", "arn:aws:s3:::open/a")),
+            Decision::ExplicitDeny,
+            "a negated operator holds on an absent key"
+        );
+        assert_eq!(
+            decide(
+                Request::new("s3:PutObject", "arn:aws:s3:::open/a")
+                    .with("s3:x-amz-server-side-encryption", "aws:kms")
+            ),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(Request::new("sqs:SendMessage", "q")),
+            Decision::ExplicitDeny,
+            "Null true: the key is absent"
+        );
+        assert_eq!(
+            decide(Request::new("sqs:SendMessage", "q").with("aws:SourceArn", "a")),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(Request::new("sns:Publish", "t")),
+            Decision::ExplicitDeny,
+            "IfExists holds on an absent key"
+        );
+        assert_eq!(
+            decide(Request::new("sns:Publish", "t").with("aws:sourceaccount", "123")),
+            Decision::Allow,
+            "condition keys are case-insensitive"
+        );
+        for set in [
+            "ForAnyValue:StringLike",
+            "ForAllValues:StringEquals",
+            "NumericLessThan",
+        ] {
+            let policy = [
+                json!({"Statement": {"Effect": "Allow", "Action": "x:Y", "Resource": "*",
+                "Condition": {set: {"k": "1"}}}}),
+            ];
+            assert!(
+                evaluate(&policy, &Request::new("x:Y", "r")).is_err(),
+                "{set}"
+            );
+        }
         assert!(
             evaluate(
                 &[

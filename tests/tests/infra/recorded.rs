@@ -15,6 +15,52 @@ pub struct Account {
     pub region: String,
     /// Secret names to ARNs (a call may name a secret either way).
     pub secrets: BTreeMap<String, String>,
+    /// The customer-managed KMS key of an encrypted resource, by topic ARN, bucket name or
+    /// secret ARN: the service uses it with the caller's rights on each call.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// The IAM requests of one recorded call, and what the service does with the caller's rights
+/// on its behalf: the KMS calls of an encrypted topic, bucket or secret (`kms:ViaService`).
+pub fn requests(entry: &Value, account: &Account) -> Result<Vec<Request>, String> {
+    let mut out = own_requests(entry, account)?;
+    let implied: Vec<Request> = out.iter().flat_map(|r| through_kms(r, account)).collect();
+    out.extend(implied);
+    Ok(out)
+}
+
+fn through_kms(request: &Request, account: &Account) -> Vec<Request> {
+    let (service, resource) = match request.action.as_str() {
+        "sns:Publish" => ("sns", request.resource.clone()),
+        "s3:GetObject" | "s3:PutObject" => (
+            "s3",
+            request
+                .resource
+                .trim_start_matches("arn:aws:s3:::")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        "secretsmanager:GetSecretValue" | "secretsmanager:PutSecretValue" => {
+            ("secretsmanager", request.resource.clone())
+        }
+        _ => return Vec::new(),
+    };
+    let Some(key) = account.keys.get(&resource) else {
+        return Vec::new();
+    };
+    let via = format!("{service}.{}.amazonaws.com", account.region);
+    let actions: &[&str] = match request.action.as_str() {
+        // Publishing to an encrypted topic needs both.
+        "sns:Publish" => &["kms:GenerateDataKey", "kms:Decrypt"],
+        "s3:GetObject" | "secretsmanager:GetSecretValue" => &["kms:Decrypt"],
+        _ => &["kms:GenerateDataKey"],
+    };
+    actions
+        .iter()
+        .map(|action| Request::new(action, key).with("kms:ViaService", &via))
+        .collect()
 }
 
 /// The access key a recorded request was signed with.
@@ -56,8 +102,8 @@ fn form_value(body: &str, name: &str) -> Option<String> {
     query_value(body, name)
 }
 
-/// The IAM requests of one recorded call.
-pub fn requests(entry: &Value, account: &Account) -> Result<Vec<Request>, String> {
+/// The IAM requests of one recorded call, as the caller makes them.
+fn own_requests(entry: &Value, account: &Account) -> Result<Vec<Request>, String> {
     let op = operation(entry);
     let body = body_text(entry);
     let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -89,16 +135,18 @@ pub fn requests(entry: &Value, account: &Account) -> Result<Vec<Request>, String
                 "s3:HeadObject" => "s3:GetObject",
                 other => other,
             };
-            let object = harness::terraform::percent_decode(&path);
+            // A path's `+` is a plus, not a space (that is forms only).
+            let object = harness::terraform::percent_decode(&path.replace('+', "%2B"));
             one(action, format!("arn:aws:s3:::{object}"))
         }
         "s3:ListObjectsV2" => {
             let bucket = path.trim_end_matches('/').to_string();
-            let prefix = query_value(&query, "prefix").unwrap_or_default();
-            Ok(vec![
-                Request::new("s3:ListBucket", &format!("arn:aws:s3:::{bucket}"))
-                    .with("s3:prefix", &prefix),
-            ])
+            let mut request = Request::new("s3:ListBucket", &format!("arn:aws:s3:::{bucket}"));
+            // No prefix asked: the key is absent (not empty) for IAM.
+            if let Some(prefix) = query_value(&query, "prefix") {
+                request = request.with("s3:prefix", &prefix);
+            }
+            Ok(vec![request])
         }
         "sns:Publish" => {
             let topic = form_value(&body, "TopicArn").ok_or("Publish without TopicArn")?;

@@ -132,6 +132,13 @@ fn build(root: &Path, x86: bool) -> Result<(), String> {
     ca_layer(root)
 }
 
+/// Python: zips `rds-ca/global-bundle.pem` into `sys.argv[1]` with a fixed date and mode.
+const ZIP_CA_LAYER: &str = "import sys, zipfile\n\
+info = zipfile.ZipInfo('rds-ca/global-bundle.pem', (1980, 1, 1, 0, 0, 0))\n\
+info.external_attr = 0o644 << 16\n\
+with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:\n    \
+z.writestr(info, open('rds-ca/global-bundle.pem', 'rb').read())\n";
+
 /// The layer Terraform ships beside secret-rotator (`rds_ca_layer_zip`): the RDS CA bundle
 /// downloaded to `infra/rds-ca/global-bundle.pem`, zipped as `rds-ca/global-bundle.pem` (Lambda
 /// mounts it at `/opt/rds-ca/global-bundle.pem`). Python's zipfile makes it: cargo-lambda came
@@ -149,12 +156,13 @@ fn ca_layer(root: &Path) -> Result<(), String> {
         .unwrap_or_else(|| root.join("target"));
     let zip = target.join("lambda/rds-ca-layer.zip");
     let _ = std::fs::remove_file(&zip);
+    if let Some(parent) = zip.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
     let zip = zip.display().to_string();
-    run(
-        &infra,
-        "python3",
-        &["-m", "zipfile", "-c", &zip, "rds-ca/global-bundle.pem"],
-    )
+    // A fixed timestamp: the same bundle makes the same zip, so Terraform sees no new layer
+    // version when only the file's date changed (a download at every CI run).
+    run(&infra, "python3", &["-c", ZIP_CA_LAYER, &zip])
 }
 
 fn deploy(root: &Path, x86: bool) -> Result<(), String> {
@@ -177,4 +185,32 @@ fn deploy(root: &Path, x86: bool) -> Result<(), String> {
     };
     // Without a saved plan, apply shows the plan and waits for "yes".
     run(&infra, "terraform", &["apply", architecture])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same bundle gives the same zip, whatever the file's date.
+    #[test]
+    fn the_ca_layer_zip_is_the_same_for_the_same_bundle() {
+        let dir = std::env::temp_dir().join(format!("wk-xtask-{}", std::process::id()));
+        let bundle = dir.join("rds-ca/global-bundle.pem");
+        std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
+        std::fs::write(&bundle, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let zip = |name: &str| {
+            let out = dir.join(name);
+            run(
+                &dir,
+                "python3",
+                &["-c", ZIP_CA_LAYER, &out.display().to_string()],
+            )
+            .unwrap();
+            std::fs::read(out).unwrap()
+        };
+        let first = zip("a.zip");
+        std::fs::write(&bundle, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        assert_eq!(first, zip("b.zip"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
