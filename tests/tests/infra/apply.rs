@@ -369,6 +369,54 @@ async fn encryption_keys(moto: &Moto) -> BTreeMap<String, String> {
     keys
 }
 
+/// health-sweeper as its role, sweeping a loopback backend (the deployed allowed networks are
+/// private ones): the backend is probed, and calls outside its state are denied.
+async fn sweep_as_role(moto: &Moto, readback: &Readback<'_>) -> RoleRun {
+    let backend = HttpServer::start(
+        std::net::Ipv4Addr::new(127, 0, 0, 1),
+        Behaviour::Status(200),
+    )
+    .await
+    .unwrap();
+    let sweeper = run_as_role(
+        moto,
+        readback,
+        "wk-health-sweeper",
+        "health-sweeper",
+        &[
+            ("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/8".into()),
+            ("SWEEP_STATIC_TARGETS", backend.addr().to_string()),
+        ],
+        &[read_event("scheduled-event.json").unwrap()],
+    )
+    .await;
+    assert_eq!(backend.requests().len(), 1, "the backend was probed");
+    denied(&sweeper, &outside_state(&sweeper, "health-sweeper"));
+    sweeper
+}
+
+/// budget-alerter's daily check as its role: the budgets are read, calls outside its state
+/// are denied.
+async fn check_budgets_as_role(moto: &Moto, readback: &Readback<'_>) {
+    let budgets = run_as_role(
+        moto,
+        readback,
+        "wk-budget-alerter",
+        "budget-alerter",
+        &[],
+        &[read_event("scheduled-event.json").unwrap()],
+    )
+    .await;
+    assert!(
+        budgets
+            .calls
+            .iter()
+            .any(|c| c.action == "budgets:ViewBudget"),
+        "the budgets were read"
+    );
+    denied(&budgets, &outside_state(&budgets, "budget-alerter"));
+}
+
 async fn secret_arns(moto: &Moto) -> BTreeMap<String, String> {
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
     let listed = secrets.list_secrets().send().await.unwrap();
@@ -565,45 +613,10 @@ async fn the_defaults_apply_plan_clean_run_as_their_roles_and_destroy() {
     );
 
     // health-sweeper: a sweep of a loopback backend (the deployed networks are private ones).
-    let backend = HttpServer::start(
-        std::net::Ipv4Addr::new(127, 0, 0, 1),
-        Behaviour::Status(200),
-    )
-    .await
-    .unwrap();
-    let sweeper = run_as_role(
-        &moto,
-        &readback,
-        "wk-health-sweeper",
-        "health-sweeper",
-        &[
-            ("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/8".into()),
-            ("SWEEP_STATIC_TARGETS", backend.addr().to_string()),
-        ],
-        &[read_event("scheduled-event.json").unwrap()],
-    )
-    .await;
-    assert_eq!(backend.requests().len(), 1, "the backend was probed");
-    denied(&sweeper, &outside_state(&sweeper, "health-sweeper"));
+    sweep_as_role(&moto, &readback).await;
 
     // budget-alerter: the daily check of the budgets Terraform made.
-    let budgets = run_as_role(
-        &moto,
-        &readback,
-        "wk-budget-alerter",
-        "budget-alerter",
-        &[],
-        &[read_event("scheduled-event.json").unwrap()],
-    )
-    .await;
-    assert!(
-        budgets
-            .calls
-            .iter()
-            .any(|c| c.action == "budgets:ViewBudget"),
-        "the budgets were read"
-    );
-    denied(&budgets, &outside_state(&budgets, "budget-alerter"));
+    check_budgets_as_role(&moto, &readback).await;
 
     deployment.destroy().await.unwrap();
     eprintln!(
@@ -920,24 +933,7 @@ sweep_reminder_hours      = 4
 
     // health-sweeper with the target group and its own checks (discovery through ELB and EC2),
     // sweeping a loopback backend instead of the deployed private addresses.
-    let backend = HttpServer::start(
-        std::net::Ipv4Addr::new(127, 0, 0, 1),
-        Behaviour::Status(200),
-    )
-    .await
-    .unwrap();
-    let sweeper = run_as_role(
-        &moto,
-        &readback,
-        "wk-health-sweeper",
-        "health-sweeper",
-        &[
-            ("SWEEP_ALLOWED_NETWORKS", "127.0.0.0/8".into()),
-            ("SWEEP_STATIC_TARGETS", backend.addr().to_string()),
-        ],
-        &[read_event("scheduled-event.json").unwrap()],
-    )
-    .await;
+    let sweeper = sweep_as_role(&moto, &readback).await;
     for action in [
         "elasticloadbalancing:DescribeTargetHealth",
         "elasticloadbalancing:DescribeTargetGroups",
@@ -948,19 +944,9 @@ sweep_reminder_hours      = 4
             "health-sweeper used {action}"
         );
     }
-    denied(&sweeper, &outside_state(&sweeper, "health-sweeper"));
 
     // budget-alerter's daily check of the budgets this variant made.
-    let budgets = run_as_role(
-        &moto,
-        &readback,
-        "wk-budget-alerter",
-        "budget-alerter",
-        &[],
-        &[read_event("scheduled-event.json").unwrap()],
-    )
-    .await;
-    denied(&budgets, &outside_state(&budgets, "budget-alerter"));
+    check_budgets_as_role(&moto, &readback).await;
 
     deployment.destroy().await.unwrap();
     eprintln!(
