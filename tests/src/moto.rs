@@ -241,20 +241,11 @@ impl Moto {
 
     /// The AWS operations recorded since `record_calls`, in order, named `service:Operation`.
     pub async fn recorded_calls(&self) -> Result<Vec<String>> {
-        let text = self
-            .http
-            .get(format!(
-                "{}/moto-api/recorder/download-recording",
-                self.endpoint
-            ))
-            .send()
+        Ok(self
+            .recorded_requests()
             .await?
-            .text()
-            .await?;
-        Ok(text
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .map(|entry| crate::calls::operation(&entry))
+            .iter()
+            .map(crate::calls::operation)
             .collect())
     }
 
