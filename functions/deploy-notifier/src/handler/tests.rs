@@ -584,3 +584,27 @@ async fn a_crash_loop_is_one_message_per_service_per_window() {
     assert_eq!(app.run(other_account).await.unwrap()["outcome"], "notified");
     assert_eq!(app.notifier.notifications().len(), 5);
 }
+
+/// The alerts AWS already sends (CloudWatch alarms from EventBridge and through SNS, AWS Health,
+/// GuardDuty), as the fixtures in `events/` have them: each is told once, never dropped and
+/// never an error, whatever this function makes of it.
+#[tokio::test]
+async fn the_alerts_aws_sends_are_each_told_once() {
+    for fixture in [
+        "cloudwatch-alarm-state-change.json",
+        "cloudwatch-alarm-ok.json",
+        "cloudwatch-alarm-metric-math.json",
+        "cloudwatch-alarm-composite.json",
+        "sns-cloudwatch-alarm.json",
+        "aws-health-rds-maintenance.json",
+        "guardduty-finding.json",
+    ] {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/").to_string() + fixture;
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let app = app(false).await;
+        app.run(event.clone()).await.unwrap();
+        app.run(event).await.unwrap();
+        let sent = app.notifier.notifications();
+        assert_eq!(sent.len(), 1, "{fixture}: told once: {sent:?}");
+    }
+}
