@@ -175,7 +175,7 @@ async fn run_discovery(count: usize) -> Result<()> {
 /// The discovering side: the function's discovery built from the environment as `main.rs`
 /// builds it, run once, measured.
 fn discover(count: usize) -> Result<()> {
-    use health_sweeper::discovery::{Discover, Discovery, Ec2Discovery, TargetGroupDiscovery};
+    use health_sweeper::discovery::{Discover, Discovery};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -183,25 +183,7 @@ fn discover(count: usize) -> Result<()> {
         let vars = watchkeeper_shared::config::Vars::from_env();
         let config = health_sweeper::config::Config::from_vars(&vars)?;
         let sdk = watchkeeper_shared::aws::load_sdk_config(&vars).await?;
-        let ec2 = aws_sdk_ec2::Client::new(&sdk);
-        let discovery = Discovery {
-            ec2: config.project.as_ref().map(|project| {
-                Ec2Discovery::new(
-                    ec2.clone(),
-                    project.clone(),
-                    config.role.clone(),
-                    config.port,
-                )
-            }),
-            target_groups: (!config.target_group_arns.is_empty()).then(|| {
-                TargetGroupDiscovery::new(
-                    aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
-                    ec2.clone(),
-                    config.target_group_arns.clone(),
-                    config.port,
-                )
-            }),
-        };
+        let discovery = Discovery::from_config(&config, &sdk);
         let started = Instant::now();
         let found = discovery.discover().await?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((found, started.elapsed()))

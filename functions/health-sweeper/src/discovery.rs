@@ -423,6 +423,32 @@ pub struct Discovery {
     pub target_groups: Option<TargetGroupDiscovery>,
 }
 
+impl Discovery {
+    /// The sources the configuration turns on, with clients built once from `sdk`.
+    pub fn from_config(config: &crate::config::Config, sdk: &aws_config::SdkConfig) -> Self {
+        let ec2 = aws_sdk_ec2::Client::new(sdk);
+        Self {
+            ec2: config.project.as_ref().map(|project| {
+                Ec2Discovery::new(
+                    ec2.clone(),
+                    project.clone(),
+                    config.role.clone(),
+                    config.port,
+                )
+            }),
+            target_groups: (!config.target_group_arns.is_empty()).then(|| {
+                TargetGroupDiscovery::new(
+                    aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+                    ec2.clone(),
+                    config.target_group_arns.clone(),
+                    config.port,
+                )
+                .with_group_paths(config.group_paths)
+            }),
+        }
+    }
+}
+
 impl Discover for Discovery {
     /// Both sources at once; an instance a target group leaves out (starting, draining, stopped)
     /// is left out of the tag discovery too, so the two never disagree about it.

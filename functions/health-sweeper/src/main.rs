@@ -9,7 +9,7 @@ use watchkeeper_shared::telemetry;
 
 use health_sweeper::concurrency;
 use health_sweeper::config::Config;
-use health_sweeper::discovery::{Discovery, Ec2Discovery, TargetGroupDiscovery};
+use health_sweeper::discovery::Discovery;
 use health_sweeper::handler::App;
 use health_sweeper::probe::Prober;
 
@@ -25,27 +25,7 @@ async fn main() -> Result<(), Error> {
         &config.notify,
     )
     .await?;
-    let ec2 = aws_sdk_ec2::Client::new(&common.sdk);
-    let discovery = Discovery {
-        ec2: config.project.as_ref().map(|project| {
-            Ec2Discovery::new(
-                ec2.clone(),
-                project.clone(),
-                config.role.clone(),
-                config.port,
-            )
-        }),
-        target_groups: (!config.target_group_arns.is_empty()).then(|| {
-            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&common.sdk);
-            TargetGroupDiscovery::new(
-                elb,
-                ec2.clone(),
-                config.target_group_arns.clone(),
-                config.port,
-            )
-            .with_group_paths(config.group_paths)
-        }),
-    };
+    let discovery = Discovery::from_config(&config, &common.sdk);
     let prober = Prober::new(
         config.path.clone(),
         config.host.clone(),

@@ -4,6 +4,7 @@
 //! same login check again before it promotes anything.
 
 use watchkeeper_shared::notify::Notify;
+use watchkeeper_shared::secret::Secret;
 
 use crate::database::{Database, DbErrorKind};
 use crate::error::RotationError;
@@ -19,11 +20,19 @@ pub(crate) const CONFIGURATION_TEST: &str =
 
 impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
     pub(crate) async fn test(&self, event: &RotationEvent) -> Result<Done, RotationError> {
-        if self.is_configuration_test(event).await? {
+        // Each value read once: the configuration test is told by them.
+        let pending = self
+            .secrets
+            .value(&event.secret_id, Some(&event.token), PENDING)
+            .await?;
+        let current = self.secrets.value(&event.secret_id, None, CURRENT).await?;
+        let Some(pending) = pending.filter(|p| !is_configuration_test(p, current.as_ref())) else {
             return Ok(CONFIGURATION_TEST.into());
-        }
-        let pending = self.pending(event).await?;
-        guard::same_kind(&self.current(event).await?, &pending)?;
+        };
+        let current = current
+            .ok_or_else(|| RotationError::Malformed("secret has no AWSCURRENT value".into()))?;
+        let pending = secret_value::parse(&pending)?;
+        guard::same_kind(&secret_value::parse(&current)?, &pending)?;
         match pending {
             SecretKind::ApiKey(key) => {
                 api_key_present(&key)?;
@@ -38,25 +47,6 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
                 Ok("pending credentials log in".into())
             }
         }
-    }
-
-    /// Whether this testSecret is Secrets Manager's check of a new rotation configuration
-    /// (RotateSecret without RotateImmediately, as Terraform's first apply does): it makes an
-    /// AWSPENDING version no createSecret of ours made, with no value or AWSCURRENT's own, and
-    /// removes it after. Nothing new would log in: the database may not even let this function
-    /// in yet (its security group is opened after the apply), and a failure here would page a
-    /// Critical "rotation failed" on every first deploy. Our createSecret always writes a new
-    /// password or key, so a pending value equal to the current one is never a rotation's.
-    async fn is_configuration_test(&self, event: &RotationEvent) -> Result<bool, RotationError> {
-        let pending = self
-            .secrets
-            .value(&event.secret_id, Some(&event.token), PENDING)
-            .await?;
-        let Some(pending) = pending else {
-            return Ok(true);
-        };
-        let current = self.secrets.value(&event.secret_id, None, CURRENT).await?;
-        Ok(current.is_some_and(|current| current.expose() == pending.expose()))
     }
 
     /// The pending credentials log in, query, and read `test_table` when the secret names one.
@@ -113,4 +103,16 @@ impl<A: SecretsApi, D: Database, N: Notify> Rotator<A, D, N> {
             )))
         }
     }
+}
+
+/// Whether a testSecret whose AWSPENDING value is `pending` is Secrets Manager's check of a new
+/// rotation configuration (RotateSecret without RotateImmediately, as Terraform's first apply
+/// does): it makes an AWSPENDING version no createSecret of ours made, with no value (the
+/// caller's `None`) or AWSCURRENT's own, and removes it after. Nothing new would log in: the
+/// database may not even let this function in yet (its security group is opened after the
+/// apply), and a failure here would page a Critical "rotation failed" on every first deploy.
+/// Our createSecret always writes a new password or key, so a pending value equal to the
+/// current one is never a rotation's.
+fn is_configuration_test(pending: &Secret<String>, current: Option<&Secret<String>>) -> bool {
+    current.is_some_and(|current| current.expose() == pending.expose())
 }
