@@ -21,7 +21,7 @@
 //! `tests/infra-apply/` replace (each says why).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use harness::http::{Behaviour, HttpServer};
 use harness::lambda::LambdaRuntime;
@@ -121,8 +121,22 @@ force_destroy_buckets = true
     )
 }
 
-/// Apply, check the plan after it is empty, and hand back the timings.
-async fn apply_clean(deployment: &Deployment) -> Duration {
+/// The emulator, with the IAM managed policies the roles attach, and a VPC with two subnets.
+async fn emulator_with_network() -> (Moto, String, Vec<String>) {
+    let moto = Moto::start_with(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")])
+        .await
+        .unwrap();
+    let (vpc, subnets) = network(&moto).await;
+    (moto, vpc, subnets)
+}
+
+/// A scratch copy of `infra/` initialised with `vars`, its placeholder artifacts, applied; the
+/// plan after the apply must be empty.
+async fn apply_clean(terraform: &Terraform, moto: &Moto, vars: &str) -> Deployment {
+    let deployment = Deployment::init(terraform, moto.endpoint(), vars)
+        .await
+        .unwrap();
+    artifacts(&deployment).await;
     let took = deployment.apply().await.unwrap();
     let started = Instant::now();
     if let Some(plan) = deployment.plan_changes().await.unwrap() {
@@ -133,7 +147,7 @@ async fn apply_clean(deployment: &Deployment) -> Duration {
         took.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
-    took
+    deployment
 }
 
 /// The deployed functions' environment, read back: each sets only what its crate's code reads,
@@ -494,16 +508,9 @@ async fn the_defaults_apply_plan_clean_run_as_their_roles_and_destroy() {
         return;
     };
     let started = Instant::now();
-    let moto = Moto::start_with(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")])
-        .await
-        .unwrap();
-    let (vpc, subnets) = network(&moto).await;
+    let (moto, vpc, subnets) = emulator_with_network().await;
     let vars = format!("{}db_tls = \"disable\"\n", base_vars(&vpc, &subnets));
-    let deployment = Deployment::init(&terraform, moto.endpoint(), &vars)
-        .await
-        .unwrap();
-    artifacts(&deployment).await;
-    apply_clean(&deployment).await;
+    let deployment = apply_clean(&terraform, &moto, &vars).await;
     let outputs = deployment.outputs().await.unwrap();
     let readback = Readback::new(&moto);
     environments_match_the_code(
@@ -631,10 +638,7 @@ async fn every_optional_input_applies_and_plans_clean() {
         return;
     };
     let started = Instant::now();
-    let moto = Moto::start_with(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")])
-        .await
-        .unwrap();
-    let (vpc, subnets) = network(&moto).await;
+    let (moto, vpc, subnets) = emulator_with_network().await;
     // Secrets Manager "invokes" the rotator when rotation is configured: moto without Docker
     // answers for it (the scenario below runs the real binary).
     moto.control(
@@ -751,11 +755,7 @@ sweep_reminder_hours      = 4
 "#,
         base = base_vars(&vpc, &subnets)
     );
-    let deployment = Deployment::init(&terraform, moto.endpoint(), &vars)
-        .await
-        .unwrap();
-    artifacts(&deployment).await;
-    apply_clean(&deployment).await;
+    let deployment = apply_clean(&terraform, &moto, &vars).await;
     let readback = Readback::new(&moto);
     let rotator = readback
         .function_configuration("wk-secret-rotator")
