@@ -5,6 +5,8 @@ use std::time::Duration;
 use watchkeeper_shared::config::{ConfigError, Vars};
 use watchkeeper_shared::notify::NotifyConfig;
 
+use crate::alerts::rules::AlarmRules;
+
 /// How the Function URL authenticates CI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlAuth {
@@ -36,6 +38,8 @@ pub struct Config {
     /// `CI_SIGNING_KEY_REFRESH_SECONDS`: least time between two reads of the signing secret after
     /// a signature matched no cached key (default 60).
     pub signing_key_refresh: Duration,
+    /// `ALARM_WARNING_NAMES`, `ALARM_FLAP_COUNT`, `ALARM_FLAP_MINUTES`: see [`AlarmRules`].
+    pub alarms: AlarmRules,
 }
 
 impl Config {
@@ -84,6 +88,7 @@ impl Config {
             max_body_bytes,
             signature_window,
             signing_key_refresh,
+            alarms: AlarmRules::from_vars(vars)?,
         })
     }
 }

@@ -85,13 +85,40 @@ fn merge_start(old: Option<DeploymentStart>, at: DateTime<Utc>, rollback: bool) 
     }
 }
 
+/// Runs a nice-to-have state call for at most `budget` (less when the invocation has less left);
+/// a failure or a call cut short is logged and `fallback` used instead: the notification goes out
+/// without what the call would have added.
+pub(crate) async fn nice_to_have<T>(
+    deadline: &Deadline,
+    call: impl Future<Output = Result<T, StateError>>,
+    budget: Duration,
+    what: &str,
+    id: &str,
+    fallback: T,
+) -> T {
+    let budget = budget.min(deadline.remaining());
+    match tokio::time::timeout(budget, call).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => {
+            tracing::warn!(id, error = %e, "{what} failed; notifying without it");
+            fallback
+        }
+        Err(_) => {
+            tracing::warn!(
+                id,
+                budget_ms = budget.as_millis() as u64,
+                "{what} took too long; notifying without it"
+            );
+            fallback
+        }
+    }
+}
+
 impl<'a, S: Store> Deployments<'a, S> {
     pub fn new(state: &'a S, deadline: &'a Deadline) -> Self {
         Self { state, deadline }
     }
 
-    /// Runs a nice-to-have call for at most `budget` (less when the invocation has less left); a
-    /// failure or a call cut short is logged and `fallback` used instead.
     async fn tolerate<T>(
         &self,
         call: impl Future<Output = Result<T, StateError>>,
@@ -100,22 +127,7 @@ impl<'a, S: Store> Deployments<'a, S> {
         id: &str,
         fallback: T,
     ) -> T {
-        let budget = budget.min(self.deadline.remaining());
-        match tokio::time::timeout(budget, call).await {
-            Ok(Ok(value)) => value,
-            Ok(Err(e)) => {
-                tracing::warn!(deployment = id, error = %e, "{what} failed; notifying without it");
-                fallback
-            }
-            Err(_) => {
-                tracing::warn!(
-                    deployment = id,
-                    budget_ms = budget.as_millis() as u64,
-                    "{what} took too long; notifying without it"
-                );
-                fallback
-            }
-        }
+        nice_to_have(self.deadline, call, budget, what, id, fallback).await
     }
 
     /// When the deployment's end was seen, if it was.

@@ -9,9 +9,12 @@ use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Delivery, Notification, Notify, Severity};
 use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::secret::{SecretSource, SecretsManagerSource};
-use watchkeeper_shared::state::Store;
+use watchkeeper_shared::state::{Store, key_segment};
 use watchkeeper_shared::telemetry::Metrics;
 
+use crate::alerts::alarm::{AlarmChange, AlarmState};
+use crate::alerts::history::AlertHistory;
+use crate::alerts::{self, AwsAlert, Read, render as alert_render};
 use crate::ci::signing_key::SigningKeys;
 use crate::config::Config;
 use crate::deployments::Deployments;
@@ -83,7 +86,20 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                         Err(e) => Err(e),
                     }
                 }
-                _ => self.handle_sns_text(record, deadline).await,
+                Ok(inner @ Value::Object(_)) => match alerts::read_sns_message(&inner) {
+                    Some(Read::Alert(alert)) => {
+                        self.handle_alert(*alert, &format!("sns/{}", record.message_id), deadline)
+                            .await
+                    }
+                    Some(Read::Unreadable { kind, why }) => {
+                        let note = format!("It looks like a {kind} but could not be read: {why}.");
+                        self.handle_sns_text(record, Some(&note), deadline).await
+                    }
+                    Some(Read::Ignored(reason)) => Ok(json!({"outcome": Outcome::Ignored,
+                        "message": record.message_id, "reason": reason})),
+                    None => self.handle_sns_text(record, None, deadline).await,
+                },
+                _ => self.handle_sns_text(record, None, deadline).await,
             };
             match outcome {
                 Ok(result) => results.push(result),
@@ -106,6 +122,23 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         deadline: &Deadline,
     ) -> Result<Value, DeployError> {
         let env = self.config.environment.as_deref();
+        let event_key = format!("event/{}", event.id);
+        match alerts::read_event(event) {
+            Some(Read::Alert(alert)) => {
+                return self.handle_alert(*alert, &event_key, deadline).await;
+            }
+            Some(Read::Ignored(reason)) => {
+                return Ok(
+                    json!({"outcome": Outcome::Ignored, "event": event.id, "reason": reason}),
+                );
+            }
+            Some(Read::Unreadable { kind, why }) => {
+                let note = format!("It looks like a {kind} but could not be read: {why}.");
+                let notification = generic_event_notice(event, env, Some(&note));
+                return self.send(&event_key, &notification, deadline).await;
+            }
+            None => {}
+        }
         let notification = match ecs::interpret(event)? {
             Interpreted::Ignored(reason) => {
                 tracing::debug!(event_id = %event.id, detail_type = %event.detail_type, reason, "ignored");
@@ -113,7 +146,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                     json!({"outcome": Outcome::Ignored, "event": event.id, "reason": reason}),
                 );
             }
-            Interpreted::Unknown => generic_event_notice(event, env),
+            Interpreted::Unknown => generic_event_notice(event, env, None),
             Interpreted::Ecs(EcsEvent::ServiceAction(action)) => {
                 render::service_action_notification(&action, env, &event.id)
             }
@@ -128,8 +161,89 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 return self.handle_deployment(event, &change, deadline).await;
             }
         };
-        self.send(&format!("event/{}", event.id), &notification, deadline)
-            .await
+        self.send(&event_key, &notification, deadline).await
+    }
+
+    /// An alert AWS sent: told once per key (see the README's table), whichever way it came.
+    /// `fallback_key` (the event or message id) stands in when the alert carries no time of its own.
+    async fn handle_alert(
+        &self,
+        alert: AwsAlert,
+        fallback_key: &str,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
+        let env = self.config.environment.as_deref();
+        let history = AlertHistory::new(&self.state, deadline);
+        match alert {
+            AwsAlert::Alarm(change) => self.handle_alarm(&change, fallback_key, deadline).await,
+            AwsAlert::Health(event) => {
+                let before = history.previous_health_update(&event).await;
+                let notification = alert_render::health_notification(&event, before.as_ref(), env);
+                let update = event
+                    .last_updated
+                    .map(|t| t.timestamp().to_string())
+                    .unwrap_or_else(|| key_segment(fallback_key));
+                let key = format!("health/{}/{update}", key_segment(&event.arn));
+                self.send(&key, &notification, deadline).await
+            }
+            AwsAlert::Finding(finding) => {
+                // Once per finding and severity band: GuardDuty updates a finding every time it
+                // sees the activity again (a higher count, a later last seen).
+                let notification = alert_render::finding_notification(&finding, env);
+                let id = format!("{}/{}/{}", finding.account, finding.region, finding.id);
+                let key = format!("guardduty/{}/{}", key_segment(&id), finding.band.as_str());
+                self.send(&key, &notification, deadline).await
+            }
+        }
+    }
+
+    /// One alarm state change: an OK says how long the ALARM lasted; an alarm that entered ALARM
+    /// [`AlarmRules::flap_count`](crate::alerts::rules::AlarmRules) times within the window is
+    /// flapping, and all its changes in one window of the clock are one message.
+    async fn handle_alarm(
+        &self,
+        change: &AlarmChange,
+        fallback_key: &str,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
+        let env = self.config.environment.as_deref();
+        let rules = &self.config.alarms;
+        let entries = AlertHistory::new(&self.state, deadline)
+            .alarm_entries(change)
+            .await;
+        let alarm = key_segment(&change.arn);
+        if let (Some(entries), Some(at)) = (&entries, change.changed_at) {
+            let window = chrono::Duration::from_std(rules.flap_window)
+                .unwrap_or(chrono::Duration::minutes(30));
+            let count = entries.entries_within(at, window);
+            if count >= rules.flap_count {
+                let (index, folded_until) = alert_render::fold_window(at, window);
+                let notification = alert_render::alarm_flapping_notification(
+                    change,
+                    count,
+                    rules,
+                    folded_until,
+                    env,
+                );
+                let key = format!("alarm/{alarm}/flapping/{index}");
+                return self.send(&key, &notification, deadline).await;
+            }
+        }
+        // When the ALARM an OK ends began: EventBridge says so; for SNS the history does.
+        let alarm_since = change
+            .previous_since
+            .filter(|_| change.previous == Some(AlarmState::Alarm))
+            .or_else(|| {
+                let at = change.changed_at?;
+                entries?.last_entry_until(at)
+            });
+        let notification = alert_render::alarm_notification(change, alarm_since, rules, env);
+        let at = change
+            .changed_at
+            .map(|t| t.timestamp_millis().to_string())
+            .unwrap_or_else(|| key_segment(fallback_key));
+        let key = format!("alarm/{alarm}/{}/{at}", change.state.as_str());
+        self.send(&key, &notification, deadline).await
     }
 
     /// A deployment's start is remembered (for its duration and whether it is a rollback), its
@@ -206,6 +320,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
     async fn handle_sns_text(
         &self,
         record: &SnsRecord,
+        note: Option<&str>,
         deadline: &Deadline,
     ) -> Result<Value, DeployError> {
         let topic = record
@@ -220,8 +335,9 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             record.subject.as_deref().unwrap_or("(no subject)")
         );
         let text = format!(
-            "A message on {} that is not an ECS event was forwarded as is.\n\nMessage id: {}\n\n{}",
+            "A message on {} that is not an event this function reads was forwarded as is.{}\n\nMessage id: {}\n\n{}",
             record.topic_arn,
+            note.map(|n| format!(" {n}")).unwrap_or_default(),
             record.message_id,
             record.message.chars().take(4000).collect::<String>()
         );
@@ -304,7 +420,9 @@ fn metrics(result: &Result<Value, DeployError>) -> Metrics {
     metrics
 }
 
-fn generic_event_notice(event: &Envelope, env: Option<&str>) -> Notification {
+/// An event told as what it is not known to be: its type, source and fields. `note` says why
+/// when it is of a known kind that could not be read.
+fn generic_event_notice(event: &Envelope, env: Option<&str>, note: Option<&str>) -> Notification {
     let detail_keys: Vec<&str> = event
         .detail
         .as_object()
@@ -317,8 +435,9 @@ fn generic_event_notice(event: &Envelope, env: Option<&str>) -> Notification {
         event.source
     );
     let text = format!(
-        "An event this function does not interpret was received; it is reported rather than dropped.\n\n\
+        "An event this function does not interpret was received; it is reported rather than dropped.{}\n\n\
          Type:      {}\nSource:    {}\nEvent id:  {}\nTime:      {}\nAccount:   {}\nRegion:    {}\nResources: {}\nDetail fields: {}",
+        note.map(|n| format!(" {n}")).unwrap_or_default(),
         event.detail_type,
         event.source,
         event.id,

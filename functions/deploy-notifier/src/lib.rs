@@ -6,12 +6,14 @@
 //! - [`deployments`]: what is remembered of a deployment between its events.
 //! - [`ci`]: the CI report, its signature and its notification; [`ci::signing_key`]: the keys;
 //!   [`ci::function_url`]: the HTTP protocol of the Function URL.
+//! - [`alerts`]: the alerts AWS already sends (CloudWatch alarms, AWS Health, GuardDuty).
 //! - [`handler`]: one invocation from classification to answer.
 
 /// The function's name: its state namespace, the source of its notifications, the `Function`
 /// dimension of its metrics.
 pub const NAME: &str = "deploy-notifier";
 
+pub mod alerts;
 pub mod ci;
 pub mod config;
 pub mod deployments;

@@ -25,7 +25,7 @@ pub fn format_duration(seconds: i64) -> String {
     }
 }
 
-fn row(text: &mut String, label: &str, value: &str) {
+pub(crate) fn row(text: &mut String, label: &str, value: &str) {
     let _ = writeln!(text, "{:<15} {value}", format!("{label}:"));
 }
 

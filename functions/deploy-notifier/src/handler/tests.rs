@@ -335,6 +335,38 @@ mod fuzz {
             let answer = runtime.block_on(app.run(as_base64)).unwrap();
             prop_assert!(status(&answer) >= 400 && status(&answer) < 500);
         }
+
+        /// Any content in an alert's fields, with the fixture's fields mixed in: never a panic,
+        /// and never silence (an alert that is not archived is told, read or not).
+        #[test]
+        fn arbitrary_alert_content_is_told_without_panics(
+            which in 0usize..4,
+            field in prop_oneof![Just("state"), Just("configuration"), Just("alarmName"), Just("severity"),
+                Just("service"), Just("resource"), Just("eventDescription"), Just("affectedEntities"),
+                Just("startTime"), Just("lastUpdatedTime"), Just("reasonData"), Just("id")],
+            value in json_value(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let app = runtime.block_on(app(true));
+            let fixture = ["cloudwatch-alarm-composite.json", "aws-health-rds-maintenance.json",
+                "guardduty-finding.json", "sns-cloudwatch-alarm.json"][which];
+            let mut event = fixture_event(fixture);
+            if which == 3 {
+                let mut message: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+                message[field] = value.clone();
+                message["Trigger"][field] = value;
+                event["Records"][0]["Sns"]["Message"] = Value::String(message.to_string());
+            } else {
+                if let Some(state) = event["detail"].get_mut("state").and_then(Value::as_object_mut) {
+                    state.insert("reasonData".into(), Value::String(value.to_string()));
+                }
+                event["detail"][field] = value;
+            }
+            let answer = runtime.block_on(app.run(event));
+            let archived = which == 2 && field == "service";
+            prop_assert!(answer.is_ok());
+            prop_assert!(archived || app.notifier.notifications().len() == 1);
+        }
     }
 }
 
@@ -590,21 +622,387 @@ async fn a_crash_loop_is_one_message_per_service_per_window() {
 /// never an error, whatever this function makes of it.
 #[tokio::test]
 async fn the_alerts_aws_sends_are_each_told_once() {
-    for fixture in [
-        "cloudwatch-alarm-state-change.json",
-        "cloudwatch-alarm-ok.json",
-        "cloudwatch-alarm-metric-math.json",
-        "cloudwatch-alarm-composite.json",
-        "sns-cloudwatch-alarm.json",
-        "aws-health-rds-maintenance.json",
-        "guardduty-finding.json",
+    for (fixture, subject, severity) in [
+        (
+            "cloudwatch-alarm-state-change.json",
+            "[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5",
+            Severity::Critical,
+        ),
+        (
+            "cloudwatch-alarm-ok.json",
+            "[prod] OK des-api-5xx: resolved after 14m 00s",
+            Severity::Info,
+        ),
+        (
+            "cloudwatch-alarm-metric-math.json",
+            "[prod] ALARM des-api-error-rate: Error rate (%) > 5",
+            Severity::Critical,
+        ),
+        (
+            "cloudwatch-alarm-composite.json",
+            "[prod] ALARM des-dispatch-down (composite): des-api-5xx in ALARM",
+            Severity::Critical,
+        ),
+        (
+            "sns-cloudwatch-alarm.json",
+            "[prod] ALARM des-rds-free-storage: MINIMUM of FreeStorageSpace < 2000000000",
+            Severity::Critical,
+        ),
+        (
+            "aws-health-rds-maintenance.json",
+            "[prod] AWS Health RDS scheduled: AWS_RDS_MAINTENANCE_SCHEDULED (des-db) at 2026-12-15 03:00 UTC",
+            Severity::Warning,
+        ),
+        (
+            "guardduty-finding.json",
+            "[prod] GuardDuty MEDIUM 5: UnauthorizedAccess:EC2/SSHBruteForce on des-bastion",
+            Severity::Warning,
+        ),
     ] {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/").to_string() + fixture;
-        let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let event = fixture_event(fixture);
         let app = app(false).await;
         app.run(event.clone()).await.unwrap();
-        app.run(event).await.unwrap();
+        let again = app.run(event).await.unwrap();
+        let again = again.get("records").map(|r| &r[0]).unwrap_or(&again);
+        assert_eq!(again["outcome"], "duplicate", "{fixture}");
         let sent = app.notifier.notifications();
         assert_eq!(sent.len(), 1, "{fixture}: told once: {sent:?}");
+        let n = &sent[0];
+        assert_eq!(n.subject_line(), subject, "{fixture}");
+        assert_eq!(n.severity, severity, "{fixture}");
+        assert!(n.attributes.contains_key("kind"), "{fixture}");
+        assert!(n.sms_text().len() <= watchkeeper_shared::notify::MAX_SMS_CHARS);
+        assert!(!n.links.is_empty(), "{fixture}: a console link");
     }
+}
+
+fn fixture_event(name: &str) -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/").to_string() + name;
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The alarm message of `events/sns-cloudwatch-alarm.json`, changed by `edit`, in an SNS record
+/// with message id `message_id`.
+fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut record = fixture_event("sns-cloudwatch-alarm.json");
+    let mut message: Value =
+        serde_json::from_str(record["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    edit(&mut message);
+    record["Records"][0]["Sns"]["Message"] = Value::String(message.to_string());
+    record["Records"][0]["Sns"]["MessageId"] = json!(message_id);
+    record
+}
+
+/// The EventBridge alarm of `events/cloudwatch-alarm-state-change.json` in `state` at `at`
+/// (`2026-12-06T10:00:00.000+0000`), from `previous` since `previous_at`.
+fn eventbridge_alarm(id: &str, state: &str, at: &str, previous: &str, previous_at: &str) -> Value {
+    let mut event = fixture_event("cloudwatch-alarm-state-change.json");
+    event["id"] = json!(id);
+    event["detail"]["state"]["value"] = json!(state);
+    event["detail"]["state"]["timestamp"] = json!(at);
+    event["detail"]["previousState"]["value"] = json!(previous);
+    event["detail"]["previousState"]["timestamp"] = json!(previous_at);
+    event
+}
+
+/// Through SNS, which does not say when the ALARM began, the OK still says how long it lasted:
+/// the ALARM's entry was remembered. The same change delivered by EventBridge too is told once.
+#[tokio::test]
+async fn an_ok_after_an_alarm_through_sns_says_how_long_it_lasted() {
+    let app = app(false).await;
+    app.run(sns_alarm("m-alarm", |_| {})).await.unwrap();
+    // The same ALARM as EventBridge delivers it: one alarm, one change.
+    let mut direct = fixture_event("cloudwatch-alarm-state-change.json");
+    direct["resources"] =
+        json!(["arn:aws:cloudwatch:us-east-1:123456789012:alarm:des-rds-free-storage"]);
+    direct["detail"]["alarmName"] = json!("des-rds-free-storage");
+    direct["detail"]["state"]["timestamp"] = json!("2026-12-06T09:50:21.330+0000");
+    let answer = app.run(direct).await.unwrap();
+    assert_eq!(answer["outcome"], "duplicate", "{answer}");
+    app.run(sns_alarm("m-ok", |m| {
+        m["NewStateValue"] = json!("OK");
+        m["OldStateValue"] = json!("ALARM");
+        m["StateChangeTime"] = json!("2026-12-06T10:12:51.330+0000");
+    }))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(
+        sent[1].subject_line(),
+        "[prod] OK des-rds-free-storage: resolved after 22m 30s"
+    );
+    assert!(
+        sent[1]
+            .text
+            .contains("in ALARM from 2026-12-06 09:50:21 UTC")
+    );
+    assert_eq!(sent[1].severity, Severity::Info);
+
+    // Without the history (S3 refuses), the OK is still told, saying what it does not know.
+    let app = crate::testing::app(false).await;
+    app.state.deny_documents();
+    app.run(sns_alarm("m-ok", |m| {
+        m["NewStateValue"] = json!("OK");
+        m["OldStateValue"] = json!("ALARM");
+    }))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(
+        sent[0].subject_line(),
+        "[prod] OK des-rds-free-storage: resolved"
+    );
+    assert!(sent[0].text.contains("Lasted:         unknown"));
+}
+
+/// An alarm that enters ALARM three times within 30 minutes flaps: from the third entry, every
+/// change in that window of the clock is one message with the count, not a page each. Without the
+/// history (S3 refuses), nothing is folded and nothing is lost.
+#[tokio::test]
+async fn a_flapping_alarm_is_folded_into_one_message_per_window() {
+    let cycle = || {
+        let mut events = Vec::new();
+        let mut previous_at = "2026-12-06T09:41:12.003+0000".to_string();
+        for minute in (0..24).step_by(2) {
+            let at = format!("2026-12-06T10:{minute:02}:00.000+0000");
+            let (state, previous) = if minute % 4 == 0 {
+                ("ALARM", "OK")
+            } else {
+                ("OK", "ALARM")
+            };
+            events.push(eventbridge_alarm(
+                &format!("flap-{minute}"),
+                state,
+                &at,
+                previous,
+                &previous_at,
+            ));
+            previous_at = at;
+        }
+        events
+    };
+    let app = app(false).await;
+    for event in cycle() {
+        app.run(event.clone()).await.unwrap();
+        app.run(event).await.unwrap();
+    }
+    let sent = app.notifier.notifications();
+    let subjects: Vec<String> = sent.iter().map(|n| n.subject_line()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5",
+            "[prod] OK des-api-5xx: resolved after 2m 00s",
+            "[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5",
+            "[prod] OK des-api-5xx: resolved after 2m 00s",
+            "[prod] FLAPPING des-api-5xx: ALARM 3 times in 30 min, now ALARM",
+        ],
+        "12 changes, each delivered twice"
+    );
+    assert_eq!(sent[4].severity, Severity::Critical);
+    assert!(
+        sent[4].text.contains("until 2026-12-06 10:30:00 UTC"),
+        "{}",
+        sent[4].text
+    );
+    assert_eq!(sent[4].attributes["flapping"], "true");
+
+    // The next window: still flapping, told once more with the state it is in.
+    app.run(eventbridge_alarm(
+        "flap-next",
+        "OK",
+        "2026-12-06T10:31:00.000+0000",
+        "ALARM",
+        "2026-12-06T10:20:00.000+0000",
+    ))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 6);
+    assert_eq!(
+        sent[5].subject_line(),
+        "[prod] FLAPPING des-api-5xx: ALARM 5 times in 30 min, now OK"
+    );
+
+    let app = crate::testing::app(false).await;
+    app.state.deny_documents();
+    for event in cycle() {
+        app.run(event).await.unwrap();
+    }
+    assert_eq!(
+        app.notifier.notifications().len(),
+        12,
+        "without history every change is told"
+    );
+}
+
+#[tokio::test]
+async fn alarm_severity_follows_the_operators_name_rule() {
+    let mut app = app(false).await;
+    app.config.alarms.warning_names = vec!["*-5xx".into()];
+    app.run(fixture_event("cloudwatch-alarm-state-change.json"))
+        .await
+        .unwrap();
+    app.run(fixture_event("cloudwatch-alarm-metric-math.json"))
+        .await
+        .unwrap();
+    app.run(eventbridge_alarm(
+        "nodata",
+        "INSUFFICIENT_DATA",
+        "2026-12-06T11:00:00.000+0000",
+        "OK",
+        "2026-12-06T10:09:41.126+0000",
+    ))
+    .await
+    .unwrap();
+    let severities: Vec<Severity> = app
+        .notifier
+        .notifications()
+        .iter()
+        .map(|n| n.severity)
+        .collect();
+    assert_eq!(
+        severities,
+        [Severity::Warning, Severity::Critical, Severity::Warning]
+    );
+}
+
+/// An update of a Health event says what changed since the update before; its duplicate is not
+/// told again; its closing is info.
+#[tokio::test]
+async fn a_health_update_says_what_changed() {
+    let app = app(false).await;
+    let first = fixture_event("aws-health-rds-maintenance.json");
+    app.run(first.clone()).await.unwrap();
+    let mut update = first.clone();
+    update["id"] = json!("health-update-1");
+    update["detail"]["lastUpdatedTime"] = json!("Mon, 14 Dec 2026 12:00:00 GMT");
+    update["detail"]["startTime"] = json!("Wed, 16 Dec 2026 03:00:00 GMT");
+    update["detail"]["endTime"] = json!("Wed, 16 Dec 2026 03:30:00 GMT");
+    app.run(update.clone()).await.unwrap();
+    app.run(update.clone()).await.unwrap();
+    let mut closed = update.clone();
+    closed["id"] = json!("health-closed");
+    closed["detail"]["lastUpdatedTime"] = json!("Wed, 16 Dec 2026 03:31:00 GMT");
+    closed["detail"]["statusCode"] = json!("closed");
+    app.run(closed).await.unwrap();
+    // An old update delivered late compares with the one before it, not the newest.
+    app.run(first).await.unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(
+        sent[1].subject_line(),
+        "[prod] AWS Health RDS scheduled updated: AWS_RDS_MAINTENANCE_SCHEDULED (des-db)"
+    );
+    assert!(sent[1].text.contains(
+        "Changed:        start 2026-12-15 03:00:00 UTC -> 2026-12-16 03:00:00 UTC; end 2026-12-15 03:30:00 UTC -> 2026-12-16 03:30:00 UTC"
+    ), "{}", sent[1].text);
+    assert_eq!(sent[2].severity, Severity::Info);
+    assert!(
+        sent[2].text.contains("status upcoming -> closed"),
+        "{}",
+        sent[2].text
+    );
+    assert!(sent[2].subject_line().contains("scheduled closed"));
+}
+
+/// A finding GuardDuty updates (its count, its last seen) is told once per severity band.
+#[tokio::test]
+async fn a_guardduty_finding_is_told_once_per_severity_band() {
+    let app = app(false).await;
+    let first = fixture_event("guardduty-finding.json");
+    app.run(first.clone()).await.unwrap();
+    let mut repeat = first.clone();
+    repeat["id"] = json!("gd-repeat");
+    repeat["detail"]["service"]["count"] = json!(97);
+    repeat["detail"]["updatedAt"] = json!("2026-12-06T10:40:11.120Z");
+    let answer = app.run(repeat.clone()).await.unwrap();
+    assert_eq!(answer["outcome"], "duplicate");
+    let mut worse = repeat.clone();
+    worse["id"] = json!("gd-worse");
+    worse["detail"]["severity"] = json!(8.0);
+    app.run(worse.clone()).await.unwrap();
+    app.run(worse).await.unwrap();
+    let mut archived = repeat;
+    archived["id"] = json!("gd-archived");
+    archived["detail"]["severity"] = json!(9.5);
+    archived["detail"]["service"]["archived"] = json!(true);
+    let answer = app.run(archived).await.unwrap();
+    assert_eq!(answer["outcome"], "ignored");
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1].severity, Severity::Critical);
+    assert!(
+        sent[1]
+            .subject_line()
+            .starts_with("[prod] GuardDuty HIGH 8: ")
+    );
+}
+
+/// An alert of a known kind that does not parse is told as a generic notice saying why.
+#[tokio::test]
+async fn alerts_that_do_not_parse_are_told_not_dropped() {
+    let app = app(false).await;
+    let mut broken = fixture_event("cloudwatch-alarm-state-change.json");
+    broken["detail"]["state"] = json!("ALARM");
+    app.run(broken).await.unwrap();
+    app.run(sns_alarm("m-broken", |m| {
+        m["NewStateValue"] = json!(42);
+    }))
+    .await
+    .unwrap();
+    let mut finding = fixture_event("guardduty-finding.json");
+    finding["detail"]["severity"] = json!("very");
+    app.run(finding).await.unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent[0]
+            .text
+            .contains("It looks like a CloudWatch alarm but could not be read: no state value"),
+        "{}",
+        sent[0].text
+    );
+    assert!(
+        sent[1]
+            .text
+            .contains("It looks like a CloudWatch alarm but could not be read"),
+        "{}",
+        sent[1].text
+    );
+    assert!(
+        sent[1].text.contains("des-rds-free-storage"),
+        "the message itself is forwarded"
+    );
+    assert!(sent[2].text.contains("It looks like a GuardDuty finding"));
+    assert!(sent.iter().all(|n| n.severity == Severity::Warning));
+}
+
+/// Every field is the sender's: a name cannot add to a console link, a region cannot point it
+/// elsewhere, and a subject stays one line.
+#[tokio::test]
+async fn alert_fields_cannot_forge_links_or_lines() {
+    let app = app(false).await;
+    app.run(sns_alarm("m-evil", |m| {
+        m["AlarmName"] = json!("x#/evil?y=1\nSECOND LINE");
+        m["AlarmArn"] = json!("arn:aws:cloudwatch:evil.example.com/:123:alarm:x");
+    }))
+    .await
+    .unwrap();
+    let mut finding = fixture_event("guardduty-finding.json");
+    finding["detail"]["region"] = json!("attacker.example/");
+    finding["detail"]["id"] = json!("a&b=c");
+    app.run(finding).await.unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 2);
+    assert!(sent[0].links.is_empty(), "{:?}", sent[0].links);
+    assert!(!sent[0].subject_line().contains('\n'));
+    assert!(sent[1].links.is_empty());
+    let mut fine = fixture_event("cloudwatch-alarm-state-change.json");
+    fine["detail"]["alarmName"] = json!("a#b?c&d");
+    let app = crate::testing::app(false).await;
+    app.run(fine).await.unwrap();
+    let link = &app.notifier.notifications()[0].links[0].url;
+    assert!(link.ends_with("#alarmsV2:alarm/a%23b%3Fc%26d"), "{link}");
 }

@@ -1,0 +1,493 @@
+//! The notification each alert becomes. The subject is the verdict (it is also the SMS text);
+//! the text has what on-call needs to act without opening the console; the link opens it.
+
+use chrono::{DateTime, Duration as TimeSpan, Utc};
+use watchkeeper_shared::notify::{MAX_SUBJECT_CHARS, Notification, Severity, percent_encode};
+
+use super::alarm::{AlarmChange, AlarmState};
+use super::guardduty::{Band, Finding};
+use super::health::HealthEvent;
+use super::history::HealthUpdate;
+use super::rules::AlarmRules;
+use super::{region_code, show_time};
+use crate::ecs::render::{env_prefix, format_duration, row};
+
+/// The SNS attribute `kind`, for subscription filter policies.
+pub const KIND_ALARM: &str = "cloudwatch-alarm";
+pub const KIND_HEALTH: &str = "aws-health";
+pub const KIND_GUARDDUTY: &str = "guardduty";
+
+/// A number as people write it: `5`, `7.4`, `2000000000`.
+fn number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// `Sum of HTTPCode_Target_5XX_Count > 5`, or what is known of it.
+fn condition(change: &AlarmChange) -> Option<String> {
+    let watched = change.compared()?;
+    let mut words = String::new();
+    if watched.expression.is_none()
+        && let Some(stat) = &watched.statistic
+    {
+        words.push_str(&format!("{stat} of "));
+    }
+    words.push_str(watched.title()?);
+    if let Some(cmp) = &change.comparison {
+        words.push_str(&format!(" {cmp}"));
+    }
+    if let Some(threshold) = change.threshold {
+        words.push_str(&format!(" {}", number(threshold)));
+    }
+    Some(words)
+}
+
+/// What the alarm's severity is in this state, by the operator's rules.
+pub fn alarm_severity(change: &AlarmChange, rules: &AlarmRules) -> Severity {
+    match change.state {
+        AlarmState::Alarm if rules.is_warning(&change.name) => Severity::Warning,
+        AlarmState::Alarm => Severity::Critical,
+        AlarmState::InsufficientData => Severity::Warning,
+        AlarmState::Ok => Severity::Info,
+    }
+}
+
+fn alarm_link(change: &AlarmChange) -> Option<String> {
+    let r = region_code(&change.region)?;
+    Some(format!(
+        "https://{r}.console.aws.amazon.com/cloudwatch/home?region={r}#alarmsV2:alarm/{}",
+        percent_encode(&change.name)
+    ))
+}
+
+fn alarm_base(
+    change: &AlarmChange,
+    severity: Severity,
+    subject: String,
+    text: String,
+) -> Notification {
+    let mut n = Notification::new(crate::NAME, severity, subject, text)
+        .with_resource(change.name.clone())
+        .with_attribute("kind", KIND_ALARM)
+        .with_attribute("alarm_state", change.state.as_str());
+    if let Some(link) = alarm_link(change) {
+        n = n.with_link("Alarm", link);
+    }
+    n
+}
+
+/// The rows every alarm message has: what it watches, why it changed, where.
+fn alarm_rows(text: &mut String, change: &AlarmChange) {
+    if let Some(description) = &change.description {
+        row(text, "Description", description);
+    }
+    if let Some(rule) = &change.rule {
+        row(text, "Rule", rule);
+        for child in &change.children {
+            let mut line = child.name.clone();
+            match (&child.state, child.at) {
+                (Some(state), Some(at)) => {
+                    line.push_str(&format!(" ({state} at {})", show_time(at)))
+                }
+                (Some(state), None) => line.push_str(&format!(" ({state})")),
+                _ => {}
+            }
+            row(text, "Triggered by", &line);
+        }
+    }
+    if let Some(condition) = condition(change) {
+        row(text, "Condition", &condition);
+    }
+    for w in &change.watched {
+        let metric = match (&w.namespace, &w.name) {
+            (Some(ns), Some(name)) => Some(format!("{ns} {name}")),
+            (None, Some(name)) => Some(name.clone()),
+            _ => None,
+        };
+        let mut line = match (&w.expression, metric) {
+            (Some(expression), _) => expression.clone(),
+            (None, Some(metric)) => match &w.statistic {
+                Some(stat) => format!("{stat} of {metric}"),
+                None => metric,
+            },
+            (None, None) => continue,
+        };
+        if let Some(period) = w.period_seconds {
+            line.push_str(&format!(", {} s periods", number(period)));
+        }
+        row(text, "Metric", &line);
+    }
+    let dimensions = change.dimensions();
+    if !dimensions.is_empty() {
+        let list: Vec<String> = dimensions
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        row(text, "Dimensions", &list.join(", "));
+    }
+    if !change.datapoints.is_empty() {
+        let list: Vec<String> = change
+            .datapoints
+            .iter()
+            .map(|(at, value)| match at {
+                Some(at) => format!("{} at {}", number(*value), at.format("%H:%M UTC")),
+                None => number(*value),
+            })
+            .collect();
+        row(text, "Datapoints", &list.join(", "));
+    }
+    if let Some(reason) = &change.reason {
+        row(text, "Reason", reason);
+    }
+    row(
+        text,
+        "Account/Region",
+        &format!("{} / {}", change.account, change.region),
+    );
+}
+
+/// The message of one alarm state change. `alarm_since` is when the ALARM an OK ends began, when
+/// known (from the event itself, or the alarm's history).
+pub fn alarm_notification(
+    change: &AlarmChange,
+    alarm_since: Option<DateTime<Utc>>,
+    rules: &AlarmRules,
+    environment: Option<&str>,
+) -> Notification {
+    let env = env_prefix(environment);
+    let name = &change.name;
+    let composite = if change.is_composite() {
+        " (composite)"
+    } else {
+        ""
+    };
+    let lasted = match (
+        change.state,
+        change.previous,
+        alarm_since,
+        change.changed_at,
+    ) {
+        (AlarmState::Ok, Some(AlarmState::Alarm), Some(since), Some(at)) if since <= at => {
+            Some((since, at - since))
+        }
+        _ => None,
+    };
+    let subject = match change.state {
+        AlarmState::Alarm => {
+            let why = condition(change)
+                .or_else(|| {
+                    change
+                        .children
+                        .first()
+                        .map(|c| format!("{} in {}", c.name, c.state.as_deref().unwrap_or("ALARM")))
+                })
+                .or_else(|| change.reason.clone());
+            match why {
+                Some(why) => format!("{env}ALARM {name}{composite}: {why}"),
+                None => format!("{env}ALARM {name}{composite}"),
+            }
+        }
+        AlarmState::Ok => match (change.previous, lasted) {
+            (Some(AlarmState::Alarm), Some((_, lasted))) => format!(
+                "{env}OK {name}{composite}: resolved after {}",
+                format_duration(lasted.num_seconds())
+            ),
+            (Some(AlarmState::Alarm), None) => format!("{env}OK {name}{composite}: resolved"),
+            (Some(AlarmState::InsufficientData), _) => {
+                format!("{env}OK {name}{composite}: data again, within its threshold")
+            }
+            _ => format!("{env}OK {name}{composite}"),
+        },
+        AlarmState::InsufficientData => {
+            format!("{env}INSUFFICIENT_DATA {name}{composite}: not enough data to evaluate")
+        }
+    };
+    let mut text = String::new();
+    row(&mut text, "Alarm", &format!("{name}{composite}"));
+    let state = match change.previous {
+        Some(previous) => format!("{} (was {})", change.state.as_str(), previous.as_str()),
+        None => change.state.as_str().to_string(),
+    };
+    row(&mut text, "State", &state);
+    if let Some(at) = change.changed_at {
+        row(&mut text, "Since", &show_time(at));
+    }
+    match (lasted, change.state, change.previous) {
+        (Some((since, lasted)), _, _) => row(
+            &mut text,
+            "Lasted",
+            &format!(
+                "{} (in ALARM from {})",
+                format_duration(lasted.num_seconds()),
+                show_time(since)
+            ),
+        ),
+        (None, AlarmState::Ok, Some(AlarmState::Alarm)) => row(
+            &mut text,
+            "Lasted",
+            "unknown (the ALARM's start was not seen)",
+        ),
+        _ => {}
+    }
+    alarm_rows(&mut text, change);
+    alarm_base(change, alarm_severity(change, rules), subject, text)
+}
+
+/// The one message that stands for an alarm's changes while it flaps: `entries` entries into
+/// ALARM within the window, and nothing more is told for this alarm until `folded_until`.
+pub fn alarm_flapping_notification(
+    change: &AlarmChange,
+    entries: usize,
+    rules: &AlarmRules,
+    folded_until: DateTime<Utc>,
+    environment: Option<&str>,
+) -> Notification {
+    let minutes = rules.flap_window.as_secs() / 60;
+    let subject = format!(
+        "{}FLAPPING {}: ALARM {entries} times in {minutes} min, now {}",
+        env_prefix(environment),
+        change.name,
+        change.state.as_str()
+    );
+    let mut text = format!(
+        "The alarm is flapping: it entered ALARM {entries} times in the last {minutes} minutes. Its \
+         changes until {} are folded into this message instead of a page each; the first change \
+         after that is told again. Treat it as in ALARM until a later message says otherwise, \
+         and see the alarm's history in the console for its state now.\n\n",
+        show_time(folded_until)
+    );
+    row(&mut text, "Alarm", &change.name);
+    row(&mut text, "Latest state", change.state.as_str());
+    if let Some(at) = change.changed_at {
+        row(&mut text, "Changed at", &show_time(at));
+    }
+    alarm_rows(&mut text, change);
+    // A flapping alarm is as bad as its ALARM, whichever state it is in at this moment.
+    let severity = if rules.is_warning(&change.name) {
+        Severity::Warning
+    } else {
+        Severity::Critical
+    };
+    alarm_base(change, severity, subject, text).with_attribute("flapping", "true")
+}
+
+/// How bad a Health event is, by its category, scope and status.
+pub fn health_severity(event: &HealthEvent) -> Severity {
+    if event.is_closed() {
+        return Severity::Info;
+    }
+    match event.category.as_deref() {
+        // An issue with this account's resources is a page; one with a service in the region
+        // (PUBLIC) may not touch them.
+        Some("issue") if event.scope.as_deref() == Some("ACCOUNT_SPECIFIC") => Severity::Critical,
+        Some("issue" | "scheduledChange" | "investigation") => Severity::Warning,
+        _ => Severity::Info,
+    }
+}
+
+fn health_link(event: &HealthEvent) -> String {
+    format!(
+        "https://health.aws.amazon.com/health/home#/account/event-log?eventID={}&eventTab=details",
+        percent_encode(&event.arn)
+    )
+}
+
+/// What changed since the update before, in one line each.
+fn health_changes(event: &HealthEvent, before: &HealthUpdate) -> Vec<String> {
+    let now = HealthUpdate::of(event);
+    let time = |t: Option<DateTime<Utc>>| t.map(show_time).unwrap_or_else(|| "(none)".into());
+    let mut changes = Vec::new();
+    if now.status != before.status {
+        changes.push(format!(
+            "status {} -> {}",
+            before.status.as_deref().unwrap_or("(none)"),
+            now.status.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if now.start != before.start {
+        changes.push(format!(
+            "start {} -> {}",
+            time(before.start),
+            time(now.start)
+        ));
+    }
+    if now.end != before.end {
+        changes.push(format!("end {} -> {}", time(before.end), time(now.end)));
+    }
+    if now.affected != before.affected {
+        changes.push(format!(
+            "affected resources {} -> {}",
+            before.affected, now.affected
+        ));
+    }
+    if now.description_digest != before.description_digest {
+        changes.push("description updated".into());
+    }
+    changes
+}
+
+pub fn health_notification(
+    event: &HealthEvent,
+    before: Option<&HealthUpdate>,
+    environment: Option<&str>,
+) -> Notification {
+    let service = event.service.as_deref().unwrap_or("AWS");
+    let type_code = event.type_code.as_deref().unwrap_or("(type not given)");
+    let changes = before.map(|b| health_changes(event, b));
+    let mut subject = format!(
+        "{}AWS Health {service} {}{}: {type_code}",
+        env_prefix(environment),
+        event.category_short(),
+        if event.is_closed() {
+            " closed"
+        } else if changes.is_some() {
+            " updated"
+        } else {
+            ""
+        },
+    );
+    match event.affected.as_slice() {
+        [] => {}
+        [one] => subject.push_str(&format!(" ({one})")),
+        [one, rest @ ..] => subject.push_str(&format!(" ({one} +{})", rest.len())),
+    }
+    // When a scheduled change starts, if it fits: the subject is also the SMS.
+    if let (Some(start), false, Some("scheduledChange")) =
+        (event.start, event.is_closed(), event.category.as_deref())
+    {
+        let with_start = format!("{subject} at {}", start.format("%Y-%m-%d %H:%M UTC"));
+        if with_start.chars().count() <= MAX_SUBJECT_CHARS {
+            subject = with_start;
+        }
+    }
+    let mut text = String::new();
+    if let Some(changes) = &changes {
+        let line = if changes.is_empty() {
+            "no change in status, times or affected resources".to_string()
+        } else {
+            changes.join("; ")
+        };
+        row(&mut text, "Changed", &line);
+    }
+    row(&mut text, "Service", service);
+    row(&mut text, "Event type", type_code);
+    row(&mut text, "Category", event.category_words());
+    if let Some(scope) = &event.scope {
+        row(&mut text, "Scope", scope);
+    }
+    if let Some(status) = &event.status {
+        row(&mut text, "Status", status);
+    }
+    if let Some(start) = event.start {
+        row(&mut text, "Start", &show_time(start));
+    }
+    if let Some(end) = event.end {
+        row(&mut text, "End", &show_time(end));
+    }
+    if !event.affected.is_empty() {
+        row(&mut text, "Affected", &event.affected.join(", "));
+    }
+    row(
+        &mut text,
+        "Account/Region",
+        &format!("{} / {}", event.account, event.region),
+    );
+    row(&mut text, "Event", &event.arn);
+    if let Some(description) = &event.description {
+        text.push('\n');
+        text.push_str(description);
+        text.push('\n');
+    }
+    let mut n = Notification::new(crate::NAME, health_severity(event), subject, text)
+        .with_attribute("kind", KIND_HEALTH)
+        .with_link("AWS Health", health_link(event));
+    if let Some(resource) = event.affected.first() {
+        n = n.with_resource(resource.clone());
+    }
+    if let Some(category) = &event.category {
+        n = n.with_attribute("health_category", category.clone());
+    }
+    n
+}
+
+pub fn finding_severity(finding: &Finding) -> Severity {
+    match finding.band {
+        Band::Low => Severity::Info,
+        Band::Medium => Severity::Warning,
+        Band::High | Band::Critical => Severity::Critical,
+    }
+}
+
+fn finding_link(finding: &Finding) -> Option<String> {
+    let r = region_code(&finding.region)?;
+    Some(format!(
+        "https://{r}.console.aws.amazon.com/guardduty/home?region={r}#/findings?macros=current&fId={}",
+        percent_encode(&finding.id)
+    ))
+}
+
+pub fn finding_notification(finding: &Finding, environment: Option<&str>) -> Notification {
+    let band = finding.band.as_str();
+    let subject = format!(
+        "{}GuardDuty {band} {}: {} on {}",
+        env_prefix(environment),
+        number(finding.severity),
+        finding.finding_type,
+        finding.resource_name
+    );
+    let mut text = String::new();
+    if let Some(title) = &finding.title {
+        text.push_str(title);
+        text.push_str("\n\n");
+    }
+    row(&mut text, "Type", &finding.finding_type);
+    row(
+        &mut text,
+        "Severity",
+        &format!("{} ({band})", number(finding.severity)),
+    );
+    row(&mut text, "Resource", &finding.resource);
+    if let Some(count) = finding.count {
+        row(&mut text, "Count", &count.to_string());
+    }
+    if let Some(at) = finding.first_seen {
+        row(&mut text, "First seen", &show_time(at));
+    }
+    if let Some(at) = finding.last_seen {
+        row(&mut text, "Last seen", &show_time(at));
+    }
+    row(
+        &mut text,
+        "Account/Region",
+        &format!("{} / {}", finding.account, finding.region),
+    );
+    row(&mut text, "Finding", &finding.id);
+    if let Some(description) = &finding.description {
+        text.push('\n');
+        text.push_str(description);
+        text.push('\n');
+    }
+    text.push_str(
+        "\nThis finding is told once per severity band: its repeats (a higher count, a later last seen) are not.\n",
+    );
+    let mut n = Notification::new(crate::NAME, finding_severity(finding), subject, text)
+        .with_resource(finding.resource.clone())
+        .with_attribute("kind", KIND_GUARDDUTY)
+        .with_attribute("finding_type", finding.finding_type.clone());
+    if let Some(link) = finding_link(finding) {
+        n = n.with_link("Finding", link);
+    }
+    n
+}
+
+/// When the flapping fold that covers `at` ends: folds are windows of the clock, so every
+/// delivery of every change in one window agrees on the same key.
+pub fn fold_window(at: DateTime<Utc>, window: TimeSpan) -> (i64, DateTime<Utc>) {
+    let length = window.num_seconds().max(60);
+    let index = at.timestamp().div_euclid(length);
+    let end = DateTime::from_timestamp((index + 1) * length, 0).unwrap_or(at);
+    (index, end)
+}
