@@ -74,6 +74,13 @@ module "deploy_notifier" {
   ci_invoker_arns         = var.ci_invoker_arns
   ci_reserved_concurrency = var.ci_reserved_concurrency
   ecs_events_topic_arn    = var.ecs_events_topic_arn
+  alarm_topic_arns        = var.alarm_topic_arns
+  alarm_events            = var.alarm_events
+  health_events           = var.health_events
+  guardduty_min_severity  = var.guardduty_min_severity
+  alarm_warning_names     = var.alarm_warning_names
+  alarm_flap_count        = var.alarm_flap_count
+  alarm_flap_minutes      = var.alarm_flap_minutes
 }
 
 module "secret_rotator" {

@@ -132,6 +132,73 @@ variable "ecs_events_topic_arn" {
   default     = ""
 }
 
+variable "alarm_topic_arns" {
+  type        = list(string)
+  description = "Optional: existing SNS topics your CloudWatch alarm actions publish to. deploy-notifier subscribes to each and tells every alarm as what it is (state, condition, datapoints, how long it lasted), once per state change, on every channel. Never the suite's own alert topic."
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.alarm_topic_arns : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", arn))])
+    error_message = "alarm_topic_arns: each must be an SNS topic ARN."
+  }
+}
+
+variable "alarm_events" {
+  type        = bool
+  description = "Route the state changes of every CloudWatch alarm in the account and region, but the suite's own (<project_prefix>-...), to deploy-notifier through EventBridge, with no topic needed. An alarm that also reaches it through alarm_topic_arns is told once."
+  default     = false
+}
+
+variable "health_events" {
+  type        = bool
+  description = "Route AWS Health events (service issues, scheduled changes such as RDS maintenance, account notifications) to deploy-notifier."
+  default     = true
+}
+
+variable "guardduty_min_severity" {
+  type        = number
+  description = "GuardDuty findings of at least this severity (1-10; 4 is medium, 7 high) reach deploy-notifier, each told once per severity band; null routes none. Costs nothing without GuardDuty enabled."
+  default     = 4
+
+  validation {
+    condition     = var.guardduty_min_severity == null ? true : (var.guardduty_min_severity >= 1 && var.guardduty_min_severity <= 10)
+    error_message = "guardduty_min_severity must be from 1 to 10, or null."
+  }
+}
+
+variable "alarm_warning_names" {
+  type        = list(string)
+  description = "Alarm-name patterns (* matches any run of characters) whose ALARM is a warning rather than critical (a page). OK is always info, INSUFFICIENT_DATA a warning."
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.alarm_warning_names : length(p) > 0 && length(p) <= 255 && !strcontains(p, ",")])
+    error_message = "alarm_warning_names: each pattern must be 1 to 255 characters, without commas."
+  }
+}
+
+variable "alarm_flap_count" {
+  type        = number
+  description = "An alarm that enters ALARM this many times within alarm_flap_minutes is flapping: its changes in each window are one message with the count, not a page each."
+  default     = 3
+
+  validation {
+    condition     = var.alarm_flap_count >= 2 && var.alarm_flap_count <= 100 && floor(var.alarm_flap_count) == var.alarm_flap_count
+    error_message = "alarm_flap_count must be a whole number from 2 to 100."
+  }
+}
+
+variable "alarm_flap_minutes" {
+  type        = number
+  description = "The flapping window, in minutes."
+  default     = 30
+
+  validation {
+    condition     = var.alarm_flap_minutes >= 1 && var.alarm_flap_minutes <= 1440 && floor(var.alarm_flap_minutes) == var.alarm_flap_minutes
+    error_message = "alarm_flap_minutes must be a whole number from 1 to 1440."
+  }
+}
+
 variable "ci_auth" {
   type        = string
   description = "How the Function URL authenticates CI: hmac (auth type NONE, requests signed with the key kept in Secrets Manager) or iam (auth type AWS_IAM, SigV4)."

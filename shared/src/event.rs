@@ -23,6 +23,9 @@ pub struct SnsRecord {
     pub message: String,
     /// When SNS accepted the message, as SNS wrote it (RFC 3339).
     pub timestamp: Option<String>,
+    /// The message's `source` attribute: the Watchkeeper function that published it, when one did
+    /// (every notification carries it, for filter policies).
+    pub source_attribute: Option<String>,
 }
 
 impl SnsRecord {
@@ -68,6 +71,12 @@ fn sns_record(record: &Value) -> Result<SnsRecord, String> {
         subject: text("Subject").filter(|s| !s.is_empty()),
         message: text("Message").ok_or("an SNS record without a Message")?,
         timestamp: text("Timestamp"),
+        source_attribute: sns
+            .get("MessageAttributes")
+            .and_then(|a| a.get("source"))
+            .and_then(|s| s.get("Value"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 

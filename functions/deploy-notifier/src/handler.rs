@@ -23,6 +23,15 @@ use crate::ecs::{self, DeploymentChange, DeploymentStatus, EcsEvent, Interpreted
 use crate::error::DeployError;
 use crate::event::{Envelope, EventKind, SnsRecord, classify, envelope};
 
+/// The `source` attribute of every Watchkeeper notification: the functions' names.
+const WATCHKEEPER_SOURCES: [&str; 5] = [
+    "deploy-notifier",
+    "secret-rotator",
+    "snapshot-exporter",
+    "budget-alerter",
+    "health-sweeper",
+];
+
 pub struct App<N, S, K = SecretsManagerSource> {
     pub(crate) config: Config,
     pub(crate) notifier: N,
@@ -79,6 +88,18 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         // dedupe keeps the records that did go out from going out twice.
         let mut first_error = None;
         for record in records {
+            // A Watchkeeper notification (this function's own, or another function's alert) on a
+            // topic this function is subscribed to: told already, and telling it again would
+            // publish it again, to the same topic when it is this function's own, in a loop.
+            if let Some(source) = record.source_attribute.as_deref()
+                && WATCHKEEPER_SOURCES.contains(&source)
+            {
+                tracing::warn!(message_id = %record.message_id, topic = %record.topic_arn, source,
+                    "a Watchkeeper notification reached deploy-notifier: its notify topic must not be one it is subscribed to");
+                results.push(json!({"outcome": Outcome::Ignored, "message": record.message_id,
+                    "reason": "a Watchkeeper notification (the notify topic is subscribed to this function)"}));
+                continue;
+            }
             let outcome = match serde_json::from_str::<Value>(&record.message) {
                 Ok(inner @ Value::Object(_)) if inner.get("detail-type").is_some() => {
                     match envelope(&inner) {

@@ -133,6 +133,9 @@ module "function" {
     DEPLOY_ENVIRONMENT        = var.environment_label
     DEPLOY_NOTIFY_IN_PROGRESS = tostring(var.notify_in_progress)
     CI_AUTH                   = "off"
+    ALARM_WARNING_NAMES       = join(",", var.alarm_warning_names)
+    ALARM_FLAP_COUNT          = tostring(var.alarm_flap_count)
+    ALARM_FLAP_MINUTES        = tostring(var.alarm_flap_minutes)
   }
 }
 
@@ -233,6 +236,108 @@ resource "aws_lambda_permission" "ecs" {
   function_name  = module.function.function_name
   principal      = "events.amazonaws.com"
   source_arn     = aws_cloudwatch_event_rule.ecs[each.key].arn
+  source_account = data.aws_caller_identity.current.account_id
+}
+
+# --- The alerts AWS already sends ----------------------------------------------------------------
+# AWS Health events, GuardDuty findings, and (with alarm_events) every CloudWatch alarm of the
+# account, through EventBridge; alarms on existing topics, through a subscription. An alarm that
+# comes both ways is told once (one key: its ARN, state and change time). The suite's own alarms are not among them:
+# they go to the alert topic directly, so that a broken notifier cannot silence the alarm that
+# says so.
+
+locals {
+  # Every alert rule the module knows; the enabled ones are deployed.
+  alert_rules = {
+    health = {
+      description = "AWS Health events: issues, scheduled changes (RDS maintenance), account notifications"
+      pattern     = { source = ["aws.health"] }
+    }
+    guardduty = {
+      description = "GuardDuty findings of at least the configured severity"
+      pattern = {
+        source        = ["aws.guardduty"]
+        "detail-type" = ["GuardDuty Finding"]
+        detail        = { severity = [{ numeric = [">=", local.guardduty_min_severity] }] }
+      }
+    }
+    alarms = {
+      description = "CloudWatch alarm state changes of every alarm but the suite's own"
+      pattern = {
+        source        = ["aws.cloudwatch"]
+        "detail-type" = ["CloudWatch Alarm State Change"]
+        detail        = { alarmName = [{ "anything-but" = { prefix = local.suite_alarm_prefix } }] }
+      }
+    }
+  }
+  enabled_alerts = compact([
+    var.health_events ? "health" : "",
+    var.guardduty_min_severity == null ? "" : "guardduty",
+    var.alarm_events ? "alarms" : "",
+  ])
+  deployed_alert_rules   = { for key, rule in local.alert_rules : key => rule if contains(local.enabled_alerts, key) }
+  guardduty_min_severity = coalesce(var.guardduty_min_severity, 4)
+  # Every alarm of the suite is named <prefix>-...: they go to the alert topic directly.
+  suite_alarm_prefix = "${var.common.prefix}-"
+  suite_topics       = [var.common.alarm_topic_arn, var.common.notify.topic_arn]
+}
+
+resource "aws_cloudwatch_event_rule" "alerts" {
+  for_each = local.deployed_alert_rules
+
+  name          = "${var.common.prefix}-${local.name}-${each.key}"
+  description   = each.value.description
+  event_pattern = jsonencode(each.value.pattern)
+}
+
+resource "aws_cloudwatch_event_target" "alerts" {
+  for_each = local.deployed_alert_rules
+
+  rule = aws_cloudwatch_event_rule.alerts[each.key].name
+  arn  = module.function.function_arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 8
+  }
+}
+
+resource "aws_lambda_permission" "alerts" {
+  for_each = local.deployed_alert_rules
+
+  statement_id   = "EventBridge-${each.key}"
+  action         = "lambda:InvokeFunction"
+  function_name  = module.function.function_name
+  principal      = "events.amazonaws.com"
+  source_arn     = aws_cloudwatch_event_rule.alerts[each.key].arn
+  source_account = data.aws_caller_identity.current.account_id
+}
+
+resource "aws_sns_topic_subscription" "alarms" {
+  for_each = toset(var.alarm_topic_arns)
+
+  topic_arn = each.value
+  protocol  = "lambda"
+  endpoint  = module.function.function_arn
+
+  lifecycle {
+    # The function publishes to the suite's topic: subscribed to it, it would read its own
+    # notifications (it ignores them, but the suite's alarms must not depend on it).
+    precondition {
+      condition     = !contains(local.suite_topics, each.value)
+      error_message = "alarm_topic_arns: ${each.value} is the suite's own alert topic; name the topics your own alarms publish to."
+    }
+  }
+}
+
+resource "aws_lambda_permission" "alarms" {
+  for_each = toset(var.alarm_topic_arns)
+
+  statement_id   = "AlarmTopic-${substr(sha256(each.value), 0, 16)}"
+  action         = "lambda:InvokeFunction"
+  function_name  = module.function.function_name
+  principal      = "sns.amazonaws.com"
+  source_arn     = each.value
   source_account = data.aws_caller_identity.current.account_id
 }
 

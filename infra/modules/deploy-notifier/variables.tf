@@ -77,6 +77,48 @@ variable "ecs_events_topic_arn" {
   default     = ""
 }
 
+variable "alarm_topic_arns" {
+  type        = list(string)
+  description = "Existing SNS topics CloudWatch alarm actions publish to; the event function subscribes to each and tells every alarm on them as what it is. Never the suite's own alert topic."
+  default     = []
+}
+
+variable "alarm_events" {
+  type        = bool
+  description = "Route the state changes of every CloudWatch alarm of the account but the suite's own (<prefix>-...) to the event function through EventBridge."
+  default     = false
+}
+
+variable "health_events" {
+  type        = bool
+  description = "Route AWS Health events (issues, scheduled changes such as RDS maintenance, account notifications) to the event function."
+  default     = true
+}
+
+variable "guardduty_min_severity" {
+  type        = number
+  description = "GuardDuty findings of at least this severity (1-10; 4 is medium) reach the event function; null routes none."
+  default     = 4
+}
+
+variable "alarm_warning_names" {
+  type        = list(string)
+  description = "ALARM_WARNING_NAMES: alarm-name patterns (* for any run of characters) whose ALARM is a warning; every other ALARM is critical."
+  default     = []
+}
+
+variable "alarm_flap_count" {
+  type        = number
+  description = "ALARM_FLAP_COUNT: an alarm that enters ALARM this many times within alarm_flap_minutes flaps, and its changes are folded into one message per window."
+  default     = 3
+}
+
+variable "alarm_flap_minutes" {
+  type        = number
+  description = "ALARM_FLAP_MINUTES: the flapping window, in minutes."
+  default     = 30
+}
+
 variable "ci_reserved_concurrency" {
   type        = number
   description = "Reserved concurrency of the CI function (its Function URL): CI reports at once; more are answered 429 and retried by the sender. null in an account whose Lambda concurrency quota is still 10 (none reservable there)."

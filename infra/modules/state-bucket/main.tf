@@ -47,7 +47,11 @@ resource "aws_s3_bucket_ownership_controls" "state" {
 locals {
   expiring_prefixes = merge(
     { for f in var.functions : "expire-${f}-claims" => "${f}/claims/" },
-    contains(var.functions, "deploy-notifier") ? { "expire-deploy-notifier-deployments" = "deploy-notifier/docs/deployments/" } : {},
+    contains(var.functions, "deploy-notifier") ? {
+      "expire-deploy-notifier-deployments" = "deploy-notifier/docs/deployments/"
+      "expire-deploy-notifier-alarms"      = "deploy-notifier/docs/alarms/"
+      "expire-deploy-notifier-health"      = "deploy-notifier/docs/health/"
+    } : {},
   )
 }
 
@@ -57,7 +61,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
   # Dedupe markers only matter while a duplicate or a retry can still arrive (days); after that
   # they are clutter. State documents (docs/) are kept, but for deploy-notifier's deployment
   # records, which matter for hours (a rollout's duration, a late start's check): a deployment
-  # superseded before it ended would keep its start forever.
+  # superseded before it ended would keep its start forever. Its alarm and Health histories
+  # matter for days (an alarm's entries are kept a week; a Health event's updates while it is
+  # open): one per alarm or event ever seen would otherwise pile up.
   dynamic "rule" {
     for_each = local.expiring_prefixes
 

@@ -701,6 +701,14 @@ async fn every_optional_input_applies_and_plans_clean() {
         .unwrap()
         .topic_arn
         .unwrap();
+    let alarm_topic = sns
+        .create_topic()
+        .name("des-alarms")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
     let group = elb
         .create_target_group()
@@ -729,6 +737,13 @@ webhook_format            = "teams"
 deploy_environment        = "prod"
 deploy_notify_in_progress = true
 ecs_events_topic_arn      = "{ecs_topic}"
+alarm_topic_arns          = ["{alarm_topic}"]
+alarm_events              = true
+health_events             = true
+guardduty_min_severity    = 7
+alarm_warning_names       = ["*-cpu-*", "des-rds-*"]
+alarm_flap_count          = 4
+alarm_flap_minutes        = 20
 ci_auth                   = "iam"
 ci_invoker_arns           = ["{ci_role}"]
 ci_reserved_concurrency   = 2
@@ -907,16 +922,51 @@ sweep_reminder_hours      = 4
     denied(&exporter, &outside);
 
     // The channels every optional input adds (SES, the webhook secret, SMS through the topic),
-    // as the event function's role: an ECS event told everywhere.
+    // as the event function's role: an ECS event told everywhere; then an alarm from the
+    // subscribed topic, its OK by EventBridge (the alarm's history under docs/alarms/), and a
+    // Health event (docs/health/), with the alarm rules the deployment set.
+    let subscribed = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&alarm_topic)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        subscribed
+            .subscriptions()
+            .iter()
+            .any(|s| s.protocol() == Some("lambda")
+                && s.endpoint()
+                    .is_some_and(|e| e.ends_with(":function:wk-deploy-notifier"))),
+        "deploy-notifier is subscribed to the alarm topic: {subscribed:?}"
+    );
     let notifier = run_as_role(
         &moto,
         &readback,
         "wk-deploy-notifier",
         "deploy-notifier",
         &[],
-        &[read_event("ecs-deployment-failed-rollback.json").unwrap()],
+        &[
+            read_event("ecs-deployment-failed-rollback.json").unwrap(),
+            read_event("sns-cloudwatch-alarm.json").unwrap(),
+            read_event("cloudwatch-alarm-state-change.json").unwrap(),
+            read_event("cloudwatch-alarm-ok.json").unwrap(),
+            read_event("aws-health-rds-maintenance.json").unwrap(),
+        ],
     )
     .await;
+    assert_eq!(notifier.env["ALARM_FLAP_COUNT"], "4");
+    assert_eq!(notifier.env["ALARM_WARNING_NAMES"], "*-cpu-*,des-rds-*");
+    for document in ["docs/alarms/", "docs/health/"] {
+        assert!(
+            notifier
+                .calls
+                .iter()
+                .any(|c| c.action == "s3:PutObject" && c.resource.contains(document)),
+            "deploy-notifier wrote its {document} history: {:?}",
+            notifier.calls
+        );
+    }
     for action in [
         "ses:SendEmail",
         "secretsmanager:GetSecretValue",

@@ -4,7 +4,7 @@
 use crate::{hcl_model, pattern};
 use std::collections::BTreeMap;
 
-use crate::hcl_model::{attr, object_get, to_json};
+use crate::hcl_model::{attr, object_get, to_json, to_json_with};
 use crate::support::*;
 use hcl::Expression;
 
@@ -24,6 +24,9 @@ const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
         "deploy-notifier/ecs[health-check-kills]",
         &["ecs-task-killed-health-checks"],
     ),
+    ("deploy-notifier/alerts[health]", &["aws-health-*"]),
+    ("deploy-notifier/alerts[guardduty]", &["guardduty-finding"]),
+    ("deploy-notifier/alerts[alarms]", &["cloudwatch-alarm-*"]),
     (
         "snapshot-exporter/rds[snapshots]",
         &[
@@ -48,6 +51,19 @@ const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
         &["rds-cluster-snapshot-created-automated"],
     ),
 ];
+
+/// The suite's prefix the patterns are read with (`project_prefix`).
+const PREFIX: &str = "wk";
+
+/// What a pattern's references stand for in one deployment: the suite's alarm prefix, the
+/// default GuardDuty severity floor.
+fn example(expr: &Expression) -> Option<serde_json::Value> {
+    match format!("{expr}").as_str() {
+        "local.suite_alarm_prefix" => Some(format!("{PREFIX}-").into()),
+        "local.guardduty_min_severity" => Some(4.into()),
+        _ => None,
+    }
+}
 
 /// Every EventBridge rule with a pattern in a function module, by id.
 fn event_rules() -> BTreeMap<String, serde_json::Value> {
@@ -88,9 +104,20 @@ fn event_rules() -> BTreeMap<String, serde_json::Value> {
                         .unwrap_or_else(|| {
                             panic!("{name}/{resource}: for_each must name a local map of rules")
                         });
-                    let map = module
+                    let mut map = module
                         .local(&map_name)
                         .unwrap_or_else(|| panic!("{name}/{resource}: no local {map_name}"));
+                    // `{ for key, rule in local.<map> : key => rule if ... }`: the rules the
+                    // deployment enables, out of that map.
+                    if let Expression::ForExpr(filter) = map {
+                        let inner = format!("{}", filter.collection_expr);
+                        let inner = inner.strip_prefix("local.").unwrap_or_else(|| {
+                            panic!("{name}/{resource}: {map_name} must filter a local map")
+                        });
+                        map = module
+                            .local(inner)
+                            .unwrap_or_else(|| panic!("{name}/{resource}: no local {inner}"));
+                    }
                     let Expression::Object(entries) = map else {
                         panic!("{name}/{resource}: {map_name} is not an object");
                     };
@@ -99,7 +126,8 @@ fn event_rules() -> BTreeMap<String, serde_json::Value> {
                         let pattern = object_get(value, &field).expect("pattern attribute");
                         rules.insert(
                             format!("{name}/{resource}[{key}]"),
-                            to_json(pattern).expect("literal pattern"),
+                            to_json_with(pattern, &example)
+                                .unwrap_or_else(|e| panic!("{name}/{resource}[{key}]: {e}")),
                         );
                     }
                 }
@@ -156,6 +184,17 @@ fn event_patterns_match_their_fixtures_and_nothing_else() {
         scale_in["detail"]["stoppedReason"] =
             "Scaling activity initiated by (deployment ecs-svc/1208329178457431873)".into();
         events.insert("variant-task-stopped-by-scale-in".into(), scale_in);
+    }
+    // The suite's own alarm, which goes to the alert topic directly; a low GuardDuty finding.
+    if let Some(alarm) = events.get("cloudwatch-alarm-state-change").cloned() {
+        let mut own = alarm;
+        own["detail"]["alarmName"] = format!("{PREFIX}-deploy-notifier-errors").into();
+        events.insert("variant-the-suites-own-alarm".into(), own);
+    }
+    if let Some(finding) = events.get("guardduty-finding").cloned() {
+        let mut low = finding;
+        low["detail"]["severity"] = 2.into();
+        events.insert("variant-low-guardduty-finding".into(), low);
     }
     let crates = function_crates();
     for (id, pattern) in &rules {

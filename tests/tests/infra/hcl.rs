@@ -167,13 +167,26 @@ pub fn string_list(expr: &Expression) -> Result<Vec<String>, String> {
 
 /// A literal expression as JSON (what `jsonencode` of it gives).
 pub fn to_json(expr: &Expression) -> Result<Value, String> {
+    to_json_with(expr, &|_| None)
+}
+
+/// As [`to_json`], with `example` giving a value for what is not a literal (a reference to a
+/// variable, say): the pattern as one deployment would have it.
+pub fn to_json_with(
+    expr: &Expression,
+    example: &dyn Fn(&Expression) -> Option<Value>,
+) -> Result<Value, String> {
+    let to_json = |e: &Expression| to_json_with(e, example);
+    if let Some(value) = example(expr) {
+        return Ok(value);
+    }
     Ok(match expr {
         Expression::Null => Value::Null,
         Expression::Bool(b) => Value::Bool(*b),
         Expression::Number(n) => serde_json::to_value(n).map_err(|e| e.to_string())?,
         Expression::String(s) => Value::String(s.clone()),
         Expression::Array(items) => {
-            Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
+            Value::Array(items.iter().map(|i| to_json(i)).collect::<Result<_, _>>()?)
         }
         Expression::Object(object) => {
             let mut map = serde_json::Map::new();

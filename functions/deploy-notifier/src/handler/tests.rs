@@ -1006,3 +1006,21 @@ async fn alert_fields_cannot_forge_links_or_lines() {
     let link = &app.notifier.notifications()[0].links[0].url;
     assert!(link.ends_with("#alarmsV2:alarm/a%23b%3Fc%26d"), "{link}");
 }
+
+/// A notification of the suite itself reaching the function (its notify topic subscribed to it)
+/// is not told again: told again, it would be published to the same topic, in a loop.
+#[tokio::test]
+async fn the_suites_own_notifications_are_not_told_again() {
+    let app = app(false).await;
+    let mut record = sns_alarm("m-own", |_| {});
+    record["Records"][0]["Sns"]["MessageAttributes"] = json!({"source": {"Type": "String", "Value": "deploy-notifier"}, "severity": {"Type": "String", "Value": "CRITICAL"}});
+    let answer = app.run(record.clone()).await.unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "ignored", "{answer}");
+    record["Records"][0]["Sns"]["MessageAttributes"]["source"]["Value"] = json!("health-sweeper");
+    app.run(record.clone()).await.unwrap();
+    assert!(app.notifier.notifications().is_empty());
+    // An alarm with attributes of its own is told.
+    record["Records"][0]["Sns"]["MessageAttributes"]["source"]["Value"] = json!("cloudwatch");
+    app.run(record).await.unwrap();
+    assert_eq!(app.notifier.notifications().len(), 1);
+}
