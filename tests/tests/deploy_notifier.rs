@@ -785,3 +785,139 @@ async fn the_documented_curl_client_retries_a_failing_channel_into_one_delivery(
     assert_eq!(emf.iter().filter(|l| l["CiFailed"] == 1.0).count(), 2);
     assert_eq!(emf.iter().filter(|l| l["CiAccepted"] == 1.0).count(), 1);
 }
+
+/// The alarm message of `events/sns-cloudwatch-alarm.json`, changed by `edit`, as SNS delivers it
+/// with message id `message_id`.
+fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
+    let mut record = read_event("sns-cloudwatch-alarm.json").unwrap();
+    let sns = &mut record["Records"][0]["Sns"];
+    let mut message: serde_json::Value =
+        serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
+    edit(&mut message);
+    sns["Message"] = json!(message.to_string());
+    sns["MessageId"] = json!(message_id);
+    record
+}
+
+/// `events/cloudwatch-alarm-state-change.json` gone to `state` at `at`, from `previous` (in which
+/// it had been since `since`).
+fn alarm_change(id: &str, state: &str, at: &str, previous: &str, since: &str) -> serde_json::Value {
+    let mut event = read_event("cloudwatch-alarm-state-change.json").unwrap();
+    event["id"] = json!(id);
+    event["detail"]["state"]["value"] = json!(state);
+    event["detail"]["state"]["timestamp"] = json!(at);
+    event["detail"]["previousState"]["value"] = json!(previous);
+    event["detail"]["previousState"]["timestamp"] = json!(since);
+    event
+}
+
+/// The alerts AWS sends, through the built binary, its histories in the emulator's S3: an alarm
+/// delivered by SNS and again by EventBridge is told once; its OK by SNS (which does not say when
+/// the ALARM began) says how long it lasted; an alarm that flaps is one message for its window,
+/// however often its changes are delivered; a Health update says what changed; a finding GuardDuty
+/// updates is told once. Each told message reaches SNS, email and chat once.
+#[tokio::test]
+async fn alerts_are_told_once_paired_and_folded_on_every_channel() {
+    let world = DeployNotifier::start(Setup::default()).await.unwrap();
+    let invoke = |event: serde_json::Value| {
+        let runtime = &world.runtime;
+        async move {
+            let answer = runtime.invoke(&event).await.unwrap();
+            assert!(answer.ok, "{}", answer.output);
+            let outcome = answer.json();
+            outcome
+                .get("records")
+                .map(|r| r[0].clone())
+                .unwrap_or(outcome)["outcome"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    assert_eq!(invoke(sns_alarm("m-alarm", |_| {})).await, "notified");
+    let mut direct = read_event("cloudwatch-alarm-state-change.json").unwrap();
+    direct["resources"] =
+        json!(["arn:aws:cloudwatch:us-east-1:123456789012:alarm:des-rds-free-storage"]);
+    direct["detail"]["alarmName"] = json!("des-rds-free-storage");
+    direct["detail"]["state"]["timestamp"] = json!("2026-12-06T09:50:21.330+0000");
+    assert_eq!(
+        invoke(direct).await,
+        "duplicate",
+        "the same change by EventBridge"
+    );
+    let ok = sns_alarm("m-ok", |m| {
+        m["NewStateValue"] = json!("OK");
+        m["OldStateValue"] = json!("ALARM");
+        m["StateChangeTime"] = json!("2026-12-06T10:12:51.330+0000");
+    });
+    assert_eq!(invoke(ok.clone()).await, "notified");
+    assert_eq!(invoke(ok).await, "duplicate");
+
+    // Flapping: in ALARM at 10:00, 10:04 and 10:08 (the third entry in 30 minutes), each change
+    // delivered twice; 10:10 and 10:12 fall in the same window.
+    let changes = [
+        ("ALARM", "OK", "00"),
+        ("OK", "ALARM", "02"),
+        ("ALARM", "OK", "04"),
+        ("OK", "ALARM", "06"),
+        ("ALARM", "OK", "08"),
+        ("OK", "ALARM", "10"),
+        ("ALARM", "OK", "12"),
+    ];
+    let mut since = "2026-12-06T09:41:12.003+0000".to_string();
+    for (state, previous, minute) in changes {
+        let at = format!("2026-12-06T10:{minute}:00.000+0000");
+        let event = alarm_change(&format!("flap-{minute}"), state, &at, previous, &since);
+        invoke(event.clone()).await;
+        assert_eq!(invoke(event).await, "duplicate");
+        since = at;
+    }
+
+    let health = read_event("aws-health-rds-maintenance.json").unwrap();
+    assert_eq!(invoke(health.clone()).await, "notified");
+    let mut update = health;
+    update["id"] = json!("health-update");
+    update["detail"]["lastUpdatedTime"] = json!("Mon, 14 Dec 2026 12:00:00 GMT");
+    update["detail"]["statusCode"] = json!("open");
+    assert_eq!(invoke(update).await, "notified");
+    let finding = read_event("guardduty-finding.json").unwrap();
+    assert_eq!(invoke(finding.clone()).await, "notified");
+    let mut repeat = finding;
+    repeat["id"] = json!("finding-repeat");
+    repeat["detail"]["service"]["count"] = json!(60);
+    repeat["detail"]["updatedAt"] = json!("2026-12-06T10:40:11.120Z");
+    assert_eq!(invoke(repeat).await, "duplicate");
+
+    let messages = world
+        .moto
+        .received_notifications(&world.queue_url)
+        .await
+        .unwrap();
+    let subjects: Vec<&str> = messages.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[prod] ALARM des-rds-free-storage: MINIMUM of FreeStorageSpace < 2000000000",
+            "[prod] OK des-rds-free-storage: resolved after 22m 30s",
+            "[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5",
+            "[prod] OK des-api-5xx: resolved after 2m 00s",
+            "[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5",
+            "[prod] OK des-api-5xx: resolved after 2m 00s",
+            "[prod] FLAPPING des-api-5xx: ALARM 3 times in 30 min, now ALARM",
+            "[prod] AWS Health RDS scheduled: AWS_RDS_MAINTENANCE_SCHEDULED (des-db) at 2026-12-15 03:00 UTC",
+            "[prod] AWS Health RDS scheduled updated: AWS_RDS_MAINTENANCE_SCHEDULED (des-db)",
+            "[prod] GuardDuty MEDIUM 5: UnauthorizedAccess:EC2/SSHBruteForce on des-bastion",
+        ]
+    );
+    assert_eq!(messages[0].attributes["severity"], "CRITICAL");
+    assert_eq!(messages[0].attributes["kind"], "cloudwatch-alarm");
+    assert_eq!(messages[1].attributes["severity"], "INFO");
+    assert_eq!(messages[6].attributes["flapping"], "true");
+    assert!(
+        messages[8].message.contains("status upcoming -> open"),
+        "{}",
+        messages[8].message
+    );
+    assert_eq!(world.moto.sent_emails().await.unwrap().len(), 10);
+    assert_eq!(world.webhook.requests().len(), 10);
+}

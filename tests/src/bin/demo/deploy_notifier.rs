@@ -1,5 +1,6 @@
 //! The deploy-notifier part of the demo: ECS deployment events (directly and through SNS), the
-//! signed CI report with a replay and a CI retry, and what each channel received.
+//! alerts AWS sends (an alarm to ALARM and back to OK), the signed CI report with a replay and a
+//! CI retry, and what each channel received.
 
 use harness::deploy::{self, DeployNotifier, Setup};
 
@@ -20,9 +21,23 @@ pub async fn run() -> harness::Result<()> {
         "ecs-service-action-steady-state.json",
         "ecs-task-stopped-essential-exit.json",
         "ecs-task-killed-health-checks.json",
+        // The alerts AWS sends: an alarm going to ALARM and back to OK (the OK says how long
+        // it lasted), a composite alarm, an alarm through SNS, RDS maintenance, a finding.
+        "cloudwatch-alarm-state-change.json",
+        "cloudwatch-alarm-state-change.json",
+        "cloudwatch-alarm-ok.json",
+        "cloudwatch-alarm-composite.json",
+        "sns-cloudwatch-alarm.json",
+        "aws-health-rds-maintenance.json",
+        "guardduty-finding.json",
     ] {
         let answer = world.invoke_fixture(fixture).await?;
         let outcome = answer.json();
+        // An SNS batch answers per record.
+        let outcome = outcome
+            .get("records")
+            .map(|records| records[0].clone())
+            .unwrap_or(outcome);
         println!(
             "invoke {fixture:<42} -> {} {}",
             outcome["outcome"]
