@@ -134,18 +134,18 @@ variable "ecs_events_topic_arn" {
 
 variable "alarm_topic_arns" {
   type        = list(string)
-  description = "Optional: existing SNS topics your CloudWatch alarm actions publish to. deploy-notifier subscribes to each and tells every alarm as what it is (state, condition, datapoints, how long it lasted), once per state change, on every channel. Never the suite's own alert topic."
+  description = "Optional: existing SNS topics in var.region (this account's or another's) your CloudWatch alarm actions publish to. deploy-notifier subscribes to each and tells every alarm as what it is (state, condition, datapoints, how long it lasted), once per state change, on every channel. Never the suite's own alert topic."
   default     = []
 
   validation {
-    condition     = alltrue([for arn in var.alarm_topic_arns : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", arn))])
-    error_message = "alarm_topic_arns: each must be an SNS topic ARN."
+    condition     = alltrue([for arn in var.alarm_topic_arns : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", arn)) && split(":", arn)[3] == var.region])
+    error_message = "alarm_topic_arns: each must be an SNS topic ARN in var.region (the subscription is made there)."
   }
 }
 
 variable "alarm_events" {
   type        = bool
-  description = "Route the state changes of every CloudWatch alarm in the account and region, but the suite's own (<project_prefix>-...), to deploy-notifier through EventBridge, with no topic needed. An alarm that also reaches it through alarm_topic_arns is told once."
+  description = "Route the state changes of every CloudWatch alarm in the account and region to deploy-notifier through EventBridge, with no topic needed: all but the suite's own alarms (<project_prefix>-<function>-errors and the like, which go to the alert topic directly) and Application Auto Scaling's target-tracking alarms. An alarm that also reaches it through alarm_topic_arns is told once."
   default     = false
 }
 
@@ -172,8 +172,8 @@ variable "alarm_warning_names" {
   default     = []
 
   validation {
-    condition     = alltrue([for p in var.alarm_warning_names : length(p) > 0 && length(p) <= 255 && !strcontains(p, ",")])
-    error_message = "alarm_warning_names: each pattern must be 1 to 255 characters, without commas."
+    condition     = alltrue([for p in var.alarm_warning_names : length(p) > 0 && length(p) <= 255 && !strcontains(p, ",") && !can(regex("[[:cntrl:]]", p))])
+    error_message = "alarm_warning_names: each pattern must be 1 to 255 characters, without commas or control characters."
   }
 }
 

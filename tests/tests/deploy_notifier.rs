@@ -125,7 +125,7 @@ async fn ecs_events_become_one_email_message_and_chat_post_each() {
         ),
         (
             "aws-health-event.json",
-            "[prod] AWS Health Event from aws.health",
+            "[prod] AWS Health ECS issue: AWS_ECS_OPERATIONAL_ISSUE",
             "WARNING",
         ),
     ] {
@@ -794,6 +794,8 @@ fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> ser
     let mut message: serde_json::Value =
         serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
     edit(&mut message);
+    // SNS accepts an alarm's message as the alarm changes.
+    sns["Timestamp"] = message["StateChangeTime"].clone();
     sns["Message"] = json!(message.to_string());
     sns["MessageId"] = json!(message_id);
     record
@@ -804,6 +806,7 @@ fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> ser
 fn alarm_change(id: &str, state: &str, at: &str, previous: &str, since: &str) -> serde_json::Value {
     let mut event = read_event("cloudwatch-alarm-state-change.json").unwrap();
     event["id"] = json!(id);
+    event["time"] = json!(at);
     event["detail"]["state"]["value"] = json!(state);
     event["detail"]["state"]["timestamp"] = json!(at);
     event["detail"]["previousState"]["value"] = json!(previous);
@@ -814,8 +817,9 @@ fn alarm_change(id: &str, state: &str, at: &str, previous: &str, since: &str) ->
 /// The alerts AWS sends, through the built binary, its histories in the emulator's S3: an alarm
 /// delivered by SNS and again by EventBridge is told once; its OK by SNS (which does not say when
 /// the ALARM began) says how long it lasted; an alarm that flaps is one message for its window,
-/// however often its changes are delivered; a Health update says what changed; a finding GuardDuty
-/// updates is told once. Each told message reaches SNS, email and chat once.
+/// however often its changes are delivered, and the scheduled check tells the state it settled
+/// in; a Health update says what changed; a finding GuardDuty updates is told once. Each told
+/// message reaches SNS, email and chat once.
 #[tokio::test]
 async fn alerts_are_told_once_paired_and_folded_on_every_channel() {
     let world = DeployNotifier::start(Setup::default()).await.unwrap();
@@ -872,6 +876,11 @@ async fn alerts_are_told_once_paired_and_folded_on_every_channel() {
         assert_eq!(invoke(event).await, "duplicate");
         since = at;
     }
+    // The window is over (it was at 10:30): the scheduled check tells the state the alarm
+    // settled in, once, however often it runs.
+    let schedule = read_event("scheduled-event.json").unwrap();
+    invoke(schedule.clone()).await;
+    invoke(schedule).await;
 
     let health = read_event("aws-health-rds-maintenance.json").unwrap();
     assert_eq!(invoke(health.clone()).await, "notified");
@@ -886,7 +895,7 @@ async fn alerts_are_told_once_paired_and_folded_on_every_channel() {
     repeat["id"] = json!("finding-repeat");
     repeat["detail"]["service"]["count"] = json!(60);
     repeat["detail"]["updatedAt"] = json!("2026-12-06T10:40:11.120Z");
-    assert_eq!(invoke(repeat).await, "duplicate");
+    assert_eq!(invoke(repeat).await, "ignored");
 
     let messages = world
         .moto
@@ -903,7 +912,8 @@ async fn alerts_are_told_once_paired_and_folded_on_every_channel() {
             "[prod] OK des-api-5xx: resolved after 2m 00s",
             "[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5",
             "[prod] OK des-api-5xx: resolved after 2m 00s",
-            "[prod] FLAPPING des-api-5xx: ALARM 3 times in 30 min, now ALARM",
+            "[prod] FLAPPING des-api-5xx: ALARM 3 times in 30 min",
+            "[prod] ALARM des-api-5xx: in ALARM since 10:12 UTC, after flapping",
             "[prod] AWS Health RDS scheduled: AWS_RDS_MAINTENANCE_SCHEDULED (des-db) at 2026-12-15 03:00 UTC",
             "[prod] AWS Health RDS scheduled updated: AWS_RDS_MAINTENANCE_SCHEDULED (des-db)",
             "[prod] GuardDuty MEDIUM 5: UnauthorizedAccess:EC2/SSHBruteForce on des-bastion",
@@ -913,11 +923,13 @@ async fn alerts_are_told_once_paired_and_folded_on_every_channel() {
     assert_eq!(messages[0].attributes["kind"], "cloudwatch-alarm");
     assert_eq!(messages[1].attributes["severity"], "INFO");
     assert_eq!(messages[6].attributes["flapping"], "true");
+    assert_eq!(messages[6].attributes["sms"], "true");
+    assert_eq!(messages[7].attributes["flapping"], "settled");
     assert!(
-        messages[8].message.contains("status upcoming -> open"),
+        messages[9].message.contains("status upcoming -> open"),
         "{}",
-        messages[8].message
+        messages[9].message
     );
-    assert_eq!(world.moto.sent_emails().await.unwrap().len(), 10);
-    assert_eq!(world.webhook.requests().len(), 10);
+    assert_eq!(world.moto.sent_emails().await.unwrap().len(), 11);
+    assert_eq!(world.webhook.requests().len(), 11);
 }

@@ -1,6 +1,6 @@
 //! Turns one invocation into notifications: classify, interpret, dedupe, send, answer.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -9,12 +9,10 @@ use watchkeeper_shared::error::Retryable;
 use watchkeeper_shared::notify::{Delivery, Notification, Notify, Severity};
 use watchkeeper_shared::runtime::Invocation;
 use watchkeeper_shared::secret::{SecretSource, SecretsManagerSource};
-use watchkeeper_shared::state::{Store, key_segment};
+use watchkeeper_shared::state::Store;
 use watchkeeper_shared::telemetry::Metrics;
 
-use crate::alerts::alarm::{AlarmChange, AlarmState};
-use crate::alerts::history::AlertHistory;
-use crate::alerts::{self, AwsAlert, Read, render as alert_render};
+use crate::alerts::{self, Read};
 use crate::ci::signing_key::SigningKeys;
 use crate::config::Config;
 use crate::deployments::Deployments;
@@ -72,7 +70,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             EventKind::FunctionUrl(request) => Ok(self
                 .handle_url(&request, Utc::now().timestamp(), deadline)
                 .await),
-            EventKind::EventBridge(event) => self.handle_event(&event, deadline).await,
+            EventKind::EventBridge(event) => self.handle_event(&event, None, deadline).await,
             EventKind::Sns(records) => self.handle_sns(&records, deadline).await,
             EventKind::Unknown(object) => self.handle_unknown(&object, deadline).await,
         }
@@ -100,17 +98,19 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                     "reason": "a Watchkeeper notification (the notify topic is subscribed to this function)"}));
                 continue;
             }
+            // When SNS accepted the message: a time no publisher can set.
+            let received = record.sent_at(Utc::now());
             let outcome = match serde_json::from_str::<Value>(&record.message) {
                 Ok(inner @ Value::Object(_)) if inner.get("detail-type").is_some() => {
                     match envelope(&inner) {
-                        Ok(event) => self.handle_event(&event, deadline).await,
+                        Ok(event) => self.handle_event(&event, Some(received), deadline).await,
                         Err(e) => Err(e),
                     }
                 }
                 Ok(inner @ Value::Object(_)) => match alerts::read_sns_message(&inner) {
                     Some(Read::Alert(alert)) => {
-                        self.handle_alert(*alert, &format!("sns/{}", record.message_id), deadline)
-                            .await
+                        let key = format!("sns/{}", record.message_id);
+                        self.handle_alert(*alert, &key, received, deadline).await
                     }
                     Some(Read::Unreadable { kind, why }) => {
                         let note = format!("It looks like a {kind} but could not be read: {why}.");
@@ -137,16 +137,28 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         }
     }
 
+    /// One EventBridge event, directly or from an SNS record that SNS accepted at `received`.
     async fn handle_event(
         &self,
         event: &Envelope,
+        received: Option<DateTime<Utc>>,
         deadline: &Deadline,
     ) -> Result<Value, DeployError> {
         let env = self.config.environment.as_deref();
         let event_key = format!("event/{}", event.id);
+        // The schedule that tells the state each flapping alarm settled in.
+        if event.source == "aws.events" && event.detail_type == "Scheduled Event" {
+            return self.settle_folds(deadline).await;
+        }
+        // EventBridge sets an event's `time`; an AWS source cannot be put by anyone else.
+        let received = received
+            .or_else(|| alerts::parse_time(&event.time))
+            .unwrap_or_else(Utc::now);
         match alerts::read_event(event) {
             Some(Read::Alert(alert)) => {
-                return self.handle_alert(*alert, &event_key, deadline).await;
+                return self
+                    .handle_alert(*alert, &event_key, received, deadline)
+                    .await;
             }
             Some(Read::Ignored(reason)) => {
                 return Ok(
@@ -183,88 +195,6 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             }
         };
         self.send(&event_key, &notification, deadline).await
-    }
-
-    /// An alert AWS sent: told once per key (see the README's table), whichever way it came.
-    /// `fallback_key` (the event or message id) stands in when the alert carries no time of its own.
-    async fn handle_alert(
-        &self,
-        alert: AwsAlert,
-        fallback_key: &str,
-        deadline: &Deadline,
-    ) -> Result<Value, DeployError> {
-        let env = self.config.environment.as_deref();
-        let history = AlertHistory::new(&self.state, deadline);
-        match alert {
-            AwsAlert::Alarm(change) => self.handle_alarm(&change, fallback_key, deadline).await,
-            AwsAlert::Health(event) => {
-                let before = history.previous_health_update(&event).await;
-                let notification = alert_render::health_notification(&event, before.as_ref(), env);
-                let update = event
-                    .last_updated
-                    .map(|t| t.timestamp().to_string())
-                    .unwrap_or_else(|| key_segment(fallback_key));
-                let key = format!("health/{}/{update}", key_segment(&event.arn));
-                self.send(&key, &notification, deadline).await
-            }
-            AwsAlert::Finding(finding) => {
-                // Once per finding and severity band: GuardDuty updates a finding every time it
-                // sees the activity again (a higher count, a later last seen).
-                let notification = alert_render::finding_notification(&finding, env);
-                let id = format!("{}/{}/{}", finding.account, finding.region, finding.id);
-                let key = format!("guardduty/{}/{}", key_segment(&id), finding.band.as_str());
-                self.send(&key, &notification, deadline).await
-            }
-        }
-    }
-
-    /// One alarm state change: an OK says how long the ALARM lasted; an alarm that entered ALARM
-    /// [`AlarmRules::flap_count`](crate::alerts::rules::AlarmRules) times within the window is
-    /// flapping, and all its changes in one window of the clock are one message.
-    async fn handle_alarm(
-        &self,
-        change: &AlarmChange,
-        fallback_key: &str,
-        deadline: &Deadline,
-    ) -> Result<Value, DeployError> {
-        let env = self.config.environment.as_deref();
-        let rules = &self.config.alarms;
-        let entries = AlertHistory::new(&self.state, deadline)
-            .alarm_entries(change)
-            .await;
-        let alarm = key_segment(&change.arn);
-        if let (Some(entries), Some(at)) = (&entries, change.changed_at) {
-            let window = chrono::Duration::from_std(rules.flap_window)
-                .unwrap_or(chrono::Duration::minutes(30));
-            let count = entries.entries_within(at, window);
-            if count >= rules.flap_count {
-                let (index, folded_until) = alert_render::fold_window(at, window);
-                let notification = alert_render::alarm_flapping_notification(
-                    change,
-                    count,
-                    rules,
-                    folded_until,
-                    env,
-                );
-                let key = format!("alarm/{alarm}/flapping/{index}");
-                return self.send(&key, &notification, deadline).await;
-            }
-        }
-        // When the ALARM an OK ends began: EventBridge says so; for SNS the history does.
-        let alarm_since = change
-            .previous_since
-            .filter(|_| change.previous == Some(AlarmState::Alarm))
-            .or_else(|| {
-                let at = change.changed_at?;
-                entries?.last_entry_until(at)
-            });
-        let notification = alert_render::alarm_notification(change, alarm_since, rules, env);
-        let at = change
-            .changed_at
-            .map(|t| t.timestamp_millis().to_string())
-            .unwrap_or_else(|| key_segment(fallback_key));
-        let key = format!("alarm/{alarm}/{}/{at}", change.state.as_str());
-        self.send(&key, &notification, deadline).await
     }
 
     /// A deployment's start is remembered (for its duration and whether it is a rollback), its
@@ -514,5 +444,6 @@ fn outcome(key: &str, n: &Notification, delivery: &Delivery) -> Value {
     json!({"outcome": outcome, "key": key, "subject": n.subject_line(), "severity": n.severity, "sent": delivery.sent, "already_sent": delivery.already_sent})
 }
 
+mod alerts_handler;
 #[cfg(test)]
 mod tests;

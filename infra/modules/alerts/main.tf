@@ -108,7 +108,8 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 # Only what must page: the functions set the message attribute sms = "true" on the 100 % budget
-# alert and on "system down".
+# alert, on "system down", and on what deploy-notifier tells as critical (an ALARM, a flapping
+# alarm, an account-specific Health issue, a high GuardDuty finding) and the OK that ends it.
 resource "aws_sns_topic_subscription" "sms" {
   count = var.sms_phone_number == "" ? 0 : 1
 

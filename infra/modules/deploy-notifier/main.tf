@@ -262,11 +262,11 @@ locals {
       }
     }
     alarms = {
-      description = "CloudWatch alarm state changes of every alarm but the suite's own"
+      description = "CloudWatch alarm state changes of every alarm but the suite's own (which go to the alert topic directly)"
       pattern = {
         source        = ["aws.cloudwatch"]
         "detail-type" = ["CloudWatch Alarm State Change"]
-        detail        = { alarmName = [{ "anything-but" = { prefix = local.suite_alarm_prefix } }] }
+        detail        = { alarmName = [{ "anything-but" = local.suite_alarm_names }] }
       }
     }
   }
@@ -277,9 +277,21 @@ locals {
   ])
   deployed_alert_rules   = { for key, rule in local.alert_rules : key => rule if contains(local.enabled_alerts, key) }
   guardduty_min_severity = coalesce(var.guardduty_min_severity, 4)
-  # Every alarm of the suite is named <prefix>-...: they go to the alert topic directly.
-  suite_alarm_prefix = "${var.common.prefix}-"
-  suite_topics       = [var.common.alarm_topic_arn, var.common.notify.topic_arn]
+  # The suite's own alarms, by name: they go to the alert topic directly. Only these are left
+  # out: the operator's alarms share the project prefix (des-api-5xx beside des-deploy-notifier-errors).
+  suite_functions      = ["deploy-notifier", "deploy-notifier-ci", "secret-rotator", "snapshot-exporter", "budget-alerter", "health-sweeper"]
+  suite_alarm_suffixes = ["errors", "duration", "failed-events", "throttles"]
+  suite_alarm_names = concat(
+    flatten([for f in local.suite_functions : [for s in local.suite_alarm_suffixes : "${var.common.prefix}-${f}-${s}"]]),
+    [
+      "${var.common.prefix}-deploy-notifier-ci-failed",
+      "${var.common.prefix}-health-sweeper-heartbeat",
+      "${var.common.prefix}-health-sweeper-unknown-targets",
+    ],
+  )
+  suite_topics = [var.common.alarm_topic_arn, var.common.notify.topic_arn]
+  # Alarms can flap only where alarms arrive: then the scheduled check settles the folds.
+  alarms_routed = var.alarm_events || length(var.alarm_topic_arns) > 0
 }
 
 resource "aws_cloudwatch_event_rule" "alerts" {
@@ -333,11 +345,46 @@ resource "aws_sns_topic_subscription" "alarms" {
 resource "aws_lambda_permission" "alarms" {
   for_each = toset(var.alarm_topic_arns)
 
-  statement_id   = "AlarmTopic-${substr(sha256(each.value), 0, 16)}"
+  statement_id  = "AlarmTopic-${substr(sha256(each.value), 0, 16)}"
+  action        = "lambda:InvokeFunction"
+  function_name = module.function.function_name
+  principal     = "sns.amazonaws.com"
+  source_arn    = each.value
+  # For SNS the source account is the topic's owner, which may be another account's topic.
+  source_account = split(":", each.value)[4]
+}
+
+# Every 5 minutes: each flapping alarm whose fold window is over is told the state it settled
+# in (the flapping message said to treat it as in ALARM until then).
+resource "aws_cloudwatch_event_rule" "settle_folds" {
+  count = local.alarms_routed ? 1 : 0
+
+  name                = "${var.common.prefix}-${local.name}-settle-folds"
+  description         = "deploy-notifier: the state each flapping alarm settled in, after its window"
+  schedule_expression = "rate(5 minutes)"
+}
+
+resource "aws_cloudwatch_event_target" "settle_folds" {
+  count = local.alarms_routed ? 1 : 0
+
+  rule = aws_cloudwatch_event_rule.settle_folds[0].name
+  arn  = module.function.function_arn
+
+  # A check that could not run is replaced by the next one.
+  retry_policy {
+    maximum_event_age_in_seconds = 300
+    maximum_retry_attempts       = 0
+  }
+}
+
+resource "aws_lambda_permission" "settle_folds" {
+  count = local.alarms_routed ? 1 : 0
+
+  statement_id   = "EventBridge-settle-folds"
   action         = "lambda:InvokeFunction"
   function_name  = module.function.function_name
-  principal      = "sns.amazonaws.com"
-  source_arn     = each.value
+  principal      = "events.amazonaws.com"
+  source_arn     = aws_cloudwatch_event_rule.settle_folds[0].arn
   source_account = data.aws_caller_identity.current.account_id
 }
 

@@ -85,7 +85,7 @@ variable "alarm_topic_arns" {
 
 variable "alarm_events" {
   type        = bool
-  description = "Route the state changes of every CloudWatch alarm of the account but the suite's own (<prefix>-...) to the event function through EventBridge."
+  description = "Route the state changes of every CloudWatch alarm of the account but the suite's own (<prefix>-<function>-errors and the like) to the event function through EventBridge."
   default     = false
 }
 

@@ -952,6 +952,8 @@ sweep_reminder_hours      = 4
             read_event("cloudwatch-alarm-state-change.json").unwrap(),
             read_event("cloudwatch-alarm-ok.json").unwrap(),
             read_event("aws-health-rds-maintenance.json").unwrap(),
+            // The check that settles flapping folds (deployed with alarm topics).
+            read_event("scheduled-event.json").unwrap(),
         ],
     )
     .await;

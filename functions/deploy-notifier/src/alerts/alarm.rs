@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::{MAX_ITEMS, MAX_TEXT, arn_field, cut, number_field, parse_time, text_field};
 use crate::event::Envelope;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlarmState {
     Ok,
     Alarm,
@@ -93,6 +94,9 @@ pub struct AlarmChange {
     /// A composite alarm's rule, and the children that triggered it.
     pub rule: Option<String>,
     pub children: Vec<Child>,
+    /// `state.actionsSuppressedBy` (`Alarm`, `WaitPeriod`, `ExtensionPeriod`): a composite alarm
+    /// whose suppressor says not to act now.
+    pub suppressed_by: Option<String>,
 }
 
 impl AlarmChange {
@@ -178,6 +182,7 @@ pub fn from_event(event: &Envelope) -> Result<AlarmChange, String> {
         threshold: number_field(&reason_data, "threshold"),
         datapoints: datapoints(&reason_data),
         rule: text_field(configuration, "alarmRule", MAX_TEXT),
+        suppressed_by: text_field(state, "actionsSuppressedBy", 64),
         reason,
         watched,
         children,
@@ -246,6 +251,8 @@ pub fn from_sns(message: &Value) -> Result<AlarmChange, String> {
         threshold: number_field(trigger, "Threshold"),
         datapoints: Vec::new(),
         rule: text_field(message, "AlarmRule", MAX_TEXT),
+        // An alarm action is not taken while suppressed: nothing suppressed reaches a topic.
+        suppressed_by: None,
         reason,
         watched,
         children,

@@ -7,7 +7,9 @@ use super::{MAX_TEXT, number_field, parse_time, text_field};
 use crate::event::Envelope;
 
 /// GuardDuty's severity bands: low 1.0–3.9, medium 4.0–6.9, high 7.0–8.9, critical 9.0–10.0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Band {
     Low,
     Medium,

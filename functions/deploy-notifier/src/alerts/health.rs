@@ -26,7 +26,9 @@ pub struct HealthEvent {
     pub last_updated: Option<DateTime<Utc>>,
     pub region: String,
     pub account: String,
+    /// The affected resources named (at most [`MAX_ITEMS`]), and how many there are.
     pub affected: Vec<String>,
+    pub affected_count: usize,
     pub description: Option<String>,
 }
 
@@ -64,25 +66,23 @@ pub fn from_event(event: &Envelope) -> Result<HealthEvent, String> {
     let arn = text_field(d, "eventArn", 1024).ok_or("no eventArn")?;
     let time = |name: &str| d.get(name).and_then(Value::as_str).and_then(parse_time);
     // Entities when Health names them; otherwise the event's resources.
-    let mut affected: Vec<String> = d
+    let entities: Vec<String> = d
         .get("affectedEntities")
         .and_then(Value::as_array)
         .map(|entities| {
             entities
                 .iter()
                 .filter_map(|e| text_field(e, "entityValue", 255))
-                .take(MAX_ITEMS)
                 .collect()
         })
         .unwrap_or_default();
-    if affected.is_empty() {
-        affected = event
-            .resources
-            .iter()
-            .take(MAX_ITEMS)
-            .map(|r| super::cut(r, 255))
-            .collect();
-    }
+    let all: Vec<String> = if entities.is_empty() {
+        event.resources.iter().map(|r| super::cut(r, 255)).collect()
+    } else {
+        entities
+    };
+    let affected_count = all.len();
+    let affected: Vec<String> = all.into_iter().take(MAX_ITEMS).collect();
     // The English description when there is one, else the first.
     let descriptions = d
         .get("eventDescription")
@@ -107,6 +107,7 @@ pub fn from_event(event: &Envelope) -> Result<HealthEvent, String> {
         region: text_field(d, "eventRegion", 32).unwrap_or_else(|| event.region.clone()),
         account: event.account.clone(),
         affected,
+        affected_count,
         description,
         arn,
     })

@@ -1,67 +1,121 @@
 //! What is remembered between alert events, under `deploy-notifier/docs/`:
 //!
-//! - `alarms/<alarm ARN>`: the times the alarm entered ALARM in the last week (at most
-//!   [`MAX_ENTRIES`]): how long an alarm lasted when its OK comes by SNS (which, unlike
-//!   EventBridge, does not say when the previous state began), and whether it flaps.
+//! - `alarms/<alarm ARN>`: the alarm's changes of the last week (at most [`MAX_CHANGES`]): how long
+//!   an ALARM lasted when its OK comes by SNS (which, unlike EventBridge, does not say when the
+//!   previous state began), and whether the alarm flaps.
+//! - `alarms/_folds`: the alarms whose changes a flapping message folds, until when: the scheduled
+//!   check tells the state each settled in once its window is over.
 //! - `health/<event ARN>`: the last few updates of a Health event, so an update says what changed.
+//! - `findings/<finding>`: the severity band a GuardDuty finding was last told with.
 //!
-//! Both are nice to have, as the deployment records are: a failed or slow read or write is logged
-//! and the notification goes out without it ("lasted: unknown", no flapping fold, no changes
-//! listed). Both writes are idempotent and independent of arrival order (a set of entries, a map of
-//! updates by time), so a retried or out-of-order delivery records the same thing.
+//! All of it is nice to have, as the deployment records are: a failed or slow read or write is
+//! logged and the notification goes out without it ("lasted: unknown", no flapping fold, no
+//! changes listed). The writes are idempotent and independent of arrival order (maps by time), so
+//! a retried or out-of-order delivery records the same thing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration as TimeSpan, Utc};
 use serde::{Deserialize, Serialize};
 use watchkeeper_shared::deadline::Deadline;
-use watchkeeper_shared::state::{Store, key_segment};
+use watchkeeper_shared::state::{StateError, Store, key_segment};
 
 use super::alarm::{AlarmChange, AlarmState};
+use super::guardduty::{Band, Finding};
 use super::health::HealthEvent;
 use crate::deployments::{STATE_CALL_BUDGET, STATE_WRITE_BUDGET, nice_to_have};
 
-/// The most ALARM entries kept per alarm: enough to count any flapping window's worth.
-pub const MAX_ENTRIES: usize = 200;
-/// How long an ALARM entry is kept: an alarm that stays in ALARM longer still has its EventBridge
+/// The most changes kept per alarm: enough to count any flapping window's worth.
+pub const MAX_CHANGES: usize = 200;
+/// How long a change is kept: an alarm that stays in ALARM longer still has its EventBridge
 /// `previousState` to say when it began.
-pub const ENTRY_RETENTION: TimeSpan = TimeSpan::days(7);
+pub const CHANGE_RETENTION: TimeSpan = TimeSpan::days(7);
 /// The updates kept per Health event.
 pub const MAX_UPDATES: usize = 5;
+/// The most alarms folded at once: a flood of forged flapping alarms cannot grow the document.
+pub const MAX_FOLDS: usize = 100;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct AlarmDoc {
     #[serde(default)]
-    alarm_entries: BTreeSet<DateTime<Utc>>,
+    changes: BTreeMap<DateTime<Utc>, AlarmState>,
 }
 
-/// The alarm's recent entries into ALARM, this change's included.
+/// An alarm's recent changes, by time.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct AlarmEntries(pub BTreeSet<DateTime<Utc>>);
+pub struct AlarmChanges(pub BTreeMap<DateTime<Utc>, AlarmState>);
 
-impl AlarmEntries {
-    /// The last entry into ALARM at or before `at`.
-    pub fn last_entry_until(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.0.range(..=at).next_back().copied()
+impl AlarmChanges {
+    /// When the ALARM that a change at `at` ends began: the change before it, through any
+    /// INSUFFICIENT_DATA (an ALARM whose metric then stopped). `None` when the change before is
+    /// not an ALARM (or was never recorded): then nobody knows, and nobody guesses.
+    pub fn alarm_began_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        for (time, state) in self.0.range(..at).rev() {
+            match state {
+                AlarmState::Alarm => return Some(*time),
+                AlarmState::InsufficientData => continue,
+                AlarmState::Ok => return None,
+            }
+        }
+        None
     }
 
-    /// How many entries into ALARM fall in the `window` that ends at `at`.
-    pub fn entries_within(&self, at: DateTime<Utc>, window: TimeSpan) -> usize {
-        self.0.range(at - window..=at).count()
+    /// How many times the alarm entered ALARM in the `window` that ends at `at`.
+    pub fn alarms_within(&self, at: DateTime<Utc>, window: TimeSpan) -> usize {
+        let from = at
+            .checked_sub_signed(window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.0
+            .range(from..=at)
+            .filter(|(_, s)| **s == AlarmState::Alarm)
+            .count()
+    }
+
+    /// The latest change.
+    pub fn last(&self) -> Option<(DateTime<Utc>, AlarmState)> {
+        self.0.last_key_value().map(|(t, s)| (*t, *s))
     }
 }
 
-/// `entries` with `at` added, pruned relative to `at`: the same input always gives the same
-/// document, so a write that is applied twice changes nothing.
-fn with_entry(mut entries: BTreeSet<DateTime<Utc>>, at: DateTime<Utc>) -> BTreeSet<DateTime<Utc>> {
-    entries.insert(at);
-    let newest = entries.last().copied().unwrap_or(at);
-    entries.retain(|e| newest - *e <= ENTRY_RETENTION);
-    while entries.len() > MAX_ENTRIES {
-        entries.pop_first();
+/// `changes` with the change at `at` added, pruned relative to the newest: the same input always
+/// gives the same document, so a write that is applied twice changes nothing.
+fn with_change(
+    mut changes: BTreeMap<DateTime<Utc>, AlarmState>,
+    at: DateTime<Utc>,
+    state: AlarmState,
+) -> BTreeMap<DateTime<Utc>, AlarmState> {
+    changes.insert(at, state);
+    let newest = changes.last_key_value().map(|(t, _)| *t).unwrap_or(at);
+    changes.retain(|t, _| newest.signed_duration_since(*t) <= CHANGE_RETENTION);
+    while changes.len() > MAX_CHANGES {
+        changes.pop_first();
     }
-    entries
+    changes
 }
+
+/// An alarm whose changes a flapping message folds until `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fold {
+    pub arn: String,
+    pub name: String,
+    pub region: String,
+    pub account: String,
+    /// The change the flapping message told.
+    pub told_at: DateTime<Utc>,
+    pub told_state: AlarmState,
+    /// The end of the window: changes after `told_at` and up to it were folded.
+    pub until: DateTime<Utc>,
+    /// Entries into ALARM the flapping message counted.
+    pub entries: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct FoldsDoc {
+    #[serde(default)]
+    folds: BTreeMap<String, Fold>,
+}
+
+const FOLDS_KEY: &str = "alarms/_folds";
 
 fn alarm_key(arn: &str) -> String {
     format!("alarms/{}", key_segment(arn))
@@ -69,6 +123,11 @@ fn alarm_key(arn: &str) -> String {
 
 fn health_key(arn: &str) -> String {
     format!("health/{}", key_segment(arn))
+}
+
+fn finding_key(finding: &Finding) -> String {
+    let id = format!("{}/{}/{}", finding.account, finding.region, finding.id);
+    format!("findings/{}", key_segment(&id))
 }
 
 /// An update of a Health event as remembered: what a later update is compared with.
@@ -90,7 +149,7 @@ impl HealthUpdate {
             status: event.status.clone(),
             start: event.start,
             end: event.end,
-            affected: event.affected.len(),
+            affected: event.affected_count,
             description_digest: hex::encode(&digest[..8]),
         }
     }
@@ -101,6 +160,13 @@ struct HealthDoc {
     /// By `lastUpdatedTime`.
     #[serde(default)]
     updates: BTreeMap<DateTime<Utc>, HealthUpdate>,
+}
+
+/// The band a finding was last told with, and the update that told it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ToldBand {
+    pub band: Band,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// The alert documents of one state store, within one invocation's deadline.
@@ -114,41 +180,108 @@ impl<'a, S: Store> AlertHistory<'a, S> {
         Self { state, deadline }
     }
 
-    /// Records an entry into ALARM (other states are only read) and returns the alarm's recent
-    /// entries; `None` when the document could not be read or written, or the change has no time.
-    pub async fn alarm_entries(&self, change: &AlarmChange) -> Option<AlarmEntries> {
-        let at = change.changed_at?;
-        let key = alarm_key(&change.arn);
-        let found = async {
-            if change.state == AlarmState::Alarm {
-                let doc = self
-                    .state
-                    .modify(&key, |old: Option<AlarmDoc>| AlarmDoc {
-                        alarm_entries: with_entry(old.unwrap_or_default().alarm_entries, at),
-                    })
-                    .await?;
-                Ok(Some(AlarmEntries(doc.alarm_entries)))
-            } else {
-                let doc = self.state.load::<AlarmDoc>(&key).await?;
-                Ok(Some(AlarmEntries(
-                    doc.map(|d| d.value.alarm_entries).unwrap_or_default(),
-                )))
-            }
-        };
-        let budget = if change.state == AlarmState::Alarm {
-            STATE_WRITE_BUDGET
-        } else {
-            STATE_CALL_BUDGET
+    /// Records an alarm's change at `at` and returns its recent changes, this one included;
+    /// `None` when the document could not be read or written.
+    pub async fn record_alarm_change(
+        &self,
+        change: &AlarmChange,
+        at: DateTime<Utc>,
+    ) -> Option<AlarmChanges> {
+        let written = async {
+            let doc = self
+                .state
+                .modify(&alarm_key(&change.arn), |old: Option<AlarmDoc>| AlarmDoc {
+                    changes: with_change(old.unwrap_or_default().changes, at, change.state),
+                })
+                .await?;
+            Ok(Some(AlarmChanges(doc.changes)))
         };
         nice_to_have(
             self.deadline,
-            found,
-            budget,
+            written,
+            STATE_WRITE_BUDGET,
             "the alarm's history",
             &change.name,
             None,
         )
         .await
+    }
+
+    /// The recent changes of the alarm `arn`, for the scheduled check (an error is the caller's).
+    pub async fn alarm_changes(&self, arn: &str) -> Result<AlarmChanges, StateError> {
+        let doc = self.state.load::<AlarmDoc>(&alarm_key(arn)).await?;
+        Ok(AlarmChanges(
+            doc.map(|d| d.value.changes).unwrap_or_default(),
+        ))
+    }
+
+    /// Registers a fold: the first change of a window folded by a flapping message.
+    pub async fn open_fold(&self, fold: Fold) {
+        let arn = fold.arn.clone();
+        let written = async {
+            self.state
+                .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
+                    let mut doc = old.unwrap_or_default();
+                    // A later window replaces an earlier one; within one window the fold
+                    // keeps the change its message told (the first), whatever arrives after.
+                    let newer = doc.folds.get(&fold.arn).is_none_or(|known| {
+                        known.until < fold.until
+                            || (known.until == fold.until && fold.told_at < known.told_at)
+                    });
+                    if newer {
+                        doc.folds.insert(fold.arn.clone(), fold.clone());
+                    }
+                    while doc.folds.len() > MAX_FOLDS {
+                        let earliest = doc
+                            .folds
+                            .iter()
+                            .min_by_key(|(_, f)| f.until)
+                            .map(|(k, _)| k.clone());
+                        match earliest {
+                            Some(k) => doc.folds.remove(&k),
+                            None => break,
+                        };
+                    }
+                    doc
+                })
+                .await
+                .map(|_| ())
+        };
+        nice_to_have(
+            self.deadline,
+            written,
+            STATE_WRITE_BUDGET,
+            "registering the flapping fold",
+            &arn,
+            (),
+        )
+        .await;
+    }
+
+    /// Every registered fold (an error is the caller's: the scheduled check fails and is retried).
+    pub async fn folds(&self) -> Result<Vec<Fold>, StateError> {
+        let doc = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
+        Ok(doc
+            .map(|d| d.value.folds.into_values().collect())
+            .unwrap_or_default())
+    }
+
+    /// Removes a fold that was settled, unless a later window replaced it meanwhile.
+    pub async fn close_fold(&self, fold: &Fold) -> Result<(), StateError> {
+        self.state
+            .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
+                let mut doc = old.unwrap_or_default();
+                if doc
+                    .folds
+                    .get(&fold.arn)
+                    .is_some_and(|f| f.until == fold.until)
+                {
+                    doc.folds.remove(&fold.arn);
+                }
+                doc
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Records this update of a Health event and returns the update before it, if one was seen.
@@ -183,6 +316,46 @@ impl<'a, S: Store> AlertHistory<'a, S> {
         .await;
         before
     }
+
+    /// The band a finding was last told with. `Err(())` when it could not be read: the caller
+    /// tells the finding once per band instead.
+    pub async fn told_band(&self, finding: &Finding) -> Result<Option<ToldBand>, ()> {
+        let read = async {
+            let doc = self.state.load::<ToldBand>(&finding_key(finding)).await?;
+            Ok(Ok(doc.map(|d| d.value)))
+        };
+        nice_to_have(
+            self.deadline,
+            read,
+            STATE_CALL_BUDGET,
+            "reading the finding's band",
+            &finding.id,
+            Err(()),
+        )
+        .await
+    }
+
+    /// Remembers the band a finding was told with (the latest update wins).
+    pub async fn remember_band(&self, finding: &Finding, told: ToldBand) {
+        let written = async {
+            self.state
+                .modify(&finding_key(finding), |old: Option<ToldBand>| match old {
+                    Some(old) if old.updated_at > told.updated_at => old,
+                    _ => told,
+                })
+                .await
+                .map(|_| ())
+        };
+        nice_to_have(
+            self.deadline,
+            written,
+            STATE_WRITE_BUDGET,
+            "recording the finding's band",
+            &finding.id,
+            (),
+        )
+        .await;
+    }
 }
 
 #[cfg(test)]
@@ -194,19 +367,42 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_idempotent_and_pruned_relative_to_the_newest() {
-        let once = with_entry(BTreeSet::new(), t(0));
-        assert_eq!(with_entry(once.clone(), t(0)), once);
-        let mut entries = BTreeSet::new();
-        for m in 0..(MAX_ENTRIES as i64 + 10) {
-            entries = with_entry(entries, t(m));
+    fn changes_are_idempotent_and_pruned_relative_to_the_newest() {
+        let once = with_change(BTreeMap::new(), t(0), AlarmState::Alarm);
+        assert_eq!(with_change(once.clone(), t(0), AlarmState::Alarm), once);
+        let mut changes = BTreeMap::new();
+        for m in 0..(MAX_CHANGES as i64 + 10) {
+            changes = with_change(changes, t(m), AlarmState::Alarm);
         }
-        assert_eq!(entries.len(), MAX_ENTRIES);
-        let later = with_entry(entries, t(60 * 24 * 8));
-        assert_eq!(later.len(), 1, "entries older than a week are dropped");
-        let entries = AlarmEntries(with_entry(with_entry(BTreeSet::new(), t(0)), t(20)));
-        assert_eq!(entries.entries_within(t(25), TimeSpan::minutes(30)), 2);
-        assert_eq!(entries.entries_within(t(40), TimeSpan::minutes(30)), 1);
-        assert_eq!(entries.last_entry_until(t(19)), Some(t(0)));
+        assert_eq!(changes.len(), MAX_CHANGES);
+        let later = with_change(changes, t(60 * 24 * 8), AlarmState::Ok);
+        assert_eq!(later.len(), 1, "changes older than a week are dropped");
+    }
+
+    #[test]
+    fn an_alarms_start_is_only_taken_from_the_change_right_before() {
+        let mut changes = BTreeMap::new();
+        for (m, s) in [
+            (0, AlarmState::Alarm),
+            (10, AlarmState::Ok),
+            (20, AlarmState::Alarm),
+            (25, AlarmState::InsufficientData),
+        ] {
+            changes = with_change(changes, t(m), s);
+        }
+        let changes = AlarmChanges(changes);
+        // An OK at 30 ends the ALARM of 20, through its INSUFFICIENT_DATA.
+        assert_eq!(changes.alarm_began_before(t(30)), Some(t(20)));
+        // An OK at 15 whose ALARM was never recorded: the change before is an OK, so unknown.
+        let mut missing = changes.clone();
+        missing.0.remove(&t(20));
+        missing.0.remove(&t(25));
+        missing.0.insert(t(12), AlarmState::Ok);
+        assert_eq!(missing.alarm_began_before(t(15)), None);
+        assert_eq!(changes.alarms_within(t(25), TimeSpan::minutes(30)), 2);
+        assert_eq!(changes.alarms_within(t(40), TimeSpan::minutes(30)), 1);
+        // A window reaching past the start of time does not overflow.
+        assert_eq!(changes.alarms_within(t(40), TimeSpan::MAX), 2);
+        assert_eq!(changes.last(), Some((t(25), AlarmState::InsufficientData)));
     }
 }

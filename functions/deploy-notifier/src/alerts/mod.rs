@@ -100,11 +100,17 @@ pub(crate) const MAX_TEXT: usize = 3000;
 /// The most list items (dimensions, metrics, affected resources) a message lists.
 pub(crate) const MAX_ITEMS: usize = 20;
 
-/// A string field, trimmed, non-empty, at most `max` characters.
+/// A string field, trimmed, non-empty, at most `max` characters; control characters (but line
+/// breaks) become spaces, so that a field cannot lay out the message or blow up its escaping.
 pub(crate) fn text_field(value: &Value, name: &str, max: usize) -> Option<String> {
     value.get(name).and_then(Value::as_str).and_then(|s| {
         let s = s.trim();
-        (!s.is_empty()).then(|| cut(s, max))
+        (!s.is_empty()).then(|| {
+            cut(s, max)
+                .chars()
+                .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+                .collect()
+        })
     })
 }
 
@@ -130,9 +136,16 @@ pub(crate) fn number_field(value: &Value, name: &str) -> Option<f64> {
 }
 
 /// A time as CloudWatch writes it (`2026-12-06T09:55:40.517+0000`), as RFC 3339, or as the RFC
-/// 2822 of AWS Health (`Tue, 15 Dec 2026 03:00:00 GMT`).
+/// 2822 of AWS Health (`Tue, 15 Dec 2026 03:00:00 GMT`), to the millisecond (as AWS writes them:
+/// a nanosecond more is not another change). Years outside 1970–9999 are not times AWS writes.
 pub(crate) fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
-    let raw = raw.trim();
+    use chrono::{Datelike, SubsecRound};
+    parse_any_time(raw.trim())
+        .map(|t| t.trunc_subsecs(3))
+        .filter(|t| (1970..=9999).contains(&t.year()))
+}
+
+fn parse_any_time(raw: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z")
         .or_else(|_| DateTime::parse_from_rfc3339(raw))
         .or_else(|_| DateTime::parse_from_rfc2822(raw))

@@ -7,7 +7,7 @@ use watchkeeper_shared::notify::{MAX_SUBJECT_CHARS, Notification, Severity, perc
 use super::alarm::{AlarmChange, AlarmState};
 use super::guardduty::{Band, Finding};
 use super::health::HealthEvent;
-use super::history::HealthUpdate;
+use super::history::{Fold, HealthUpdate};
 use super::rules::AlarmRules;
 use super::{region_code, show_time};
 use crate::ecs::render::{env_prefix, format_duration, row};
@@ -55,25 +55,35 @@ pub fn alarm_severity(change: &AlarmChange, rules: &AlarmRules) -> Severity {
     }
 }
 
-fn alarm_link(change: &AlarmChange) -> Option<String> {
-    let r = region_code(&change.region)?;
+fn alarm_link(name: &str, region: &str) -> Option<String> {
+    let r = region_code(region)?;
     Some(format!(
         "https://{r}.console.aws.amazon.com/cloudwatch/home?region={r}#alarmsV2:alarm/{}",
-        percent_encode(&change.name)
+        percent_encode(name)
     ))
 }
 
+/// The SNS attribute an SMS subscription's filter policy matches (`{"sms": ["true"]}`): set on
+/// what pages, and on the OK that ends a page, so that the phone that rang hears it is over.
+pub const SMS_ATTRIBUTE: &str = "sms";
+
 fn alarm_base(
-    change: &AlarmChange,
+    name: &str,
+    region: &str,
+    state: AlarmState,
     severity: Severity,
+    texted: bool,
     subject: String,
     text: String,
 ) -> Notification {
     let mut n = Notification::new(crate::NAME, severity, subject, text)
-        .with_resource(change.name.clone())
+        .with_resource(name.to_string())
         .with_attribute("kind", KIND_ALARM)
-        .with_attribute("alarm_state", change.state.as_str());
-    if let Some(link) = alarm_link(change) {
+        .with_attribute("alarm_state", state.as_str());
+    if texted {
+        n = n.with_attribute(SMS_ATTRIBUTE, "true");
+    }
+    if let Some(link) = alarm_link(name, region) {
         n = n.with_link("Alarm", link);
     }
     n
@@ -149,8 +159,8 @@ fn alarm_rows(text: &mut String, change: &AlarmChange) {
     );
 }
 
-/// The message of one alarm state change. `alarm_since` is when the ALARM an OK ends began, when
-/// known (from the event itself, or the alarm's history).
+/// The message of one alarm state change. `alarm_since` is when the ALARM an OK (or an
+/// INSUFFICIENT_DATA) ends began, when known (from the event itself, or the alarm's history).
 pub fn alarm_notification(
     change: &AlarmChange,
     alarm_since: Option<DateTime<Utc>>,
@@ -164,15 +174,8 @@ pub fn alarm_notification(
     } else {
         ""
     };
-    let lasted = match (
-        change.state,
-        change.previous,
-        alarm_since,
-        change.changed_at,
-    ) {
-        (AlarmState::Ok, Some(AlarmState::Alarm), Some(since), Some(at)) if since <= at => {
-            Some((since, at - since))
-        }
+    let lasted = match (change.state, alarm_since, change.changed_at) {
+        (AlarmState::Ok, Some(since), Some(at)) if since <= at => Some((since, at - since)),
         _ => None,
     };
     let subject = match change.state {
@@ -191,16 +194,20 @@ pub fn alarm_notification(
             }
         }
         AlarmState::Ok => match (change.previous, lasted) {
-            (Some(AlarmState::Alarm), Some((_, lasted))) => format!(
+            (_, Some((_, lasted))) => format!(
                 "{env}OK {name}{composite}: resolved after {}",
                 format_duration(lasted.num_seconds())
             ),
             (Some(AlarmState::Alarm), None) => format!("{env}OK {name}{composite}: resolved"),
-            (Some(AlarmState::InsufficientData), _) => {
+            (Some(AlarmState::InsufficientData), None) => {
                 format!("{env}OK {name}{composite}: data again, within its threshold")
             }
             _ => format!("{env}OK {name}{composite}"),
         },
+        // A metric that stops after an ALARM is as likely a dead service as a healed one.
+        AlarmState::InsufficientData if change.previous == Some(AlarmState::Alarm) => {
+            format!("{env}INSUFFICIENT_DATA {name}{composite}: no data, was ALARM (not resolved)")
+        }
         AlarmState::InsufficientData => {
             format!("{env}INSUFFICIENT_DATA {name}{composite}: not enough data to evaluate")
         }
@@ -233,11 +240,25 @@ pub fn alarm_notification(
         _ => {}
     }
     alarm_rows(&mut text, change);
-    alarm_base(change, alarm_severity(change, rules), subject, text)
+    let severity = alarm_severity(change, rules);
+    // The OK that ends a page is texted too (the ALARM was, unless the rule made it a warning).
+    let ends_a_page = change.state == AlarmState::Ok
+        && (lasted.is_some() || change.previous == Some(AlarmState::Alarm))
+        && !rules.is_warning(name);
+    alarm_base(
+        name,
+        &change.region,
+        change.state,
+        severity,
+        severity == Severity::Critical || ends_a_page,
+        subject,
+        text,
+    )
 }
 
 /// The one message that stands for an alarm's changes while it flaps: `entries` entries into
-/// ALARM within the window, and nothing more is told for this alarm until `folded_until`.
+/// ALARM within the window, and nothing more is told for this alarm until `folded_until`, when
+/// the scheduled check tells the state it settled in.
 pub fn alarm_flapping_notification(
     change: &AlarmChange,
     entries: usize,
@@ -246,17 +267,17 @@ pub fn alarm_flapping_notification(
     environment: Option<&str>,
 ) -> Notification {
     let minutes = rules.flap_window.as_secs() / 60;
+    // The subject (and SMS) never says OK: the changes that follow are folded, and an OK here
+    // could be followed by an ALARM that lasts.
     let subject = format!(
-        "{}FLAPPING {}: ALARM {entries} times in {minutes} min, now {}",
+        "{}FLAPPING {}: ALARM {entries} times in {minutes} min",
         env_prefix(environment),
         change.name,
-        change.state.as_str()
     );
     let mut text = format!(
         "The alarm is flapping: it entered ALARM {entries} times in the last {minutes} minutes. Its \
-         changes until {} are folded into this message instead of a page each; the first change \
-         after that is told again. Treat it as in ALARM until a later message says otherwise, \
-         and see the alarm's history in the console for its state now.\n\n",
+         changes until {} are folded into this message instead of a page each. Treat it as in \
+         ALARM: shortly after that time, a message says the state it settled in.\n\n",
         show_time(folded_until)
     );
     row(&mut text, "Alarm", &change.name);
@@ -271,7 +292,73 @@ pub fn alarm_flapping_notification(
     } else {
         Severity::Critical
     };
-    alarm_base(change, severity, subject, text).with_attribute("flapping", "true")
+    alarm_base(
+        &change.name,
+        &change.region,
+        change.state,
+        severity,
+        severity == Severity::Critical,
+        subject,
+        text,
+    )
+    .with_attribute("flapping", "true")
+}
+
+/// The state a flapping alarm settled in at the end of its fold: its last change in the window,
+/// at `at`.
+pub fn alarm_settled_notification(
+    fold: &Fold,
+    state: AlarmState,
+    at: DateTime<Utc>,
+    alarm_since: Option<DateTime<Utc>>,
+    rules: &AlarmRules,
+    environment: Option<&str>,
+) -> Notification {
+    let env = env_prefix(environment);
+    let name = &fold.name;
+    let when = at.format("%H:%M UTC");
+    let subject = match state {
+        AlarmState::Ok => format!("{env}OK {name}: settled after flapping, OK since {when}"),
+        AlarmState::Alarm => format!("{env}ALARM {name}: in ALARM since {when}, after flapping"),
+        AlarmState::InsufficientData => {
+            format!("{env}INSUFFICIENT_DATA {name}: no data since {when}, after flapping")
+        }
+    };
+    let minutes = rules.flap_window.as_secs() / 60;
+    let mut text = format!(
+        "The alarm flapped: it entered ALARM {} times in {minutes} minutes, and its changes until \
+         {} were folded into one message. Its last change in that time:\n\n",
+        fold.entries,
+        show_time(fold.until)
+    );
+    row(&mut text, "Alarm", name);
+    row(&mut text, "State", state.as_str());
+    row(&mut text, "Since", &show_time(at));
+    if let Some(since) = alarm_since.filter(|s| *s <= at) {
+        row(
+            &mut text,
+            "Last ALARM",
+            &format!(
+                "{} (from {})",
+                format_duration((at - since).num_seconds()),
+                show_time(since)
+            ),
+        );
+    }
+    row(
+        &mut text,
+        "Account/Region",
+        &format!("{} / {}", fold.account, fold.region),
+    );
+    let paging = !rules.is_warning(name);
+    let severity = match state {
+        AlarmState::Ok => Severity::Info,
+        AlarmState::Alarm if paging => Severity::Critical,
+        AlarmState::Alarm | AlarmState::InsufficientData => Severity::Warning,
+    };
+    // The flapping message paged: whatever it settled in is texted too.
+    alarm_base(name, &fold.region, state, severity, paging, subject, text)
+        .with_attribute("flapping", "settled")
 }
 
 /// How bad a Health event is, by its category, scope and status.
@@ -388,7 +475,12 @@ pub fn health_notification(
         row(&mut text, "End", &show_time(end));
     }
     if !event.affected.is_empty() {
-        row(&mut text, "Affected", &event.affected.join(", "));
+        let more = event.affected_count.saturating_sub(event.affected.len());
+        let mut list = event.affected.join(", ");
+        if more > 0 {
+            list.push_str(&format!(" and {more} more"));
+        }
+        row(&mut text, "Affected", &list);
     }
     row(
         &mut text,
@@ -401,9 +493,13 @@ pub fn health_notification(
         text.push_str(description);
         text.push('\n');
     }
-    let mut n = Notification::new(crate::NAME, health_severity(event), subject, text)
+    let severity = health_severity(event);
+    let mut n = Notification::new(crate::NAME, severity, subject, text)
         .with_attribute("kind", KIND_HEALTH)
         .with_link("AWS Health", health_link(event));
+    if severity == Severity::Critical {
+        n = n.with_attribute(SMS_ATTRIBUTE, "true");
+    }
     if let Some(resource) = event.affected.first() {
         n = n.with_resource(resource.clone());
     }
@@ -471,14 +567,18 @@ pub fn finding_notification(finding: &Finding, environment: Option<&str>) -> Not
         text.push('\n');
     }
     text.push_str(
-        "\nThis finding is told once per severity band: its repeats (a higher count, a later last seen) are not.\n",
+        "\nThis finding is told again when its severity band changes, not at each repeat (a higher count, a later last seen).\n",
     );
-    let mut n = Notification::new(crate::NAME, finding_severity(finding), subject, text)
+    let severity = finding_severity(finding);
+    let mut n = Notification::new(crate::NAME, severity, subject, text)
         .with_resource(finding.resource.clone())
         .with_attribute("kind", KIND_GUARDDUTY)
         .with_attribute("finding_type", finding.finding_type.clone());
     if let Some(link) = finding_link(finding) {
         n = n.with_link("Finding", link);
+    }
+    if severity == Severity::Critical {
+        n = n.with_attribute(SMS_ATTRIBUTE, "true");
     }
     n
 }

@@ -32,17 +32,25 @@ impl AlarmRules {
         let warning_names = vars.list("ALARM_WARNING_NAMES");
         // An alarm name is at most 255 characters of any Unicode; a pattern longer than that, or
         // one with control characters, can match nothing the operator meant.
-        if let Some(bad) = warning_names
-            .iter()
-            .find(|p| p.chars().count() > 255 || p.chars().any(char::is_control))
-        {
-            return Err(ConfigError::new(
-                "ALARM_WARNING_NAMES",
-                format!(
-                    "each pattern must be an alarm name of at most 255 characters, with * for any run of characters (got {} characters)",
-                    bad.chars().count()
-                ),
-            ));
+        for pattern in &warning_names {
+            let problem = if pattern.chars().count() > 255 {
+                Some(format!(
+                    "a pattern of {} characters: alarm names have at most 255",
+                    pattern.chars().count()
+                ))
+            } else if pattern.chars().any(char::is_control) {
+                Some("a pattern with a control character: no alarm name has one".to_string())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::new(
+                    "ALARM_WARNING_NAMES",
+                    format!(
+                        "{problem} (patterns are alarm names, with * for any run of characters)"
+                    ),
+                ));
+            }
         }
         let flap_count = vars.ranged("ALARM_FLAP_COUNT", "a count", 3usize, 2..=100)?;
         let minutes = vars.ranged("ALARM_FLAP_MINUTES", "a number of minutes", 30u64, 1..=1440)?;

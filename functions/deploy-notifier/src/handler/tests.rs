@@ -1,6 +1,7 @@
 use super::*;
 use crate::ci::function_url::respond;
 use crate::testing::{app, deployment, status, url};
+use watchkeeper_shared::state::key_segment;
 
 #[tokio::test]
 async fn deployment_duration_spans_in_progress_to_completed() {
@@ -688,6 +689,10 @@ fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut Value)) -> Value {
     let mut message: Value =
         serde_json::from_str(record["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
     edit(&mut message);
+    // SNS accepts an alarm's message as the alarm changes.
+    if let Some(at) = message["StateChangeTime"].as_str() {
+        record["Records"][0]["Sns"]["Timestamp"] = json!(at);
+    }
     record["Records"][0]["Sns"]["Message"] = Value::String(message.to_string());
     record["Records"][0]["Sns"]["MessageId"] = json!(message_id);
     record
@@ -698,6 +703,7 @@ fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut Value)) -> Value {
 fn eventbridge_alarm(id: &str, state: &str, at: &str, previous: &str, previous_at: &str) -> Value {
     let mut event = fixture_event("cloudwatch-alarm-state-change.json");
     event["id"] = json!(id);
+    event["time"] = json!(at);
     event["detail"]["state"]["value"] = json!(state);
     event["detail"]["state"]["timestamp"] = json!(at);
     event["detail"]["previousState"]["value"] = json!(previous);
@@ -783,6 +789,7 @@ async fn a_flapping_alarm_is_folded_into_one_message_per_window() {
         events
     };
     let app = app(false).await;
+    let schedule = fixture_event("scheduled-event.json");
     for event in cycle() {
         app.run(event.clone()).await.unwrap();
         app.run(event).await.unwrap();
@@ -796,33 +803,52 @@ async fn a_flapping_alarm_is_folded_into_one_message_per_window() {
             "[prod] OK des-api-5xx: resolved after 2m 00s",
             "[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5",
             "[prod] OK des-api-5xx: resolved after 2m 00s",
-            "[prod] FLAPPING des-api-5xx: ALARM 3 times in 30 min, now ALARM",
+            "[prod] FLAPPING des-api-5xx: ALARM 3 times in 30 min",
         ],
         "12 changes, each delivered twice"
     );
-    assert_eq!(sent[4].severity, Severity::Critical);
+    let flapping = &sent[4];
+    assert_eq!(flapping.severity, Severity::Critical);
+    assert_eq!(flapping.attributes["sms"], "true", "a page");
     assert!(
-        sent[4].text.contains("until 2026-12-06 10:30:00 UTC"),
+        flapping.text.contains("until 2026-12-06 10:30:00 UTC"),
         "{}",
-        sent[4].text
+        flapping.text
     );
-    assert_eq!(sent[4].attributes["flapping"], "true");
+    assert_eq!(flapping.attributes["flapping"], "true");
 
-    // The next window: still flapping, told once more with the state it is in.
-    app.run(eventbridge_alarm(
-        "flap-next",
-        "OK",
-        "2026-12-06T10:31:00.000+0000",
-        "ALARM",
-        "2026-12-06T10:20:00.000+0000",
-    ))
-    .await
-    .unwrap();
+    // The window is over: the scheduled check tells the state the alarm settled in (its last
+    // change in the window, the OK of 10:22), once, however often it runs.
+    app.run(schedule.clone()).await.unwrap();
+    app.run(schedule.clone()).await.unwrap();
     let sent = app.notifier.notifications();
     assert_eq!(sent.len(), 6);
     assert_eq!(
         sent[5].subject_line(),
-        "[prod] FLAPPING des-api-5xx: ALARM 5 times in 30 min, now OK"
+        "[prod] OK des-api-5xx: settled after flapping, OK since 10:22 UTC"
+    );
+    assert_eq!(sent[5].severity, Severity::Info);
+    assert_eq!(
+        sent[5].attributes["sms"], "true",
+        "the phone that rang hears it is over"
+    );
+
+    // The next window: still flapping, told once more; nothing folded after it, nothing settled.
+    app.run(eventbridge_alarm(
+        "flap-next",
+        "ALARM",
+        "2026-12-06T10:31:00.000+0000",
+        "OK",
+        "2026-12-06T10:22:00.000+0000",
+    ))
+    .await
+    .unwrap();
+    app.run(schedule.clone()).await.unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 7);
+    assert_eq!(
+        sent[6].subject_line(),
+        "[prod] FLAPPING des-api-5xx: ALARM 6 times in 30 min"
     );
 
     let app = crate::testing::app(false).await;
@@ -909,35 +935,62 @@ async fn a_health_update_says_what_changed() {
 
 /// A finding GuardDuty updates (its count, its last seen) is told once per severity band.
 #[tokio::test]
-async fn a_guardduty_finding_is_told_once_per_severity_band() {
+async fn a_guardduty_finding_is_told_at_each_change_of_its_severity_band() {
     let app = app(false).await;
     let first = fixture_event("guardduty-finding.json");
+    let update = |id: &str, minute: u32, severity: f64| {
+        let mut event = first.clone();
+        event["id"] = json!(id);
+        event["detail"]["severity"] = json!(severity);
+        event["detail"]["service"]["count"] = json!(41 + minute);
+        event["detail"]["updatedAt"] = json!(format!("2026-12-06T10:{minute:02}:11.120Z"));
+        event
+    };
     app.run(first.clone()).await.unwrap();
-    let mut repeat = first.clone();
-    repeat["id"] = json!("gd-repeat");
-    repeat["detail"]["service"]["count"] = json!(97);
-    repeat["detail"]["updatedAt"] = json!("2026-12-06T10:40:11.120Z");
-    let answer = app.run(repeat.clone()).await.unwrap();
-    assert_eq!(answer["outcome"], "duplicate");
-    let mut worse = repeat.clone();
-    worse["id"] = json!("gd-worse");
-    worse["detail"]["severity"] = json!(8.0);
+    assert_eq!(
+        app.run(first.clone()).await.unwrap()["outcome"],
+        "duplicate"
+    );
+    let repeat = app.run(update("gd-repeat", 10, 5.0)).await.unwrap();
+    assert_eq!(repeat["outcome"], "ignored", "{repeat}");
+    let worse = update("gd-worse", 20, 8.0);
     app.run(worse.clone()).await.unwrap();
     app.run(worse).await.unwrap();
-    let mut archived = repeat;
-    archived["id"] = json!("gd-archived");
-    archived["detail"]["severity"] = json!(9.5);
+    // Down to medium, and up to high again: each change of band is told.
+    app.run(update("gd-better", 30, 6.0)).await.unwrap();
+    app.run(update("gd-worse-again", 40, 7.5)).await.unwrap();
+    // An older update delivered late is not.
+    let late = app.run(update("gd-late", 25, 2.0)).await.unwrap();
+    assert_eq!(late["outcome"], "ignored", "{late}");
+    let mut archived = update("gd-archived", 50, 9.5);
     archived["detail"]["service"]["archived"] = json!(true);
     let answer = app.run(archived).await.unwrap();
     assert_eq!(answer["outcome"], "ignored");
     let sent = app.notifier.notifications();
-    assert_eq!(sent.len(), 2, "{sent:?}");
-    assert_eq!(sent[1].severity, Severity::Critical);
-    assert!(
-        sent[1]
-            .subject_line()
-            .starts_with("[prod] GuardDuty HIGH 8: ")
+    let subjects: Vec<String> = sent.iter().map(|n| n.subject_line()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[prod] GuardDuty MEDIUM 5: UnauthorizedAccess:EC2/SSHBruteForce on des-bastion",
+            "[prod] GuardDuty HIGH 8: UnauthorizedAccess:EC2/SSHBruteForce on des-bastion",
+            "[prod] GuardDuty MEDIUM 6: UnauthorizedAccess:EC2/SSHBruteForce on des-bastion",
+            "[prod] GuardDuty HIGH 7.5: UnauthorizedAccess:EC2/SSHBruteForce on des-bastion",
+        ]
     );
+    assert_eq!(sent[1].severity, Severity::Critical);
+    assert_eq!(sent[1].attributes["sms"], "true");
+    assert!(
+        !sent[0].attributes.contains_key("sms"),
+        "a medium finding does not page"
+    );
+
+    // Without the record of the band told (S3 refuses), once per band.
+    let app = crate::testing::app(false).await;
+    app.state.deny_documents();
+    app.run(first.clone()).await.unwrap();
+    app.run(update("gd-repeat", 10, 5.0)).await.unwrap();
+    app.run(update("gd-worse", 20, 8.0)).await.unwrap();
+    assert_eq!(app.notifier.notifications().len(), 2);
 }
 
 /// An alert of a known kind that does not parse is told as a generic notice saying why.
@@ -1023,4 +1076,179 @@ async fn the_suites_own_notifications_are_not_told_again() {
     record["Records"][0]["Sns"]["MessageAttributes"]["source"]["Value"] = json!("cloudwatch");
     app.run(record).await.unwrap();
     assert_eq!(app.notifier.notifications().len(), 1);
+}
+
+/// The ALARM an OK ends is only the change right before it: an earlier episode's ALARM is never
+/// taken for it ("unknown", not a wrong duration). An ALARM whose metric then stops is not
+/// "resolved"; the OK after its INSUFFICIENT_DATA says how long since the ALARM began.
+#[tokio::test]
+async fn an_ok_is_paired_only_with_the_alarm_right_before_it() {
+    let app = app(false).await;
+    let at = |state: &'static str, old: &'static str, time: &'static str, id: &str| {
+        sns_alarm(id, move |m| {
+            m["NewStateValue"] = json!(state);
+            m["OldStateValue"] = json!(old);
+            m["StateChangeTime"] = json!(time);
+        })
+    };
+    app.run(at("ALARM", "OK", "2026-12-06T09:00:00.000+0000", "m1"))
+        .await
+        .unwrap();
+    app.run(at("OK", "ALARM", "2026-12-06T09:10:00.000+0000", "m2"))
+        .await
+        .unwrap();
+    // The ALARM of 10:00 never arrives; its OK does.
+    app.run(at("OK", "ALARM", "2026-12-06T10:05:00.000+0000", "m3"))
+        .await
+        .unwrap();
+    app.run(at("ALARM", "OK", "2026-12-06T11:00:00.000+0000", "m4"))
+        .await
+        .unwrap();
+    app.run(at(
+        "INSUFFICIENT_DATA",
+        "ALARM",
+        "2026-12-06T11:05:00.000+0000",
+        "m5",
+    ))
+    .await
+    .unwrap();
+    app.run(at(
+        "OK",
+        "INSUFFICIENT_DATA",
+        "2026-12-06T11:20:00.000+0000",
+        "m6",
+    ))
+    .await
+    .unwrap();
+    let subjects: Vec<String> = app
+        .notifier
+        .notifications()
+        .iter()
+        .map(|n| n.subject_line())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "[prod] ALARM des-rds-free-storage: MINIMUM of FreeStorageSpace < 2000000000",
+            "[prod] OK des-rds-free-storage: resolved after 10m 00s",
+            "[prod] OK des-rds-free-storage: resolved",
+            "[prod] ALARM des-rds-free-storage: MINIMUM of FreeStorageSpace < 2000000000",
+            "[prod] INSUFFICIENT_DATA des-rds-free-storage: no data, was ALARM (not resolved)",
+            "[prod] OK des-rds-free-storage: resolved after 20m 00s",
+        ]
+    );
+}
+
+/// A change time far from when SNS accepted the message is not AWS's: it is told (keyed by its
+/// message), but neither remembered nor counted, so forged messages cannot plant a flapping
+/// window that would fold a genuine alarm later, nor wipe the history with a far-future entry.
+/// Times AWS cannot write (year -262143) do not panic.
+#[tokio::test]
+async fn a_change_time_far_from_its_delivery_is_told_but_not_remembered() {
+    let app = app(false).await;
+    for (i, time) in [
+        "2026-12-07T10:00:00.000+0000",
+        "2026-12-07T10:04:00.000+0000",
+        "2026-12-07T10:08:00.000+0000",
+        "9999-12-31T23:59:59.000+0000",
+        "-262143-01-01T00:10:00.000+0000",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut record = sns_alarm(&format!("forged-{i}"), |m| {
+            m["StateChangeTime"] = json!(time);
+        });
+        record["Records"][0]["Sns"]["Timestamp"] = json!("2026-12-06T09:50:21.402Z");
+        app.run(record).await.unwrap();
+    }
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 5, "each told");
+    assert!(sent.iter().all(|n| !n.subject_line().contains("FLAPPING")));
+    let arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:des-rds-free-storage";
+    let doc = app
+        .state
+        .load::<Value>(&format!("alarms/{}", key_segment(arn)))
+        .await
+        .unwrap();
+    assert!(doc.is_none(), "nothing remembered: {doc:?}");
+}
+
+/// What must not page does not: Application Auto Scaling's target-tracking alarms, and a
+/// composite alarm whose suppressor holds its actions. What pages is texted (SMS filter policy
+/// `sms = true`); a warning by the name rule is not.
+#[tokio::test]
+async fn only_what_pages_is_texted_and_what_must_not_page_is_not_told() {
+    let mut app = app(false).await;
+    app.config.alarms.warning_names = vec!["*-error-rate".into()];
+    let mut scaling = fixture_event("cloudwatch-alarm-state-change.json");
+    scaling["detail"]["alarmName"] =
+        json!("TargetTracking-service/main/api-AlarmHigh-0f2d6a1e-1b2c-4d3e-9f8a-7b6c5d4e3f2a");
+    assert_eq!(app.run(scaling).await.unwrap()["outcome"], "ignored");
+    let mut suppressed = fixture_event("cloudwatch-alarm-composite.json");
+    suppressed["detail"]["state"]["actionsSuppressedBy"] = json!("Alarm");
+    suppressed["detail"]["state"]["actionsSuppressedReason"] =
+        json!("Alarm des-maintenance-window is in ALARM state");
+    assert_eq!(app.run(suppressed).await.unwrap()["outcome"], "ignored");
+    assert!(app.notifier.notifications().is_empty());
+
+    app.run(fixture_event("cloudwatch-alarm-state-change.json"))
+        .await
+        .unwrap();
+    app.run(fixture_event("cloudwatch-alarm-ok.json"))
+        .await
+        .unwrap();
+    app.run(fixture_event("cloudwatch-alarm-metric-math.json"))
+        .await
+        .unwrap();
+    let mut issue = fixture_event("aws-health-event.json");
+    issue["detail"]["eventScopeCode"] = json!("ACCOUNT_SPECIFIC");
+    issue["detail"]["statusCode"] = json!("open");
+    app.run(issue).await.unwrap();
+    app.run(fixture_event("aws-health-rds-maintenance.json"))
+        .await
+        .unwrap();
+    let texted: Vec<(String, bool)> = app
+        .notifier
+        .notifications()
+        .iter()
+        .map(|n| {
+            (
+                n.subject_line(),
+                n.attributes.get("sms").is_some_and(|v| v == "true"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        texted,
+        [
+            ("[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5".to_string(), true),
+            ("[prod] OK des-api-5xx: resolved after 14m 00s".to_string(), true),
+            ("[prod] ALARM des-api-error-rate: Error rate (%) > 5".to_string(), false),
+            ("[prod] AWS Health ECS issue: AWS_ECS_OPERATIONAL_ISSUE".to_string(), true),
+            (
+                "[prod] AWS Health RDS scheduled: AWS_RDS_MAINTENANCE_SCHEDULED (des-db) at 2026-12-15 03:00 UTC"
+                    .to_string(),
+                false
+            ),
+        ]
+    );
+}
+
+/// Health may split an update's many affected resources into several events: each is told. The
+/// same update of a public event seen by two accounts is told for each.
+#[tokio::test]
+async fn each_part_of_a_health_update_is_told() {
+    let app = app(false).await;
+    let first = fixture_event("aws-health-rds-maintenance.json");
+    let mut second = first.clone();
+    second["id"] = json!("health-part-2");
+    second["detail"]["affectedEntities"] = json!([{"entityValue": "des-db-replica"}]);
+    let mut other_account = first.clone();
+    other_account["id"] = json!("health-other-account");
+    other_account["account"] = json!("210987654321");
+    for event in [first.clone(), second, other_account, first] {
+        app.run(event).await.unwrap();
+    }
+    assert_eq!(app.notifier.notifications().len(), 3);
 }
