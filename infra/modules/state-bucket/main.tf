@@ -51,6 +51,7 @@ locals {
       "expire-deploy-notifier-deployments" = "deploy-notifier/docs/deployments/"
       "expire-deploy-notifier-alarms"      = "deploy-notifier/docs/alarms/"
       "expire-deploy-notifier-health"      = "deploy-notifier/docs/health/"
+      "expire-deploy-notifier-findings"    = "deploy-notifier/docs/findings/"
     } : {},
   )
 }
@@ -62,8 +63,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
   # they are clutter. State documents (docs/) are kept, but for deploy-notifier's deployment
   # records, which matter for hours (a rollout's duration, a late start's check): a deployment
   # superseded before it ended would keep its start forever. Its alarm and Health histories
-  # matter for days (an alarm's entries are kept a week; a Health event's updates while it is
-  # open): one per alarm or event ever seen would otherwise pile up.
+  # matter for days (an alarm's changes are kept a week; a Health event's updates while it is
+  # open; a finding's band while GuardDuty updates it): one per alarm, event or finding ever seen
+  # would otherwise pile up.
   dynamic "rule" {
     for_each = local.expiring_prefixes
 
