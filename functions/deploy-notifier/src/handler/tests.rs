@@ -650,6 +650,16 @@ async fn the_alerts_aws_sends_are_each_told_once() {
             Severity::Critical,
         ),
         (
+            "sns-cloudwatch-alarm-composite.json",
+            "[prod] ALARM des-dispatch-down (composite): des-rds-free-storage in ALARM",
+            Severity::Critical,
+        ),
+        (
+            "cloudwatch-alarm-insufficient-data.json",
+            "[prod] INSUFFICIENT_DATA des-rds-connections: no data, was ALARM (not resolved)",
+            Severity::Warning,
+        ),
+        (
             "aws-health-rds-maintenance.json",
             "[prod] AWS Health RDS scheduled: AWS_RDS_MAINTENANCE_SCHEDULED (des-db) at 2026-12-15 03:00 UTC",
             Severity::Warning,
