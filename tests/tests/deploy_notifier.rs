@@ -857,30 +857,46 @@ async fn alerts_are_told_once_paired_and_folded_on_every_channel() {
     assert_eq!(invoke(ok.clone()).await, "notified");
     assert_eq!(invoke(ok).await, "duplicate");
 
-    // Flapping: in ALARM at 10:00, 10:04 and 10:08 (the third entry in 30 minutes), each change
-    // delivered twice; 10:10 and 10:12 fall in the same window.
+    // Flapping, in a window of the clock that ended over an hour ago (the scheduled check runs at
+    // the wall clock's now): in ALARM at +0, +4 and +8 minutes (the third entry in 30 minutes),
+    // each change delivered twice; +10 and +12 fall in the same window.
+    let window = chrono::Duration::minutes(30).num_seconds();
+    let base = chrono::DateTime::from_timestamp(
+        (chrono::Utc::now() - chrono::Duration::hours(2)).timestamp() / window * window,
+        0,
+    )
+    .unwrap();
+    let stamp = |minute: i64| {
+        (base + chrono::Duration::minutes(minute))
+            .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+            .to_string()
+    };
     let changes = [
-        ("ALARM", "OK", "00"),
-        ("OK", "ALARM", "02"),
-        ("ALARM", "OK", "04"),
-        ("OK", "ALARM", "06"),
-        ("ALARM", "OK", "08"),
-        ("OK", "ALARM", "10"),
-        ("ALARM", "OK", "12"),
+        ("ALARM", "OK", 0),
+        ("OK", "ALARM", 2),
+        ("ALARM", "OK", 4),
+        ("OK", "ALARM", 6),
+        ("ALARM", "OK", 8),
+        ("OK", "ALARM", 10),
+        ("ALARM", "OK", 12),
     ];
-    let mut since = "2026-12-06T09:41:12.003+0000".to_string();
+    let mut since = stamp(-20);
     for (state, previous, minute) in changes {
-        let at = format!("2026-12-06T10:{minute}:00.000+0000");
+        let at = stamp(minute);
         let event = alarm_change(&format!("flap-{minute}"), state, &at, previous, &since);
         invoke(event.clone()).await;
         assert_eq!(invoke(event).await, "duplicate");
         since = at;
     }
-    // The window is over (it was at 10:30): the scheduled check tells the state the alarm
-    // settled in, once, however often it runs.
+    // The window is over: the scheduled check tells the state the alarm settled in, once,
+    // however often it runs.
     let schedule = read_event("scheduled-event.json").unwrap();
     invoke(schedule.clone()).await;
     invoke(schedule).await;
+    let settled = format!(
+        "[prod] ALARM des-api-5xx: in ALARM since {}, after flapping",
+        (base + chrono::Duration::minutes(12)).format("%H:%M UTC")
+    );
 
     let health = read_event("aws-health-rds-maintenance.json").unwrap();
     assert_eq!(invoke(health.clone()).await, "notified");
@@ -913,7 +929,7 @@ async fn alerts_are_told_once_paired_and_folded_on_every_channel() {
             "[prod] ALARM des-api-5xx: Sum of HTTPCode_Target_5XX_Count > 5",
             "[prod] OK des-api-5xx: resolved after 2m 00s",
             "[prod] FLAPPING des-api-5xx: ALARM 3 times in 30 min",
-            "[prod] ALARM des-api-5xx: in ALARM since 10:12 UTC, after flapping",
+            settled.as_str(),
             "[prod] AWS Health RDS scheduled: AWS_RDS_MAINTENANCE_SCHEDULED (des-db) at 2026-12-15 03:00 UTC",
             "[prod] AWS Health RDS scheduled updated: AWS_RDS_MAINTENANCE_SCHEDULED (des-db)",
             "[prod] GuardDuty MEDIUM 5: UnauthorizedAccess:EC2/SSHBruteForce on des-bastion",

@@ -14,6 +14,10 @@ pub enum DeployError {
     Notify(#[from] NotifyError),
     #[error(transparent)]
     State(#[from] StateError),
+    /// A flapping alarm's fold could not be registered after its message was sent: retried, so
+    /// that the state the alarm settles in is told (the message's key keeps it sent once).
+    #[error("the flapping fold of alarm {0} could not be registered")]
+    FoldNotRegistered(String),
 }
 
 impl Retryable for DeployError {
@@ -22,6 +26,7 @@ impl Retryable for DeployError {
             DeployError::Malformed(_) => false,
             DeployError::Notify(e) => e.is_retryable(),
             DeployError::State(e) => e.is_retryable(),
+            DeployError::FoldNotRegistered(_) => true,
         }
     }
 }
@@ -31,7 +36,7 @@ impl From<DeployError> for lambda_runtime::Diagnostic {
         let kind = match &err {
             DeployError::Malformed(_) => "MalformedEvent",
             DeployError::Notify(_) => "NotificationFailed",
-            DeployError::State(_) => "StateFailed",
+            DeployError::State(_) | DeployError::FoldNotRegistered(_) => "StateFailed",
         };
         diagnostic(kind, &err)
     }

@@ -60,18 +60,23 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         payload: Value,
         invocation: &Invocation,
     ) -> Result<Value, DeployError> {
-        let result = self.dispatch(payload, &invocation.deadline).await;
+        let result = self.dispatch(payload, invocation).await;
         metrics(&result).emit();
         result
     }
 
-    async fn dispatch(&self, payload: Value, deadline: &Deadline) -> Result<Value, DeployError> {
+    async fn dispatch(
+        &self,
+        payload: Value,
+        invocation: &Invocation,
+    ) -> Result<Value, DeployError> {
+        let (now, deadline) = (invocation.now, &invocation.deadline);
         match classify(payload)? {
-            EventKind::FunctionUrl(request) => Ok(self
-                .handle_url(&request, Utc::now().timestamp(), deadline)
-                .await),
-            EventKind::EventBridge(event) => self.handle_event(&event, None, deadline).await,
-            EventKind::Sns(records) => self.handle_sns(&records, deadline).await,
+            EventKind::FunctionUrl(request) => {
+                Ok(self.handle_url(&request, now.timestamp(), deadline).await)
+            }
+            EventKind::EventBridge(event) => self.handle_event(&event, None, now, deadline).await,
+            EventKind::Sns(records) => self.handle_sns(&records, now, deadline).await,
             EventKind::Unknown(object) => self.handle_unknown(&object, deadline).await,
         }
     }
@@ -79,6 +84,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
     async fn handle_sns(
         &self,
         records: &[SnsRecord],
+        now: DateTime<Utc>,
         deadline: &Deadline,
     ) -> Result<Value, DeployError> {
         let mut results = Vec::new();
@@ -99,11 +105,14 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 continue;
             }
             // When SNS accepted the message: a time no publisher can set.
-            let received = record.sent_at(Utc::now());
+            let received = record.sent_at(now);
             let outcome = match serde_json::from_str::<Value>(&record.message) {
                 Ok(inner @ Value::Object(_)) if inner.get("detail-type").is_some() => {
                     match envelope(&inner) {
-                        Ok(event) => self.handle_event(&event, Some(received), deadline).await,
+                        Ok(event) => {
+                            self.handle_event(&event, Some(received), now, deadline)
+                                .await
+                        }
                         Err(e) => Err(e),
                     }
                 }
@@ -142,18 +151,19 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         &self,
         event: &Envelope,
         received: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
         deadline: &Deadline,
     ) -> Result<Value, DeployError> {
         let env = self.config.environment.as_deref();
         let event_key = format!("event/{}", event.id);
         // The schedule that tells the state each flapping alarm settled in.
         if event.source == "aws.events" && event.detail_type == "Scheduled Event" {
-            return self.settle_folds(deadline).await;
+            return self.settle_folds(now, deadline).await;
         }
         // EventBridge sets an event's `time`; an AWS source cannot be put by anyone else.
         let received = received
             .or_else(|| alerts::parse_time(&event.time))
-            .unwrap_or_else(Utc::now);
+            .unwrap_or(now);
         match alerts::read_event(event) {
             Some(Read::Alert(alert)) => {
                 return self

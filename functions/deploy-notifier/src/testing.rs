@@ -75,4 +75,12 @@ impl TestApp {
         self.handle(payload, &Invocation::at(chrono::Utc::now(), later()))
             .await
     }
+
+    /// Handles `payload` as if invoked at `now` (RFC 3339).
+    pub async fn run_at(&self, payload: Value, now: &str) -> Result<Value, DeployError> {
+        let now = chrono::DateTime::parse_from_rfc3339(now)
+            .expect("an RFC 3339 time")
+            .with_timezone(&chrono::Utc);
+        self.handle(payload, &Invocation::at(now, later())).await
+    }
 }

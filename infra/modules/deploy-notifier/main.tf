@@ -281,17 +281,12 @@ locals {
   # out: the operator's alarms share the project prefix (des-api-5xx beside des-deploy-notifier-errors).
   suite_functions      = ["deploy-notifier", "deploy-notifier-ci", "secret-rotator", "snapshot-exporter", "budget-alerter", "health-sweeper"]
   suite_alarm_suffixes = ["errors", "duration", "failed-events", "throttles"]
+  suite_alarm_specials = ["deploy-notifier-ci-failed", "health-sweeper-heartbeat", "health-sweeper-unknown-targets"]
   suite_alarm_names = concat(
     flatten([for f in local.suite_functions : [for s in local.suite_alarm_suffixes : "${var.common.prefix}-${f}-${s}"]]),
-    [
-      "${var.common.prefix}-deploy-notifier-ci-failed",
-      "${var.common.prefix}-health-sweeper-heartbeat",
-      "${var.common.prefix}-health-sweeper-unknown-targets",
-    ],
+    [for n in local.suite_alarm_specials : "${var.common.prefix}-${n}"],
   )
   suite_topics = [var.common.alarm_topic_arn, var.common.notify.topic_arn]
-  # Alarms can flap only where alarms arrive: then the scheduled check settles the folds.
-  alarms_routed = var.alarm_events || length(var.alarm_topic_arns) > 0
 }
 
 resource "aws_cloudwatch_event_rule" "alerts" {
@@ -355,19 +350,17 @@ resource "aws_lambda_permission" "alarms" {
 }
 
 # Every 5 minutes: each flapping alarm whose fold window is over is told the state it settled
-# in (the flapping message said to treat it as in ALARM until then).
+# in (the flapping message said to treat it as in ALARM until then). Always deployed: alarms may
+# reach the function on any topic it is subscribed to. When nothing is folded, the check is one
+# S3 read.
 resource "aws_cloudwatch_event_rule" "settle_folds" {
-  count = local.alarms_routed ? 1 : 0
-
   name                = "${var.common.prefix}-${local.name}-settle-folds"
   description         = "deploy-notifier: the state each flapping alarm settled in, after its window"
   schedule_expression = "rate(5 minutes)"
 }
 
 resource "aws_cloudwatch_event_target" "settle_folds" {
-  count = local.alarms_routed ? 1 : 0
-
-  rule = aws_cloudwatch_event_rule.settle_folds[0].name
+  rule = aws_cloudwatch_event_rule.settle_folds.name
   arn  = module.function.function_arn
 
   # A check that could not run is replaced by the next one.
@@ -378,13 +371,11 @@ resource "aws_cloudwatch_event_target" "settle_folds" {
 }
 
 resource "aws_lambda_permission" "settle_folds" {
-  count = local.alarms_routed ? 1 : 0
-
   statement_id   = "EventBridge-settle-folds"
   action         = "lambda:InvokeFunction"
   function_name  = module.function.function_name
   principal      = "events.amazonaws.com"
-  source_arn     = aws_cloudwatch_event_rule.settle_folds[0].arn
+  source_arn     = aws_cloudwatch_event_rule.settle_folds.arn
   source_account = data.aws_caller_identity.current.account_id
 }
 

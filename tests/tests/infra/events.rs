@@ -56,7 +56,8 @@ const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
 /// share it (`des-api-5xx` in the fixtures).
 const PREFIX: &str = "des";
 
-/// The suite's own alarm names with `prefix`, as infra/modules/deploy-notifier lists them.
+/// The suite's own alarm names with `prefix`, as infra/modules/deploy-notifier lists them (its
+/// locals `suite_functions` × `suite_alarm_suffixes`, and `suite_alarm_specials`).
 fn suite_alarm_names(prefix: &str) -> Vec<String> {
     let module = function_module("deploy-notifier");
     let list = |name: &str| {
@@ -68,11 +69,7 @@ fn suite_alarm_names(prefix: &str) -> Vec<String> {
             names.push(format!("{prefix}-{function}-{suffix}"));
         }
     }
-    for special in [
-        "deploy-notifier-ci-failed",
-        "health-sweeper-heartbeat",
-        "health-sweeper-unknown-targets",
-    ] {
+    for special in list("suite_alarm_specials") {
         names.push(format!("{prefix}-{special}"));
     }
     names
@@ -91,38 +88,69 @@ fn example(expr: &Expression) -> Option<serde_json::Value> {
 /// Every alarm infra makes is one the deploy-notifier's alarm rule leaves out (it goes to the
 /// alert topic directly: a broken notifier must not be the only way the alarm that says so is
 /// told), and the rule's pattern stays within EventBridge's 2,048 characters at the longest
-/// prefix (16 characters).
+/// prefix (16 characters). The alarms are read from the modules: each function module's lambda
+/// modules (by name) with the lambda module's alarms, and each module's own alarms.
 #[test]
 fn the_suites_own_alarms_are_left_out_of_the_alarm_rule() {
-    let names = suite_alarm_names("p");
+    let listed: std::collections::BTreeSet<String> = suite_alarm_names("p").into_iter().collect();
+    let template = |expr: &Expression, locals: &[(&str, String)]| {
+        let mut text = format!("{expr}").trim_matches('"').to_string();
+        // `local.name` itself, or templates with `${local.name}` in them.
+        if let Some((_, value)) = locals.iter().find(|(name, _)| *name == text) {
+            return value.clone();
+        }
+        for (name, value) in locals {
+            text = text.replace(&format!("${{{name}}}"), value);
+        }
+        assert!(
+            !text.contains("${"),
+            "an alarm name this check cannot read: {expr}"
+        );
+        text
+    };
+    let lambda = load(&root().join("infra/modules/lambda"));
+    let lambda_alarms: Vec<Expression> = lambda
+        .typed("resource", "aws_cloudwatch_metric_alarm")
+        .into_iter()
+        .map(|(_, block)| attr(&block.body, "alarm_name").expect("alarm_name").clone())
+        .collect();
+    assert!(lambda_alarms.len() >= 4);
     let mut made = Vec::new();
-    for module in function_modules().into_iter().chain(["lambda".to_string()]) {
-        let dir = root().join("infra/modules").join(&module);
-        let text = std::fs::read_dir(&dir)
-            .expect("module dir")
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
-            .map(|e| std::fs::read_to_string(e.path()).expect("tf file"))
-            .collect::<String>();
-        for line in text
-            .lines()
-            .filter(|l| l.trim_start().starts_with("alarm_name"))
-        {
-            // `"${local.function_name}-errors"`: the literal after the last interpolation.
-            let literal = line
-                .rsplit('}')
-                .next()
-                .unwrap_or("")
-                .trim_end_matches('"')
-                .to_string();
-            made.push((module.clone(), literal));
+    for name in function_modules() {
+        let module = function_module(&name);
+        let own_name = module
+            .local("name")
+            .map(|n| format!("{n}").trim_matches('"').to_string())
+            .unwrap_or_else(|| name.clone());
+        let locals = [
+            ("var.common.prefix", "p".to_string()),
+            ("local.name", own_name.clone()),
+        ];
+        for (_, block) in module.typed("resource", "aws_cloudwatch_metric_alarm") {
+            made.push(template(
+                attr(&block.body, "alarm_name").expect("alarm_name"),
+                &locals,
+            ));
+        }
+        for (_, source, block) in module.module_calls() {
+            if source != "../lambda" {
+                continue;
+            }
+            let lambda_name = attr(&block.body, "name").expect("a lambda module's name");
+            let function_name = format!("p-{}", template(lambda_name, &locals));
+            for alarm in &lambda_alarms {
+                made.push(template(
+                    alarm,
+                    &[("local.function_name", function_name.clone())],
+                ));
+            }
         }
     }
-    assert!(made.len() >= 7, "alarms found: {made:?}");
-    for (module, literal) in &made {
+    assert!(made.len() >= 20, "alarms found: {made:?}");
+    for alarm in &made {
         assert!(
-            names.iter().any(|n| n.ends_with(literal.as_str())),
-            "{module}: an alarm named ...{literal} is not in suite_alarm_names: the alarm rule would route it to deploy-notifier"
+            listed.contains(alarm),
+            "infra makes an alarm named {alarm}, which suite_alarm_names does not list: the alarm rule would route it to deploy-notifier"
         );
     }
     let rules = event_rules();

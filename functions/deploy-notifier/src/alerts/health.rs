@@ -29,6 +29,8 @@ pub struct HealthEvent {
     /// The affected resources named (at most [`MAX_ITEMS`]), and how many there are.
     pub affected: Vec<String>,
     pub affected_count: usize,
+    /// A digest of every affected resource, in order: which part of a split update this is.
+    pub affected_digest: String,
     pub description: Option<String>,
 }
 
@@ -82,6 +84,12 @@ pub fn from_event(event: &Envelope) -> Result<HealthEvent, String> {
         entities
     };
     let affected_count = all.len();
+    let affected_digest = {
+        use sha2::{Digest, Sha256};
+        let mut sorted = all.clone();
+        sorted.sort();
+        hex::encode(&Sha256::digest(sorted.join("\n").as_bytes())[..6])
+    };
     let affected: Vec<String> = all.into_iter().take(MAX_ITEMS).collect();
     // The English description when there is one, else the first.
     let descriptions = d
@@ -108,6 +116,7 @@ pub fn from_event(event: &Envelope) -> Result<HealthEvent, String> {
         account: event.account.clone(),
         affected,
         affected_count,
+        affected_digest,
         description,
         arn,
     })

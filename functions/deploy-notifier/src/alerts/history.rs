@@ -107,12 +107,46 @@ pub struct Fold {
     pub until: DateTime<Utc>,
     /// Entries into ALARM the flapping message counted.
     pub entries: usize,
+    /// Its settled state was told (or a later change superseded it). Kept a day, so that a
+    /// change of its window delivered late is told as itself rather than folded into nothing.
+    #[serde(default)]
+    pub settled: bool,
 }
+
+/// What registering a fold found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoldState {
+    /// The window is folded: the change is part of the flapping message.
+    Open,
+    /// The window's settled state was told already: a change of it is told as itself.
+    Settled,
+}
+
+/// How long a settled fold is kept.
+pub const SETTLED_KEPT: TimeSpan = TimeSpan::days(1);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FoldsDoc {
     #[serde(default)]
     folds: BTreeMap<String, Fold>,
+}
+
+impl FoldsDoc {
+    /// Within [`MAX_FOLDS`]: settled folds go first, then the earliest windows.
+    fn bounded(mut self) -> Self {
+        while self.folds.len() > MAX_FOLDS {
+            let first = self
+                .folds
+                .iter()
+                .min_by_key(|(_, f)| (!f.settled, f.until))
+                .map(|(k, _)| k.clone());
+            match first {
+                Some(k) => self.folds.remove(&k),
+                None => break,
+            };
+        }
+        self
+    }
 }
 
 const FOLDS_KEY: &str = "alarms/_folds";
@@ -121,8 +155,11 @@ fn alarm_key(arn: &str) -> String {
     format!("alarms/{}", key_segment(arn))
 }
 
-fn health_key(arn: &str) -> String {
-    format!("health/{}", key_segment(arn))
+fn health_key(event: &HealthEvent) -> String {
+    format!(
+        "health/{}",
+        key_segment(&format!("{}/{}", event.account, event.arn))
+    )
 }
 
 fn finding_key(finding: &Finding) -> String {
@@ -215,50 +252,84 @@ impl<'a, S: Store> AlertHistory<'a, S> {
         ))
     }
 
-    /// Registers a fold: the first change of a window folded by a flapping message.
-    pub async fn open_fold(&self, fold: Fold) {
-        let arn = fold.arn.clone();
-        let written = async {
+    /// Registers a fold: the first change of a window folded by a flapping message. Reads
+    /// before it writes, so that the changes a fold takes in do not each rewrite the document.
+    /// `None` when it could not be read or written: the fold may then never be settled.
+    pub async fn open_fold(&self, fold: Fold) -> Option<FoldState> {
+        // What the document already says of this change's window, if it says enough.
+        let decided = |doc: &FoldsDoc| match doc.folds.get(&fold.arn) {
+            Some(f) if f.until == fold.until && f.settled => Some(FoldState::Settled),
+            // A change of an earlier window, delivered after a later window was folded: it is
+            // told as itself.
+            Some(f) if f.until > fold.until => Some(FoldState::Settled),
+            // The window is folded from this change or an earlier one.
+            Some(f) if f.until == fold.until && f.told_at <= fold.told_at => Some(FoldState::Open),
+            _ => None,
+        };
+        let call = async {
+            let current = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
+            if let Some(state) = current.and_then(|d| decided(&d.value)) {
+                return Ok(Some(state));
+            }
+            let mut state = FoldState::Open;
             self.state
                 .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
                     let mut doc = old.unwrap_or_default();
-                    // A later window replaces an earlier one; within one window the fold
-                    // keeps the change its message told (the first), whatever arrives after.
-                    let newer = doc.folds.get(&fold.arn).is_none_or(|known| {
-                        known.until < fold.until
-                            || (known.until == fold.until && fold.told_at < known.told_at)
-                    });
-                    if newer {
+                    state = decided(&doc).unwrap_or_else(|| {
                         doc.folds.insert(fold.arn.clone(), fold.clone());
-                    }
-                    while doc.folds.len() > MAX_FOLDS {
-                        let earliest = doc
-                            .folds
-                            .iter()
-                            .min_by_key(|(_, f)| f.until)
-                            .map(|(k, _)| k.clone());
-                        match earliest {
-                            Some(k) => doc.folds.remove(&k),
-                            None => break,
-                        };
-                    }
-                    doc
+                        FoldState::Open
+                    });
+                    doc.bounded()
                 })
-                .await
-                .map(|_| ())
+                .await?;
+            Ok(Some(state))
         };
         nice_to_have(
             self.deadline,
-            written,
+            call,
             STATE_WRITE_BUDGET,
             "registering the flapping fold",
-            &arn,
+            &fold.arn,
+            None,
+        )
+        .await
+    }
+
+    /// A change of the alarm at `at` was told as itself: an open fold of an earlier window is
+    /// superseded (its settled state would be older news).
+    pub async fn supersede_folds(&self, arn: &str, at: DateTime<Utc>) {
+        let call = async {
+            let current = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
+            let open_before = current
+                .and_then(|d| d.value.folds.get(arn).cloned())
+                .is_some_and(|f| !f.settled && f.until < at);
+            if open_before {
+                self.state
+                    .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
+                        let mut doc = old.unwrap_or_default();
+                        if let Some(f) = doc.folds.get_mut(arn)
+                            && f.until < at
+                        {
+                            f.settled = true;
+                        }
+                        doc
+                    })
+                    .await?;
+            }
+            Ok(())
+        };
+        nice_to_have(
+            self.deadline,
+            call,
+            STATE_WRITE_BUDGET,
+            "superseding the alarm's fold",
+            arn,
             (),
         )
         .await;
     }
 
-    /// Every registered fold (an error is the caller's: the scheduled check fails and is retried).
+    /// Every registered fold (an error is the caller's: the scheduled check fails).
     pub async fn folds(&self) -> Result<Vec<Fold>, StateError> {
         let doc = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
         Ok(doc
@@ -266,18 +337,29 @@ impl<'a, S: Store> AlertHistory<'a, S> {
             .unwrap_or_default())
     }
 
-    /// Removes a fold that was settled, unless a later window replaced it meanwhile.
-    pub async fn close_fold(&self, fold: &Fold) -> Result<(), StateError> {
+    /// Marks a fold settled, unless a later window replaced it meanwhile.
+    pub async fn settle_fold(&self, fold: &Fold) -> Result<(), StateError> {
         self.state
             .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
                 let mut doc = old.unwrap_or_default();
-                if doc
-                    .folds
-                    .get(&fold.arn)
-                    .is_some_and(|f| f.until == fold.until)
+                if let Some(f) = doc.folds.get_mut(&fold.arn)
+                    && f.until == fold.until
                 {
-                    doc.folds.remove(&fold.arn);
+                    f.settled = true;
                 }
+                doc
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Drops the folds settled more than [`SETTLED_KEPT`] before `now`.
+    pub async fn forget_settled_folds(&self, now: DateTime<Utc>) -> Result<(), StateError> {
+        self.state
+            .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
+                let mut doc = old.unwrap_or_default();
+                doc.folds
+                    .retain(|_, f| !(f.settled && f.until + SETTLED_KEPT < now));
                 doc
             })
             .await
@@ -291,7 +373,7 @@ impl<'a, S: Store> AlertHistory<'a, S> {
         let mut before = None;
         let written = async {
             self.state
-                .modify(&health_key(&event.arn), |old: Option<HealthDoc>| {
+                .modify(&health_key(event), |old: Option<HealthDoc>| {
                     let mut doc = old.unwrap_or_default();
                     // What came before this update, whatever the order they arrive in (a retry
                     // finds its own update already there and still answers the one before).

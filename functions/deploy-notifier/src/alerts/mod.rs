@@ -100,26 +100,22 @@ pub(crate) const MAX_TEXT: usize = 3000;
 /// The most list items (dimensions, metrics, affected resources) a message lists.
 pub(crate) const MAX_ITEMS: usize = 20;
 
-/// A string field, trimmed, non-empty, at most `max` characters; control characters (but line
-/// breaks) become spaces, so that a field cannot lay out the message or blow up its escaping.
+/// A string field, trimmed, non-empty, at most `max` characters, cleaned as [`cut`] cleans.
 pub(crate) fn text_field(value: &Value, name: &str, max: usize) -> Option<String> {
     value.get(name).and_then(Value::as_str).and_then(|s| {
         let s = s.trim();
-        (!s.is_empty()).then(|| {
-            cut(s, max)
-                .chars()
-                .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
-                .collect()
-        })
+        (!s.is_empty()).then(|| cut(s, max))
     })
 }
 
-/// `s` cut to `max` characters, with an ellipsis when cut.
+/// `s` cut to `max` characters, with an ellipsis when cut; control characters (but line breaks)
+/// become spaces, so that a field cannot lay out the message or blow up its escaping.
 pub(crate) fn cut(s: &str, max: usize) -> String {
+    let clean = |c: char| if c.is_control() && c != '\n' { ' ' } else { c };
     if s.chars().count() <= max {
-        s.to_string()
+        s.chars().map(clean).collect()
     } else {
-        let mut cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        let mut cut: String = s.chars().take(max.saturating_sub(1)).map(clean).collect();
         cut.push('…');
         cut
     }

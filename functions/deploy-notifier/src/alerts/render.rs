@@ -256,6 +256,45 @@ pub fn alarm_notification(
     )
 }
 
+/// A change delivered after a later one of the same alarm (a retried send, the slower of two
+/// routes): told for the record, as old news, never as a page.
+pub fn late_alarm_notification(
+    change: &AlarmChange,
+    now_state: AlarmState,
+    now_since: DateTime<Utc>,
+    environment: Option<&str>,
+) -> Notification {
+    let subject = format!(
+        "{}{} {} (delivered late; {} since {})",
+        env_prefix(environment),
+        change.state.as_str(),
+        change.name,
+        now_state.as_str(),
+        now_since.format("%H:%M UTC")
+    );
+    let mut text = format!(
+        "This change reached the notifier after a later one. The alarm is {} since {}.\n\n",
+        now_state.as_str(),
+        show_time(now_since)
+    );
+    row(&mut text, "Alarm", &change.name);
+    row(&mut text, "This change", change.state.as_str());
+    if let Some(at) = change.changed_at {
+        row(&mut text, "At", &show_time(at));
+    }
+    alarm_rows(&mut text, change);
+    alarm_base(
+        &change.name,
+        &change.region,
+        change.state,
+        Severity::Info,
+        false,
+        subject,
+        text,
+    )
+    .with_attribute("late", "true")
+}
+
 /// The one message that stands for an alarm's changes while it flaps: `entries` entries into
 /// ALARM within the window, and nothing more is told for this alarm until `folded_until`, when
 /// the scheduled check tells the state it settled in.
@@ -277,7 +316,7 @@ pub fn alarm_flapping_notification(
     let mut text = format!(
         "The alarm is flapping: it entered ALARM {entries} times in the last {minutes} minutes. Its \
          changes until {} are folded into this message instead of a page each. Treat it as in \
-         ALARM: shortly after that time, a message says the state it settled in.\n\n",
+         ALARM: within 10 minutes after that time, a message says the state it settled in.\n\n",
         show_time(folded_until)
     );
     row(&mut text, "Alarm", &change.name);
@@ -497,7 +536,10 @@ pub fn health_notification(
     let mut n = Notification::new(crate::NAME, severity, subject, text)
         .with_attribute("kind", KIND_HEALTH)
         .with_link("AWS Health", health_link(event));
-    if severity == Severity::Critical {
+    // An issue with this account's resources pages, and so does its end.
+    let account_issue = event.category.as_deref() == Some("issue")
+        && event.scope.as_deref() == Some("ACCOUNT_SPECIFIC");
+    if severity == Severity::Critical || (account_issue && event.is_closed()) {
         n = n.with_attribute(SMS_ATTRIBUTE, "true");
     }
     if let Some(resource) = event.affected.first() {

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Duration as TimeSpan, Utc};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::notify::Notify;
 use watchkeeper_shared::secret::SecretSource;
@@ -13,7 +12,7 @@ use super::{App, Outcome};
 use crate::alerts::alarm::{AlarmChange, AlarmState};
 use crate::alerts::guardduty::Finding;
 use crate::alerts::health::HealthEvent;
-use crate::alerts::history::{AlertHistory, Fold, ToldBand};
+use crate::alerts::history::{AlarmChanges, AlertHistory, Fold, FoldState, SETTLED_KEPT, ToldBand};
 use crate::alerts::{AwsAlert, render};
 use crate::error::DeployError;
 
@@ -22,6 +21,10 @@ use crate::error::DeployError;
 const LATEST_DELIVERY: TimeSpan = TimeSpan::hours(24);
 /// How far after its delivery: clocks differ by seconds, not minutes.
 const CLOCK_SKEW: TimeSpan = TimeSpan::minutes(5);
+
+/// How long after a fold's window the scheduled check waits before it settles the fold: a change
+/// of the window delivered a little late (a Lambda retry comes minutes later) is still folded.
+const SETTLE_GRACE: TimeSpan = TimeSpan::minutes(5);
 
 /// Alarms Application Auto Scaling makes for target tracking: their ALARM is a scaling signal,
 /// not a fault, and they flip with every scaling action.
@@ -53,6 +56,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
     /// One alarm state change. An OK says how long the ALARM lasted. An alarm that entered ALARM
     /// `ALARM_FLAP_COUNT` times within the window flaps: its changes in one window of the clock
     /// are one message, and the scheduled check tells the state it settled in after the window.
+    /// A change older than one already seen (a retry, the slower of two routes) is told as late.
     async fn handle_alarm(
         &self,
         change: &AlarmChange,
@@ -87,9 +91,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             let entries = changes.alarms_within(at, window);
             if entries >= rules.flap_count {
                 let (index, until) = render::fold_window(at, window);
-                // Registered before the send, so that a send retried after a failure still has
-                // its fold settled.
-                history
+                let fold = history
                     .open_fold(Fold {
                         arn: change.arn.clone(),
                         name: change.name.clone(),
@@ -99,12 +101,21 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                         told_state: change.state,
                         until,
                         entries,
+                        settled: false,
                     })
                     .await;
-                let notification =
-                    render::alarm_flapping_notification(change, entries, rules, until, env);
-                let key = format!("alarm/{alarm}/flapping/{index}");
-                return self.send(&key, &notification, deadline).await;
+                // A window already settled (this change came late) is not folded: the change is
+                // told as itself below, after the settled message.
+                if fold != Some(FoldState::Settled) {
+                    let notification =
+                        render::alarm_flapping_notification(change, entries, rules, until, env);
+                    let key = format!("alarm/{alarm}/flapping/{index}");
+                    let answer = self.send(&key, &notification, deadline).await?;
+                    return match fold {
+                        Some(_) => Ok(answer),
+                        None => Err(DeployError::FoldNotRegistered(change.name.clone())),
+                    };
+                }
             }
         }
         // When the ALARM an OK (or its INSUFFICIENT_DATA) ends began: EventBridge says so when
@@ -112,39 +123,54 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         let alarm_since = change
             .previous_since
             .filter(|_| change.previous == Some(AlarmState::Alarm))
-            .or_else(|| changes?.alarm_began_before(at?));
-        let notification = render::alarm_notification(change, alarm_since, rules, env);
-        let at = at
+            .or_else(|| changes.as_ref()?.alarm_began_before(at?));
+        // A later change is known: this one is old news, told as such.
+        let now = changes
+            .as_ref()
+            .and_then(AlarmChanges::last)
+            .filter(|(t, _)| at.is_some_and(|at| *t > at));
+        let notification = match now {
+            Some((since, state)) => render::late_alarm_notification(change, state, since, env),
+            None => render::alarm_notification(change, alarm_since, rules, env),
+        };
+        let key_time = at
             .map(|t| t.timestamp_millis().to_string())
             .unwrap_or_else(|| key_segment(fallback_key));
-        let key = format!("alarm/{alarm}/{}/{at}", change.state.as_str());
-        self.send(&key, &notification, deadline).await
+        let key = format!("alarm/{alarm}/{}/{key_time}", change.state.as_str());
+        let answer = self.send(&key, &notification, deadline).await?;
+        // Told as itself: a fold of an earlier window would be older news.
+        if let (Some(at), None) = (at, now) {
+            history.supersede_folds(&change.arn, at).await;
+        }
+        Ok(answer)
     }
 
-    /// The scheduled check: each fold whose window is over, and in which changes were folded
-    /// after the flapping message, is told the state its alarm settled in, once. A fold whose
-    /// alarm changed again after the window was told by that change.
-    pub(super) async fn settle_folds(&self, deadline: &Deadline) -> Result<Value, DeployError> {
+    /// The scheduled check: each fold whose window ended more than [`SETTLE_GRACE`] ago is told
+    /// the state its alarm settled in at the end of the window, once, unless the alarm changed
+    /// after the window (that change was told). Settled folds are kept a day, then dropped.
+    pub(super) async fn settle_folds(
+        &self,
+        now: DateTime<Utc>,
+        deadline: &Deadline,
+    ) -> Result<Value, DeployError> {
         let env = self.config.environment.as_deref();
         let history = AlertHistory::new(&self.state, deadline);
-        let now = Utc::now();
         let mut records = Vec::new();
         let mut first_error = None;
-        for fold in history.folds().await? {
-            if fold.until > now {
+        let folds = history.folds().await?;
+        for fold in folds.iter().filter(|f| !f.settled) {
+            if fold.until + SETTLE_GRACE > now {
                 continue;
             }
             let changes = match history.alarm_changes(&fold.arn).await {
                 Ok(changes) => changes,
-                // Tried again by the next check, for a day.
-                Err(e) if now - fold.until < TimeSpan::days(1) => {
+                Err(e) if now - fold.until < SETTLED_KEPT => {
                     tracing::warn!(alarm = %fold.name, error = %e, "the folded alarm's history could not be read; tried again at the next check");
-                    first_error.get_or_insert(DeployError::from(e));
                     continue;
                 }
                 Err(e) => {
                     tracing::warn!(alarm = %fold.name, error = %e, "the folded alarm's history could not be read for a day; its fold is dropped");
-                    let _ = history.close_fold(&fold).await;
+                    let _ = history.settle_fold(fold).await;
                     continue;
                 }
             };
@@ -153,14 +179,13 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 .0
                 .range(..=fold.until)
                 .next_back()
-                .filter(|(t, _)| **t > fold.told_at)
                 .map(|(t, s)| (*t, *s));
             if let (Some((at, state)), false) = (settled, changed_since) {
                 let alarm_since = (state == AlarmState::Ok)
                     .then(|| changes.alarm_began_before(at))
                     .flatten();
                 let notification = render::alarm_settled_notification(
-                    &fold,
+                    fold,
                     state,
                     at,
                     alarm_since,
@@ -181,10 +206,17 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                     }
                 }
             }
-            if let Err(e) = history.close_fold(&fold).await {
+            if let Err(e) = history.settle_fold(fold).await {
                 // The next check finds it again; its key keeps it told once.
-                tracing::warn!(alarm = %fold.name, error = %e, "the settled fold could not be removed");
+                tracing::warn!(alarm = %fold.name, error = %e, "the settled fold could not be marked");
             }
+        }
+        if folds
+            .iter()
+            .any(|f| f.settled && f.until + SETTLED_KEPT < now)
+            && let Err(e) = history.forget_settled_folds(now).await
+        {
+            tracing::warn!(error = %e, "settled folds could not be dropped; tried again at the next check");
         }
         match first_error {
             Some(e) => Err(e),
@@ -209,7 +241,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             .last_updated
             .map(|t| t.timestamp().to_string())
             .unwrap_or_else(|| key_segment(fallback_key));
-        let affected = hex::encode(&Sha256::digest(event.affected.join("\n").as_bytes())[..6]);
+        let affected = &event.affected_digest;
         let identity = key_segment(&format!("{}/{}", event.account, event.arn));
         let key = format!("health/{identity}/{update}/{affected}");
         self.send(&key, &notification, deadline).await

@@ -827,10 +827,19 @@ async fn a_flapping_alarm_is_folded_into_one_message_per_window() {
     );
     assert_eq!(flapping.attributes["flapping"], "true");
 
-    // The window is over: the scheduled check tells the state the alarm settled in (its last
-    // change in the window, the OK of 10:22), once, however often it runs.
-    app.run(schedule.clone()).await.unwrap();
-    app.run(schedule.clone()).await.unwrap();
+    // Before the window is over (and its grace: a change of it may still come), nothing.
+    app.run_at(schedule.clone(), "2026-12-06T10:33:00Z")
+        .await
+        .unwrap();
+    assert_eq!(app.notifier.notifications().len(), 5);
+    // Then the scheduled check tells the state the alarm settled in (its last change in the
+    // window, the OK of 10:22), once, however often it runs.
+    app.run_at(schedule.clone(), "2026-12-06T10:35:00Z")
+        .await
+        .unwrap();
+    app.run_at(schedule.clone(), "2026-12-06T10:40:00Z")
+        .await
+        .unwrap();
     let sent = app.notifier.notifications();
     assert_eq!(sent.len(), 6);
     assert_eq!(
@@ -843,7 +852,27 @@ async fn a_flapping_alarm_is_folded_into_one_message_per_window() {
         "the phone that rang hears it is over"
     );
 
-    // The next window: still flapping, told once more; nothing folded after it, nothing settled.
+    // A change of that window delivered after it was settled is told as itself, after the
+    // settled message (as old news: a later change is known).
+    app.run(eventbridge_alarm(
+        "flap-late",
+        "ALARM",
+        "2026-12-06T10:18:00.000+0000",
+        "OK",
+        "2026-12-06T10:14:00.000+0000",
+    ))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 7);
+    assert_eq!(
+        sent[6].subject_line(),
+        "[prod] ALARM des-api-5xx (delivered late; OK since 10:22 UTC)"
+    );
+    assert!(!sent[6].attributes.contains_key("sms"));
+
+    // The next window: still flapping, told once more; the check tells the state it settled in
+    // even when nothing was folded after the flapping message (it promised to).
     app.run(eventbridge_alarm(
         "flap-next",
         "ALARM",
@@ -853,12 +882,17 @@ async fn a_flapping_alarm_is_folded_into_one_message_per_window() {
     ))
     .await
     .unwrap();
-    app.run(schedule.clone()).await.unwrap();
+    app.run_at(schedule.clone(), "2026-12-06T11:10:00Z")
+        .await
+        .unwrap();
     let sent = app.notifier.notifications();
-    assert_eq!(sent.len(), 7);
+    let subjects: Vec<String> = sent[7..].iter().map(|n| n.subject_line()).collect();
     assert_eq!(
-        sent[6].subject_line(),
-        "[prod] FLAPPING des-api-5xx: ALARM 6 times in 30 min"
+        subjects,
+        [
+            "[prod] FLAPPING des-api-5xx: ALARM 7 times in 30 min",
+            "[prod] ALARM des-api-5xx: in ALARM since 10:31 UTC, after flapping",
+        ]
     );
 
     let app = crate::testing::app(false).await;
@@ -1261,4 +1295,42 @@ async fn each_part_of_a_health_update_is_told() {
         app.run(event).await.unwrap();
     }
     assert_eq!(app.notifier.notifications().len(), 3);
+}
+
+/// A change delivered after a later one (a send retried minutes later, the slower of two
+/// routes) is old news: told for the record, not as a page, saying the state now.
+#[tokio::test]
+async fn a_change_delivered_after_a_later_one_is_told_as_late() {
+    let app = app(false).await;
+    let change = |state: &'static str, old: &'static str, time: &'static str, id: &str| {
+        sns_alarm(id, move |m| {
+            m["NewStateValue"] = json!(state);
+            m["OldStateValue"] = json!(old);
+            m["StateChangeTime"] = json!(time);
+        })
+    };
+    app.run(change(
+        "OK",
+        "ALARM",
+        "2026-12-06T10:05:00.000+0000",
+        "m-ok",
+    ))
+    .await
+    .unwrap();
+    app.run(change(
+        "ALARM",
+        "OK",
+        "2026-12-06T10:00:00.000+0000",
+        "m-alarm",
+    ))
+    .await
+    .unwrap();
+    let sent = app.notifier.notifications();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[1].subject_line(),
+        "[prod] ALARM des-rds-free-storage (delivered late; OK since 10:05 UTC)"
+    );
+    assert_eq!(sent[1].severity, Severity::Info);
+    assert!(!sent[1].attributes.contains_key("sms"));
 }
