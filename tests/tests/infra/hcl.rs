@@ -186,7 +186,7 @@ pub fn to_json_with(
         Expression::Number(n) => serde_json::to_value(n).map_err(|e| e.to_string())?,
         Expression::String(s) => Value::String(s.clone()),
         Expression::Array(items) => {
-            Value::Array(items.iter().map(|i| to_json(i)).collect::<Result<_, _>>()?)
+            Value::Array(items.iter().map(&to_json).collect::<Result<_, _>>()?)
         }
         Expression::Object(object) => {
             let mut map = serde_json::Map::new();
