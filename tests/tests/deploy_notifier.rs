@@ -794,8 +794,16 @@ fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> ser
     let mut message: serde_json::Value =
         serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
     edit(&mut message);
-    // SNS accepts an alarm's message as the alarm changes.
-    sns["Timestamp"] = message["StateChangeTime"].clone();
+    // SNS accepts an alarm's message as the alarm changes (and writes the time as RFC 3339).
+    if let Some(at) = message["StateChangeTime"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
+    {
+        sns["Timestamp"] = json!(
+            at.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+    }
     sns["Message"] = json!(message.to_string());
     sns["MessageId"] = json!(message_id);
     record

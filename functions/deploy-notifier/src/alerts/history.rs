@@ -113,6 +113,19 @@ pub struct Fold {
     pub settled: bool,
 }
 
+/// What the folds document says of one window of an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFold {
+    /// No fold covers it.
+    None,
+    /// A flapping message folds it: every change of the window is part of that message.
+    Open,
+    /// Its fold was settled (or a later window is folded): a change of it is told as itself.
+    Settled,
+    /// The document could not be read.
+    Unknown,
+}
+
 /// What registering a fold found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FoldState {
@@ -295,6 +308,29 @@ impl<'a, S: Store> AlertHistory<'a, S> {
         .await
     }
 
+    /// What the folds document says of the window of `arn` that ends at `until`.
+    pub async fn window_fold(&self, arn: &str, until: DateTime<Utc>) -> WindowFold {
+        let read = async {
+            let doc = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
+            Ok(match doc.and_then(|d| d.value.folds.get(arn).cloned()) {
+                Some(f) if f.until > until || (f.until == until && f.settled) => {
+                    WindowFold::Settled
+                }
+                Some(f) if f.until == until => WindowFold::Open,
+                _ => WindowFold::None,
+            })
+        };
+        nice_to_have(
+            self.deadline,
+            read,
+            STATE_CALL_BUDGET,
+            "reading the alarm's fold",
+            arn,
+            WindowFold::Unknown,
+        )
+        .await
+    }
+
     /// A change of the alarm at `at` was told as itself: an open fold of an earlier window is
     /// superseded (its settled state would be older news).
     pub async fn supersede_folds(&self, arn: &str, at: DateTime<Utc>) {
@@ -302,13 +338,13 @@ impl<'a, S: Store> AlertHistory<'a, S> {
             let current = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
             let open_before = current
                 .and_then(|d| d.value.folds.get(arn).cloned())
-                .is_some_and(|f| !f.settled && f.until < at);
+                .is_some_and(|f| !f.settled && f.until <= at);
             if open_before {
                 self.state
                     .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
                         let mut doc = old.unwrap_or_default();
                         if let Some(f) = doc.folds.get_mut(arn)
-                            && f.until < at
+                            && f.until <= at
                         {
                             f.settled = true;
                         }
@@ -337,15 +373,16 @@ impl<'a, S: Store> AlertHistory<'a, S> {
             .unwrap_or_default())
     }
 
-    /// Marks a fold settled, unless a later window replaced it meanwhile.
-    pub async fn settle_fold(&self, fold: &Fold) -> Result<(), StateError> {
+    /// Marks a fold settled (or, with `settled` false, open again after its settled message
+    /// could not be sent), unless a later window replaced it meanwhile.
+    pub async fn mark_fold(&self, fold: &Fold, settled: bool) -> Result<(), StateError> {
         self.state
             .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
                 let mut doc = old.unwrap_or_default();
                 if let Some(f) = doc.folds.get_mut(&fold.arn)
                     && f.until == fold.until
                 {
-                    f.settled = true;
+                    f.settled = settled;
                 }
                 doc
             })

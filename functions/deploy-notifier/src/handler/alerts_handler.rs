@@ -12,7 +12,9 @@ use super::{App, Outcome};
 use crate::alerts::alarm::{AlarmChange, AlarmState};
 use crate::alerts::guardduty::Finding;
 use crate::alerts::health::HealthEvent;
-use crate::alerts::history::{AlarmChanges, AlertHistory, Fold, FoldState, SETTLED_KEPT, ToldBand};
+use crate::alerts::history::{
+    AlarmChanges, AlertHistory, Fold, FoldState, SETTLED_KEPT, ToldBand, WindowFold,
+};
 use crate::alerts::{AwsAlert, render};
 use crate::error::DeployError;
 
@@ -88,30 +90,46 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         let alarm = key_segment(&change.arn);
         let window = TimeSpan::from_std(rules.flap_window).unwrap_or(TimeSpan::minutes(30));
         if let (Some(changes), Some(at)) = (&changes, at) {
+            let later_known = changes.last().is_some_and(|(t, _)| t > at);
             let entries = changes.alarms_within(at, window);
-            if entries >= rules.flap_count {
-                let (index, until) = render::fold_window(at, window);
-                let fold = history
-                    .open_fold(Fold {
-                        arn: change.arn.clone(),
-                        name: change.name.clone(),
-                        region: change.region.clone(),
-                        account: change.account.clone(),
-                        told_at: at,
-                        told_state: change.state,
-                        until,
-                        entries,
-                        settled: false,
-                    })
-                    .await;
-                // A window already settled (this change came late) is not folded: the change is
-                // told as itself below, after the settled message.
-                if fold != Some(FoldState::Settled) {
+            let (index, until) = render::fold_window(at, window);
+            let window_fold = history.window_fold(&change.arn, until).await;
+            // A window a flapping message folds takes in every change of it, whatever the
+            // count (the message promised so); a window is folded from a change that makes the
+            // alarm flap, unless a later change is known (then this one is old news).
+            let fold_it = match window_fold {
+                WindowFold::Open => true,
+                WindowFold::Settled => false,
+                WindowFold::None | WindowFold::Unknown => {
+                    entries >= rules.flap_count && !later_known
+                }
+            };
+            if fold_it {
+                let registered = match window_fold {
+                    WindowFold::Open => Some(FoldState::Open),
+                    _ => {
+                        history
+                            .open_fold(Fold {
+                                arn: change.arn.clone(),
+                                name: change.name.clone(),
+                                region: change.region.clone(),
+                                account: change.account.clone(),
+                                told_at: at,
+                                told_state: change.state,
+                                until,
+                                entries,
+                                settled: false,
+                            })
+                            .await
+                    }
+                };
+                // A window settled meanwhile is not folded: the change is told as itself.
+                if registered != Some(FoldState::Settled) {
                     let notification =
                         render::alarm_flapping_notification(change, entries, rules, until, env);
                     let key = format!("alarm/{alarm}/flapping/{index}");
                     let answer = self.send(&key, &notification, deadline).await?;
-                    return match fold {
+                    return match registered {
                         Some(_) => Ok(answer),
                         None => Err(DeployError::FoldNotRegistered(change.name.clone())),
                     };
@@ -162,53 +180,62 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             if fold.until + SETTLE_GRACE > now {
                 continue;
             }
+            // Marked settled first: a change of the window recorded from now on is told as
+            // itself, not folded into a message that has been sent.
+            if let Err(e) = history.mark_fold(fold, true).await {
+                tracing::warn!(alarm = %fold.name, error = %e, "the fold could not be marked settled; tried again at the next check");
+                continue;
+            }
+            let given_up = now - fold.until >= SETTLED_KEPT;
             let changes = match history.alarm_changes(&fold.arn).await {
                 Ok(changes) => changes,
-                Err(e) if now - fold.until < SETTLED_KEPT => {
+                Err(e) if !given_up => {
                     tracing::warn!(alarm = %fold.name, error = %e, "the folded alarm's history could not be read; tried again at the next check");
+                    let _ = history.mark_fold(fold, false).await;
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(alarm = %fold.name, error = %e, "the folded alarm's history could not be read for a day; its fold is dropped");
-                    let _ = history.settle_fold(fold).await;
+                    tracing::error!(alarm = %fold.name, error = %e, "the folded alarm's history could not be read for a day; its fold is dropped");
                     continue;
                 }
             };
-            let changed_since = changes.last().is_some_and(|(t, _)| t > fold.until);
+            // The window is [start, until): a change at `until` is the next window's.
+            let changed_since = changes.last().is_some_and(|(t, _)| t >= fold.until);
             let settled = changes
                 .0
-                .range(..=fold.until)
+                .range(..fold.until)
                 .next_back()
                 .map(|(t, s)| (*t, *s));
-            if let (Some((at, state)), false) = (settled, changed_since) {
-                let alarm_since = (state == AlarmState::Ok)
-                    .then(|| changes.alarm_began_before(at))
-                    .flatten();
-                let notification = render::alarm_settled_notification(
-                    fold,
-                    state,
-                    at,
-                    alarm_since,
-                    &self.config.alarms,
-                    env,
-                );
-                let key = format!(
-                    "alarm/{}/settled/{}",
-                    key_segment(&fold.arn),
-                    fold.until.timestamp()
-                );
-                match self.send(&key, &notification, deadline).await {
-                    Ok(answer) => records.push(answer),
-                    Err(e) => {
-                        tracing::error!(alarm = %fold.name, error = %e, "the settled state could not be told; tried again at the next check");
-                        first_error.get_or_insert(e);
-                        continue;
-                    }
+            let (Some((at, state)), false) = (settled, changed_since) else {
+                continue;
+            };
+            let alarm_since = (state == AlarmState::Ok)
+                .then(|| changes.alarm_began_before(at))
+                .flatten();
+            let notification = render::alarm_settled_notification(
+                fold,
+                state,
+                at,
+                alarm_since,
+                &self.config.alarms,
+                env,
+            );
+            let key = format!(
+                "alarm/{}/settled/{}",
+                key_segment(&fold.arn),
+                fold.until.timestamp()
+            );
+            match self.send(&key, &notification, deadline).await {
+                Ok(answer) => records.push(answer),
+                Err(e) if !given_up => {
+                    tracing::error!(alarm = %fold.name, error = %e, "the settled state could not be told; tried again at the next check");
+                    let _ = history.mark_fold(fold, false).await;
+                    first_error.get_or_insert(e);
                 }
-            }
-            if let Err(e) = history.settle_fold(fold).await {
-                // The next check finds it again; its key keeps it told once.
-                tracing::warn!(alarm = %fold.name, error = %e, "the settled fold could not be marked");
+                Err(e) => {
+                    tracing::error!(alarm = %fold.name, error = %e, "the settled state could not be told for a day; given up");
+                    first_error.get_or_insert(e);
+                }
             }
         }
         if folds

@@ -687,6 +687,9 @@ async fn the_alerts_aws_sends_are_each_told_once() {
     }
 }
 
+/// A wall clock years after the fixtures: what a test runs at must not change what it proves.
+const YEARS_LATER: &str = "2031-06-01T00:00:00Z";
+
 fn fixture_event(name: &str) -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/").to_string() + name;
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
@@ -699,9 +702,13 @@ fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut Value)) -> Value {
     let mut message: Value =
         serde_json::from_str(record["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
     edit(&mut message);
-    // SNS accepts an alarm's message as the alarm changes.
-    if let Some(at) = message["StateChangeTime"].as_str() {
-        record["Records"][0]["Sns"]["Timestamp"] = json!(at);
+    // SNS accepts an alarm's message as the alarm changes (and writes the time as RFC 3339).
+    if let Some(at) = message["StateChangeTime"]
+        .as_str()
+        .and_then(crate::alerts::parse_time)
+    {
+        record["Records"][0]["Sns"]["Timestamp"] =
+            json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     }
     record["Records"][0]["Sns"]["Message"] = Value::String(message.to_string());
     record["Records"][0]["Sns"]["MessageId"] = json!(message_id);
@@ -726,20 +733,25 @@ fn eventbridge_alarm(id: &str, state: &str, at: &str, previous: &str, previous_a
 #[tokio::test]
 async fn an_ok_after_an_alarm_through_sns_says_how_long_it_lasted() {
     let app = app(false).await;
-    app.run(sns_alarm("m-alarm", |_| {})).await.unwrap();
+    app.run_at(sns_alarm("m-alarm", |_| {}), YEARS_LATER)
+        .await
+        .unwrap();
     // The same ALARM as EventBridge delivers it: one alarm, one change.
     let mut direct = fixture_event("cloudwatch-alarm-state-change.json");
     direct["resources"] =
         json!(["arn:aws:cloudwatch:us-east-1:123456789012:alarm:des-rds-free-storage"]);
     direct["detail"]["alarmName"] = json!("des-rds-free-storage");
     direct["detail"]["state"]["timestamp"] = json!("2026-12-06T09:50:21.330+0000");
-    let answer = app.run(direct).await.unwrap();
+    let answer = app.run_at(direct, YEARS_LATER).await.unwrap();
     assert_eq!(answer["outcome"], "duplicate", "{answer}");
-    app.run(sns_alarm("m-ok", |m| {
-        m["NewStateValue"] = json!("OK");
-        m["OldStateValue"] = json!("ALARM");
-        m["StateChangeTime"] = json!("2026-12-06T10:12:51.330+0000");
-    }))
+    app.run_at(
+        sns_alarm("m-ok", |m| {
+            m["NewStateValue"] = json!("OK");
+            m["OldStateValue"] = json!("ALARM");
+            m["StateChangeTime"] = json!("2026-12-06T10:12:51.330+0000");
+        }),
+        YEARS_LATER,
+    )
     .await
     .unwrap();
     let sent = app.notifier.notifications();
@@ -758,10 +770,13 @@ async fn an_ok_after_an_alarm_through_sns_says_how_long_it_lasted() {
     // Without the history (S3 refuses), the OK is still told, saying what it does not know.
     let app = crate::testing::app(false).await;
     app.state.deny_documents();
-    app.run(sns_alarm("m-ok", |m| {
-        m["NewStateValue"] = json!("OK");
-        m["OldStateValue"] = json!("ALARM");
-    }))
+    app.run_at(
+        sns_alarm("m-ok", |m| {
+            m["NewStateValue"] = json!("OK");
+            m["OldStateValue"] = json!("ALARM");
+        }),
+        YEARS_LATER,
+    )
     .await
     .unwrap();
     let sent = app.notifier.notifications();
@@ -857,9 +872,9 @@ async fn a_flapping_alarm_is_folded_into_one_message_per_window() {
     app.run(eventbridge_alarm(
         "flap-late",
         "ALARM",
-        "2026-12-06T10:18:00.000+0000",
+        "2026-12-06T10:19:00.000+0000",
         "OK",
-        "2026-12-06T10:14:00.000+0000",
+        "2026-12-06T10:18:00.000+0000",
     ))
     .await
     .unwrap();
@@ -1135,33 +1150,51 @@ async fn an_ok_is_paired_only_with_the_alarm_right_before_it() {
             m["StateChangeTime"] = json!(time);
         })
     };
-    app.run(at("ALARM", "OK", "2026-12-06T09:00:00.000+0000", "m1"))
-        .await
-        .unwrap();
-    app.run(at("OK", "ALARM", "2026-12-06T09:10:00.000+0000", "m2"))
-        .await
-        .unwrap();
-    // The ALARM of 10:00 never arrives; its OK does.
-    app.run(at("OK", "ALARM", "2026-12-06T10:05:00.000+0000", "m3"))
-        .await
-        .unwrap();
-    app.run(at("ALARM", "OK", "2026-12-06T11:00:00.000+0000", "m4"))
-        .await
-        .unwrap();
-    app.run(at(
-        "INSUFFICIENT_DATA",
-        "ALARM",
-        "2026-12-06T11:05:00.000+0000",
-        "m5",
-    ))
+    app.run_at(
+        at("ALARM", "OK", "2026-12-06T09:00:00.000+0000", "m1"),
+        YEARS_LATER,
+    )
     .await
     .unwrap();
-    app.run(at(
-        "OK",
-        "INSUFFICIENT_DATA",
-        "2026-12-06T11:20:00.000+0000",
-        "m6",
-    ))
+    app.run_at(
+        at("OK", "ALARM", "2026-12-06T09:10:00.000+0000", "m2"),
+        YEARS_LATER,
+    )
+    .await
+    .unwrap();
+    // The ALARM of 10:00 never arrives; its OK does.
+    app.run_at(
+        at("OK", "ALARM", "2026-12-06T10:05:00.000+0000", "m3"),
+        YEARS_LATER,
+    )
+    .await
+    .unwrap();
+    app.run_at(
+        at("ALARM", "OK", "2026-12-06T11:00:00.000+0000", "m4"),
+        YEARS_LATER,
+    )
+    .await
+    .unwrap();
+    app.run_at(
+        at(
+            "INSUFFICIENT_DATA",
+            "ALARM",
+            "2026-12-06T11:05:00.000+0000",
+            "m5",
+        ),
+        YEARS_LATER,
+    )
+    .await
+    .unwrap();
+    app.run_at(
+        at(
+            "OK",
+            "INSUFFICIENT_DATA",
+            "2026-12-06T11:20:00.000+0000",
+            "m6",
+        ),
+        YEARS_LATER,
+    )
     .await
     .unwrap();
     let subjects: Vec<String> = app
@@ -1309,20 +1342,16 @@ async fn a_change_delivered_after_a_later_one_is_told_as_late() {
             m["StateChangeTime"] = json!(time);
         })
     };
-    app.run(change(
-        "OK",
-        "ALARM",
-        "2026-12-06T10:05:00.000+0000",
-        "m-ok",
-    ))
+    app.run_at(
+        change("OK", "ALARM", "2026-12-06T10:05:00.000+0000", "m-ok"),
+        YEARS_LATER,
+    )
     .await
     .unwrap();
-    app.run(change(
-        "ALARM",
-        "OK",
-        "2026-12-06T10:00:00.000+0000",
-        "m-alarm",
-    ))
+    app.run_at(
+        change("ALARM", "OK", "2026-12-06T10:00:00.000+0000", "m-alarm"),
+        YEARS_LATER,
+    )
     .await
     .unwrap();
     let sent = app.notifier.notifications();
@@ -1333,4 +1362,84 @@ async fn a_change_delivered_after_a_later_one_is_told_as_late() {
     );
     assert_eq!(sent[1].severity, Severity::Info);
     assert!(!sent[1].attributes.contains_key("sms"));
+}
+
+/// The sequence of `(state, previous, "HH:MM")` changes of des-api-5xx, as EventBridge sends them.
+fn alarm_sequence(changes: &[(&str, &str, &str)]) -> Vec<Value> {
+    let mut since = "2026-12-06T09:00:00.000+0000".to_string();
+    changes
+        .iter()
+        .map(|(state, previous, at)| {
+            let at = format!("2026-12-06T{at}:00.000+0000");
+            let event = eventbridge_alarm(&format!("seq-{at}"), state, &at, previous, &since);
+            since = at;
+            event
+        })
+        .collect()
+}
+
+/// Once a flapping message folds a window, every change of the window is part of it, whatever
+/// the count at that change (the message promised so): nothing pages until the window is settled.
+#[tokio::test]
+async fn a_folded_window_takes_in_every_change_of_it() {
+    let app = app(false).await;
+    for event in alarm_sequence(&[
+        ("ALARM", "OK", "09:35"),
+        ("OK", "ALARM", "09:40"),
+        ("ALARM", "OK", "09:50"),
+        ("OK", "ALARM", "09:55"),
+        ("ALARM", "OK", "10:02"),
+        // One ALARM in the 30 minutes before each of these: not flapping by the count.
+        ("OK", "ALARM", "10:25"),
+        ("ALARM", "OK", "10:28"),
+    ]) {
+        app.run(event).await.unwrap();
+    }
+    app.run_at(
+        fixture_event("scheduled-event.json"),
+        "2026-12-06T10:40:00Z",
+    )
+    .await
+    .unwrap();
+    let subjects: Vec<String> = app
+        .notifier
+        .notifications()
+        .iter()
+        .map(|n| n.subject_line())
+        .collect();
+    assert_eq!(
+        subjects[4..],
+        [
+            "[prod] FLAPPING des-api-5xx: ALARM 3 times in 30 min",
+            "[prod] ALARM des-api-5xx: in ALARM since 10:28 UTC, after flapping",
+        ]
+    );
+}
+
+/// A change delivered after a later one is old news even when it would make the alarm flap:
+/// it does not page FLAPPING for a window that is over.
+#[tokio::test]
+async fn a_late_change_does_not_start_a_fold() {
+    let app = app(false).await;
+    let mut events = alarm_sequence(&[
+        ("ALARM", "OK", "10:00"),
+        ("OK", "ALARM", "10:05"),
+        ("ALARM", "OK", "10:10"),
+        ("OK", "ALARM", "10:15"),
+        ("ALARM", "OK", "10:20"),
+        ("OK", "ALARM", "10:40"),
+    ]);
+    // The ALARM of 10:20 arrives last.
+    let late = events.remove(4);
+    for event in events.into_iter().chain([late]) {
+        app.run(event).await.unwrap();
+    }
+    let sent = app.notifier.notifications();
+    let last = sent.last().unwrap();
+    assert_eq!(
+        last.subject_line(),
+        "[prod] ALARM des-api-5xx (delivered late; OK since 10:40 UTC)"
+    );
+    assert!(!last.attributes.contains_key("sms"));
+    assert!(sent.iter().all(|n| !n.subject_line().contains("FLAPPING")));
 }
