@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use watchkeeper_shared::deadline::Deadline;
 use watchkeeper_shared::state::{StateError, Store, key_segment};
 
+use crate::best_effort::nice_to_have;
+pub use crate::best_effort::{STATE_CALL_BUDGET, STATE_WRITE_BUDGET};
+
 /// What the IN_PROGRESS event of a deployment said, when it was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StartSeen {
@@ -43,12 +46,6 @@ struct DeploymentEnd {
     ended_at: DateTime<Utc>,
     status: String,
 }
-
-/// Longest wait for one deployment document read, or the start's delete.
-pub const STATE_CALL_BUDGET: Duration = Duration::from_secs(2);
-/// Longest wait for a write the message depends on (the end marker, a rollback target): long
-/// enough for the SDK to retry a throttled S3 once or twice.
-pub const STATE_WRITE_BUDGET: Duration = Duration::from_secs(5);
 
 /// The deployment documents of one state store, within one invocation's deadline.
 pub struct Deployments<'a, S> {
@@ -82,35 +79,6 @@ fn merge_start(old: Option<DeploymentStart>, at: DateTime<Utc>, rollback: bool) 
             started_at: at,
             rollback,
         },
-    }
-}
-
-/// Runs a nice-to-have state call for at most `budget` (less when the invocation has less left);
-/// a failure or a call cut short is logged and `fallback` used instead: the notification goes out
-/// without what the call would have added.
-pub(crate) async fn nice_to_have<T>(
-    deadline: &Deadline,
-    call: impl Future<Output = Result<T, StateError>>,
-    budget: Duration,
-    what: &str,
-    id: &str,
-    fallback: T,
-) -> T {
-    let budget = budget.min(deadline.remaining());
-    match tokio::time::timeout(budget, call).await {
-        Ok(Ok(value)) => value,
-        Ok(Err(e)) => {
-            tracing::warn!(id, error = %e, "{what} failed; notifying without it");
-            fallback
-        }
-        Err(_) => {
-            tracing::warn!(
-                id,
-                budget_ms = budget.as_millis() as u64,
-                "{what} took too long; notifying without it"
-            );
-            fallback
-        }
     }
 }
 

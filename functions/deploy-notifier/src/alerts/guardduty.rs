@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::{MAX_TEXT, number_field, parse_time, text_field};
 use crate::event::Envelope;
+use watchkeeper_shared::state::key_segment;
 
 /// GuardDuty's severity bands: low 1.0–3.9, medium 4.0–6.9, high 7.0–8.9, critical 9.0–10.0.
 #[derive(
@@ -57,6 +58,13 @@ pub struct Finding {
     pub region: String,
     /// Archived findings (by hand or a suppression rule) are not told.
     pub archived: bool,
+}
+
+impl Finding {
+    /// The finding across its updates, as a state key segment: its account, region and id.
+    pub fn key(&self) -> String {
+        key_segment(&format!("{}/{}/{}", self.account, self.region, self.id))
+    }
 }
 
 pub fn from_event(event: &Envelope) -> Result<Finding, String> {

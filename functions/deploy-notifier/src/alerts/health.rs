@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{MAX_ITEMS, MAX_TEXT, parse_time, text_field};
 use crate::event::Envelope;
+use watchkeeper_shared::state::key_segment;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthEvent {
@@ -35,6 +36,12 @@ pub struct HealthEvent {
 }
 
 impl HealthEvent {
+    /// The event as one account sees it, across its updates, as a state key segment (a public
+    /// event's ARN is the same in every account).
+    pub fn key(&self) -> String {
+        key_segment(&format!("{}/{}", self.account, self.arn))
+    }
+
     pub fn is_closed(&self) -> bool {
         self.status.as_deref() == Some("closed")
     }

@@ -23,7 +23,7 @@ use watchkeeper_shared::state::{StateError, Store, key_segment};
 use super::alarm::{AlarmChange, AlarmState};
 use super::guardduty::{Band, Finding};
 use super::health::HealthEvent;
-use crate::deployments::{STATE_CALL_BUDGET, STATE_WRITE_BUDGET, nice_to_have};
+use crate::best_effort::{STATE_CALL_BUDGET, STATE_WRITE_BUDGET, nice_to_have};
 
 /// The most changes kept per alarm: enough to count any flapping window's worth.
 pub const MAX_CHANGES: usize = 200;
@@ -100,10 +100,7 @@ pub struct Fold {
     pub name: String,
     pub region: String,
     pub account: String,
-    /// The change the flapping message told.
-    pub told_at: DateTime<Utc>,
-    pub told_state: AlarmState,
-    /// The end of the window: changes after `told_at` and up to it were folded.
+    /// The end of the window: every change of it is part of the flapping message.
     pub until: DateTime<Utc>,
     /// Entries into ALARM the flapping message counted.
     pub entries: usize,
@@ -126,13 +123,25 @@ pub enum WindowFold {
     Unknown,
 }
 
-/// What registering a fold found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FoldState {
-    /// The window is folded: the change is part of the flapping message.
-    Open,
-    /// The window's settled state was told already: a change of it is told as itself.
-    Settled,
+impl WindowFold {
+    /// What the alarm's registered fold, if any, says of its window that ends at `until`.
+    pub fn of(known: Option<&Fold>, until: DateTime<Utc>) -> Self {
+        match known {
+            Some(f) if f.until > until || (f.until == until && f.settled) => WindowFold::Settled,
+            Some(f) if f.until == until => WindowFold::Open,
+            _ => WindowFold::None,
+        }
+    }
+}
+
+/// The window of the clock that a change at `at` belongs to, `[start, until)`: its index (for
+/// the flapping message's key) and its end. Every delivery of every change in one window agrees
+/// on both.
+pub fn fold_window(at: DateTime<Utc>, window: TimeSpan) -> (i64, DateTime<Utc>) {
+    let length = window.num_seconds().max(60);
+    let index = at.timestamp().div_euclid(length);
+    let end = DateTime::from_timestamp((index + 1) * length, 0).unwrap_or(at);
+    (index, end)
 }
 
 /// How long a settled fold is kept.
@@ -169,15 +178,11 @@ fn alarm_key(arn: &str) -> String {
 }
 
 fn health_key(event: &HealthEvent) -> String {
-    format!(
-        "health/{}",
-        key_segment(&format!("{}/{}", event.account, event.arn))
-    )
+    format!("health/{}", event.key())
 }
 
 fn finding_key(finding: &Finding) -> String {
-    let id = format!("{}/{}/{}", finding.account, finding.region, finding.id);
-    format!("findings/{}", key_segment(&id))
+    format!("findings/{}", finding.key())
 }
 
 /// An update of a Health event as remembered: what a later update is compared with.
@@ -265,33 +270,38 @@ impl<'a, S: Store> AlertHistory<'a, S> {
         ))
     }
 
-    /// Registers a fold: the first change of a window folded by a flapping message. Reads
-    /// before it writes, so that the changes a fold takes in do not each rewrite the document.
-    /// `None` when it could not be read or written: the fold may then never be settled.
-    pub async fn open_fold(&self, fold: Fold) -> Option<FoldState> {
-        // What the document already says of this change's window, if it says enough.
-        let decided = |doc: &FoldsDoc| match doc.folds.get(&fold.arn) {
-            Some(f) if f.until == fold.until && f.settled => Some(FoldState::Settled),
-            // A change of an earlier window, delivered after a later window was folded: it is
-            // told as itself.
-            Some(f) if f.until > fold.until => Some(FoldState::Settled),
-            // The window is folded from this change or an earlier one.
-            Some(f) if f.until == fold.until && f.told_at <= fold.told_at => Some(FoldState::Open),
-            _ => None,
+    /// The fold registered for the alarm `arn`: `Some(None)` when there is none, `None` when
+    /// the document could not be read.
+    pub async fn fold_of(&self, arn: &str) -> Option<Option<Fold>> {
+        let read = async {
+            let doc = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
+            Ok(Some(doc.and_then(|d| d.value.folds.get(arn).cloned())))
         };
+        nice_to_have(
+            self.deadline,
+            read,
+            STATE_CALL_BUDGET,
+            "reading the alarm's fold",
+            arn,
+            None,
+        )
+        .await
+    }
+
+    /// Registers a fold for its window, unless the document now says otherwise of that window
+    /// (another invocation folded or settled it meanwhile): what the window is, `Open` or
+    /// `Settled`. `None` when it could not be written: the fold may then never be settled.
+    pub async fn open_fold(&self, fold: Fold) -> Option<WindowFold> {
         let call = async {
-            let current = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
-            if let Some(state) = current.and_then(|d| decided(&d.value)) {
-                return Ok(Some(state));
-            }
-            let mut state = FoldState::Open;
+            let mut state = WindowFold::Open;
             self.state
                 .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
                     let mut doc = old.unwrap_or_default();
-                    state = decided(&doc).unwrap_or_else(|| {
+                    state = WindowFold::of(doc.folds.get(&fold.arn), fold.until);
+                    if state == WindowFold::None {
                         doc.folds.insert(fold.arn.clone(), fold.clone());
-                        FoldState::Open
-                    });
+                        state = WindowFold::Open;
+                    }
                     doc.bounded()
                 })
                 .await?;
@@ -308,55 +318,21 @@ impl<'a, S: Store> AlertHistory<'a, S> {
         .await
     }
 
-    /// What the folds document says of the window of `arn` that ends at `until`.
-    pub async fn window_fold(&self, arn: &str, until: DateTime<Utc>) -> WindowFold {
-        let read = async {
-            let doc = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
-            Ok(match doc.and_then(|d| d.value.folds.get(arn).cloned()) {
-                Some(f) if f.until > until || (f.until == until && f.settled) => {
-                    WindowFold::Settled
-                }
-                Some(f) if f.until == until => WindowFold::Open,
-                _ => WindowFold::None,
-            })
-        };
-        nice_to_have(
-            self.deadline,
-            read,
-            STATE_CALL_BUDGET,
-            "reading the alarm's fold",
-            arn,
-            WindowFold::Unknown,
-        )
-        .await
-    }
-
-    /// A change of the alarm at `at` was told as itself: an open fold of an earlier window is
+    /// A change of the alarm at `at` was told as itself: its open fold of an earlier window is
     /// superseded (its settled state would be older news).
-    pub async fn supersede_folds(&self, arn: &str, at: DateTime<Utc>) {
-        let call = async {
-            let current = self.state.load::<FoldsDoc>(FOLDS_KEY).await?;
-            let open_before = current
-                .and_then(|d| d.value.folds.get(arn).cloned())
-                .is_some_and(|f| !f.settled && f.until <= at);
-            if open_before {
-                self.state
-                    .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
-                        let mut doc = old.unwrap_or_default();
-                        if let Some(f) = doc.folds.get_mut(arn)
-                            && f.until <= at
-                        {
-                            f.settled = true;
-                        }
-                        doc
-                    })
-                    .await?;
+    pub async fn supersede_fold(&self, arn: &str, at: DateTime<Utc>) {
+        let call = self.state.modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
+            let mut doc = old.unwrap_or_default();
+            if let Some(f) = doc.folds.get_mut(arn)
+                && f.until <= at
+            {
+                f.settled = true;
             }
-            Ok(())
-        };
+            doc
+        });
         nice_to_have(
             self.deadline,
-            call,
+            async { call.await.map(|_| ()) },
             STATE_WRITE_BUDGET,
             "superseding the alarm's fold",
             arn,

@@ -1,7 +1,7 @@
 //! The notification each alert becomes. The subject is the verdict (it is also the SMS text);
 //! the text has what on-call needs to act without opening the console; the link opens it.
 
-use chrono::{DateTime, Duration as TimeSpan, Utc};
+use chrono::{DateTime, Utc};
 use watchkeeper_shared::notify::{MAX_SUBJECT_CHARS, Notification, Severity, percent_encode};
 
 use super::alarm::{AlarmChange, AlarmState};
@@ -623,13 +623,4 @@ pub fn finding_notification(finding: &Finding, environment: Option<&str>) -> Not
         n = n.with_attribute(SMS_ATTRIBUTE, "true");
     }
     n
-}
-
-/// When the flapping fold that covers `at` ends: folds are windows of the clock, so every
-/// delivery of every change in one window agrees on the same key.
-pub fn fold_window(at: DateTime<Utc>, window: TimeSpan) -> (i64, DateTime<Utc>) {
-    let length = window.num_seconds().max(60);
-    let index = at.timestamp().div_euclid(length);
-    let end = DateTime::from_timestamp((index + 1) * length, 0).unwrap_or(at);
-    (index, end)
 }

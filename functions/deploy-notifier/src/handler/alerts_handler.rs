@@ -13,7 +13,7 @@ use crate::alerts::alarm::{AlarmChange, AlarmState};
 use crate::alerts::guardduty::Finding;
 use crate::alerts::health::HealthEvent;
 use crate::alerts::history::{
-    AlarmChanges, AlertHistory, Fold, FoldState, SETTLED_KEPT, ToldBand, WindowFold,
+    AlarmChanges, AlertHistory, Fold, SETTLED_KEPT, ToldBand, WindowFold, fold_window,
 };
 use crate::alerts::{AwsAlert, render};
 use crate::error::DeployError;
@@ -89,11 +89,20 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
         };
         let alarm = key_segment(&change.arn);
         let window = TimeSpan::from_std(rules.flap_window).unwrap_or(TimeSpan::minutes(30));
+        // The alarm's registered fold: whether this change is folded, and whether telling it as
+        // itself supersedes an earlier window's fold. One read of the folds document.
+        let known_fold = match at {
+            Some(_) => history.fold_of(&change.arn).await,
+            None => None,
+        };
         if let (Some(changes), Some(at)) = (&changes, at) {
             let later_known = changes.last().is_some_and(|(t, _)| t > at);
             let entries = changes.alarms_within(at, window);
-            let (index, until) = render::fold_window(at, window);
-            let window_fold = history.window_fold(&change.arn, until).await;
+            let (index, until) = fold_window(at, window);
+            let window_fold = match &known_fold {
+                Some(known) => WindowFold::of(known.as_ref(), until),
+                None => WindowFold::Unknown,
+            };
             // A window a flapping message folds takes in every change of it, whatever the
             // count (the message promised so); a window is folded from a change that makes the
             // alarm flap, unless a later change is known (then this one is old news).
@@ -106,7 +115,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             };
             if fold_it {
                 let registered = match window_fold {
-                    WindowFold::Open => Some(FoldState::Open),
+                    WindowFold::Open => Some(WindowFold::Open),
                     _ => {
                         history
                             .open_fold(Fold {
@@ -114,8 +123,6 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                                 name: change.name.clone(),
                                 region: change.region.clone(),
                                 account: change.account.clone(),
-                                told_at: at,
-                                told_state: change.state,
                                 until,
                                 entries,
                                 settled: false,
@@ -124,7 +131,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                     }
                 };
                 // A window settled meanwhile is not folded: the change is told as itself.
-                if registered != Some(FoldState::Settled) {
+                if registered != Some(WindowFold::Settled) {
                     let notification =
                         render::alarm_flapping_notification(change, entries, rules, until, env);
                     let key = format!("alarm/{alarm}/flapping/{index}");
@@ -143,11 +150,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             .filter(|_| change.previous == Some(AlarmState::Alarm))
             .or_else(|| changes.as_ref()?.alarm_began_before(at?));
         // A later change is known: this one is old news, told as such.
-        let now = changes
+        let latest = changes
             .as_ref()
             .and_then(AlarmChanges::last)
             .filter(|(t, _)| at.is_some_and(|at| *t > at));
-        let notification = match now {
+        let notification = match latest {
             Some((since, state)) => render::late_alarm_notification(change, state, since, env),
             None => render::alarm_notification(change, alarm_since, rules, env),
         };
@@ -156,9 +163,12 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             .unwrap_or_else(|| key_segment(fallback_key));
         let key = format!("alarm/{alarm}/{}/{key_time}", change.state.as_str());
         let answer = self.send(&key, &notification, deadline).await?;
-        // Told as itself: a fold of an earlier window would be older news.
-        if let (Some(at), None) = (at, now) {
-            history.supersede_folds(&change.arn, at).await;
+        // Told as itself: an open fold of an earlier window would be older news.
+        if let (Some(at), None, Some(Some(fold))) = (at, latest, &known_fold)
+            && !fold.settled
+            && fold.until <= at
+        {
+            history.supersede_fold(&change.arn, at).await;
         }
         Ok(answer)
     }
@@ -269,8 +279,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             .map(|t| t.timestamp().to_string())
             .unwrap_or_else(|| key_segment(fallback_key));
         let affected = &event.affected_digest;
-        let identity = key_segment(&format!("{}/{}", event.account, event.arn));
-        let key = format!("health/{identity}/{update}/{affected}");
+        let key = format!("health/{}/{update}/{affected}", event.key());
         self.send(&key, &notification, deadline).await
     }
 
@@ -285,10 +294,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
     ) -> Result<Value, DeployError> {
         let env = self.config.environment.as_deref();
         let history = AlertHistory::new(&self.state, deadline);
-        let id = key_segment(&format!(
-            "{}/{}/{}",
-            finding.account, finding.region, finding.id
-        ));
+        let id = finding.key();
         let band = finding.band.as_str();
         let update = finding
             .updated_at

@@ -715,6 +715,15 @@ fn sns_alarm(message_id: &str, edit: impl FnOnce(&mut Value)) -> Value {
     record
 }
 
+/// The SNS alarm gone to `state` from `old` at `time`, as message `id`.
+fn sns_alarm_change(id: &str, state: &str, old: &str, time: &str) -> Value {
+    sns_alarm(id, |m| {
+        m["NewStateValue"] = json!(state);
+        m["OldStateValue"] = json!(old);
+        m["StateChangeTime"] = json!(time);
+    })
+}
+
 /// The EventBridge alarm of `events/cloudwatch-alarm-state-change.json` in `state` at `at`
 /// (`2026-12-06T10:00:00.000+0000`), from `previous` since `previous_at`.
 fn eventbridge_alarm(id: &str, state: &str, at: &str, previous: &str, previous_at: &str) -> Value {
@@ -744,16 +753,8 @@ async fn an_ok_after_an_alarm_through_sns_says_how_long_it_lasted() {
     direct["detail"]["state"]["timestamp"] = json!("2026-12-06T09:50:21.330+0000");
     let answer = app.run_at(direct, YEARS_LATER).await.unwrap();
     assert_eq!(answer["outcome"], "duplicate", "{answer}");
-    app.run_at(
-        sns_alarm("m-ok", |m| {
-            m["NewStateValue"] = json!("OK");
-            m["OldStateValue"] = json!("ALARM");
-            m["StateChangeTime"] = json!("2026-12-06T10:12:51.330+0000");
-        }),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
+    let ok = sns_alarm_change("m-ok", "OK", "ALARM", "2026-12-06T10:12:51.330+0000");
+    app.run_at(ok, YEARS_LATER).await.unwrap();
     let sent = app.notifier.notifications();
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!(
@@ -770,15 +771,8 @@ async fn an_ok_after_an_alarm_through_sns_says_how_long_it_lasted() {
     // Without the history (S3 refuses), the OK is still told, saying what it does not know.
     let app = crate::testing::app(false).await;
     app.state.deny_documents();
-    app.run_at(
-        sns_alarm("m-ok", |m| {
-            m["NewStateValue"] = json!("OK");
-            m["OldStateValue"] = json!("ALARM");
-        }),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
+    let ok = sns_alarm_change("m-ok", "OK", "ALARM", "2026-12-06T09:50:21.330+0000");
+    app.run_at(ok, YEARS_LATER).await.unwrap();
     let sent = app.notifier.notifications();
     assert_eq!(
         sent[0].subject_line(),
@@ -1143,60 +1137,29 @@ async fn the_suites_own_notifications_are_not_told_again() {
 #[tokio::test]
 async fn an_ok_is_paired_only_with_the_alarm_right_before_it() {
     let app = app(false).await;
-    let at = |state: &'static str, old: &'static str, time: &'static str, id: &str| {
-        sns_alarm(id, move |m| {
-            m["NewStateValue"] = json!(state);
-            m["OldStateValue"] = json!(old);
-            m["StateChangeTime"] = json!(time);
-        })
-    };
-    app.run_at(
-        at("ALARM", "OK", "2026-12-06T09:00:00.000+0000", "m1"),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
-    app.run_at(
-        at("OK", "ALARM", "2026-12-06T09:10:00.000+0000", "m2"),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
-    // The ALARM of 10:00 never arrives; its OK does.
-    app.run_at(
-        at("OK", "ALARM", "2026-12-06T10:05:00.000+0000", "m3"),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
-    app.run_at(
-        at("ALARM", "OK", "2026-12-06T11:00:00.000+0000", "m4"),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
-    app.run_at(
-        at(
+    for (id, state, old, time) in [
+        ("m1", "ALARM", "OK", "2026-12-06T09:00:00.000+0000"),
+        ("m2", "OK", "ALARM", "2026-12-06T09:10:00.000+0000"),
+        // The ALARM of 10:00 never arrives; its OK does.
+        ("m3", "OK", "ALARM", "2026-12-06T10:05:00.000+0000"),
+        ("m4", "ALARM", "OK", "2026-12-06T11:00:00.000+0000"),
+        (
+            "m5",
             "INSUFFICIENT_DATA",
             "ALARM",
             "2026-12-06T11:05:00.000+0000",
-            "m5",
         ),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
-    app.run_at(
-        at(
+        (
+            "m6",
             "OK",
             "INSUFFICIENT_DATA",
             "2026-12-06T11:20:00.000+0000",
-            "m6",
         ),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
+    ] {
+        app.run_at(sns_alarm_change(id, state, old, time), YEARS_LATER)
+            .await
+            .unwrap();
+    }
     let subjects: Vec<String> = app
         .notifier
         .notifications()
@@ -1335,25 +1298,14 @@ async fn each_part_of_a_health_update_is_told() {
 #[tokio::test]
 async fn a_change_delivered_after_a_later_one_is_told_as_late() {
     let app = app(false).await;
-    let change = |state: &'static str, old: &'static str, time: &'static str, id: &str| {
-        sns_alarm(id, move |m| {
-            m["NewStateValue"] = json!(state);
-            m["OldStateValue"] = json!(old);
-            m["StateChangeTime"] = json!(time);
-        })
-    };
-    app.run_at(
-        change("OK", "ALARM", "2026-12-06T10:05:00.000+0000", "m-ok"),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
-    app.run_at(
-        change("ALARM", "OK", "2026-12-06T10:00:00.000+0000", "m-alarm"),
-        YEARS_LATER,
-    )
-    .await
-    .unwrap();
+    for (id, state, old, time) in [
+        ("m-ok", "OK", "ALARM", "2026-12-06T10:05:00.000+0000"),
+        ("m-alarm", "ALARM", "OK", "2026-12-06T10:00:00.000+0000"),
+    ] {
+        app.run_at(sns_alarm_change(id, state, old, time), YEARS_LATER)
+            .await
+            .unwrap();
+    }
     let sent = app.notifier.notifications();
     assert_eq!(sent.len(), 2);
     assert_eq!(
