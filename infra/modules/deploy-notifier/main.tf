@@ -208,18 +208,19 @@ resource "aws_lambda_permission" "url_public" {
 
 # --- EventBridge rules ----------------------------------------------------------------------------
 
-resource "aws_cloudwatch_event_rule" "ecs" {
-  for_each = local.rules
+# The ECS rules and the enabled alert rules (below): one rule, target and permission each.
+resource "aws_cloudwatch_event_rule" "events" {
+  for_each = merge(local.rules, local.deployed_alert_rules)
 
   name          = "${var.common.prefix}-${local.name}-${each.key}"
   description   = each.value.description
   event_pattern = jsonencode(each.value.pattern)
 }
 
-resource "aws_cloudwatch_event_target" "ecs" {
-  for_each = local.rules
+resource "aws_cloudwatch_event_target" "events" {
+  for_each = merge(local.rules, local.deployed_alert_rules)
 
-  rule = aws_cloudwatch_event_rule.ecs[each.key].name
+  rule = aws_cloudwatch_event_rule.events[each.key].name
   arn  = module.function.function_arn
 
   retry_policy {
@@ -228,15 +229,31 @@ resource "aws_cloudwatch_event_target" "ecs" {
   }
 }
 
-resource "aws_lambda_permission" "ecs" {
-  for_each = local.rules
+resource "aws_lambda_permission" "events" {
+  for_each = merge(local.rules, local.deployed_alert_rules)
 
   statement_id   = "EventBridge-${each.key}"
   action         = "lambda:InvokeFunction"
   function_name  = module.function.function_name
   principal      = "events.amazonaws.com"
-  source_arn     = aws_cloudwatch_event_rule.ecs[each.key].arn
+  source_arn     = aws_cloudwatch_event_rule.events[each.key].arn
   source_account = data.aws_caller_identity.current.account_id
+}
+
+# The ECS rules were named "ecs" before the alert rules joined them.
+moved {
+  from = aws_cloudwatch_event_rule.ecs
+  to   = aws_cloudwatch_event_rule.events
+}
+
+moved {
+  from = aws_cloudwatch_event_target.ecs
+  to   = aws_cloudwatch_event_target.events
+}
+
+moved {
+  from = aws_lambda_permission.ecs
+  to   = aws_lambda_permission.events
 }
 
 # --- The alerts AWS already sends ----------------------------------------------------------------
@@ -287,37 +304,6 @@ locals {
     [for n in local.suite_alarm_specials : "${var.common.prefix}-${n}"],
   )
   suite_topics = [var.common.alarm_topic_arn, var.common.notify.topic_arn]
-}
-
-resource "aws_cloudwatch_event_rule" "alerts" {
-  for_each = local.deployed_alert_rules
-
-  name          = "${var.common.prefix}-${local.name}-${each.key}"
-  description   = each.value.description
-  event_pattern = jsonencode(each.value.pattern)
-}
-
-resource "aws_cloudwatch_event_target" "alerts" {
-  for_each = local.deployed_alert_rules
-
-  rule = aws_cloudwatch_event_rule.alerts[each.key].name
-  arn  = module.function.function_arn
-
-  retry_policy {
-    maximum_event_age_in_seconds = 3600
-    maximum_retry_attempts       = 8
-  }
-}
-
-resource "aws_lambda_permission" "alerts" {
-  for_each = local.deployed_alert_rules
-
-  statement_id   = "EventBridge-${each.key}"
-  action         = "lambda:InvokeFunction"
-  function_name  = module.function.function_name
-  principal      = "events.amazonaws.com"
-  source_arn     = aws_cloudwatch_event_rule.alerts[each.key].arn
-  source_account = data.aws_caller_identity.current.account_id
 }
 
 resource "aws_sns_topic_subscription" "alarms" {

@@ -11,22 +11,22 @@ use hcl::Expression;
 /// Which fixtures (file stems in events/, `*` at the end for a prefix) each EventBridge rule must
 /// match; it must match no other fixture. Rule ids are `<module>/<resource>[<for_each key>]`.
 const EXPECTED_MATCHES: &[(&str, &[&str])] = &[
-    ("deploy-notifier/ecs[deployments]", &["ecs-deployment-*"]),
+    ("deploy-notifier/events[deployments]", &["ecs-deployment-*"]),
     (
-        "deploy-notifier/ecs[service-actions]",
+        "deploy-notifier/events[service-actions]",
         &["ecs-service-action-placement-failure"],
     ),
     (
-        "deploy-notifier/ecs[stopped-tasks]",
+        "deploy-notifier/events[stopped-tasks]",
         &["ecs-task-stopped-*"],
     ),
     (
-        "deploy-notifier/ecs[health-check-kills]",
+        "deploy-notifier/events[health-check-kills]",
         &["ecs-task-killed-health-checks"],
     ),
-    ("deploy-notifier/alerts[health]", &["aws-health-*"]),
-    ("deploy-notifier/alerts[guardduty]", &["guardduty-finding"]),
-    ("deploy-notifier/alerts[alarms]", &["cloudwatch-alarm-*"]),
+    ("deploy-notifier/events[health]", &["aws-health-*"]),
+    ("deploy-notifier/events[guardduty]", &["guardduty-finding"]),
+    ("deploy-notifier/events[alarms]", &["cloudwatch-alarm-*"]),
     (
         "snapshot-exporter/rds[snapshots]",
         &[
@@ -155,7 +155,7 @@ fn the_suites_own_alarms_are_left_out_of_the_alarm_rule() {
     }
     let rules = event_rules();
     let pattern = rules
-        .get("deploy-notifier/alerts[alarms]")
+        .get("deploy-notifier/events[alarms]")
         .expect("the alarm rule");
     let longest = serde_json::to_string(pattern)
         .unwrap()
@@ -194,43 +194,48 @@ fn event_rules() -> BTreeMap<String, serde_json::Value> {
                         .next()
                         .map(String::from)
                         .expect("attribute");
-                    // `local.<map>`, or `<condition> ? local.<map> : {}` for optional rules.
-                    let map_name = hcl_model::references(for_each)
+                    // `local.<map>`, `<condition> ? local.<map> : {}` for optional rules, or
+                    // `merge(local.<map>, local.<other map>)`.
+                    let map_names: Vec<String> = hcl_model::references(for_each)
                         .into_iter()
-                        .find_map(|path| match path.as_slice() {
+                        .filter_map(|path| match path.as_slice() {
                             [root, map] if root == "local" && map.ends_with("rules") => {
                                 Some(map.clone())
                             }
                             _ => None,
                         })
-                        .unwrap_or_else(|| {
-                            panic!("{name}/{resource}: for_each must name a local map of rules")
-                        });
-                    let mut map = module
-                        .local(&map_name)
-                        .unwrap_or_else(|| panic!("{name}/{resource}: no local {map_name}"));
-                    // `{ for key, rule in local.<map> : key => rule if ... }`: the rules the
-                    // deployment enables, out of that map.
-                    if let Expression::ForExpr(filter) = map {
-                        let inner = format!("{}", filter.collection_expr);
-                        let inner = inner.strip_prefix("local.").unwrap_or_else(|| {
-                            panic!("{name}/{resource}: {map_name} must filter a local map")
-                        });
-                        map = module
-                            .local(inner)
-                            .unwrap_or_else(|| panic!("{name}/{resource}: no local {inner}"));
-                    }
-                    let Expression::Object(entries) = map else {
-                        panic!("{name}/{resource}: {map_name} is not an object");
-                    };
-                    for (key, value) in entries {
-                        let key = hcl_model::key_name(key).expect("rule key");
-                        let pattern = object_get(value, &field).expect("pattern attribute");
-                        rules.insert(
-                            format!("{name}/{resource}[{key}]"),
-                            to_json_with(pattern, &example)
-                                .unwrap_or_else(|e| panic!("{name}/{resource}[{key}]: {e}")),
-                        );
+                        .collect();
+                    assert!(
+                        !map_names.is_empty(),
+                        "{name}/{resource}: for_each must name local maps of rules"
+                    );
+                    for map_name in map_names {
+                        let mut map = module
+                            .local(&map_name)
+                            .unwrap_or_else(|| panic!("{name}/{resource}: no local {map_name}"));
+                        // `{ for key, rule in local.<map> : key => rule if ... }`: the rules the
+                        // deployment enables, out of that map.
+                        if let Expression::ForExpr(filter) = map {
+                            let inner = format!("{}", filter.collection_expr);
+                            let inner = inner.strip_prefix("local.").unwrap_or_else(|| {
+                                panic!("{name}/{resource}: {map_name} must filter a local map")
+                            });
+                            map = module
+                                .local(inner)
+                                .unwrap_or_else(|| panic!("{name}/{resource}: no local {inner}"));
+                        }
+                        let Expression::Object(entries) = map else {
+                            panic!("{name}/{resource}: {map_name} is not an object");
+                        };
+                        for (key, value) in entries {
+                            let key = hcl_model::key_name(key).expect("rule key");
+                            let pattern = object_get(value, &field).expect("pattern attribute");
+                            rules.insert(
+                                format!("{name}/{resource}[{key}]"),
+                                to_json_with(pattern, &example)
+                                    .unwrap_or_else(|e| panic!("{name}/{resource}[{key}]: {e}")),
+                            );
+                        }
                     }
                 }
                 _ => panic!("{name}/{resource}: event_pattern this check cannot read: {pattern}"),

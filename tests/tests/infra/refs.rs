@@ -86,6 +86,12 @@ pub fn problems(module: &Module, load: &dyn Fn(&str) -> Module) -> Vec<String> {
     let declared = |kind: &str, rtype: &str, name: &str| {
         module.typed(kind, rtype).iter().any(|(n, _)| n == name)
     };
+    // A `moved` block's `from` names an address that is gone by design.
+    let moved_from: BTreeSet<String> = module
+        .blocks("moved")
+        .filter_map(|b| attr(&b.body, "from"))
+        .map(|from| format!("{from}"))
+        .collect();
     let calls = module.module_calls();
     let mut used_variables = BTreeSet::new();
     for (root, a, b) in references(module) {
@@ -121,7 +127,8 @@ pub fn problems(module: &Module, load: &dyn Fn(&str) -> Module) -> Vec<String> {
             // is not followed by `.name`, or is not at the start of a word).
             rtype
                 if (rtype.starts_with("aws_") || rtype.starts_with("random_"))
-                    && !declared("resource", rtype, &a) =>
+                    && !declared("resource", rtype, &a)
+                    && !moved_from.contains(&format!("{rtype}.{a}")) =>
             {
                 found.push(format!("{where_}: {rtype}.{a} is not declared"));
             }
