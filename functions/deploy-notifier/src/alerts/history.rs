@@ -104,10 +104,22 @@ pub struct Fold {
     pub until: DateTime<Utc>,
     /// Entries into ALARM the flapping message counted.
     pub entries: usize,
+    /// The scheduled check is telling its settled state: changes of its window are told as
+    /// themselves from now on. A check that dies before it is done leaves this set, and the next
+    /// check tells the state again (the message's key keeps it sent once).
+    #[serde(default)]
+    pub settling: bool,
     /// Its settled state was told (or a later change superseded it). Kept a day, so that a
     /// change of its window delivered late is told as itself rather than folded into nothing.
     #[serde(default)]
     pub settled: bool,
+}
+
+/// How far the scheduled check got with a fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoldMark {
+    Settling,
+    Settled,
 }
 
 /// What the folds document says of one window of an alarm.
@@ -127,7 +139,9 @@ impl WindowFold {
     /// What the alarm's registered fold, if any, says of its window that ends at `until`.
     pub fn of(known: Option<&Fold>, until: DateTime<Utc>) -> Self {
         match known {
-            Some(f) if f.until > until || (f.until == until && f.settled) => WindowFold::Settled,
+            Some(f) if f.until > until || (f.until == until && (f.settled || f.settling)) => {
+                WindowFold::Settled
+            }
             Some(f) if f.until == until => WindowFold::Open,
             _ => WindowFold::None,
         }
@@ -349,16 +363,19 @@ impl<'a, S: Store> AlertHistory<'a, S> {
             .unwrap_or_default())
     }
 
-    /// Marks a fold settled (or, with `settled` false, open again after its settled message
-    /// could not be sent), unless a later window replaced it meanwhile.
-    pub async fn mark_fold(&self, fold: &Fold, settled: bool) -> Result<(), StateError> {
+    /// Marks how far the scheduled check got with a fold, unless a later window replaced it
+    /// meanwhile.
+    pub async fn mark_fold(&self, fold: &Fold, mark: FoldMark) -> Result<(), StateError> {
         self.state
             .modify(FOLDS_KEY, |old: Option<FoldsDoc>| {
                 let mut doc = old.unwrap_or_default();
                 if let Some(f) = doc.folds.get_mut(&fold.arn)
                     && f.until == fold.until
                 {
-                    f.settled = settled;
+                    match mark {
+                        FoldMark::Settling => f.settling = true,
+                        FoldMark::Settled => f.settled = true,
+                    }
                 }
                 doc
             })

@@ -13,7 +13,7 @@ use crate::alerts::alarm::{AlarmChange, AlarmState};
 use crate::alerts::guardduty::Finding;
 use crate::alerts::health::HealthEvent;
 use crate::alerts::history::{
-    AlarmChanges, AlertHistory, Fold, SETTLED_KEPT, ToldBand, WindowFold, fold_window,
+    AlarmChanges, AlertHistory, Fold, FoldMark, SETTLED_KEPT, ToldBand, WindowFold, fold_window,
 };
 use crate::alerts::{AwsAlert, render};
 use crate::error::DeployError;
@@ -125,6 +125,7 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                                 account: change.account.clone(),
                                 until,
                                 entries,
+                                settling: false,
                                 settled: false,
                             })
                             .await
@@ -190,10 +191,14 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
             if fold.until + SETTLE_GRACE > now {
                 continue;
             }
-            // Marked settled first: a change of the window recorded from now on is told as
-            // itself, not folded into a message that has been sent.
-            if let Err(e) = history.mark_fold(fold, true).await {
-                tracing::warn!(alarm = %fold.name, error = %e, "the fold could not be marked settled; tried again at the next check");
+            // Marked settling first: a change of the window recorded from now on is told as
+            // itself, not folded into a message being sent. Until it is marked settled, every
+            // check tells it again (its key keeps it told once): a check that dies midway loses
+            // nothing.
+            if !fold.settling
+                && let Err(e) = history.mark_fold(fold, FoldMark::Settling).await
+            {
+                tracing::warn!(alarm = %fold.name, error = %e, "the fold could not be marked settling; tried again at the next check");
                 continue;
             }
             let given_up = now - fold.until >= SETTLED_KEPT;
@@ -201,11 +206,11 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 Ok(changes) => changes,
                 Err(e) if !given_up => {
                     tracing::warn!(alarm = %fold.name, error = %e, "the folded alarm's history could not be read; tried again at the next check");
-                    let _ = history.mark_fold(fold, false).await;
                     continue;
                 }
                 Err(e) => {
                     tracing::error!(alarm = %fold.name, error = %e, "the folded alarm's history could not be read for a day; its fold is dropped");
+                    let _ = history.mark_fold(fold, FoldMark::Settled).await;
                     continue;
                 }
             };
@@ -216,36 +221,39 @@ impl<N: Notify, S: Store, K: SecretSource> App<N, S, K> {
                 .range(..fold.until)
                 .next_back()
                 .map(|(t, s)| (*t, *s));
-            let (Some((at, state)), false) = (settled, changed_since) else {
-                continue;
-            };
-            let alarm_since = (state == AlarmState::Ok)
-                .then(|| changes.alarm_began_before(at))
-                .flatten();
-            let notification = render::alarm_settled_notification(
-                fold,
-                state,
-                at,
-                alarm_since,
-                &self.config.alarms,
-                env,
-            );
-            let key = format!(
-                "alarm/{}/settled/{}",
-                key_segment(&fold.arn),
-                fold.until.timestamp()
-            );
-            match self.send(&key, &notification, deadline).await {
-                Ok(answer) => records.push(answer),
-                Err(e) if !given_up => {
-                    tracing::error!(alarm = %fold.name, error = %e, "the settled state could not be told; tried again at the next check");
-                    let _ = history.mark_fold(fold, false).await;
-                    first_error.get_or_insert(e);
+            if let (Some((at, state)), false) = (settled, changed_since) {
+                let alarm_since = (state == AlarmState::Ok)
+                    .then(|| changes.alarm_began_before(at))
+                    .flatten();
+                let notification = render::alarm_settled_notification(
+                    fold,
+                    state,
+                    at,
+                    alarm_since,
+                    &self.config.alarms,
+                    env,
+                );
+                let key = format!(
+                    "alarm/{}/settled/{}",
+                    key_segment(&fold.arn),
+                    fold.until.timestamp()
+                );
+                match self.send(&key, &notification, deadline).await {
+                    Ok(answer) => records.push(answer),
+                    Err(e) if !given_up => {
+                        tracing::error!(alarm = %fold.name, error = %e, "the settled state could not be told; tried again at the next check");
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(alarm = %fold.name, error = %e, "the settled state could not be told for a day; given up");
+                        first_error.get_or_insert(e);
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(alarm = %fold.name, error = %e, "the settled state could not be told for a day; given up");
-                    first_error.get_or_insert(e);
-                }
+            }
+            if let Err(e) = history.mark_fold(fold, FoldMark::Settled).await {
+                // The next check finds it settling and tells it again: its key keeps it once.
+                tracing::warn!(alarm = %fold.name, error = %e, "the fold could not be marked settled");
             }
         }
         if folds

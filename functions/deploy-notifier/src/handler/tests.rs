@@ -1,6 +1,6 @@
 use super::*;
 use crate::ci::function_url::respond;
-use crate::testing::{app, deployment, status, url};
+use crate::testing::{app, deployment, later, status, url};
 use watchkeeper_shared::state::key_segment;
 
 #[tokio::test]
@@ -1394,4 +1394,73 @@ async fn a_late_change_does_not_start_a_fold() {
     );
     assert!(!last.attributes.contains_key("sms"));
     assert!(sent.iter().all(|n| !n.subject_line().contains("FLAPPING")));
+}
+
+/// The settled state is told even when the check that started telling it did not finish: one
+/// that died after marking the fold settling, or whose send failed, leaves it to the next check,
+/// which tells it once.
+#[tokio::test]
+async fn a_settled_state_survives_a_check_that_did_not_finish() {
+    use crate::alerts::history::{AlertHistory, FoldMark};
+    let flapping = [
+        ("ALARM", "OK", "10:00"),
+        ("OK", "ALARM", "10:02"),
+        ("ALARM", "OK", "10:04"),
+        ("OK", "ALARM", "10:06"),
+        ("ALARM", "OK", "10:08"),
+        ("OK", "ALARM", "10:10"),
+    ];
+    let schedule = fixture_event("scheduled-event.json");
+    let settled = "[prod] OK des-api-5xx: settled after flapping, OK since 10:10 UTC";
+
+    // A check that died between marking the fold settling and sending.
+    let app = app(false).await;
+    for event in alarm_sequence(&flapping) {
+        app.run(event).await.unwrap();
+    }
+    let deadline = later();
+    let history = AlertHistory::new(&app.state, &deadline);
+    let folds = history.folds().await.unwrap();
+    assert_eq!(folds.len(), 1);
+    history
+        .mark_fold(&folds[0], FoldMark::Settling)
+        .await
+        .unwrap();
+    app.run_at(schedule.clone(), "2026-12-06T10:40:00Z")
+        .await
+        .unwrap();
+    app.run_at(schedule.clone(), "2026-12-06T10:45:00Z")
+        .await
+        .unwrap();
+    let subjects: Vec<String> = app
+        .notifier
+        .notifications()
+        .iter()
+        .map(|n| n.subject_line())
+        .collect();
+    assert_eq!(subjects.last().map(String::as_str), Some(settled));
+    assert_eq!(subjects.iter().filter(|s| *s == settled).count(), 1);
+
+    // A check whose send failed.
+    let app = crate::testing::app(false).await;
+    for event in alarm_sequence(&flapping) {
+        app.run(event).await.unwrap();
+    }
+    app.notifier.fail_next();
+    assert!(
+        app.run_at(schedule.clone(), "2026-12-06T10:40:00Z")
+            .await
+            .is_err()
+    );
+    app.run_at(schedule.clone(), "2026-12-06T10:45:00Z")
+        .await
+        .unwrap();
+    app.run_at(schedule, "2026-12-06T10:50:00Z").await.unwrap();
+    let subjects: Vec<String> = app
+        .notifier
+        .notifications()
+        .iter()
+        .map(|n| n.subject_line())
+        .collect();
+    assert_eq!(subjects.iter().filter(|s| *s == settled).count(), 1);
 }
